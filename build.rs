@@ -1,0 +1,56 @@
+//! Builds the C core with `make lib` into OUT_DIR, links it statically, and
+//! generates the Rust types from c/proctap.h with bindgen.
+//!
+//! libbpf comes from libbpf-sys (`links = "bpf"`), which hands us its header
+//! directory as DEP_BPF_INCLUDE and links its static libbpf.a itself.
+
+use std::env;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let libbpf_include = env::var("DEP_BPF_INCLUDE")
+        .expect("libbpf-sys did not export its include directory (DEP_BPF_INCLUDE)");
+
+    for path in ["c", "vendor", "Makefile"] {
+        println!("cargo:rerun-if-changed={path}");
+    }
+    for var in ["CLANG", "BPFTOOL", "LLVM_STRIP", "CC"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+
+    let status = Command::new("make")
+        .current_dir(&root)
+        .arg("--no-print-directory")
+        .arg("lib")
+        .arg(format!("O={}", out.display()))
+        .arg(format!("LIBBPF_INCLUDE={libbpf_include}"))
+        .status()
+        .unwrap_or_else(|e| panic!("could not run make ({e}); run ./dev.sh setup to install the build tools"));
+    if !status.success() {
+        panic!("`make lib` failed building the C core; is clang, bpftool and libelf-dev installed? (./dev.sh setup)");
+    }
+
+    println!("cargo:rustc-link-search=native={}", out.display());
+    println!("cargo:rustc-link-lib=static=proctap");
+    // libbpf-sys links libbpf.a, libelf and zlib; our archive needs them after it.
+    println!("cargo:rustc-link-lib=elf");
+    println!("cargo:rustc-link-lib=z");
+
+    let bindings = bindgen::Builder::default()
+        .header(root.join("c/proctap.h").to_string_lossy())
+        .clang_arg(format!("-I{libbpf_include}"))
+        .allowlist_type("pt_.*|proctap_.*")
+        .allowlist_function("proctap_.*")
+        .allowlist_var("PT_.*|PROCTAP_.*")
+        .prepend_enum_name(false)
+        .derive_default(true)
+        .layout_tests(true)
+        .generate()
+        .expect("bindgen could not parse c/proctap.h (is libclang installed? ./dev.sh setup)");
+    bindings
+        .write_to_file(out.join("proctap_sys.rs"))
+        .expect("writing bindings into OUT_DIR");
+}

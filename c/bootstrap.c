@@ -1,0 +1,642 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * bootstrap.c - the loader: validate, open, size, load, attach; map the data
+ * pages; poll the metadata ring and copy each record, with its bytes read in
+ * place from the data pages, into caller-provided buffers.
+ *
+ * No signal handlers, no threads, no process-global state: every bit of state
+ * lives in struct proctap, so instances coexist.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "proctap.h"
+#include "proc.skel.h"
+
+#define PT_DEFAULT_PAGES 64
+#define PT_DEFAULT_RINGBUF (1u << 20)
+#define PT_DEFAULT_FLUSH_US 10000
+/* The kernel refuses array values above KMALLOC_MAX_SIZE (4 MiB on x86-64). */
+#define PT_ELEM_MAX (4u << 20)
+/* Records consumed between two checks of the flush deadline. */
+#define PT_DRAIN_BUDGET 1024
+
+/* Data spans released out of order, waiting for the ones before them. */
+struct pt_span {
+	__u64 pos;
+	__u64 end;
+};
+
+struct pt_cons {
+	__u64 cons;
+	__u32 npending;
+	struct pt_span pending[PT_PENDING_MAX];
+};
+
+struct proctap {
+	struct proc *skel;
+	struct ring_buffer *rb;
+	int epfd;
+	int stopfd;
+	struct pt_cpu_ctl *ctl; /* mmap of pt_ctl, one element per CPU */
+	size_t ctl_map_len;
+	const __u8 *pages;      /* mmap of pt_data, read only */
+	size_t pages_map_len;
+	size_t elem_size;       /* ring + slack, bytes per CPU */
+	__u64 ring_mask;
+	__u32 ncpus;
+	__u64 flush_ns;
+	struct pt_cons *cons;
+
+	/* poll loop */
+	proctap_swap_fn swap;
+	void *swap_ctx;
+	struct proctap_buf *buf;
+	__u64 buf_first_ts;
+	bool refused; /* swap returned NULL */
+
+	/* loader counters; written by the poll thread, read by any */
+	_Atomic __u64 delivered[PT_KIND_MAX];
+	_Atomic __u64 invalid;
+	_Atomic __u64 oversize;
+	_Atomic __u64 handovers;
+	_Atomic __u64 wakeups;
+};
+
+/* ------------------------------------------------------------------------ */
+
+static int pt_fail(struct proctap_error *err, int code, int errnum, const char *field,
+		   const char *program, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+
+static int pt_fail(struct proctap_error *err, int code, int errnum, const char *field,
+		   const char *program, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return code;
+	memset(err, 0, sizeof(*err));
+	err->code = code;
+	err->errnum = errnum;
+	if (field)
+		snprintf(err->field, sizeof(err->field), "%s", field);
+	if (program)
+		snprintf(err->program, sizeof(err->program), "%s", program);
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+static bool pt_pow2(__u64 v)
+{
+	return v && !(v & (v - 1));
+}
+
+static __u64 pt_round_up(__u64 v, __u64 to)
+{
+	return (v + to - 1) / to * to;
+}
+
+/* Defaults applied: the config the instance actually runs with. */
+static void pt_config_resolve(const struct proctap_config *in, struct proctap_config *out)
+{
+	*out = *in;
+	if (!out->events)
+		out->events = PROCTAP_EV_EXEC | PROCTAP_EV_EXIT;
+	if (!out->argv_max)
+		out->argv_max = PT_ARGV_DEFAULT;
+	if (!out->pages_per_cpu) {
+		/* Room for at least two of the largest records, within the
+		 * kernel's per-CPU limit. */
+		__u64 record = PT_FILENAME_MAX + (__u64)out->argv_max;
+		__u64 slack = pt_round_up(record, PT_PAGE_SIZE);
+
+		out->pages_per_cpu = PT_DEFAULT_PAGES;
+		while ((__u64)out->pages_per_cpu * PT_PAGE_SIZE < 2 * record &&
+		       (__u64)out->pages_per_cpu * 2 * PT_PAGE_SIZE + slack <= PT_ELEM_MAX)
+			out->pages_per_cpu *= 2;
+	}
+	if (!out->ringbuf_bytes)
+		out->ringbuf_bytes = PT_DEFAULT_RINGBUF;
+	if (!out->flush_us)
+		out->flush_us = PT_DEFAULT_FLUSH_US;
+}
+
+/* Bytes reserved per exec record at most: the data pages must hold one. */
+static __u64 pt_max_record(const struct proctap_config *c)
+{
+	return PT_FILENAME_MAX + (__u64)c->argv_max;
+}
+
+static __u64 pt_slack(const struct proctap_config *c)
+{
+	return pt_round_up(pt_max_record(c), PT_PAGE_SIZE);
+}
+
+int proctap_config_check(const struct proctap_config *in, struct proctap_error *err)
+{
+	struct proctap_config c;
+	__u64 ring;
+
+	if (!in)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "config", NULL, "config is NULL");
+	pt_config_resolve(in, &c);
+	ring = (__u64)c.pages_per_cpu * PT_PAGE_SIZE;
+
+	if (c.events & ~(__u32)(PROCTAP_EV_EXEC | PROCTAP_EV_EXIT))
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "events", NULL,
+			       "unknown event bits 0x%x", c.events);
+	if (c.argv_max > PT_ARGV_MAX_LIMIT)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "argv_max", NULL,
+			       "argv_max %u exceeds the limit of %u bytes", c.argv_max,
+			       PT_ARGV_MAX_LIMIT);
+	if (!pt_pow2(c.pages_per_cpu))
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pages_per_cpu", NULL,
+			       "pages_per_cpu %u must be a power of two", c.pages_per_cpu);
+	if (ring < pt_max_record(&c))
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pages_per_cpu", NULL,
+			       "%u pages (%llu bytes) cannot hold one exec record of up to %llu "
+			       "bytes; raise pages_per_cpu or lower argv_max",
+			       c.pages_per_cpu, (unsigned long long)ring,
+			       (unsigned long long)pt_max_record(&c));
+	if (ring + pt_slack(&c) > PT_ELEM_MAX)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pages_per_cpu", NULL,
+			       "data pages plus slack (%llu bytes) exceed the kernel's 4 MiB "
+			       "per-CPU limit; lower pages_per_cpu or argv_max",
+			       (unsigned long long)(ring + pt_slack(&c)));
+	if (!pt_pow2(c.ringbuf_bytes) || c.ringbuf_bytes < PT_PAGE_SIZE)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "ringbuf_bytes", NULL,
+			       "ringbuf_bytes %u must be a power of two of at least %u",
+			       c.ringbuf_bytes, PT_PAGE_SIZE);
+	if (c.flush_us > 10u * 1000 * 1000)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "flush_us", NULL,
+			       "flush_us %u is above 10 s", c.flush_us);
+	if (c.npids > PT_MAX_PIDS)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pids", NULL,
+			       "%u pids given; at most %u", c.npids, PT_MAX_PIDS);
+	for (__u32 i = 0; i < c.npids; i++)
+		if (c.pids[i] == 0 || c.pids[i] > (1u << 22))
+			return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pids", NULL,
+				       "pid %u is not a valid process id", c.pids[i]);
+	if (c.comm_prefix_len >= PT_COMM_LEN)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "comm_prefix", NULL,
+			       "comm_prefix is %u bytes; commands names have at most %u",
+			       c.comm_prefix_len, PT_COMM_LEN - 1);
+	for (__u32 i = 0; i < c.comm_prefix_len; i++)
+		if (c.comm_prefix[i] == '\0')
+			return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "comm_prefix", NULL,
+				       "comm_prefix holds a NUL byte within its length");
+	return PROCTAP_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static __u64 pt_ts(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/* CLOCK_REALTIME - CLOCK_MONOTONIC, from the tightest of three samples. */
+static __s64 pt_realtime_offset(void)
+{
+	__u64 best_width = ~0ull;
+	__s64 best = 0;
+
+	for (int i = 0; i < 3; i++) {
+		__u64 m1 = pt_ts(CLOCK_MONOTONIC);
+		__u64 r = pt_ts(CLOCK_REALTIME);
+		__u64 m2 = pt_ts(CLOCK_MONOTONIC);
+
+		if (m2 - m1 < best_width) {
+			best_width = m2 - m1;
+			best = (__s64)(r - (m1 + (m2 - m1) / 2));
+		}
+	}
+	return best;
+}
+
+static size_t pt_meta_size(__u16 kind)
+{
+	switch (kind) {
+	case PT_KIND_EXEC:
+		return sizeof(struct pt_exec);
+	case PT_KIND_EXIT:
+		return sizeof(struct pt_exit);
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Releases a data span. The kernel may only reuse bytes below cons, so cons
+ * advances over contiguous released spans only; a span that arrives ahead of
+ * an earlier one (programs nesting on a CPU) waits in pending.
+ */
+static void pt_release(struct proctap *pt, __u32 cpu, __u64 pos, __u32 len)
+{
+	struct pt_cons *c = &pt->cons[cpu];
+	__u64 cons;
+
+	if (!len)
+		return;
+	if (pos != c->cons) {
+		if (c->npending < PT_PENDING_MAX) {
+			c->pending[c->npending].pos = pos;
+			c->pending[c->npending].end = pos + len;
+			c->npending++;
+		} else {
+			/* Cannot happen with nesting depth < PT_PENDING_MAX; the
+			 * span stays unreleased and later records count as data_lost. */
+			atomic_fetch_add_explicit(&pt->invalid, 1, memory_order_relaxed);
+		}
+		return;
+	}
+	cons = pos + len;
+	for (__u32 i = 0; i < c->npending;) {
+		if (c->pending[i].pos == cons) {
+			cons = c->pending[i].end;
+			c->pending[i] = c->pending[--c->npending];
+			i = 0;
+		} else {
+			i++;
+		}
+	}
+	c->cons = cons;
+	/* Release: our reads of the bytes happen before the kernel may reuse them. */
+	__atomic_store_n(&pt->ctl[cpu].cons, cons, __ATOMIC_RELEASE);
+}
+
+static void pt_handover(struct proctap *pt, int last)
+{
+	struct proctap_buf *next;
+
+	pt->buf->realtime_offset_ns = pt_realtime_offset();
+	atomic_fetch_add_explicit(&pt->handovers, 1, memory_order_relaxed);
+	next = pt->swap(pt->swap_ctx, pt->buf, last);
+	pt->buf = last ? NULL : next;
+	if (pt->buf) {
+		pt->buf->len = 0;
+		pt->buf->records = 0;
+	} else if (!last) {
+		pt->refused = true;
+	}
+}
+
+/* Per-kind checks that the fixed part agrees with the data length. */
+static bool pt_record_valid(const struct pt_hdr *h)
+{
+	if (h->data_len > h->data_span)
+		return false;
+	if (h->kind == PT_KIND_EXEC) {
+		const struct pt_exec *e = (const struct pt_exec *)h;
+
+		return (__u64)e->filename_len + e->argv_len == h->data_len;
+	}
+	return h->data_len == 0;
+}
+
+/* ring_buffer callback: one metadata record. */
+static int pt_on_meta(void *ctx, void *data, size_t size)
+{
+	struct proctap *pt = ctx;
+	const struct pt_hdr *h = data;
+	size_t meta_size, rec_size;
+	__u64 off;
+	__u8 *dst;
+
+	if (size < sizeof(*h) || h->cpu >= pt->ncpus || h->data_span > pt->ring_mask + 1) {
+		atomic_fetch_add_explicit(&pt->invalid, 1, memory_order_relaxed);
+		return 0;
+	}
+	off = h->data_pos & pt->ring_mask;
+	meta_size = pt_meta_size(h->kind);
+	if (!meta_size || size < meta_size || !pt_record_valid(h) ||
+	    off + h->data_len > pt->elem_size) {
+		atomic_fetch_add_explicit(&pt->invalid, 1, memory_order_relaxed);
+		goto release;
+	}
+
+	rec_size = pt_round_up(meta_size + h->data_len, 8);
+	if (pt->buf && rec_size > pt->buf->cap) {
+		atomic_fetch_add_explicit(&pt->oversize, 1, memory_order_relaxed);
+		goto release;
+	}
+	if (pt->buf && pt->buf->len + rec_size > pt->buf->cap)
+		pt_handover(pt, 0);
+	if (!pt->buf) {
+		pt_release(pt, h->cpu, h->data_pos, h->data_span);
+		return -ECANCELED;
+	}
+
+	if (!pt->buf->records)
+		pt->buf_first_ts = h->ts_ns;
+	dst = pt->buf->data + pt->buf->len;
+	memcpy(dst, data, meta_size);
+	if (h->data_len)
+		memcpy(dst + meta_size, pt->pages + (size_t)h->cpu * pt->elem_size + off,
+		       h->data_len);
+	memset(dst + meta_size + h->data_len, 0, rec_size - meta_size - h->data_len);
+	((struct pt_hdr *)dst)->data_pos = 0;
+	((struct pt_hdr *)dst)->data_span = 0;
+	((struct pt_hdr *)dst)->rec_size = rec_size;
+	pt->buf->len += rec_size;
+	pt->buf->records++;
+	atomic_fetch_add_explicit(&pt->delivered[h->kind], 1, memory_order_relaxed);
+
+release:
+	pt_release(pt, h->cpu, h->data_pos, h->data_span);
+	return 0;
+}
+
+/* One poll round: drain the ring, hand over what was collected. */
+static int pt_drain(struct proctap *pt)
+{
+	atomic_fetch_add_explicit(&pt->wakeups, 1, memory_order_relaxed);
+	for (;;) {
+		int n = ring_buffer__consume_n(pt->rb, PT_DRAIN_BUDGET);
+
+		if (n < 0)
+			return pt->refused ? 0 : n;
+		if (n < PT_DRAIN_BUDGET)
+			break;
+		/* Under sustained load hand over by age, not only when full. */
+		if (pt->buf->records && pt_ts(CLOCK_MONOTONIC) - pt->buf_first_ts >= pt->flush_ns)
+			pt_handover(pt, 0);
+		if (pt->refused)
+			return 0;
+	}
+	if (pt->buf->records)
+		pt_handover(pt, 0);
+	return 0;
+}
+
+int proctap_run(struct proctap *pt, proctap_swap_fn swap, void *ctx)
+{
+	struct epoll_event evs[2];
+	bool stop = false;
+	int err = 0;
+
+	pt->swap = swap;
+	pt->swap_ctx = ctx;
+	pt->refused = false;
+	pt->buf = swap(ctx, NULL, 0);
+	if (!pt->buf)
+		return 0;
+	pt->buf->len = 0;
+	pt->buf->records = 0;
+
+	while (!stop && !pt->refused) {
+		int n = epoll_wait(pt->epfd, evs, 2, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.fd == pt->stopfd) {
+				__u64 v;
+
+				if (read(pt->stopfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+					err = -errno;
+				stop = true;
+			}
+		}
+		/* On stop, this round is the final drain. */
+		err = err ? err : pt_drain(pt);
+		if (err)
+			break;
+	}
+	if (pt->buf)
+		pt_handover(pt, 1);
+	return err;
+}
+
+void proctap_stop(struct proctap *pt)
+{
+	__u64 one = 1;
+	ssize_t r;
+
+	if (pt) {
+		r = write(pt->stopfd, &one, sizeof(one));
+		(void)r; /* EAGAIN: a stop is already pending */
+	}
+}
+
+void proctap_stats(struct proctap *pt, struct proctap_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (__u32 cpu = 0; cpu < pt->ncpus; cpu++) {
+		const volatile struct pt_cpu_ctl *c = &pt->ctl[cpu];
+
+		for (int k = 0; k < PT_KIND_MAX; k++) {
+			out->emitted[k] += c->emitted[k];
+			out->meta_lost[k] += c->meta_lost[k];
+			out->data_lost[k] += c->data_lost[k];
+		}
+		out->argv_truncated += c->argv_truncated;
+		out->argv_fault += c->argv_fault;
+		out->data_bytes += c->data_bytes;
+	}
+	for (int k = 0; k < PT_KIND_MAX; k++)
+		out->delivered[k] = atomic_load_explicit(&pt->delivered[k], memory_order_relaxed);
+	out->invalid = atomic_load_explicit(&pt->invalid, memory_order_relaxed);
+	out->oversize = atomic_load_explicit(&pt->oversize, memory_order_relaxed);
+	out->handovers = atomic_load_explicit(&pt->handovers, memory_order_relaxed);
+	out->wakeups = atomic_load_explicit(&pt->wakeups, memory_order_relaxed);
+}
+
+int proctap_prog_ids(struct proctap *pt, __u32 *ids, int max)
+{
+	struct bpf_program *prog;
+	int n = 0;
+
+	bpf_object__for_each_program(prog, pt->skel->obj) {
+		struct bpf_prog_info info;
+		__u32 len = sizeof(info);
+		int fd = bpf_program__fd(prog);
+
+		if (fd < 0 || n >= max)
+			continue;
+		memset(&info, 0, sizeof(info));
+		if (bpf_prog_get_info_by_fd(fd, &info, &len) == 0)
+			ids[n++] = info.id;
+	}
+	return n;
+}
+
+void proctap_close(struct proctap *pt)
+{
+	if (!pt)
+		return;
+	ring_buffer__free(pt->rb);
+	if (pt->pages)
+		munmap((void *)pt->pages, pt->pages_map_len);
+	if (pt->ctl)
+		munmap(pt->ctl, pt->ctl_map_len);
+	if (pt->epfd >= 0)
+		close(pt->epfd);
+	if (pt->stopfd >= 0)
+		close(pt->stopfd);
+	proc__destroy(pt->skel); /* detaches every link, closes programs and maps */
+	free(pt->cons);
+	free(pt);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int pt_kernel_error(struct proctap_error *err, int code, int errnum,
+			   const char *program, const char *what)
+{
+	if (errnum == EPERM || errnum == EACCES)
+		return pt_fail(err, PROCTAP_E_PRIVILEGE, errnum, NULL, program,
+			       "%s: permission denied; run as root or grant CAP_BPF and "
+			       "CAP_PERFMON", what);
+	return pt_fail(err, code, errnum, NULL, program, "%s: %s", what, strerror(errnum));
+}
+
+static int pt_setup(struct proctap *pt, const struct proctap_config *c,
+		    struct proctap_error *err)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	__u64 ring = (__u64)c->pages_per_cpu * PT_PAGE_SIZE;
+	long page = sysconf(_SC_PAGESIZE);
+	struct bpf_program *prog;
+	int ncpus, e;
+
+	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+		return pt_fail(err, PROCTAP_E_NO_BTF, errno, NULL, NULL,
+			       "kernel BTF (/sys/kernel/btf/vmlinux) is missing; proctap needs "
+			       "a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+	ncpus = libbpf_num_possible_cpus();
+	if (ncpus <= 0)
+		return pt_fail(err, PROCTAP_E_SYSTEM, -ncpus, NULL, NULL,
+			       "cannot count possible CPUs");
+	pt->ncpus = ncpus;
+	pt->ring_mask = ring - 1;
+	pt->elem_size = ring + pt_slack(c);
+	pt->flush_ns = (__u64)c->flush_us * 1000;
+
+	pt->skel = proc__open();
+	if (!pt->skel)
+		return pt_kernel_error(err, PROCTAP_E_LOAD, errno, NULL, "opening the BPF object");
+
+	pt->skel->rodata->pt_ring_mask = pt->ring_mask;
+	pt->skel->rodata->pt_argv_max = c->argv_max;
+	pt->skel->rodata->pt_filter_pids = c->npids > 0;
+	pt->skel->rodata->pt_thread_exits = c->thread_exits != 0;
+	pt->skel->rodata->pt_comm_prefix_len = c->comm_prefix_len;
+	memcpy((char *)pt->skel->rodata->pt_comm_prefix, c->comm_prefix, PT_COMM_LEN);
+
+	if ((e = bpf_map__set_max_entries(pt->skel->maps.pt_ctl, ncpus)) ||
+	    (e = bpf_map__set_max_entries(pt->skel->maps.pt_data, ncpus)) ||
+	    (e = bpf_map__set_value_size(pt->skel->maps.pt_data, pt->elem_size)) ||
+	    (e = bpf_map__set_max_entries(pt->skel->maps.pt_meta, c->ringbuf_bytes)))
+		return pt_fail(err, PROCTAP_E_LOAD, -e, NULL, NULL, "sizing maps: %s", strerror(-e));
+	bpf_program__set_autoload(pt->skel->progs.pt_exec, !!(c->events & PROCTAP_EV_EXEC));
+	bpf_program__set_autoload(pt->skel->progs.pt_exit, !!(c->events & PROCTAP_EV_EXIT));
+
+	e = proc__load(pt->skel);
+	if (e)
+		return pt_kernel_error(err, PROCTAP_E_LOAD, -e, NULL,
+				       "loading BPF programs (the verifier log is on stderr)");
+
+	for (__u32 i = 0; i < c->npids; i++) {
+		__u8 one = 1;
+
+		if (bpf_map__update_elem(pt->skel->maps.pt_pids, &c->pids[i], sizeof(__u32),
+					 &one, sizeof(one), BPF_ANY))
+			return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL,
+					       "filling the pid filter");
+	}
+
+	bpf_object__for_each_program(prog, pt->skel->obj) {
+		struct bpf_link *link;
+
+		if (!bpf_program__autoload(prog))
+			continue;
+		link = bpf_program__attach(prog);
+		if (!link)
+			return pt_kernel_error(err, PROCTAP_E_ATTACH, errno,
+					       bpf_program__name(prog), "attaching");
+		if (prog == pt->skel->progs.pt_exec)
+			pt->skel->links.pt_exec = link;
+		else
+			pt->skel->links.pt_exit = link;
+	}
+
+	pt->ctl_map_len = pt_round_up((__u64)ncpus * sizeof(struct pt_cpu_ctl), page);
+	pt->ctl = mmap(NULL, pt->ctl_map_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       bpf_map__fd(pt->skel->maps.pt_ctl), 0);
+	if (pt->ctl == MAP_FAILED) {
+		pt->ctl = NULL;
+		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "mapping pt_ctl");
+	}
+	pt->pages_map_len = pt_round_up((__u64)ncpus * pt->elem_size, page);
+	pt->pages = mmap(NULL, pt->pages_map_len, PROT_READ, MAP_SHARED,
+			 bpf_map__fd(pt->skel->maps.pt_data), 0);
+	if (pt->pages == MAP_FAILED) {
+		pt->pages = NULL;
+		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "mapping pt_data");
+	}
+	pt->cons = calloc(ncpus, sizeof(*pt->cons));
+	if (!pt->cons)
+		return pt_fail(err, PROCTAP_E_SYSTEM, ENOMEM, NULL, NULL, "out of memory");
+
+	pt->rb = ring_buffer__new(bpf_map__fd(pt->skel->maps.pt_meta), pt_on_meta, pt, NULL);
+	if (!pt->rb)
+		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "opening the ring buffer");
+	pt->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pt->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (pt->stopfd < 0 || pt->epfd < 0)
+		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "creating the poll set");
+	ev.data.fd = ring_buffer__epoll_fd(pt->rb);
+	if (epoll_ctl(pt->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
+		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "epoll_ctl");
+	ev.data.fd = pt->stopfd;
+	if (epoll_ctl(pt->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
+		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "epoll_ctl");
+	return PROCTAP_OK;
+}
+
+struct proctap *proctap_open(const struct proctap_config *cfg, struct proctap_error *err)
+{
+	struct proctap_config c;
+	struct proctap *pt;
+
+	if (err)
+		memset(err, 0, sizeof(*err));
+	if (proctap_config_check(cfg, err))
+		return NULL;
+	pt_config_resolve(cfg, &c);
+
+	pt = calloc(1, sizeof(*pt));
+	if (!pt) {
+		pt_fail(err, PROCTAP_E_SYSTEM, ENOMEM, NULL, NULL, "out of memory");
+		return NULL;
+	}
+	pt->epfd = -1;
+	pt->stopfd = -1;
+	if (pt_setup(pt, &c, err)) {
+		proctap_close(pt);
+		return NULL;
+	}
+	return pt;
+}

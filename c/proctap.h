@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * proctap.h - the contract between the kernel programs, the C loader and Rust.
+ *
+ * Every struct that crosses kernel -> C -> Rust lives here, with fixed-width
+ * fields, explicit padding and a size assert. bindgen generates the Rust types
+ * from this file; nothing is mirrored by hand.
+ *
+ * Part 1 (always visible) is shared with the BPF programs.
+ * Part 2 (userspace only) is the C API of libproctap.a.
+ */
+#ifndef PROCTAP_H
+#define PROCTAP_H
+
+#ifndef __bpf__
+#include <linux/types.h>
+#include <stddef.h>
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Part 1: records and shared memory layout
+ * ------------------------------------------------------------------------- */
+
+#define PT_PAGE_SIZE 4096
+#define PT_COMM_LEN 16
+/* Largest filename copied into the data pages (bytes, including the NUL). */
+#define PT_FILENAME_MAX 4096
+/* Hard upper bound for the argv cap; the default is PT_ARGV_DEFAULT. */
+#define PT_ARGV_MAX_LIMIT (1u << 20)
+#define PT_ARGV_DEFAULT (16u << 10)
+/* Pid filter capacity. */
+#define PT_MAX_PIDS 1024
+/* Out-of-order data spans the consumer can hold per CPU before it must stall. */
+#define PT_PENDING_MAX 32
+
+/* Record kinds. */
+enum pt_rec_kind {
+	PT_KIND_EXEC = 1,
+	PT_KIND_EXIT = 2,
+	PT_KIND_MAX = 3, /* one past the last kind; sizes counter arrays */
+};
+
+/* pt_hdr.flags */
+enum pt_rec_flags {
+	/* The data pages had no room: variable data (filename, argv) is absent. */
+	PT_F_DATA_LOST = 1 << 0,
+	/* argv was longer than the cap: only the first argv_cap bytes are kept. */
+	PT_F_ARGV_TRUNCATED = 1 << 1,
+	/* argv could not be read from the new process' memory. */
+	PT_F_ARGV_FAULT = 1 << 2,
+	/* exit: a thread exit, not the end of the whole process. */
+	PT_F_THREAD_EXIT = 1 << 3,
+};
+
+/*
+ * Common header of every record, both in the metadata ring and in the caller
+ * buffers. In the ring, data_pos/data_span locate this record's bytes in its
+ * CPU's data pages. When the loader copies the record into a caller buffer it
+ * appends the data_len bytes right after the fixed part and sets rec_size;
+ * data_pos and data_span are then meaningless and set to zero.
+ */
+struct pt_hdr {
+	__u16 kind;      /* enum pt_rec_kind */
+	__u16 flags;     /* enum pt_rec_flags */
+	__u16 cpu;       /* CPU that produced the record (owner of the data) */
+	__u16 hdr_pad;
+	__u32 pid;       /* tgid */
+	__u32 tid;
+	__u64 ts_ns;     /* CLOCK_MONOTONIC */
+	__u64 data_pos;  /* position in the CPU's data ring (monotonic bytes) */
+	__u32 data_span; /* bytes reserved in the data ring (released by the consumer) */
+	__u32 data_len;  /* bytes of variable data (<= data_span) */
+	__u32 rec_size;  /* caller buffer only: whole record, 8-byte aligned */
+	__u32 rec_pad;
+};
+#define PT_HDR_SIZE 48
+
+struct pt_exec {
+	struct pt_hdr hdr;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u32 ns_pid;       /* tgid as seen in the process' own pid namespace */
+	__u64 cgroup_id;
+	char comm[PT_COMM_LEN];
+	__u32 filename_len; /* data bytes [0, filename_len): filename, no NUL */
+	__u32 argv_len;     /* data bytes [filename_len, +argv_len): NUL-separated argv */
+	__u32 argv_size;    /* full size of the argv area in the process */
+	__u32 exec_pad;
+};
+#define PT_EXEC_SIZE 104
+
+struct pt_exit {
+	struct pt_hdr hdr;
+	__u32 ppid;
+	__u32 exit_code;    /* raw task->exit_code: (status << 8) | 0x80 core | signal */
+	__u64 start_ns;     /* CLOCK_MONOTONIC start of the process (thread for thread exits) */
+	char comm[PT_COMM_LEN];
+};
+#define PT_EXIT_SIZE 80
+
+/*
+ * Per-CPU control block of the data ring, one array element per CPU in a
+ * BPF_F_MMAPABLE map. prod is advanced by the kernel (atomically: programs
+ * nest on one CPU), cons by the consumer after it copied the bytes out.
+ * Counters are kernel-written and read through the same mapping.
+ * prod, cons and the counters sit on separate cache lines.
+ */
+struct pt_cpu_ctl {
+	__u64 prod;
+	__u64 prod_pad[7];
+	__u64 cons;
+	__u64 cons_pad[7];
+	__u64 emitted[PT_KIND_MAX];      /* records submitted to the metadata ring */
+	__u64 meta_lost[PT_KIND_MAX];    /* metadata ring full: event lost entirely */
+	__u64 data_lost[PT_KIND_MAX];    /* data pages full: record sent, data absent */
+	__u64 argv_truncated;            /* argv longer than the cap */
+	__u64 argv_fault;                /* argv unreadable */
+	__u64 data_bytes;                /* bytes written into the data pages */
+	__u64 ctl_pad[4];
+};
+#define PT_CPU_CTL_SIZE 256
+
+#ifndef __bpf__
+_Static_assert(sizeof(struct pt_hdr) == PT_HDR_SIZE, "pt_hdr size");
+_Static_assert(sizeof(struct pt_exec) == PT_EXEC_SIZE, "pt_exec size");
+_Static_assert(sizeof(struct pt_exit) == PT_EXIT_SIZE, "pt_exit size");
+_Static_assert(sizeof(struct pt_cpu_ctl) == PT_CPU_CTL_SIZE, "pt_cpu_ctl size");
+_Static_assert(offsetof(struct pt_cpu_ctl, cons) == 64, "cons on its own line");
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Part 2: the C API (userspace only)
+ * ------------------------------------------------------------------------- */
+#ifndef __bpf__
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* proctap_config.events */
+enum proctap_event_mask {
+	PROCTAP_EV_EXEC = 1 << 0,
+	PROCTAP_EV_EXIT = 1 << 1,
+};
+
+struct proctap_config {
+	__u32 events;          /* proctap_event_mask; 0 means exec|exit */
+	__u32 argv_max;        /* argv cap in bytes; 0 means PT_ARGV_DEFAULT */
+	__u32 pages_per_cpu;   /* data pages per CPU, power of two; 0: at least 64,
+	                          enough for two records of argv_max */
+	__u32 ringbuf_bytes;   /* metadata ring size, power of two >= 4096; 0 means 1 MiB */
+	__u32 flush_us;        /* upper bound on how long a record waits in a
+	                          caller buffer before it is handed over; 0 means 10000 */
+	__u32 thread_exits;    /* nonzero: report every thread exit, not just processes */
+	__u32 npids;           /* number of valid entries in pids; 0: all processes */
+	__u32 comm_prefix_len; /* 0: no command-name filter */
+	char comm_prefix[PT_COMM_LEN];
+	__u32 pids[PT_MAX_PIDS];
+};
+#define PROCTAP_CONFIG_SIZE (32 + PT_COMM_LEN + 4 * PT_MAX_PIDS)
+_Static_assert(sizeof(struct proctap_config) == PROCTAP_CONFIG_SIZE, "config size");
+
+/*
+ * A caller-owned buffer. The loader appends records (each starting with a
+ * struct pt_hdr whose rec_size gives its 8-byte aligned length) at data + len.
+ * data must be 8-byte aligned. owner is never touched by the loader.
+ */
+struct proctap_buf {
+	__u8 *data;
+	__u32 cap;
+	__u32 len;
+	__u32 records;
+	__u32 buf_pad;
+	__s64 realtime_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC at hand-over */
+	void *owner;
+};
+#define PROCTAP_BUF_SIZE 40
+_Static_assert(sizeof(struct proctap_buf) == PROCTAP_BUF_SIZE, "buf size");
+
+/*
+ * Buffer hand-over. Called with the buffer just filled (NULL on the first
+ * call); returns an empty buffer to fill next, or NULL to make proctap_run()
+ * return. When proctap_run() returns it hands its buffer back once more with
+ * last = 1 (possibly holding records, possibly empty); the return value of
+ * that call is ignored and should be NULL.
+ */
+typedef struct proctap_buf *(*proctap_swap_fn)(void *ctx, struct proctap_buf *filled, int last);
+
+/* Totals over all CPUs plus loader-side counters. */
+struct proctap_stats {
+	__u64 emitted[PT_KIND_MAX];   /* kernel: records submitted */
+	__u64 meta_lost[PT_KIND_MAX]; /* kernel: metadata ring full, event lost */
+	__u64 data_lost[PT_KIND_MAX]; /* kernel: data pages full, record without data */
+	__u64 delivered[PT_KIND_MAX]; /* loader: records appended to caller buffers */
+	__u64 argv_truncated;
+	__u64 argv_fault;
+	__u64 data_bytes;             /* kernel: bytes written into the data pages */
+	__u64 invalid;                /* loader: records that failed validation (skipped) */
+	__u64 oversize;               /* loader: records larger than a caller buffer */
+	__u64 handovers;              /* loader: buffers handed to the caller */
+	__u64 wakeups;                /* loader: poll rounds */
+};
+#define PROCTAP_STATS_SIZE (4 * 8 * PT_KIND_MAX + 8 * 7)
+_Static_assert(sizeof(struct proctap_stats) == PROCTAP_STATS_SIZE, "stats size");
+
+/* Error classes; proctap_error.code. */
+enum proctap_errc {
+	PROCTAP_OK = 0,
+	PROCTAP_E_CONFIG = 1,    /* invalid config; field names the field */
+	PROCTAP_E_PRIVILEGE = 2, /* needs root or CAP_BPF + CAP_PERFMON */
+	PROCTAP_E_NO_BTF = 3,    /* kernel has no BTF at /sys/kernel/btf/vmlinux */
+	PROCTAP_E_LOAD = 4,      /* the verifier or the kernel refused a program/map */
+	PROCTAP_E_ATTACH = 5,    /* attaching a program failed; program names it */
+	PROCTAP_E_SYSTEM = 6,    /* another system call failed (mmap, epoll, ...) */
+};
+
+struct proctap_error {
+	__s32 code;    /* enum proctap_errc */
+	__s32 errnum;  /* errno, positive, when the kernel said no */
+	char field[32];   /* PROCTAP_E_CONFIG: the config field */
+	char program[32]; /* PROCTAP_E_ATTACH/LOAD: the BPF program */
+	char message[192];
+};
+#define PROCTAP_ERROR_SIZE 264
+_Static_assert(sizeof(struct proctap_error) == PROCTAP_ERROR_SIZE, "error size");
+
+struct proctap;
+
+/* Validates cfg, opens, sizes, loads and attaches. NULL on failure, err filled. */
+struct proctap *proctap_open(const struct proctap_config *cfg, struct proctap_error *err);
+
+/*
+ * Runs the poll loop on the calling thread until proctap_stop() or until swap
+ * returns NULL. Returns 0, or a negative errno. Records are appended to the
+ * buffers swap provides; a buffer is handed back when it is full or when a
+ * poll round ends.
+ */
+int proctap_run(struct proctap *pt, proctap_swap_fn swap, void *ctx);
+
+/* Makes proctap_run() return after a final drain. Async-signal-safe, any thread. */
+void proctap_stop(struct proctap *pt);
+
+/* Snapshot of the counters. Any thread. */
+void proctap_stats(struct proctap *pt, struct proctap_stats *out);
+
+/* BPF program ids of this instance (for leak checks); returns how many. */
+int proctap_prog_ids(struct proctap *pt, __u32 *ids, int max);
+
+/* Detaches and frees everything. Not concurrently with proctap_run(). */
+void proctap_close(struct proctap *pt);
+
+/* Validates a config without touching the kernel. 0 or PROCTAP_E_CONFIG. */
+int proctap_config_check(const struct proctap_config *cfg, struct proctap_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* !__bpf__ */
+#endif /* PROCTAP_H */

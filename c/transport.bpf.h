@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * transport.bpf.h - the kernel half of the hybrid buffer.
+ *
+ * Fixed metadata goes into one BPF ringbuf (pt_meta). Variable bytes go into
+ * the data pages: one BPF_F_MMAPABLE array element per CPU, holding that
+ * CPU's byte ring of pages_per_cpu 4 KiB pages followed by a tail of slack
+ * pages as large as the largest record.
+ *
+ * Why the slack: the verifier bounds a variable-offset access into a map value
+ * by max(offset) + max(size) <= value size, without correlating the two. With
+ * the slack every record is one contiguous range starting anywhere in the
+ * ring, so it is written with one copy and read in place with one copy; a
+ * record that runs past the end of the ring lands in the slack instead of
+ * wrapping. Positions are monotonic byte counts; ring offset = pos & mask.
+ *
+ * Ordering rules that keep loss counted and data never garbage:
+ *  1. The metadata record is reserved first. If the ringbuf is full the event
+ *     is counted in meta_lost and the data pages are not touched.
+ *  2. Data space is reserved with a compare-and-swap on the CPU's prod: a
+ *     perf-event or another tracing program can nest on the same CPU.
+ *     Space is free only when the consumer released it (cons), so nothing
+ *     unread is overwritten. No space: PT_F_DATA_LOST, counted in data_lost.
+ *  3. Every data reservation is followed by a submitted metadata record that
+ *     names it, so the consumer sees every span and can release in order.
+ */
+#ifndef PROCTAP_TRANSPORT_BPF_H
+#define PROCTAP_TRANSPORT_BPF_H
+
+#include "proctap.h"
+
+/* Set by the loader before load. */
+const volatile __u64 pt_ring_mask = PT_PAGE_SIZE - 1; /* ring bytes - 1 (power of two) */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} pt_meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct pt_cpu_ctl);
+	__uint(max_entries, 1); /* set to the number of possible CPUs */
+} pt_ctl SEC(".maps");
+
+/* No BTF value type: the loader sizes the value (ring + slack) before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, PT_PAGE_SIZE);
+	__uint(max_entries, 1); /* set to the number of possible CPUs */
+} pt_data SEC(".maps");
+
+/* This CPU's control block and data pages. */
+struct pt_cpu {
+	struct pt_cpu_ctl *ctl;
+	__u8 *pages;
+};
+
+static __always_inline bool pt_cpu_get(struct pt_cpu *c, __u32 *cpu)
+{
+	*cpu = bpf_get_smp_processor_id();
+	c->ctl = bpf_map_lookup_elem(&pt_ctl, cpu);
+	c->pages = bpf_map_lookup_elem(&pt_data, cpu);
+	return c->ctl && c->pages;
+}
+
+static __always_inline void pt_count(__u64 *counter, __u64 n)
+{
+	__sync_fetch_and_add(counter, n);
+}
+
+/* Fills the common header; the data fields start empty. */
+static __always_inline void pt_hdr_init(struct pt_hdr *h, __u16 kind, __u32 cpu,
+					__u64 pid_tgid, __u64 ts)
+{
+	h->kind = kind;
+	h->flags = 0;
+	h->cpu = cpu;
+	h->hdr_pad = 0;
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->ts_ns = ts;
+	h->data_pos = 0;
+	h->data_span = 0;
+	h->data_len = 0;
+	h->rec_size = 0;
+	h->rec_pad = 0;
+}
+
+/*
+ * Reserves len bytes of this CPU's data ring. Returns the ring position, or
+ * -1 when the consumer has not released enough space (or nesting kept the
+ * compare-and-swap from winning in a few tries, which is as good as full).
+ */
+static __always_inline __s64 pt_data_reserve(struct pt_cpu_ctl *ctl, __u32 len)
+{
+	__u64 ring = pt_ring_mask + 1;
+
+	for (int i = 0; i < 4; i++) {
+		__u64 prod = *(volatile __u64 *)&ctl->prod;
+		__u64 cons = *(volatile __u64 *)&ctl->cons;
+
+		/* Unsigned: a cons ahead of prod (a confused consumer) reads as full. */
+		if (prod + len - cons > ring)
+			return -1;
+		if (__sync_val_compare_and_swap(&ctl->prod, prod, prod + len) == prod)
+			return prod;
+	}
+	return -1;
+}
+
+/*
+ * Gives back the unused tail of a reservation when nothing was reserved after
+ * it. Returns the span the consumer must release.
+ */
+static __always_inline __u32 pt_data_trim(struct pt_cpu_ctl *ctl, __u64 pos,
+					  __u32 reserved, __u32 used)
+{
+	if (used < reserved &&
+	    __sync_val_compare_and_swap(&ctl->prod, pos + reserved, pos + used) == pos + reserved)
+		return used;
+	return reserved;
+}
+
+#endif /* PROCTAP_TRANSPORT_BPF_H */
