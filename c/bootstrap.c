@@ -70,6 +70,7 @@ struct proctap {
 	_Atomic __u64 delivered[PT_KIND_MAX];
 	_Atomic __u64 invalid;
 	_Atomic __u64 oversize;
+	_Atomic __u64 abandoned;
 	_Atomic __u64 handovers;
 	_Atomic __u64 wakeups;
 };
@@ -340,6 +341,7 @@ static int pt_on_meta(void *ctx, void *data, size_t size)
 	if (pt->buf && pt->buf->len + rec_size > pt->buf->cap)
 		pt_handover(pt, 0);
 	if (!pt->buf) {
+		atomic_fetch_add_explicit(&pt->abandoned, 1, memory_order_relaxed);
 		pt_release(pt, h->cpu, h->data_pos, h->data_span);
 		return -ECANCELED;
 	}
@@ -459,6 +461,7 @@ void proctap_stats(struct proctap *pt, struct proctap_stats *out)
 		out->delivered[k] = atomic_load_explicit(&pt->delivered[k], memory_order_relaxed);
 	out->invalid = atomic_load_explicit(&pt->invalid, memory_order_relaxed);
 	out->oversize = atomic_load_explicit(&pt->oversize, memory_order_relaxed);
+	out->abandoned = atomic_load_explicit(&pt->abandoned, memory_order_relaxed);
 	out->handovers = atomic_load_explicit(&pt->handovers, memory_order_relaxed);
 	out->wakeups = atomic_load_explicit(&pt->wakeups, memory_order_relaxed);
 }

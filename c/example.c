@@ -90,7 +90,7 @@ static void put_bytes(FILE *f, const void *data, size_t n)
 			fputs("\\n", f);
 		else if (c == '\t')
 			fputs("\\t", f);
-		else if (c < 0x20 || c == 0x7f)
+		else if (c < 0x20)
 			fprintf(f, "\\u%04x", c);
 		else
 			fputc(c, f);

@@ -198,10 +198,11 @@ struct proctap_stats {
 	__u64 data_bytes;             /* kernel: bytes written into the data pages */
 	__u64 invalid;                /* loader: records that failed validation (skipped) */
 	__u64 oversize;               /* loader: records larger than a caller buffer */
+	__u64 abandoned;              /* loader: records dropped because swap refused a buffer */
 	__u64 handovers;              /* loader: buffers handed to the caller */
 	__u64 wakeups;                /* loader: poll rounds */
 };
-#define PROCTAP_STATS_SIZE (4 * 8 * PT_KIND_MAX + 8 * 7)
+#define PROCTAP_STATS_SIZE (4 * 8 * PT_KIND_MAX + 8 * 8)
 _Static_assert(sizeof(struct proctap_stats) == PROCTAP_STATS_SIZE, "stats size");
 
 /* Error classes; proctap_error.code. */

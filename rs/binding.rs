@@ -1,2 +1,341 @@
-#[allow(non_camel_case_types, non_upper_case_globals, dead_code)]
-mod sys { include!(concat!(env!("OUT_DIR"), "/proctap_sys.rs")); }
+//! The FFI boundary, and the only `unsafe` in the crate.
+//!
+//! * [`sys`]: types and functions bindgen generated from `c/proctap.h`.
+//! * [`Instance`]: one opened, attached C instance (`struct proctap`).
+//! * [`Buffer`]: a reusable, 8-byte aligned caller buffer the C loader fills.
+//! * [`run`]: the poll loop; the C side calls [`swap`] to hand a filled
+//!   buffer over and take an empty one from the pool.
+//! * [`read`]: copies a record struct out of a buffer's bytes.
+
+use std::ffi::{c_int, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::{self, NonNull};
+
+use crate::error::Error;
+
+// Links libbpf-sys' static libbpf.a, which libproctap.a calls into; rustc
+// would otherwise leave the unreferenced crate out of the link.
+use libbpf_sys as _;
+
+#[allow(non_camel_case_types, non_upper_case_globals, non_snake_case, dead_code)]
+#[allow(clippy::all)]
+pub(crate) mod sys {
+    include!(concat!(env!("OUT_DIR"), "/proctap_sys.rs"));
+}
+
+/// Record structs that may be read in place from buffer bytes.
+///
+/// # Safety
+/// Implementors are `#[repr(C)]` plain data from proctap.h: integers and byte
+/// arrays only, so every bit pattern is a valid value.
+pub(crate) unsafe trait Record: Sized {}
+// SAFETY: bindgen structs of fixed-width integers and char arrays (see proctap.h).
+unsafe impl Record for sys::pt_hdr {}
+// SAFETY: as above.
+unsafe impl Record for sys::pt_exec {}
+// SAFETY: as above.
+unsafe impl Record for sys::pt_exit {}
+
+/// Copies a `T` out of the start of `bytes` (any alignment), if long enough.
+pub(crate) fn read<T: Record>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < std::mem::size_of::<T>() {
+        return None;
+    }
+    // SAFETY: the length was checked above, read_unaligned has no alignment
+    // requirement, and T accepts any bit pattern (Record).
+    Some(unsafe { ptr::read_unaligned(bytes.as_ptr() as *const T) })
+}
+
+/// The bytes of a record struct, for encoding records (tests, benches).
+pub(crate) fn record_bytes<T: Record>(record: &T) -> &[u8] {
+    // SAFETY: Record types have explicit padding fields and size asserts in
+    // proctap.h, so all size_of::<T>() bytes are initialized.
+    unsafe { std::slice::from_raw_parts(record as *const T as *const u8, std::mem::size_of::<T>()) }
+}
+
+/// The bytes of a word slice (words keep records 8-byte aligned).
+pub(crate) fn word_bytes(words: &[u64]) -> &[u8] {
+    // SAFETY: u8 has no alignment requirement and any u64 is valid as bytes;
+    // the length covers exactly the same memory.
+    unsafe { std::slice::from_raw_parts(words.as_ptr() as *const u8, std::mem::size_of_val(words)) }
+}
+
+/// A caller buffer: the C-visible descriptor plus its storage.
+pub(crate) struct Buffer {
+    raw: sys::proctap_buf,
+    storage: Box<[u64]>,
+}
+
+// SAFETY: raw.data points into `storage`, which the Buffer owns; raw.owner is
+// only set while the C side holds the buffer. Moving a Buffer between threads
+// moves that ownership with it.
+unsafe impl Send for Buffer {}
+
+impl Buffer {
+    pub(crate) fn new(bytes: usize) -> Box<Buffer> {
+        let mut storage = vec![0u64; bytes.div_ceil(8)].into_boxed_slice();
+        let raw = sys::proctap_buf {
+            data: storage.as_mut_ptr() as *mut u8,
+            cap: u32::try_from(storage.len() * 8).unwrap_or(u32::MAX & !7),
+            ..Default::default()
+        };
+        Box::new(Buffer { raw, storage })
+    }
+
+    /// The filled bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        let len = (self.raw.len as usize).min(self.storage.len() * 8);
+        &word_bytes(&self.storage)[..len]
+    }
+
+    pub(crate) fn records(&self) -> u32 {
+        self.raw.records
+    }
+
+    pub(crate) fn realtime_offset_ns(&self) -> i64 {
+        self.raw.realtime_offset_ns
+    }
+}
+
+/// What the poll loop does with buffers; implemented by the tracer.
+pub(crate) trait Exchange {
+    /// Takes a filled buffer (records > 0 or not).
+    fn filled(&self, buf: Box<Buffer>);
+    /// An empty buffer to fill next, or None to stop the loop.
+    fn next_empty(&self) -> Option<Box<Buffer>>;
+}
+
+/// One C instance. Open, attached; closed (everything detached) on drop.
+pub(crate) struct Instance {
+    raw: NonNull<sys::proctap>,
+}
+
+// SAFETY: proctap_stop and proctap_stats are documented thread-safe in
+// proctap.h; proctap_run is called from one thread at a time (Tracer owns the
+// only poll thread) and proctap_close only from Drop, after that thread ended.
+unsafe impl Send for Instance {}
+// SAFETY: see Send; the shared-reference methods are stop and stats only.
+unsafe impl Sync for Instance {}
+
+impl Instance {
+    pub(crate) fn open(config: &sys::proctap_config) -> Result<Instance, Error> {
+        let mut err = sys::proctap_error::default();
+        // SAFETY: both pointers are valid for the call; the C side copies the
+        // config and fills err.
+        let raw = unsafe { sys::proctap_open(config, &mut err) };
+        NonNull::new(raw).map(|raw| Instance { raw }).ok_or_else(|| Error::from_c(&err))
+    }
+
+    /// Runs the poll loop until [`Instance::stop`] or until `exchange`
+    /// returns no empty buffer.
+    pub(crate) fn run(&self, exchange: &dyn Exchange) -> Result<(), Error> {
+        let mut ctx: &dyn Exchange = exchange;
+        // SAFETY: ctx outlives the call (it is on this frame) and swap only
+        // uses it during the call; self.raw is open.
+        let rc = unsafe { sys::proctap_run(self.raw.as_ptr(), Some(swap), &mut ctx as *mut _ as *mut c_void) };
+        if rc < 0 {
+            return Err(Error::System { errno: -rc, message: "polling the metadata ring".into() });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn stop(&self) {
+        // SAFETY: async-signal-safe and thread-safe by contract; raw is open.
+        unsafe { sys::proctap_stop(self.raw.as_ptr()) }
+    }
+
+    pub(crate) fn stats(&self) -> sys::proctap_stats {
+        let mut out = sys::proctap_stats::default();
+        // SAFETY: raw is open; out is a valid destination.
+        unsafe { sys::proctap_stats(self.raw.as_ptr(), &mut out) };
+        out
+    }
+
+    pub(crate) fn prog_ids(&self) -> Vec<u32> {
+        let mut ids = [0u32; 16];
+        // SAFETY: ids has room for the 16 entries we allow.
+        let n = unsafe { sys::proctap_prog_ids(self.raw.as_ptr(), ids.as_mut_ptr(), ids.len() as c_int) };
+        ids[..n.clamp(0, 16) as usize].to_vec()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // SAFETY: raw came from proctap_open and is closed exactly once; the
+        // poll thread that used it has ended (Tracer joins it first).
+        unsafe { sys::proctap_close(self.raw.as_ptr()) }
+    }
+}
+
+/// Validates a config in C, the one place the rules live.
+pub(crate) fn config_check(config: &sys::proctap_config) -> Result<(), Error> {
+    let mut err = sys::proctap_error::default();
+    // SAFETY: both pointers are valid for the call.
+    match unsafe { sys::proctap_config_check(config, &mut err) } {
+        0 => Ok(()),
+        _ => Err(Error::from_c(&err)),
+    }
+}
+
+/// The buffer hand-over called by the C poll loop.
+unsafe extern "C" fn swap(ctx: *mut c_void, filled: *mut sys::proctap_buf, last: c_int) -> *mut sys::proctap_buf {
+    // No panic may unwind into C: a panic here ends the loop instead.
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: ctx is the &mut &dyn Exchange that Instance::run passed,
+        // alive for the whole proctap_run call.
+        let exchange: &dyn Exchange = unsafe { *(ctx as *const &dyn Exchange) };
+        if !filled.is_null() {
+            // SAFETY: every buffer given to C came from Box::into_raw below,
+            // with owner set to that Box; C hands each back exactly once.
+            let owner = unsafe { (*filled).owner } as *mut Buffer;
+            // SAFETY: as above; ownership returns to Rust here.
+            let mut buf = unsafe { Box::from_raw(owner) };
+            buf.raw.owner = ptr::null_mut();
+            exchange.filled(buf);
+        }
+        if last != 0 {
+            return ptr::null_mut();
+        }
+        match exchange.next_empty() {
+            Some(buf) => {
+                let owner = Box::into_raw(buf);
+                // SAFETY: owner is a valid, uniquely owned Buffer that C now
+                // holds until it hands it back through this function.
+                unsafe {
+                    (*owner).raw.owner = owner as *mut c_void;
+                    &mut (*owner).raw
+                }
+            }
+            None => ptr::null_mut(),
+        }
+    }))
+    .unwrap_or(ptr::null_mut())
+}
+
+/// A NUL-terminated C char array as text.
+pub(crate) fn c_text(chars: &[std::ffi::c_char]) -> String {
+    let bytes: Vec<u8> = chars.iter().map(|&c| c as u8).take_while(|&b| b != 0).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Record encoding for tests and benchmarks: the same bytes the C loader
+/// appends to caller buffers.
+pub mod testing {
+    use super::{record_bytes, sys};
+
+    /// Appends records to an 8-byte aligned run of bytes.
+    #[derive(Default)]
+    pub struct RecordWriter {
+        bytes: Vec<u8>,
+        records: usize,
+    }
+
+    /// The common fields of a test record.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Common {
+        pub pid: u32,
+        pub tid: u32,
+        pub ts_ns: u64,
+        pub flags: u16,
+    }
+
+    fn hdr(kind: u32, c: &Common, data_len: usize, rec_size: usize) -> sys::pt_hdr {
+        sys::pt_hdr {
+            kind: kind as u16,
+            flags: c.flags,
+            pid: c.pid,
+            tid: c.tid,
+            ts_ns: c.ts_ns,
+            data_len: data_len as u32,
+            rec_size: rec_size as u32,
+            ..Default::default()
+        }
+    }
+
+    fn to_c16(bytes: &[u8]) -> [std::ffi::c_char; 16] {
+        let mut out = [0 as std::ffi::c_char; 16];
+        for (o, &b) in out.iter_mut().zip(bytes.iter().take(15)) {
+            *o = b as std::ffi::c_char;
+        }
+        out
+    }
+
+    impl RecordWriter {
+        pub fn new() -> RecordWriter {
+            RecordWriter::default()
+        }
+
+        fn push(&mut self, fixed: &[u8], data: &[&[u8]]) {
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(fixed);
+            for d in data {
+                self.bytes.extend_from_slice(d);
+            }
+            self.bytes.resize(start + (self.bytes.len() - start).div_ceil(8) * 8, 0);
+            self.records += 1;
+        }
+
+        fn rec_size(fixed: usize, data: usize) -> usize {
+            (fixed + data).div_ceil(8) * 8
+        }
+
+        /// An exec record; `argv` is the raw NUL-separated argv area.
+        #[allow(clippy::too_many_arguments)]
+        pub fn exec(&mut self, c: Common, ppid: u32, uid: u32, comm: &[u8], filename: &[u8], argv: &[u8]) -> &mut Self {
+            let data_len = filename.len() + argv.len();
+            let size = std::mem::size_of::<sys::pt_exec>();
+            let e = sys::pt_exec {
+                hdr: hdr(sys::PT_KIND_EXEC, &c, data_len, Self::rec_size(size, data_len)),
+                ppid,
+                uid,
+                gid: uid,
+                ns_pid: c.pid,
+                cgroup_id: 1,
+                comm: to_c16(comm),
+                filename_len: filename.len() as u32,
+                argv_len: argv.len() as u32,
+                argv_size: argv.len() as u32,
+                exec_pad: 0,
+            };
+            self.push(record_bytes(&e), &[filename, argv]);
+            self
+        }
+
+        /// An exit record with the raw task->exit_code.
+        pub fn exit(&mut self, c: Common, ppid: u32, comm: &[u8], exit_code: u32, start_ns: u64) -> &mut Self {
+            let size = std::mem::size_of::<sys::pt_exit>();
+            let x = sys::pt_exit {
+                hdr: hdr(sys::PT_KIND_EXIT, &c, 0, Self::rec_size(size, 0)),
+                ppid,
+                exit_code,
+                start_ns,
+                comm: to_c16(comm),
+            };
+            self.push(record_bytes(&x), &[]);
+            self
+        }
+
+        /// A record of a kind this version does not know, `len` bytes long.
+        pub fn unknown(&mut self, kind: u16, len: usize) -> &mut Self {
+            let mut h = hdr(0, &Common::default(), 0, Self::rec_size(len.max(48), 0));
+            h.kind = kind;
+            let mut fixed = record_bytes(&h).to_vec();
+            fixed.resize(len.max(48), 0xab);
+            self.push(&fixed, &[]);
+            self
+        }
+
+        pub fn bytes(&self) -> &[u8] {
+            &self.bytes
+        }
+
+        pub fn records(&self) -> usize {
+            self.records
+        }
+
+        pub fn clear(&mut self) {
+            self.bytes.clear();
+            self.records = 0;
+        }
+    }
+}

@@ -1,1 +1,40 @@
+//! proctap: a typed, loss-accounted stream of what processes do on a Linux
+//! host, captured with eBPF.
+//!
+//! ```no_run
+//! use proctap::{Config, Event, Tracer};
+//!
+//! let tracer = Tracer::start(&Config::new().argv_max(32 << 10))?;
+//! for batch in tracer.events().iter().take(10) {
+//!     for event in &batch {
+//!         if let Event::Exec(exec) = event {
+//!             println!("{} {:?}", exec.pid, exec.argv.iter().collect::<Vec<_>>());
+//!         }
+//!     }
+//! }
+//! println!("{:?}", tracer.stop()?);
+//! # Ok::<(), proctap::Error>(())
+//! ```
+//!
+//! Kernel programs write fixed metadata into a ring buffer and variable
+//! bytes (filename, argv) into per-CPU data pages that the C loader reads in
+//! place; records are copied once into reusable batch buffers and decoded
+//! here without per-event allocation. Anything the kernel cannot buffer is
+//! counted in [`Stats`], never dropped silently.
+
 mod binding;
+mod config;
+mod error;
+mod event;
+mod tracer;
+
+pub use config::Config;
+pub use error::Error;
+pub use event::{Args, Argv, Comm, Event, Events, Exec, Exit, WallTime};
+pub use tracer::{Batch, KindStats, Stats, StopHandle, Tracer};
+
+/// Encoding of records as the C loader writes them, for tests and benches.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::binding::testing::*;
+}

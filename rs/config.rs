@@ -1,0 +1,186 @@
+//! Tracer configuration: a builder whose rules live in one place, the C
+//! loader's `proctap_config_check`, plus the Rust-side batching knobs.
+
+use std::time::Duration;
+
+use crate::binding::{config_check, sys};
+use crate::error::Error;
+
+/// What to trace and how to buffer it. Start one with [`Config::new`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    exec: bool,
+    exit: bool,
+    argv_max: u32,
+    pages_per_cpu: u32,
+    ringbuf_bytes: u32,
+    flush_interval: Duration,
+    thread_exits: bool,
+    pids: Vec<u32>,
+    comm_prefix: Vec<u8>,
+    batch_bytes: Option<usize>,
+    batches_in_flight: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            exec: true,
+            exit: true,
+            argv_max: sys::PT_ARGV_DEFAULT,
+            pages_per_cpu: 0,
+            ringbuf_bytes: 0,
+            flush_interval: Duration::from_millis(10),
+            thread_exits: false,
+            pids: Vec::new(),
+            comm_prefix: Vec::new(),
+            batch_bytes: None,
+            batches_in_flight: 16,
+        }
+    }
+}
+
+impl Config {
+    /// Exec and whole-process exit events of every process, 16 KiB of argv.
+    pub fn new() -> Config {
+        Config::default()
+    }
+
+    /// Trace exec events (default on).
+    pub fn exec(mut self, on: bool) -> Config {
+        self.exec = on;
+        self
+    }
+
+    /// Trace exit events (default on).
+    pub fn exit(mut self, on: bool) -> Config {
+        self.exit = on;
+        self
+    }
+
+    /// Bytes of argv captured per exec (default 16 KiB, at most 1 MiB);
+    /// longer argv is cut and flagged `argv_truncated`.
+    pub fn argv_max(mut self, bytes: u32) -> Config {
+        self.argv_max = bytes;
+        self
+    }
+
+    /// 4 KiB data pages per CPU, a power of two (default: at least 64 and
+    /// room for two records of `argv_max`).
+    pub fn pages_per_cpu(mut self, pages: u32) -> Config {
+        self.pages_per_cpu = pages;
+        self
+    }
+
+    /// Size of the metadata ring in bytes, a power of two (default 1 MiB).
+    pub fn ringbuf_bytes(mut self, bytes: u32) -> Config {
+        self.ringbuf_bytes = bytes;
+        self
+    }
+
+    /// Longest time a record waits in a batch before it is handed over
+    /// under sustained load (default 10 ms). At lower rates every poll
+    /// round hands its batch over at once.
+    pub fn flush_interval(mut self, interval: Duration) -> Config {
+        self.flush_interval = interval;
+        self
+    }
+
+    /// Report every thread exit too, not only whole-process exits.
+    pub fn thread_exits(mut self, on: bool) -> Config {
+        self.thread_exits = on;
+        self
+    }
+
+    /// Only these processes (tgids). Repeatable; none means all processes.
+    /// A pid leaves the filter when its process exits.
+    pub fn pid(mut self, pid: u32) -> Config {
+        self.pids.push(pid);
+        self
+    }
+
+    /// Only processes whose command name starts with `prefix` (at most 15 bytes).
+    pub fn comm_prefix(mut self, prefix: impl AsRef<[u8]>) -> Config {
+        self.comm_prefix = prefix.as_ref().to_vec();
+        self
+    }
+
+    /// Size of one batch buffer (default: 256 KiB, or two of the largest records).
+    pub fn batch_bytes(mut self, bytes: usize) -> Config {
+        self.batch_bytes = Some(bytes);
+        self
+    }
+
+    /// Batches the consumer may hold before the tracer stops reading and the
+    /// kernel starts counting drops (default 16, at least 2).
+    pub fn batches_in_flight(mut self, batches: usize) -> Config {
+        self.batches_in_flight = batches;
+        self
+    }
+
+    /// Checks every field without touching the kernel.
+    pub fn validate(&self) -> Result<(), Error> {
+        let raw = self.to_raw()?;
+        config_check(&raw)?;
+        let need = self.max_record_bytes();
+        if let Some(bytes) = self.batch_bytes {
+            if bytes < need || bytes > u32::MAX as usize {
+                return Err(Error::invalid(
+                    "batch_bytes",
+                    format!("{bytes} bytes; a batch must hold one record of up to {need} bytes and be under 4 GiB"),
+                ));
+            }
+        }
+        if self.batches_in_flight < 2 {
+            return Err(Error::invalid("batches_in_flight", "at least 2: one filling, one being read"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn batch_bytes_resolved(&self) -> usize {
+        self.batch_bytes.unwrap_or_else(|| (256 << 10).max(2 * self.max_record_bytes()))
+    }
+
+    pub(crate) fn batches_in_flight_resolved(&self) -> usize {
+        self.batches_in_flight
+    }
+
+    /// The largest record the loader can append: exec struct + filename + argv.
+    fn max_record_bytes(&self) -> usize {
+        std::mem::size_of::<sys::pt_exec>() + sys::PT_FILENAME_MAX as usize + self.argv_max as usize
+    }
+
+    pub(crate) fn to_raw(&self) -> Result<sys::proctap_config, Error> {
+        let mut raw = sys::proctap_config::default();
+        if !self.exec && !self.exit {
+            return Err(Error::invalid("events", "neither exec nor exit is enabled"));
+        }
+        raw.events = (if self.exec { sys::PROCTAP_EV_EXEC } else { 0 })
+            | (if self.exit { sys::PROCTAP_EV_EXIT } else { 0 });
+        if self.argv_max == 0 {
+            return Err(Error::invalid("argv_max", "0 bytes; use at least 1"));
+        }
+        raw.argv_max = self.argv_max;
+        raw.pages_per_cpu = self.pages_per_cpu;
+        raw.ringbuf_bytes = self.ringbuf_bytes;
+        let flush_us = self.flush_interval.as_micros();
+        if flush_us == 0 || flush_us > u128::from(u32::MAX) {
+            return Err(Error::invalid("flush_interval", format!("{:?}; use 1 µs to 10 s", self.flush_interval)));
+        }
+        raw.flush_us = flush_us as u32;
+        raw.thread_exits = u32::from(self.thread_exits);
+        if self.pids.len() > raw.pids.len() {
+            return Err(Error::invalid("pids", format!("{} pids; at most {}", self.pids.len(), raw.pids.len())));
+        }
+        raw.pids[..self.pids.len()].copy_from_slice(&self.pids);
+        raw.npids = self.pids.len() as u32;
+        if self.comm_prefix.len() >= raw.comm_prefix.len() || self.comm_prefix.contains(&0) {
+            return Err(Error::invalid("comm_prefix", "at most 15 bytes, no NUL"));
+        }
+        for (dst, &src) in raw.comm_prefix.iter_mut().zip(&self.comm_prefix) {
+            *dst = src as std::ffi::c_char;
+        }
+        raw.comm_prefix_len = self.comm_prefix.len() as u32;
+        Ok(raw)
+    }
+}

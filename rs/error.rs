@@ -1,0 +1,55 @@
+//! Typed errors. Each says what went wrong and what to do about it.
+
+use crate::binding::{c_text, sys};
+
+/// Everything that can go wrong starting or running a [`Tracer`](crate::Tracer).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A config field is out of range; `field` names it.
+    #[error("invalid config field `{field}`: {reason}")]
+    InvalidConfig { field: String, reason: String },
+
+    /// The process may not load BPF programs.
+    #[error("missing privilege: {message}; run as root or grant CAP_BPF and CAP_PERFMON")]
+    Privilege { message: String },
+
+    /// The kernel has no BTF, which CO-RE and tp_btf programs need.
+    #[error("{message}")]
+    NoBtf { message: String },
+
+    /// The kernel (usually the verifier) refused a program or map.
+    #[error("kernel refused to load proctap's BPF programs: {message} (errno {errno})")]
+    Load { errno: i32, message: String },
+
+    /// Attaching one BPF program failed.
+    #[error("attaching BPF program `{program}` failed: {message} (errno {errno}); does this kernel have the tracepoint and BTF?")]
+    Attach { program: String, errno: i32, message: String },
+
+    /// Another system call failed.
+    #[error("{message} (errno {errno})")]
+    System { errno: i32, message: String },
+
+    /// The poll thread could not be spawned.
+    #[error("spawning the poll thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+impl Error {
+    pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> Error {
+        Error::InvalidConfig { field: field.to_string(), reason: reason.into() }
+    }
+
+    pub(crate) fn from_c(err: &sys::proctap_error) -> Error {
+        let message = c_text(&err.message);
+        let errno = err.errnum;
+        match err.code as u32 {
+            sys::PROCTAP_E_CONFIG => Error::InvalidConfig { field: c_text(&err.field), reason: message },
+            sys::PROCTAP_E_PRIVILEGE => Error::Privilege { message },
+            sys::PROCTAP_E_NO_BTF => Error::NoBtf { message },
+            sys::PROCTAP_E_LOAD => Error::Load { errno, message },
+            sys::PROCTAP_E_ATTACH => Error::Attach { program: c_text(&err.program), errno, message },
+            _ => Error::System { errno, message },
+        }
+    }
+}

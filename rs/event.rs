@@ -1,0 +1,384 @@
+//! Typed events.
+//!
+//! [`Event<B>`] is generic over its byte storage: iterating a
+//! [`Batch`](crate::Batch) yields `Event<&[u8]>` views that borrow the
+//! batch's buffer (no heap allocation per event); [`Event::to_owned_event`]
+//! turns one into an `Event<Vec<u8>>` that outlives the batch.
+//!
+//! Both serialize (serde) to the JSON objects the dumpers print. Byte strings
+//! (comm, filename, argv elements) serialize as a string when they are valid
+//! UTF-8, and as `{"hex": "..."}` (every byte as two lowercase hex digits)
+//! otherwise, so nothing is lost and every JSON parser reads the output.
+
+use std::fmt;
+
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+
+use crate::binding::{read, sys};
+
+/// One event from the stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase", bound(serialize = "B: AsRef<[u8]>"))]
+pub enum Event<B = Vec<u8>> {
+    Exec(Exec<B>),
+    Exit(Exit),
+}
+
+/// A successful execve/execveat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(bound(serialize = "B: AsRef<[u8]>"))]
+pub struct Exec<B = Vec<u8>> {
+    /// Kernel CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// Wall-clock time of `ts_ns`.
+    pub time: WallTime,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// The pid as the process' own pid namespace numbers it.
+    pub ns_pid: u32,
+    pub cgroup_id: u64,
+    pub comm: Comm,
+    /// The path given to exec (bprm->filename), without NUL.
+    #[serde(serialize_with = "ser_bytes")]
+    pub filename: B,
+    pub argv: Argv<B>,
+    /// argv is shorter than the process' argv (over the cap, or unreadable).
+    pub argv_truncated: bool,
+    /// The data pages were full: filename and argv are absent (counted in stats).
+    pub data_lost: bool,
+    /// Size of the process' whole argv area in bytes.
+    #[serde(skip)]
+    pub argv_size: u32,
+}
+
+/// A process exit (or a thread exit, when configured).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Exit {
+    pub ts_ns: u64,
+    pub time: WallTime,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub comm: Comm,
+    /// The exit status byte; 0 and meaningless when `signal` is set.
+    pub exit_code: u8,
+    /// The signal that terminated the process, if one did.
+    pub signal: Option<u8>,
+    pub core_dumped: bool,
+    /// Time from process start to exit.
+    pub duration_ns: u64,
+    /// A thread ended, not the whole process.
+    pub thread_exit: bool,
+    /// CLOCK_MONOTONIC start of the process.
+    #[serde(skip)]
+    pub start_ns: u64,
+}
+
+impl<B: AsRef<[u8]>> Event<B> {
+    /// Copies the event out of its batch.
+    pub fn to_owned_event(&self) -> Event {
+        match self {
+            Event::Exec(e) => Event::Exec(Exec {
+                filename: e.filename.as_ref().to_vec(),
+                argv: Argv(e.argv.0.as_ref().to_vec()),
+                ts_ns: e.ts_ns,
+                time: e.time,
+                pid: e.pid,
+                tid: e.tid,
+                ppid: e.ppid,
+                uid: e.uid,
+                gid: e.gid,
+                ns_pid: e.ns_pid,
+                cgroup_id: e.cgroup_id,
+                comm: e.comm,
+                argv_truncated: e.argv_truncated,
+                data_lost: e.data_lost,
+                argv_size: e.argv_size,
+            }),
+            Event::Exit(x) => Event::Exit(*x),
+        }
+    }
+
+    /// Process id (tgid) of the event.
+    pub fn pid(&self) -> u32 {
+        match self {
+            Event::Exec(e) => e.pid,
+            Event::Exit(x) => x.pid,
+        }
+    }
+
+    /// Kernel CLOCK_MONOTONIC nanoseconds.
+    pub fn ts_ns(&self) -> u64 {
+        match self {
+            Event::Exec(e) => e.ts_ns,
+            Event::Exit(x) => x.ts_ns,
+        }
+    }
+}
+
+/// The NUL-separated argv of an exec, as captured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Argv<B = Vec<u8>>(pub B);
+
+impl<B: AsRef<[u8]>> Argv<B> {
+    /// The raw argv area: arguments each followed by a NUL (the last one may
+    /// lack its NUL when truncated).
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_ref()
+    }
+
+    /// The arguments, without their NULs.
+    pub fn iter(&self) -> Args<'_> {
+        Args { rest: self.0.as_ref() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_empty()
+    }
+}
+
+/// Iterator over the arguments of an [`Argv`].
+#[derive(Clone, Debug)]
+pub struct Args<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Args<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let end = self.rest.iter().position(|&b| b == 0).unwrap_or(self.rest.len());
+        let arg = &self.rest[..end];
+        self.rest = self.rest.get(end + 1..).unwrap_or(&[]);
+        Some(arg)
+    }
+}
+
+impl<B: AsRef<[u8]>> Serialize for Argv<B> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for arg in self.iter() {
+            seq.serialize_element(&ByteStr(arg))?;
+        }
+        seq.end()
+    }
+}
+
+/// A task's command name (up to 15 bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Comm([u8; 16]);
+
+impl Comm {
+    pub fn new(bytes: &[u8]) -> Comm {
+        let mut comm = [0u8; 16];
+        let n = bytes.len().min(15);
+        comm[..n].copy_from_slice(&bytes[..n]);
+        Comm(comm)
+    }
+
+    /// The name without its NUL padding.
+    pub fn as_bytes(&self) -> &[u8] {
+        let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
+        &self.0[..end]
+    }
+
+    fn from_c(chars: &[std::ffi::c_char; 16]) -> Comm {
+        Comm(chars.map(|c| c as u8))
+    }
+}
+
+impl fmt::Debug for Comm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+impl Serialize for Comm {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ByteStr(self.as_bytes()).serialize(s)
+    }
+}
+
+/// Wall-clock time in nanoseconds since the Unix epoch; displays and
+/// serializes as RFC 3339 UTC with nanoseconds.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct WallTime {
+    pub unix_ns: i64,
+}
+
+impl WallTime {
+    /// The wall time of a CLOCK_MONOTONIC timestamp, given the offset
+    /// CLOCK_REALTIME - CLOCK_MONOTONIC.
+    pub fn from_monotonic(ts_ns: u64, realtime_offset_ns: i64) -> WallTime {
+        WallTime { unix_ns: (ts_ns as i64).saturating_add(realtime_offset_ns) }
+    }
+}
+
+impl fmt::Display for WallTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.unix_ns.div_euclid(1_000_000_000);
+        let nanos = self.unix_ns.rem_euclid(1_000_000_000);
+        let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+            sod / 3600,
+            sod % 3600 / 60,
+            sod % 60
+        )
+    }
+}
+
+impl Serialize for WallTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Gregorian (year, month, day) of a day count since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    // Shift the epoch to 0000-03-01 so leap days end each 400-year era.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153; // 0 = March
+    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Serializes bytes as a string when valid UTF-8, else as {"hex": "..."}.
+struct ByteStr<'a>(&'a [u8]);
+
+impl Serialize for ByteStr<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => {
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry("hex", &Hex(self.0))?;
+                map.end()
+            }
+        }
+    }
+}
+
+struct Hex<'a>(&'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl Serialize for Hex<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+fn ser_bytes<B: AsRef<[u8]>, S: Serializer>(bytes: &B, s: S) -> Result<S::Ok, S::Error> {
+    ByteStr(bytes.as_ref()).serialize(s)
+}
+
+/// Iterator over the events in a run of records (a batch's bytes).
+///
+/// Records of kinds this version does not know are skipped; a record whose
+/// size does not fit the remaining bytes ends the iteration.
+#[derive(Clone, Debug)]
+pub struct Events<'a> {
+    rest: &'a [u8],
+    realtime_offset_ns: i64,
+}
+
+impl<'a> Events<'a> {
+    /// Decodes records as the C loader writes them into caller buffers.
+    pub fn new(records: &'a [u8], realtime_offset_ns: i64) -> Events<'a> {
+        Events { rest: records, realtime_offset_ns }
+    }
+}
+
+impl<'a> Iterator for Events<'a> {
+    type Item = Event<&'a [u8]>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let hdr: sys::pt_hdr = read(self.rest)?;
+            let size = hdr.rec_size as usize;
+            if size < std::mem::size_of::<sys::pt_hdr>() || size > self.rest.len() {
+                self.rest = &[];
+                return None;
+            }
+            let (record, rest) = self.rest.split_at(size);
+            self.rest = rest;
+            if let Some(event) = decode(&hdr, record, self.realtime_offset_ns) {
+                return Some(event);
+            }
+        }
+    }
+}
+
+/// One record: its fixed struct, then hdr.data_len bytes of data.
+fn decode<'a>(hdr: &sys::pt_hdr, record: &'a [u8], offset: i64) -> Option<Event<&'a [u8]>> {
+    let time = WallTime::from_monotonic(hdr.ts_ns, offset);
+    let flags = u32::from(hdr.flags);
+    match u32::from(hdr.kind) {
+        sys::PT_KIND_EXEC => {
+            let e: sys::pt_exec = read(record)?;
+            let data = record.get(std::mem::size_of::<sys::pt_exec>()..)?.get(..hdr.data_len as usize)?;
+            let (filename, argv) = data.split_at_checked(e.filename_len as usize)?;
+            let argv = argv.get(..e.argv_len as usize)?;
+            Some(Event::Exec(Exec {
+                ts_ns: hdr.ts_ns,
+                time,
+                pid: hdr.pid,
+                tid: hdr.tid,
+                ppid: e.ppid,
+                uid: e.uid,
+                gid: e.gid,
+                ns_pid: e.ns_pid,
+                cgroup_id: e.cgroup_id,
+                comm: Comm::from_c(&e.comm),
+                filename,
+                argv: Argv(argv),
+                argv_truncated: flags & (sys::PT_F_ARGV_TRUNCATED | sys::PT_F_ARGV_FAULT) != 0,
+                data_lost: flags & sys::PT_F_DATA_LOST != 0,
+                argv_size: e.argv_size,
+            }))
+        }
+        sys::PT_KIND_EXIT => {
+            let x: sys::pt_exit = read(record)?;
+            let signal = (x.exit_code & 0x7f) as u8;
+            Some(Event::Exit(Exit {
+                ts_ns: hdr.ts_ns,
+                time,
+                pid: hdr.pid,
+                tid: hdr.tid,
+                ppid: x.ppid,
+                comm: Comm::from_c(&x.comm),
+                exit_code: (x.exit_code >> 8) as u8,
+                signal: (signal != 0).then_some(signal),
+                core_dumped: x.exit_code & 0x80 != 0,
+                duration_ns: hdr.ts_ns.saturating_sub(x.start_ns),
+                thread_exit: flags & sys::PT_F_THREAD_EXIT != 0,
+                start_ns: x.start_ns,
+            }))
+        }
+        _ => None,
+    }
+}

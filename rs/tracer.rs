@@ -1,0 +1,291 @@
+//! The running tracer: a poll thread, a pool of reusable batch buffers, and
+//! the channel of filled [`Batch`]es.
+//!
+//! Buffers are allocated once at start. The poll thread fills one, sends it
+//! as a `Batch`, and takes the next from the pool; dropping a `Batch` puts
+//! its buffer back. When the consumer holds every buffer, the poll thread
+//! waits, the kernel's rings fill, and the kernel counts what it must drop:
+//! back-pressure never blocks a traced process and never loses silently.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, select, Receiver, Sender};
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::binding::{sys, Buffer, Exchange, Instance};
+use crate::config::Config;
+use crate::error::Error;
+use crate::event::Events;
+
+/// A filled buffer of events. Iterate it for borrowed [`Event`](crate::Event)
+/// views; drop it to recycle the buffer.
+pub struct Batch {
+    buf: Option<Box<Buffer>>,
+    recycle: Sender<Box<Buffer>>,
+}
+
+impl Batch {
+    /// The events, borrowed from this batch.
+    pub fn iter(&self) -> Events<'_> {
+        match &self.buf {
+            Some(buf) => Events::new(buf.bytes(), buf.realtime_offset_ns()),
+            None => Events::new(&[], 0),
+        }
+    }
+
+    /// Number of records in the batch.
+    pub fn len(&self) -> usize {
+        self.buf.as_ref().map_or(0, |b| b.records() as usize)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<'a> IntoIterator for &'a Batch {
+    type Item = crate::Event<&'a [u8]>;
+    type IntoIter = Events<'a>;
+
+    fn into_iter(self) -> Events<'a> {
+        self.iter()
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if let Some(buf) = self.buf.take() {
+            // The pool has room for every buffer; after the tracer is gone
+            // the send fails and the buffer is freed.
+            let _ = self.recycle.try_send(buf);
+        }
+    }
+}
+
+/// Counters of everything produced, delivered and lost. Every event the
+/// kernel saw ends in exactly one of: delivered, meta_lost (not even its
+/// metadata fit), or the in-flight/undelivered counters at stop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KindStats {
+    /// Records the kernel submitted.
+    pub emitted: u64,
+    /// Records appended to a batch.
+    pub delivered: u64,
+    /// Metadata ring full: the event is lost entirely (reserve failure).
+    pub meta_lost: u64,
+    /// Data pages full: the record was delivered without its data.
+    pub data_lost: u64,
+}
+
+/// Snapshot of a tracer's counters, summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub exec: KindStats,
+    pub exit: KindStats,
+    /// Exec events whose argv exceeded the cap.
+    pub argv_truncated: u64,
+    /// Exec events whose argv could not be read.
+    pub argv_fault: u64,
+    /// Bytes written into the data pages.
+    pub data_bytes: u64,
+    /// Records that failed validation and were skipped (a bug if nonzero).
+    pub invalid: u64,
+    /// Records larger than a batch buffer (impossible with a valid config).
+    pub oversize: u64,
+    /// Records read at stop with no free buffer left to put them in.
+    pub abandoned: u64,
+    /// Events in batches sent after every receiver was dropped.
+    pub undelivered: u64,
+    /// Batches handed over.
+    pub batches: u64,
+    /// Poll rounds.
+    pub wakeups: u64,
+}
+
+impl Stats {
+    /// Events delivered to the consumer.
+    pub fn events(&self) -> u64 {
+        self.exec.delivered + self.exit.delivered
+    }
+
+    /// Events delivered without their variable data.
+    pub fn dropped_data(&self) -> u64 {
+        self.exec.data_lost + self.exit.data_lost
+    }
+
+    /// Events lost because the metadata ring was full.
+    pub fn reserve_failures(&self) -> u64 {
+        self.exec.meta_lost + self.exit.meta_lost
+    }
+
+    fn from_raw(raw: &sys::proctap_stats, undelivered: u64) -> Stats {
+        let kind = |k: u32| {
+            let k = k as usize;
+            KindStats {
+                emitted: raw.emitted[k],
+                delivered: raw.delivered[k],
+                meta_lost: raw.meta_lost[k],
+                data_lost: raw.data_lost[k],
+            }
+        };
+        Stats {
+            exec: kind(sys::PT_KIND_EXEC),
+            exit: kind(sys::PT_KIND_EXIT),
+            argv_truncated: raw.argv_truncated,
+            argv_fault: raw.argv_fault,
+            data_bytes: raw.data_bytes,
+            invalid: raw.invalid,
+            oversize: raw.oversize,
+            abandoned: raw.abandoned,
+            undelivered,
+            batches: raw.handovers,
+            wakeups: raw.wakeups,
+        }
+    }
+}
+
+/// State shared by the tracer, its poll thread and stop handles.
+struct Shared {
+    instance: Instance,
+    /// Dropped to wake a poll thread that waits for a free buffer.
+    stop_tx: Mutex<Option<Sender<()>>>,
+    undelivered: AtomicU64,
+}
+
+impl Shared {
+    fn stop(&self) {
+        self.stop_tx.lock().take();
+        self.instance.stop();
+    }
+}
+
+/// The poll thread's side of the buffer exchange.
+struct Exchanger {
+    shared: Arc<Shared>,
+    pool: Receiver<Box<Buffer>>,
+    recycle: Sender<Box<Buffer>>,
+    events: Sender<Batch>,
+    stop: Receiver<()>,
+}
+
+impl Exchange for Exchanger {
+    fn filled(&self, buf: Box<Buffer>) {
+        let records = u64::from(buf.records());
+        let batch = Batch { buf: Some(buf), recycle: self.recycle.clone() };
+        if records == 0 {
+            return; // dropping it recycles the buffer
+        }
+        // The channel holds as many batches as there are buffers: no wait.
+        if self.events.try_send(batch).is_err() {
+            self.shared.undelivered.fetch_add(records, Ordering::Relaxed);
+        }
+    }
+
+    fn next_empty(&self) -> Option<Box<Buffer>> {
+        if let Ok(buf) = self.pool.try_recv() {
+            return Some(buf);
+        }
+        select! {
+            recv(self.pool) -> buf => buf.ok(),
+            recv(self.stop) -> _ => None,
+        }
+    }
+}
+
+/// A running tracer. Events arrive as [`Batch`]es on [`Tracer::events`].
+/// Dropping it (or [`Tracer::stop`]) detaches every BPF program.
+pub struct Tracer {
+    shared: Arc<Shared>,
+    events: Receiver<Batch>,
+    thread: Option<JoinHandle<Result<(), Error>>>,
+}
+
+/// Stops a tracer from another thread or a signal-handling thread.
+#[derive(Clone)]
+pub struct StopHandle {
+    shared: Weak<Shared>,
+}
+
+impl StopHandle {
+    /// Asks the tracer to stop after a final drain; its event channel then
+    /// closes. Does nothing if the tracer is gone.
+    pub fn stop(&self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.stop();
+        }
+    }
+}
+
+impl Tracer {
+    /// Loads and attaches the BPF programs and starts the poll thread.
+    pub fn start(config: &Config) -> Result<Tracer, Error> {
+        config.validate()?;
+        let raw = config.to_raw()?;
+        let instance = Instance::open(&raw)?;
+
+        let nbuf = config.batches_in_flight_resolved();
+        let (recycle, pool) = bounded(nbuf);
+        for _ in 0..nbuf {
+            let _ = recycle.try_send(Buffer::new(config.batch_bytes_resolved()));
+        }
+        let (events_tx, events) = bounded(nbuf);
+        let (stop_tx, stop) = bounded(0);
+        let shared = Arc::new(Shared {
+            instance,
+            stop_tx: Mutex::new(Some(stop_tx)),
+            undelivered: AtomicU64::new(0),
+        });
+        let exchanger = Exchanger { shared: shared.clone(), pool, recycle, events: events_tx, stop };
+        let thread = std::thread::Builder::new()
+            .name("proctap-poll".into())
+            .spawn(move || {
+                let shared = exchanger.shared.clone();
+                shared.instance.run(&exchanger)
+            })?;
+        Ok(Tracer { shared, events, thread: Some(thread) })
+    }
+
+    /// The stream of batches. Clone it freely; it closes after stop.
+    pub fn events(&self) -> &Receiver<Batch> {
+        &self.events
+    }
+
+    /// A handle that can stop this tracer from elsewhere.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle { shared: Arc::downgrade(&self.shared) }
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> Stats {
+        Stats::from_raw(&self.shared.instance.stats(), self.shared.undelivered.load(Ordering::Relaxed))
+    }
+
+    /// Kernel ids of this tracer's BPF programs.
+    pub fn prog_ids(&self) -> Vec<u32> {
+        self.shared.instance.prog_ids()
+    }
+
+    /// Stops after a final drain and returns the final counters. Batches
+    /// already sent stay readable from cloned receivers.
+    pub fn stop(mut self) -> Result<Stats, Error> {
+        self.join()?;
+        Ok(self.stats())
+    }
+
+    fn join(&mut self) -> Result<(), Error> {
+        let Some(thread) = self.thread.take() else { return Ok(()) };
+        self.shared.stop();
+        thread.join().unwrap_or_else(|_| {
+            Err(Error::System { errno: 0, message: "the proctap poll thread panicked".into() })
+        })
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
+}
