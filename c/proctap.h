@@ -158,7 +158,7 @@ struct proctap_config {
 	char comm_prefix[PT_COMM_LEN];
 	__u32 pids[PT_MAX_PIDS];
 };
-#define PROCTAP_CONFIG_SIZE (32 + PT_COMM_LEN + 4 * PT_MAX_PIDS)
+#define PROCTAP_CONFIG_SIZE 4144
 _Static_assert(sizeof(struct proctap_config) == PROCTAP_CONFIG_SIZE, "config size");
 
 /*
@@ -202,7 +202,7 @@ struct proctap_stats {
 	__u64 handovers;              /* loader: buffers handed to the caller */
 	__u64 wakeups;                /* loader: poll rounds */
 };
-#define PROCTAP_STATS_SIZE (4 * 8 * PT_KIND_MAX + 8 * 8)
+#define PROCTAP_STATS_SIZE 160
 _Static_assert(sizeof(struct proctap_stats) == PROCTAP_STATS_SIZE, "stats size");
 
 /* Error classes; proctap_error.code. */

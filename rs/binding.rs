@@ -95,6 +95,19 @@ impl Buffer {
     pub(crate) fn realtime_offset_ns(&self) -> i64 {
         self.raw.realtime_offset_ns
     }
+
+    /// Fills the buffer as the C loader would, for tests.
+    #[cfg(test)]
+    pub(crate) fn fill_for_test(&mut self, records: &[u8], count: u32) {
+        let dst: Vec<u64> = records.chunks(8).map(|c| {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            u64::from_ne_bytes(w)
+        }).collect();
+        self.storage[..dst.len()].copy_from_slice(&dst);
+        self.raw.len = records.len() as u32;
+        self.raw.records = count;
+    }
 }
 
 /// What the poll loop does with buffers; implemented by the tracer.
@@ -337,5 +350,42 @@ pub mod testing {
             self.bytes.clear();
             self.records = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod layout {
+    use super::sys;
+    use std::mem::{align_of, offset_of, size_of};
+
+    /// The sizes the C compiler asserted in proctap.h, checked against the
+    /// Rust types bindgen generated (bindgen also checks every offset).
+    #[test]
+    fn every_struct_matches_its_c_size() {
+        assert_eq!(size_of::<sys::pt_hdr>(), sys::PT_HDR_SIZE as usize);
+        assert_eq!(size_of::<sys::pt_exec>(), sys::PT_EXEC_SIZE as usize);
+        assert_eq!(size_of::<sys::pt_exit>(), sys::PT_EXIT_SIZE as usize);
+        assert_eq!(size_of::<sys::pt_cpu_ctl>(), sys::PT_CPU_CTL_SIZE as usize);
+        assert_eq!(size_of::<sys::proctap_config>(), sys::PROCTAP_CONFIG_SIZE as usize);
+        assert_eq!(size_of::<sys::proctap_buf>(), sys::PROCTAP_BUF_SIZE as usize);
+        assert_eq!(size_of::<sys::proctap_stats>(), sys::PROCTAP_STATS_SIZE as usize);
+        assert_eq!(size_of::<sys::proctap_error>(), sys::PROCTAP_ERROR_SIZE as usize);
+    }
+
+    #[test]
+    fn records_are_8_byte_multiples_with_the_header_first() {
+        for (size, align) in [
+            (size_of::<sys::pt_hdr>(), align_of::<sys::pt_hdr>()),
+            (size_of::<sys::pt_exec>(), align_of::<sys::pt_exec>()),
+            (size_of::<sys::pt_exit>(), align_of::<sys::pt_exit>()),
+        ] {
+            assert_eq!(size % 8, 0);
+            assert_eq!(align, 8);
+        }
+        assert_eq!(offset_of!(sys::pt_exec, hdr), 0);
+        assert_eq!(offset_of!(sys::pt_exit, hdr), 0);
+        assert_eq!(offset_of!(sys::pt_hdr, rec_size), 40);
+        assert_eq!(offset_of!(sys::pt_cpu_ctl, cons), 64, "prod and cons on separate cache lines");
+        assert_eq!(offset_of!(sys::pt_cpu_ctl, emitted), 128);
     }
 }

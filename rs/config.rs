@@ -121,7 +121,13 @@ impl Config {
     /// Checks every field without touching the kernel.
     pub fn validate(&self) -> Result<(), Error> {
         let raw = self.to_raw()?;
-        config_check(&raw)?;
+        config_check(&raw).map_err(|err| match err {
+            // The C field name, as the Rust builder calls it.
+            Error::InvalidConfig { field, reason } if field == "flush_us" => {
+                Error::InvalidConfig { field: "flush_interval".into(), reason }
+            }
+            other => other,
+        })?;
         let need = self.max_record_bytes();
         if let Some(bytes) = self.batch_bytes {
             if bytes < need || bytes > u32::MAX as usize {

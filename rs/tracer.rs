@@ -152,7 +152,7 @@ struct Shared {
     instance: Instance,
     /// Dropped to wake a poll thread that waits for a free buffer.
     stop_tx: Mutex<Option<Sender<()>>>,
-    undelivered: AtomicU64,
+    undelivered: Arc<AtomicU64>,
 }
 
 impl Shared {
@@ -164,7 +164,7 @@ impl Shared {
 
 /// The poll thread's side of the buffer exchange.
 struct Exchanger {
-    shared: Arc<Shared>,
+    undelivered: Arc<AtomicU64>,
     pool: Receiver<Box<Buffer>>,
     recycle: Sender<Box<Buffer>>,
     events: Sender<Batch>,
@@ -180,7 +180,7 @@ impl Exchange for Exchanger {
         }
         // The channel holds as many batches as there are buffers: no wait.
         if self.events.try_send(batch).is_err() {
-            self.shared.undelivered.fetch_add(records, Ordering::Relaxed);
+            self.undelivered.fetch_add(records, Ordering::Relaxed);
         }
     }
 
@@ -233,18 +233,13 @@ impl Tracer {
         }
         let (events_tx, events) = bounded(nbuf);
         let (stop_tx, stop) = bounded(0);
-        let shared = Arc::new(Shared {
-            instance,
-            stop_tx: Mutex::new(Some(stop_tx)),
-            undelivered: AtomicU64::new(0),
-        });
-        let exchanger = Exchanger { shared: shared.clone(), pool, recycle, events: events_tx, stop };
+        let undelivered = Arc::new(AtomicU64::new(0));
+        let shared = Arc::new(Shared { instance, stop_tx: Mutex::new(Some(stop_tx)), undelivered: undelivered.clone() });
+        let exchanger = Exchanger { undelivered, pool, recycle, events: events_tx, stop };
+        let poll = shared.clone();
         let thread = std::thread::Builder::new()
             .name("proctap-poll".into())
-            .spawn(move || {
-                let shared = exchanger.shared.clone();
-                shared.instance.run(&exchanger)
-            })?;
+            .spawn(move || poll.instance.run(&exchanger))?;
         Ok(Tracer { shared, events, thread: Some(thread) })
     }
 
@@ -287,5 +282,101 @@ impl Tracer {
 impl Drop for Tracer {
     fn drop(&mut self) {
         let _ = self.join();
+    }
+}
+
+#[cfg(test)]
+mod pool {
+    use super::*;
+    use crate::testing::{Common, RecordWriter};
+
+    #[test]
+    fn dropping_a_batch_returns_its_buffer_and_reuses_the_allocation() {
+        let (recycle, pool) = bounded::<Box<Buffer>>(2);
+        recycle.send(Buffer::new(4096)).unwrap();
+        let buf = pool.try_recv().unwrap();
+        let addr = buf.bytes().as_ptr();
+        let batch = Batch { buf: Some(buf), recycle: recycle.clone() };
+        assert!(pool.try_recv().is_err(), "the buffer is lent to the batch");
+        drop(batch);
+        let back = pool.try_recv().expect("buffer back in the pool");
+        assert_eq!(back.bytes().as_ptr(), addr, "the same allocation comes back");
+    }
+
+    fn exchanger(buffers: usize) -> (Exchanger, Receiver<Batch>, Sender<()>) {
+        let (recycle, pool) = bounded(buffers);
+        for _ in 0..buffers {
+            recycle.send(Buffer::new(1024)).unwrap();
+        }
+        let (events_tx, events) = bounded(buffers);
+        let (stop_tx, stop) = bounded(0);
+        let undelivered = Arc::new(AtomicU64::new(0));
+        (Exchanger { undelivered, pool, recycle, events: events_tx, stop }, events, stop_tx)
+    }
+
+    fn filled_buffer(ex: &Exchanger, pids: std::ops::Range<u32>) -> Box<Buffer> {
+        let mut w = RecordWriter::new();
+        for pid in pids {
+            w.exit(Common { pid, tid: pid, ts_ns: 1, flags: 0 }, 0, b"x", 0, 0);
+        }
+        let mut buf = ex.next_empty().expect("a free buffer");
+        buf.fill_for_test(w.bytes(), w.records() as u32);
+        buf
+    }
+
+    #[test]
+    fn exchanger_sends_filled_batches_and_recycles_empty_buffers() {
+        let (ex, events, _stop) = exchanger(2);
+        let empty = ex.next_empty().unwrap();
+        ex.filled(empty); // no records: straight back to the pool
+        assert!(events.try_recv().is_err());
+        let buf = filled_buffer(&ex, 1..4);
+        ex.filled(buf);
+        let batch = events.try_recv().expect("a batch");
+        assert_eq!(batch.iter().map(|e| e.pid()).collect::<Vec<_>>(), vec![1, 2, 3]);
+        // Both buffers are lendable again once the batch is dropped.
+        let one = ex.next_empty().unwrap();
+        drop(batch);
+        let two = ex.next_empty().unwrap();
+        drop((one, two));
+    }
+
+    #[test]
+    fn exchanger_waits_for_the_consumer_and_wakes_on_stop() {
+        let (ex, events, stop) = exchanger(2);
+        let a = filled_buffer(&ex, 1..2);
+        let b = filled_buffer(&ex, 2..3);
+        ex.filled(a);
+        ex.filled(b);
+        // The consumer holds both buffers: the next request waits until stop.
+        let waiter = std::thread::spawn(move || ex.next_empty().is_none());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "must wait while the consumer holds every buffer");
+        drop(stop);
+        assert!(waiter.join().unwrap(), "stop ends the wait without a buffer");
+        assert_eq!(events.len(), 2);
+    }
+
+    #[test]
+    fn exchanger_counts_events_nobody_can_receive() {
+        let (ex, events, _stop) = exchanger(2);
+        drop(events);
+        let buf = filled_buffer(&ex, 1..6);
+        ex.filled(buf);
+        assert_eq!(ex.undelivered.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn batch_iterates_records_written_into_its_buffer() {
+        let mut w = RecordWriter::new();
+        for pid in 1..=3 {
+            w.exit(Common { pid, tid: pid, ts_ns: 1, flags: 0 }, 0, b"x", 0, 0);
+        }
+        let mut buf = Buffer::new(4096);
+        buf.fill_for_test(w.bytes(), w.records() as u32);
+        let (recycle, _pool) = bounded(1);
+        let batch = Batch { buf: Some(buf), recycle };
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch.iter().map(|e| e.pid()).collect::<Vec<_>>(), vec![1, 2, 3]);
     }
 }

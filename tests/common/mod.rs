@@ -1,0 +1,61 @@
+//! Helpers for tests against the real kernel.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use proctap::{Config, Event, Tracer};
+
+/// Starts a tracer, or explains why the kernel tests cannot run here.
+/// Under CI=true they must run: any failure to load BPF fails the test.
+pub fn start(config: &Config) -> Option<Tracer> {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    match Tracer::start(config) {
+        Ok(tracer) => Some(tracer),
+        Err(err) if ci => panic!("CI=true: kernel tests must run, but proctap could not start: {err}"),
+        Err(err) => {
+            eprintln!("SKIPPED: kernel test needs root and a BPF-capable kernel with BTF: {err}");
+            None
+        }
+    }
+}
+
+/// Collects owned events until `done` says so or `timeout` passes.
+pub fn collect_until(tracer: &Tracer, timeout: Duration, mut keep: impl FnMut(&Event<&[u8]>) -> bool, mut done: impl FnMut(&[Event]) -> bool) -> Vec<Event> {
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    while !done(&got) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        if let Ok(batch) = tracer.events().recv_timeout(left.min(Duration::from_millis(100))) {
+            got.extend(batch.iter().filter(|e| keep(e)).map(|e| e.to_owned_event()));
+        }
+    }
+    got
+}
+
+/// Exec and exit events of each pid in `pids`, once both have arrived.
+pub fn exec_and_exit(tracer: &Tracer, pids: &[u32], timeout: Duration) -> HashMap<u32, (Vec<Event>, Vec<Event>)> {
+    let want: std::collections::HashSet<u32> = pids.iter().copied().collect();
+    let got = collect_until(
+        tracer,
+        timeout,
+        |e| want.contains(&e.pid()),
+        |got| {
+            pids.iter().all(|p| {
+                got.iter().any(|e| matches!(e, Event::Exit(x) if x.pid == *p))
+            })
+        },
+    );
+    let mut map: HashMap<u32, (Vec<Event>, Vec<Event>)> = HashMap::new();
+    for e in got {
+        let entry = map.entry(e.pid()).or_default();
+        match e {
+            Event::Exec(_) => entry.0.push(e),
+            Event::Exit(_) => entry.1.push(e),
+        }
+    }
+    map
+}

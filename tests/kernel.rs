@@ -1,0 +1,220 @@
+//! End-to-end tests against the real kernel (root). Each test spawns real
+//! processes with known argv and asserts the exact events proctap reports.
+
+mod common;
+
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::process::Command;
+use std::time::Duration;
+
+use proctap::{Config, Event, Exec, Exit};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The argv area the kernel builds for `program args...`.
+fn argv_area(program: &str, args: &[OsString]) -> Vec<u8> {
+    let mut area = Vec::new();
+    for arg in std::iter::once(OsString::from(program)).chain(args.iter().cloned()) {
+        area.extend_from_slice(arg.as_bytes());
+        area.push(0);
+    }
+    area
+}
+
+fn one_exec(events: &(Vec<Event>, Vec<Event>)) -> &Exec {
+    match &events.0[..] {
+        [Event::Exec(e)] => e,
+        other => panic!("expected exactly one exec, got {other:?}"),
+    }
+}
+
+fn one_exit(events: &(Vec<Event>, Vec<Event>)) -> &Exit {
+    match &events.1[..] {
+        [Event::Exit(x)] => x,
+        other => panic!("expected exactly one exit, got {other:?}"),
+    }
+}
+
+#[test]
+fn exec_events_carry_exact_argv() {
+    let Some(tracer) = common::start(&Config::new()) else { return };
+    let cap = 16 << 10;
+    let cases: Vec<(&str, Vec<OsString>)> = vec![
+        ("no arguments", vec![]),
+        ("empty arguments", vec!["".into(), "".into(), "".into()]),
+        ("200 arguments", (0..200).map(|i| format!("arg-{i}").into()).collect()),
+        ("one 10 KiB argument", vec![OsString::from_vec((0..10 << 10).map(|i| b'a' + (i % 26) as u8).collect())]),
+        ("argv over the cap", (0..40).map(|i| format!("{i:04}-{}", "z".repeat(995)).into()).collect()),
+        (
+            "bytes that are not UTF-8",
+            vec![OsString::from_vec(vec![0xff, 0xfe]), "ok".into(), OsString::from_vec(vec![b'x', 0xc3, 0x28])],
+        ),
+    ];
+    let mut pids = Vec::new();
+    for (_, args) in &cases {
+        let mut child = Command::new("/bin/true").args(args).spawn().expect("spawn /bin/true");
+        pids.push(child.id());
+        assert!(child.wait().unwrap().success());
+    }
+    let got = common::exec_and_exit(&tracer, &pids, TIMEOUT);
+    let me = std::process::id();
+    let (uid, gid) = effective_ids();
+
+    for ((name, args), pid) in cases.iter().zip(&pids) {
+        let events = got.get(pid).unwrap_or_else(|| panic!("{name}: no events for pid {pid}"));
+        let e = one_exec(events);
+        let want = argv_area("/bin/true", args);
+        assert_eq!((e.pid, e.tid, e.ppid, e.ns_pid), (*pid, *pid, me, *pid), "{name}: ids");
+        assert_eq!((e.uid, e.gid), (uid, gid), "{name}: credentials");
+        assert_ne!(e.cgroup_id, 0, "{name}: cgroup id");
+        assert_eq!(e.comm.as_bytes(), b"true", "{name}: comm");
+        assert_eq!(e.filename, b"/bin/true", "{name}: filename");
+        assert!(!e.data_lost, "{name}: data lost");
+        assert_eq!(e.argv_size as usize, want.len(), "{name}: argv size");
+        if want.len() > cap {
+            assert!(e.argv_truncated, "{name}: must be flagged truncated");
+            assert_eq!(e.argv.as_bytes(), &want[..cap], "{name}: the first {cap} bytes, exactly");
+        } else {
+            assert!(!e.argv_truncated, "{name}: not truncated");
+            assert_eq!(e.argv.as_bytes(), &want[..], "{name}: argv");
+            let want_args: Vec<&[u8]> =
+                std::iter::once(&b"/bin/true"[..]).chain(args.iter().map(|a| a.as_bytes())).collect();
+            assert_eq!(e.argv.iter().collect::<Vec<_>>(), want_args, "{name}: split argv");
+        }
+        let x = one_exit(events);
+        assert_eq!((x.pid, x.tid, x.ppid, x.exit_code, x.signal, x.core_dumped), (*pid, *pid, me, 0, None, false));
+        assert!(x.ts_ns > e.ts_ns && x.duration_ns > 0, "{name}: exit after exec");
+    }
+    let stats = tracer.stop().unwrap();
+    assert_eq!((stats.invalid, stats.reserve_failures(), stats.dropped_data()), (0, 0, 0), "{stats:?}");
+    assert!(stats.argv_truncated >= 1);
+}
+
+/// Effective uid and gid of this test process, from /proc.
+fn effective_ids() -> (u32, u32) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| -> u32 {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().nth(2).unwrap().parse().unwrap() // effective id
+    };
+    (field("Uid:"), field("Gid:"))
+}
+
+#[test]
+fn exit_codes_and_signals_are_decoded() {
+    let Some(tracer) = common::start(&Config::new()) else { return };
+    let mut three = Command::new("/bin/sh").args(["-c", "exit 3"]).spawn().unwrap();
+    let mut zero = Command::new("/bin/true").spawn().unwrap();
+    let mut killed = Command::new("/bin/sleep").arg("100").spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(200)); // let sleep exec before the kill
+    killed.kill().unwrap();
+    let pids = [three.id(), zero.id(), killed.id()];
+    assert_eq!(three.wait().unwrap().code(), Some(3));
+    assert!(zero.wait().unwrap().success());
+    assert!(killed.wait().is_ok());
+
+    let got = common::exec_and_exit(&tracer, &pids, TIMEOUT);
+    let status = |pid: u32| {
+        let x = one_exit(&got[&pid]);
+        (x.exit_code, x.signal, x.core_dumped)
+    };
+    assert_eq!(status(pids[0]), (3, None, false), "exit 3");
+    assert_eq!(status(pids[1]), (0, None, false), "exit 0");
+    assert_eq!(status(pids[2]), (0, Some(9), false), "SIGKILL");
+    assert!(one_exit(&got[&pids[2]]).duration_ns >= 150_000_000, "sleep ran ~200 ms");
+    assert_eq!(one_exec(&got[&pids[2]]).argv.as_bytes(), b"/bin/sleep\0100\0");
+}
+
+#[test]
+fn pid_filter_reports_only_the_listed_process() {
+    let spawn = |tag: &str| {
+        Command::new("/bin/sh").args(["-c", &format!("sleep 0.5; exec /bin/true {tag}")]).spawn().unwrap()
+    };
+    let mut inside = spawn("filtered-in");
+    let mut outside = spawn("filtered-out");
+    let Some(tracer) = common::start(&Config::new().pid(inside.id())) else { return };
+    let (pin, pout) = (inside.id(), outside.id());
+    inside.wait().unwrap();
+    outside.wait().unwrap();
+
+    let got = common::collect_until(&tracer, TIMEOUT, |_| true, |got| {
+        got.iter().any(|e| matches!(e, Event::Exit(x) if x.pid == pin))
+    });
+    // Anything else would have arrived with or before the exit of `inside`.
+    let extra = common::collect_until(&tracer, Duration::from_millis(300), |_| true, |_| false);
+    let all: Vec<&Event> = got.iter().chain(&extra).collect();
+    assert!(all.iter().all(|e| e.pid() == pin), "only pid {pin} may appear: {all:?}");
+    assert!(!all.iter().any(|e| e.pid() == pout));
+    let execs: Vec<&Exec> = all.iter().filter_map(|e| if let Event::Exec(x) = e { Some(x) } else { None }).collect();
+    assert_eq!(execs.len(), 1, "{all:?}");
+    assert_eq!(execs[0].argv.as_bytes(), b"/bin/true\0filtered-in\0");
+}
+
+#[test]
+fn comm_prefix_filter_matches_the_new_command_name() {
+    let dir = std::env::temp_dir().join(format!("proctap-comm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("ptcomm-probe");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("/bin/true", &link).unwrap();
+    let Some(tracer) = common::start(&Config::new().comm_prefix("ptcomm")) else { return };
+
+    let mut other = Command::new("/bin/true").arg("not-me").spawn().unwrap();
+    let mut probe = Command::new(&link).arg("me").spawn().unwrap();
+    let (pother, pprobe) = (other.id(), probe.id());
+    other.wait().unwrap();
+    probe.wait().unwrap();
+    let got = common::exec_and_exit(&tracer, &[pprobe], TIMEOUT);
+    let e = one_exec(&got[&pprobe]);
+    assert_eq!(e.comm.as_bytes(), b"ptcomm-probe");
+    assert_eq!(e.filename, link.as_os_str().as_bytes());
+    assert_eq!(one_exit(&got[&pprobe]).exit_code, 0);
+    assert!(!got.contains_key(&pother));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn two_instances_each_see_every_event() {
+    let Some(first) = common::start(&Config::new()) else { return };
+    let Some(second) = common::start(&Config::new().argv_max(64)) else { return };
+    let mut child = Command::new("/bin/true").arg("seen-by-both").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    for (tracer, want) in [(&first, &b"/bin/true\0seen-by-both\0"[..]), (&second, &b"/bin/true\0seen-by-both\0"[..])] {
+        let got = common::exec_and_exit(tracer, &[pid], TIMEOUT);
+        assert_eq!(one_exec(&got[&pid]).argv.as_bytes(), want);
+        assert_eq!(one_exit(&got[&pid]).exit_code, 0);
+    }
+    assert_ne!(first.prog_ids(), second.prog_ids(), "separate programs");
+}
+
+#[test]
+fn thread_exits_are_reported_only_when_asked() {
+    // Threads of this test binary itself.
+    let me = std::process::id();
+    let Some(threads) = common::start(&Config::new().thread_exits(true).pid(me)) else { return };
+    let Some(processes) = common::start(&Config::new().pid(me)) else { return };
+    let tid = std::thread::spawn(|| std::fs::read_to_string("/proc/thread-self/stat").unwrap())
+        .join()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse::<u32>()
+        .unwrap();
+    let got = common::collect_until(&threads, TIMEOUT, |e| e.pid() == std::process::id(), |got| {
+        got.iter().any(|e| matches!(e, Event::Exit(x) if x.tid == tid))
+    });
+    let exit = got.iter().find_map(|e| match e {
+        Event::Exit(x) if x.tid == tid => Some(x),
+        _ => None,
+    });
+    let exit = exit.unwrap_or_else(|| panic!("no thread exit for tid {tid}: {got:?}"));
+    assert!(exit.thread_exit);
+    assert_eq!(exit.pid, me);
+    // The default tracer, started before the thread, stays silent: the
+    // process is still alive.
+    let quiet = common::collect_until(&processes, Duration::from_millis(300), |e| e.pid() == me, |_| false);
+    assert!(quiet.is_empty(), "no thread exits by default: {quiet:?}");
+}
