@@ -8,7 +8,23 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use proctap::{Config, Tracer};
+use proctap::{Config, Stats, Tracer};
+
+/// The final stats line: the C example's keys, then every counter.
+#[derive(serde::Serialize)]
+struct StatsLine {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    events: u64,
+    exec: u64,
+    exit: u64,
+    dropped_data: u64,
+    reserve_failures: u64,
+    argv_truncated: u64,
+    invalid: u64,
+    oversize: u64,
+    detail: Stats,
+}
 
 const USAGE: &str =
     "usage: dump [--duration SECONDS] [--pid PID]... [--comm PREFIX] [--argv-max BYTES] [--thread-exits]";
@@ -85,19 +101,19 @@ fn main() -> ExitCode {
     drop(out);
     match tracer.stop() {
         Ok(stats) => {
-            let line = serde_json::json!({
-                "type": "stats",
-                "events": stats.events(),
-                "exec": stats.exec.delivered,
-                "exit": stats.exit.delivered,
-                "dropped_data": stats.dropped_data(),
-                "reserve_failures": stats.reserve_failures(),
-                "argv_truncated": stats.argv_truncated,
-                "invalid": stats.invalid,
-                "oversize": stats.oversize,
-                "detail": stats,
-            });
-            eprintln!("{line}");
+            let line = StatsLine {
+                kind: "stats",
+                events: stats.events(),
+                exec: stats.exec.delivered,
+                exit: stats.exit.delivered,
+                dropped_data: stats.dropped_data(),
+                reserve_failures: stats.reserve_failures(),
+                argv_truncated: stats.argv_truncated,
+                invalid: stats.invalid,
+                oversize: stats.oversize,
+                detail: stats,
+            };
+            eprintln!("{}", serde_json::to_string(&line).unwrap_or_default());
         }
         Err(err) => {
             eprintln!("dump: {err}");

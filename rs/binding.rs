@@ -96,15 +96,13 @@ impl Buffer {
         self.raw.realtime_offset_ns
     }
 
-    /// Fills the buffer as the C loader would, for tests.
-    #[cfg(test)]
-    pub(crate) fn fill_for_test(&mut self, records: &[u8], count: u32) {
-        let dst: Vec<u64> = records.chunks(8).map(|c| {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            u64::from_ne_bytes(w)
-        }).collect();
-        self.storage[..dst.len()].copy_from_slice(&dst);
+    /// Fills the buffer as the C loader would (tests and benches).
+    pub(crate) fn fill_from(&mut self, records: &[u8], count: u32) {
+        let words = &mut self.storage[..records.len().div_ceil(8)];
+        // SAFETY: u8 has no alignment requirement and every byte pattern is
+        // a valid u64; the slice covers exactly the borrowed words.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, records.len()) };
+        bytes.copy_from_slice(records);
         self.raw.len = records.len() as u32;
         self.raw.records = count;
     }

@@ -158,7 +158,7 @@ impl<'a> Iterator for Args<'a> {
         if self.rest.is_empty() {
             return None;
         }
-        let end = self.rest.iter().position(|&b| b == 0).unwrap_or(self.rest.len());
+        let end = memchr::memchr(0, self.rest).unwrap_or(self.rest.len());
         let arg = &self.rest[..end];
         self.rest = self.rest.get(end + 1..).unwrap_or(&[]);
         Some(arg)

@@ -37,4 +37,5 @@ pub use tracer::{Batch, KindStats, Stats, StopHandle, Tracer};
 #[doc(hidden)]
 pub mod testing {
     pub use crate::binding::testing::*;
+    pub use crate::tracer::BatchPipe;
 }

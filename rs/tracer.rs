@@ -320,7 +320,7 @@ mod pool {
             w.exit(Common { pid, tid: pid, ts_ns: 1, flags: 0 }, 0, b"x", 0, 0);
         }
         let mut buf = ex.next_empty().expect("a free buffer");
-        buf.fill_for_test(w.bytes(), w.records() as u32);
+        buf.fill_from(w.bytes(), w.records() as u32);
         buf
     }
 
@@ -373,10 +373,45 @@ mod pool {
             w.exit(Common { pid, tid: pid, ts_ns: 1, flags: 0 }, 0, b"x", 0, 0);
         }
         let mut buf = Buffer::new(4096);
-        buf.fill_for_test(w.bytes(), w.records() as u32);
+        buf.fill_from(w.bytes(), w.records() as u32);
         let (recycle, _pool) = bounded(1);
         let batch = Batch { buf: Some(buf), recycle };
         assert_eq!(batch.len(), 3);
         assert_eq!(batch.iter().map(|e| e.pid()).collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
+}
+
+/// The pooled batch path without a kernel: a free buffer is filled, sent as
+/// a Batch, and recycled when the Batch drops. For tests and benchmarks.
+#[doc(hidden)]
+pub struct BatchPipe {
+    exchanger: Exchanger,
+    events: Receiver<Batch>,
+    _stop: Sender<()>,
+}
+
+impl BatchPipe {
+    pub fn new(buffers: usize, bytes: usize) -> BatchPipe {
+        let (recycle, pool) = bounded(buffers);
+        for _ in 0..buffers {
+            let _ = recycle.try_send(Buffer::new(bytes));
+        }
+        let (events_tx, events) = bounded(buffers);
+        let (stop, stop_rx) = bounded(0);
+        let undelivered = Arc::new(AtomicU64::new(0));
+        let exchanger = Exchanger { undelivered, pool, recycle, events: events_tx, stop: stop_rx };
+        BatchPipe { exchanger, events, _stop: stop }
+    }
+
+    /// Copies records into a pooled buffer and sends it, as the poll loop does.
+    pub fn send(&self, records: &[u8], count: u32) {
+        if let Some(mut buf) = self.exchanger.next_empty() {
+            buf.fill_from(records, count);
+            self.exchanger.filled(buf);
+        }
+    }
+
+    pub fn events(&self) -> &Receiver<Batch> {
+        &self.events
     }
 }
