@@ -35,8 +35,9 @@ setup() {
   fi
 }
 
+# Build chatter goes to stderr: stdout carries the JSON lines.
 build() {
-  make --no-print-directory
+  make --no-print-directory >&2
 }
 
 case "${1:-}" in
