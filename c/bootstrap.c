@@ -32,18 +32,6 @@
 /* Records consumed between two checks of the flush deadline. */
 #define PT_DRAIN_BUDGET 1024
 
-/* Data spans released out of order, waiting for the ones before them. */
-struct pt_span {
-	__u64 pos;
-	__u64 end;
-};
-
-struct pt_cons {
-	__u64 cons;
-	__u32 npending;
-	struct pt_span pending[PT_PENDING_MAX];
-};
-
 struct proctap {
 	struct proc *skel;
 	struct ring_buffer *rb;
@@ -57,7 +45,7 @@ struct proctap {
 	__u64 ring_mask;
 	__u32 ncpus;
 	__u64 flush_ns;
-	struct pt_cons *cons;
+	struct proctap_cons *cons; /* per CPU */
 
 	/* poll loop */
 	proctap_swap_fn swap;
@@ -244,29 +232,19 @@ static size_t pt_meta_size(__u16 kind)
 	}
 }
 
-/*
- * Releases a data span. The kernel may only reuse bytes below cons, so cons
- * advances over contiguous released spans only; a span that arrives ahead of
- * an earlier one (programs nesting on a CPU) waits in pending.
- */
-static void pt_release(struct proctap *pt, __u32 cpu, __u64 pos, __u32 len)
+int proctap_cons_release(struct proctap_cons *c, __u64 pos, __u32 len)
 {
-	struct pt_cons *c = &pt->cons[cpu];
 	__u64 cons;
 
 	if (!len)
-		return;
+		return 0;
 	if (pos != c->cons) {
-		if (c->npending < PT_PENDING_MAX) {
-			c->pending[c->npending].pos = pos;
-			c->pending[c->npending].end = pos + len;
-			c->npending++;
-		} else {
-			/* Cannot happen with nesting depth < PT_PENDING_MAX; the
-			 * span stays unreleased and later records count as data_lost. */
-			atomic_fetch_add_explicit(&pt->invalid, 1, memory_order_relaxed);
-		}
-		return;
+		if (c->npending >= PT_PENDING_MAX)
+			return -1;
+		c->pending[c->npending].pos = pos;
+		c->pending[c->npending].end = pos + len;
+		c->npending++;
+		return 0;
 	}
 	cons = pos + len;
 	for (__u32 i = 0; i < c->npending;) {
@@ -279,8 +257,21 @@ static void pt_release(struct proctap *pt, __u32 cpu, __u64 pos, __u32 len)
 		}
 	}
 	c->cons = cons;
-	/* Release: our reads of the bytes happen before the kernel may reuse them. */
-	__atomic_store_n(&pt->ctl[cpu].cons, cons, __ATOMIC_RELEASE);
+	return 1;
+}
+
+/* Releases a record's data span and tells the kernel how far it may reuse. */
+static void pt_release(struct proctap *pt, __u32 cpu, __u64 pos, __u32 len)
+{
+	int r = proctap_cons_release(&pt->cons[cpu], pos, len);
+
+	if (r > 0)
+		/* Release: our reads of the bytes happen before the kernel reuses them. */
+		__atomic_store_n(&pt->ctl[cpu].cons, pt->cons[cpu].cons, __ATOMIC_RELEASE);
+	else if (r < 0)
+		/* Cannot happen with nesting depth < PT_PENDING_MAX; the span
+		 * stays unreleased and later records count as data_lost. */
+		atomic_fetch_add_explicit(&pt->invalid, 1, memory_order_relaxed);
 }
 
 static void pt_handover(struct proctap *pt, int last)

@@ -226,6 +226,30 @@ struct proctap_error {
 #define PROCTAP_ERROR_SIZE 264
 _Static_assert(sizeof(struct proctap_error) == PROCTAP_ERROR_SIZE, "error size");
 
+/*
+ * Consumer-side bookkeeping of one CPU's data ring (internal; exported so it
+ * can be tested). The kernel may reuse bytes below cons only, so cons moves
+ * over contiguous released spans; a span released ahead of an earlier one
+ * (programs nesting on a CPU) waits in pending.
+ */
+struct proctap_span {
+	__u64 pos;
+	__u64 end;
+};
+
+struct proctap_cons {
+	__u64 cons;
+	__u32 npending;
+	__u32 cons_pad;
+	struct proctap_span pending[PT_PENDING_MAX];
+};
+#define PROCTAP_CONS_SIZE 528
+_Static_assert(sizeof(struct proctap_cons) == PROCTAP_CONS_SIZE, "cons size");
+
+/* Releases [pos, pos + len). Returns 1 when cons advanced, 0 when the span
+ * waits for earlier ones, -1 when pending is full (the span stays unreleased). */
+int proctap_cons_release(struct proctap_cons *c, __u64 pos, __u32 len);
+
 struct proctap;
 
 /* Validates cfg, opens, sizes, loads and attaches. NULL on failure, err filled. */

@@ -368,6 +368,7 @@ mod layout {
         assert_eq!(size_of::<sys::proctap_buf>(), sys::PROCTAP_BUF_SIZE as usize);
         assert_eq!(size_of::<sys::proctap_stats>(), sys::PROCTAP_STATS_SIZE as usize);
         assert_eq!(size_of::<sys::proctap_error>(), sys::PROCTAP_ERROR_SIZE as usize);
+        assert_eq!(size_of::<sys::proctap_cons>(), sys::PROCTAP_CONS_SIZE as usize);
     }
 
     #[test]
@@ -385,5 +386,81 @@ mod layout {
         assert_eq!(offset_of!(sys::pt_hdr, rec_size), 40);
         assert_eq!(offset_of!(sys::pt_cpu_ctl, cons), 64, "prod and cons on separate cache lines");
         assert_eq!(offset_of!(sys::pt_cpu_ctl, emitted), 128);
+    }
+}
+
+#[cfg(test)]
+mod release {
+    use super::sys;
+
+    fn release(c: &mut sys::proctap_cons, pos: u64, len: u32) -> i32 {
+        // SAFETY: c is a valid, exclusively borrowed proctap_cons.
+        unsafe { sys::proctap_cons_release(c, pos, len) }
+    }
+
+    #[test]
+    fn cons_waits_for_earlier_spans_then_jumps_over_pending_ones() {
+        let mut c = sys::proctap_cons::default();
+        assert_eq!(release(&mut c, 150, 150), 0, "ahead of cons: waits");
+        assert_eq!(release(&mut c, 100, 50), 0);
+        assert_eq!(c.cons, 0);
+        assert_eq!(release(&mut c, 0, 100), 1);
+        assert_eq!((c.cons, c.npending), (300, 0), "jumps over both pending spans");
+        assert_eq!(release(&mut c, 300, 0), 0, "empty spans change nothing");
+        assert_eq!(c.cons, 300);
+    }
+
+    /// Spans released in any order within a nesting window: cons never
+    /// passes an unreleased span and ends at the total.
+    #[test]
+    fn any_release_order_within_the_nesting_depth_ends_at_the_total() {
+        let mut seed = 0x2545f4914f6cdd1du64;
+        let mut rand = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..200 {
+            let spans: Vec<(u64, u32)> = {
+                let mut pos = 0;
+                (0..64).map(|_| {
+                    let len = rand(5000) as u32; // some empty
+                    let span = (pos, len);
+                    pos += u64::from(len);
+                    span
+                }).collect()
+            };
+            let total: u64 = spans.iter().map(|s| u64::from(s.1)).sum();
+            // Shuffle within windows of 4: metadata of nested programs
+            // arrives at most that far out of position order.
+            let mut order = spans.clone();
+            for w in order.chunks_mut(4) {
+                for i in (1..w.len()).rev() {
+                    w.swap(i, rand(i as u64 + 1) as usize);
+                }
+            }
+            let mut c = sys::proctap_cons::default();
+            let mut released = vec![false; spans.len()];
+            for (pos, len) in order {
+                assert!(release(&mut c, pos, len) >= 0);
+                released[spans.iter().position(|s| s.0 == pos && s.1 == len).unwrap()] = true;
+                // cons is exactly the end of the longest released prefix.
+                let prefix: u64 = spans.iter().zip(&released).take_while(|(s, r)| **r || s.1 == 0).map(|(s, _)| u64::from(s.1)).sum();
+                assert_eq!(c.cons, prefix);
+            }
+            assert_eq!((c.cons, c.npending), (total, 0));
+        }
+    }
+
+    #[test]
+    fn a_full_pending_list_refuses_instead_of_losing_track() {
+        let mut c = sys::proctap_cons::default();
+        for i in 0..sys::PT_PENDING_MAX as u64 {
+            assert_eq!(release(&mut c, 10 + i * 10, 10), 0);
+        }
+        assert_eq!(release(&mut c, 10_000, 10), -1);
+        assert_eq!(release(&mut c, 0, 10), 1);
+        assert_eq!(c.cons, 10 + sys::PT_PENDING_MAX as u64 * 10);
     }
 }
