@@ -503,7 +503,8 @@ static int pt_kernel_error(struct proctap_error *err, int code, int errnum,
 		return pt_fail(err, PROCTAP_E_PRIVILEGE, errnum, NULL, program,
 			       "%s: permission denied; run as root or grant CAP_BPF and "
 			       "CAP_PERFMON", what);
-	return pt_fail(err, code, errnum, NULL, program, "%s: %s", what, strerror(errnum));
+	return pt_fail(err, code, errnum, NULL, program, "%s: %s%s", what, strerror(errnum),
+		       code == PROCTAP_E_LOAD ? " (libbpf printed the verifier log on stderr)" : "");
 }
 
 static int pt_setup(struct proctap *pt, const struct proctap_config *c,
@@ -549,8 +550,7 @@ static int pt_setup(struct proctap *pt, const struct proctap_config *c,
 
 	e = proc__load(pt->skel);
 	if (e)
-		return pt_kernel_error(err, PROCTAP_E_LOAD, -e, NULL,
-				       "loading BPF programs (the verifier log is on stderr)");
+		return pt_kernel_error(err, PROCTAP_E_LOAD, -e, NULL, "loading BPF programs");
 
 	for (__u32 i = 0; i < c->npids; i++) {
 		__u8 one = 1;

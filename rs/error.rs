@@ -11,7 +11,7 @@ pub enum Error {
     InvalidConfig { field: String, reason: String },
 
     /// The process may not load BPF programs.
-    #[error("missing privilege: {message}; run as root or grant CAP_BPF and CAP_PERFMON")]
+    #[error("missing privilege: {message}")]
     Privilege { message: String },
 
     /// The kernel has no BTF, which CO-RE and tp_btf programs need.

@@ -16,11 +16,7 @@ const PAD: usize = 500;
 
 #[test]
 fn a_stalled_consumer_yields_counted_drops_and_no_corrupt_event() {
-    let dir = std::env::temp_dir().join(format!("proctap-flood-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let link = dir.join("ptflood");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink("/bin/true", &link).unwrap();
+    let (dir, link) = common::true_named("ptflood");
 
     // Tiny rings and two small batches, so a consumer that does not read
     // exhausts every stage: batches, data pages, metadata ring.
@@ -99,11 +95,7 @@ fn a_stalled_consumer_yields_counted_drops_and_no_corrupt_event() {
 
 #[test]
 fn records_crossing_the_end_of_the_data_ring_arrive_intact() {
-    let dir = std::env::temp_dir().join(format!("proctap-wrap-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let link = dir.join("ptwrap");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink("/bin/true", &link).unwrap();
+    let (dir, link) = common::true_named("ptwrap");
     // A two-page ring: records of varied length keep crossing its end.
     let config = Config::new().comm_prefix("ptwrap").exit(false).argv_max(1024).pages_per_cpu(2);
     let Some(tracer) = common::start(&config) else { return };

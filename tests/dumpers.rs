@@ -85,3 +85,26 @@ fn rust_dumper_prints_the_documented_json() {
 fn c_example_prints_the_documented_json() {
     check(c_example());
 }
+
+#[test]
+fn an_unprivileged_start_reports_missing_privilege() {
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if !is_root {
+        assert!(!ci(), "CI=true: tests run as root");
+        eprintln!("SKIPPED: needs root to drop to an unprivileged user");
+        return;
+    }
+    let dump = rust_dump();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(&dump)
+        .args(["--duration", "1"])
+        .output()
+        .expect("setpriv (util-linux)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("dump: missing privilege:") && stderr.contains("CAP_BPF"), "{stderr}");
+}

@@ -153,11 +153,7 @@ fn pid_filter_reports_only_the_listed_process() {
 
 #[test]
 fn comm_prefix_filter_matches_the_new_command_name() {
-    let dir = std::env::temp_dir().join(format!("proctap-comm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let link = dir.join("ptcomm-probe");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink("/bin/true", &link).unwrap();
+    let (dir, link) = common::true_named("ptcomm-probe");
     let Some(tracer) = common::start(&Config::new().comm_prefix("ptcomm")) else { return };
 
     let mut other = Command::new("/bin/true").arg("not-me").spawn().unwrap();

@@ -59,3 +59,14 @@ pub fn exec_and_exit(tracer: &Tracer, pids: &[u32], timeout: Duration) -> HashMa
     }
     map
 }
+
+/// A fresh directory with `name` linked to /bin/true: exec'ing the link
+/// gives the process the command name `name`.
+pub fn true_named(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("proctap-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join(name);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("/bin/true", &link).unwrap();
+    (dir, link)
+}
