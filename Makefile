@@ -56,7 +56,9 @@ $(O)/libproctap.a: $(O)/bootstrap.o
 
 # ---- crate + example, against libbpf-sys' libbpf ----------------------------
 # cargo prints each build script's out_dir; libbpf-sys' holds libbpf.a and
-# include/, proctap's holds libproctap.a. Only the sub-make that links reads
+# include/, proctap's holds libproctap.a. A package id reads
+# "...#proctap@0.1.0", or "file:///.../proctap#0.1.0" when the checkout
+# directory is itself named proctap. Only the sub-make that links reads
 # those paths, and it has no rule to remake them.
 ifdef LINK_EXAMPLE
 include $(O)/cargo-paths.mk
@@ -71,7 +73,7 @@ $(O)/cargo-paths.mk: crate
 	@mkdir -p $(O)
 	@$(CARGO) build --release --message-format=json 2>/dev/null | \
 	 grep '"reason":"build-script-executed"' | \
-	 sed -nE 's/.*#(libbpf-sys|proctap)@[^"]*".*"out_dir":"([^"]*)".*/\1 \2/p' | \
+	 sed -nE 's/.*[#/](libbpf-sys|proctap)[@#][^"]*".*"out_dir":"([^"]*)".*/\1 \2/p' | \
 	 awk '$$1=="libbpf-sys"{print "LIBBPF_OUT := " $$2} $$1=="proctap"{print "PROCTAP_OUT := " $$2}' > $@.tmp
 	@grep -q LIBBPF_OUT $@.tmp && grep -q PROCTAP_OUT $@.tmp || \
 	 { echo "could not locate cargo build outputs" >&2; exit 1; }

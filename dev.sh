@@ -30,7 +30,7 @@ setup() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   if ! command -v cargo >/dev/null; then
-    echo "dev.sh: cargo not found; install a Rust toolchain (rustup, Rust >= 1.82) and retry" >&2
+    echo "dev.sh: cargo not found; install a Rust toolchain (rustup, Rust >= 1.85) and retry" >&2
     exit 1
   fi
 }

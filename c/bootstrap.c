@@ -20,6 +20,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "proctap.h"
 #include "proc.skel.h"
@@ -59,6 +60,7 @@ struct proctap {
 	_Atomic __u64 invalid;
 	_Atomic __u64 oversize;
 	_Atomic __u64 abandoned;
+	_Atomic __u64 ring_stalls;
 	_Atomic __u64 handovers;
 	_Atomic __u64 wakeups;
 };
@@ -180,6 +182,9 @@ int proctap_config_check(const struct proctap_config *in, struct proctap_error *
 		if (c.pids[i] == 0 || c.pids[i] > (1u << 22))
 			return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pids", NULL,
 				       "pid %u is not a valid process id", c.pids[i]);
+	if (c.exit_probe > PROCTAP_EXIT_LIVE)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "exit_probe", NULL,
+			       "unknown exit_probe %u", c.exit_probe);
 	if (c.comm_prefix_len >= PT_COMM_LEN)
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "comm_prefix", NULL,
 			       "comm_prefix is %u bytes; commands names have at most %u",
@@ -236,8 +241,8 @@ int proctap_cons_release(struct proctap_cons *c, __u64 pos, __u32 len)
 {
 	__u64 cons;
 
-	if (!len)
-		return 0;
+	if (!len || pos + len <= c->cons)
+		return 0; /* nothing to release (or released already) */
 	if (pos != c->cons) {
 		if (c->npending >= PT_PENDING_MAX)
 			return -1;
@@ -269,9 +274,10 @@ static void pt_release(struct proctap *pt, __u32 cpu, __u64 pos, __u32 len)
 		/* Release: our reads of the bytes happen before the kernel reuses them. */
 		__atomic_store_n(&pt->ctl[cpu].cons, pt->cons[cpu].cons, __ATOMIC_RELEASE);
 	else if (r < 0)
-		/* Cannot happen with nesting depth < PT_PENDING_MAX; the span
-		 * stays unreleased and later records count as data_lost. */
-		atomic_fetch_add_explicit(&pt->invalid, 1, memory_order_relaxed);
+		/* Cannot happen with nesting depth < PT_PENDING_MAX. The span
+		 * stays unreleased, this CPU's later records count as data_lost,
+		 * and ring_stalls says why. */
+		atomic_fetch_add_explicit(&pt->ring_stalls, 1, memory_order_relaxed);
 }
 
 static void pt_handover(struct proctap *pt, int last)
@@ -325,16 +331,16 @@ static int pt_on_meta(void *ctx, void *data, size_t size)
 	}
 
 	rec_size = pt_round_up(meta_size + h->data_len, 8);
-	if (pt->buf && rec_size > pt->buf->cap) {
-		atomic_fetch_add_explicit(&pt->oversize, 1, memory_order_relaxed);
-		goto release;
-	}
-	if (pt->buf && pt->buf->len + rec_size > pt->buf->cap)
+	if (pt->buf && pt->buf->len + rec_size > pt->buf->cap && pt->buf->records)
 		pt_handover(pt, 0);
 	if (!pt->buf) {
+		/* The caller refused a buffer (it is stopping): consume and count. */
 		atomic_fetch_add_explicit(&pt->abandoned, 1, memory_order_relaxed);
-		pt_release(pt, h->cpu, h->data_pos, h->data_span);
-		return -ECANCELED;
+		goto release;
+	}
+	if (pt->buf->len + rec_size > pt->buf->cap) {
+		atomic_fetch_add_explicit(&pt->oversize, 1, memory_order_relaxed);
+		goto release;
 	}
 
 	if (!pt->buf->records)
@@ -365,18 +371,59 @@ static int pt_drain(struct proctap *pt)
 		int n = ring_buffer__consume_n(pt->rb, PT_DRAIN_BUDGET);
 
 		if (n < 0)
-			return pt->refused ? 0 : n;
+			return n;
 		if (n < PT_DRAIN_BUDGET)
 			break;
 		/* Under sustained load hand over by age, not only when full. */
-		if (pt->buf->records && pt_ts(CLOCK_MONOTONIC) - pt->buf_first_ts >= pt->flush_ns)
+		if (pt->buf && pt->buf->records &&
+		    pt_ts(CLOCK_MONOTONIC) - pt->buf_first_ts >= pt->flush_ns)
 			pt_handover(pt, 0);
-		if (pt->refused)
-			return 0;
 	}
-	if (pt->buf->records)
+	if (pt->buf && pt->buf->records)
 		pt_handover(pt, 0);
 	return 0;
+}
+
+/* Records the kernel submitted, and records taken off the ring. */
+static void pt_ring_balance(struct proctap *pt, __u64 *emitted, __u64 *consumed)
+{
+	struct proctap_stats st;
+
+	proctap_stats(pt, &st);
+	*emitted = *consumed = 0;
+	for (int k = 0; k < PT_KIND_MAX; k++) {
+		*emitted += st.emitted[k];
+		*consumed += st.delivered[k];
+	}
+	*consumed += st.invalid + st.oversize + st.abandoned;
+}
+
+/*
+ * Stopping: detach first so nothing new is emitted, then drain until every
+ * emitted record was taken off the ring (delivered, or counted if no buffer
+ * is left). Programs already running when the links went away finish within
+ * microseconds; the wait is bounded at about 100 ms.
+ */
+static int pt_finish(struct proctap *pt)
+{
+	__u64 emitted, consumed;
+	int err = 0;
+
+	bpf_link__destroy(pt->skel->links.pt_exec);
+	pt->skel->links.pt_exec = NULL;
+	bpf_link__destroy(pt->skel->links.pt_exit);
+	pt->skel->links.pt_exit = NULL;
+	bpf_link__destroy(pt->skel->links.pt_exit_live);
+	pt->skel->links.pt_exit_live = NULL;
+
+	for (int i = 0; i < 100 && !err; i++) {
+		usleep(1000);
+		err = pt_drain(pt);
+		pt_ring_balance(pt, &emitted, &consumed);
+		if (consumed >= emitted)
+			break;
+	}
+	return err;
 }
 
 int proctap_run(struct proctap *pt, proctap_swap_fn swap, void *ctx)
@@ -412,11 +459,13 @@ int proctap_run(struct proctap *pt, proctap_swap_fn swap, void *ctx)
 				stop = true;
 			}
 		}
-		/* On stop, this round is the final drain. */
-		err = err ? err : pt_drain(pt);
+		if (!err && !stop)
+			err = pt_drain(pt);
 		if (err)
 			break;
 	}
+	if (!err)
+		err = pt_finish(pt);
 	if (pt->buf)
 		pt_handover(pt, 1);
 	return err;
@@ -453,6 +502,7 @@ void proctap_stats(struct proctap *pt, struct proctap_stats *out)
 	out->invalid = atomic_load_explicit(&pt->invalid, memory_order_relaxed);
 	out->oversize = atomic_load_explicit(&pt->oversize, memory_order_relaxed);
 	out->abandoned = atomic_load_explicit(&pt->abandoned, memory_order_relaxed);
+	out->ring_stalls = atomic_load_explicit(&pt->ring_stalls, memory_order_relaxed);
 	out->handovers = atomic_load_explicit(&pt->handovers, memory_order_relaxed);
 	out->wakeups = atomic_load_explicit(&pt->wakeups, memory_order_relaxed);
 }
@@ -507,13 +557,46 @@ static int pt_kernel_error(struct proctap_error *err, int code, int errnum,
 		       code == PROCTAP_E_LOAD ? " (libbpf printed the verifier log on stderr)" : "");
 }
 
+/* Does this kernel's sched_process_exit tracepoint pass group_dead? */
+static bool pt_exit_has_group_dead(void)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	const struct btf_type *t;
+	bool found = false;
+	int id;
+
+	if (!btf)
+		return false;
+	id = btf__find_by_name_kind(btf, "btf_trace_sched_process_exit", BTF_KIND_TYPEDEF);
+	t = id > 0 ? btf__type_by_id(btf, id) : NULL;
+	t = t ? btf__type_by_id(btf, t->type) : NULL; /* pointer */
+	t = t && btf_is_ptr(t) ? btf__type_by_id(btf, t->type) : NULL;
+	/* (void *ctx, struct task_struct *p, bool group_dead) */
+	found = t && btf_is_func_proto(t) && btf_vlen(t) >= 3;
+	btf__free(btf);
+	return found;
+}
+
+static int pt_attach(struct proctap *pt, struct bpf_program *prog, struct bpf_link **slot,
+		     struct proctap_error *err)
+{
+	if (!bpf_program__autoload(prog))
+		return PROCTAP_OK;
+	*slot = bpf_program__attach(prog);
+	if (!*slot)
+		return pt_kernel_error(err, PROCTAP_E_ATTACH, errno, bpf_program__name(prog),
+				       "attaching");
+	return PROCTAP_OK;
+}
+
 static int pt_setup(struct proctap *pt, const struct proctap_config *c,
 		    struct proctap_error *err)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	__u64 ring = (__u64)c->pages_per_cpu * PT_PAGE_SIZE;
 	long page = sysconf(_SC_PAGESIZE);
-	struct bpf_program *prog;
+	__u32 exit_probe;
+	bool want_exit;
 	int ncpus, e;
 
 	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
@@ -545,8 +628,13 @@ static int pt_setup(struct proctap *pt, const struct proctap_config *c,
 	    (e = bpf_map__set_value_size(pt->skel->maps.pt_data, pt->elem_size)) ||
 	    (e = bpf_map__set_max_entries(pt->skel->maps.pt_meta, c->ringbuf_bytes)))
 		return pt_fail(err, PROCTAP_E_LOAD, -e, NULL, NULL, "sizing maps: %s", strerror(-e));
+	exit_probe = c->exit_probe;
+	if (exit_probe == PROCTAP_EXIT_AUTO)
+		exit_probe = pt_exit_has_group_dead() ? PROCTAP_EXIT_GROUP_DEAD : PROCTAP_EXIT_LIVE;
+	want_exit = !!(c->events & PROCTAP_EV_EXIT);
 	bpf_program__set_autoload(pt->skel->progs.pt_exec, !!(c->events & PROCTAP_EV_EXEC));
-	bpf_program__set_autoload(pt->skel->progs.pt_exit, !!(c->events & PROCTAP_EV_EXIT));
+	bpf_program__set_autoload(pt->skel->progs.pt_exit, want_exit && exit_probe == PROCTAP_EXIT_GROUP_DEAD);
+	bpf_program__set_autoload(pt->skel->progs.pt_exit_live, want_exit && exit_probe == PROCTAP_EXIT_LIVE);
 
 	e = proc__load(pt->skel);
 	if (e)
@@ -561,20 +649,10 @@ static int pt_setup(struct proctap *pt, const struct proctap_config *c,
 					       "filling the pid filter");
 	}
 
-	bpf_object__for_each_program(prog, pt->skel->obj) {
-		struct bpf_link *link;
-
-		if (!bpf_program__autoload(prog))
-			continue;
-		link = bpf_program__attach(prog);
-		if (!link)
-			return pt_kernel_error(err, PROCTAP_E_ATTACH, errno,
-					       bpf_program__name(prog), "attaching");
-		if (prog == pt->skel->progs.pt_exec)
-			pt->skel->links.pt_exec = link;
-		else
-			pt->skel->links.pt_exit = link;
-	}
+	if ((e = pt_attach(pt, pt->skel->progs.pt_exec, &pt->skel->links.pt_exec, err)) ||
+	    (e = pt_attach(pt, pt->skel->progs.pt_exit, &pt->skel->links.pt_exit, err)) ||
+	    (e = pt_attach(pt, pt->skel->progs.pt_exit_live, &pt->skel->links.pt_exit_live, err)))
+		return e;
 
 	pt->ctl_map_len = pt_round_up((__u64)ncpus * sizeof(struct pt_cpu_ctl), page);
 	pt->ctl = mmap(NULL, pt->ctl_map_len, PROT_READ | PROT_WRITE, MAP_SHARED,

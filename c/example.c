@@ -124,6 +124,8 @@ static void print_exec(const struct pt_exec *e, __s64 offset)
 	put_bytes(stdout, e->comm, strnlen(e->comm, PT_COMM_LEN));
 	fputs(",\"filename\":", stdout);
 	put_bytes(stdout, data, e->filename_len);
+	if (e->hdr.flags & PT_F_FILENAME_TRUNCATED)
+		fputs(",\"filename_truncated\":true", stdout);
 	fputs(",\"argv\":[", stdout);
 	/* argv is NUL-separated; a truncated tail may lack its NUL. */
 	for (__u32 start = 0; start < e->argv_len;) {
@@ -279,6 +281,12 @@ int main(int argc, char **argv)
 	d.buf.data = (__u8 *)d.storage;
 	d.buf.cap = sizeof(d.storage);
 	rc = proctap_run(g_pt, swap, &d);
+	/* No handler may reach the instance once it is closed. */
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	alarm(0);
 
 	proctap_stats(g_pt, &st);
 	fprintf(stderr,
@@ -293,5 +301,6 @@ int main(int argc, char **argv)
 		(unsigned long long)st.argv_truncated, (unsigned long long)st.invalid,
 		(unsigned long long)st.oversize);
 	proctap_close(g_pt);
+	g_pt = NULL;
 	return rc ? 1 : 0;
 }

@@ -72,11 +72,8 @@ static __always_inline void pt_exec_data(struct pt_cpu *c, struct pt_exec *e,
 	__s64 pos;
 	__u8 *dst;
 
-	if (want > pt_argv_max) {
+	if (want > pt_argv_max)
 		want = pt_argv_max;
-		e->hdr.flags |= PT_F_ARGV_TRUNCATED;
-		pt_count(&c->ctl->argv_truncated, 1);
-	}
 	e->argv_size = argv_size > 0xffffffffULL ? 0xffffffffU : argv_size;
 
 	need = PT_FILENAME_MAX + want;
@@ -91,9 +88,15 @@ static __always_inline void pt_exec_data(struct pt_cpu *c, struct pt_exec *e,
 	n = bpf_probe_read_kernel_str(dst, PT_FILENAME_MAX, BPF_CORE_READ(bprm, filename));
 	if (n > 0)
 		fname_len = (n - 1) & (PT_FILENAME_MAX - 1);
+	if (n == PT_FILENAME_MAX)
+		e->hdr.flags |= PT_F_FILENAME_TRUNCATED;
 
 	if (want && bpf_probe_read_user(dst + fname_len, want, (void *)arg_start) == 0) {
 		argv_len = want;
+		if (want < argv_size) {
+			e->hdr.flags |= PT_F_ARGV_TRUNCATED;
+			pt_count(&c->ctl->argv_truncated, 1);
+		}
 	} else if (want) {
 		e->hdr.flags |= PT_F_ARGV_FAULT;
 		pt_count(&c->ctl->argv_fault, 1);
@@ -150,14 +153,11 @@ int BPF_PROG(pt_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(pt_exit, struct task_struct *task)
+/* Reports an exit; process_gone says the whole process ended. */
+static __always_inline int pt_on_exit(struct task_struct *task, bool process_gone)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	/* do_exit() decrements signal->live before this tracepoint: zero means
-	 * this is the last thread, so the process is gone. */
-	bool process_gone = BPF_CORE_READ(task, signal, live.counter) == 0;
 	struct pt_cpu c;
 	struct pt_exit *x;
 	__u32 cpu;
@@ -190,4 +190,44 @@ int BPF_PROG(pt_exit, struct task_struct *task)
 	bpf_ringbuf_submit(x, 0);
 	pt_count(&c.ctl->emitted[PT_KIND_EXIT], 1);
 	return 0;
+}
+
+/* Kernels whose sched_process_exit passes group_dead: the thread that took
+ * signal->live to zero, exactly one per process. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(pt_exit, struct task_struct *task, bool group_dead)
+{
+	return pt_on_exit(task, group_dead);
+}
+
+/* Older kernels: signal->live is already zero for every thread that exits
+ * after the last decrement, and threads of an exit_group exit in parallel, so
+ * several may see zero. The first to claim (signal_struct, start time)
+ * reports the process exit; the start time keeps a reused signal_struct
+ * address from matching. */
+struct pt_exit_key {
+	__u64 signal;
+	__u64 start_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct pt_exit_key);
+	__type(value, __u8);
+	__uint(max_entries, 4096);
+} pt_exit_seen SEC(".maps");
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(pt_exit_live, struct task_struct *task)
+{
+	struct pt_exit_key key = {};
+	__u8 one = 1;
+	bool gone = BPF_CORE_READ(task, signal, live.counter) == 0;
+
+	if (gone) {
+		key.signal = (__u64)BPF_CORE_READ(task, signal);
+		key.start_ns = BPF_CORE_READ(task, group_leader, start_time);
+		gone = bpf_map_update_elem(&pt_exit_seen, &key, &one, BPF_NOEXIST) == 0;
+	}
+	return pt_on_exit(task, gone);
 }

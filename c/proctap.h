@@ -50,6 +50,9 @@ enum pt_rec_flags {
 	PT_F_ARGV_FAULT = 1 << 2,
 	/* exit: a thread exit, not the end of the whole process. */
 	PT_F_THREAD_EXIT = 1 << 3,
+	/* The filename filled PT_FILENAME_MAX - 1 bytes: it may be cut there
+	 * (execveat can build names longer than PATH_MAX). */
+	PT_F_FILENAME_TRUNCATED = 1 << 4,
 };
 
 /*
@@ -144,6 +147,13 @@ enum proctap_event_mask {
 	PROCTAP_EV_EXIT = 1 << 1,
 };
 
+/* How exits tell a process exit from a thread exit; proctap_config.exit_probe. */
+enum proctap_exit_probe {
+	PROCTAP_EXIT_AUTO = 0,       /* group_dead when the kernel has it */
+	PROCTAP_EXIT_GROUP_DEAD = 1, /* sched_process_exit's group_dead argument */
+	PROCTAP_EXIT_LIVE = 2,       /* signal->live == 0, deduplicated (older kernels) */
+};
+
 struct proctap_config {
 	__u32 events;          /* proctap_event_mask; 0 means exec|exit */
 	__u32 argv_max;        /* argv cap in bytes; 0 means PT_ARGV_DEFAULT */
@@ -155,10 +165,12 @@ struct proctap_config {
 	__u32 thread_exits;    /* nonzero: report every thread exit, not just processes */
 	__u32 npids;           /* number of valid entries in pids; 0: all processes */
 	__u32 comm_prefix_len; /* 0: no command-name filter */
+	__u32 exit_probe;      /* proctap_exit_probe; 0 picks from kernel BTF */
+	__u32 config_pad;
 	char comm_prefix[PT_COMM_LEN];
 	__u32 pids[PT_MAX_PIDS];
 };
-#define PROCTAP_CONFIG_SIZE 4144
+#define PROCTAP_CONFIG_SIZE 4152
 _Static_assert(sizeof(struct proctap_config) == PROCTAP_CONFIG_SIZE, "config size");
 
 /*
@@ -199,10 +211,11 @@ struct proctap_stats {
 	__u64 invalid;                /* loader: records that failed validation (skipped) */
 	__u64 oversize;               /* loader: records larger than a caller buffer */
 	__u64 abandoned;              /* loader: records dropped because swap refused a buffer */
+	__u64 ring_stalls;            /* loader: spans the consumer could not release (a bug) */
 	__u64 handovers;              /* loader: buffers handed to the caller */
 	__u64 wakeups;                /* loader: poll rounds */
 };
-#define PROCTAP_STATS_SIZE 160
+#define PROCTAP_STATS_SIZE 168
 _Static_assert(sizeof(struct proctap_stats) == PROCTAP_STATS_SIZE, "stats size");
 
 /* Error classes; proctap_error.code. */
@@ -259,7 +272,10 @@ struct proctap *proctap_open(const struct proctap_config *cfg, struct proctap_er
  * Runs the poll loop on the calling thread until proctap_stop() or until swap
  * returns NULL. Returns 0, or a negative errno. Records are appended to the
  * buffers swap provides; a buffer is handed back when it is full or when a
- * poll round ends.
+ * poll round ends. Before returning it detaches the programs and drains the
+ * ring: every record the kernel emitted is then delivered or counted
+ * (abandoned, when swap had no buffer left). The instance stays readable for
+ * stats until proctap_close(); it does not trace again.
  */
 int proctap_run(struct proctap *pt, proctap_swap_fn swap, void *ctx);
 

@@ -73,9 +73,9 @@ unsafe impl Send for Buffer {}
 
 impl Buffer {
     pub(crate) fn new(bytes: usize) -> Box<Buffer> {
-        let mut storage = vec![0u64; bytes.div_ceil(8)].into_boxed_slice();
+        let storage = vec![0u64; bytes.div_ceil(8)].into_boxed_slice();
         let raw = sys::proctap_buf {
-            data: storage.as_mut_ptr() as *mut u8,
+            data: ptr::null_mut(), // set when lent to C (see swap)
             cap: u32::try_from(storage.len() * 8).unwrap_or(u32::MAX & !7),
             ..Default::default()
         };
@@ -211,8 +211,11 @@ unsafe extern "C" fn swap(ctx: *mut c_void, filled: *mut sys::proctap_buf, last:
             Some(buf) => {
                 let owner = Box::into_raw(buf);
                 // SAFETY: owner is a valid, uniquely owned Buffer that C now
-                // holds until it hands it back through this function.
+                // holds until it hands it back through this function. data is
+                // taken from the storage here, after the last move of the Box,
+                // so C writes through a pointer derived from its final place.
                 unsafe {
+                    (*owner).raw.data = (*owner).storage.as_mut_ptr() as *mut u8;
                     (*owner).raw.owner = owner as *mut c_void;
                     &mut (*owner).raw
                 }

@@ -6,6 +6,20 @@ use std::time::Duration;
 use crate::binding::{config_check, sys};
 use crate::error::Error;
 
+/// How exit events tell the end of a process from the end of one thread.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExitProbe {
+    /// `GroupDead` when the kernel's tracepoint has it, else `Live`.
+    #[default]
+    Auto,
+    /// The `group_dead` argument of sched_process_exit (recent kernels):
+    /// exactly the thread that ended the process.
+    GroupDead,
+    /// `signal->live == 0`, deduplicated per process (kernels without
+    /// `group_dead`).
+    Live,
+}
+
 /// What to trace and how to buffer it. Start one with [`Config::new`].
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -20,6 +34,7 @@ pub struct Config {
     comm_prefix: Vec<u8>,
     batch_bytes: Option<usize>,
     batches_in_flight: usize,
+    exit_probe: ExitProbe,
 }
 
 impl Default for Config {
@@ -36,6 +51,7 @@ impl Default for Config {
             comm_prefix: Vec::new(),
             batch_bytes: None,
             batches_in_flight: 16,
+            exit_probe: ExitProbe::Auto,
         }
     }
 }
@@ -118,6 +134,12 @@ impl Config {
         self
     }
 
+    /// How exits are told apart (default: picked from the kernel's BTF).
+    pub fn exit_probe(mut self, probe: ExitProbe) -> Config {
+        self.exit_probe = probe;
+        self
+    }
+
     /// Checks every field without touching the kernel.
     pub fn validate(&self) -> Result<(), Error> {
         let raw = self.to_raw()?;
@@ -175,6 +197,11 @@ impl Config {
         }
         raw.flush_us = flush_us as u32;
         raw.thread_exits = u32::from(self.thread_exits);
+        raw.exit_probe = match self.exit_probe {
+            ExitProbe::Auto => sys::PROCTAP_EXIT_AUTO,
+            ExitProbe::GroupDead => sys::PROCTAP_EXIT_GROUP_DEAD,
+            ExitProbe::Live => sys::PROCTAP_EXIT_LIVE,
+        };
         if self.pids.len() > raw.pids.len() {
             return Err(Error::invalid("pids", format!("{} pids; at most {}", self.pids.len(), raw.pids.len())));
         }

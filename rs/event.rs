@@ -45,6 +45,9 @@ pub struct Exec<B = Vec<u8>> {
     /// The path given to exec (bprm->filename), without NUL.
     #[serde(serialize_with = "ser_bytes")]
     pub filename: B,
+    /// The filename reached 4095 bytes and may be cut there.
+    #[serde(skip_serializing_if = "is_false")]
+    pub filename_truncated: bool,
     pub argv: Argv<B>,
     /// argv is shorter than the process' argv (over the cap, or unreadable).
     pub argv_truncated: bool,
@@ -84,6 +87,7 @@ impl<B: AsRef<[u8]>> Event<B> {
         match self {
             Event::Exec(e) => Event::Exec(Exec {
                 filename: e.filename.as_ref().to_vec(),
+                filename_truncated: e.filename_truncated,
                 argv: Argv(e.argv.0.as_ref().to_vec()),
                 ts_ns: e.ts_ns,
                 time: e.time,
@@ -292,6 +296,10 @@ impl Serialize for Hex<'_> {
     }
 }
 
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
 fn ser_bytes<B: AsRef<[u8]>, S: Serializer>(bytes: &B, s: S) -> Result<S::Ok, S::Error> {
     ByteStr(bytes.as_ref()).serialize(s)
 }
@@ -355,6 +363,7 @@ fn decode<'a>(hdr: &sys::pt_hdr, record: &'a [u8], offset: i64) -> Option<Event<
                 cgroup_id: e.cgroup_id,
                 comm: Comm::from_c(&e.comm),
                 filename,
+                filename_truncated: flags & sys::PT_F_FILENAME_TRUNCATED != 0,
                 argv: Argv(argv),
                 argv_truncated: flags & (sys::PT_F_ARGV_TRUNCATED | sys::PT_F_ARGV_FAULT) != 0,
                 data_lost: flags & sys::PT_F_DATA_LOST != 0,

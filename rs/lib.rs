@@ -28,7 +28,7 @@ mod error;
 mod event;
 mod tracer;
 
-pub use config::Config;
+pub use config::{Config, ExitProbe};
 pub use error::Error;
 pub use event::{Args, Argv, Comm, Event, Events, Exec, Exit, WallTime};
 pub use tracer::{Batch, KindStats, Stats, StopHandle, Tracer};

@@ -97,6 +97,8 @@ pub struct Stats {
     pub oversize: u64,
     /// Records read at stop with no free buffer left to put them in.
     pub abandoned: u64,
+    /// Data spans the consumer could not release (a bug if nonzero).
+    pub ring_stalls: u64,
     /// Events in batches sent after every receiver was dropped.
     pub undelivered: u64,
     /// Batches handed over.
@@ -140,12 +142,16 @@ impl Stats {
             invalid: raw.invalid,
             oversize: raw.oversize,
             abandoned: raw.abandoned,
+            ring_stalls: raw.ring_stalls,
             undelivered,
             batches: raw.handovers,
             wakeups: raw.wakeups,
         }
     }
 }
+
+/// How long the final drain waits for the consumer to return a buffer.
+const STOP_BUFFER_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// State shared by the tracer, its poll thread and stop handles.
 struct Shared {
@@ -190,7 +196,9 @@ impl Exchange for Exchanger {
         }
         select! {
             recv(self.pool) -> buf => buf.ok(),
-            recv(self.stop) -> _ => None,
+            // Stopping: a consumer still reading returns buffers soon; one
+            // that stopped reading gets the rest counted as abandoned.
+            recv(self.stop) -> _ => self.pool.recv_timeout(STOP_BUFFER_WAIT).ok(),
         }
     }
 }

@@ -134,3 +134,32 @@ fn records_crossing_the_end_of_the_data_ring_arrive_intact() {
     assert!(intact > 0 && stats.invalid == 0, "{stats:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn stopping_mid_storm_with_a_stalled_consumer_accounts_for_every_record() {
+    let (dir, link) = common::true_named("ptstop");
+    let config = Config::new().comm_prefix("ptstop").batch_bytes(8 << 10).batches_in_flight(2);
+    let Some(tracer) = common::start(&config) else { return };
+    let events = tracer.events().clone(); // holds the batches; nobody reads yet
+
+    let storm = std::thread::spawn({
+        let link = link.clone();
+        move || {
+            for i in 0..400 {
+                let _ = Command::new(&link).arg(i.to_string()).status();
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300)); // mid-storm
+    let stats = tracer.stop().unwrap();
+    storm.join().unwrap();
+
+    let emitted = stats.exec.emitted + stats.exit.emitted;
+    let delivered = stats.exec.delivered + stats.exit.delivered;
+    assert!(emitted > 0 && stats.abandoned > 0, "the stop found no free buffer: {stats:?}");
+    assert_eq!(emitted, delivered + stats.abandoned + stats.invalid + stats.oversize, "{stats:?}");
+    // What was delivered is still readable after stop, then the channel closes.
+    let read: u64 = events.iter().map(|b| b.iter().count() as u64).sum();
+    assert_eq!(read, delivered, "{stats:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

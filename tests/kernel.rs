@@ -214,3 +214,65 @@ fn thread_exits_are_reported_only_when_asked() {
     let quiet = common::collect_until(&processes, Duration::from_millis(300), |e| e.pid() == me, |_| false);
     assert!(quiet.is_empty(), "no thread exits by default: {quiet:?}");
 }
+
+fn exit_group_helper() -> std::path::PathBuf {
+    // target/<profile>/deps/kernel-* -> target/<profile>/examples/exit_group
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("examples").join("exit_group")
+}
+
+/// Spawns the exit_group helper `runs` times; returns the pids.
+fn run_exit_groups(runs: usize, threads: usize) -> Vec<u32> {
+    let helper = exit_group_helper();
+    assert!(helper.exists(), "{} is built by cargo test", helper.display());
+    (0..runs)
+        .map(|_| {
+            let mut child = Command::new(&helper).arg(threads.to_string()).spawn().unwrap();
+            assert_eq!(child.wait().unwrap().code(), Some(5));
+            child.id()
+        })
+        .collect()
+}
+
+#[test]
+fn a_multithreaded_exit_is_one_process_exit_with_either_probe() {
+    use proctap::ExitProbe;
+    for probe in [ExitProbe::Auto, ExitProbe::Live] {
+        let config = Config::new().exec(false).comm_prefix("exit_group").exit_probe(probe);
+        let Some(tracer) = common::start(&config) else { return };
+        let pids = run_exit_groups(300, 16);
+        let got = common::exec_and_exit(&tracer, &pids, TIMEOUT);
+        // Duplicates would arrive with the first exit; wait a little for them.
+        let late = common::collect_until(&tracer, Duration::from_millis(300), |_| true, |_| false);
+        assert!(late.is_empty(), "{probe:?}: extra exits {late:?}");
+        for pid in &pids {
+            let exits = &got.get(pid).unwrap_or_else(|| panic!("{probe:?}: no exit for {pid}")).1;
+            assert_eq!(exits.len(), 1, "{probe:?}: pid {pid} must exit once: {exits:?}");
+            let Event::Exit(x) = &exits[0] else { unreachable!() };
+            assert_eq!((x.exit_code, x.signal, x.thread_exit), (5, None, false), "{probe:?}");
+        }
+        tracer.stop().unwrap();
+    }
+}
+
+#[test]
+fn thread_exits_count_every_thread_and_one_process_exit() {
+    use proctap::ExitProbe;
+    for probe in [ExitProbe::Auto, ExitProbe::Live] {
+        let config = Config::new().exec(false).comm_prefix("exit_group").thread_exits(true).exit_probe(probe);
+        let Some(tracer) = common::start(&config) else { return };
+        let pids = run_exit_groups(50, 8);
+        let got = common::exec_and_exit(&tracer, &pids, TIMEOUT);
+        let late = common::collect_until(&tracer, Duration::from_millis(300), |_| true, |_| false);
+        for pid in &pids {
+            let mut exits: Vec<&Exit> = got[pid].1.iter().filter_map(|e| if let Event::Exit(x) = e { Some(x) } else { None }).collect();
+            exits.extend(late.iter().filter_map(|e| match e {
+                Event::Exit(x) if x.pid == *pid => Some(x),
+                _ => None,
+            }));
+            let process = exits.iter().filter(|x| !x.thread_exit).count();
+            assert_eq!(process, 1, "{probe:?}: one process exit for {pid}: {exits:?}");
+            assert_eq!(exits.len(), 9, "{probe:?}: 8 threads + main for {pid}: {exits:?}");
+        }
+    }
+}
