@@ -138,7 +138,7 @@ fn records_crossing_the_end_of_the_data_ring_arrive_intact() {
 #[test]
 fn stopping_mid_storm_with_a_stalled_consumer_accounts_for_every_record() {
     let (dir, link) = common::true_named("ptstop");
-    let config = Config::new().comm_prefix("ptstop").batch_bytes(8 << 10).batches_in_flight(2);
+    let config = Config::new().comm_prefix("ptstop").argv_max(1024).batch_bytes(8 << 10).batches_in_flight(2);
     let Some(tracer) = common::start(&config) else { return };
     let events = tracer.events().clone(); // holds the batches; nobody reads yet
 

@@ -234,8 +234,10 @@ fn run_exit_groups(runs: usize, threads: usize) -> Vec<u32> {
         .collect()
 }
 
+/// Both parts share the helper's command name, so they run in one test,
+/// one after the other.
 #[test]
-fn a_multithreaded_exit_is_one_process_exit_with_either_probe() {
+fn a_multithreaded_exit_is_one_process_exit_and_thread_exits_count_every_thread() {
     use proctap::ExitProbe;
     for probe in [ExitProbe::Auto, ExitProbe::Live] {
         let config = Config::new().exec(false).comm_prefix("exit_group").exit_probe(probe);
@@ -243,7 +245,8 @@ fn a_multithreaded_exit_is_one_process_exit_with_either_probe() {
         let pids = run_exit_groups(300, 16);
         let got = common::exec_and_exit(&tracer, &pids, TIMEOUT);
         // Duplicates would arrive with the first exit; wait a little for them.
-        let late = common::collect_until(&tracer, Duration::from_millis(300), |_| true, |_| false);
+        let mine: std::collections::HashSet<u32> = pids.iter().copied().collect();
+        let late = common::collect_until(&tracer, Duration::from_millis(300), |e| mine.contains(&e.pid()), |_| false);
         assert!(late.is_empty(), "{probe:?}: extra exits {late:?}");
         for pid in &pids {
             let exits = &got.get(pid).unwrap_or_else(|| panic!("{probe:?}: no exit for {pid}")).1;
@@ -252,27 +255,27 @@ fn a_multithreaded_exit_is_one_process_exit_with_either_probe() {
             assert_eq!((x.exit_code, x.signal, x.thread_exit), (5, None, false), "{probe:?}");
         }
         tracer.stop().unwrap();
-    }
-}
 
-#[test]
-fn thread_exits_count_every_thread_and_one_process_exit() {
-    use proctap::ExitProbe;
-    for probe in [ExitProbe::Auto, ExitProbe::Live] {
-        let config = Config::new().exec(false).comm_prefix("exit_group").thread_exits(true).exit_probe(probe);
+        let config = config.thread_exits(true);
         let Some(tracer) = common::start(&config) else { return };
         let pids = run_exit_groups(50, 8);
+        let mine: std::collections::HashSet<u32> = pids.iter().copied().collect();
         let got = common::exec_and_exit(&tracer, &pids, TIMEOUT);
-        let late = common::collect_until(&tracer, Duration::from_millis(300), |_| true, |_| false);
+        let late = common::collect_until(&tracer, Duration::from_millis(300), |e| mine.contains(&e.pid()), |_| false);
         for pid in &pids {
-            let mut exits: Vec<&Exit> = got[pid].1.iter().filter_map(|e| if let Event::Exit(x) = e { Some(x) } else { None }).collect();
-            exits.extend(late.iter().filter_map(|e| match e {
-                Event::Exit(x) if x.pid == *pid => Some(x),
-                _ => None,
-            }));
+            let exits: Vec<&Exit> = got[pid]
+                .1
+                .iter()
+                .chain(&late)
+                .filter_map(|e| match e {
+                    Event::Exit(x) if x.pid == *pid => Some(x),
+                    _ => None,
+                })
+                .collect();
             let process = exits.iter().filter(|x| !x.thread_exit).count();
             assert_eq!(process, 1, "{probe:?}: one process exit for {pid}: {exits:?}");
             assert_eq!(exits.len(), 9, "{probe:?}: 8 threads + main for {pid}: {exits:?}");
         }
+        tracer.stop().unwrap();
     }
 }

@@ -12,6 +12,8 @@ pub fn start(config: &Config) -> Option<Tracer> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     match Tracer::start(config) {
         Ok(tracer) => Some(tracer),
+        // A test's own mistake, not the machine's: never a skip.
+        Err(err @ proctap::Error::InvalidConfig { .. }) => panic!("the test's config is invalid: {err}"),
         Err(err) if ci => panic!("CI=true: kernel tests must run, but proctap could not start: {err}"),
         Err(err) => {
             eprintln!("SKIPPED: kernel test needs root and a BPF-capable kernel with BTF: {err}");
