@@ -24,7 +24,7 @@ BPF_SRCS := c/proc.bpf.c
 BPF_OBJS := $(patsubst c/%.bpf.c,$(O)/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst c/%.bpf.c,$(O)/%.skel.h,$(BPF_SRCS))
 
-.PHONY: all lib crate example example-link test vmlinux clean
+.PHONY: all lib example example-link test vmlinux clean FORCE
 
 all: example
 
@@ -66,17 +66,16 @@ example-link:
 	$(CC) $(CFLAGS) $(WARN) -Ic -I$(LIBBPF_OUT)/include c/example.c \
 		$(PROCTAP_OUT)/libproctap.a $(LIBBPF_OUT)/libbpf.a -lelf -lz -o example
 else
-crate:
-	$(CARGO) build --release --examples
-
-$(O)/cargo-paths.mk: crate
+# One build does both: compile, and leave its messages (one JSON object a
+# line, diagnostics rendered on stderr) for finding the out_dirs.
+$(O)/cargo-paths.mk: FORCE
 	@mkdir -p $(O)
-	@$(CARGO) build --release --message-format=json 2>/dev/null | \
-	 grep '"reason":"build-script-executed"' | \
+	$(CARGO) build --release --examples --message-format=json-render-diagnostics > $(O)/cargo.json
+	@grep '"reason":"build-script-executed"' $(O)/cargo.json | \
 	 sed -nE 's/.*[#/](libbpf-sys|proctap)[@#][^"]*".*"out_dir":"([^"]*)".*/\1 \2/p' | \
 	 awk '$$1=="libbpf-sys"{print "LIBBPF_OUT := " $$2} $$1=="proctap"{print "PROCTAP_OUT := " $$2}' > $@.tmp
 	@grep -q LIBBPF_OUT $@.tmp && grep -q PROCTAP_OUT $@.tmp || \
-	 { echo "could not locate cargo build outputs" >&2; exit 1; }
+	 { echo "could not locate cargo build outputs in $(O)/cargo.json" >&2; exit 1; }
 	@mv $@.tmp $@
 
 example: $(O)/cargo-paths.mk c/example.c c/proctap.h

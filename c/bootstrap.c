@@ -635,6 +635,8 @@ static int pt_setup(struct proctap *pt, const struct proctap_config *c,
 	bpf_program__set_autoload(pt->skel->progs.pt_exec, !!(c->events & PROCTAP_EV_EXEC));
 	bpf_program__set_autoload(pt->skel->progs.pt_exit, want_exit && exit_probe == PROCTAP_EXIT_GROUP_DEAD);
 	bpf_program__set_autoload(pt->skel->progs.pt_exit_live, want_exit && exit_probe == PROCTAP_EXIT_LIVE);
+	/* Only the signal->live fallback uses the dedupe map. */
+	bpf_map__set_autocreate(pt->skel->maps.pt_exit_seen, want_exit && exit_probe == PROCTAP_EXIT_LIVE);
 
 	e = proc__load(pt->skel);
 	if (e)
