@@ -20,7 +20,7 @@ CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wno-unused-parameter
 
 C_HEADERS := c/proctap.h c/transport.bpf.h
-BPF_SRCS := c/proc.bpf.c
+BPF_SRCS := c/proc.bpf.c c/synth.bpf.c
 BPF_OBJS := $(patsubst c/%.bpf.c,$(O)/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst c/%.bpf.c,$(O)/%.skel.h,$(BPF_SRCS))
 

@@ -7,6 +7,7 @@
  * No signal handlers, no threads, no process-global state: every bit of state
  * lives in struct proctap, so instances coexist.
  */
+#define _GNU_SOURCE /* epoll_pwait2 */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -19,11 +20,13 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "proctap.h"
 #include "proc.skel.h"
+#include "synth.skel.h"
 
 #define PT_DEFAULT_PAGES 64
 #define PT_DEFAULT_RINGBUF (1u << 20)
@@ -32,10 +35,20 @@
 #define PT_ELEM_MAX (4u << 20)
 /* Records consumed between two checks of the flush deadline. */
 #define PT_DRAIN_BUDGET 1024
+/* The poll thread's sleep is bounded: a doorbell that found the ring full
+ * (counted in doorbell_lost) is then rung by the next record, or by this. */
+#define PT_IDLE_TIMEOUT_MS 100
+/* Synthetic source defaults: inline ringbuf size, perf buffer bytes per CPU. */
+#define PT_SYNTH_RINGBUF_DEFAULT (4u << 20)
+#define PT_SYNTH_PERFBUF_DEFAULT (2u << 20)
 
 struct proctap {
 	struct proc *skel;
-	struct ring_buffer *rb;
+	struct synth *synth;    /* the synthetic source, when configured */
+	struct ring_buffer *rb; /* synth_rb, for the ringbuf peer transport */
+	struct perf_buffer *pb; /* synth_pb, for the perf-buffer transport */
+	bool busy_poll;
+	_Atomic bool stop_requested;
 	int epfd;
 	int stopfd;
 	struct pt_cpu_ctl *ctl; /* mmap of pt_ctl, one element per CPU */
@@ -47,6 +60,20 @@ struct proctap {
 	__u32 ncpus;
 	__u64 flush_ns;
 	struct proctap_cons *cons; /* per CPU */
+	__u64 *cons_published;     /* per CPU: last cons stored to pt_ctl */
+	__u64 released_unpublished; /* bytes released since the last publish */
+
+	/* The metadata ring, consumed here directly (not through libbpf's
+	 * ring_buffer) so the consumer position is published once per batch
+	 * of records instead of once per record. */
+	int meta_fd;
+	__u64 meta_mask;          /* ring bytes - 1 */
+	__u64 *meta_cons;         /* consumer page (read-write) */
+	const __u64 *meta_prod;   /* producer page */
+	const __u8 *meta_data;    /* data pages, mapped twice back to back */
+	size_t meta_cons_len, meta_prod_len;
+	struct pt_wake *wake;     /* mmap of pt_wake */
+	size_t wake_len;
 
 	/* poll loop */
 	proctap_swap_fn swap;
@@ -63,6 +90,7 @@ struct proctap {
 	_Atomic __u64 ring_stalls;
 	_Atomic __u64 handovers;
 	_Atomic __u64 wakeups;
+	_Atomic __u64 sleeps;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -124,6 +152,13 @@ static void pt_config_resolve(const struct proctap_config *in, struct proctap_co
 		out->ringbuf_bytes = PT_DEFAULT_RINGBUF;
 	if (!out->flush_us)
 		out->flush_us = PT_DEFAULT_FLUSH_US;
+	if (out->events & PROCTAP_EV_SYNTH) {
+		if (!out->synth_batch)
+			out->synth_batch = 1;
+		if (!out->synth_ring_bytes)
+			out->synth_ring_bytes = out->synth_transport == PROCTAP_SYNTH_PERFBUF
+						? PT_SYNTH_PERFBUF_DEFAULT : PT_SYNTH_RINGBUF_DEFAULT;
+	}
 }
 
 /* Bytes reserved per exec record at most: the data pages must hold one. */
@@ -132,9 +167,15 @@ static __u64 pt_max_record(const struct proctap_config *c)
 	return PT_FILENAME_MAX + (__u64)c->argv_max;
 }
 
+/* Slack after each CPU's ring: room for the largest record any program
+ * writes (the verifier checks the synthetic source against it too). */
 static __u64 pt_slack(const struct proctap_config *c)
 {
-	return pt_round_up(pt_max_record(c), PT_PAGE_SIZE);
+	__u64 largest = pt_max_record(c);
+
+	if (largest < PT_SYNTH_PAYLOAD_MAX)
+		largest = PT_SYNTH_PAYLOAD_MAX;
+	return pt_round_up(largest, PT_PAGE_SIZE);
 }
 
 int proctap_config_check(const struct proctap_config *in, struct proctap_error *err)
@@ -147,9 +188,29 @@ int proctap_config_check(const struct proctap_config *in, struct proctap_error *
 	pt_config_resolve(in, &c);
 	ring = (__u64)c.pages_per_cpu * PT_PAGE_SIZE;
 
-	if (c.events & ~(__u32)(PROCTAP_EV_EXEC | PROCTAP_EV_EXIT))
+	if (c.events & ~(__u32)(PROCTAP_EV_EXEC | PROCTAP_EV_EXIT | PROCTAP_EV_SYNTH))
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "events", NULL,
 			       "unknown event bits 0x%x", c.events);
+	if (c.events & PROCTAP_EV_SYNTH) {
+		if (c.synth_tgid == 0)
+			return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "synth_tgid", NULL,
+				       "the synthetic source needs the pid whose getppid() triggers it");
+		if (c.synth_payload > PT_SYNTH_PAYLOAD_MAX)
+			return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "synth_payload", NULL,
+				       "synth_payload %u is above %u bytes", c.synth_payload,
+				       PT_SYNTH_PAYLOAD_MAX);
+		if (c.synth_batch > PT_SYNTH_BATCH_MAX)
+			return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "synth_batch", NULL,
+				       "synth_batch %u is above %u", c.synth_batch, PT_SYNTH_BATCH_MAX);
+		if (c.synth_transport > PROCTAP_SYNTH_PERFBUF)
+			return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "synth_transport", NULL,
+				       "unknown synth_transport %u", c.synth_transport);
+		if (!pt_pow2(c.synth_ring_bytes) || c.synth_ring_bytes < PT_PAGE_SIZE ||
+		    c.synth_ring_bytes > (1u << 30))
+			return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "synth_ring_bytes", NULL,
+				       "synth_ring_bytes %u must be a power of two from %u to 1 GiB",
+				       c.synth_ring_bytes, PT_PAGE_SIZE);
+	}
 	if (c.argv_max > PT_ARGV_MAX_LIMIT)
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "argv_max", NULL,
 			       "argv_max %u exceeds the limit of %u bytes", c.argv_max,
@@ -206,6 +267,11 @@ static __u64 pt_ts(clockid_t clk)
 	return (__u64)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
+__u64 proctap_monotonic_ns(void)
+{
+	return pt_ts(CLOCK_MONOTONIC);
+}
+
 /* CLOCK_REALTIME - CLOCK_MONOTONIC, from the tightest of three samples. */
 static __s64 pt_realtime_offset(void)
 {
@@ -232,6 +298,8 @@ static size_t pt_meta_size(__u16 kind)
 		return sizeof(struct pt_exec);
 	case PT_KIND_EXIT:
 		return sizeof(struct pt_exit);
+	case PT_KIND_SYNTH:
+		return sizeof(struct pt_synth);
 	default:
 		return 0;
 	}
@@ -265,15 +333,34 @@ int proctap_cons_release(struct proctap_cons *c, __u64 pos, __u32 len)
 	return 1;
 }
 
-/* Releases a record's data span and tells the kernel how far it may reuse. */
+/* Tells the kernel how far it may reuse each CPU's data pages. */
+static void pt_publish_cons(struct proctap *pt)
+{
+	for (__u32 cpu = 0; cpu < pt->ncpus; cpu++) {
+		if (pt->cons[cpu].cons == pt->cons_published[cpu])
+			continue;
+		/* Release: our reads of the bytes happen before the kernel reuses them. */
+		__atomic_store_n(&pt->ctl[cpu].cons, pt->cons[cpu].cons, __ATOMIC_RELEASE);
+		pt->cons_published[cpu] = pt->cons[cpu].cons;
+	}
+	pt->released_unpublished = 0;
+}
+
+/*
+ * Releases a record's data span. The new position is published once per
+ * batch of records (pt_meta_consume), or sooner when a quarter of a ring
+ * waits: the producer reads cons on every reservation, and a line written
+ * per record would bounce between the CPUs on every event.
+ */
 static void pt_release(struct proctap *pt, __u32 cpu, __u64 pos, __u32 len)
 {
 	int r = proctap_cons_release(&pt->cons[cpu], pos, len);
 
-	if (r > 0)
-		/* Release: our reads of the bytes happen before the kernel reuses them. */
-		__atomic_store_n(&pt->ctl[cpu].cons, pt->cons[cpu].cons, __ATOMIC_RELEASE);
-	else if (r < 0)
+	if (r > 0) {
+		pt->released_unpublished += len;
+		if (pt->released_unpublished > (pt->ring_mask + 1) / 4)
+			pt_publish_cons(pt);
+	} else if (r < 0)
 		/* Cannot happen with nesting depth < PT_PENDING_MAX. The span
 		 * stays unreleased, this CPU's later records count as data_lost,
 		 * and ring_stalls says why. */
@@ -306,18 +393,61 @@ static bool pt_record_valid(const struct pt_hdr *h)
 
 		return (__u64)e->filename_len + e->argv_len == h->data_len;
 	}
+	if (h->kind == PT_KIND_SYNTH)
+		return h->data_len == 0 ||
+		       h->data_len == ((const struct pt_synth *)h)->payload_len;
 	return h->data_len == 0;
 }
 
-/* ring_buffer callback: one metadata record. */
+/*
+ * Appends one record (its fixed part, then data_len bytes from data) to the
+ * caller's buffer, handing the buffer over first when the record does not
+ * fit. Counts it delivered, or why it was not.
+ */
+static void pt_append(struct proctap *pt, const struct pt_hdr *h, size_t meta_size,
+		      const __u8 *data)
+{
+	size_t rec_size = pt_round_up(meta_size + h->data_len, 8);
+	struct pt_hdr *out;
+	__u8 *dst;
+
+	if (pt->buf && pt->buf->len + rec_size > pt->buf->cap && pt->buf->records)
+		pt_handover(pt, 0);
+	if (!pt->buf) {
+		/* The caller refused a buffer (it is stopping): consume and count. */
+		atomic_fetch_add_explicit(&pt->abandoned, 1, memory_order_relaxed);
+		return;
+	}
+	if (pt->buf->len + rec_size > pt->buf->cap) {
+		atomic_fetch_add_explicit(&pt->oversize, 1, memory_order_relaxed);
+		return;
+	}
+	if (!pt->buf->records)
+		pt->buf_first_ts = h->ts_ns;
+	dst = pt->buf->data + pt->buf->len;
+	memcpy(dst, h, meta_size);
+	if (h->data_len)
+		memcpy(dst + meta_size, data, h->data_len);
+	memset(dst + meta_size + h->data_len, 0, rec_size - meta_size - h->data_len);
+	out = (struct pt_hdr *)dst;
+	out->data_pos = 0;
+	out->data_span = 0;
+	out->rec_size = rec_size;
+	pt->buf->len += rec_size;
+	pt->buf->records++;
+	atomic_fetch_add_explicit(&pt->delivered[h->kind], 1, memory_order_relaxed);
+}
+
+/* ring_buffer callback: one metadata record, its data in the data pages. */
 static int pt_on_meta(void *ctx, void *data, size_t size)
 {
 	struct proctap *pt = ctx;
 	const struct pt_hdr *h = data;
-	size_t meta_size, rec_size;
+	size_t meta_size;
 	__u64 off;
-	__u8 *dst;
 
+	if (size >= sizeof(*h) && h->kind == PT_KIND_DOORBELL)
+		return 0; /* it woke us; that was all */
 	if (size < sizeof(*h) || h->cpu >= pt->ncpus || h->data_span > pt->ring_mask + 1) {
 		atomic_fetch_add_explicit(&pt->invalid, 1, memory_order_relaxed);
 		return 0;
@@ -327,51 +457,122 @@ static int pt_on_meta(void *ctx, void *data, size_t size)
 	if (!meta_size || size < meta_size || !pt_record_valid(h) ||
 	    off + h->data_len > pt->elem_size) {
 		atomic_fetch_add_explicit(&pt->invalid, 1, memory_order_relaxed);
-		goto release;
+	} else {
+		pt_append(pt, h, meta_size, pt->pages + (size_t)h->cpu * pt->elem_size + off);
 	}
-
-	rec_size = pt_round_up(meta_size + h->data_len, 8);
-	if (pt->buf && pt->buf->len + rec_size > pt->buf->cap && pt->buf->records)
-		pt_handover(pt, 0);
-	if (!pt->buf) {
-		/* The caller refused a buffer (it is stopping): consume and count. */
-		atomic_fetch_add_explicit(&pt->abandoned, 1, memory_order_relaxed);
-		goto release;
-	}
-	if (pt->buf->len + rec_size > pt->buf->cap) {
-		atomic_fetch_add_explicit(&pt->oversize, 1, memory_order_relaxed);
-		goto release;
-	}
-
-	if (!pt->buf->records)
-		pt->buf_first_ts = h->ts_ns;
-	dst = pt->buf->data + pt->buf->len;
-	memcpy(dst, data, meta_size);
-	if (h->data_len)
-		memcpy(dst + meta_size, pt->pages + (size_t)h->cpu * pt->elem_size + off,
-		       h->data_len);
-	memset(dst + meta_size + h->data_len, 0, rec_size - meta_size - h->data_len);
-	((struct pt_hdr *)dst)->data_pos = 0;
-	((struct pt_hdr *)dst)->data_span = 0;
-	((struct pt_hdr *)dst)->rec_size = rec_size;
-	pt->buf->len += rec_size;
-	pt->buf->records++;
-	atomic_fetch_add_explicit(&pt->delivered[h->kind], 1, memory_order_relaxed);
-
-release:
 	pt_release(pt, h->cpu, h->data_pos, h->data_span);
 	return 0;
 }
 
-/* One poll round: drain the ring, hand over what was collected. */
+/* A synthetic record with its payload inline (ringbuf and perf-buffer peers). */
+static void pt_on_inline(struct proctap *pt, const void *data, size_t size)
+{
+	const struct pt_hdr *h = data;
+
+	if (size < sizeof(struct pt_synth) || h->kind != PT_KIND_SYNTH || h->data_span ||
+	    h->data_len != ((const struct pt_synth *)h)->payload_len ||
+	    size < sizeof(struct pt_synth) + (size_t)h->data_len) {
+		atomic_fetch_add_explicit(&pt->invalid, 1, memory_order_relaxed);
+		return;
+	}
+	pt_append(pt, h, sizeof(struct pt_synth), (const __u8 *)data + sizeof(struct pt_synth));
+}
+
+static int pt_on_inline_rb(void *ctx, void *data, size_t size)
+{
+	pt_on_inline(ctx, data, size);
+	return 0;
+}
+
+static void pt_on_inline_pb(void *ctx, int cpu, void *data, __u32 size)
+{
+	pt_on_inline(ctx, data, size);
+}
+
+/* The kernel counts the same drops in meta_lost (bpf_perf_event_output
+ * failed); this only says the perf ring noticed. */
+static void pt_on_perf_lost(void *ctx, int cpu, __u64 lost)
+{
+}
+
+/* BPF ringbuf record header (uapi: struct bpf_ringbuf_hdr). */
+#define PT_RB_BUSY (1u << 31)
+#define PT_RB_DISCARD (1u << 30)
+#define PT_RB_HDR 8
+
+/*
+ * Takes up to budget records off the metadata ring. The consumer position
+ * is stored once at the end (or when a quarter of the ring was read), so
+ * producers on other CPUs keep its cache line.
+ */
+static int pt_meta_consume(struct proctap *pt, int budget)
+{
+	__u64 cons = *pt->meta_cons;
+	__u64 published = cons;
+	__u64 prod = __atomic_load_n(pt->meta_prod, __ATOMIC_ACQUIRE);
+	int n = 0;
+
+	while (n < budget) {
+		const __u32 *hdr;
+		__u32 len;
+
+		if (cons == prod) {
+			prod = __atomic_load_n(pt->meta_prod, __ATOMIC_ACQUIRE);
+			if (cons == prod)
+				break;
+		}
+		hdr = (const __u32 *)(pt->meta_data + (cons & pt->meta_mask));
+		len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+		if (len & PT_RB_BUSY)
+			break; /* reserved, not yet committed: records behind it wait */
+		if (!(len & PT_RB_DISCARD)) {
+			pt_on_meta(pt, (void *)(hdr + 2), len & ~(PT_RB_BUSY | PT_RB_DISCARD));
+			n++;
+		}
+		cons += pt_round_up((len & ~(PT_RB_BUSY | PT_RB_DISCARD)) + PT_RB_HDR, 8);
+		if (cons - published > (pt->meta_mask + 1) / 4) {
+			pt_publish_cons(pt);
+			__atomic_store_n(pt->meta_cons, cons, __ATOMIC_RELEASE);
+			published = cons;
+		}
+	}
+	pt_publish_cons(pt);
+	if (cons != published)
+		__atomic_store_n(pt->meta_cons, cons, __ATOMIC_RELEASE);
+	return n;
+}
+
+/* Is anything committed in the metadata ring? */
+static bool pt_meta_pending(struct proctap *pt)
+{
+	return __atomic_load_n(pt->meta_prod, __ATOMIC_ACQUIRE) != *pt->meta_cons;
+}
+
+/* One poll round: drain the rings, hand over what was collected. Returns
+ * how many records it took, or a negative errno. */
 static int pt_drain(struct proctap *pt)
 {
+	int total = 0;
+
 	atomic_fetch_add_explicit(&pt->wakeups, 1, memory_order_relaxed);
 	for (;;) {
-		int n = ring_buffer__consume_n(pt->rb, PT_DRAIN_BUDGET);
+		int n = pt_meta_consume(pt, PT_DRAIN_BUDGET);
 
-		if (n < 0)
-			return n;
+		if (pt->rb) {
+			int m = ring_buffer__consume_n(pt->rb, PT_DRAIN_BUDGET);
+
+			if (m < 0)
+				return m;
+			n += m;
+		}
+		if (pt->pb) {
+			int m = perf_buffer__consume(pt->pb);
+
+			if (m < 0)
+				return m;
+			n += m;
+		}
+		total += n;
 		if (n < PT_DRAIN_BUDGET)
 			break;
 		/* Under sustained load hand over by age, not only when full. */
@@ -381,7 +582,7 @@ static int pt_drain(struct proctap *pt)
 	}
 	if (pt->buf && pt->buf->records)
 		pt_handover(pt, 0);
-	return 0;
+	return total;
 }
 
 /* Records the kernel submitted, and records taken off the ring. */
@@ -409,16 +610,14 @@ static int pt_finish(struct proctap *pt)
 	__u64 emitted, consumed;
 	int err = 0;
 
-	bpf_link__destroy(pt->skel->links.pt_exec);
-	pt->skel->links.pt_exec = NULL;
-	bpf_link__destroy(pt->skel->links.pt_exit);
-	pt->skel->links.pt_exit = NULL;
-	bpf_link__destroy(pt->skel->links.pt_exit_live);
-	pt->skel->links.pt_exit_live = NULL;
+	proc__detach(pt->skel);
+	if (pt->synth)
+		synth__detach(pt->synth);
 
 	for (int i = 0; i < 100 && !err; i++) {
 		usleep(1000);
 		err = pt_drain(pt);
+		err = err < 0 ? err : 0;
 		pt_ring_balance(pt, &emitted, &consumed);
 		if (consumed >= emitted)
 			break;
@@ -428,8 +627,8 @@ static int pt_finish(struct proctap *pt)
 
 int proctap_run(struct proctap *pt, proctap_swap_fn swap, void *ctx)
 {
-	struct epoll_event evs[2];
-	bool stop = false;
+	struct epoll_event evs[4];
+	bool stop = false, active = false;
 	int err = 0;
 
 	pt->swap = swap;
@@ -441,9 +640,45 @@ int proctap_run(struct proctap *pt, proctap_swap_fn swap, void *ctx)
 	pt->buf->len = 0;
 	pt->buf->records = 0;
 
+	/*
+	 * Two ways to wait. Active (the last round found records): sleep one
+	 * flush interval and poll again; records arrive without waking anyone,
+	 * so a busy kernel pays no wake-up per record. Idle (the last round
+	 * found nothing): announce the sleep (struct pt_wake) and sleep until
+	 * the first record rings the doorbell.
+	 */
 	while (!stop && !pt->refused) {
-		int n = epoll_wait(pt->epfd, evs, 2, -1);
+		struct timespec active_wait = {
+			.tv_sec = pt->flush_ns / 1000000000ull,
+			.tv_nsec = pt->flush_ns % 1000000000ull,
+		};
+		int n, got;
 
+		if (pt->busy_poll) {
+			/* Spin: no sleep, no wake-up latency; proctap_stop sets the flag. */
+			stop = atomic_load_explicit(&pt->stop_requested, memory_order_acquire);
+			got = stop ? 0 : pt_drain(pt);
+			if (got < 0) {
+				err = got;
+				break;
+			}
+			continue;
+		}
+		if (active) {
+			n = epoll_pwait2(pt->epfd, evs, 4, &active_wait, NULL);
+		} else {
+			__atomic_exchange_n(&pt->wake->sleeping, 1, __ATOMIC_SEQ_CST);
+			if (pt_meta_pending(pt)) {
+				/* Look once more after announcing: a record that
+				 * committed before it rang no bell. */
+				__atomic_store_n(&pt->wake->sleeping, 0, __ATOMIC_RELAXED);
+				n = 0;
+			} else {
+				atomic_fetch_add_explicit(&pt->sleeps, 1, memory_order_relaxed);
+				n = epoll_wait(pt->epfd, evs, 4, PT_IDLE_TIMEOUT_MS);
+				__atomic_store_n(&pt->wake->sleeping, 0, __ATOMIC_RELAXED);
+			}
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -459,10 +694,14 @@ int proctap_run(struct proctap *pt, proctap_swap_fn swap, void *ctx)
 				stop = true;
 			}
 		}
-		if (!err && !stop)
-			err = pt_drain(pt);
-		if (err)
+		if (err || stop)
 			break;
+		got = pt_drain(pt);
+		if (got < 0) {
+			err = got;
+			break;
+		}
+		active = got > 0;
 	}
 	if (!err)
 		err = pt_finish(pt);
@@ -477,6 +716,7 @@ void proctap_stop(struct proctap *pt)
 	ssize_t r;
 
 	if (pt) {
+		atomic_store_explicit(&pt->stop_requested, true, memory_order_release);
 		r = write(pt->stopfd, &one, sizeof(one));
 		(void)r; /* EAGAIN: a stop is already pending */
 	}
@@ -505,14 +745,18 @@ void proctap_stats(struct proctap *pt, struct proctap_stats *out)
 	out->ring_stalls = atomic_load_explicit(&pt->ring_stalls, memory_order_relaxed);
 	out->handovers = atomic_load_explicit(&pt->handovers, memory_order_relaxed);
 	out->wakeups = atomic_load_explicit(&pt->wakeups, memory_order_relaxed);
+	out->sleeps = atomic_load_explicit(&pt->sleeps, memory_order_relaxed);
+	if (pt->wake) {
+		out->doorbells = ((volatile struct pt_wake *)pt->wake)->doorbells;
+		out->doorbell_lost = ((volatile struct pt_wake *)pt->wake)->doorbell_lost;
+	}
 }
 
-int proctap_prog_ids(struct proctap *pt, __u32 *ids, int max)
+static int pt_obj_prog_ids(struct bpf_object *obj, __u32 *ids, int n, int max)
 {
 	struct bpf_program *prog;
-	int n = 0;
 
-	bpf_object__for_each_program(prog, pt->skel->obj) {
+	bpf_object__for_each_program(prog, obj) {
 		struct bpf_prog_info info;
 		__u32 len = sizeof(info);
 		int fd = bpf_program__fd(prog);
@@ -526,11 +770,26 @@ int proctap_prog_ids(struct proctap *pt, __u32 *ids, int max)
 	return n;
 }
 
+int proctap_prog_ids(struct proctap *pt, __u32 *ids, int max)
+{
+	int n = pt_obj_prog_ids(pt->skel->obj, ids, 0, max);
+
+	return pt->synth ? pt_obj_prog_ids(pt->synth->obj, ids, n, max) : n;
+}
+
 void proctap_close(struct proctap *pt)
 {
 	if (!pt)
 		return;
 	ring_buffer__free(pt->rb);
+	perf_buffer__free(pt->pb);
+	if (pt->meta_cons)
+		munmap(pt->meta_cons, pt->meta_cons_len);
+	if (pt->meta_prod)
+		munmap((void *)pt->meta_prod, pt->meta_prod_len);
+	if (pt->wake)
+		munmap(pt->wake, pt->wake_len);
+	free(pt->cons_published);
 	if (pt->pages)
 		munmap((void *)pt->pages, pt->pages_map_len);
 	if (pt->ctl)
@@ -539,6 +798,7 @@ void proctap_close(struct proctap *pt)
 		close(pt->epfd);
 	if (pt->stopfd >= 0)
 		close(pt->stopfd);
+	synth__destroy(pt->synth);
 	proc__destroy(pt->skel); /* detaches every link, closes programs and maps */
 	free(pt->cons);
 	free(pt);
@@ -586,6 +846,111 @@ static int pt_attach(struct proctap *pt, struct bpf_program *prog, struct bpf_li
 	if (!*slot)
 		return pt_kernel_error(err, PROCTAP_E_ATTACH, errno, bpf_program__name(prog),
 				       "attaching");
+	return PROCTAP_OK;
+}
+
+/* Synthetic payload bytes: a pattern a reader can check. */
+static __u8 pt_synth_byte(size_t i)
+{
+	return (__u8)(i * 131 + 7);
+}
+
+/*
+ * Loads and attaches the synthetic source. It shares the metadata ring and
+ * data pages of the proc object, so both write into one transport.
+ */
+static int pt_synth_load(struct proctap *pt, const struct proctap_config *c,
+			 struct proctap_error *err)
+{
+	__u32 t = c->synth_transport;
+	struct synth *s;
+	struct bpf_link **link;
+	struct bpf_program *prog;
+	int e;
+
+	s = pt->synth = synth__open();
+	if (!s)
+		return pt_kernel_error(err, PROCTAP_E_LOAD, errno, NULL,
+				       "opening the synthetic source");
+	s->rodata->pt_ring_mask = pt->ring_mask;
+	s->rodata->synth_tgid = c->synth_tgid;
+	s->rodata->synth_payload = c->synth_payload;
+	s->rodata->synth_batch = c->synth_batch;
+	s->rodata->synth_syscall = SYS_getppid;
+	for (size_t i = 0; i < sizeof(s->bss->synth_src); i++)
+		s->bss->synth_src[i] = pt_synth_byte(i);
+	if ((e = bpf_map__reuse_fd(s->maps.pt_meta, bpf_map__fd(pt->skel->maps.pt_meta))) ||
+	    (e = bpf_map__reuse_fd(s->maps.pt_ctl, bpf_map__fd(pt->skel->maps.pt_ctl))) ||
+	    (e = bpf_map__reuse_fd(s->maps.pt_data, bpf_map__fd(pt->skel->maps.pt_data))) ||
+	    (e = bpf_map__reuse_fd(s->maps.pt_wake, bpf_map__fd(pt->skel->maps.pt_wake))) ||
+	    (t == PROCTAP_SYNTH_RINGBUF &&
+	     (e = bpf_map__set_max_entries(s->maps.synth_rb, c->synth_ring_bytes))))
+		return pt_fail(err, PROCTAP_E_LOAD, -e, NULL, NULL,
+			       "sharing maps with the synthetic source: %s", strerror(-e));
+	bpf_map__set_autocreate(s->maps.synth_rb, t == PROCTAP_SYNTH_RINGBUF);
+	bpf_map__set_autocreate(s->maps.synth_pb, t == PROCTAP_SYNTH_PERFBUF);
+	bpf_program__set_autoload(s->progs.synth_hybrid, t == PROCTAP_SYNTH_HYBRID);
+	bpf_program__set_autoload(s->progs.synth_ringbuf, t == PROCTAP_SYNTH_RINGBUF);
+	bpf_program__set_autoload(s->progs.synth_perfbuf, t == PROCTAP_SYNTH_PERFBUF);
+	e = synth__load(s);
+	if (e)
+		return pt_kernel_error(err, PROCTAP_E_LOAD, -e, NULL,
+				       "loading the synthetic source");
+
+	if (t == PROCTAP_SYNTH_PERFBUF) {
+		/* Each CPU's scratch: struct pt_synth, then the payload. */
+		size_t vsz = pt_round_up(bpf_map__value_size(s->maps.synth_cpu), 8);
+		__u8 *vals = calloc(pt->ncpus, vsz);
+		__u32 zero = 0;
+
+		if (!vals)
+			return pt_fail(err, PROCTAP_E_SYSTEM, ENOMEM, NULL, NULL, "out of memory");
+		for (__u32 cpu = 0; cpu < pt->ncpus; cpu++)
+			for (size_t i = 0; i < PT_SYNTH_PAYLOAD_MAX; i++)
+				vals[cpu * vsz + sizeof(struct pt_synth) + i] = pt_synth_byte(i);
+		e = bpf_map__update_elem(s->maps.synth_cpu, &zero, sizeof(zero), vals,
+					 pt->ncpus * vsz, BPF_ANY);
+		free(vals);
+		if (e)
+			return pt_kernel_error(err, PROCTAP_E_SYSTEM, -e, NULL,
+					       "filling the synthetic payload");
+	}
+	prog = t == PROCTAP_SYNTH_HYBRID ? s->progs.synth_hybrid :
+	       t == PROCTAP_SYNTH_RINGBUF ? s->progs.synth_ringbuf : s->progs.synth_perfbuf;
+	link = t == PROCTAP_SYNTH_HYBRID ? &s->links.synth_hybrid :
+	       t == PROCTAP_SYNTH_RINGBUF ? &s->links.synth_ringbuf : &s->links.synth_perfbuf;
+	return pt_attach(pt, prog, link, err);
+}
+
+/* Consumers of the synthetic source's own ring (the peer transports). */
+static int pt_synth_consume(struct proctap *pt, const struct proctap_config *c,
+			    struct proctap_error *err)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int e;
+
+	if (c->synth_transport == PROCTAP_SYNTH_RINGBUF) {
+		/* The peer design as commonly built: libbpf's consumer, default
+		 * (adaptive) wake-ups. */
+		pt->rb = ring_buffer__new(bpf_map__fd(pt->synth->maps.synth_rb),
+					  pt_on_inline_rb, pt, NULL);
+		if (!pt->rb)
+			return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL,
+					       "opening the synthetic ring buffer");
+		ev.data.fd = ring_buffer__epoll_fd(pt->rb);
+		if (epoll_ctl(pt->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
+			return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "epoll_ctl");
+	} else if (c->synth_transport == PROCTAP_SYNTH_PERFBUF) {
+		pt->pb = perf_buffer__new(bpf_map__fd(pt->synth->maps.synth_pb),
+					  c->synth_ring_bytes / PT_PAGE_SIZE, pt_on_inline_pb,
+					  pt_on_perf_lost, pt, NULL);
+		if (!pt->pb)
+			return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL,
+					       "opening the perf buffer");
+		ev.data.fd = perf_buffer__epoll_fd(pt->pb);
+		if (epoll_ctl(pt->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
+			return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "epoll_ctl");
+	}
 	return PROCTAP_OK;
 }
 
@@ -655,6 +1020,9 @@ static int pt_setup(struct proctap *pt, const struct proctap_config *c,
 	    (e = pt_attach(pt, pt->skel->progs.pt_exit, &pt->skel->links.pt_exit, err)) ||
 	    (e = pt_attach(pt, pt->skel->progs.pt_exit_live, &pt->skel->links.pt_exit_live, err)))
 		return e;
+	if ((c->events & PROCTAP_EV_SYNTH) && (e = pt_synth_load(pt, c, err)))
+		return e;
+	pt->busy_poll = c->busy_poll != 0;
 
 	pt->ctl_map_len = pt_round_up((__u64)ncpus * sizeof(struct pt_cpu_ctl), page);
 	pt->ctl = mmap(NULL, pt->ctl_map_len, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -674,19 +1042,46 @@ static int pt_setup(struct proctap *pt, const struct proctap_config *c,
 	if (!pt->cons)
 		return pt_fail(err, PROCTAP_E_SYSTEM, ENOMEM, NULL, NULL, "out of memory");
 
-	pt->rb = ring_buffer__new(bpf_map__fd(pt->skel->maps.pt_meta), pt_on_meta, pt, NULL);
-	if (!pt->rb)
-		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "opening the ring buffer");
+	pt->cons_published = calloc(ncpus, sizeof(*pt->cons_published));
+	if (!pt->cons_published)
+		return pt_fail(err, PROCTAP_E_SYSTEM, ENOMEM, NULL, NULL, "out of memory");
+
+	/* The metadata ring: the consumer page read-write, then the producer
+	 * page and the data (mapped twice by the kernel) read-only. */
+	pt->meta_fd = bpf_map__fd(pt->skel->maps.pt_meta);
+	pt->meta_mask = c->ringbuf_bytes - 1;
+	pt->meta_cons_len = page;
+	pt->meta_cons = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, pt->meta_fd, 0);
+	if (pt->meta_cons == MAP_FAILED) {
+		pt->meta_cons = NULL;
+		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "mapping pt_meta");
+	}
+	pt->meta_prod_len = page + 2 * (size_t)c->ringbuf_bytes;
+	pt->meta_prod = mmap(NULL, pt->meta_prod_len, PROT_READ, MAP_SHARED, pt->meta_fd, page);
+	if (pt->meta_prod == MAP_FAILED) {
+		pt->meta_prod = NULL;
+		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "mapping pt_meta");
+	}
+	pt->meta_data = (const __u8 *)pt->meta_prod + page;
+	pt->wake_len = page;
+	pt->wake = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED,
+			bpf_map__fd(pt->skel->maps.pt_wake), 0);
+	if (pt->wake == MAP_FAILED) {
+		pt->wake = NULL;
+		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "mapping pt_wake");
+	}
 	pt->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pt->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (pt->stopfd < 0 || pt->epfd < 0)
 		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "creating the poll set");
-	ev.data.fd = ring_buffer__epoll_fd(pt->rb);
+	ev.data.fd = pt->meta_fd; /* a ringbuf map polls readable when it holds records */
 	if (epoll_ctl(pt->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
 		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "epoll_ctl");
 	ev.data.fd = pt->stopfd;
 	if (epoll_ctl(pt->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
 		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "epoll_ctl");
+	if (c->events & PROCTAP_EV_SYNTH)
+		return pt_synth_consume(pt, c, err);
 	return PROCTAP_OK;
 }
 

@@ -60,7 +60,8 @@ static __always_inline __u32 pt_ns_tgid(struct task_struct *task)
  * the largest filename and the capped argv, then trimmed to what was written.
  */
 static __always_inline void pt_exec_data(struct pt_cpu *c, struct pt_exec *e,
-					 struct task_struct *task, struct linux_binprm *bprm)
+					 struct task_struct *task, struct linux_binprm *bprm,
+					 bool *urgent)
 {
 	struct mm_struct *mm = BPF_CORE_READ(task, mm);
 	__u64 arg_start = BPF_CORE_READ(mm, arg_start);
@@ -77,7 +78,7 @@ static __always_inline void pt_exec_data(struct pt_cpu *c, struct pt_exec *e,
 	e->argv_size = argv_size > 0xffffffffULL ? 0xffffffffU : argv_size;
 
 	need = PT_FILENAME_MAX + want;
-	pos = pt_data_reserve(c->ctl, need);
+	pos = pt_data_reserve(c->ctl, need, urgent);
 	if (pos < 0) {
 		e->hdr.flags |= PT_F_DATA_LOST;
 		pt_count(&c->ctl->data_lost[PT_KIND_EXEC], 1);
@@ -119,6 +120,7 @@ int BPF_PROG(pt_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	struct pt_cpu c;
 	struct pt_exec *e;
 	char comm[PT_COMM_LEN];
+	bool urgent = false;
 	__u32 cpu;
 
 	if (!pt_pid_match(pid_tgid >> 32))
@@ -146,9 +148,9 @@ int BPF_PROG(pt_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	e->argv_size = 0;
 	e->exec_pad = 0;
 
-	pt_exec_data(&c, e, task, bprm);
+	pt_exec_data(&c, e, task, bprm, &urgent);
 
-	bpf_ringbuf_submit(e, 0);
+	pt_submit(e, sizeof(*e), urgent);
 	pt_count(&c.ctl->emitted[PT_KIND_EXEC], 1);
 	return 0;
 }
@@ -187,7 +189,7 @@ static __always_inline int pt_on_exit(struct task_struct *task, bool process_gon
 				   : BPF_CORE_READ(task, start_time);
 	bpf_probe_read_kernel(x->comm, sizeof(x->comm), task->comm);
 
-	bpf_ringbuf_submit(x, 0);
+	pt_submit(x, sizeof(*x), false);
 	pt_count(&c.ctl->emitted[PT_KIND_EXIT], 1);
 	return 0;
 }

@@ -32,12 +32,18 @@
 #define PT_MAX_PIDS 1024
 /* Out-of-order data spans the consumer can hold per CPU before it must stall. */
 #define PT_PENDING_MAX 32
+/* Largest payload of the synthetic source (benchmarks, self-test). */
+#define PT_SYNTH_PAYLOAD_MAX 4096
+/* Most synthetic events per trigger. */
+#define PT_SYNTH_BATCH_MAX 1024
 
 /* Record kinds. */
 enum pt_rec_kind {
+	PT_KIND_DOORBELL = 0, /* wakes the consumer; carries nothing */
 	PT_KIND_EXEC = 1,
 	PT_KIND_EXIT = 2,
-	PT_KIND_MAX = 3, /* one past the last kind; sizes counter arrays */
+	PT_KIND_SYNTH = 3, /* synthetic source: benchmarks and self-test */
+	PT_KIND_MAX = 8,   /* room for kinds 1..7; sizes counter arrays */
 };
 
 /* pt_hdr.flags */
@@ -103,6 +109,21 @@ struct pt_exit {
 #define PT_EXIT_SIZE 80
 
 /*
+ * A synthetic event: payload_len bytes of data whose first 8 bytes (when it
+ * has 8) repeat seq, so a consumer can tell a record overwritten before it
+ * was read. seq counts the source's attempts on its CPU: gaps are losses.
+ * The ringbuf and perf-buffer transports carry the payload inline, right
+ * after this struct, and leave data_pos/data_span zero.
+ */
+struct pt_synth {
+	struct pt_hdr hdr;
+	__u64 seq;
+	__u32 payload_len;
+	__u32 synth_pad;
+};
+#define PT_SYNTH_SIZE 64
+
+/*
  * Per-CPU control block of the data ring, one array element per CPU in a
  * BPF_F_MMAPABLE map. prod is advanced by the kernel (atomically: programs
  * nest on one CPU), cons by the consumer after it copied the bytes out.
@@ -120,14 +141,36 @@ struct pt_cpu_ctl {
 	__u64 argv_truncated;            /* argv longer than the cap */
 	__u64 argv_fault;                /* argv unreadable */
 	__u64 data_bytes;                /* bytes written into the data pages */
-	__u64 ctl_pad[4];
+	__u64 ctl_pad[5];
 };
-#define PT_CPU_CTL_SIZE 256
+#define PT_CPU_CTL_SIZE 384
+
+/*
+ * Wake-up protocol between the programs and the one consumer (a
+ * BPF_F_MMAPABLE array of one element). Records are submitted without a
+ * wake-up; a consumer about to sleep sets sleeping (atomically), then looks
+ * at the ring once more. A program that finds sleeping set after its commit
+ * takes it (atomically) and submits a zero-kind doorbell record with a
+ * forced wake-up. Both sides order their store before their load with a
+ * full barrier, so one of them always sees the other: an idle consumer is
+ * woken by the first record, a busy one is not interrupted. A record that
+ * takes the metadata ring or its CPU's data pages past half full rings the
+ * bell too, so a consumer pausing between polls is called back in time.
+ */
+struct pt_wake {
+	__u64 sleeping;      /* consumer: 1 while it may sleep */
+	__u64 doorbells;     /* kernel: wake-ups sent */
+	__u64 doorbell_lost; /* kernel: the doorbell found the ring full */
+	__u64 wake_pad[5];
+};
+#define PT_WAKE_SIZE 64
 
 #ifndef __bpf__
+_Static_assert(sizeof(struct pt_wake) == PT_WAKE_SIZE, "pt_wake size");
 _Static_assert(sizeof(struct pt_hdr) == PT_HDR_SIZE, "pt_hdr size");
 _Static_assert(sizeof(struct pt_exec) == PT_EXEC_SIZE, "pt_exec size");
 _Static_assert(sizeof(struct pt_exit) == PT_EXIT_SIZE, "pt_exit size");
+_Static_assert(sizeof(struct pt_synth) == PT_SYNTH_SIZE, "pt_synth size");
 _Static_assert(sizeof(struct pt_cpu_ctl) == PT_CPU_CTL_SIZE, "pt_cpu_ctl size");
 _Static_assert(offsetof(struct pt_cpu_ctl, cons) == 64, "cons on its own line");
 #endif
@@ -145,6 +188,15 @@ extern "C" {
 enum proctap_event_mask {
 	PROCTAP_EV_EXEC = 1 << 0,
 	PROCTAP_EV_EXIT = 1 << 1,
+	/* The synthetic source (benchmarks, self-test); see proctap_config.synth_*. */
+	PROCTAP_EV_SYNTH = 1 << 2,
+};
+
+/* Which transport the synthetic source writes to; proctap_config.synth_transport. */
+enum proctap_synth_transport {
+	PROCTAP_SYNTH_HYBRID = 0,  /* proctap's data pages + metadata ring */
+	PROCTAP_SYNTH_RINGBUF = 1, /* one BPF ringbuf, payload inline (a peer design) */
+	PROCTAP_SYNTH_PERFBUF = 2, /* a BPF perf buffer, payload inline (a peer design) */
 };
 
 /* How exits tell a process exit from a thread exit; proctap_config.exit_probe. */
@@ -166,11 +218,21 @@ struct proctap_config {
 	__u32 npids;           /* number of valid entries in pids; 0: all processes */
 	__u32 comm_prefix_len; /* 0: no command-name filter */
 	__u32 exit_probe;      /* proctap_exit_probe; 0 picks from kernel BTF */
-	__u32 config_pad;
+	__u32 busy_poll;       /* nonzero: spin on the rings instead of sleeping
+	                          (lowest latency, one CPU kept busy) */
 	char comm_prefix[PT_COMM_LEN];
 	__u32 pids[PT_MAX_PIDS];
+	/* Synthetic source, with PROCTAP_EV_SYNTH: every getppid() of process
+	 * synth_tgid emits synth_batch events of synth_payload bytes. */
+	__u32 synth_tgid;
+	__u32 synth_payload;   /* 0..PT_SYNTH_PAYLOAD_MAX */
+	__u32 synth_batch;     /* 1..PT_SYNTH_BATCH_MAX; 0 means 1 */
+	__u32 synth_transport; /* proctap_synth_transport */
+	__u32 synth_ring_bytes; /* ringbuf: its size; perfbuf: bytes per CPU (power
+	                           of two pages); 0: 4 MiB / 2 MiB */
+	__u32 synth_config_pad;
 };
-#define PROCTAP_CONFIG_SIZE 4152
+#define PROCTAP_CONFIG_SIZE 4176
 _Static_assert(sizeof(struct proctap_config) == PROCTAP_CONFIG_SIZE, "config size");
 
 /*
@@ -214,8 +276,12 @@ struct proctap_stats {
 	__u64 ring_stalls;            /* loader: spans the consumer could not release (a bug) */
 	__u64 handovers;              /* loader: buffers handed to the caller */
 	__u64 wakeups;                /* loader: poll rounds */
+	__u64 sleeps;                 /* loader: times the poll thread went to sleep */
+	__u64 doorbells;              /* kernel: wake-ups sent to a sleeping consumer */
+	__u64 doorbell_lost;          /* kernel: a wake-up found the ring full (the
+	                                 consumer's idle timeout picks those up) */
 };
-#define PROCTAP_STATS_SIZE 168
+#define PROCTAP_STATS_SIZE 352
 _Static_assert(sizeof(struct proctap_stats) == PROCTAP_STATS_SIZE, "stats size");
 
 /* Error classes; proctap_error.code. */
@@ -290,6 +356,9 @@ int proctap_prog_ids(struct proctap *pt, __u32 *ids, int max);
 
 /* Detaches and frees everything. Not concurrently with proctap_run(). */
 void proctap_close(struct proctap *pt);
+
+/* CLOCK_MONOTONIC now, in nanoseconds: the clock of every ts_ns. */
+__u64 proctap_monotonic_ns(void);
 
 /* Validates a config without touching the kernel. 0 or PROCTAP_E_CONFIG. */
 int proctap_config_check(const struct proctap_config *cfg, struct proctap_error *err);

@@ -23,6 +23,9 @@
  *     unread is overwritten. No space: PT_F_DATA_LOST, counted in data_lost.
  *  3. Every data reservation is followed by a submitted metadata record that
  *     names it, so the consumer sees every span and can release in order.
+ *  4. Records never wake the consumer by themselves; pt_submit rings a
+ *     doorbell only when the consumer said it is going to sleep (struct
+ *     pt_wake). Under load nothing is woken, so no interrupts per record.
  */
 #ifndef PROCTAP_TRANSPORT_BPF_H
 #define PROCTAP_TRANSPORT_BPF_H
@@ -53,6 +56,14 @@ struct {
 	__uint(value_size, PT_PAGE_SIZE);
 	__uint(max_entries, 1); /* set to the number of possible CPUs */
 } pt_data SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct pt_wake);
+	__uint(max_entries, 1);
+} pt_wake SEC(".maps");
 
 /* This CPU's control block and data pages. */
 struct pt_cpu {
@@ -95,8 +106,10 @@ static __always_inline void pt_hdr_init(struct pt_hdr *h, __u16 kind, __u32 cpu,
  * Reserves len bytes of this CPU's data ring. Returns the ring position, or
  * -1 when the consumer has not released enough space (or nesting kept the
  * compare-and-swap from winning in a few tries, which is as good as full).
+ * Sets *urgent when this reservation filled the ring past half: the
+ * consumer is then woken even if it only paused between polls.
  */
-static __always_inline __s64 pt_data_reserve(struct pt_cpu_ctl *ctl, __u32 len)
+static __always_inline __s64 pt_data_reserve(struct pt_cpu_ctl *ctl, __u32 len, bool *urgent)
 {
 	__u64 ring = pt_ring_mask + 1;
 
@@ -107,8 +120,10 @@ static __always_inline __s64 pt_data_reserve(struct pt_cpu_ctl *ctl, __u32 len)
 		/* Unsigned: a cons ahead of prod (a confused consumer) reads as full. */
 		if (prod + len - cons > ring)
 			return -1;
-		if (__sync_val_compare_and_swap(&ctl->prod, prod, prod + len) == prod)
+		if (__sync_val_compare_and_swap(&ctl->prod, prod, prod + len) == prod) {
+			*urgent = prod - cons < ring / 2 && prod + len - cons >= ring / 2;
 			return prod;
+		}
 	}
 	return -1;
 }
@@ -124,6 +139,47 @@ static __always_inline __u32 pt_data_trim(struct pt_cpu_ctl *ctl, __u64 pos,
 	    __sync_val_compare_and_swap(&ctl->prod, pos + reserved, pos + used) == pos + reserved)
 		return used;
 	return reserved;
+}
+
+/*
+ * Submits a metadata record of size bytes, then wakes the consumer if it is
+ * asleep, or if this record (or its data, urgent) filled a ring past half.
+ * The commit is an atomic exchange (a full barrier), so the load of
+ * sleeping below cannot see a value older than the consumer's last look at
+ * the ring.
+ */
+static __always_inline void pt_submit(void *rec, __u32 size, bool urgent)
+{
+	__u32 zero = 0;
+	struct pt_wake *w;
+	struct pt_hdr *bell;
+	__u64 avail, half;
+
+	bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+	w = bpf_map_lookup_elem(&pt_wake, &zero);
+	if (!w)
+		return;
+	if (!urgent) {
+		half = bpf_ringbuf_query(&pt_meta, BPF_RB_RING_SIZE) / 2;
+		avail = bpf_ringbuf_query(&pt_meta, BPF_RB_AVAIL_DATA);
+		urgent = avail >= half && avail < half + size + 8;
+	}
+	if (!urgent) {
+		if (!*(volatile __u64 *)&w->sleeping)
+			return;
+		if (!__sync_lock_test_and_set(&w->sleeping, 0))
+			return; /* another program took it */
+	}
+	bell = bpf_ringbuf_reserve(&pt_meta, sizeof(*bell), 0);
+	if (!bell) {
+		/* Ring full: leave the bell for the next record to ring. */
+		w->sleeping = 1;
+		pt_count(&w->doorbell_lost, 1);
+		return;
+	}
+	pt_hdr_init(bell, PT_KIND_DOORBELL, 0, 0, 0);
+	bpf_ringbuf_submit(bell, BPF_RB_FORCE_WAKEUP);
+	pt_count(&w->doorbells, 1);
 }
 
 #endif /* PROCTAP_TRANSPORT_BPF_H */

@@ -35,6 +35,8 @@ unsafe impl Record for sys::pt_hdr {}
 unsafe impl Record for sys::pt_exec {}
 // SAFETY: as above.
 unsafe impl Record for sys::pt_exit {}
+// SAFETY: as above.
+unsafe impl Record for sys::pt_synth {}
 
 /// Copies a `T` out of the start of `bytes` (any alignment), if long enough.
 pub(crate) fn read<T: Record>(bytes: &[u8]) -> Option<T> {
@@ -176,6 +178,13 @@ impl Drop for Instance {
         // poll thread that used it has ended (Tracer joins it first).
         unsafe { sys::proctap_close(self.raw.as_ptr()) }
     }
+}
+
+/// CLOCK_MONOTONIC now in nanoseconds: the clock of every event's `ts_ns`,
+/// so `monotonic_ns() - event.ts_ns()` is the event's age.
+pub fn monotonic_ns() -> u64 {
+    // SAFETY: proctap_monotonic_ns takes no arguments and only reads a clock.
+    unsafe { sys::proctap_monotonic_ns() }
 }
 
 /// Validates a config in C, the one place the rules live.
@@ -366,6 +375,7 @@ mod layout {
         assert_eq!(size_of::<sys::pt_hdr>(), sys::PT_HDR_SIZE as usize);
         assert_eq!(size_of::<sys::pt_exec>(), sys::PT_EXEC_SIZE as usize);
         assert_eq!(size_of::<sys::pt_exit>(), sys::PT_EXIT_SIZE as usize);
+        assert_eq!(size_of::<sys::pt_synth>(), sys::PT_SYNTH_SIZE as usize);
         assert_eq!(size_of::<sys::pt_cpu_ctl>(), sys::PT_CPU_CTL_SIZE as usize);
         assert_eq!(size_of::<sys::proctap_config>(), sys::PROCTAP_CONFIG_SIZE as usize);
         assert_eq!(size_of::<sys::proctap_buf>(), sys::PROCTAP_BUF_SIZE as usize);
@@ -380,12 +390,14 @@ mod layout {
             (size_of::<sys::pt_hdr>(), align_of::<sys::pt_hdr>()),
             (size_of::<sys::pt_exec>(), align_of::<sys::pt_exec>()),
             (size_of::<sys::pt_exit>(), align_of::<sys::pt_exit>()),
+            (size_of::<sys::pt_synth>(), align_of::<sys::pt_synth>()),
         ] {
             assert_eq!(size % 8, 0);
             assert_eq!(align, 8);
         }
         assert_eq!(offset_of!(sys::pt_exec, hdr), 0);
         assert_eq!(offset_of!(sys::pt_exit, hdr), 0);
+        assert_eq!(offset_of!(sys::pt_synth, hdr), 0);
         assert_eq!(offset_of!(sys::pt_hdr, rec_size), 40);
         assert_eq!(offset_of!(sys::pt_cpu_ctl, cons), 64, "prod and cons on separate cache lines");
         assert_eq!(offset_of!(sys::pt_cpu_ctl, emitted), 128);

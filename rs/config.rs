@@ -20,6 +20,33 @@ pub enum ExitProbe {
     Live,
 }
 
+/// Which transport the synthetic source writes to.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyntheticTransport {
+    /// proctap's metadata ring + per-CPU data pages.
+    #[default]
+    Hybrid,
+    /// One BPF ringbuf with the payload inline (the usual design).
+    Ringbuf,
+    /// A BPF perf buffer with the payload inline (the older usual design).
+    Perfbuf,
+}
+
+/// A kernel-side event source for benchmarks and self-tests: every
+/// `getppid()` of process `pid` emits `events_per_trigger` events of
+/// `payload_bytes` each.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyntheticSource {
+    pub pid: u32,
+    pub payload_bytes: u32,
+    pub events_per_trigger: u32,
+    pub transport: SyntheticTransport,
+    /// Ringbuf size, or perf-buffer bytes per CPU; 0 for the default.
+    pub ring_bytes: u32,
+}
+
 /// What to trace and how to buffer it. Start one with [`Config::new`].
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -35,6 +62,8 @@ pub struct Config {
     batch_bytes: Option<usize>,
     batches_in_flight: usize,
     exit_probe: ExitProbe,
+    busy_poll: bool,
+    synthetic: Option<SyntheticSource>,
 }
 
 impl Default for Config {
@@ -52,6 +81,8 @@ impl Default for Config {
             batch_bytes: None,
             batches_in_flight: 16,
             exit_probe: ExitProbe::Auto,
+            busy_poll: false,
+            synthetic: None,
         }
     }
 }
@@ -140,6 +171,22 @@ impl Config {
         self
     }
 
+    /// Poll the rings in a loop instead of sleeping until the kernel wakes
+    /// the poll thread: the lowest latency (no wake-up on the path), at the
+    /// price of one CPU kept busy. Consumers that want it all the way spin
+    /// on `events().try_recv()` too. Off by default.
+    pub fn busy_poll(mut self, on: bool) -> Config {
+        self.busy_poll = on;
+        self
+    }
+
+    /// Adds the synthetic source (benchmarks, self-tests).
+    #[doc(hidden)]
+    pub fn synthetic(mut self, source: SyntheticSource) -> Config {
+        self.synthetic = Some(source);
+        self
+    }
+
     /// Checks every field without touching the kernel.
     pub fn validate(&self) -> Result<(), Error> {
         let raw = self.to_raw()?;
@@ -180,11 +227,24 @@ impl Config {
 
     pub(crate) fn to_raw(&self) -> Result<sys::proctap_config, Error> {
         let mut raw = sys::proctap_config::default();
-        if !self.exec && !self.exit {
+        if !self.exec && !self.exit && self.synthetic.is_none() {
             return Err(Error::invalid("events", "neither exec nor exit is enabled"));
         }
         raw.events = (if self.exec { sys::PROCTAP_EV_EXEC } else { 0 })
             | (if self.exit { sys::PROCTAP_EV_EXIT } else { 0 });
+        if let Some(source) = self.synthetic {
+            raw.events |= sys::PROCTAP_EV_SYNTH;
+            raw.synth_tgid = source.pid;
+            raw.synth_payload = source.payload_bytes;
+            raw.synth_batch = source.events_per_trigger;
+            raw.synth_ring_bytes = source.ring_bytes;
+            raw.synth_transport = match source.transport {
+                SyntheticTransport::Hybrid => sys::PROCTAP_SYNTH_HYBRID,
+                SyntheticTransport::Ringbuf => sys::PROCTAP_SYNTH_RINGBUF,
+                SyntheticTransport::Perfbuf => sys::PROCTAP_SYNTH_PERFBUF,
+            };
+        }
+        raw.busy_poll = u32::from(self.busy_poll);
         if self.argv_max == 0 {
             return Err(Error::invalid("argv_max", "0 bytes; use at least 1"));
         }

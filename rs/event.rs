@@ -17,12 +17,16 @@ use serde::{Serialize, Serializer};
 
 use crate::binding::{read, sys};
 
-/// One event from the stream.
+/// One event from the stream. More kinds will come; match with a `_` arm.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase", bound(serialize = "B: AsRef<[u8]>"))]
+#[non_exhaustive]
 pub enum Event<B = Vec<u8>> {
     Exec(Exec<B>),
     Exit(Exit),
+    /// From the synthetic source ([`Config::synthetic`](crate::Config::synthetic)):
+    /// benchmarks and self-tests only.
+    Synthetic(Synthetic<B>),
 }
 
 /// A successful execve/execveat.
@@ -81,6 +85,46 @@ pub struct Exit {
     pub start_ns: u64,
 }
 
+/// A synthetic event: `payload` repeats `seq` in its first 8 bytes, so a
+/// record overwritten before it was read shows up as a mismatch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(bound(serialize = "B: AsRef<[u8]>"))]
+pub struct Synthetic<B = Vec<u8>> {
+    pub ts_ns: u64,
+    pub time: WallTime,
+    pub pid: u32,
+    pub tid: u32,
+    /// CPU that produced it; `seq` counts per CPU.
+    pub cpu: u16,
+    /// The source's attempt number on `cpu`: a gap is a lost event.
+    pub seq: u64,
+    /// Payload bytes (empty when `data_lost`).
+    #[serde(skip)]
+    pub payload: B,
+    /// Bytes the source emitted (the payload's length unless `data_lost`).
+    pub payload_len: u32,
+    pub data_lost: bool,
+}
+
+impl<B: AsRef<[u8]>> Synthetic<B> {
+    /// The payload carries the pattern and `seq` the source wrote.
+    pub fn payload_intact(&self) -> bool {
+        let payload = self.payload.as_ref();
+        if self.data_lost {
+            return payload.is_empty();
+        }
+        let pattern = |i: usize| (i as u8).wrapping_mul(131).wrapping_add(7);
+        payload.len() == self.payload_len as usize
+            && match payload.split_first_chunk::<8>() {
+                Some((head, rest)) => {
+                    u64::from_ne_bytes(*head) == self.seq
+                        && rest.iter().enumerate().all(|(i, &b)| b == pattern(i + 8))
+                }
+                None => payload.iter().enumerate().all(|(i, &b)| b == pattern(i)),
+            }
+    }
+}
+
 impl<B: AsRef<[u8]>> Event<B> {
     /// Copies the event out of its batch.
     pub fn to_owned_event(&self) -> Event {
@@ -104,6 +148,17 @@ impl<B: AsRef<[u8]>> Event<B> {
                 argv_size: e.argv_size,
             }),
             Event::Exit(x) => Event::Exit(*x),
+            Event::Synthetic(s) => Event::Synthetic(Synthetic {
+                payload: s.payload.as_ref().to_vec(),
+                ts_ns: s.ts_ns,
+                time: s.time,
+                pid: s.pid,
+                tid: s.tid,
+                cpu: s.cpu,
+                seq: s.seq,
+                payload_len: s.payload_len,
+                data_lost: s.data_lost,
+            }),
         }
     }
 
@@ -112,6 +167,7 @@ impl<B: AsRef<[u8]>> Event<B> {
         match self {
             Event::Exec(e) => e.pid,
             Event::Exit(x) => x.pid,
+            Event::Synthetic(s) => s.pid,
         }
     }
 
@@ -120,6 +176,7 @@ impl<B: AsRef<[u8]>> Event<B> {
         match self {
             Event::Exec(e) => e.ts_ns,
             Event::Exit(x) => x.ts_ns,
+            Event::Synthetic(s) => s.ts_ns,
         }
     }
 }
@@ -386,6 +443,21 @@ fn decode<'a>(hdr: &sys::pt_hdr, record: &'a [u8], offset: i64) -> Option<Event<
                 duration_ns: hdr.ts_ns.saturating_sub(x.start_ns),
                 thread_exit: flags & sys::PT_F_THREAD_EXIT != 0,
                 start_ns: x.start_ns,
+            }))
+        }
+        sys::PT_KIND_SYNTH => {
+            let s: sys::pt_synth = read(record)?;
+            let payload = record.get(std::mem::size_of::<sys::pt_synth>()..)?.get(..hdr.data_len as usize)?;
+            Some(Event::Synthetic(Synthetic {
+                ts_ns: hdr.ts_ns,
+                time,
+                pid: hdr.pid,
+                tid: hdr.tid,
+                cpu: hdr.cpu,
+                seq: s.seq,
+                payload,
+                payload_len: s.payload_len,
+                data_lost: flags & sys::PT_F_DATA_LOST != 0,
             }))
         }
         _ => None,

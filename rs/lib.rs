@@ -28,9 +28,10 @@ mod error;
 mod event;
 mod tracer;
 
-pub use config::{Config, ExitProbe};
+pub use binding::monotonic_ns;
+pub use config::{Config, ExitProbe, SyntheticSource, SyntheticTransport};
 pub use error::Error;
-pub use event::{Args, Argv, Comm, Event, Events, Exec, Exit, WallTime};
+pub use event::{Args, Argv, Comm, Event, Events, Exec, Exit, Synthetic, WallTime};
 pub use tracer::{Batch, KindStats, Stats, StopHandle, Tracer};
 
 /// Encoding of records as the C loader writes them, for tests and benches.

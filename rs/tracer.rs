@@ -80,11 +80,20 @@ pub struct KindStats {
     pub data_lost: u64,
 }
 
+impl KindStats {
+    fn is_zero(&self) -> bool {
+        *self == KindStats::default()
+    }
+}
+
 /// Snapshot of a tracer's counters, summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
     pub exec: KindStats,
     pub exit: KindStats,
+    /// The synthetic source (benchmarks, self-tests).
+    #[serde(skip_serializing_if = "KindStats::is_zero")]
+    pub synthetic: KindStats,
     /// Exec events whose argv exceeded the cap.
     pub argv_truncated: u64,
     /// Exec events whose argv could not be read.
@@ -105,22 +114,29 @@ pub struct Stats {
     pub batches: u64,
     /// Poll rounds.
     pub wakeups: u64,
+    /// Times the poll thread went to sleep (it sleeps only when the
+    /// metadata ring is empty).
+    pub sleeps: u64,
+    /// Wake-ups the kernel sent to the sleeping poll thread.
+    pub doorbells: u64,
+    /// Wake-ups that found the ring full (picked up within 100 ms).
+    pub doorbell_lost: u64,
 }
 
 impl Stats {
     /// Events delivered to the consumer.
     pub fn events(&self) -> u64 {
-        self.exec.delivered + self.exit.delivered
+        self.exec.delivered + self.exit.delivered + self.synthetic.delivered
     }
 
     /// Events delivered without their variable data.
     pub fn dropped_data(&self) -> u64 {
-        self.exec.data_lost + self.exit.data_lost
+        self.exec.data_lost + self.exit.data_lost + self.synthetic.data_lost
     }
 
     /// Events lost because the metadata ring was full.
     pub fn reserve_failures(&self) -> u64 {
-        self.exec.meta_lost + self.exit.meta_lost
+        self.exec.meta_lost + self.exit.meta_lost + self.synthetic.meta_lost
     }
 
     fn from_raw(raw: &sys::proctap_stats, undelivered: u64) -> Stats {
@@ -136,6 +152,7 @@ impl Stats {
         Stats {
             exec: kind(sys::PT_KIND_EXEC),
             exit: kind(sys::PT_KIND_EXIT),
+            synthetic: kind(sys::PT_KIND_SYNTH),
             argv_truncated: raw.argv_truncated,
             argv_fault: raw.argv_fault,
             data_bytes: raw.data_bytes,
@@ -146,6 +163,9 @@ impl Stats {
             undelivered,
             batches: raw.handovers,
             wakeups: raw.wakeups,
+            sleeps: raw.sleeps,
+            doorbells: raw.doorbells,
+            doorbell_lost: raw.doorbell_lost,
         }
     }
 }

@@ -74,6 +74,7 @@ fn a_stalled_consumer_yields_counted_drops_and_no_corrupt_event() {
                     exits += 1;
                     assert_eq!((x.comm.as_bytes(), x.exit_code, x.signal), (&b"ptflood"[..], 0, None));
                 }
+                other => panic!("only exec and exit are enabled: {other:?}"),
             }
         }
     }

@@ -57,6 +57,7 @@ pub fn exec_and_exit(tracer: &Tracer, pids: &[u32], timeout: Duration) -> HashMa
         match e {
             Event::Exec(_) => entry.0.push(e),
             Event::Exit(_) => entry.1.push(e),
+            _ => {}
         }
     }
     map
