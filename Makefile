@@ -4,6 +4,8 @@
 #   make lib O=DIR LIBBPF_INCLUDE=DIR   the C core only (build.rs calls this)
 #   make test       the test suite (same as ./dev.sh test without the set-up)
 #   make vmlinux    regenerate vendor/$(ARCH)/vmlinux.h from the running kernel
+#   make bench-exec | bench-transport | bench-latency | bench-criterion | bench
+#                   benchmarks (as root); each rewrites its table in BENCHMARKS.md
 #
 # There is one libbpf: the one libbpf-sys vendors and builds statically. Its
 # headers and libbpf.a are found through cargo's build-script messages.
@@ -24,7 +26,8 @@ BPF_SRCS := c/proc.bpf.c c/synth.bpf.c
 BPF_OBJS := $(patsubst c/%.bpf.c,$(O)/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst c/%.bpf.c,$(O)/%.skel.h,$(BPF_SRCS))
 
-.PHONY: all lib example example-link test vmlinux clean FORCE
+.PHONY: all lib example example-link test vmlinux clean FORCE \
+	bench bench-exec bench-transport bench-latency bench-criterion
 
 all: example
 
@@ -84,6 +87,11 @@ endif
 
 test:
 	$(CARGO) test --release
+
+bench:
+	./dev.sh bench all
+bench-exec bench-transport bench-latency bench-criterion:
+	./dev.sh bench $(patsubst bench-%,%,$@)
 
 vmlinux:
 	mkdir -p vendor/$(ARCH)

@@ -4,6 +4,8 @@
 #   ./dev.sh run [--duration S] [--pid PID]... [--comm PREFIX] [--argv-max BYTES]
 #                         build everything, run the JSON-lines dumper
 #   ./dev.sh test         build everything, run every test (what CI runs)
+#   ./dev.sh bench [exec|transport|latency|criterion|all]
+#                         run benchmarks, write their tables into BENCHMARKS.md
 #   ./dev.sh setup        only install missing Debian packages
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,7 +23,7 @@ as_root() {
 
 setup() {
   local missing=() p
-  for p in "${PACKAGES[@]}"; do
+  for p in "${PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -40,6 +42,58 @@ build() {
   make --no-print-directory >&2
 }
 
+# Replaces the section between <!-- bench-NAME --> and <!-- /bench-NAME -->
+# in BENCHMARKS.md with the file's contents (appending the markers if new).
+splice() {
+  local name=$1 section=$2
+  [ -f BENCHMARKS.md ] || printf '# Benchmarks\n' > BENCHMARKS.md
+  if ! grep -qx "<!-- bench-$name -->" BENCHMARKS.md; then
+    printf '\n<!-- bench-%s -->\n<!-- /bench-%s -->\n' "$name" "$name" >> BENCHMARKS.md
+  fi
+  awk -v first="<!-- bench-$name -->" -v last="<!-- /bench-$name -->" -v f="$section" '
+    $0 == first { print; while ((getline line < f) > 0) print line; skip = 1; next }
+    $0 == last { skip = 0 }
+    !skip { print }' BENCHMARKS.md > BENCHMARKS.md.tmp
+  mv BENCHMARKS.md.tmp BENCHMARKS.md
+}
+
+# The exec'd child and the storm driver of the exec benchmarks.
+bench_programs() {
+  mkdir -p build/bench
+  gcc -O2 -static -o build/bench/pt-storm-child bench/tiny.c
+  gcc -O2 -Wall -o build/bench/storm bench/storm.c
+}
+
+bench() {
+  local which=${1:-all} out
+  out=build/bench/$which.md
+  case "$which" in
+    exec)
+      target/release/examples/bench_exec --storm build/bench/storm --child build/bench/pt-storm-child \
+        --dump target/release/examples/dump --execsnoop /usr/sbin/execsnoop > "$out" ;;
+    transport)
+      # The consumer on CPU 1; the driver pins its producer to CPU 0.
+      taskset -c 1 target/release/examples/bench_transport > "$out" ;;
+    latency)
+      target/release/examples/bench_latency --child build/bench/pt-storm-child --storm build/bench/storm > "$out" ;;
+    criterion)
+      { echo "## Decode and buffer churn (criterion)"; echo
+        echo "\`make bench-criterion\` · $(date -u +%F) · $(uname -r)"; echo
+        echo "Per-event cost = 1 / thrpt (elements are events); allocations per event counted by a global allocator."; echo
+        echo '```'
+        # Not criterion's comparison with an earlier run (the lines with %).
+        cargo bench --bench buffer_churn 2>&1 | grep -E '^(decode|buffer_churn)/|time:|thrpt:|allocations per event' | grep -v '%'
+        echo '```'; } > "$out" ;;
+    all)
+      for w in exec transport latency criterion; do bench "$w"; done
+      return ;;
+    *)
+      echo "dev.sh bench: unknown benchmark $which (exec, transport, latency, criterion, all)" >&2; exit 2 ;;
+  esac
+  splice "$which" "$out"
+  cat "$out"
+}
+
 case "${1:-}" in
   setup)
     setup ;;
@@ -52,6 +106,16 @@ case "${1:-}" in
       exec sudo ./target/release/examples/dump "$@"
     fi
     exec ./target/release/examples/dump "$@" ;;
+  bench)
+    shift
+    # libbpf-tools: execsnoop, the peer of the exec benchmark.
+    setup libbpf-tools
+    build
+    bench_programs
+    if [ "$(id -u)" != 0 ]; then
+      echo "dev.sh: benchmarks load BPF programs and need root" >&2; exit 1
+    fi
+    bench "$@" ;;
   test)
     shift
     setup
@@ -61,6 +125,6 @@ case "${1:-}" in
     fi
     cargo test --release "$@" ;;
   *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2 ;;
 esac

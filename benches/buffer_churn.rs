@@ -10,6 +10,10 @@
 //! The stream is realistic: exec records with 2-40 arguments and 30-3000
 //! bytes of argv, each followed by an exit record. Criterion reports
 //! events/s; allocations per event are counted and printed for each path.
+//!
+//! The decode group isolates the decoder on the same stream: walking the
+//! records only (headers, no field decoding), decoding every event, and
+//! decoding plus splitting every argv into arguments.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -70,7 +74,20 @@ fn consume<B: AsRef<[u8]>>(event: &Event<B>) -> u64 {
     match event {
         Event::Exec(e) => u64::from(e.pid) + e.argv.iter().map(|a| a.len() as u64).sum::<u64>(),
         Event::Exit(x) => u64::from(x.pid) + x.duration_ns,
+        _ => 0,
     }
+}
+
+/// Steps over the records by their size field, decoding nothing.
+fn walk(bytes: &[u8]) -> u64 {
+    let mut n = 0;
+    let mut rest = bytes;
+    while rest.len() >= 48 {
+        let size = u32::from_ne_bytes(rest[40..44].try_into().unwrap()) as usize;
+        rest = &rest[size..];
+        n += 1;
+    }
+    n
 }
 
 fn allocate_per_event(bytes: &[u8]) -> u64 {
@@ -124,6 +141,20 @@ fn bench(c: &mut Criterion) {
         allocations_per_event(records, || pooled_buffers(&mut pool, &bytes)),
         allocations_per_event(records, || pooled_batches(&pipe, &bytes, records)),
     );
+
+    eprintln!(
+        "allocations per event: decode_events {:.4}, decode_and_split_argv {:.4}",
+        allocations_per_event(records, || Events::new(&bytes, 0).count() as u64),
+        allocations_per_event(records, || Events::new(&bytes, 0).map(|e| consume(&e)).sum()),
+    );
+    let mut decode = c.benchmark_group("decode");
+    decode.throughput(Throughput::Elements(u64::from(records)));
+    decode.bench_function("walk_records", |b| b.iter(|| walk(black_box(&bytes))));
+    decode.bench_function("decode_events", |b| b.iter(|| Events::new(black_box(&bytes), 0).count()));
+    decode.bench_function("decode_and_split_argv", |b| {
+        b.iter(|| Events::new(black_box(&bytes), 0).map(|e| consume(&e)).sum::<u64>())
+    });
+    decode.finish();
 
     let mut group = c.benchmark_group("buffer_churn");
     group.throughput(Throughput::Elements(u64::from(records)));

@@ -6,8 +6,10 @@
 //!         [--seconds 5]
 //!
 //! Latency of an event = `proctap::monotonic_ns()` when its batch reaches
-//! the consumer - the event's `ts_ns` (both CLOCK_MONOTONIC). Idle: one exec
-//! every 5 ms. Storm: the exec storm of `make bench-exec` (16 × 64 B argv).
+//! the consumer - the event's `ts_ns` (both CLOCK_MONOTONIC). Idle: one
+//! synthetic event (this process' getppid) or one exec every 20 ms, longer
+//! than the default flush interval. Storm: the exec storm of `make
+//! bench-exec` (16 × 64 B argv).
 //! Prints a Markdown section on stdout, progress on stderr.
 
 #[path = "bench_util/mod.rs"]
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench_util::{machine, quantile, self_cpu_ns, table, today};
-use proctap::{monotonic_ns, Config, Event, Tracer};
+use proctap::{monotonic_ns, Config, Event, SyntheticSource, SyntheticTransport, Tracer};
 
 struct Args {
     child: String,
@@ -48,6 +50,7 @@ fn parse_args() -> Result<Args, String> {
 #[derive(Clone, Copy, PartialEq)]
 enum Load {
     Idle,
+    IdleSyscall,
     Storm,
 }
 
@@ -64,9 +67,17 @@ fn load(args: &Args, load: Load, stop: proctap::StopHandle, done: Arc<AtomicBool
                         r = Err(format!("running {child}: {e}"));
                         break;
                     }
-                    std::thread::sleep(Duration::from_millis(5));
+                    std::thread::sleep(Duration::from_millis(IDLE_GAP_MS));
                 }
                 r
+            }
+            Load::IdleSyscall => {
+                let end = Instant::now() + Duration::from_secs(seconds);
+                while Instant::now() < end {
+                    std::hint::black_box(std::os::unix::process::parent_id());
+                    std::thread::sleep(Duration::from_millis(IDLE_GAP_MS));
+                }
+                Ok(())
             }
             Load::Storm => Command::new(&storm)
                 .args(["--seconds", &seconds.to_string(), "--child", &child, "--nargs", "16", "--arglen", "64"])
@@ -91,10 +102,10 @@ fn measure(args: &Args, config: &Config, spin: bool, which: Load) -> Result<(Vec
     let mut record = |batch: proctap::Batch| {
         let now = monotonic_ns();
         for event in &batch {
-            if let Event::Exec(e) = event {
-                if e.comm.as_bytes() == b"pt-storm-child" {
-                    lat.push(now.saturating_sub(e.ts_ns));
-                }
+            match event {
+                Event::Exec(e) if e.comm.as_bytes() == b"pt-storm-child" => lat.push(now.saturating_sub(e.ts_ns)),
+                Event::Synthetic(s) => lat.push(now.saturating_sub(s.ts_ns)),
+                _ => {}
             }
         }
     };
@@ -133,6 +144,10 @@ fn idle_cpu(config: &Config, seconds: u64) -> Result<f64, String> {
     Ok(share)
 }
 
+/// Time between two execs at idle: longer than the default flush interval,
+/// so each event finds the poll thread asleep.
+const IDLE_GAP_MS: u64 = 20;
+
 fn us(ns: u64) -> String {
     format!("{:.1}", ns as f64 / 1000.0)
 }
@@ -145,12 +160,25 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // Every config also carries the synthetic source, triggered by this
+    // process' getppid() (only the idle-syscall load calls it).
+    let synthetic = SyntheticSource {
+        pid: std::process::id(),
+        payload_bytes: 64,
+        events_per_trigger: 1,
+        transport: SyntheticTransport::Hybrid,
+        ring_bytes: 0,
+    };
     let configs = [
-        ("default", Config::new(), false),
-        ("low-latency", Config::new().busy_poll(true).flush_interval(Duration::from_micros(50)), true),
+        ("default", Config::new().synthetic(synthetic), false),
+        ("low-latency", Config::new().synthetic(synthetic).busy_poll(true).flush_interval(Duration::from_micros(50)), true),
     ];
     let mut rows = Vec::new();
-    for (load_name, which) in [("idle (1 exec / 5 ms)", Load::Idle), ("exec storm", Load::Storm)] {
+    for (load_name, which) in [
+        ("idle: 1 synthetic event / 20 ms", Load::IdleSyscall),
+        ("idle: 1 exec / 20 ms", Load::Idle),
+        ("exec storm", Load::Storm),
+    ] {
         for (name, config, spin) in &configs {
             eprintln!("bench_latency: {name}, {load_name}, {} s", args.seconds);
             let (lat, stats) = match measure(&args, config, *spin, which) {
@@ -189,11 +217,12 @@ fn main() {
     println!("## Latency: kernel timestamp to the Rust consumer\n");
     println!("`make bench-latency` · {} · {}\n", machine(), today());
     println!(
-        "Exec events of a tiny static program; latency = `proctap::monotonic_ns()` when the \
-         event's batch reaches the consumer − the event's kernel `ts_ns`. Default config: the \
-         poll thread sleeps until a doorbell wakes it, the consumer blocks on the channel. \
+        "Latency = `proctap::monotonic_ns()` when the event's batch reaches the consumer − the \
+         event's kernel `ts_ns`. Events: the synthetic source (a getppid() of this process, \
+         which then sleeps) or exec events of a tiny static program. Default config: the poll \
+         thread sleeps until a doorbell wakes it, the consumer blocks on the channel. \
          Low-latency: `Config::busy_poll(true)`, 50 µs flush interval, the consumer spins on \
-         `try_recv` (two CPUs kept busy).\n"
+         `try_recv` (both of this machine's CPUs kept busy).\n"
     );
     println!(
         "{}",

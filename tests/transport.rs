@@ -188,3 +188,4 @@ fn synthetic_config_is_checked() {
     });
     assert!(matches!(no_pid.validate(), Err(proctap::Error::InvalidConfig { .. })));
 }
+
