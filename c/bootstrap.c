@@ -71,9 +71,9 @@ struct proctap {
 	__u64 *meta_cons;         /* consumer page (read-write) */
 	const __u64 *meta_prod;   /* producer page */
 	const __u8 *meta_data;    /* data pages, mapped twice back to back */
-	size_t meta_cons_len, meta_prod_len;
-	struct pt_wake *wake;     /* mmap of pt_wake */
-	size_t wake_len;
+	size_t meta_prod_len;
+	struct pt_wake *wake;     /* mmap of pt_wake (one page) */
+	size_t page;              /* system page size: the consumer and wake maps */
 
 	/* poll loop */
 	proctap_swap_fn swap;
@@ -489,12 +489,6 @@ static void pt_on_inline_pb(void *ctx, int cpu, void *data, __u32 size)
 	pt_on_inline(ctx, data, size);
 }
 
-/* The kernel counts the same drops in meta_lost (bpf_perf_event_output
- * failed); this only says the perf ring noticed. */
-static void pt_on_perf_lost(void *ctx, int cpu, __u64 lost)
-{
-}
-
 /* BPF ringbuf record header (uapi: struct bpf_ringbuf_hdr). */
 #define PT_RB_BUSY (1u << 31)
 #define PT_RB_DISCARD (1u << 30)
@@ -784,11 +778,11 @@ void proctap_close(struct proctap *pt)
 	ring_buffer__free(pt->rb);
 	perf_buffer__free(pt->pb);
 	if (pt->meta_cons)
-		munmap(pt->meta_cons, pt->meta_cons_len);
+		munmap(pt->meta_cons, pt->page);
 	if (pt->meta_prod)
 		munmap((void *)pt->meta_prod, pt->meta_prod_len);
 	if (pt->wake)
-		munmap(pt->wake, pt->wake_len);
+		munmap(pt->wake, pt->page);
 	free(pt->cons_published);
 	if (pt->pages)
 		munmap((void *)pt->pages, pt->pages_map_len);
@@ -837,6 +831,14 @@ static bool pt_exit_has_group_dead(void)
 	return found;
 }
 
+/* A shared mapping of a BPF_F_MMAPABLE map (or ringbuf); NULL on failure. */
+static void *pt_mmap(int fd, size_t len, bool writable, off_t off)
+{
+	void *p = mmap(NULL, len, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, off);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
 static int pt_attach(struct proctap *pt, struct bpf_program *prog, struct bpf_link **slot,
 		     struct proctap_error *err)
 {
@@ -864,8 +866,6 @@ static int pt_synth_load(struct proctap *pt, const struct proctap_config *c,
 {
 	__u32 t = c->synth_transport;
 	struct synth *s;
-	struct bpf_link **link;
-	struct bpf_program *prog;
 	int e;
 
 	s = pt->synth = synth__open();
@@ -873,10 +873,12 @@ static int pt_synth_load(struct proctap *pt, const struct proctap_config *c,
 		return pt_kernel_error(err, PROCTAP_E_LOAD, errno, NULL,
 				       "opening the synthetic source");
 	s->rodata->pt_ring_mask = pt->ring_mask;
+	s->rodata->pt_meta_half = c->ringbuf_bytes / 2;
 	s->rodata->synth_tgid = c->synth_tgid;
 	s->rodata->synth_payload = c->synth_payload;
 	s->rodata->synth_batch = c->synth_batch;
 	s->rodata->synth_syscall = SYS_getppid;
+	s->rodata->synth_transport = t;
 	for (size_t i = 0; i < sizeof(s->bss->synth_src); i++)
 		s->bss->synth_src[i] = pt_synth_byte(i);
 	if ((e = bpf_map__reuse_fd(s->maps.pt_meta, bpf_map__fd(pt->skel->maps.pt_meta))) ||
@@ -889,9 +891,6 @@ static int pt_synth_load(struct proctap *pt, const struct proctap_config *c,
 			       "sharing maps with the synthetic source: %s", strerror(-e));
 	bpf_map__set_autocreate(s->maps.synth_rb, t == PROCTAP_SYNTH_RINGBUF);
 	bpf_map__set_autocreate(s->maps.synth_pb, t == PROCTAP_SYNTH_PERFBUF);
-	bpf_program__set_autoload(s->progs.synth_hybrid, t == PROCTAP_SYNTH_HYBRID);
-	bpf_program__set_autoload(s->progs.synth_ringbuf, t == PROCTAP_SYNTH_RINGBUF);
-	bpf_program__set_autoload(s->progs.synth_perfbuf, t == PROCTAP_SYNTH_PERFBUF);
 	e = synth__load(s);
 	if (e)
 		return pt_kernel_error(err, PROCTAP_E_LOAD, -e, NULL,
@@ -915,11 +914,7 @@ static int pt_synth_load(struct proctap *pt, const struct proctap_config *c,
 			return pt_kernel_error(err, PROCTAP_E_SYSTEM, -e, NULL,
 					       "filling the synthetic payload");
 	}
-	prog = t == PROCTAP_SYNTH_HYBRID ? s->progs.synth_hybrid :
-	       t == PROCTAP_SYNTH_RINGBUF ? s->progs.synth_ringbuf : s->progs.synth_perfbuf;
-	link = t == PROCTAP_SYNTH_HYBRID ? &s->links.synth_hybrid :
-	       t == PROCTAP_SYNTH_RINGBUF ? &s->links.synth_ringbuf : &s->links.synth_perfbuf;
-	return pt_attach(pt, prog, link, err);
+	return pt_attach(pt, s->progs.synth, &s->links.synth, err);
 }
 
 /* Consumers of the synthetic source's own ring (the peer transports). */
@@ -943,7 +938,7 @@ static int pt_synth_consume(struct proctap *pt, const struct proctap_config *c,
 	} else if (c->synth_transport == PROCTAP_SYNTH_PERFBUF) {
 		pt->pb = perf_buffer__new(bpf_map__fd(pt->synth->maps.synth_pb),
 					  c->synth_ring_bytes / PT_PAGE_SIZE, pt_on_inline_pb,
-					  pt_on_perf_lost, pt, NULL);
+					  NULL /* drops: meta_lost, counted in the kernel */, pt, NULL);
 		if (!pt->pb)
 			return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL,
 					       "opening the perf buffer");
@@ -982,6 +977,7 @@ static int pt_setup(struct proctap *pt, const struct proctap_config *c,
 		return pt_kernel_error(err, PROCTAP_E_LOAD, errno, NULL, "opening the BPF object");
 
 	pt->skel->rodata->pt_ring_mask = pt->ring_mask;
+	pt->skel->rodata->pt_meta_half = c->ringbuf_bytes / 2;
 	pt->skel->rodata->pt_argv_max = c->argv_max;
 	pt->skel->rodata->pt_filter_pids = c->npids > 0;
 	pt->skel->rodata->pt_thread_exits = c->thread_exits != 0;
@@ -1025,19 +1021,13 @@ static int pt_setup(struct proctap *pt, const struct proctap_config *c,
 	pt->busy_poll = c->busy_poll != 0;
 
 	pt->ctl_map_len = pt_round_up((__u64)ncpus * sizeof(struct pt_cpu_ctl), page);
-	pt->ctl = mmap(NULL, pt->ctl_map_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-		       bpf_map__fd(pt->skel->maps.pt_ctl), 0);
-	if (pt->ctl == MAP_FAILED) {
-		pt->ctl = NULL;
+	pt->ctl = pt_mmap(bpf_map__fd(pt->skel->maps.pt_ctl), pt->ctl_map_len, true, 0);
+	if (!pt->ctl)
 		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "mapping pt_ctl");
-	}
 	pt->pages_map_len = pt_round_up((__u64)ncpus * pt->elem_size, page);
-	pt->pages = mmap(NULL, pt->pages_map_len, PROT_READ, MAP_SHARED,
-			 bpf_map__fd(pt->skel->maps.pt_data), 0);
-	if (pt->pages == MAP_FAILED) {
-		pt->pages = NULL;
+	pt->pages = pt_mmap(bpf_map__fd(pt->skel->maps.pt_data), pt->pages_map_len, false, 0);
+	if (!pt->pages)
 		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "mapping pt_data");
-	}
 	pt->cons = calloc(ncpus, sizeof(*pt->cons));
 	if (!pt->cons)
 		return pt_fail(err, PROCTAP_E_SYSTEM, ENOMEM, NULL, NULL, "out of memory");
@@ -1048,28 +1038,18 @@ static int pt_setup(struct proctap *pt, const struct proctap_config *c,
 
 	/* The metadata ring: the consumer page read-write, then the producer
 	 * page and the data (mapped twice by the kernel) read-only. */
+	pt->page = page;
 	pt->meta_fd = bpf_map__fd(pt->skel->maps.pt_meta);
 	pt->meta_mask = c->ringbuf_bytes - 1;
-	pt->meta_cons_len = page;
-	pt->meta_cons = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, pt->meta_fd, 0);
-	if (pt->meta_cons == MAP_FAILED) {
-		pt->meta_cons = NULL;
-		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "mapping pt_meta");
-	}
 	pt->meta_prod_len = page + 2 * (size_t)c->ringbuf_bytes;
-	pt->meta_prod = mmap(NULL, pt->meta_prod_len, PROT_READ, MAP_SHARED, pt->meta_fd, page);
-	if (pt->meta_prod == MAP_FAILED) {
-		pt->meta_prod = NULL;
+	pt->meta_cons = pt_mmap(pt->meta_fd, page, true, 0);
+	pt->meta_prod = pt_mmap(pt->meta_fd, pt->meta_prod_len, false, page);
+	if (!pt->meta_cons || !pt->meta_prod)
 		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "mapping pt_meta");
-	}
 	pt->meta_data = (const __u8 *)pt->meta_prod + page;
-	pt->wake_len = page;
-	pt->wake = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED,
-			bpf_map__fd(pt->skel->maps.pt_wake), 0);
-	if (pt->wake == MAP_FAILED) {
-		pt->wake = NULL;
+	pt->wake = pt_mmap(bpf_map__fd(pt->skel->maps.pt_wake), page, true, 0);
+	if (!pt->wake)
 		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "mapping pt_wake");
-	}
 	pt->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pt->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (pt->stopfd < 0 || pt->epfd < 0)

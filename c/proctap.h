@@ -46,6 +46,13 @@ enum pt_rec_kind {
 	PT_KIND_MAX = 8,   /* room for kinds 1..7; sizes counter arrays */
 };
 
+/* Which transport the synthetic source writes to; proctap_config.synth_transport. */
+enum proctap_synth_transport {
+	PROCTAP_SYNTH_HYBRID = 0,  /* proctap's data pages + metadata ring */
+	PROCTAP_SYNTH_RINGBUF = 1, /* one BPF ringbuf, payload inline (a peer design) */
+	PROCTAP_SYNTH_PERFBUF = 2, /* a BPF perf buffer, payload inline (a peer design) */
+};
+
 /* pt_hdr.flags */
 enum pt_rec_flags {
 	/* The data pages had no room: variable data (filename, argv) is absent. */
@@ -192,12 +199,6 @@ enum proctap_event_mask {
 	PROCTAP_EV_SYNTH = 1 << 2,
 };
 
-/* Which transport the synthetic source writes to; proctap_config.synth_transport. */
-enum proctap_synth_transport {
-	PROCTAP_SYNTH_HYBRID = 0,  /* proctap's data pages + metadata ring */
-	PROCTAP_SYNTH_RINGBUF = 1, /* one BPF ringbuf, payload inline (a peer design) */
-	PROCTAP_SYNTH_PERFBUF = 2, /* a BPF perf buffer, payload inline (a peer design) */
-};
 
 /* How exits tell a process exit from a thread exit; proctap_config.exit_probe. */
 enum proctap_exit_probe {

@@ -5,13 +5,13 @@
  * Every getppid() of one process (synth_tgid) emits synth_batch events, each
  * carrying synth_payload bytes, through one of three transports:
  *
- *   synth_hybrid   proctap's own: metadata ring + per-CPU data pages (the
- *                  maps are shared with proc.bpf.c by the loader)
- *   synth_ringbuf  the usual design: one BPF ringbuf, payload inline
- *   synth_perfbuf  the older usual design: a perf buffer, payload inline
+ *   hybrid   proctap's own: metadata ring + per-CPU data pages (the maps
+ *            are shared with proc.bpf.c by the loader)
+ *   ringbuf  the usual design: one BPF ringbuf, payload inline
+ *   perfbuf  the older usual design: a perf buffer, payload inline
  *
  * Each copies the payload once from the same source bytes, so a benchmark
- * compares the transports and nothing else. The loader autoloads one.
+ * compares the transports and nothing else.
  * getppid is the trigger because it is about the cheapest syscall. The
  * programs attach to the raw sys_enter tracepoint (fentry is refused on some
  * kernels, including the 6.18 one this was built on), check the syscall
@@ -29,6 +29,7 @@ const volatile __u32 synth_tgid = 0;
 const volatile __u32 synth_payload = 64;
 const volatile __u32 synth_batch = 1;
 const volatile long synth_syscall = 110; /* __NR_getppid on x86_64 */
+const volatile __u32 synth_transport = 0; /* enum proctap_synth_transport */
 
 /* The payload every event copies; the loader fills it before load. */
 __u8 synth_src[PT_SYNTH_PAYLOAD_MAX];
@@ -175,32 +176,20 @@ static __always_inline bool synth_begin(struct synth_loop *x, void *ctx, long id
 	return x->s != NULL;
 }
 
+/* One program; the loader picks the transport before load and the
+ * verifier drops the other two paths (synth_transport is read-only data). */
 SEC("tp_btf/sys_enter")
-int BPF_PROG(synth_hybrid, struct pt_regs *regs, long id)
+int BPF_PROG(synth, struct pt_regs *regs, long id)
 {
 	struct synth_loop x;
 
-	if (synth_begin(&x, ctx, id))
+	if (!synth_begin(&x, ctx, id))
+		return 0;
+	if (synth_transport == PROCTAP_SYNTH_HYBRID)
 		bpf_loop(synth_batch, synth_hybrid_one, &x, 0);
-	return 0;
-}
-
-SEC("tp_btf/sys_enter")
-int BPF_PROG(synth_ringbuf, struct pt_regs *regs, long id)
-{
-	struct synth_loop x;
-
-	if (synth_begin(&x, ctx, id))
+	else if (synth_transport == PROCTAP_SYNTH_RINGBUF)
 		bpf_loop(synth_batch, synth_ringbuf_one, &x, 0);
-	return 0;
-}
-
-SEC("tp_btf/sys_enter")
-int BPF_PROG(synth_perfbuf, struct pt_regs *regs, long id)
-{
-	struct synth_loop x;
-
-	if (synth_begin(&x, ctx, id))
+	else
 		bpf_loop(synth_batch, synth_perfbuf_one, &x, 0);
 	return 0;
 }

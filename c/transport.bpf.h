@@ -34,6 +34,7 @@
 
 /* Set by the loader before load. */
 const volatile __u64 pt_ring_mask = PT_PAGE_SIZE - 1; /* ring bytes - 1 (power of two) */
+const volatile __u64 pt_meta_half = 1 << 19;            /* half the metadata ring's bytes */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -153,16 +154,15 @@ static __always_inline void pt_submit(void *rec, __u32 size, bool urgent)
 	__u32 zero = 0;
 	struct pt_wake *w;
 	struct pt_hdr *bell;
-	__u64 avail, half;
+	__u64 avail;
 
 	bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 	w = bpf_map_lookup_elem(&pt_wake, &zero);
 	if (!w)
 		return;
 	if (!urgent) {
-		half = bpf_ringbuf_query(&pt_meta, BPF_RB_RING_SIZE) / 2;
 		avail = bpf_ringbuf_query(&pt_meta, BPF_RB_AVAIL_DATA);
-		urgent = avail >= half && avail < half + size + 8;
+		urgent = avail >= pt_meta_half && avail < pt_meta_half + size + 8;
 	}
 	if (!urgent) {
 		if (!*(volatile __u64 *)&w->sleeping)

@@ -17,9 +17,12 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::thread::sleep;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+
+#[path = "bench_util/mod.rs"]
+mod bench_util;
 
 const USAGE: &str = "usage: bench_exec --storm PATH --child PATH --dump PATH --execsnoop PATH \
 [--seconds S] [--sizes NxL,NxL,...]";
@@ -795,47 +798,6 @@ impl Drop for SystemState {
 
 // ---- report --------------------------------------------------------------------------------
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // day of era, 0..146096
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // year of era
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of year, March-based
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-fn utc_now_rfc3339() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let t = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
-}
-
-struct Machine {
-    cpu: String,
-    nproc: usize,
-    mem: String,
-    kernel: String,
-}
-
-fn machine() -> Result<Machine> {
-    let cpuinfo = read_text("/proc/cpuinfo")?;
-    let cpu = proc_field(&cpuinfo, "model name").unwrap_or_else(|| "unknown CPU".into());
-    let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let meminfo = read_text("/proc/meminfo")?;
-    let mem_kib: u64 = proc_field(&meminfo, "MemTotal")
-        .and_then(|v| v.trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    let mem = format!("{:.1} GiB", mem_kib as f64 / (1024.0 * 1024.0));
-    let kernel = run_output("uname", &["-r"])?.trim().to_string();
-    Ok(Machine { cpu, nproc, mem, kernel })
-}
-
 /// The 1-minute load average, as /proc/loadavg prints it.
 fn load_average() -> String {
     read_text("/proc/loadavg")
@@ -956,8 +918,8 @@ fn run(opts: &Options) -> Result<String> {
     if !pdeathsig {
         eprintln!("setpriv --pdeathsig is not available: tracers are started directly");
     }
-    let machine = machine()?;
-    let date = utc_now_rfc3339();
+    let machine = bench_util::machine();
+    let date = bench_util::today();
     let commit = run_output("git", &["describe", "--always", "--dirty"]).map(|s| s.trim().to_string()).ok();
 
     let load_start = load_average();
@@ -988,12 +950,8 @@ fn run(opts: &Options) -> Result<String> {
     out.push_str("Reproduce (as root): `make bench-exec`\n\n");
     let _ = writeln!(
         out,
-        "Machine: {}, {} CPUs (nproc), MemTotal {}, kernel {}. Date: {date} (UTC). \
+        "Machine: {machine}. Date: {date} (UTC). \
 Load average (1 min, /proc/loadavg) before the first run: {load_start}.{}\n",
-        machine.cpu,
-        machine.nproc,
-        machine.mem,
-        machine.kernel,
         commit.map(|c| format!(" proctap at `{c}`.")).unwrap_or_default()
     );
     let _ = writeln!(
