@@ -17,16 +17,20 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <linux/perf_event.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "proctap.h"
 #include "proc.skel.h"
 #include "synth.skel.h"
+#include "profile.skel.h"
 
 #define PT_DEFAULT_PAGES 64
 #define PT_DEFAULT_RINGBUF (1u << 20)
@@ -45,6 +49,9 @@
 struct proctap {
 	struct proc *skel;
 	struct synth *synth;    /* the synthetic source, when configured */
+	struct profile *prof;   /* the profiler, when configured */
+	struct bpf_link **perf_links; /* pf_sample on each online CPU's cpu-clock */
+	int nperf;              /* entries of perf_links in use */
 	struct ring_buffer *rb; /* synth_rb, for the ringbuf peer transport */
 	struct perf_buffer *pb; /* synth_pb, for the perf-buffer transport */
 	bool busy_poll;
@@ -91,7 +98,11 @@ struct proctap {
 	_Atomic __u64 handovers;
 	_Atomic __u64 wakeups;
 	_Atomic __u64 sleeps;
+	_Atomic __u64 nested;
+	__u64 loss_reported[PT_KIND_MAX]; /* meta_lost already told as PT_KIND_LOSS */
 };
+
+static void pt_profile_detach(struct proctap *pt);
 
 /* ------------------------------------------------------------------------ */
 
@@ -152,6 +163,8 @@ static void pt_config_resolve(const struct proctap_config *in, struct proctap_co
 		out->ringbuf_bytes = PT_DEFAULT_RINGBUF;
 	if (!out->flush_us)
 		out->flush_us = PT_DEFAULT_FLUSH_US;
+	if ((out->events & PROCTAP_EV_SAMPLE) && !out->profile_hz)
+		out->profile_hz = PT_PROFILE_HZ_DEFAULT;
 	if (out->events & PROCTAP_EV_SYNTH) {
 		if (!out->synth_batch)
 			out->synth_batch = 1;
@@ -175,6 +188,8 @@ static __u64 pt_slack(const struct proctap_config *c)
 
 	if (largest < PT_SYNTH_PAYLOAD_MAX)
 		largest = PT_SYNTH_PAYLOAD_MAX;
+	if (largest < PT_SAMPLE_DATA_MAX)
+		largest = PT_SAMPLE_DATA_MAX;
 	return pt_round_up(largest, PT_PAGE_SIZE);
 }
 
@@ -188,7 +203,8 @@ int proctap_config_check(const struct proctap_config *in, struct proctap_error *
 	pt_config_resolve(in, &c);
 	ring = (__u64)c.pages_per_cpu * PT_PAGE_SIZE;
 
-	if (c.events & ~(__u32)(PROCTAP_EV_EXEC | PROCTAP_EV_EXIT | PROCTAP_EV_SYNTH))
+	if (c.events & ~(__u32)(PROCTAP_EV_EXEC | PROCTAP_EV_EXIT | PROCTAP_EV_SYNTH |
+				PROCTAP_EV_SAMPLE))
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "events", NULL,
 			       "unknown event bits 0x%x", c.events);
 	if (c.events & PROCTAP_EV_SYNTH) {
@@ -211,6 +227,10 @@ int proctap_config_check(const struct proctap_config *in, struct proctap_error *
 				       "synth_ring_bytes %u must be a power of two from %u to 1 GiB",
 				       c.synth_ring_bytes, PT_PAGE_SIZE);
 	}
+	if ((c.events & PROCTAP_EV_SAMPLE) && (c.profile_hz < 1 || c.profile_hz > PT_PROFILE_HZ_MAX))
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "profile_hz", NULL,
+			       "profile_hz %u is outside 1..%u samples per second", c.profile_hz,
+			       PT_PROFILE_HZ_MAX);
 	if (c.argv_max > PT_ARGV_MAX_LIMIT)
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "argv_max", NULL,
 			       "argv_max %u exceeds the limit of %u bytes", c.argv_max,
@@ -300,6 +320,10 @@ static size_t pt_meta_size(__u16 kind)
 		return sizeof(struct pt_exit);
 	case PT_KIND_SYNTH:
 		return sizeof(struct pt_synth);
+	case PT_KIND_SAMPLE:
+		return sizeof(struct pt_sample);
+	case PT_KIND_TRIGGER:
+		return sizeof(struct pt_trigger);
 	default:
 		return 0;
 	}
@@ -356,6 +380,8 @@ static void pt_release(struct proctap *pt, __u32 cpu, __u64 pos, __u32 len)
 {
 	int r = proctap_cons_release(&pt->cons[cpu], pos, len);
 
+	if (r == 0 && len && pos > pt->cons[cpu].cons)
+		atomic_fetch_add_explicit(&pt->nested, 1, memory_order_relaxed);
 	if (r > 0) {
 		pt->released_unpublished += len;
 		if (pt->released_unpublished > (pt->ring_mask + 1) / 4)
@@ -396,6 +422,12 @@ static bool pt_record_valid(const struct pt_hdr *h)
 	if (h->kind == PT_KIND_SYNTH)
 		return h->data_len == 0 ||
 		       h->data_len == ((const struct pt_synth *)h)->payload_len;
+	if (h->kind == PT_KIND_SAMPLE) {
+		const struct pt_sample *s = (const struct pt_sample *)h;
+
+		return (__u64)s->kstack_len + s->ustack_len == h->data_len &&
+		       s->kstack_len % 8 == 0 && s->ustack_len % PT_USER_FRAME_SIZE == 0;
+	}
 	return h->data_len == 0;
 }
 
@@ -542,13 +574,46 @@ static bool pt_meta_pending(struct proctap *pt)
 	return __atomic_load_n(pt->meta_prod, __ATOMIC_ACQUIRE) != *pt->meta_cons;
 }
 
+/*
+ * Puts losses in the stream: for each kind whose metadata-lost counter grew
+ * since the last report, one PT_KIND_LOSS record with the difference. The
+ * counters are summed before the ring is read, so a report follows the
+ * records that were sent before the loss it reports.
+ */
+static void pt_report_losses(struct proctap *pt, const __u64 *lost)
+{
+	for (int k = 1; k < PT_KIND_MAX; k++) {
+		struct pt_loss l;
+
+		if (lost[k] <= pt->loss_reported[k])
+			continue;
+		memset(&l, 0, sizeof(l));
+		l.hdr.kind = PT_KIND_LOSS;
+		l.hdr.ts_ns = pt_ts(CLOCK_MONOTONIC);
+		l.lost_kind = k;
+		l.records = lost[k] - pt->loss_reported[k];
+		pt->loss_reported[k] = lost[k];
+		pt_append(pt, &l.hdr, sizeof(l), NULL);
+	}
+}
+
+static void pt_meta_lost(struct proctap *pt, __u64 *lost)
+{
+	memset(lost, 0, PT_KIND_MAX * sizeof(*lost));
+	for (__u32 cpu = 0; cpu < pt->ncpus; cpu++)
+		for (int k = 0; k < PT_KIND_MAX; k++)
+			lost[k] += __atomic_load_n(&pt->ctl[cpu].meta_lost[k], __ATOMIC_RELAXED);
+}
+
 /* One poll round: drain the rings, hand over what was collected. Returns
  * how many records it took, or a negative errno. */
 static int pt_drain(struct proctap *pt)
 {
+	__u64 lost[PT_KIND_MAX];
 	int total = 0;
 
 	atomic_fetch_add_explicit(&pt->wakeups, 1, memory_order_relaxed);
+	pt_meta_lost(pt, lost);
 	for (;;) {
 		int n = pt_meta_consume(pt, PT_DRAIN_BUDGET);
 
@@ -569,11 +634,14 @@ static int pt_drain(struct proctap *pt)
 		total += n;
 		if (n < PT_DRAIN_BUDGET)
 			break;
+		pt_report_losses(pt, lost);
+		pt_meta_lost(pt, lost);
 		/* Under sustained load hand over by age, not only when full. */
 		if (pt->buf && pt->buf->records &&
 		    pt_ts(CLOCK_MONOTONIC) - pt->buf_first_ts >= pt->flush_ns)
 			pt_handover(pt, 0);
 	}
+	pt_report_losses(pt, lost);
 	if (pt->buf && pt->buf->records)
 		pt_handover(pt, 0);
 	return total;
@@ -588,7 +656,8 @@ static void pt_ring_balance(struct proctap *pt, __u64 *emitted, __u64 *consumed)
 	*emitted = *consumed = 0;
 	for (int k = 0; k < PT_KIND_MAX; k++) {
 		*emitted += st.emitted[k];
-		*consumed += st.delivered[k];
+		if (k != PT_KIND_LOSS) /* made here, not taken off the ring */
+			*consumed += st.delivered[k];
 	}
 	*consumed += st.invalid + st.oversize + st.abandoned;
 }
@@ -607,6 +676,7 @@ static int pt_finish(struct proctap *pt)
 	proc__detach(pt->skel);
 	if (pt->synth)
 		synth__detach(pt->synth);
+	pt_profile_detach(pt);
 
 	for (int i = 0; i < 100 && !err; i++) {
 		usleep(1000);
@@ -730,7 +800,12 @@ void proctap_stats(struct proctap *pt, struct proctap_stats *out)
 		out->argv_truncated += c->argv_truncated;
 		out->argv_fault += c->argv_fault;
 		out->data_bytes += c->data_bytes;
+		out->kstack_err += c->kstack_err;
+		out->ustack_err += c->ustack_err;
+		out->targets_full += c->targets_full;
 	}
+	out->perf_events = pt->nperf;
+	out->nested = atomic_load_explicit(&pt->nested, memory_order_relaxed);
 	for (int k = 0; k < PT_KIND_MAX; k++)
 		out->delivered[k] = atomic_load_explicit(&pt->delivered[k], memory_order_relaxed);
 	out->invalid = atomic_load_explicit(&pt->invalid, memory_order_relaxed);
@@ -768,7 +843,11 @@ int proctap_prog_ids(struct proctap *pt, __u32 *ids, int max)
 {
 	int n = pt_obj_prog_ids(pt->skel->obj, ids, 0, max);
 
-	return pt->synth ? pt_obj_prog_ids(pt->synth->obj, ids, n, max) : n;
+	if (pt->synth)
+		n = pt_obj_prog_ids(pt->synth->obj, ids, n, max);
+	if (pt->prof)
+		n = pt_obj_prog_ids(pt->prof->obj, ids, n, max);
+	return n;
 }
 
 void proctap_close(struct proctap *pt)
@@ -792,6 +871,9 @@ void proctap_close(struct proctap *pt)
 		close(pt->epfd);
 	if (pt->stopfd >= 0)
 		close(pt->stopfd);
+	pt_profile_detach(pt);
+	free(pt->perf_links);
+	profile__destroy(pt->prof);
 	synth__destroy(pt->synth);
 	proc__destroy(pt->skel); /* detaches every link, closes programs and maps */
 	free(pt->cons);
@@ -917,6 +999,278 @@ static int pt_synth_load(struct proctap *pt, const struct proctap_config *c,
 	return pt_attach(pt, s->progs.synth, &s->links.synth, err);
 }
 
+/* Detaches the sampler and the target programs (idempotent). */
+static void pt_profile_detach(struct proctap *pt)
+{
+	if (!pt->prof)
+		return;
+	for (int i = 0; i < pt->nperf; i++) {
+		bpf_link__destroy(pt->perf_links[i]); /* closes its perf event too */
+		pt->perf_links[i] = NULL;
+	}
+	profile__detach(pt->prof);
+}
+
+/* Parses a CPU list such as "0-3,5" (/sys/devices/system/cpu/online) into
+ * flags; returns the number of entries written, or -1. */
+static int pt_online_cpus(bool *online, int n)
+{
+	char buf[1024], *p = buf;
+	int fd = open("/sys/devices/system/cpu/online", O_RDONLY | O_CLOEXEC);
+	ssize_t len;
+
+	if (fd < 0)
+		return -1;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return -1;
+	buf[len] = '\0';
+	memset(online, 0, n * sizeof(*online));
+	while (*p && *p != '\n') {
+		char *end;
+		long a = strtol(p, &end, 10), b = a;
+
+		if (end == p)
+			return -1;
+		if (*end == '-')
+			b = strtol(end + 1, &end, 10);
+		for (long cpu = a; cpu <= b && cpu < n; cpu++)
+			online[cpu] = true;
+		p = *end == ',' ? end + 1 : end;
+	}
+	return n;
+}
+
+/* Opens the cpu-clock event of every online CPU and attaches pf_sample. */
+static int pt_profile_sample(struct proctap *pt, __u32 hz, struct proctap_error *err)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.config = PERF_COUNT_SW_CPU_CLOCK, /* no hardware PMU needed */
+		.size = sizeof(attr),
+		.freq = 1,
+		.sample_freq = hz,
+	};
+	bool *online = calloc(pt->ncpus, sizeof(*online));
+
+	pt->perf_links = calloc(pt->ncpus, sizeof(*pt->perf_links));
+	if (!online || !pt->perf_links) {
+		free(online);
+		return pt_fail(err, PROCTAP_E_SYSTEM, ENOMEM, NULL, NULL, "out of memory");
+	}
+	if (pt_online_cpus(online, pt->ncpus) < 0) {
+		free(online);
+		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno ? errno : EINVAL, NULL,
+				       "reading /sys/devices/system/cpu/online");
+	}
+	for (__u32 cpu = 0; cpu < pt->ncpus; cpu++) {
+		struct bpf_link *link;
+		int fd;
+
+		if (!online[cpu])
+			continue;
+		fd = syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+		if (fd < 0 && errno == ENODEV)
+			continue; /* went offline since the list was read */
+		if (fd < 0) {
+			int e = errno;
+
+			free(online);
+			if (e == ENOENT || e == EOPNOTSUPP)
+				return pt_fail(err, PROCTAP_E_ATTACH, e, NULL, "pf_sample",
+					       "this kernel has no software cpu-clock perf event: %s",
+					       strerror(e));
+			return pt_kernel_error(err, PROCTAP_E_ATTACH, e, "pf_sample",
+					       "opening the cpu-clock perf event");
+		}
+		link = bpf_program__attach_perf_event(pt->prof->progs.pf_sample, fd);
+		if (!link) {
+			int e = errno;
+
+			close(fd);
+			free(online);
+			return pt_kernel_error(err, PROCTAP_E_ATTACH, e, "pf_sample",
+					       "attaching to the cpu-clock perf event");
+		}
+		pt->perf_links[pt->nperf++] = link;
+	}
+	free(online);
+	if (!pt->nperf)
+		return pt_fail(err, PROCTAP_E_ATTACH, ENODEV, NULL, "pf_sample", "no CPU is online");
+	return PROCTAP_OK;
+}
+
+/*
+ * Loads the profiler: the sampler and the target programs, sharing the
+ * transport maps of the proc object. The exit program is attached before
+ * the sampler, so no target can be added that its exit would not remove.
+ */
+static int pt_profile_load(struct proctap *pt, const struct proctap_config *c,
+			   struct proctap_error *err)
+{
+	struct profile *p;
+	int e;
+
+	p = pt->prof = profile__open();
+	if (!p)
+		return pt_kernel_error(err, PROCTAP_E_LOAD, errno, NULL, "opening the profiler");
+	p->rodata->pt_ring_mask = pt->ring_mask;
+	p->rodata->pt_meta_half = c->ringbuf_bytes / 2;
+	p->rodata->pf_all = c->profile_all != 0;
+	if ((e = bpf_map__reuse_fd(p->maps.pt_meta, bpf_map__fd(pt->skel->maps.pt_meta))) ||
+	    (e = bpf_map__reuse_fd(p->maps.pt_ctl, bpf_map__fd(pt->skel->maps.pt_ctl))) ||
+	    (e = bpf_map__reuse_fd(p->maps.pt_data, bpf_map__fd(pt->skel->maps.pt_data))) ||
+	    (e = bpf_map__reuse_fd(p->maps.pt_wake, bpf_map__fd(pt->skel->maps.pt_wake))))
+		return pt_fail(err, PROCTAP_E_LOAD, -e, NULL, NULL,
+			       "sharing maps with the profiler: %s", strerror(-e));
+	bpf_program__set_autoload(p->progs.pf_fork, c->profile_children != 0);
+	e = profile__load(p);
+	if (e)
+		return pt_kernel_error(err, PROCTAP_E_LOAD, -e, NULL, "loading the profiler");
+	if ((e = pt_attach(pt, p->progs.pf_exit, &p->links.pf_exit, err)) ||
+	    (e = pt_attach(pt, p->progs.pf_exec, &p->links.pf_exec, err)) ||
+	    (e = pt_attach(pt, p->progs.pf_fork, &p->links.pf_fork, err)))
+		return e;
+	return pt_profile_sample(pt, c->profile_hz, err);
+}
+
+/* /proc/PID/stat: the process' state letter and start time (clock ticks
+ * since boot). 0, or -ESRCH when there is no such process (or thread). */
+static int pt_proc_stat(__u32 pid, char *state, unsigned long long *start)
+{
+	char path[64], buf[1024], *p;
+	ssize_t len;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -ESRCH;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return -ESRCH;
+	buf[len] = '\0';
+	/* The command name may hold anything, ')' included: skip to the last one. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
+			 "%*d %*d %*d %*d %*d %*d %llu", state, start) != 2)
+		return -ESRCH;
+	return 0;
+}
+
+/* Is pid a live process (a thread group leader, not a zombie)? */
+static int pt_proc_alive(__u32 pid, unsigned long long *start)
+{
+	char path[64], buf[4096], *tgid, state;
+	ssize_t len;
+	int fd, e;
+
+	if ((e = pt_proc_stat(pid, &state, start)))
+		return e;
+	if (state == 'Z' || state == 'X' || state == 'x')
+		return -ESRCH;
+	snprintf(path, sizeof(path), "/proc/%u/status", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -ESRCH;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return -ESRCH;
+	buf[len] = '\0';
+	tgid = strstr(buf, "\nTgid:");
+	if (!tgid || strtoul(tgid + 6, NULL, 10) != pid)
+		return -EINVAL; /* a thread id, not a process id */
+	return 0;
+}
+
+int proctap_target_add(struct proctap *pt, __u32 pid)
+{
+	struct pt_target t = { 0 };
+	unsigned long long before, after;
+	int fd, e;
+
+	if (!pt || !pt->prof || !pid)
+		return -EINVAL;
+	if ((e = pt_proc_alive(pid, &before)))
+		return e;
+	fd = bpf_map__fd(pt->prof->maps.pf_targets);
+	if (bpf_map_update_elem(fd, &pid, &t, BPF_NOEXIST)) {
+		e = errno;
+		return e == EEXIST ? 0 : -e; /* E2BIG: the filter is full */
+	}
+	/* The process may have exited (its exit then found nothing to remove)
+	 * or been replaced by another of the same pid since the first look:
+	 * look again, and take the entry back unless it is the same process. */
+	if (pt_proc_alive(pid, &after) || after != before) {
+		bpf_map_delete_elem(fd, &pid);
+		return -ESRCH;
+	}
+	return 0;
+}
+
+int proctap_target_remove(struct proctap *pt, __u32 pid)
+{
+	if (!pt || !pt->prof)
+		return -EINVAL;
+	if (bpf_map_delete_elem(bpf_map__fd(pt->prof->maps.pf_targets), &pid))
+		return -errno;
+	return 0;
+}
+
+int proctap_targets(struct proctap *pt, __u32 *pids, int max)
+{
+	__u32 key, next;
+	int fd, n = 0;
+	void *prev = NULL;
+
+	if (!pt || !pt->prof)
+		return -EINVAL;
+	fd = bpf_map__fd(pt->prof->maps.pf_targets);
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		if (n < max)
+			pids[n] = next;
+		n++;
+		key = next;
+		prev = &key;
+	}
+	return n;
+}
+
+static int pt_watch_key(struct pt_watch_key *key, const char *prefix, __u32 len)
+{
+	if (!prefix || len == 0 || len >= PT_COMM_LEN || memchr(prefix, '\0', len))
+		return -EINVAL;
+	memset(key, 0, sizeof(*key));
+	key->prefixlen = len * 8;
+	memcpy(key->comm, prefix, len);
+	return 0;
+}
+
+int proctap_watch_add(struct proctap *pt, const char *prefix, __u32 len)
+{
+	struct pt_watch_key key;
+
+	if (!pt || !pt->prof || pt_watch_key(&key, prefix, len))
+		return -EINVAL;
+	if (bpf_map_update_elem(bpf_map__fd(pt->prof->maps.pf_watch), &key, &len, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int proctap_watch_remove(struct proctap *pt, const char *prefix, __u32 len)
+{
+	struct pt_watch_key key;
+
+	if (!pt || !pt->prof || pt_watch_key(&key, prefix, len))
+		return -EINVAL;
+	if (bpf_map_delete_elem(bpf_map__fd(pt->prof->maps.pf_watch), &key))
+		return -errno;
+	return 0;
+}
+
 /* Consumers of the synthetic source's own ring (the peer transports). */
 static int pt_synth_consume(struct proctap *pt, const struct proctap_config *c,
 			    struct proctap_error *err)
@@ -1017,6 +1371,8 @@ static int pt_setup(struct proctap *pt, const struct proctap_config *c,
 	    (e = pt_attach(pt, pt->skel->progs.pt_exit_live, &pt->skel->links.pt_exit_live, err)))
 		return e;
 	if ((c->events & PROCTAP_EV_SYNTH) && (e = pt_synth_load(pt, c, err)))
+		return e;
+	if ((c->events & PROCTAP_EV_SAMPLE) && (e = pt_profile_load(pt, c, err)))
 		return e;
 	pt->busy_poll = c->busy_poll != 0;
 

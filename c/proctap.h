@@ -36,6 +36,20 @@
 #define PT_SYNTH_PAYLOAD_MAX 4096
 /* Most synthetic events per trigger. */
 #define PT_SYNTH_BATCH_MAX 1024
+/* Frames per stack (the kernel's perf_event_max_stack default). */
+#define PT_STACK_MAX 127
+/* Bytes of one user frame: struct bpf_stack_build_id (status, build id, offset or ip). */
+#define PT_USER_FRAME_SIZE 32
+#define PT_BUILD_ID_SIZE 20
+/* Data bytes of one stack sample at most: kernel ips, then user frames. */
+#define PT_KSTACK_BYTES (PT_STACK_MAX * 8)
+#define PT_USTACK_BYTES (PT_STACK_MAX * PT_USER_FRAME_SIZE)
+#define PT_SAMPLE_DATA_MAX (PT_KSTACK_BYTES + PT_USTACK_BYTES)
+/* Profiler: sampling frequency default and bound, target and watch-list capacity. */
+#define PT_PROFILE_HZ_DEFAULT 19
+#define PT_PROFILE_HZ_MAX 999
+#define PT_TARGETS_MAX 8192
+#define PT_WATCH_MAX 256
 
 /* Record kinds. */
 enum pt_rec_kind {
@@ -43,6 +57,9 @@ enum pt_rec_kind {
 	PT_KIND_EXEC = 1,
 	PT_KIND_EXIT = 2,
 	PT_KIND_SYNTH = 3, /* synthetic source: benchmarks and self-test */
+	PT_KIND_SAMPLE = 4,  /* a CPU stack sample of a profiled process */
+	PT_KIND_TRIGGER = 5, /* the kernel started profiling a process */
+	PT_KIND_LOSS = 6,    /* made by the loader: records the kernel could not send */
 	PT_KIND_MAX = 8,   /* room for kinds 1..7; sizes counter arrays */
 };
 
@@ -66,6 +83,14 @@ enum pt_rec_flags {
 	/* The filename filled PT_FILENAME_MAX - 1 bytes: it may be cut there
 	 * (execveat can build names longer than PATH_MAX). */
 	PT_F_FILENAME_TRUNCATED = 1 << 4,
+	/* sample: the CPU was in the kernel when the timer fired. */
+	PT_F_KERNEL_MODE = 1 << 5,
+};
+
+/* Why the kernel started profiling a process; pt_trigger.reason. */
+enum pt_trigger_reason {
+	PT_TRIGGER_COMM = 1,  /* its exec matched a command-name prefix of the watch list */
+	PT_TRIGGER_CHILD = 2, /* it was forked by a profiled process */
 };
 
 /*
@@ -131,6 +156,60 @@ struct pt_synth {
 #define PT_SYNTH_SIZE 64
 
 /*
+ * A CPU stack sample. Its data is kstack_len bytes of kernel return
+ * addresses (__u64 each, innermost first), then ustack_len bytes of user
+ * frames (PT_USER_FRAME_SIZE each: struct bpf_stack_build_id, innermost
+ * first). A stack the kernel could not walk has length 0 and its error set
+ * (a negative errno from bpf_get_stack).
+ */
+struct pt_sample {
+	struct pt_hdr hdr;
+	char comm[PT_COMM_LEN];
+	__u64 cgroup_id;
+	__u32 kstack_len;
+	__u32 ustack_len;
+	__s32 kstack_err;
+	__s32 ustack_err;
+};
+#define PT_SAMPLE_SIZE 88
+
+/* The kernel added a process to the profiler's targets by itself. */
+struct pt_trigger {
+	struct pt_hdr hdr;
+	__u32 reason;       /* enum pt_trigger_reason */
+	__u32 ppid;
+	__u64 start_ns;     /* CLOCK_MONOTONIC start of the process */
+	char comm[PT_COMM_LEN];
+	__u32 prefix_len;   /* COMM: length of the matched watch-list prefix */
+	__u32 trigger_pad;
+};
+#define PT_TRIGGER_SIZE 88
+
+/* Made by the loader, in stream order: since the last report, `records`
+ * events of kind lost_kind could not be sent (their metadata did not fit in
+ * the ring). Records sent without their data carry PT_F_DATA_LOST instead. */
+struct pt_loss {
+	struct pt_hdr hdr;
+	__u32 lost_kind;
+	__u32 loss_pad;
+	__u64 records;
+};
+#define PT_LOSS_SIZE 64
+
+/* Key of the command-name watch list (an LPM trie over the comm bytes). */
+struct pt_watch_key {
+	__u32 prefixlen; /* bits */
+	char comm[PT_COMM_LEN];
+};
+
+/* Value of the profiler's target filter, keyed by tgid. */
+struct pt_target {
+	__u64 start_ns; /* the process' start (group leader); 0: unknown yet */
+	__u32 reason;   /* 0: added by userspace, else enum pt_trigger_reason */
+	__u32 target_pad;
+};
+
+/*
  * Per-CPU control block of the data ring, one array element per CPU in a
  * BPF_F_MMAPABLE map. prod is advanced by the kernel (atomically: programs
  * nest on one CPU), cons by the consumer after it copied the bytes out.
@@ -148,7 +227,10 @@ struct pt_cpu_ctl {
 	__u64 argv_truncated;            /* argv longer than the cap */
 	__u64 argv_fault;                /* argv unreadable */
 	__u64 data_bytes;                /* bytes written into the data pages */
-	__u64 ctl_pad[5];
+	__u64 kstack_err;                /* samples whose kernel stack failed */
+	__u64 ustack_err;                /* samples whose user stack failed */
+	__u64 targets_full;              /* a trigger found the target filter full */
+	__u64 ctl_pad[2];
 };
 #define PT_CPU_CTL_SIZE 384
 
@@ -178,6 +260,9 @@ _Static_assert(sizeof(struct pt_hdr) == PT_HDR_SIZE, "pt_hdr size");
 _Static_assert(sizeof(struct pt_exec) == PT_EXEC_SIZE, "pt_exec size");
 _Static_assert(sizeof(struct pt_exit) == PT_EXIT_SIZE, "pt_exit size");
 _Static_assert(sizeof(struct pt_synth) == PT_SYNTH_SIZE, "pt_synth size");
+_Static_assert(sizeof(struct pt_sample) == PT_SAMPLE_SIZE, "pt_sample size");
+_Static_assert(sizeof(struct pt_trigger) == PT_TRIGGER_SIZE, "pt_trigger size");
+_Static_assert(sizeof(struct pt_loss) == PT_LOSS_SIZE, "pt_loss size");
 _Static_assert(sizeof(struct pt_cpu_ctl) == PT_CPU_CTL_SIZE, "pt_cpu_ctl size");
 _Static_assert(offsetof(struct pt_cpu_ctl, cons) == 64, "cons on its own line");
 #endif
@@ -197,6 +282,9 @@ enum proctap_event_mask {
 	PROCTAP_EV_EXIT = 1 << 1,
 	/* The synthetic source (benchmarks, self-test); see proctap_config.synth_*. */
 	PROCTAP_EV_SYNTH = 1 << 2,
+	/* CPU stack samples of the profiler's targets (or of everything with
+	 * profile_all); see proctap_config.profile_* and proctap_target_add. */
+	PROCTAP_EV_SAMPLE = 1 << 3,
 };
 
 
@@ -232,8 +320,13 @@ struct proctap_config {
 	__u32 synth_ring_bytes; /* ringbuf: its size; perfbuf: bytes per CPU (power
 	                           of two pages); 0: 4 MiB / 2 MiB */
 	__u32 synth_config_pad;
+	/* Profiler, with PROCTAP_EV_SAMPLE. */
+	__u32 profile_hz;       /* samples per second per CPU; 0 means 19, at most 999 */
+	__u32 profile_all;      /* nonzero: sample every process, not just targets */
+	__u32 profile_children; /* nonzero: a profiled process' children are profiled */
+	__u32 profile_pad;
 };
-#define PROCTAP_CONFIG_SIZE 4176
+#define PROCTAP_CONFIG_SIZE 4192
 _Static_assert(sizeof(struct proctap_config) == PROCTAP_CONFIG_SIZE, "config size");
 
 /*
@@ -281,8 +374,15 @@ struct proctap_stats {
 	__u64 doorbells;              /* kernel: wake-ups sent to a sleeping consumer */
 	__u64 doorbell_lost;          /* kernel: a wake-up found the ring full (the
 	                                 consumer's idle timeout picks those up) */
+	__u64 kstack_err;             /* kernel: samples without their kernel stack */
+	__u64 ustack_err;             /* kernel: samples without their user stack */
+	__u64 targets_full;           /* kernel: a process not profiled: filter full */
+	__u64 perf_events;            /* loader: sampling events opened (online CPUs) */
+	__u64 nested;                 /* loader: data spans that arrived ahead of an
+	                                 earlier span of their CPU (a program ran
+	                                 nested in another one); released in order */
 };
-#define PROCTAP_STATS_SIZE 352
+#define PROCTAP_STATS_SIZE 392
 _Static_assert(sizeof(struct proctap_stats) == PROCTAP_STATS_SIZE, "stats size");
 
 /* Error classes; proctap_error.code. */
@@ -357,6 +457,24 @@ int proctap_prog_ids(struct proctap *pt, __u32 *ids, int max);
 
 /* Detaches and frees everything. Not concurrently with proctap_run(). */
 void proctap_close(struct proctap *pt);
+
+/*
+ * The profiler's targets, changed at run time (any thread). Adding a pid
+ * that does not exist, or exits while it is added, fails with -ESRCH and
+ * leaves nothing behind; a full filter fails with -E2BIG. Removing a pid
+ * that is not a target returns -ENOENT. Targets leave by themselves when
+ * their process exits. All return 0 or a negative errno, and -EINVAL when
+ * the instance does not profile.
+ */
+int proctap_target_add(struct proctap *pt, __u32 pid);
+int proctap_target_remove(struct proctap *pt, __u32 pid);
+/* Up to max target pids into pids; returns how many there are in all. */
+int proctap_targets(struct proctap *pt, __u32 *pids, int max);
+/* Command-name prefixes (1..15 bytes, no NUL): a process whose exec matches
+ * one becomes a target in the kernel, with a trigger event. Processes
+ * already running are not affected: the caller scans for those. */
+int proctap_watch_add(struct proctap *pt, const char *prefix, __u32 len);
+int proctap_watch_remove(struct proctap *pt, const char *prefix, __u32 len);
 
 /* CLOCK_MONOTONIC now, in nanoseconds: the clock of every ts_ns. */
 __u64 proctap_monotonic_ns(void);

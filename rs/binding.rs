@@ -37,6 +37,12 @@ unsafe impl Record for sys::pt_exec {}
 unsafe impl Record for sys::pt_exit {}
 // SAFETY: as above.
 unsafe impl Record for sys::pt_synth {}
+// SAFETY: as above.
+unsafe impl Record for sys::pt_sample {}
+// SAFETY: as above.
+unsafe impl Record for sys::pt_trigger {}
+// SAFETY: as above.
+unsafe impl Record for sys::pt_loss {}
 
 /// Copies a `T` out of the start of `bytes` (any alignment), if long enough.
 pub(crate) fn read<T: Record>(bytes: &[u8]) -> Option<T> {
@@ -164,11 +170,46 @@ impl Instance {
         out
     }
 
+    /// Adds a profiler target; Err(errno) as proctap_target_add says.
+    pub(crate) fn target_add(&self, pid: u32) -> Result<(), i32> {
+        // SAFETY: raw is open; the call only updates a BPF map by fd.
+        errno_result(unsafe { sys::proctap_target_add(self.raw.as_ptr(), pid) })
+    }
+
+    pub(crate) fn target_remove(&self, pid: u32) -> Result<(), i32> {
+        // SAFETY: raw is open; the call only updates a BPF map by fd.
+        errno_result(unsafe { sys::proctap_target_remove(self.raw.as_ptr(), pid) })
+    }
+
+    pub(crate) fn targets(&self) -> Result<Vec<u32>, i32> {
+        let mut pids = vec![0u32; 1024];
+        loop {
+            // SAFETY: raw is open; pids has room for pids.len() entries.
+            let n = unsafe { sys::proctap_targets(self.raw.as_ptr(), pids.as_mut_ptr(), pids.len() as c_int) };
+            let n = usize::try_from(n).map_err(|_| -n)?;
+            if n <= pids.len() {
+                pids.truncate(n);
+                return Ok(pids);
+            }
+            pids.resize(n + 64, 0); // grew while listed: list again
+        }
+    }
+
+    pub(crate) fn watch_add(&self, prefix: &[u8]) -> Result<(), i32> {
+        // SAFETY: raw is open; prefix is valid for prefix.len() bytes.
+        errno_result(unsafe { sys::proctap_watch_add(self.raw.as_ptr(), prefix.as_ptr().cast(), prefix.len() as u32) })
+    }
+
+    pub(crate) fn watch_remove(&self, prefix: &[u8]) -> Result<(), i32> {
+        // SAFETY: raw is open; prefix is valid for prefix.len() bytes.
+        errno_result(unsafe { sys::proctap_watch_remove(self.raw.as_ptr(), prefix.as_ptr().cast(), prefix.len() as u32) })
+    }
+
     pub(crate) fn prog_ids(&self) -> Vec<u32> {
-        let mut ids = [0u32; 16];
-        // SAFETY: ids has room for the 16 entries we allow.
+        let mut ids = [0u32; 32];
+        // SAFETY: ids has room for the 32 entries we allow.
         let n = unsafe { sys::proctap_prog_ids(self.raw.as_ptr(), ids.as_mut_ptr(), ids.len() as c_int) };
-        ids[..n.clamp(0, 16) as usize].to_vec()
+        ids[..n.clamp(0, 32) as usize].to_vec()
     }
 }
 
@@ -177,6 +218,15 @@ impl Drop for Instance {
         // SAFETY: raw came from proctap_open and is closed exactly once; the
         // poll thread that used it has ended (Tracer joins it first).
         unsafe { sys::proctap_close(self.raw.as_ptr()) }
+    }
+}
+
+/// 0 or a negative errno, as the C API returns them.
+fn errno_result(rc: c_int) -> Result<(), i32> {
+    if rc < 0 {
+        Err(-rc)
+    } else {
+        Ok(())
     }
 }
 
@@ -376,6 +426,9 @@ mod layout {
         assert_eq!(size_of::<sys::pt_exec>(), sys::PT_EXEC_SIZE as usize);
         assert_eq!(size_of::<sys::pt_exit>(), sys::PT_EXIT_SIZE as usize);
         assert_eq!(size_of::<sys::pt_synth>(), sys::PT_SYNTH_SIZE as usize);
+        assert_eq!(size_of::<sys::pt_sample>(), sys::PT_SAMPLE_SIZE as usize);
+        assert_eq!(size_of::<sys::pt_trigger>(), sys::PT_TRIGGER_SIZE as usize);
+        assert_eq!(size_of::<sys::pt_loss>(), sys::PT_LOSS_SIZE as usize);
         assert_eq!(size_of::<sys::pt_cpu_ctl>(), sys::PT_CPU_CTL_SIZE as usize);
         assert_eq!(size_of::<sys::proctap_config>(), sys::PROCTAP_CONFIG_SIZE as usize);
         assert_eq!(size_of::<sys::proctap_buf>(), sys::PROCTAP_BUF_SIZE as usize);
@@ -391,6 +444,9 @@ mod layout {
             (size_of::<sys::pt_exec>(), align_of::<sys::pt_exec>()),
             (size_of::<sys::pt_exit>(), align_of::<sys::pt_exit>()),
             (size_of::<sys::pt_synth>(), align_of::<sys::pt_synth>()),
+            (size_of::<sys::pt_sample>(), align_of::<sys::pt_sample>()),
+            (size_of::<sys::pt_trigger>(), align_of::<sys::pt_trigger>()),
+            (size_of::<sys::pt_loss>(), align_of::<sys::pt_loss>()),
         ] {
             assert_eq!(size % 8, 0);
             assert_eq!(align, 8);

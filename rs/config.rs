@@ -47,6 +47,82 @@ pub struct SyntheticSource {
     pub ring_bytes: u32,
 }
 
+/// CPU stack sampling ([`Config::profile`]): which processes, how often.
+///
+/// Targets are processes given by pid, processes whose exec matches a
+/// command-name prefix (added in the kernel at exec, with a
+/// [`Trigger`](crate::Trigger) event; processes already running are found by
+/// a /proc scan), and optionally their children. More can be added and
+/// removed while tracing with [`Tracer::targets`](crate::Tracer::targets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profiler {
+    pub(crate) hz: u32,
+    pub(crate) all: bool,
+    pub(crate) children: bool,
+    pub(crate) pids: Vec<u32>,
+    pub(crate) comm_prefixes: Vec<Vec<u8>>,
+}
+
+impl Default for Profiler {
+    fn default() -> Profiler {
+        Profiler { hz: sys::PT_PROFILE_HZ_DEFAULT, all: false, children: false, pids: Vec::new(), comm_prefixes: Vec::new() }
+    }
+}
+
+impl Profiler {
+    /// 19 samples per second per CPU, no targets yet.
+    pub fn new() -> Profiler {
+        Profiler::default()
+    }
+
+    /// Samples per second on each CPU, 1 to 999 (software cpu-clock timer).
+    pub fn hz(mut self, hz: u32) -> Profiler {
+        self.hz = hz;
+        self
+    }
+
+    /// The sampling frequency set (samples per second per CPU).
+    pub fn sampling_hz(&self) -> u32 {
+        self.hz
+    }
+
+    /// Samples every process (kernel threads too), not just targets.
+    pub fn all(mut self, on: bool) -> Profiler {
+        self.all = on;
+        self
+    }
+
+    /// Processes forked by a target become targets.
+    pub fn children(mut self, on: bool) -> Profiler {
+        self.children = on;
+        self
+    }
+
+    /// Profiles this process (it must exist when the tracer starts).
+    pub fn pid(mut self, pid: u32) -> Profiler {
+        self.pids.push(pid);
+        self
+    }
+
+    /// Profiles processes whose command name starts with `prefix` (1 to 15
+    /// bytes): those running at start, and those that exec later.
+    pub fn comm_prefix(mut self, prefix: impl AsRef<[u8]>) -> Profiler {
+        self.comm_prefixes.push(prefix.as_ref().to_vec());
+        self
+    }
+}
+
+/// Checks a command-name prefix the way the kernel's watch list needs it.
+pub(crate) fn check_comm_prefix(prefix: &[u8]) -> Result<(), Error> {
+    if prefix.is_empty() || prefix.len() >= sys::PT_COMM_LEN as usize || prefix.contains(&0) {
+        return Err(Error::invalid(
+            "profile.comm_prefix",
+            format!("{:?}: use 1 to 15 bytes without NUL (use Profiler::all to sample everything)", String::from_utf8_lossy(prefix)),
+        ));
+    }
+    Ok(())
+}
+
 /// What to trace and how to buffer it. Start one with [`Config::new`].
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -64,6 +140,7 @@ pub struct Config {
     exit_probe: ExitProbe,
     busy_poll: bool,
     synthetic: Option<SyntheticSource>,
+    profile: Option<Profiler>,
 }
 
 impl Default for Config {
@@ -83,6 +160,7 @@ impl Default for Config {
             exit_probe: ExitProbe::Auto,
             busy_poll: false,
             synthetic: None,
+            profile: None,
         }
     }
 }
@@ -187,6 +265,19 @@ impl Config {
         self
     }
 
+    /// Adds CPU stack samples ([`Event::Sample`](crate::Event::Sample)) of
+    /// the profiler's targets. Combine with `.exec(false).exit(false)` for
+    /// samples (and triggers) only.
+    pub fn profile(mut self, profiler: Profiler) -> Config {
+        self.profile = Some(profiler);
+        self
+    }
+
+    /// The profiler settings, if profiling.
+    pub fn profiler(&self) -> Option<&Profiler> {
+        self.profile.as_ref()
+    }
+
     /// Checks every field without touching the kernel.
     pub fn validate(&self) -> Result<(), Error> {
         let raw = self.to_raw()?;
@@ -194,6 +285,9 @@ impl Config {
             // The C field name, as the Rust builder calls it.
             Error::InvalidConfig { field, reason } if field == "flush_us" => {
                 Error::InvalidConfig { field: "flush_interval".into(), reason }
+            }
+            Error::InvalidConfig { field, reason } if field == "profile_hz" => {
+                Error::InvalidConfig { field: "profile.hz".into(), reason }
             }
             other => other,
         })?;
@@ -227,11 +321,26 @@ impl Config {
 
     pub(crate) fn to_raw(&self) -> Result<sys::proctap_config, Error> {
         let mut raw = sys::proctap_config::default();
-        if !self.exec && !self.exit && self.synthetic.is_none() {
-            return Err(Error::invalid("events", "neither exec nor exit is enabled"));
+        if !self.exec && !self.exit && self.synthetic.is_none() && self.profile.is_none() {
+            return Err(Error::invalid("events", "nothing to trace: enable exec, exit or profile"));
         }
         raw.events = (if self.exec { sys::PROCTAP_EV_EXEC } else { 0 })
             | (if self.exit { sys::PROCTAP_EV_EXIT } else { 0 });
+        if let Some(profile) = &self.profile {
+            raw.events |= sys::PROCTAP_EV_SAMPLE;
+            if profile.hz == 0 {
+                return Err(Error::invalid("profile.hz", "0 samples per second; use 1 to 999"));
+            }
+            raw.profile_hz = profile.hz;
+            raw.profile_all = u32::from(profile.all);
+            raw.profile_children = u32::from(profile.children);
+            for prefix in &profile.comm_prefixes {
+                check_comm_prefix(prefix)?;
+            }
+            if let Some(&pid) = profile.pids.iter().find(|&&pid| pid == 0) {
+                return Err(Error::invalid("profile.pid", format!("{pid} is not a process id")));
+            }
+        }
         if let Some(source) = self.synthetic {
             raw.events |= sys::PROCTAP_EV_SYNTH;
             raw.synth_tgid = source.pid;

@@ -30,6 +30,11 @@ pub enum Error {
     #[error("{message} (errno {errno})")]
     System { errno: i32, message: String },
 
+    /// A profiler target could not be added or removed; `target` names it
+    /// (a pid or a command-name prefix).
+    #[error("profiler target {target}: {message}")]
+    Target { target: String, errno: i32, message: String },
+
     /// The poll thread could not be spawned.
     #[error("spawning the poll thread: {0}")]
     Thread(#[from] std::io::Error),

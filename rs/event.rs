@@ -27,6 +27,226 @@ pub enum Event<B = Vec<u8>> {
     /// From the synthetic source ([`Config::synthetic`](crate::Config::synthetic)):
     /// benchmarks and self-tests only.
     Synthetic(Synthetic<B>),
+    /// A CPU stack sample of a profiled process ([`Config::profile`](crate::Config::profile)).
+    Sample(StackSample<B>),
+    /// The kernel started profiling a process (its exec matched a watched
+    /// command-name prefix, or a profiled process forked it).
+    Trigger(Trigger),
+    /// Records the kernel could not send since the last report, in stream order.
+    Lost(Lost),
+}
+
+/// A CPU stack sample: what a profiled thread was running when the
+/// sampling timer of its CPU fired.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(bound(serialize = "B: AsRef<[u8]>"))]
+pub struct StackSample<B = Vec<u8>> {
+    pub ts_ns: u64,
+    pub time: WallTime,
+    pub pid: u32,
+    pub tid: u32,
+    pub cpu: u16,
+    pub comm: Comm,
+    pub cgroup_id: u64,
+    /// The CPU was executing kernel code (the kernel stack is not empty).
+    pub kernel_mode: bool,
+    /// Kernel return addresses, innermost first.
+    pub kernel_stack: KernelStack<B>,
+    /// User frames, innermost first.
+    pub user_stack: UserStack<B>,
+    /// Why the kernel stack is missing, if the kernel could not walk it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_stack_error: Option<StackError>,
+    /// Why the user stack is missing, if the kernel could not walk it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_stack_error: Option<StackError>,
+    /// The data pages were full: both stacks are absent (counted in stats).
+    pub data_lost: bool,
+}
+
+/// Kernel return addresses of a sample (8 bytes each, native endian).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelStack<B = Vec<u8>>(pub B);
+
+impl<B: AsRef<[u8]>> KernelStack<B> {
+    /// The addresses, innermost first.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
+        self.0.as_ref().chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.as_ref().len() / 8
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<B: AsRef<[u8]>> Serialize for KernelStack<B> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter().map(|ip| format!("{ip:#x}")))
+    }
+}
+
+/// User frames of a sample, as the kernel resolved them (32 bytes each:
+/// `struct bpf_stack_build_id`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserStack<B = Vec<u8>>(pub B);
+
+impl<B: AsRef<[u8]>> UserStack<B> {
+    /// The frames, innermost first.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = UserFrame> + '_ {
+        self.0.as_ref().chunks_exact(sys::PT_USER_FRAME_SIZE as usize).map(UserFrame::from_raw)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.as_ref().len() / sys::PT_USER_FRAME_SIZE as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<B: AsRef<[u8]>> Serialize for UserStack<B> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+/// One user frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UserFrame {
+    /// The kernel found the mapped ELF file: its build id and the frame's
+    /// offset in that file. Symbolizes after the process is gone.
+    FileOffset { build_id: BuildId, file_offset: u64 },
+    /// The kernel could not read the file's build id (anonymous or JIT
+    /// memory, a file without one, or the page was not resident): the raw
+    /// virtual address, meaningful only with the process' mappings.
+    Address(u64),
+}
+
+impl UserFrame {
+    fn from_raw(raw: &[u8]) -> UserFrame {
+        // struct bpf_stack_build_id: __s32 status; u8 build_id[20]; union { u64 offset; u64 ip; }
+        let word = |at: usize| u64::from_ne_bytes(raw[at..at + 8].try_into().unwrap_or([0; 8]));
+        let status = i32::from_ne_bytes(raw[..4].try_into().unwrap_or([0; 4]));
+        if status == 1 {
+            UserFrame::FileOffset { build_id: BuildId::from_note(&raw[4..24]), file_offset: word(24) }
+        } else {
+            UserFrame::Address(word(24))
+        }
+    }
+}
+
+impl Serialize for UserFrame {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        match self {
+            UserFrame::FileOffset { build_id, file_offset } => {
+                map.serialize_entry("build_id", &Hex(build_id.as_bytes()))?;
+                map.serialize_entry("offset", &format!("{file_offset:#x}"))?;
+            }
+            UserFrame::Address(ip) => map.serialize_entry("ip", &format!("{ip:#x}"))?,
+        }
+        map.end()
+    }
+}
+
+/// A GNU build id as the kernel reports it: up to 20 bytes, zero-padded.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct BuildId(pub [u8; 20]);
+
+impl BuildId {
+    /// Pads a build id read from an ELF note the way the kernel does
+    /// (ids longer than 20 bytes are cut, as the kernel cuts them).
+    pub fn from_note(bytes: &[u8]) -> BuildId {
+        let mut id = [0u8; 20];
+        let n = bytes.len().min(20);
+        id[..n].copy_from_slice(&bytes[..n]);
+        BuildId(id)
+    }
+
+    /// The padded bytes.
+    pub fn as_bytes(&self) -> &[u8; 20] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BuildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BuildId({self})")
+    }
+}
+
+/// Lowercase hex of the padded bytes.
+impl fmt::Display for BuildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Hex(&self.0).fmt(f)
+    }
+}
+
+/// Why the kernel could not walk a stack: the negative errno of
+/// `bpf_get_stack` (for example `EFAULT`, user memory not readable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct StackError {
+    pub errno: i32,
+}
+
+impl fmt::Display for StackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stack walk failed: {}", std::io::Error::from_raw_os_error(self.errno))
+    }
+}
+
+/// Why the kernel started profiling a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerReason {
+    /// Its exec matched a watched command-name prefix of `prefix_len` bytes.
+    CommPrefix { prefix_len: u32 },
+    /// A profiled process forked it.
+    Child,
+}
+
+/// The kernel added a process to the profiler's targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Trigger {
+    pub ts_ns: u64,
+    pub time: WallTime,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub comm: Comm,
+    pub reason: TriggerReason,
+    /// CLOCK_MONOTONIC start of the process.
+    pub start_ns: u64,
+}
+
+/// Which kind of event a [`Lost`] report counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Exec,
+    Exit,
+    Synthetic,
+    Sample,
+    Trigger,
+}
+
+/// Records the kernel could not send since the previous report. The same
+/// counts are in [`Stats`](crate::Stats); this puts them in the stream, where
+/// the gap is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Lost {
+    /// When the loader noticed.
+    pub ts_ns: u64,
+    pub time: WallTime,
+    pub kind: EventKind,
+    /// Events lost entirely: not even their metadata fit in the ring.
+    /// (Events delivered without their data say so themselves: `data_lost`.)
+    pub records: u64,
 }
 
 /// A successful execve/execveat.
@@ -148,6 +368,23 @@ impl<B: AsRef<[u8]>> Event<B> {
                 argv_size: e.argv_size,
             }),
             Event::Exit(x) => Event::Exit(*x),
+            Event::Sample(s) => Event::Sample(StackSample {
+                kernel_stack: KernelStack(s.kernel_stack.0.as_ref().to_vec()),
+                user_stack: UserStack(s.user_stack.0.as_ref().to_vec()),
+                ts_ns: s.ts_ns,
+                time: s.time,
+                pid: s.pid,
+                tid: s.tid,
+                cpu: s.cpu,
+                comm: s.comm,
+                cgroup_id: s.cgroup_id,
+                kernel_mode: s.kernel_mode,
+                kernel_stack_error: s.kernel_stack_error,
+                user_stack_error: s.user_stack_error,
+                data_lost: s.data_lost,
+            }),
+            Event::Trigger(t) => Event::Trigger(*t),
+            Event::Lost(l) => Event::Lost(*l),
             Event::Synthetic(s) => Event::Synthetic(Synthetic {
                 payload: s.payload.as_ref().to_vec(),
                 ts_ns: s.ts_ns,
@@ -162,12 +399,15 @@ impl<B: AsRef<[u8]>> Event<B> {
         }
     }
 
-    /// Process id (tgid) of the event.
+    /// Process id (tgid) of the event (0 for [`Event::Lost`]).
     pub fn pid(&self) -> u32 {
         match self {
             Event::Exec(e) => e.pid,
             Event::Exit(x) => x.pid,
             Event::Synthetic(s) => s.pid,
+            Event::Sample(s) => s.pid,
+            Event::Trigger(t) => t.pid,
+            Event::Lost(_) => 0,
         }
     }
 
@@ -177,6 +417,9 @@ impl<B: AsRef<[u8]>> Event<B> {
             Event::Exec(e) => e.ts_ns,
             Event::Exit(x) => x.ts_ns,
             Event::Synthetic(s) => s.ts_ns,
+            Event::Sample(s) => s.ts_ns,
+            Event::Trigger(t) => t.ts_ns,
+            Event::Lost(l) => l.ts_ns,
         }
     }
 }
@@ -459,6 +702,58 @@ fn decode<'a>(hdr: &sys::pt_hdr, record: &'a [u8], offset: i64) -> Option<Event<
                 payload_len: s.payload_len,
                 data_lost: flags & sys::PT_F_DATA_LOST != 0,
             }))
+        }
+        sys::PT_KIND_SAMPLE => {
+            let s: sys::pt_sample = read(record)?;
+            let data = record.get(std::mem::size_of::<sys::pt_sample>()..)?.get(..hdr.data_len as usize)?;
+            let (kernel, user) = data.split_at_checked(s.kstack_len as usize)?;
+            let user = user.get(..s.ustack_len as usize)?;
+            let error = |errno: i32| (errno != 0).then_some(StackError { errno: errno.saturating_neg() });
+            Some(Event::Sample(StackSample {
+                ts_ns: hdr.ts_ns,
+                time,
+                pid: hdr.pid,
+                tid: hdr.tid,
+                cpu: hdr.cpu,
+                comm: Comm::from_c(&s.comm),
+                cgroup_id: s.cgroup_id,
+                kernel_mode: flags & sys::PT_F_KERNEL_MODE != 0,
+                kernel_stack: KernelStack(kernel),
+                user_stack: UserStack(user),
+                kernel_stack_error: error(s.kstack_err),
+                user_stack_error: error(s.ustack_err),
+                data_lost: flags & sys::PT_F_DATA_LOST != 0,
+            }))
+        }
+        sys::PT_KIND_TRIGGER => {
+            let t: sys::pt_trigger = read(record)?;
+            let reason = match t.reason {
+                sys::PT_TRIGGER_COMM => TriggerReason::CommPrefix { prefix_len: t.prefix_len },
+                sys::PT_TRIGGER_CHILD => TriggerReason::Child,
+                _ => return None,
+            };
+            Some(Event::Trigger(Trigger {
+                ts_ns: hdr.ts_ns,
+                time,
+                pid: hdr.pid,
+                tid: hdr.tid,
+                ppid: t.ppid,
+                comm: Comm::from_c(&t.comm),
+                reason,
+                start_ns: t.start_ns,
+            }))
+        }
+        sys::PT_KIND_LOSS => {
+            let l: sys::pt_loss = read(record)?;
+            let kind = match l.lost_kind {
+                sys::PT_KIND_EXEC => EventKind::Exec,
+                sys::PT_KIND_EXIT => EventKind::Exit,
+                sys::PT_KIND_SYNTH => EventKind::Synthetic,
+                sys::PT_KIND_SAMPLE => EventKind::Sample,
+                sys::PT_KIND_TRIGGER => EventKind::Trigger,
+                _ => return None,
+            };
+            Some(Event::Lost(Lost { ts_ns: hdr.ts_ns, time, kind, records: l.records }))
         }
         _ => None,
     }

@@ -28,11 +28,17 @@ mod error;
 mod event;
 mod tracer;
 
+/// CPU profiles from stack samples: symbolization, folded stacks, flamegraphs, pprof.
+pub mod profile;
+
 pub use binding::monotonic_ns;
-pub use config::{Config, ExitProbe, SyntheticSource, SyntheticTransport};
+pub use config::{Config, ExitProbe, Profiler, SyntheticSource, SyntheticTransport};
 pub use error::Error;
-pub use event::{Args, Argv, Comm, Event, Events, Exec, Exit, Synthetic, WallTime};
-pub use tracer::{Batch, KindStats, Stats, StopHandle, Tracer};
+pub use event::{
+    Args, Argv, BuildId, Comm, Event, EventKind, Events, Exec, Exit, KernelStack, Lost, StackError, StackSample,
+    Synthetic, Trigger, TriggerReason, UserFrame, UserStack, WallTime,
+};
+pub use tracer::{Batch, KindStats, Stats, StopHandle, Targets, Tracer};
 
 /// Encoding of records as the C loader writes them, for tests and benches.
 #[doc(hidden)]

@@ -1,0 +1,235 @@
+//! [`Profile`]: samples counted per stack, and the text/SVG outputs.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use super::symbolize::{Frame, Location, Symbolizer};
+use crate::{StackError, StackSample};
+
+/// Samples aggregated per distinct stack.
+///
+/// Each stack is rooted at the process' command name (optionally with its
+/// pid, see [`pid_in_root`](Self::pid_in_root)), followed by the user frames
+/// from the outermost, then the kernel frames (the kernel is the innermost
+/// part, as perf shows it). Samples whose stacks are missing still count, under
+/// a placeholder frame that says why (`[user stack unavailable: EFAULT]`,
+/// `[kernel stack unavailable: ...]`, `[stack data lost]`), so totals match
+/// the number of samples received.
+#[derive(Debug)]
+pub struct Profile {
+    hz: u32,
+    pid_in_root: bool,
+    /// Location `i` has id `i + 1` (pprof ids are 1-based).
+    pub(super) locations: Vec<Arc<Location>>,
+    location_ids: HashMap<Arc<Location>, u32>,
+    /// Location ids of each stack, outermost (the root) first → sample count.
+    pub(super) stacks: HashMap<Vec<u32>, u64>,
+    samples: u64,
+    pub(super) first_wall_ns: Option<i64>,
+    first_ts_ns: Option<u64>,
+    last_ts_ns: Option<u64>,
+}
+
+impl Profile {
+    /// An empty profile of samples taken `hz` times per second (each sample
+    /// stands for `1e9 / hz` ns of CPU time).
+    pub fn new(hz: u32) -> Profile {
+        Profile {
+            hz: hz.max(1),
+            pid_in_root: false,
+            locations: Vec::new(),
+            location_ids: HashMap::new(),
+            stacks: HashMap::new(),
+            samples: 0,
+            first_wall_ns: None,
+            first_ts_ns: None,
+            last_ts_ns: None,
+        }
+    }
+
+    /// Roots stacks at `comm-pid` instead of `comm`, separating processes
+    /// that share a command name.
+    pub fn pid_in_root(mut self, enabled: bool) -> Profile {
+        self.pid_in_root = enabled;
+        self
+    }
+
+    /// The sampling frequency given to [`new`](Self::new).
+    pub fn hz(&self) -> u32 {
+        self.hz
+    }
+
+    /// CPU time one sample stands for.
+    pub fn period_ns(&self) -> u64 {
+        1_000_000_000 / u64::from(self.hz)
+    }
+
+    /// Samples added so far.
+    pub fn total_samples(&self) -> u64 {
+        self.samples
+    }
+
+    /// Symbolizes a sample's stacks and counts it.
+    pub fn add<B: AsRef<[u8]>>(&mut self, sample: &StackSample<B>, symbolizer: &mut Symbolizer) {
+        let comm = String::from_utf8_lossy(sample.comm.as_bytes());
+        let root = if self.pid_in_root { format!("{comm}-{}", sample.pid) } else { comm.into_owned() };
+        let mut stack = vec![self.placeholder(root, false)];
+        if sample.data_lost {
+            stack.push(self.placeholder("[stack data lost]".into(), false));
+        } else {
+            if let Some(err) = sample.user_stack_error {
+                stack.push(self.placeholder(format!("[user stack unavailable: {}]", errno_name(err)), false));
+            }
+            let innermost_first = symbolizer.symbolize_sample(sample);
+            for location in innermost_first.into_iter().rev() {
+                stack.push(self.location_id(location));
+            }
+            if let Some(err) = sample.kernel_stack_error {
+                stack.push(self.placeholder(format!("[kernel stack unavailable: {}]", errno_name(err)), true));
+            }
+        }
+        *self.stacks.entry(stack).or_insert(0) += 1;
+        self.samples += 1;
+        self.first_wall_ns = Some(self.first_wall_ns.map_or(sample.time.unix_ns, |t| t.min(sample.time.unix_ns)));
+        self.first_ts_ns = Some(self.first_ts_ns.map_or(sample.ts_ns, |t| t.min(sample.ts_ns)));
+        self.last_ts_ns = Some(self.last_ts_ns.map_or(sample.ts_ns, |t| t.max(sample.ts_ns)));
+    }
+
+    fn location_id(&mut self, location: Arc<Location>) -> u32 {
+        if let Some(&id) = self.location_ids.get(&location) {
+            return id;
+        }
+        self.locations.push(location.clone());
+        let id = self.locations.len() as u32;
+        self.location_ids.insert(location, id);
+        id
+    }
+
+    /// A frame that is no code address: the root or a missing-stack marker.
+    fn placeholder(&mut self, name: String, kernel: bool) -> u32 {
+        let frames = vec![Frame { function: name.into(), file: None, line: None }];
+        let location = Location { kernel, module: None, build_id: None, address: 0, frames, symbolized: false };
+        self.location_id(Arc::new(location))
+    }
+
+    pub(super) fn location(&self, id: u32) -> &Location {
+        &self.locations[id as usize - 1]
+    }
+
+    /// Wall-clock span from the first to the last sample.
+    pub(super) fn duration_ns(&self) -> u64 {
+        match (self.first_ts_ns, self.last_ts_ns) {
+            (Some(first), Some(last)) => last - first,
+            _ => 0,
+        }
+    }
+
+    /// One line per distinct stack of names, `root;outer;...;inner count`,
+    /// sorted. Stacks that differ only in addresses within the same
+    /// functions are one line: folded stacks name functions, not addresses.
+    fn folded_lines(&self) -> Vec<String> {
+        let mut merged: HashMap<String, u64> = HashMap::new();
+        for (stack, count) in &self.stacks {
+            let mut line = String::new();
+            for &id in stack {
+                let location = self.location(id);
+                for frame in location.frames.iter().rev() {
+                    if !line.is_empty() {
+                        line.push(';');
+                    }
+                    line.extend(frame.function.chars().map(|c| match c {
+                        ';' => ':',
+                        '\n' | '\r' => ' ',
+                        c => c,
+                    }));
+                    if location.kernel {
+                        line.push_str("_[k]");
+                    }
+                }
+            }
+            *merged.entry(line).or_default() += count;
+        }
+        let mut lines: Vec<String> = merged.into_iter().map(|(stack, count)| format!("{stack} {count}")).collect();
+        lines.sort();
+        lines
+    }
+
+    /// Writes Brendan Gregg's folded stack format: one line per distinct
+    /// stack, `root;outermost;...;innermost COUNT`, sorted. Function names
+    /// only; kernel functions end in `_[k]`, inlined functions are frames
+    /// of their own.
+    pub fn write_folded(&self, out: &mut impl Write) -> io::Result<()> {
+        for line in self.folded_lines() {
+            writeln!(out, "{line}")?;
+        }
+        Ok(())
+    }
+
+    /// Writes a flamegraph SVG (inferno); with no samples, an SVG that says so.
+    pub fn write_flamegraph(&self, out: &mut impl Write) -> io::Result<()> {
+        let lines = self.folded_lines();
+        if lines.is_empty() {
+            return writeln!(
+                out,
+                r#"<svg xmlns="http://www.w3.org/2000/svg" width="600" height="40"><text x="10" y="25">CPU profile: no samples at {} Hz</text></svg>"#,
+                self.hz
+            );
+        }
+        let mut options = inferno::flamegraph::Options::default();
+        options.title = "CPU profile".into();
+        options.subtitle = Some(format!("{} samples at {} Hz", self.samples, self.hz));
+        options.count_name = "samples".into();
+        inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), out)
+    }
+
+    /// Writes a gzip-compressed pprof profile (`perftools.profiles.Profile`),
+    /// as `go tool pprof` and other pprof readers open it: sample types
+    /// `samples/count` and `cpu/nanoseconds`.
+    pub fn write_pprof(&self, out: &mut impl Write) -> io::Result<()> {
+        super::pprof::write(self, out)
+    }
+
+    /// Functions by the number of samples in which they were the innermost
+    /// frame, hottest first (ties by name). Names as in [`Frame::function`],
+    /// without the `_[k]` suffix.
+    pub fn functions_by_self_samples(&self) -> Vec<(String, u64)> {
+        let mut counts: HashMap<&str, u64> = HashMap::new();
+        for (stack, count) in &self.stacks {
+            if let Some(frame) = stack.last().and_then(|&id| self.location(id).frames.first()) {
+                *counts.entry(&frame.function).or_insert(0) += count;
+            }
+        }
+        let mut out: Vec<(String, u64)> = counts.into_iter().map(|(f, c)| (f.to_string(), c)).collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
+
+    /// Samples whose stack contains `function` anywhere (each sample counted once).
+    pub fn inclusive_samples(&self, function: &str) -> u64 {
+        self.stacks
+            .iter()
+            .filter(|(stack, _)| {
+                stack.iter().any(|&id| self.location(id).frames.iter().any(|f| &*f.function == function))
+            })
+            .map(|(_, count)| count)
+            .sum()
+    }
+}
+
+/// `EFAULT` and friends, for placeholder frames.
+fn errno_name(err: StackError) -> String {
+    let name = match err.errno.unsigned_abs() {
+        1 => "EPERM",
+        2 => "ENOENT",
+        7 => "E2BIG",
+        12 => "ENOMEM",
+        14 => "EFAULT",
+        16 => "EBUSY",
+        22 => "EINVAL",
+        28 => "ENOSPC",
+        95 => "EOPNOTSUPP",
+        n => return format!("errno {n}"),
+    };
+    name.to_string()
+}

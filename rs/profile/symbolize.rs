@@ -1,0 +1,383 @@
+//! [`Symbolizer`]: stack frames → function, file and line.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use blazesym::symbolize::{self as bz, source};
+
+use super::elf::{self, ElfFacts};
+use super::index::{self, BuildIdIndex, MapsEntry};
+use crate::{BuildId, StackSample, UserFrame};
+
+/// One function in a [`Location`]: the function itself, or one inlined into it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Frame {
+    /// Demangled function name; for addresses that did not resolve, a
+    /// bracketed placeholder such as `[libc.so.6+0x2a1c9]` or `[unknown 0x7f12...]`.
+    pub function: Arc<str>,
+    /// Source file, when debug information covers the address.
+    pub file: Option<Arc<str>>,
+    /// Source line, when debug information covers the address.
+    pub line: Option<u32>,
+}
+
+/// One symbolized stack address: where it is (module and address) and the
+/// functions it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Location {
+    /// A kernel address (module `[kernel]`).
+    pub kernel: bool,
+    /// The binary's path as the process saw it, `[kernel]`, a pseudo
+    /// mapping such as `[vdso]`, or `None` when unknown.
+    pub module: Option<Arc<str>>,
+    /// The module's build id, for user frames that have one.
+    pub build_id: Option<BuildId>,
+    /// The address that was looked up: for user frames the offset in the
+    /// module file, for kernel frames and unresolved raw addresses the
+    /// virtual address. For callers (every frame but the innermost) this is
+    /// the return address minus one, inside the call instruction.
+    pub address: u64,
+    /// The functions at this address, innermost first: functions inlined
+    /// at the address come before the function that contains them. Never empty.
+    pub frames: Vec<Frame>,
+    /// At least the function name came from symbols (not a placeholder).
+    pub symbolized: bool,
+}
+
+impl Location {
+    /// The function that contains the address (the last, outermost frame).
+    pub fn function(&self) -> &str {
+        self.frames.last().map_or("", |f| &f.function)
+    }
+
+    fn unresolved(kernel: bool, module: Option<Arc<str>>, build_id: Option<BuildId>, address: u64, name: String) -> Location {
+        Location {
+            kernel,
+            module,
+            build_id,
+            address,
+            frames: vec![Frame { function: name.into(), file: None, line: None }],
+            symbolized: false,
+        }
+    }
+}
+
+/// How to symbolize offsets of one build id, decided once.
+struct Object {
+    /// Display name for frames.
+    module: Option<Arc<str>>,
+    binary: Option<(PathBuf, ElfFacts)>,
+    /// A separate debug file found by build id.
+    debug: Option<PathBuf>,
+}
+
+/// Turns kernel addresses and user frames into [`Location`]s.
+///
+/// * Kernel addresses resolve through `/proc/kallsyms` (function names; run
+///   as root, or names are missing).
+/// * `(build id, file offset)` user frames resolve through the file the
+///   [`BuildIdIndex`] knows for the build id ([`learn_process`](Self::learn_process)
+///   feeds it), with DWARF file, line and inlined functions when the binary
+///   has them. When it has none, a debug file named by build id
+///   (`DIR/.build-id/ab/cdef....debug` in each [debug directory](Self::debug_dirs))
+///   is used instead; the binary itself must still be known, as its program
+///   headers turn file offsets into addresses. Works after the process exited.
+/// * Raw-address user frames resolve through the live `/proc/PID/maps`.
+///
+/// Results are cached per (build id, offset) and per kernel address, so a
+/// long profile symbolizes each distinct address once.
+pub struct Symbolizer {
+    blaze: bz::Symbolizer,
+    index: BuildIdIndex,
+    debug_dirs: Vec<PathBuf>,
+    kallsyms: PathBuf,
+    objects: HashMap<BuildId, Arc<Object>>,
+    kernel: HashMap<u64, Arc<Location>>,
+    user: HashMap<(BuildId, u64), Arc<Location>>,
+    raw: HashMap<(u32, u64), Arc<Location>>,
+    maps: HashMap<u32, Vec<MapsEntry>>,
+}
+
+impl Default for Symbolizer {
+    fn default() -> Self {
+        Symbolizer::new()
+    }
+}
+
+impl std::fmt::Debug for Symbolizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Symbolizer").field("index", &self.index).field("debug_dirs", &self.debug_dirs).finish()
+    }
+}
+
+fn blaze_symbolizer(debug_dirs: &[PathBuf]) -> bz::Symbolizer {
+    bz::Symbolizer::builder().set_debug_dirs(Some(debug_dirs)).build()
+}
+
+impl Symbolizer {
+    /// A symbolizer with an empty index, debug directory `/usr/lib/debug`
+    /// and `/proc/kallsyms`.
+    pub fn new() -> Symbolizer {
+        let debug_dirs = vec![PathBuf::from("/usr/lib/debug")];
+        Symbolizer {
+            blaze: blaze_symbolizer(&debug_dirs),
+            index: BuildIdIndex::new(),
+            debug_dirs,
+            kallsyms: PathBuf::from("/proc/kallsyms"),
+            objects: HashMap::new(),
+            kernel: HashMap::new(),
+            user: HashMap::new(),
+            raw: HashMap::new(),
+            maps: HashMap::new(),
+        }
+    }
+
+    /// Directories searched for `.build-id/xx/rest.debug` debug files
+    /// (replaces the default `/usr/lib/debug`).
+    pub fn debug_dirs(mut self, dirs: Vec<PathBuf>) -> Symbolizer {
+        self.blaze = blaze_symbolizer(&dirs);
+        self.debug_dirs = dirs;
+        self.objects.clear();
+        self.user.clear();
+        self.raw.clear();
+        self
+    }
+
+    /// Uses a copy of `/proc/kallsyms` (for example one saved on the profiled host).
+    pub fn kallsyms(mut self, path: PathBuf) -> Symbolizer {
+        self.kallsyms = path;
+        self.kernel.clear();
+        self
+    }
+
+    /// Uses an index that already knows files.
+    pub fn with_index(mut self, index: BuildIdIndex) -> Symbolizer {
+        self.index = index;
+        self
+    }
+
+    /// The build id index (to [learn files](BuildIdIndex::learn_file)).
+    pub fn index_mut(&mut self) -> &mut BuildIdIndex {
+        &mut self.index
+    }
+
+    pub fn index(&self) -> &BuildIdIndex {
+        &self.index
+    }
+
+    /// Indexes a running process' files ([`BuildIdIndex::learn_process`]);
+    /// call it when a process starts being profiled, while it runs.
+    pub fn learn_process(&mut self, pid: u32) -> io::Result<usize> {
+        self.index.learn_process(pid)
+    }
+
+    /// Drops what is cached about a process' raw addresses and mappings
+    /// (call it when the process exits; its build-id frames stay cached).
+    pub fn forget_process(&mut self, pid: u32) {
+        self.maps.remove(&pid);
+        self.raw.retain(|&(p, _), _| p != pid);
+    }
+
+    /// Symbolizes both stacks of a sample: kernel locations, then user
+    /// locations, innermost first. Stack errors and lost data yield no
+    /// locations here (see [`Profile`](super::Profile) for how they are counted).
+    pub fn symbolize_sample<B: AsRef<[u8]>>(&mut self, sample: &StackSample<B>) -> Vec<Arc<Location>> {
+        let mut out = Vec::with_capacity(sample.kernel_stack.len() + sample.user_stack.len());
+        for (i, address) in sample.kernel_stack.iter().enumerate() {
+            out.push(self.symbolize_kernel(address, i > 0));
+        }
+        for (i, frame) in sample.user_stack.iter().enumerate() {
+            out.push(self.symbolize_user(sample.pid, frame, i > 0));
+        }
+        out
+    }
+
+    /// Symbolizes a kernel address; `return_address` for every frame but the
+    /// innermost (looks up `address - 1`).
+    pub fn symbolize_kernel(&mut self, address: u64, return_address: bool) -> Arc<Location> {
+        let address = address.wrapping_sub(u64::from(return_address));
+        if let Some(hit) = self.kernel.get(&address) {
+            return hit.clone();
+        }
+        let src = bz::source::Source::Kernel(source::Kernel {
+            kallsyms: blazesym::MaybeDefault::Some(self.kallsyms.clone()),
+            vmlinux: blazesym::MaybeDefault::None,
+            kaslr_offset: Some(0),
+            debug_syms: false,
+            ..Default::default()
+        });
+        let module: Arc<str> = "[kernel]".into();
+        let result = self.blaze.symbolize_single(&src, bz::Input::AbsAddr(address)).ok();
+        let location = match result.as_ref().and_then(|r| r.as_sym()) {
+            Some(sym) => to_location(sym, true, Some(module), None, address),
+            None => Location::unresolved(true, Some(module), None, address, format!("[unknown {address:#x}]")),
+        };
+        let location = Arc::new(location);
+        self.kernel.insert(address, location.clone());
+        location
+    }
+
+    /// Symbolizes a user frame of process `pid` (the pid matters only for
+    /// raw addresses); `return_address` for every frame but the innermost.
+    pub fn symbolize_user(&mut self, pid: u32, frame: UserFrame, return_address: bool) -> Arc<Location> {
+        let back = u64::from(return_address);
+        match frame {
+            UserFrame::FileOffset { build_id, file_offset } => self.symbolize_file_offset(build_id, file_offset.wrapping_sub(back)),
+            UserFrame::Address(ip) => self.symbolize_address(pid, ip.wrapping_sub(back)),
+        }
+    }
+
+    /// Symbolizes an offset in the file with this build id.
+    pub fn symbolize_file_offset(&mut self, build_id: BuildId, file_offset: u64) -> Arc<Location> {
+        if let Some(hit) = self.user.get(&(build_id, file_offset)) {
+            return hit.clone();
+        }
+        let object = self.object(build_id);
+        let location = Arc::new(self.resolve_in_object(&object, build_id, file_offset));
+        if object.binary.is_some() || object.debug.is_some() {
+            self.user.insert((build_id, file_offset), location.clone());
+        }
+        location
+    }
+
+    fn resolve_in_object(&self, object: &Object, build_id: BuildId, file_offset: u64) -> Location {
+        let module = object.module.clone();
+        let found = |sym: &bz::Sym| to_location(sym, false, module.clone(), Some(build_id), file_offset);
+        let binary_has_dwarf = object.binary.as_ref().is_some_and(|(_, f)| f.has_debug_info);
+        if !binary_has_dwarf {
+            // The debug file has the binary's virtual addresses, but not its
+            // file layout (its PT_LOAD offsets are not the binary's): convert
+            // with the binary's segments.
+            if let (Some(debug), Some((_, facts))) = (&object.debug, &object.binary) {
+                if let Some(vaddr) = facts.file_offset_to_vaddr(file_offset) {
+                    let src = bz::source::Source::Elf(source::Elf::new(debug));
+                    if let Ok(bz::Symbolized::Sym(sym)) = self.blaze.symbolize_single(&src, bz::Input::VirtOffset(vaddr)) {
+                        return found(&sym);
+                    }
+                }
+            }
+        }
+        if let Some((binary, _)) = &object.binary {
+            let src = bz::source::Source::Elf(source::Elf::new(binary));
+            if let Ok(bz::Symbolized::Sym(sym)) = self.blaze.symbolize_single(&src, bz::Input::FileOffset(file_offset)) {
+                return found(&sym);
+            }
+        }
+        let name = match &module {
+            Some(m) => format!("[{}+{file_offset:#x}]", base_name(m)),
+            None => format!("[build-id {}+{file_offset:#x}]", &build_id.to_string()[..16]),
+        };
+        Location::unresolved(false, module, Some(build_id), file_offset, name)
+    }
+
+    /// The resolution plan for a build id; redone when the index learned the
+    /// binary since.
+    fn object(&mut self, build_id: BuildId) -> Arc<Object> {
+        if let Some(known) = self.objects.get(&build_id) {
+            if known.binary.is_some() || self.index.path(&build_id).is_none() {
+                return known.clone();
+            }
+        }
+        let facts_of = |path: &Path| File::open(path).ok().and_then(|f| elf::read(&f));
+        let binary = self.index.path(&build_id).and_then(|p| Some((p.to_path_buf(), facts_of(p)?)));
+        let debug = debug_file_candidates(&self.debug_dirs, &build_id)
+            .into_iter()
+            .find(|p| facts_of(p).is_some_and(|f| f.build_id.as_deref().map(BuildId::from_note) == Some(build_id)));
+        let module = self
+            .index
+            .original_path(&build_id)
+            .map(|p| Arc::from(p.to_string_lossy().as_ref()));
+        let object = Arc::new(Object { module, binary, debug });
+        self.objects.insert(build_id, object.clone());
+        object
+    }
+
+    /// Symbolizes a raw user address through the process' current mappings.
+    fn symbolize_address(&mut self, pid: u32, ip: u64) -> Arc<Location> {
+        if let Some(hit) = self.raw.get(&(pid, ip)) {
+            return hit.clone();
+        }
+        let find = |maps: &[MapsEntry]| maps.iter().find(|e| e.start <= ip && ip < e.end).cloned();
+        let mut entry = self.maps.get(&pid).and_then(|m| find(m));
+        if entry.is_none() {
+            if let Ok(maps) = index::read_maps(pid) {
+                entry = find(&maps);
+                self.maps.insert(pid, maps);
+            }
+        }
+        let unknown = |module: Option<Arc<str>>| {
+            Arc::new(Location::unresolved(false, module, None, ip, format!("[unknown {ip:#x}]")))
+        };
+        let location = match entry {
+            None => return unknown(None),
+            Some(e) if !e.is_file() => unknown((!e.path.is_empty()).then(|| Arc::from(e.path.as_str()))),
+            Some(e) => {
+                let file_offset = ip - e.start + e.offset;
+                let _ = self.index.learn_process(pid);
+                match self.index.build_id_of(e.dev, e.inode) {
+                    Some(id) => self.symbolize_file_offset(id, file_offset),
+                    None => {
+                        // No build id: symbolize the mapped file directly.
+                        let module: Arc<str> = Arc::from(e.path.as_str());
+                        let path = format!("/proc/{pid}/root{}", e.path);
+                        let src = bz::source::Source::Elf(source::Elf::new(path));
+                        match self.blaze.symbolize_single(&src, bz::Input::FileOffset(file_offset)) {
+                            Ok(bz::Symbolized::Sym(sym)) => Arc::new(to_location(&sym, false, Some(module), None, file_offset)),
+                            _ => {
+                                let name = format!("[{}+{file_offset:#x}]", base_name(&module));
+                                Arc::new(Location::unresolved(false, Some(module), None, file_offset, name))
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        self.raw.insert((pid, ip), location.clone());
+        location
+    }
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// `DIR/.build-id/ab/cdef....debug` for each debug dir. The kernel pads
+/// build ids to 20 bytes, so shorter ids (16 or 8 bytes) are tried too
+/// when the padding is zero.
+fn debug_file_candidates(dirs: &[PathBuf], build_id: &BuildId) -> Vec<PathBuf> {
+    let bytes = build_id.as_bytes();
+    let mut lengths = vec![20];
+    for len in [16, 8] {
+        if bytes[len..].iter().all(|&b| b == 0) {
+            lengths.push(len);
+        }
+    }
+    let mut out = Vec::new();
+    for dir in dirs {
+        for &len in &lengths {
+            let mut hex = String::with_capacity(2 * len);
+            for b in &bytes[..len] {
+                let _ = write!(hex, "{b:02x}");
+            }
+            out.push(dir.join(".build-id").join(&hex[..2]).join(format!("{}.debug", &hex[2..])));
+        }
+    }
+    out
+}
+
+fn frame(name: &str, code: Option<&bz::CodeInfo>) -> Frame {
+    let file = code.map(|c| Arc::from(c.to_path().to_string_lossy().as_ref()));
+    Frame { function: name.into(), file, line: code.and_then(|c| c.line) }
+}
+
+fn to_location(sym: &bz::Sym, kernel: bool, module: Option<Arc<str>>, build_id: Option<BuildId>, address: u64) -> Location {
+    // blazesym lists inlined functions outermost first, each with its own
+    // source location; the containing function's location is the call site.
+    let mut frames: Vec<Frame> = sym.inlined.iter().rev().map(|f| frame(&f.name, f.code_info.as_ref())).collect();
+    frames.push(frame(&sym.name, sym.code_info.as_deref()));
+    Location { kernel, module, build_id, address, frames, symbolized: true }
+}

@@ -1,0 +1,515 @@
+//! Unit tests: real binaries compiled with `cc`, no kernel programs needed.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::*;
+use crate::{BuildId, Comm, KernelStack, StackError, StackSample, UserFrame, UserStack, WallTime};
+
+const PROGRAM: &str = r#"#include <stdio.h>
+static inline __attribute__((always_inline)) unsigned mix(unsigned x) {
+    return (x * 2654435761u) ^ (x >> 7);
+}
+__attribute__((noinline)) unsigned proctap_hot_loop(unsigned n) {
+    unsigned acc = 0;
+    for (unsigned i = 0; i < n; i++)
+        acc += mix(i + acc);
+    return acc;
+}
+int main(int argc, char **argv) {
+    (void)argv;
+    printf("%u\n", proctap_hot_loop((unsigned)argc * 1000));
+    return 0;
+}
+"#;
+/// Lines of `proctap_hot_loop` and `mix` in PROGRAM.
+const HOT_LINES: std::ops::RangeInclusive<u32> = 2..=10;
+
+/// A fresh directory under the system temp dir.
+fn temp_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("proctap-profile-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Compiles PROGRAM with DWARF and a build id: `DIR/prog`.
+fn compile(dir: &Path) -> PathBuf {
+    let source = dir.join("prog.c");
+    std::fs::write(&source, PROGRAM).unwrap();
+    let binary = dir.join("prog");
+    run("cc", &["-g", "-O1", "-fno-omit-frame-pointer", "-Wl,--build-id=sha1", "-o", binary.to_str().unwrap(), source.to_str().unwrap()]);
+    binary
+}
+
+/// `readelf -n`'s build id of a file.
+fn readelf_build_id(path: &Path) -> BuildId {
+    let notes = run("readelf", &["-n", path.to_str().unwrap()]);
+    let hex = notes.lines().find_map(|l| l.trim().strip_prefix("Build ID: ")).expect("readelf shows no build id");
+    let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    BuildId::from_note(&bytes)
+}
+
+/// The file offset and size of a function, from `nm -S` and `readelf -lW` (PT_LOAD).
+fn function_file_offset(path: &Path, function: &str) -> (u64, u64) {
+    let p = path.to_str().unwrap();
+    let symbols = run("nm", &["-S", p]);
+    let (addr, size) = symbols
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 4 && f[3] == function)
+                .then(|| (u64::from_str_radix(f[0], 16).unwrap(), u64::from_str_radix(f[1], 16).unwrap()))
+        })
+        .unwrap_or_else(|| panic!("nm does not list {function}"));
+    let headers = run("readelf", &["-lW", p]);
+    for line in headers.lines().map(str::trim).filter(|l| l.starts_with("LOAD")) {
+        let f: Vec<u64> = line.split_whitespace().skip(1).take(5).map(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).unwrap()).collect();
+        let (offset, vaddr, file_size) = (f[0], f[1], f[3]);
+        if addr >= vaddr && addr < vaddr + file_size {
+            return (addr - vaddr + offset, size);
+        }
+    }
+    panic!("no PT_LOAD holds {function} at {addr:#x}");
+}
+
+/// A user frame as the kernel writes it (struct bpf_stack_build_id).
+fn raw_frame(frame: UserFrame) -> [u8; 32] {
+    let mut raw = [0u8; 32];
+    match frame {
+        UserFrame::FileOffset { build_id, file_offset } => {
+            raw[..4].copy_from_slice(&1i32.to_ne_bytes());
+            raw[4..24].copy_from_slice(build_id.as_bytes());
+            raw[24..].copy_from_slice(&file_offset.to_ne_bytes());
+        }
+        UserFrame::Address(ip) => {
+            raw[..4].copy_from_slice(&2i32.to_ne_bytes());
+            raw[24..].copy_from_slice(&ip.to_ne_bytes());
+        }
+    }
+    raw
+}
+
+fn sample(comm: &str, kernel: &[u64], user: &[UserFrame]) -> StackSample {
+    StackSample {
+        ts_ns: 1_000,
+        time: WallTime { unix_ns: 1_700_000_000_000_000_000 },
+        pid: 4242,
+        tid: 4242,
+        cpu: 0,
+        comm: Comm::new(comm.as_bytes()),
+        cgroup_id: 0,
+        kernel_mode: !kernel.is_empty(),
+        kernel_stack: KernelStack(kernel.iter().flat_map(|a| a.to_ne_bytes()).collect()),
+        user_stack: UserStack(user.iter().flat_map(|&f| raw_frame(f)).collect()),
+        kernel_stack_error: None,
+        user_stack_error: None,
+        data_lost: false,
+    }
+}
+
+/// A binary, its build id and a symbolizer that knows it, with a fake
+/// kallsyms (two functions) so kernel frames are deterministic.
+struct Fixture {
+    dir: PathBuf,
+    binary: PathBuf,
+    build_id: BuildId,
+    symbolizer: Symbolizer,
+}
+
+const KERNEL_A: u64 = 0xffff_ffff_8100_0000;
+const KERNEL_B: u64 = 0xffff_ffff_8100_1000;
+
+fn fixture(name: &str) -> Fixture {
+    let dir = temp_dir(name);
+    let binary = compile(&dir);
+    let kallsyms = dir.join("kallsyms");
+    std::fs::write(&kallsyms, format!("{KERNEL_A:x} T fake_kernel_entry\n{KERNEL_B:x} T fake_kernel_work\nffffffff81002000 T fake_end\n")).unwrap();
+    let mut symbolizer = Symbolizer::new().debug_dirs(vec![dir.join("no-debug")]).kallsyms(kallsyms);
+    let build_id = symbolizer.index_mut().learn_file(&binary).expect("no build id read");
+    Fixture { dir, binary, build_id, symbolizer }
+}
+
+#[test]
+fn build_id_note_matches_readelf() {
+    let dir = temp_dir("note");
+    let binary = compile(&dir);
+    let mut index = BuildIdIndex::new();
+    let id = index.learn_file(&binary).expect("learn_file found no build id");
+    assert_eq!(id, readelf_build_id(&binary));
+    assert_eq!(index.path(&id), Some(binary.as_path()));
+    // Known files are not read again; non-ELF files have none.
+    assert_eq!(index.learn_file(&binary), Some(id));
+    assert_eq!(index.learn_file(&dir.join("prog.c")), None);
+    assert_eq!(index.len(), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn learns_own_process_and_symbolizes_raw_addresses() {
+    let mut symbolizer = Symbolizer::new();
+    assert!(symbolizer.learn_process(std::process::id()).expect("own maps readable") > 0);
+    let exe = std::fs::canonicalize("/proc/self/exe").unwrap();
+    let exe_id = symbolizer.index_mut().learn_file(&exe);
+    if let Some(id) = exe_id {
+        assert!(symbolizer.index().path(&id).is_some());
+    }
+    // Learning again reads nothing new.
+    assert_eq!(symbolizer.learn_process(std::process::id()).unwrap(), 0);
+
+    #[inline(never)]
+    fn proctap_marker_function() -> u64 {
+        std::hint::black_box(7)
+    }
+    let address = proctap_marker_function as *const () as usize as u64;
+    let location = symbolizer.symbolize_user(std::process::id(), UserFrame::Address(address + 1), false);
+    assert!(location.function().contains("proctap_marker_function"), "{location:?}");
+    assert!(location.symbolized);
+    // An address nobody maps stays visible as hex.
+    let unknown = symbolizer.symbolize_user(std::process::id(), UserFrame::Address(0x10), false);
+    assert_eq!(unknown.function(), "[unknown 0x10]");
+    // A process that does not exist: unknown, not a panic.
+    let gone = symbolizer.symbolize_user(u32::MAX - 1, UserFrame::Address(0x1234), true);
+    assert_eq!(gone.function(), "[unknown 0x1233]");
+}
+
+#[test]
+fn file_offset_resolves_to_function_file_line_and_inlined_frames() {
+    let mut fx = fixture("dwarf");
+    let (offset, size) = function_file_offset(&fx.binary, "proctap_hot_loop");
+    let location = fx.symbolizer.symbolize_user(1, UserFrame::FileOffset { build_id: fx.build_id, file_offset: offset }, false);
+    assert!(location.symbolized);
+    assert_eq!(location.function(), "proctap_hot_loop");
+    assert_eq!(location.module.as_deref(), Some(fx.binary.to_str().unwrap()));
+    assert_eq!(location.build_id, Some(fx.build_id));
+    let frame = location.frames.last().unwrap();
+    assert!(frame.file.as_deref().unwrap().ends_with("prog.c"), "{frame:?}");
+    assert!(HOT_LINES.contains(&frame.line.unwrap()), "{frame:?}");
+
+    // Somewhere in the function, `mix` is inlined: innermost frame first.
+    let inlined = (offset..offset + size)
+        .map(|o| fx.symbolizer.symbolize_file_offset(fx.build_id, o))
+        .find(|l| l.frames.len() > 1)
+        .expect("no inlined frame found in proctap_hot_loop");
+    assert_eq!(&*inlined.frames[0].function, "mix");
+    assert_eq!(inlined.function(), "proctap_hot_loop");
+    assert!(HOT_LINES.contains(&inlined.frames[0].line.unwrap()));
+
+    // Unknown build id: a placeholder that names it.
+    let other = BuildId([0xab; 20]);
+    let unknown = fx.symbolizer.symbolize_file_offset(other, 0x10);
+    assert!(!unknown.symbolized);
+    assert_eq!(unknown.function(), "[build-id abababababababab+0x10]");
+    let _ = std::fs::remove_dir_all(&fx.dir);
+}
+
+#[test]
+fn stripped_binary_resolves_through_build_id_debug_file() {
+    let dir = temp_dir("stripped");
+    let binary = compile(&dir);
+    let (offset, _) = function_file_offset(&binary, "proctap_hot_loop");
+    let stripped = dir.join("prog.stripped");
+    run("strip", &["--strip-all", "-o", stripped.to_str().unwrap(), binary.to_str().unwrap()]);
+    let id = readelf_build_id(&stripped);
+    let hex = id.to_string();
+    let debug_dir = dir.join("debug");
+    let debug_file = debug_dir.join(".build-id").join(&hex[..2]).join(format!("{}.debug", &hex[2..]));
+    std::fs::create_dir_all(debug_file.parent().unwrap()).unwrap();
+    run("objcopy", &["--only-keep-debug", binary.to_str().unwrap(), debug_file.to_str().unwrap()]);
+    std::fs::remove_file(&binary).unwrap();
+
+    let frame = UserFrame::FileOffset { build_id: id, file_offset: offset + 1 };
+    // Without the debug file the stripped binary has no name for it.
+    let mut plain = Symbolizer::new().debug_dirs(vec![dir.join("none")]);
+    assert_eq!(plain.index_mut().learn_file(&stripped), Some(id));
+    let placeholder = plain.symbolize_user(1, frame, false);
+    assert!(!placeholder.symbolized, "{placeholder:?}");
+    assert_eq!(placeholder.function(), format!("[prog.stripped+{:#x}]", offset + 1));
+
+    let mut symbolizer = Symbolizer::new().debug_dirs(vec![debug_dir.clone()]);
+    assert_eq!(symbolizer.index_mut().learn_file(&stripped), Some(id));
+    let location = symbolizer.symbolize_user(1, frame, false);
+    assert_eq!(location.function(), "proctap_hot_loop", "{location:?}");
+    assert_eq!(location.module.as_deref(), Some(stripped.to_str().unwrap()));
+    let f = location.frames.last().unwrap();
+    assert!(f.file.as_deref().unwrap().ends_with("prog.c") && HOT_LINES.contains(&f.line.unwrap()), "{f:?}");
+
+    // The debug file alone cannot place a file offset (its PT_LOAD offsets
+    // are not the binary's): a placeholder naming the build id.
+    let mut debug_only = Symbolizer::new().debug_dirs(vec![debug_dir]);
+    assert_eq!(debug_only.symbolize_user(1, frame, false).function(), format!("[build-id {}+{:#x}]", &hex[..16], offset + 1));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Two user stacks, one with kernel frames on top, and three samples with
+/// missing stacks.
+fn fixture_profile(fx: &mut Fixture) -> (Profile, u64) {
+    let (hot, _) = function_file_offset(&fx.binary, "proctap_hot_loop");
+    let (main, _) = function_file_offset(&fx.binary, "main");
+    let fo = |file_offset| UserFrame::FileOffset { build_id: fx.build_id, file_offset };
+    let mut profile = Profile::new(99);
+    // Return address after a call into main: +9 lands inside main after the -1.
+    let user = [fo(hot + 2), fo(main + 9)];
+    for _ in 0..3 {
+        profile.add(&sample("prog", &[], &user), &mut fx.symbolizer);
+    }
+    for _ in 0..2 {
+        profile.add(&sample("prog", &[KERNEL_B + 0x10, KERNEL_A + 0x21], &user), &mut fx.symbolizer);
+    }
+    let mut lost = sample("prog", &[], &[]);
+    lost.data_lost = true;
+    profile.add(&lost, &mut fx.symbolizer);
+    let mut fault = sample("prog", &[KERNEL_B + 4], &[]);
+    fault.user_stack_error = Some(StackError { errno: 14 });
+    profile.add(&fault, &mut fx.symbolizer);
+    let mut kfault = sample("prog", &[], &[fo(hot + 2)]);
+    kfault.kernel_stack_error = Some(StackError { errno: 22 });
+    kfault.ts_ns = 1_000 + 500_000_000;
+    profile.add(&kfault, &mut fx.symbolizer);
+    (profile, hot)
+}
+
+#[test]
+fn folded_output_and_queries() {
+    let mut fx = fixture("folded");
+    let (profile, _) = fixture_profile(&mut fx);
+    let mut out = Vec::new();
+    profile.write_folded(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let expected = "\
+prog;[stack data lost] 1
+prog;[user stack unavailable: EFAULT];fake_kernel_work_[k] 1
+prog;main;proctap_hot_loop 3
+prog;main;proctap_hot_loop;fake_kernel_entry_[k];fake_kernel_work_[k] 2
+prog;proctap_hot_loop;[kernel stack unavailable: EINVAL]_[k] 1
+";
+    assert_eq!(text, expected);
+    assert_eq!(profile.total_samples(), 8);
+    let by_self = profile.functions_by_self_samples();
+    assert_eq!(by_self[..2], [("fake_kernel_work".to_string(), 3), ("proctap_hot_loop".to_string(), 3)]);
+    assert_eq!(profile.inclusive_samples("proctap_hot_loop"), 6);
+    assert_eq!(profile.inclusive_samples("main"), 5);
+    assert_eq!(profile.inclusive_samples("prog"), 8);
+
+    let mut svg = Vec::new();
+    profile.write_flamegraph(&mut svg).unwrap();
+    let svg = String::from_utf8(svg).unwrap();
+    assert!(svg.starts_with("<?xml") && svg.contains("proctap_hot_loop") && svg.contains("</svg>"));
+
+    let per_pid = {
+        let mut p = Profile::new(99).pid_in_root(true);
+        p.add(&sample("prog", &[], &[]), &mut fx.symbolizer);
+        let mut out = Vec::new();
+        p.write_folded(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    assert_eq!(per_pid, "prog-4242 1\n");
+    let _ = std::fs::remove_dir_all(&fx.dir);
+}
+
+/// A protobuf message as (field, value) pairs; only the wire types pprof uses.
+#[derive(Debug, Clone)]
+enum Value {
+    Int(u64),
+    Bytes(Vec<u8>),
+}
+
+fn read_varint(buf: &[u8], at: &mut usize) -> u64 {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = buf[*at];
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return v;
+        }
+    }
+    panic!("varint too long");
+}
+
+fn decode(buf: &[u8]) -> Vec<(u64, Value)> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    while at < buf.len() {
+        let key = read_varint(buf, &mut at);
+        let value = match key & 7 {
+            0 => Value::Int(read_varint(buf, &mut at)),
+            2 => {
+                let len = read_varint(buf, &mut at) as usize;
+                at += len;
+                Value::Bytes(buf[at - len..at].to_vec())
+            }
+            w => panic!("unexpected wire type {w}"),
+        };
+        out.push((key >> 3, value));
+    }
+    out
+}
+
+fn field(msg: &[(u64, Value)], number: u64) -> Vec<Value> {
+    msg.iter().filter(|(f, _)| *f == number).map(|(_, v)| v.clone()).collect()
+}
+
+fn int(msg: &[(u64, Value)], number: u64) -> u64 {
+    field(msg, number).first().map_or(0, |v| match v {
+        Value::Int(i) => *i,
+        v => panic!("field {number} is {v:?}"),
+    })
+}
+
+fn bytes(v: &Value) -> &[u8] {
+    match v {
+        Value::Bytes(b) => b,
+        v => panic!("not bytes: {v:?}"),
+    }
+}
+
+/// Repeated varints, packed or not.
+fn ints(msg: &[(u64, Value)], number: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    for v in field(msg, number) {
+        match v {
+            Value::Int(i) => out.push(i),
+            Value::Bytes(b) => {
+                let mut at = 0;
+                while at < b.len() {
+                    out.push(read_varint(&b, &mut at));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn pprof_output_is_consistent_and_opens_in_go_pprof() {
+    let mut fx = fixture("pprof");
+    let (profile, hot) = fixture_profile(&mut fx);
+    let mut gz = Vec::new();
+    profile.write_pprof(&mut gz).unwrap();
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut raw).unwrap();
+    let msg = decode(&raw);
+
+    let strings: Vec<String> = field(&msg, 6).iter().map(|v| String::from_utf8(bytes(v).to_vec()).unwrap()).collect();
+    assert_eq!(strings[0], "");
+    let s = |i: u64| strings[i as usize].as_str();
+    let value_types: Vec<(String, String)> = field(&msg, 1)
+        .iter()
+        .map(|v| decode(bytes(v)))
+        .map(|t| (s(int(&t, 1)).to_string(), s(int(&t, 2)).to_string()))
+        .collect();
+    assert_eq!(value_types, [("samples".into(), "count".into()), ("cpu".into(), "nanoseconds".into())]);
+    let period_type = decode(bytes(&field(&msg, 11)[0]));
+    assert_eq!((s(int(&period_type, 1)), s(int(&period_type, 2))), ("cpu", "nanoseconds"));
+    let period = int(&msg, 12);
+    assert_eq!(period, 1_000_000_000 / 99);
+    assert_eq!(int(&msg, 9), 1_700_000_000_000_000_000);
+    assert_eq!(int(&msg, 10), 500_000_000);
+
+    let functions: std::collections::HashMap<u64, String> = field(&msg, 5)
+        .iter()
+        .map(|v| decode(bytes(v)))
+        .map(|f| (int(&f, 1), s(int(&f, 2)).to_string()))
+        .collect();
+    let mappings: std::collections::HashMap<u64, (String, String)> = field(&msg, 3)
+        .iter()
+        .map(|v| decode(bytes(v)))
+        .map(|m| (int(&m, 1), (s(int(&m, 5)).to_string(), s(int(&m, 6)).to_string())))
+        .collect();
+    assert!(mappings.values().any(|(file, id)| file == fx.binary.to_str().unwrap() && *id == fx.build_id.to_string()));
+    assert!(mappings.values().any(|(file, _)| file == "[kernel.kallsyms]"));
+    let mut locations = std::collections::HashMap::new();
+    for location in field(&msg, 4).iter().map(|v| decode(bytes(v))) {
+        let mapping = int(&location, 2);
+        assert!(mapping == 0 || mappings.contains_key(&mapping), "location maps to unknown mapping {mapping}");
+        let names: Vec<String> = field(&location, 4)
+            .iter()
+            .map(|l| functions[&int(&decode(bytes(l)), 1)].clone())
+            .collect();
+        assert!(!names.is_empty());
+        locations.insert(int(&location, 1), (int(&location, 3), names));
+    }
+    let (hot_address, _) = locations.values().find(|(_, names)| names.last().unwrap() == "proctap_hot_loop").unwrap();
+    assert_eq!(*hot_address, hot + 2);
+
+    let mut total = 0;
+    let mut hot_leaf = 0;
+    for sample in field(&msg, 2).iter().map(|v| decode(bytes(v))) {
+        let ids = ints(&sample, 1);
+        let values = ints(&sample, 2);
+        assert_eq!(values.len(), 2);
+        assert_eq!(values[1], values[0] * period);
+        total += values[0];
+        let leaf = &locations[&ids[0]].1;
+        if leaf[0] == "proctap_hot_loop" {
+            hot_leaf += values[0];
+        }
+        assert_eq!(locations[ids.last().unwrap()].1, ["prog"], "root is the comm");
+    }
+    assert_eq!(total, 8);
+    assert_eq!(hot_leaf, 3);
+
+    let file = fx.dir.join("profile.pb.gz");
+    std::fs::write(&file, &gz).unwrap();
+    let Ok(go) = Command::new("go")
+        .args(["tool", "pprof", "-raw", file.to_str().unwrap()])
+        .env("HOME", &fx.dir)
+        .env("PPROF_TMPDIR", &fx.dir)
+        .output()
+    else {
+        // ./dev.sh test installs golang-go, so CI always checks with pprof itself.
+        assert!(std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: go (golang-go) must be installed to check the profile with `go tool pprof`");
+        println!("SKIPPED: go is not installed: no `go tool pprof -raw` check (./dev.sh test installs it)");
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&go.stdout);
+    assert!(go.status.success(), "go tool pprof failed: {}{stdout}", String::from_utf8_lossy(&go.stderr));
+    for expected in ["PeriodType: cpu nanoseconds", "proctap_hot_loop", "fake_kernel_work", "[stack data lost]"] {
+        assert!(stdout.contains(expected), "go tool pprof -raw lacks {expected:?}:\n{stdout}");
+    }
+    let top = Command::new("go")
+        .args(["tool", "pprof", "-top", "-sample_index=samples", file.to_str().unwrap()])
+        .env("HOME", &fx.dir)
+        .env("PPROF_TMPDIR", &fx.dir)
+        .output()
+        .unwrap();
+    let top = String::from_utf8_lossy(&top.stdout);
+    assert!(top.lines().any(|l| l.contains("proctap_hot_loop") && l.trim_start().starts_with('3')), "{top}");
+    let _ = std::fs::remove_dir_all(&fx.dir);
+}
+
+#[test]
+fn kernel_addresses_resolve_through_kallsyms() {
+    let mut fx = fixture("kernel");
+    let entry = fx.symbolizer.symbolize_kernel(KERNEL_A + 0x21, false);
+    assert!(entry.kernel && entry.symbolized);
+    assert_eq!(entry.function(), "fake_kernel_entry");
+    assert_eq!(entry.module.as_deref(), Some("[kernel]"));
+    // A return address at the start of the next function belongs to the caller.
+    assert_eq!(fx.symbolizer.symbolize_kernel(KERNEL_B, true).function(), "fake_kernel_entry");
+    assert_eq!(fx.symbolizer.symbolize_kernel(KERNEL_B, false).function(), "fake_kernel_work");
+
+    // The live kernel, when /proc/kallsyms shows addresses (root).
+    let live = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
+    let known = live.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() == 3 && f[1] == "T" && f[2] == "schedule").then(|| u64::from_str_radix(f[0], 16).unwrap())
+    });
+    match known {
+        Some(address) if address != 0 => {
+            let mut symbolizer = Symbolizer::new();
+            assert_eq!(symbolizer.symbolize_kernel(address + 4, false).function(), "schedule");
+        }
+        _ => println!("/proc/kallsyms hides addresses: skipping the live kernel check"),
+    }
+    let _ = std::fs::remove_dir_all(&fx.dir);
+}
