@@ -4,7 +4,7 @@
 #   make lib O=DIR LIBBPF_INCLUDE=DIR   the C core only (build.rs calls this)
 #   make test       the test suite (same as ./dev.sh test without the set-up)
 #   make vmlinux    regenerate vendor/$(ARCH)/vmlinux.h from the running kernel
-#   make bench-exec | bench-transport | bench-latency | bench-criterion | bench
+#   make bench-exec | bench-transport | bench-latency | bench-profile | bench-criterion | bench
 #                   benchmarks (as root); each rewrites its table in BENCHMARKS.md
 #
 # There is one libbpf: the one libbpf-sys vendors and builds statically. Its
@@ -22,12 +22,12 @@ CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wno-unused-parameter
 
 C_HEADERS := c/proctap.h c/transport.bpf.h
-BPF_SRCS := c/proc.bpf.c c/synth.bpf.c
+BPF_SRCS := c/proc.bpf.c c/synth.bpf.c c/profile.bpf.c
 BPF_OBJS := $(patsubst c/%.bpf.c,$(O)/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst c/%.bpf.c,$(O)/%.skel.h,$(BPF_SRCS))
 
 .PHONY: all lib example example-link test vmlinux clean FORCE \
-	bench bench-exec bench-transport bench-latency bench-criterion
+	bench bench-exec bench-transport bench-latency bench-profile bench-criterion
 
 all: example
 
@@ -90,7 +90,7 @@ test:
 
 bench:
 	./dev.sh bench all
-bench-exec bench-transport bench-latency bench-criterion:
+bench-exec bench-transport bench-latency bench-profile bench-criterion:
 	./dev.sh bench $(patsubst bench-%,%,$@)
 
 vmlinux:

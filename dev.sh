@@ -4,7 +4,7 @@
 #   ./dev.sh run [--duration S] [--pid PID]... [--comm PREFIX] [--argv-max BYTES]
 #                         build everything, run the JSON-lines dumper
 #   ./dev.sh test         build everything, run every test (what CI runs)
-#   ./dev.sh bench [exec|transport|latency|criterion|all]
+#   ./dev.sh bench [exec|transport|latency|profile|criterion|all]
 #                         run benchmarks, write their tables into BENCHMARKS.md
 #   ./dev.sh setup        only install missing Debian packages
 set -euo pipefail
@@ -12,8 +12,9 @@ cd "$(dirname "$0")"
 
 # Debian packages the build needs: clang for the BPF object, llvm-strip,
 # libclang for bindgen, bpftool for skeletons (and tests), libelf/zlib that
-# libbpf links, make and a C compiler for the C core.
-PACKAGES=(clang-19 llvm-19 libclang1-19 libelf-dev zlib1g-dev bpftool make gcc libc6-dev pkg-config)
+# libbpf links, make and a C compiler for the C core; binutils (objcopy,
+# strip, readelf) for the profiler tests' split-debug fixture.
+PACKAGES=(clang-19 llvm-19 libclang1-19 libelf-dev zlib1g-dev bpftool make gcc libc6-dev pkg-config binutils)
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -57,11 +58,13 @@ splice() {
   mv BENCHMARKS.md.tmp BENCHMARKS.md
 }
 
-# The exec'd child and the storm driver of the exec benchmarks.
+# The exec'd child and the storm driver of the exec benchmarks; the
+# profiler benchmark's CPU-bound workload (the tests' hot program).
 bench_programs() {
   mkdir -p build/bench
   gcc -O2 -static -o build/bench/pt-storm-child bench/tiny.c
   gcc -O2 -Wall -o build/bench/storm bench/storm.c
+  gcc -O1 -g -fno-omit-frame-pointer -Wl,--build-id -Wall -o build/bench/pt-prof-spin tests/fixtures/hot.c
 }
 
 bench() {
@@ -76,6 +79,8 @@ bench() {
       taskset -c 1 target/release/examples/bench_transport > "$out" ;;
     latency)
       target/release/examples/bench_latency --child build/bench/pt-storm-child --storm build/bench/storm > "$out" ;;
+    profile)
+      target/release/examples/bench_profile --workload build/bench/pt-prof-spin > "$out" ;;
     criterion)
       { echo "## Decode and buffer churn (criterion)"; echo
         echo "\`make bench-criterion\` · $(date -u +%F) · $(uname -r)"; echo
@@ -85,10 +90,10 @@ bench() {
         cargo bench --bench buffer_churn 2>&1 | grep -E '^(decode|buffer_churn)/|time:|thrpt:|allocations per event' | grep -v '%'
         echo '```'; } > "$out" ;;
     all)
-      for w in exec transport latency criterion; do bench "$w"; done
+      for w in exec transport latency profile criterion; do bench "$w"; done
       return ;;
     *)
-      echo "dev.sh bench: unknown benchmark $which (exec, transport, latency, criterion, all)" >&2; exit 2 ;;
+      echo "dev.sh bench: unknown benchmark $which (exec, transport, latency, profile, criterion, all)" >&2; exit 2 ;;
   esac
   splice "$which" "$out"
   cat "$out"
@@ -118,7 +123,8 @@ case "${1:-}" in
     bench "$@" ;;
   test)
     shift
-    setup
+    # golang-go: `go tool pprof` reads the profiler's pprof output in a test.
+    setup golang-go
     build
     if [ "$(id -u)" != 0 ]; then
       echo "dev.sh: not root: kernel tests will say SKIPPED (run as root to include them)" >&2

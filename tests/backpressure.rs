@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use proctap::{Config, Event};
+use proctap::{Config, Event, EventKind};
 
 const EXECS: usize = 1500;
 const PAD: usize = 500;
@@ -43,6 +43,7 @@ fn a_stalled_consumer_yields_counted_drops_and_no_corrupt_event() {
     // Now read everything that was kept.
     let (mut execs, mut exits, mut lost_data) = (0u64, 0u64, 0u64);
     let mut seen = HashSet::new();
+    let mut reported_lost: HashMap<EventKind, u64> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let stats = tracer.stats();
@@ -74,18 +75,31 @@ fn a_stalled_consumer_yields_counted_drops_and_no_corrupt_event() {
                     exits += 1;
                     assert_eq!((x.comm.as_bytes(), x.exit_code, x.signal), (&b"ptflood"[..], 0, None));
                 }
+                Event::Lost(l) => *reported_lost.entry(l.kind).or_default() += l.records,
                 other => panic!("only exec and exit are enabled: {other:?}"),
             }
         }
     }
 
+    let rest = tracer.events().clone();
     let stats = tracer.stop().unwrap();
+    for batch in rest {
+        for event in &batch {
+            match event {
+                Event::Lost(l) => *reported_lost.entry(l.kind).or_default() += l.records,
+                other => panic!("everything counted was read: {other:?}"),
+            }
+        }
+    }
     eprintln!("stalled consumer: {stats:?}");
     // Every exec and exit is accounted for, exactly.
     assert_eq!(execs + stats.exec.meta_lost, EXECS as u64, "{stats:?}");
     assert_eq!(exits + stats.exit.meta_lost, EXECS as u64, "{stats:?}");
     assert_eq!((stats.exec.delivered, stats.exit.delivered), (execs, exits));
     assert_eq!(stats.exec.data_lost, lost_data);
+    // The stream itself reported every loss, as Lost events.
+    assert_eq!(reported_lost.get(&EventKind::Exec).copied().unwrap_or(0), stats.exec.meta_lost);
+    assert_eq!(reported_lost.get(&EventKind::Exit).copied().unwrap_or(0), stats.exit.meta_lost);
     // Both kinds of loss happened, and were counted rather than corrupting.
     assert!(stats.exec.meta_lost > 0, "the metadata ring overflowed: {stats:?}");
     assert!(stats.exec.data_lost > 0, "the data pages overflowed: {stats:?}");

@@ -1,6 +1,8 @@
 //! Helpers for tests against the real kernel.
 #![allow(dead_code)]
 
+pub mod fixture;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,540 @@
+//! `make bench-profile`: what the CPU profiler costs a CPU-bound workload.
+//!
+//!     bench_profile --workload build/bench/pt-prof-spin
+//!         [--seconds 3] [--rounds 7] [--rates 19,99,999]
+//!
+//! Run as root. The workload is the profiler tests' hot program
+//! (tests/fixtures/hot.c, frame pointers on) doing a fixed number of work
+//! units: one process per CPU, each pinned to its CPU with taskset, so every
+//! CPU is busy and any CPU the profiler takes is taken from the work. The
+//! number of units is calibrated once so that a round takes about --seconds
+//! without the profiler.
+//!
+//! Every round runs each mode once, in this order: no profiler; the profiler
+//! at each --rates frequency, profiling the workload (its comm prefix is
+//! watched, so the kernel adds each worker at its exec); the profiler at the
+//! highest rate watching a prefix nothing has ("untracked": every sample
+//! leaves at the pid filter). Interleaving the modes round by round spreads
+//! the drift of a noisy machine over all of them; each ratio to "none" is
+//! taken within its round, and the table gives the median over rounds.
+//! Prints a Markdown section on stdout, progress on stderr. Every number in
+//! it is measured here; nothing is asserted.
+
+#[path = "bench_util/mod.rs"]
+mod bench_util;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{sleep, JoinHandle};
+use std::time::{Duration, Instant};
+
+use bench_util::{machine, self_cpu_ns, table, today};
+use proctap::{Config, Event, Profiler, Tracer, UserFrame};
+
+const USAGE: &str = "usage: bench_profile --workload PATH [--seconds S] [--rounds N] [--rates HZ,HZ,...]";
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+/// A comm prefix no process has: the profiler runs, its filter rejects everything.
+const NO_MATCH: &str = "pt-prof-nomatch";
+
+type Result<T> = std::result::Result<T, String>;
+
+struct Options {
+    workload: PathBuf,
+    seconds: f64,
+    rounds: usize,
+    rates: Vec<u32>,
+}
+
+fn parse_options() -> Result<Options> {
+    let mut o = Options { workload: PathBuf::from("build/bench/pt-prof-spin"), seconds: 3.0, rounds: 7, rates: vec![19, 99, 999] };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value\n{USAGE}"));
+        match arg.as_str() {
+            "--workload" => o.workload = value()?.into(),
+            "--seconds" => {
+                o.seconds = value()?.parse().map_err(|_| "--seconds: not a number".to_string())?;
+                if !o.seconds.is_finite() || o.seconds <= 0.0 {
+                    return Err("--seconds must be positive".into());
+                }
+            }
+            "--rounds" => {
+                o.rounds = value()?.parse().map_err(|_| "--rounds: not a whole number".to_string())?;
+                if o.rounds == 0 {
+                    return Err("--rounds must be at least 1".into());
+                }
+            }
+            "--rates" => {
+                o.rates = value()?
+                    .split(',')
+                    .map(|r| r.trim().parse::<u32>().map_err(|_| format!("--rates: bad frequency '{r}'")))
+                    .collect::<Result<_>>()?;
+                if o.rates.is_empty() || o.rates.contains(&0) {
+                    return Err("--rates: give one or more frequencies in Hz".into());
+                }
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown option {other}\n{USAGE}")),
+        }
+    }
+    Ok(o)
+}
+
+// ---- system helpers ---------------------------------------------------------
+
+fn run_output(program: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{program} {}: {}: {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    String::from_utf8(out.stdout).map_err(|_| format!("{program}: output is not UTF-8"))
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(|r| r.split_whitespace().next() == Some("0"))))
+        .unwrap_or(false)
+}
+
+/// kernel.bpf_stats_enabled = 1 while it lives; the old value back on drop.
+struct BpfStats(String);
+
+impl BpfStats {
+    fn enable() -> Result<BpfStats> {
+        let old = fs::read_to_string(BPF_STATS).map_err(|e| format!("{BPF_STATS}: {e}"))?.trim().to_string();
+        fs::write(BPF_STATS, "1").map_err(|e| format!("{BPF_STATS}: {e}"))?;
+        Ok(BpfStats(old))
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        if let Err(e) = fs::write(BPF_STATS, &self.0) {
+            eprintln!("warning: cannot restore {BPF_STATS} to {}: {e}", self.0);
+        }
+    }
+}
+
+/// bpf_stats counters of one program, as `bpftool -j prog show` lists them.
+#[derive(Clone, Debug, Default)]
+struct Prog {
+    kind: String,
+    run_time_ns: u64,
+    run_cnt: u64,
+}
+
+fn prog_snapshot(ids: &[u32]) -> Result<BTreeMap<u32, Prog>> {
+    let text = run_output("bpftool", &["-j", "prog", "show"])?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("bpftool -j prog show: {e}"))?;
+    let mut progs = BTreeMap::new();
+    for p in value.as_array().ok_or("bpftool -j prog show: not an array")? {
+        let Some(id) = p.get("id").and_then(|v| v.as_u64()) else { continue };
+        if !ids.contains(&(id as u32)) {
+            continue;
+        }
+        let num = |k: &str| p.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+        let kind = p.get("type").and_then(|v| v.as_str()).unwrap_or("?").to_string();
+        progs.insert(id as u32, Prog { kind, run_time_ns: num("run_time_ns"), run_cnt: num("run_cnt") });
+    }
+    if progs.len() != ids.len() {
+        return Err(format!("tracer programs {ids:?}: bpftool lists only {}", progs.len()));
+    }
+    Ok(progs)
+}
+
+/// Growth of the perf_event programs' counters and of all programs' run time.
+fn prog_growth(before: &BTreeMap<u32, Prog>, after: &BTreeMap<u32, Prog>) -> (Prog, u64) {
+    let mut perf = Prog { kind: "perf_event".into(), ..Prog::default() };
+    let mut all_ns = 0;
+    for (id, a) in after {
+        let b = before.get(id).cloned().unwrap_or_default();
+        let (ns, cnt) = (a.run_time_ns - b.run_time_ns, a.run_cnt - b.run_cnt);
+        all_ns += ns;
+        if a.kind == "perf_event" {
+            perf.run_time_ns += ns;
+            perf.run_cnt += cnt;
+        }
+    }
+    (perf, all_ns)
+}
+
+// ---- the workload ------------------------------------------------------------
+
+#[derive(serde::Deserialize)]
+struct WorkReport {
+    units: u64,
+    ns: u64,
+    cpu_ns: u64,
+}
+
+/// One run of the workload: the workers' mean work time, the wall time
+/// from the first spawn to the last exit, and the workers' CPU time summed.
+#[derive(Default, Clone, Copy)]
+struct Work {
+    work_ns: u64,
+    wall_ns: u64,
+    cpu_ns: u64,
+}
+
+/// One worker per CPU, pinned, each doing `units` units.
+fn run_workload(opts: &Options, cpus: usize, units: u64) -> Result<Work> {
+    let workload = opts.workload.to_string_lossy().into_owned();
+    let units_arg = units.to_string();
+    let start = Instant::now();
+    let mut children: Vec<Child> = Vec::new();
+    for cpu in 0..cpus {
+        let child = Command::new("taskset")
+            .args(["-c", &cpu.to_string(), &workload, "--work", &units_arg])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start taskset {workload}: {e}"));
+        match child {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                for mut c in children {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                return Err(e);
+            }
+        }
+    }
+    let (mut total, mut cpu_ns) = (0, 0);
+    let mut failure = None;
+    for child in children {
+        match child.wait_with_output() {
+            Ok(out) if out.status.success() => {
+                let text = String::from_utf8_lossy(&out.stdout);
+                match serde_json::from_str::<WorkReport>(text.trim()) {
+                    Ok(r) if r.units == units => {
+                        total += r.ns;
+                        cpu_ns += r.cpu_ns;
+                    }
+                    Ok(r) => failure = Some(format!("worker did {} units, not {units}", r.units)),
+                    Err(e) => failure = Some(format!("worker output {text:?}: {e}")),
+                }
+            }
+            Ok(out) => failure = Some(format!("worker failed: {}", out.status)),
+            Err(e) => failure = Some(format!("wait: {e}")),
+        }
+    }
+    let wall = start.elapsed().as_nanos() as u64;
+    match failure {
+        Some(f) => Err(f),
+        None => Ok(Work { work_ns: total / cpus as u64, wall_ns: wall, cpu_ns }),
+    }
+}
+
+// ---- the profiler --------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    None,
+    Profile(u32),
+    Untracked(u32),
+}
+
+impl Mode {
+    fn label(self) -> String {
+        match self {
+            Mode::None => "none".into(),
+            Mode::Profile(hz) => format!("{hz} Hz"),
+            Mode::Untracked(hz) => format!("{hz} Hz, untracked"),
+        }
+    }
+}
+
+/// What the consumer thread saw.
+#[derive(Default, Clone, Copy)]
+struct Seen {
+    samples: u64,
+    user_frames: u64,
+    build_id_frames: u64,
+    kernel_frames: u64,
+    triggers: u64,
+    lost_records: u64,
+}
+
+fn consume(tracer: &Tracer, done: Arc<AtomicBool>) -> JoinHandle<Seen> {
+    let rx = tracer.events().clone();
+    std::thread::spawn(move || {
+        let mut seen = Seen::default();
+        loop {
+            let batch = match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(batch) => batch,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) if !done.load(Ordering::Relaxed) => continue,
+                Err(_) => break,
+            };
+            for event in &batch {
+                match event {
+                    Event::Sample(s) => {
+                        seen.samples += 1;
+                        seen.user_frames += s.user_stack.len() as u64;
+                        seen.build_id_frames +=
+                            s.user_stack.iter().filter(|f| matches!(f, UserFrame::FileOffset { .. })).count() as u64;
+                        seen.kernel_frames += s.kernel_stack.len() as u64;
+                    }
+                    Event::Trigger(_) => seen.triggers += 1,
+                    Event::Lost(_) => seen.lost_records += 1,
+                    _ => {}
+                }
+            }
+        }
+        seen
+    })
+}
+
+/// One mode of one round.
+#[derive(Default, Clone, Copy)]
+struct Run {
+    work: Work,
+    seen: Seen,
+    /// Wall time between the two bpf_stats snapshots.
+    bpf_window_ns: u64,
+    perf_ns: u64,
+    perf_runs: u64,
+    all_prog_ns: u64,
+    tracer_cpu_ns: u64,
+    /// Wall time over which tracer_cpu_ns was read.
+    cpu_window_ns: u64,
+    emitted: u64,
+    lost: u64,
+}
+
+fn run_mode(opts: &Options, mode: Mode, cpus: usize, units: u64, workload_comm: &str) -> Result<Run> {
+    let (hz, prefix) = match mode {
+        Mode::None => {
+            let work = run_workload(opts, cpus, units)?;
+            return Ok(Run { work, ..Run::default() });
+        }
+        Mode::Profile(hz) => (hz, workload_comm),
+        Mode::Untracked(hz) => (hz, NO_MATCH),
+    };
+    let config = Config::new().exec(false).exit(false).profile(Profiler::new().hz(hz).comm_prefix(prefix));
+    let tracer = Tracer::start(&config).map_err(|e| format!("profiler at {hz} Hz: {e}"))?;
+    let done = Arc::new(AtomicBool::new(false));
+    let consumer = consume(&tracer, done.clone());
+    let ids = tracer.prog_ids();
+    let result: Result<Run> = (|| {
+        sleep(Duration::from_millis(200));
+        let tb0 = Instant::now();
+        let progs0 = prog_snapshot(&ids)?;
+        let (cpu0, t0) = (self_cpu_ns(), Instant::now());
+        let work = run_workload(opts, cpus, units)?;
+        // Let the last samples reach the consumer before reading its CPU.
+        sleep(Duration::from_millis(300));
+        let (cpu1, window) = (self_cpu_ns(), t0.elapsed());
+        // Start to start of the two bpftool runs: each reads the counters equally late.
+        let bpf_window = tb0.elapsed();
+        let progs1 = prog_snapshot(&ids)?;
+        let (perf, all_prog_ns) = prog_growth(&progs0, &progs1);
+        Ok(Run {
+            work,
+            bpf_window_ns: bpf_window.as_nanos() as u64,
+            perf_ns: perf.run_time_ns,
+            perf_runs: perf.run_cnt,
+            all_prog_ns,
+            tracer_cpu_ns: cpu1 - cpu0,
+            cpu_window_ns: window.as_nanos() as u64,
+            ..Run::default()
+        })
+    })();
+    let stats = tracer.stop().map_err(|e| format!("stop: {e}"));
+    done.store(true, Ordering::Relaxed);
+    let seen = consumer.join().map_err(|_| "consumer thread panicked".to_string())?;
+    let stats = stats?;
+    let mut run: Run = result?;
+    run.seen = seen;
+    run.emitted = stats.sample.emitted;
+    run.lost = stats.sample.meta_lost + stats.sample.data_lost;
+    Ok(run)
+}
+
+// ---- report ---------------------------------------------------------------------
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn report(modes: &[Mode], runs: &[Vec<Run>], cpus: usize) -> String {
+    let header = [
+        "profiler",
+        "work s (median)",
+        "vs none: median [min, max]",
+        "samples/s received",
+        "samples / (Hz × worker CPU s)",
+        "in-kernel ns per sample",
+        "in-kernel ns per perf_event run",
+        "perf_event runs/s",
+        "tracer CPU % of one CPU",
+        "profiler's share of all CPU time",
+        "tracer µs per sample",
+        "user frames per sample (with build id)",
+        "kernel frames per sample",
+        "lost / emitted",
+    ];
+    let mut rows = Vec::new();
+    for (m, mode) in modes.iter().enumerate() {
+        let mine: Vec<Run> = runs.iter().map(|round| round[m]).collect();
+        let ratios: Vec<f64> = runs.iter().map(|round| round[m].work.work_ns as f64 / round[0].work.work_ns as f64).collect();
+        let (lo, hi) = ratios.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        let mut row = vec![
+            mode.label(),
+            format!("{:.3}", median(mine.iter().map(|r| r.work.work_ns as f64 / 1e9).collect())),
+            if *mode == Mode::None { "1".into() } else { format!("{:.4} [{lo:.4}, {hi:.4}]", median(ratios)) },
+        ];
+        if *mode == Mode::None {
+            row.extend(std::iter::repeat_n("—".to_string(), header.len() - row.len()));
+        } else {
+            let sum = |f: fn(&Run) -> u64| mine.iter().map(f).sum::<u64>();
+            let (wall, samples) = (sum(|r| r.work.wall_ns) as f64 / 1e9, sum(|r| r.seen.samples));
+            let worker_cpu = sum(|r| r.work.cpu_ns) as f64 / 1e9;
+            let bpf_window = sum(|r| r.bpf_window_ns) as f64 / 1e9;
+            let (perf_ns, perf_runs) = (sum(|r| r.perf_ns), sum(|r| r.perf_runs));
+            let cpu_ns = sum(|r| r.tracer_cpu_ns);
+            let per = |n: u64, d: u64| if d == 0 { "n/a".to_string() } else { format!("{:.1}", n as f64 / d as f64) };
+            let frames = |n: u64| if samples == 0 { "n/a".to_string() } else { format!("{:.1}", n as f64 / samples as f64) };
+            let window = sum(|r| r.cpu_window_ns) as f64 / 1e9;
+            row.extend([
+                format!("{:.1}", samples as f64 / wall),
+                match mode {
+                    Mode::Profile(hz) => format!("{:.3}", samples as f64 / (*hz as f64 * worker_cpu)),
+                    _ => "—".into(),
+                },
+                per(sum(|r| r.all_prog_ns), samples),
+                per(perf_ns, perf_runs),
+                format!("{:.0}", perf_runs as f64 / bpf_window),
+                format!("{:.2}", cpu_ns as f64 / 1e9 / window * 100.0),
+                format!(
+                    "{:.2} %",
+                    (sum(|r| r.all_prog_ns) as f64 / bpf_window + cpu_ns as f64 / window) / 1e9 / cpus as f64 * 100.0
+                ),
+                if samples == 0 { "n/a".into() } else { format!("{:.1}", cpu_ns as f64 / 1e3 / samples as f64) },
+                format!("{} ({})", frames(sum(|r| r.seen.user_frames)), frames(sum(|r| r.seen.build_id_frames))),
+                frames(sum(|r| r.seen.kernel_frames)),
+                format!("{} / {}", sum(|r| r.lost), sum(|r| r.emitted)),
+            ]);
+        }
+        rows.push(row);
+    }
+    table(&header, &rows)
+}
+
+fn run(opts: &Options) -> Result<String> {
+    if !is_root() {
+        return Err("must run as root (BPF, perf events, bpf_stats)".into());
+    }
+    if !opts.workload.is_file() {
+        return Err(format!("--workload {}: no such file (make bench-profile builds it)", opts.workload.display()));
+    }
+    run_output("bpftool", &["version"]).map_err(|e| format!("bpftool is needed: {e}"))?;
+    run_output("taskset", &["-V"]).map_err(|e| format!("taskset (util-linux) is needed: {e}"))?;
+    let comm: String = opts
+        .workload
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().take(15).collect())
+        .ok_or("--workload has no file name")?;
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let _stats = BpfStats::enable()?;
+
+    // Calibrate: units per round so that a round takes about --seconds.
+    let probe = 2000;
+    let probe_ns = run_workload(opts, cpus, probe)?.work_ns;
+    let units = ((opts.seconds * 1e9 / probe_ns as f64) * probe as f64).round().max(1.0) as u64;
+    eprintln!("calibration: {probe} units in {:.3} s per worker; {units} units per round", probe_ns as f64 / 1e9);
+
+    let mut modes = vec![Mode::None];
+    modes.extend(opts.rates.iter().map(|&hz| Mode::Profile(hz)));
+    modes.push(Mode::Untracked(*opts.rates.iter().max().unwrap_or(&999)));
+    let load0 = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut runs = Vec::new();
+    for round in 0..opts.rounds {
+        let mut this = Vec::new();
+        for &mode in &modes {
+            let r = run_mode(opts, mode, cpus, units, &comm)?;
+            eprintln!(
+                "round {}/{}: {:<18} work {:.3} s, {} samples, {} triggers, {} lost reports, {} perf_event runs",
+                round + 1,
+                opts.rounds,
+                mode.label(),
+                r.work.work_ns as f64 / 1e9,
+                r.seen.samples,
+                r.seen.triggers,
+                r.seen.lost_records,
+                r.perf_runs
+            );
+            this.push(r);
+            sleep(Duration::from_millis(200));
+        }
+        runs.push(this);
+    }
+
+    let mut out = String::from("## CPU profiler overhead\n\n");
+    out += &format!("`make bench-profile` · {} · {} (UTC)\n\n", machine(), today());
+    out += &format!(
+        "Workload: {cpus} processes of `{comm}` (tests/fixtures/hot.c, -O1, frame pointers), one pinned to each CPU, \
+each doing {units} units of CPU work (calibrated to about {} s without the profiler). {} rounds; each round runs every \
+mode once, in table order. Profiler: `Config::new().exec(false).exit(false).profile(Profiler::new().hz(HZ)\
+.comm_prefix(\"{comm}\"))`, started before the workload, so the kernel adds each worker to the pid filter at its exec; \
+\"untracked\" watches the prefix `{NO_MATCH}` that no process has, so every timer tick runs the program and leaves at the \
+filter. One consumer thread counts the samples. Load average (1 min) before the first round: {}.\n\n",
+        opts.seconds,
+        opts.rounds,
+        load0.split_whitespace().next().unwrap_or("?"),
+    );
+    out += &report(&modes, &runs, cpus);
+    out += &format!("\nwork s: each worker's own monotonic time for its units, averaged over the workers; median over rounds. \
+vs none: that time over the same round's time without the profiler; median, and the lowest and highest round. \
+samples/s: stack samples the consumer received over the workload's wall time (first spawn to last exit). \
+samples / (Hz × worker CPU s): samples received over what the timer should have caught: the frequency times the \
+workers' CPU time (CLOCK_PROCESS_CPUTIME_ID, each worker's own report). \
+in-kernel ns per sample: growth of bpf_stats `run_time_ns` of all the tracer's programs over the workload, over the \
+samples received, every round summed. in-kernel ns per perf_event run: growth of bpf_stats `run_time_ns` / `run_cnt` (`bpftool -j prog show`) of the \
+tracer's perf_event programs over the workload, every round summed; kernel.bpf_stats_enabled=1 for every mode \
+(it adds two clock reads to each run). perf_event runs/s: `run_cnt` growth over the time between the two \
+`bpftool` reads (every CPU's timer runs the program, whatever runs there, tracked or not). tracer CPU: CPU time of all of this process's threads \
+(/proc/self/task/*/schedstat: the C poll thread, the consumer, the idle driver) from the workload's start until 300 ms \
+after its end, over that time. profiler's share: in-kernel run time of all its programs per second plus tracer CPU per second, \
+over the {cpus} CPUs: the CPU the profiler took, independent of how noisy the work times are. user frames (with build id): frames per sample, and those the kernel resolved to \
+(build id, file offset). lost / emitted: the tracer's sample counters (metadata ring full + data pages full) over \
+samples the kernel emitted.\n");
+    Ok(out)
+}
+
+fn main() -> ExitCode {
+    let opts = match parse_options() {
+        Ok(o) => o,
+        Err(msg) => {
+            eprintln!("bench_profile: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&opts) {
+        Ok(markdown) => {
+            print!("{markdown}");
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("bench_profile: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

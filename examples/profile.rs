@@ -1,0 +1,196 @@
+//! CPU profiler: samples the chosen processes, then writes folded stacks, a
+//! flamegraph and a gzipped pprof profile into DIR.
+//!
+//!     cargo run --release --example profile -- [--comm PREFIX]... [--pid PID]... [--all]
+//!         [--children] [--hz HZ] [--duration SECONDS] [--debug-dir DIR]... --out DIR
+//!
+//! Processes whose command name starts with PREFIX are profiled from their
+//! exec on (the kernel adds them), as are those already running (a /proc
+//! scan). A summary is printed on stdout as one JSON line.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use proctap::profile::{Profile, Symbolizer};
+use proctap::{Config, Event, EventKind, Profiler, Tracer, UserFrame};
+
+const USAGE: &str = "usage: profile [--comm PREFIX]... [--pid PID]... [--all] [--children] [--hz HZ] \
+                     [--duration SECONDS] [--debug-dir DIR]... --out DIR";
+
+struct Args {
+    profiler: Profiler,
+    duration: Duration,
+    out: PathBuf,
+    debug_dirs: Vec<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let (mut profiler, mut any_target) = (Profiler::new(), false);
+    let mut duration = Duration::from_secs(10);
+    let (mut out, mut debug_dirs) = (None, Vec::new());
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
+        let number = |name: &str, v: String| v.parse::<u32>().map_err(|_| format!("{name}: not a number: {v}"));
+        match arg.as_str() {
+            "--comm" => (profiler, any_target) = (profiler.comm_prefix(value("--comm")?), true),
+            "--pid" => (profiler, any_target) = (profiler.pid(number("--pid", value("--pid")?)?), true),
+            "--all" => (profiler, any_target) = (profiler.all(true), true),
+            "--children" => profiler = profiler.children(true),
+            "--hz" => profiler = profiler.hz(number("--hz", value("--hz")?)?),
+            "--duration" => duration = Duration::from_secs(number("--duration", value("--duration")?)?.into()),
+            "--debug-dir" => debug_dirs.push(PathBuf::from(value("--debug-dir")?)),
+            "--out" => out = Some(PathBuf::from(value("--out")?)),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown option {other}\n{USAGE}")),
+        }
+    }
+    if !any_target {
+        return Err(format!("nothing to profile: give --comm, --pid or --all\n{USAGE}"));
+    }
+    let out = out.ok_or_else(|| format!("--out DIR is required\n{USAGE}"))?;
+    Ok(Args { profiler, duration, out, debug_dirs })
+}
+
+/// Feeds the build-id index while profiled processes still run, so their
+/// frames symbolize after they exit: when one starts being profiled, when it
+/// execs, and when a sample names a file the index does not know yet (a
+/// library loaded since), at most every 200 ms per process.
+struct Learner {
+    profiled: HashSet<u32>,
+    last: HashMap<u32, Instant>,
+}
+
+impl Learner {
+    fn learn(&mut self, symbolizer: &mut Symbolizer, pid: u32, force: bool) {
+        let now = Instant::now();
+        let recent = self.last.get(&pid).is_some_and(|t| now.duration_since(*t) < Duration::from_millis(200));
+        if force || !recent {
+            self.last.insert(pid, now);
+            let _ = symbolizer.learn_process(pid); // it may have exited: frames then show their offsets
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(msg) => {
+            eprintln!("profile: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&args.out) {
+        eprintln!("profile: creating {}: {e}", args.out.display());
+        return ExitCode::FAILURE;
+    }
+    let hz = args.profiler.sampling_hz();
+    // Exec events feed the index when a profiled process replaces its image.
+    let config = Config::new().exec(true).exit(false).argv_max(256).profile(args.profiler.clone());
+    let tracer = match Tracer::start(&config) {
+        Ok(tracer) => tracer,
+        Err(e) => {
+            eprintln!("profile: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut symbolizer = Symbolizer::new();
+    if !args.debug_dirs.is_empty() {
+        let mut dirs = args.debug_dirs.clone();
+        dirs.push(PathBuf::from("/usr/lib/debug"));
+        symbolizer = symbolizer.debug_dirs(dirs);
+    }
+    let mut learner = Learner { profiled: HashSet::new(), last: HashMap::new() };
+    for pid in tracer.targets().pids().unwrap_or_default() {
+        learner.profiled.insert(pid);
+        learner.learn(&mut symbolizer, pid, true);
+    }
+
+    let mut profile = Profile::new(hz);
+    let (mut triggers, mut lost) = (0u64, 0u64);
+    let stop = tracer.stop_handle();
+    let _ = ctrlc::set_handler(move || stop.stop());
+    let deadline = Instant::now() + args.duration;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let Ok(batch) = tracer.events().recv_timeout(left.min(Duration::from_millis(200))) else {
+            if tracer.events().is_empty() && deadline <= Instant::now() {
+                break;
+            }
+            continue;
+        };
+        for event in &batch {
+            match &event {
+                Event::Sample(sample) => {
+                    let unknown = sample.user_stack.iter().any(|f| match f {
+                        UserFrame::FileOffset { build_id, .. } => symbolizer.index().path(&build_id).is_none(),
+                        UserFrame::Address(_) => false,
+                    });
+                    let new = learner.profiled.insert(sample.pid);
+                    if new || unknown {
+                        learner.learn(&mut symbolizer, sample.pid, new);
+                    }
+                    profile.add(sample, &mut symbolizer);
+                }
+                Event::Trigger(trigger) => {
+                    triggers += 1;
+                    learner.profiled.insert(trigger.pid);
+                    learner.learn(&mut symbolizer, trigger.pid, true);
+                }
+                Event::Exec(exec) if learner.profiled.contains(&exec.pid) => {
+                    learner.learn(&mut symbolizer, exec.pid, true);
+                }
+                Event::Lost(l) if l.kind == EventKind::Sample => lost += l.records,
+                _ => {}
+            }
+        }
+    }
+    let stats = match tracer.stop() {
+        Ok(stats) => stats,
+        Err(e) => {
+            eprintln!("profile: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let write = |name: &str, f: &dyn Fn(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>| {
+        let path = args.out.join(name);
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        f(&mut file)?;
+        std::io::Write::flush(&mut file)?;
+        Ok::<PathBuf, std::io::Error>(path)
+    };
+    let written = (|| {
+        Ok::<_, std::io::Error>([
+            write("profile.folded", &|w| profile.write_folded(w))?,
+            write("flamegraph.svg", &|w| profile.write_flamegraph(w))?,
+            write("profile.pb.gz", &|w| profile.write_pprof(w))?,
+        ])
+    })();
+    let written = match written {
+        Ok(paths) => paths,
+        Err(e) => {
+            eprintln!("profile: writing into {}: {e}", args.out.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let top: Vec<_> = profile.functions_by_self_samples().into_iter().take(10).collect();
+    let summary = serde_json::json!({
+        "type": "profile",
+        "samples": profile.total_samples(),
+        "hz": hz,
+        "triggers": triggers,
+        "samples_lost": lost,
+        "samples_without_data": stats.sample.data_lost,
+        "kernel_stack_errors": stats.kernel_stack_errors,
+        "user_stack_errors": stats.user_stack_errors,
+        "top_self": top,
+        "files": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+    });
+    println!("{summary}");
+    ExitCode::SUCCESS
+}

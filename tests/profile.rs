@@ -1,0 +1,454 @@
+//! The profiler against the real kernel: targets by pid, by command-name
+//! prefix (in the kernel at exec) and by fork; samples only of targets;
+//! targets leave with their process, also across pid reuse; stacks symbolize
+//! to the fixture's known hot functions, through a debug file found by build
+//! id when the binary is stripped. Tests take turns: the sampler of one would
+//! see the other's processes in system-wide mode, and every test here wants
+//! both CPUs for its CPU-bound fixture.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::Child;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::fixture::{self, HotBinaries};
+use proctap::profile::{Profile, Symbolizer};
+use proctap::{Config, Event, Profiler, StackSample, Tracer, TriggerReason};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn profile(profiler: Profiler) -> Config {
+    Config::new().exec(false).exit(false).profile(profiler)
+}
+
+/// Kills the children when a test ends, also when it fails.
+struct Reaper(Vec<Child>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            fixture::kill(child);
+        }
+    }
+}
+
+/// Owned events for `wait`, reading batches as they come.
+fn collect_for(tracer: &Tracer, wait: Duration) -> Vec<Event> {
+    common::collect_until(tracer, wait, |_| true, |_| false)
+}
+
+fn samples(events: &[Event]) -> impl Iterator<Item = &StackSample> {
+    events.iter().filter_map(|e| match e {
+        Event::Sample(s) => Some(s),
+        _ => None,
+    })
+}
+
+fn sample_pids(events: &[Event]) -> HashMap<u32, usize> {
+    let mut pids = HashMap::new();
+    for s in samples(events) {
+        *pids.entry(s.pid).or_default() += 1;
+    }
+    pids
+}
+
+fn hot(name: &str) -> HotBinaries {
+    fixture::build_hot(name)
+}
+
+#[test]
+fn only_targets_are_sampled_and_system_wide_mode_sees_the_rest() {
+    let _turn = turn();
+    let bins = hot("untracked");
+    let kids = Reaper(vec![fixture::spawn(&bins.plain, &[]), fixture::spawn(&bins.plain, &[])]);
+    let (tracked, untracked) = (kids.0[0].id(), kids.0[1].id());
+
+    let Some(tracer) = common::start(&profile(Profiler::new().hz(99).pid(tracked))) else { return };
+    // Until 20 samples of the target (a busy machine gives it less CPU),
+    // then 300 ms more for any sample of the other to show up.
+    let mut events = common::collect_until(&tracer, Duration::from_secs(10), |_| true, |got| samples(got).count() >= 20);
+    events.extend(collect_for(&tracer, Duration::from_millis(300)));
+    let stats = tracer.stop().unwrap();
+    let pids = sample_pids(&events);
+    assert!(pids.get(&tracked).copied().unwrap_or(0) >= 20, "too few samples of the target: {pids:?}");
+    assert_eq!(pids.keys().copied().collect::<Vec<_>>(), vec![tracked], "only the target is sampled");
+    assert_eq!(stats.sample.delivered, samples(&events).count() as u64);
+    assert_eq!(stats.sample.meta_lost + stats.sample.data_lost + stats.invalid, 0, "{stats:?}");
+    assert!(stats.perf_events >= 1);
+
+    // The same two processes, system-wide: the other one shows up, so the
+    // filter above is what kept it out.
+    let Some(tracer) = common::start(&profile(Profiler::new().hz(99).all(true))) else { return };
+    let events = common::collect_until(&tracer, Duration::from_secs(10), |_| true, |got| {
+        let pids = sample_pids(got);
+        pids.contains_key(&tracked) && pids.contains_key(&untracked)
+    });
+    tracer.stop().unwrap();
+    let pids = sample_pids(&events);
+    assert!(pids.contains_key(&tracked) && pids.contains_key(&untracked), "system-wide sees both: {pids:?}");
+    drop(kids);
+}
+
+#[test]
+fn a_watched_prefix_catches_a_process_started_later_within_100_ms() {
+    let _turn = turn();
+    let bins = hot("trigger");
+    let Some(tracer) = common::start(&profile(Profiler::new().hz(99).comm_prefix(&bins.comm[..bins.comm.len() - 1])))
+    else {
+        return;
+    };
+    let started = Instant::now();
+    let kids = Reaper(vec![fixture::spawn(&bins.named, &[])]);
+    let pid = kids.0[0].id();
+    let events = common::collect_until(
+        &tracer,
+        Duration::from_secs(3),
+        |e| e.pid() == pid,
+        |got| got.iter().filter(|e| matches!(e, Event::Sample(_))).count() >= 3,
+    );
+    let spawn_to_now = started.elapsed();
+    let stats = tracer.stop().unwrap();
+    drop(kids);
+
+    let trigger = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Trigger(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no trigger for pid {pid} in {spawn_to_now:?}; stats {stats:?}"));
+    assert_eq!(trigger.pid, pid);
+    assert_eq!(trigger.ppid, std::process::id());
+    assert_eq!(trigger.comm.as_bytes(), bins.comm.as_bytes());
+    assert_eq!(trigger.reason, TriggerReason::CommPrefix { prefix_len: bins.comm.len() as u32 - 1 });
+    assert_eq!(stats.trigger.emitted, 1, "exactly one trigger: {stats:?}");
+
+    let first = samples(&events).map(|s| s.ts_ns).min().expect("samples of the triggered process");
+    let since_start = Duration::from_nanos(first - trigger.start_ns);
+    assert!(
+        since_start <= Duration::from_millis(100),
+        "first sample {since_start:?} after the process started (99 Hz: expected within 100 ms)"
+    );
+    // Samples come only after the trigger: the kernel added the pid at exec.
+    assert!(first >= trigger.ts_ns);
+}
+
+#[test]
+fn targets_leave_on_exit_and_do_not_follow_a_reused_pid() {
+    let _turn = turn();
+    let bins = hot("reuse");
+    let Some(tracer) = common::start(&profile(Profiler::new().hz(99))) else { return };
+    let targets = tracer.targets();
+
+    let mut first = fixture::spawn(&bins.plain, &[]);
+    let pid = first.id();
+    targets.add_pid(pid).unwrap();
+    assert_eq!(targets.pids().unwrap(), vec![pid]);
+    fixture::kill(&mut first);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !targets.pids().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(targets.pids().unwrap(), Vec::<u32>::new(), "the exit removed the target in the kernel");
+
+    // Another process with the same pid: ask the kernel for pid - 1 as the
+    // last one handed out, so the next fork gets pid (retried if another
+    // fork takes it first).
+    let mut kids = Reaper(Vec::new());
+    for _ in 0..20 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+        let child = fixture::spawn(&bins.plain, &[]);
+        let reused = child.id() == pid;
+        kids.0.push(child);
+        if reused {
+            break;
+        }
+    }
+    let second = kids.0.last().unwrap().id();
+    assert_eq!(second, pid, "could not get pid {pid} again through ns_last_pid");
+    let events = collect_for(&tracer, Duration::from_millis(800));
+    assert_eq!(sample_pids(&events).get(&pid), None, "the new process of pid {pid} is not a target");
+    assert!(targets.pids().unwrap().is_empty());
+
+    // Adding it now samples it: the new process is profiled only when asked.
+    targets.add_pid(pid).unwrap();
+    let events = common::collect_until(
+        &tracer,
+        Duration::from_secs(3),
+        |e| e.pid() == pid,
+        |got| got.iter().any(|e| matches!(e, Event::Sample(_))),
+    );
+    assert!(samples(&events).count() >= 1, "samples after add_pid");
+    tracer.stop().unwrap();
+}
+
+#[test]
+fn targets_are_added_and_removed_at_run_time_with_typed_errors() {
+    let _turn = turn();
+    let bins = hot("runtime");
+    let mut kids = Reaper(vec![fixture::spawn(&bins.plain, &[])]);
+    let pid = kids.0[0].id();
+    let Some(tracer) = common::start(&profile(Profiler::new().hz(99))) else { return };
+    let targets = tracer.targets();
+
+    let quiet = collect_for(&tracer, Duration::from_millis(300));
+    assert_eq!(samples(&quiet).count(), 0, "no targets, no samples");
+    targets.add_pid(pid).unwrap();
+    targets.add_pid(pid).unwrap(); // twice is fine
+    let on = common::collect_until(&tracer, Duration::from_secs(10), |e| e.pid() == pid, |got| got.len() >= 5);
+    assert!(samples(&on).count() >= 5);
+    assert!(targets.remove_pid(pid).unwrap());
+    assert!(!targets.remove_pid(pid).unwrap(), "not a target any more");
+    // Records already in flight may still arrive; after that, nothing.
+    collect_for(&tracer, Duration::from_millis(100));
+    let off = collect_for(&tracer, Duration::from_millis(500));
+    assert_eq!(samples(&off).count(), 0, "removed: no samples");
+
+    // A thread id is not a process id, a dead pid is not a process.
+    let tid = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|&tid| tid != std::process::id())
+        .expect("the test harness runs tests on threads");
+    assert!(matches!(targets.add_pid(tid), Err(proctap::Error::Target { errno: 22, .. })));
+    fixture::kill(&mut kids.0[0]);
+    assert!(matches!(targets.add_pid(pid), Err(proctap::Error::Target { errno: 3, .. })));
+    assert!(targets.pids().unwrap().is_empty(), "a failed add leaves nothing behind");
+    assert!(matches!(targets.add_comm_prefix(""), Err(proctap::Error::InvalidConfig { .. })));
+    assert!(matches!(targets.add_comm_prefix("sixteen-bytes-xx"), Err(proctap::Error::InvalidConfig { .. })));
+
+    // Running processes matching a new prefix are found by the /proc scan.
+    let mut named = fixture::spawn(&bins.named, &[]);
+    std::thread::sleep(Duration::from_millis(50)); // past its exec
+    let found = targets.add_comm_prefix(&bins.comm).unwrap();
+    assert_eq!(found, vec![named.id()]);
+    assert!(targets.remove_comm_prefix(&bins.comm).unwrap());
+    assert!(!targets.remove_comm_prefix(&bins.comm).unwrap());
+    fixture::kill(&mut named);
+    let stats = tracer.stop().unwrap();
+    assert_eq!(stats.trigger.emitted, 0, "the scan found it, the kernel did not trigger");
+    assert!(matches!(targets.add_pid(1), Err(proctap::Error::Target { errno: 3, .. })), "stopped tracer");
+
+    // A tracer that does not profile refuses targets.
+    let Some(plain) = common::start(&Config::new()) else { return };
+    assert!(matches!(plain.targets().add_pid(std::process::id()), Err(proctap::Error::Target { errno: 22, .. })));
+}
+
+#[test]
+fn children_of_targets_are_profiled_when_asked() {
+    let _turn = turn();
+    let bins = hot("children");
+    let Some(tracer) = common::start(&profile(Profiler::new().hz(99).children(true))) else { return };
+    // A shell target that forks the hot program: the child is a target by fork.
+    let mut shell = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("read go; {} 700", bins.plain.display()))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shell_pid = shell.id();
+    tracer.targets().add_pid(shell_pid).unwrap();
+    use std::io::Write;
+    writeln!(shell.stdin.take().unwrap(), "go").unwrap();
+    let events = collect_for(&tracer, Duration::from_millis(1200));
+    shell.wait().unwrap();
+    tracer.stop().unwrap();
+
+    let child = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Trigger(t) if t.reason == TriggerReason::Child && t.ppid == shell_pid => Some(t.pid),
+            _ => None,
+        })
+        .expect("a child trigger for the shell's fork");
+    let pids = sample_pids(&events);
+    assert!(pids.get(&child).copied().unwrap_or(0) >= 1, "the child was sampled: {pids:?}");
+    let sampled: HashSet<u32> = pids.keys().copied().collect();
+    assert!(sampled.is_subset(&HashSet::from([shell_pid, child])), "{sampled:?}");
+}
+
+#[test]
+fn samples_carry_user_frames_as_build_id_and_file_offset() {
+    let _turn = turn();
+    let bins = hot("frames");
+    let kids = Reaper(vec![fixture::spawn(&bins.plain, &[])]);
+    let pid = kids.0[0].id();
+    let Some(tracer) = common::start(&profile(Profiler::new().hz(199).pid(pid))) else { return };
+    let events = common::collect_until(&tracer, Duration::from_secs(3), |e| e.pid() == pid, |got| got.len() >= 40);
+    tracer.stop().unwrap();
+    drop(kids);
+    let build_id = proctap::BuildId::from_note(&hex(&bins.build_id));
+    let mut in_binary = 0;
+    for s in samples(&events) {
+        assert!(!s.data_lost && s.user_stack_error.is_none(), "{s:?}");
+        // main -> pt_hot_outer -> leaf, at least, with frame pointers.
+        if s.user_stack.iter().filter(|f| matches!(f, proctap::UserFrame::FileOffset { build_id: b, .. } if *b == build_id)).count() >= 3 {
+            in_binary += 1;
+        }
+    }
+    let total = samples(&events).count();
+    if let Some(s) = samples(&events).next() { eprintln!("{}", serde_json::to_string(&Event::Sample(s.clone())).unwrap()); }
+    assert!(total >= 40 && in_binary * 10 >= total * 8, "{in_binary} of {total} samples walk 3+ frames of the fixture");
+}
+
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+}
+
+/// A sample taken while another program of proctap's is between reserving
+/// its data and submitting its record (the sampler's timer interrupts the
+/// synthetic source, which runs in this process' getppid): both programs
+/// reserve from the same CPU's data pages with a compare-and-swap, and the
+/// consumer gets the nested record first. Every record must still arrive
+/// intact, counted once, and the spans must be released in order.
+#[test]
+fn samples_nested_inside_another_program_leave_every_record_intact() {
+    let _turn = turn();
+    let pid = std::process::id();
+    let config = Config::new()
+        .exec(false)
+        .exit(false)
+        .pages_per_cpu(256)
+        .synthetic(proctap::SyntheticSource {
+            pid,
+            payload_bytes: 2048,
+            events_per_trigger: 64,
+            transport: proctap::SyntheticTransport::Hybrid,
+            ring_bytes: 0,
+        })
+        .profile(Profiler::new().hz(999).pid(pid));
+    let Some(tracer) = common::start(&config) else { return };
+    let events = tracer.events().clone();
+    let reader = std::thread::spawn(move || {
+        let (mut synthetic, mut samples, mut kernel_samples) = (Vec::new(), 0u64, 0u64);
+        for batch in events {
+            for event in &batch {
+                match event {
+                    Event::Synthetic(s) => {
+                        assert!(s.payload_intact(), "payload of seq {} on cpu {} intact", s.seq, s.cpu);
+                        synthetic.push((s.cpu, s.seq));
+                    }
+                    Event::Sample(s) => {
+                        samples += 1;
+                        kernel_samples += u64::from(s.kernel_mode);
+                        assert!(s.data_lost || s.user_stack_error.is_none() && s.kernel_stack_error.is_none(), "{s:?}");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        (synthetic, samples, kernel_samples)
+    });
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && tracer.stats().nested < 20 {
+        for _ in 0..100 {
+            std::hint::black_box(std::os::unix::process::parent_id());
+        }
+    }
+    let stats = tracer.stop().unwrap();
+    let (synthetic, samples, kernel_samples) = reader.join().unwrap();
+    eprintln!("nested: {stats:?}");
+
+    assert!(stats.nested > 0, "no sample landed inside the synthetic program: {stats:?}");
+    assert!(kernel_samples > 0 && samples == stats.sample.delivered);
+    let mut seen = HashSet::new();
+    for &(cpu, seq) in &synthetic {
+        assert!(seen.insert((cpu, seq)), "seq {seq} on cpu {cpu} delivered twice");
+    }
+    assert_eq!(synthetic.len() as u64, stats.synthetic.delivered);
+    assert_eq!(stats.synthetic.emitted, stats.synthetic.delivered);
+    assert_eq!(stats.sample.emitted, stats.sample.delivered);
+    assert_eq!((stats.invalid, stats.ring_stalls, stats.abandoned), (0, 0, 0), "{stats:?}");
+}
+
+/// Profiles `binary` (a hot fixture) at 199 Hz until `want` samples, learns
+/// its files while it runs, then kills it: symbolization happens after the
+/// process is gone, from build ids alone.
+fn profile_then_kill(binary: &std::path::Path, symbolizer: &mut Symbolizer, want: usize) -> Vec<StackSample> {
+    let kids = Reaper(vec![fixture::spawn(binary, &[])]);
+    let pid = kids.0[0].id();
+    let Some(tracer) = common::start(&profile(Profiler::new().hz(199).pid(pid))) else { return Vec::new() };
+    let events = common::collect_until(&tracer, Duration::from_secs(15), |e| e.pid() == pid, |got| got.len() >= want);
+    symbolizer.learn_process(pid).unwrap();
+    drop(kids);
+    tracer.stop().unwrap();
+    assert!(std::fs::metadata(format!("/proc/{pid}")).is_err(), "the process is gone before symbolizing");
+    samples(&events).cloned().collect()
+}
+
+fn assert_hot_profile(profile: &Profile) {
+    let top = profile.functions_by_self_samples();
+    let names: Vec<&str> = top.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(&names[..2], &[fixture::HOT_LEAF_A, fixture::HOT_LEAF_B], "hottest functions: {top:?}");
+    let total = profile.total_samples();
+    let (a, b) = (top[0].1, top[1].1);
+    // About 3:1 by construction; a wide margin for a noisy VM.
+    assert!(a > 2 * b && a + b >= total * 9 / 10, "leaf_a {a}, leaf_b {b} of {total}");
+    assert!(profile.inclusive_samples(fixture::HOT_OUTER) >= total * 9 / 10, "pt_hot_outer is on the stacks");
+    assert!(profile.inclusive_samples("main") >= total * 9 / 10, "main is on the stacks");
+}
+
+#[test]
+fn hottest_frames_symbolize_to_the_fixtures_hot_functions() {
+    let _turn = turn();
+    let bins = hot("symbols");
+    let mut symbolizer = Symbolizer::new();
+    let got = profile_then_kill(&bins.plain, &mut symbolizer, 200);
+    if got.is_empty() {
+        return;
+    }
+    let mut profile = Profile::new(199);
+    for sample in &got {
+        profile.add(sample, &mut symbolizer);
+    }
+    assert_hot_profile(&profile);
+    // File and line come from the binary's DWARF.
+    let sample = got.iter().find(|s| s.kernel_stack.is_empty()).unwrap();
+    let leaf = symbolizer.symbolize_sample(sample).into_iter().next().unwrap();
+    let frame = leaf.frames.last().unwrap();
+    assert!(frame.file.as_deref().is_some_and(|f| f.ends_with("hot.c")) && frame.line.is_some(), "{leaf:?}");
+    // Every output is written and non-empty.
+    let (mut folded, mut svg, mut pprof) = (Vec::new(), Vec::new(), Vec::new());
+    profile.write_folded(&mut folded).unwrap();
+    profile.write_flamegraph(&mut svg).unwrap();
+    profile.write_pprof(&mut pprof).unwrap();
+    let folded = String::from_utf8(folded).unwrap();
+    assert!(folded.lines().any(|l| l.contains("main;pt_hot_outer;pt_hot_leaf_a ")), "{folded}");
+    assert!(String::from_utf8_lossy(&svg).contains("pt_hot_leaf_a"));
+    assert_eq!(&pprof[..2], &[0x1f, 0x8b], "gzip");
+}
+
+#[test]
+fn a_stripped_binary_symbolizes_through_its_debug_file_found_by_build_id() {
+    let _turn = turn();
+    let bins = hot("stripped");
+    // Without the debug directory the stripped binary's frames have no names.
+    let mut bare = Symbolizer::new().debug_dirs(Vec::new());
+    let got = profile_then_kill(&bins.stripped, &mut bare, 100);
+    if got.is_empty() {
+        return;
+    }
+    let mut profile = Profile::new(199);
+    for sample in &got {
+        profile.add(sample, &mut bare);
+    }
+    assert_eq!(profile.inclusive_samples(fixture::HOT_LEAF_A), 0, "no names without the debug file");
+
+    let mut symbolizer = Symbolizer::new().debug_dirs(vec![bins.debug_dir.clone()]);
+    symbolizer.index_mut().learn_file(&bins.stripped).unwrap();
+    let mut profile = Profile::new(199);
+    for sample in &got {
+        profile.add(sample, &mut symbolizer);
+    }
+    assert_hot_profile(&profile);
+    let sample = got.iter().find(|s| s.kernel_stack.is_empty()).unwrap();
+    let leaf = symbolizer.symbolize_sample(sample).into_iter().next().unwrap();
+    let frame = leaf.frames.last().unwrap();
+    assert!(frame.file.as_deref().is_some_and(|f| f.ends_with("hot.c")) && frame.line.is_some(), "{leaf:?}");
+}
