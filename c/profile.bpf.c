@@ -141,7 +141,7 @@ int pf_sample(struct bpf_perf_event_data *ctx)
 	s->hdr.data_span = pt_data_trim(c.ctl, pos, PT_SAMPLE_DATA_MAX, used);
 	pt_count(&c.ctl->data_bytes, used);
 submit:
-	pt_submit(s, sizeof(*s), urgent);
+	pt_submit_lazy(s, sizeof(*s), urgent);
 	pt_count(&c.ctl->emitted[PT_KIND_SAMPLE], 1);
 	return 0;
 }

@@ -43,6 +43,14 @@ fn collect_for(tracer: &Tracer, wait: Duration) -> Vec<Event> {
     common::collect_until(tracer, wait, |_| true, |_| false)
 }
 
+/// Stops the tracer and reads the batches its final drain handed over.
+fn stop_and_collect(tracer: Tracer) -> (proctap::Stats, Vec<Event>) {
+    let rest = tracer.events().clone();
+    let stats = tracer.stop().unwrap();
+    let events = rest.iter().flat_map(|batch| batch.iter().map(|e| e.to_owned_event()).collect::<Vec<_>>()).collect();
+    (stats, events)
+}
+
 fn samples(events: &[Event]) -> impl Iterator<Item = &StackSample> {
     events.iter().filter_map(|e| match e {
         Event::Sample(s) => Some(s),
@@ -74,7 +82,8 @@ fn only_targets_are_sampled_and_system_wide_mode_sees_the_rest() {
     // then 300 ms more for any sample of the other to show up.
     let mut events = common::collect_until(&tracer, Duration::from_secs(10), |_| true, |got| samples(got).count() >= 20);
     events.extend(collect_for(&tracer, Duration::from_millis(300)));
-    let stats = tracer.stop().unwrap();
+    let (stats, rest) = stop_and_collect(tracer);
+    events.extend(rest);
     let pids = sample_pids(&events);
     assert!(pids.get(&tracked).copied().unwrap_or(0) >= 20, "too few samples of the target: {pids:?}");
     assert_eq!(pids.keys().copied().collect::<Vec<_>>(), vec![tracked], "only the target is sampled");
