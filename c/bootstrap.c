@@ -1011,21 +1011,31 @@ static void pt_profile_detach(struct proctap *pt)
 	profile__detach(pt->prof);
 }
 
+/* Reads a small text file (procfs, sysfs) into buf, NUL-terminated.
+ * Returns its length, or -1. */
+static ssize_t pt_read_text(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t len;
+
+	if (fd < 0)
+		return -1;
+	len = read(fd, buf, size - 1);
+	close(fd);
+	if (len <= 0)
+		return -1;
+	buf[len] = '\0';
+	return len;
+}
+
 /* Parses a CPU list such as "0-3,5" (/sys/devices/system/cpu/online) into
  * flags; returns the number of entries written, or -1. */
 static int pt_online_cpus(bool *online, int n)
 {
 	char buf[1024], *p = buf;
-	int fd = open("/sys/devices/system/cpu/online", O_RDONLY | O_CLOEXEC);
-	ssize_t len;
 
-	if (fd < 0)
+	if (pt_read_text("/sys/devices/system/cpu/online", buf, sizeof(buf)) < 0)
 		return -1;
-	len = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (len <= 0)
-		return -1;
-	buf[len] = '\0';
 	memset(online, 0, n * sizeof(*online));
 	while (*p && *p != '\n') {
 		char *end;
@@ -1140,18 +1150,10 @@ static int pt_profile_load(struct proctap *pt, const struct proctap_config *c,
 static int pt_proc_stat(__u32 pid, char *state, unsigned long long *start)
 {
 	char path[64], buf[1024], *p;
-	ssize_t len;
-	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (pt_read_text(path, buf, sizeof(buf)) < 0)
 		return -ESRCH;
-	len = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (len <= 0)
-		return -ESRCH;
-	buf[len] = '\0';
 	/* The command name may hold anything, ')' included: skip to the last one. */
 	p = strrchr(buf, ')');
 	if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
@@ -1164,22 +1166,15 @@ static int pt_proc_stat(__u32 pid, char *state, unsigned long long *start)
 static int pt_proc_alive(__u32 pid, unsigned long long *start)
 {
 	char path[64], buf[4096], *tgid, state;
-	ssize_t len;
-	int fd, e;
+	int e;
 
 	if ((e = pt_proc_stat(pid, &state, start)))
 		return e;
 	if (state == 'Z' || state == 'X' || state == 'x')
 		return -ESRCH;
 	snprintf(path, sizeof(path), "/proc/%u/status", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (pt_read_text(path, buf, sizeof(buf)) < 0)
 		return -ESRCH;
-	len = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (len <= 0)
-		return -ESRCH;
-	buf[len] = '\0';
 	tgid = strstr(buf, "\nTgid:");
 	if (!tgid || strtoul(tgid + 6, NULL, 10) != pid)
 		return -EINVAL; /* a thread id, not a process id */

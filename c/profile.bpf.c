@@ -156,10 +156,10 @@ static __always_inline void pf_trigger(struct task_struct *task, __u32 tgid, __u
 	struct pt_cpu c;
 	__u32 cpu;
 
-	if (!pt_cpu_get(&c, &cpu))
-		return;
 	if (old && old->start_ns == t.start_ns)
 		return; /* already a target */
+	if (!pt_cpu_get(&c, &cpu))
+		return;
 	/* BPF_ANY: replaces an entry of an earlier process of this pid. */
 	if (bpf_map_update_elem(&pf_targets, &tgid, &t, BPF_ANY)) {
 		pt_count(&c.ctl->targets_full, 1);
@@ -206,7 +206,9 @@ int BPF_PROG(pf_fork, struct task_struct *parent, struct task_struct *child)
 
 	if (ptgid == ctgid)
 		return 0; /* a new thread, not a new process */
-	if (!bpf_map_lookup_elem(&pf_targets, &ptgid))
+	/* The tracepoint runs in the parent, so this also drops a stale entry
+	 * of an earlier process with the parent's pid. */
+	if (!pf_is_target(ptgid))
 		return 0;
 	pf_trigger(child, ctgid, BPF_CORE_READ(child, pid), PT_TRIGGER_CHILD, 0);
 	return 0;

@@ -391,6 +391,23 @@ fn profile_then_kill(binary: &std::path::Path, symbolizer: &mut Symbolizer, want
     samples(&events).cloned().collect()
 }
 
+/// The samples aggregated at the 199 Hz profile_then_kill samples at.
+fn profile_of(samples: &[StackSample], symbolizer: &mut Symbolizer) -> Profile {
+    let mut profile = Profile::new(199);
+    for sample in samples {
+        profile.add(sample, symbolizer);
+    }
+    profile
+}
+
+/// The innermost frame of a user-mode sample names hot.c and a line.
+fn assert_leaf_has_file_and_line(samples: &[StackSample], symbolizer: &mut Symbolizer) {
+    let sample = samples.iter().find(|s| s.kernel_stack.is_empty()).expect("a sample taken in user mode");
+    let leaf = symbolizer.symbolize_sample(sample).into_iter().next().unwrap();
+    let frame = leaf.frames.last().unwrap();
+    assert!(frame.file.as_deref().is_some_and(|f| f.ends_with("hot.c")) && frame.line.is_some(), "{leaf:?}");
+}
+
 fn assert_hot_profile(profile: &Profile) {
     let top = profile.functions_by_self_samples();
     let names: Vec<&str> = top.iter().map(|(name, _)| name.as_str()).collect();
@@ -413,16 +430,10 @@ fn hottest_frames_symbolize_to_the_fixtures_hot_functions() {
     if got.is_empty() {
         return;
     }
-    let mut profile = Profile::new(199);
-    for sample in &got {
-        profile.add(sample, &mut symbolizer);
-    }
+    let profile = profile_of(&got, &mut symbolizer);
     assert_hot_profile(&profile);
     // File and line come from the binary's DWARF.
-    let sample = got.iter().find(|s| s.kernel_stack.is_empty()).unwrap();
-    let leaf = symbolizer.symbolize_sample(sample).into_iter().next().unwrap();
-    let frame = leaf.frames.last().unwrap();
-    assert!(frame.file.as_deref().is_some_and(|f| f.ends_with("hot.c")) && frame.line.is_some(), "{leaf:?}");
+    assert_leaf_has_file_and_line(&got, &mut symbolizer);
     // Every output is written and non-empty.
     let (mut folded, mut svg, mut pprof) = (Vec::new(), Vec::new(), Vec::new());
     profile.write_folded(&mut folded).unwrap();
@@ -444,21 +455,11 @@ fn a_stripped_binary_symbolizes_through_its_debug_file_found_by_build_id() {
     if got.is_empty() {
         return;
     }
-    let mut profile = Profile::new(199);
-    for sample in &got {
-        profile.add(sample, &mut bare);
-    }
+    let profile = profile_of(&got, &mut bare);
     assert_eq!(profile.inclusive_samples(fixture::HOT_LEAF_A), 0, "no names without the debug file");
 
     let mut symbolizer = Symbolizer::new().debug_dirs(vec![bins.debug_dir.clone()]);
     symbolizer.index_mut().learn_file(&bins.stripped).unwrap();
-    let mut profile = Profile::new(199);
-    for sample in &got {
-        profile.add(sample, &mut symbolizer);
-    }
-    assert_hot_profile(&profile);
-    let sample = got.iter().find(|s| s.kernel_stack.is_empty()).unwrap();
-    let leaf = symbolizer.symbolize_sample(sample).into_iter().next().unwrap();
-    let frame = leaf.frames.last().unwrap();
-    assert!(frame.file.as_deref().is_some_and(|f| f.ends_with("hot.c")) && frame.line.is_some(), "{leaf:?}");
+    assert_hot_profile(&profile_of(&got, &mut symbolizer));
+    assert_leaf_has_file_and_line(&got, &mut symbolizer);
 }
