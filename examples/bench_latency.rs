@@ -17,7 +17,7 @@ mod bench_util;
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bench_util::{machine, quantile, self_cpu_ns, table, today};
@@ -93,53 +93,92 @@ fn load(args: &Args, load: Load, stop: proctap::StopHandle, done: Arc<AtomicBool
     })
 }
 
-/// Latencies (ns) of the child's exec events.
-fn measure(args: &Args, config: &Config, spin: bool, which: Load) -> Result<(Vec<u64>, proctap::Stats), String> {
-    let tracer = Tracer::start(config).map_err(|e| format!("starting the tracer: {e}"))?;
+/// How the benchmark consumes batches.
+#[derive(Clone, Copy, PartialEq)]
+enum Consumer {
+    /// Blocks on the channel.
+    Block,
+    /// Spins on the channel's `try_recv`.
+    Spin,
+    /// A handler on the poll thread (`Tracer::start_with_handler`).
+    Handler,
+}
+
+/// Latency (ns) of each benchmark event in `batch`, received at `now`.
+fn record(lat: &mut Vec<u64>, now: u64, batch: &proctap::Batch) {
+    for event in batch {
+        match event {
+            Event::Exec(e) if e.comm.as_bytes() == b"pt-storm-child" => lat.push(now.saturating_sub(e.ts_ns)),
+            Event::Synthetic(s) => lat.push(now.saturating_sub(s.ts_ns)),
+            _ => {}
+        }
+    }
+}
+
+/// Latencies (ns) of the load's events, sorted.
+fn measure(args: &Args, config: &Config, consumer: Consumer, which: Load) -> Result<(Vec<u64>, proctap::Stats), String> {
+    let from_handler = Arc::new(Mutex::new(Vec::new()));
+    let tracer = match consumer {
+        Consumer::Handler => {
+            let lat = from_handler.clone();
+            Tracer::start_with_handler(config, move |batch| {
+                let now = monotonic_ns();
+                record(&mut lat.lock().unwrap(), now, &batch);
+            })
+        }
+        Consumer::Block | Consumer::Spin => Tracer::start(config),
+    }
+    .map_err(|e| format!("starting the tracer: {e}"))?;
     let done = Arc::new(AtomicBool::new(false));
     let loader = load(args, which, tracer.stop_handle(), done.clone());
     let mut lat = Vec::new();
-    let mut record = |batch: proctap::Batch| {
-        let now = monotonic_ns();
-        for event in &batch {
-            match event {
-                Event::Exec(e) if e.comm.as_bytes() == b"pt-storm-child" => lat.push(now.saturating_sub(e.ts_ns)),
-                Event::Synthetic(s) => lat.push(now.saturating_sub(s.ts_ns)),
-                _ => {}
-            }
-        }
-    };
-    if spin {
-        loop {
+    match consumer {
+        Consumer::Spin => loop {
             match tracer.events().try_recv() {
-                Ok(batch) => record(batch),
+                Ok(batch) => record(&mut lat, monotonic_ns(), &batch),
                 Err(crossbeam_channel::TryRecvError::Empty) => std::hint::spin_loop(),
                 Err(crossbeam_channel::TryRecvError::Disconnected) => break,
             }
+        },
+        Consumer::Block => {
+            for batch in tracer.events().clone() {
+                record(&mut lat, monotonic_ns(), &batch);
+            }
         }
-    } else {
-        for batch in tracer.events().clone() {
-            record(batch);
-        }
+        Consumer::Handler => {}
     }
     loader.join().map_err(|_| "load thread panicked")??;
     let stats = tracer.stop().map_err(|e| e.to_string())?;
+    lat.append(&mut from_handler.lock().unwrap());
     lat.sort_unstable();
     Ok((lat, stats))
 }
 
-/// The tracer's CPU share over `seconds` with nothing to trace but the
-/// machine's own background.
-fn idle_cpu(config: &Config, seconds: u64) -> Result<f64, String> {
-    let tracer = Tracer::start(config).map_err(|e| format!("starting the tracer: {e}"))?;
+/// The CPU share (of one CPU) of the tracer and its consumer over `seconds`
+/// with nothing to trace but the machine's own background.
+fn idle_cpu(config: &Config, consumer: Consumer, seconds: u64) -> Result<f64, String> {
+    let tracer = match consumer {
+        Consumer::Handler => Tracer::start_with_handler(config, |batch| drop(std::hint::black_box(batch))),
+        Consumer::Block | Consumer::Spin => Tracer::start(config),
+    }
+    .map_err(|e| format!("starting the tracer: {e}"))?;
     let events = tracer.events().clone();
-    let consumer = std::thread::spawn(move || events.iter().count());
+    let reader = std::thread::spawn(move || match consumer {
+        Consumer::Spin => loop {
+            match events.try_recv() {
+                Ok(batch) => drop(batch),
+                Err(crossbeam_channel::TryRecvError::Empty) => std::hint::spin_loop(),
+                Err(crossbeam_channel::TryRecvError::Disconnected) => break,
+            }
+        },
+        Consumer::Block | Consumer::Handler => events.iter().for_each(drop),
+    });
     std::thread::sleep(Duration::from_millis(200));
     let (cpu0, t0) = (self_cpu_ns(), Instant::now());
     std::thread::sleep(Duration::from_secs(seconds));
     let share = (self_cpu_ns() - cpu0) as f64 / t0.elapsed().as_nanos() as f64;
     tracer.stop_handle().stop();
-    let _ = consumer.join();
+    let _ = reader.join();
     tracer.stop().map_err(|e| e.to_string())?;
     Ok(share)
 }
@@ -169,9 +208,11 @@ fn main() {
         transport: SyntheticTransport::Hybrid,
         ring_bytes: 0,
     };
+    let low_latency = Config::new().synthetic(synthetic).busy_poll(true).flush_interval(Duration::from_micros(50));
     let configs = [
-        ("default", Config::new().synthetic(synthetic), false),
-        ("low-latency", Config::new().synthetic(synthetic).busy_poll(true).flush_interval(Duration::from_micros(50)), true),
+        ("default", Config::new().synthetic(synthetic), Consumer::Block),
+        ("low-latency, channel", low_latency.clone(), Consumer::Spin),
+        ("low-latency, handler", low_latency, Consumer::Handler),
     ];
     let mut rows = Vec::new();
     for (load_name, which) in [
@@ -179,9 +220,9 @@ fn main() {
         ("idle: 1 exec / 20 ms", Load::Idle),
         ("exec storm", Load::Storm),
     ] {
-        for (name, config, spin) in &configs {
+        for (name, config, consumer) in &configs {
             eprintln!("bench_latency: {name}, {load_name}, {} s", args.seconds);
-            let (lat, stats) = match measure(&args, config, *spin, which) {
+            let (lat, stats) = match measure(&args, config, *consumer, which) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("bench_latency: {e}");
@@ -203,9 +244,9 @@ fn main() {
     }
     let idle_seconds = 10;
     let mut cpu_rows = Vec::new();
-    for (name, config, _) in &configs {
+    for (name, config, consumer) in &configs {
         eprintln!("bench_latency: idle CPU, {name}, {idle_seconds} s");
-        match idle_cpu(config, idle_seconds) {
+        match idle_cpu(config, *consumer, idle_seconds) {
             Ok(share) => cpu_rows.push(vec![name.to_string(), format!("{:.3} %", share * 100.0)]),
             Err(e) => {
                 eprintln!("bench_latency: {e}");
@@ -221,13 +262,15 @@ fn main() {
          event's kernel `ts_ns`. Events: the synthetic source (a getppid() of this process, \
          which then sleeps) or exec events of a tiny static program. Default config: the poll \
          thread sleeps until a doorbell wakes it, the consumer blocks on the channel. \
-         Low-latency: `Config::busy_poll(true)`, 50 µs flush interval, the consumer spins on \
-         `try_recv` (both of this machine's CPUs kept busy).\n"
+         Low-latency: `Config::busy_poll(true)`, 50 µs flush interval; either the consumer \
+         spins on the channel's `try_recv` (two threads spinning: both of this machine's CPUs \
+         busy), or `Tracer::start_with_handler` runs the consumer on the poll thread (one CPU \
+         busy, no hand-off between threads).\n"
     );
     println!(
         "{}",
         table(&["load", "config", "events", "p50 µs", "p99 µs", "max µs", "poll rounds", "sleeps"], &rows)
     );
-    println!("Tracer CPU with nothing to trace ({idle_seconds} s, all of this process' threads, /proc/self/task/*/schedstat):\n");
+    println!("Tracer and consumer CPU with nothing to trace ({idle_seconds} s, all of this process' threads, /proc/self/task/*/schedstat; 100 % = one CPU):\n");
     println!("{}", table(&["config", "CPU"], &cpu_rows));
 }

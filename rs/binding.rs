@@ -84,7 +84,7 @@ impl Buffer {
         let storage = vec![0u64; bytes.div_ceil(8)].into_boxed_slice();
         let raw = sys::proctap_buf {
             data: ptr::null_mut(), // set when lent to C (see swap)
-            cap: u32::try_from(storage.len() * 8).unwrap_or(u32::MAX & !7),
+            cap: u32::try_from(storage.len() * 8).unwrap_or(!7),
             ..Default::default()
         };
         Box::new(Buffer { raw, storage })

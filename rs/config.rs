@@ -250,9 +250,12 @@ impl Config {
     }
 
     /// Poll the rings in a loop instead of sleeping until the kernel wakes
-    /// the poll thread: the lowest latency (no wake-up on the path), at the
-    /// price of one CPU kept busy. Consumers that want it all the way spin
-    /// on `events().try_recv()` too. Off by default.
+    /// the poll thread: no wake-up on the path, at the price of one CPU kept
+    /// busy. For the lowest latency also consume on the poll thread with
+    /// [`Tracer::start_with_handler`](crate::Tracer::start_with_handler): a
+    /// consumer spinning on `events().try_recv()` keeps a second CPU busy,
+    /// and on a small machine it competes with the traced processes. Off by
+    /// default.
     pub fn busy_poll(mut self, on: bool) -> Config {
         self.busy_poll = on;
         self

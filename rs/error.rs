@@ -35,6 +35,12 @@ pub enum Error {
     #[error("profiler target {target}: {message}")]
     Target { target: String, errno: i32, message: String },
 
+    /// The handler given to [`Tracer::start_with_handler`](crate::Tracer::start_with_handler)
+    /// panicked. The tracer stopped polling then; the batch it was handling
+    /// and later records are counted (undelivered, abandoned), not lost silently.
+    #[error("the event handler panicked: {message}")]
+    HandlerPanicked { message: String },
+
     /// The poll thread could not be spawned.
     #[error("spawning the poll thread: {0}")]
     Thread(#[from] std::io::Error),

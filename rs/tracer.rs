@@ -6,7 +6,10 @@
 //! its buffer back. When the consumer holds every buffer, the poll thread
 //! waits, the kernel's rings fill, and the kernel counts what it must drop:
 //! back-pressure never blocks a traced process and never loses silently.
+//! [`Tracer::start_with_handler`] skips the channel: the poll thread calls
+//! the handler with each batch (the lowest-latency path).
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -217,12 +220,21 @@ impl Shared {
     }
 }
 
+/// Where the poll thread puts filled batches.
+enum Sink {
+    /// The channel behind [`Tracer::events`].
+    Channel(Sender<Batch>),
+    /// The handler of [`Tracer::start_with_handler`], called on the poll
+    /// thread (only that thread touches it), and what its panic said.
+    Handler { handler: RefCell<Box<dyn FnMut(Batch) + Send>>, panicked: RefCell<Option<String>> },
+}
+
 /// The poll thread's side of the buffer exchange.
 struct Exchanger {
     undelivered: Arc<AtomicU64>,
     pool: Receiver<Box<Buffer>>,
     recycle: Sender<Box<Buffer>>,
-    events: Sender<Batch>,
+    sink: Sink,
     stop: Receiver<()>,
 }
 
@@ -233,13 +245,34 @@ impl Exchange for Exchanger {
         if records == 0 {
             return; // dropping it recycles the buffer
         }
-        // The channel holds as many batches as there are buffers: no wait.
-        if self.events.try_send(batch).is_err() {
-            self.undelivered.fetch_add(records, Ordering::Relaxed);
+        match &self.sink {
+            // The channel holds as many batches as there are buffers: no wait.
+            Sink::Channel(events) => {
+                if events.try_send(batch).is_err() {
+                    self.undelivered.fetch_add(records, Ordering::Relaxed);
+                }
+            }
+            Sink::Handler { handler, panicked } => {
+                if panicked.borrow().is_some() {
+                    self.undelivered.fetch_add(records, Ordering::Relaxed);
+                    return;
+                }
+                // A panic must not unwind into the C poll loop: keep it, count
+                // the batch as undelivered (the handler may have seen part of
+                // it) and stop polling (next_empty).
+                let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (handler.borrow_mut())(batch)));
+                if let Err(payload) = call {
+                    self.undelivered.fetch_add(records, Ordering::Relaxed);
+                    *panicked.borrow_mut() = Some(panic_message(&*payload));
+                }
+            }
         }
     }
 
     fn next_empty(&self) -> Option<Box<Buffer>> {
+        if self.handler_panic().is_some() {
+            return None;
+        }
         if let Ok(buf) = self.pool.try_recv() {
             return Some(buf);
         }
@@ -249,6 +282,34 @@ impl Exchange for Exchanger {
             // that stopped reading gets the rest counted as abandoned.
             recv(self.stop) -> _ => self.pool.recv_timeout(STOP_BUFFER_WAIT).ok(),
         }
+    }
+}
+
+impl Exchanger {
+    fn handler_panic(&self) -> Option<String> {
+        match &self.sink {
+            Sink::Handler { panicked, .. } => panicked.borrow().clone(),
+            Sink::Channel(_) => None,
+        }
+    }
+
+    /// The poll loop, then the handler's panic if there was one.
+    fn run(&self, instance: &Instance) -> Result<(), Error> {
+        let polled = instance.run(self);
+        match self.handler_panic() {
+            Some(message) => Err(Error::HandlerPanicked { message }),
+            None => polled,
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic without a message)".into()
     }
 }
 
@@ -384,8 +445,28 @@ impl StopHandle {
 }
 
 impl Tracer {
-    /// Loads and attaches the BPF programs and starts the poll thread.
+    /// Loads and attaches the BPF programs and starts the poll thread, which
+    /// sends filled batches to [`Tracer::events`].
     pub fn start(config: &Config) -> Result<Tracer, Error> {
+        let (events_tx, events) = bounded(config.batches_in_flight_resolved());
+        Tracer::launch(config, Sink::Channel(events_tx), events)
+    }
+
+    /// Like [`Tracer::start`], but the poll thread calls `handler` with each
+    /// filled batch instead of sending it through a channel, and
+    /// [`Tracer::events`] stays empty. No hand-off to another thread: with
+    /// [`Config::busy_poll`] this is the lowest-latency path, one CPU kept
+    /// busy in all. The handler should be quick; a slow one delays polling,
+    /// the kernel's rings fill and their losses are counted. Batches it keeps
+    /// (or sends elsewhere) come back to the pool when dropped; while it holds
+    /// every buffer, polling waits.
+    pub fn start_with_handler(config: &Config, handler: impl FnMut(Batch) + Send + 'static) -> Result<Tracer, Error> {
+        let (_, events) = bounded(0);
+        let sink = Sink::Handler { handler: RefCell::new(Box::new(handler)), panicked: RefCell::new(None) };
+        Tracer::launch(config, sink, events)
+    }
+
+    fn launch(config: &Config, sink: Sink, events: Receiver<Batch>) -> Result<Tracer, Error> {
         config.validate()?;
         let raw = config.to_raw()?;
         let instance = Instance::open(&raw)?;
@@ -403,19 +484,19 @@ impl Tracer {
         for _ in 0..nbuf {
             let _ = recycle.try_send(Buffer::new(config.batch_bytes_resolved()));
         }
-        let (events_tx, events) = bounded(nbuf);
         let (stop_tx, stop) = bounded(0);
         let undelivered = Arc::new(AtomicU64::new(0));
         let shared = Arc::new(Shared { instance, stop_tx: Mutex::new(Some(stop_tx)), undelivered: undelivered.clone() });
-        let exchanger = Exchanger { undelivered, pool, recycle, events: events_tx, stop };
+        let exchanger = Exchanger { undelivered, pool, recycle, sink, stop };
         let poll = shared.clone();
         let thread = std::thread::Builder::new()
             .name("proctap-poll".into())
-            .spawn(move || poll.instance.run(&exchanger))?;
+            .spawn(move || exchanger.run(&poll.instance))?;
         Ok(Tracer { shared, events, thread: Some(thread) })
     }
 
-    /// The stream of batches. Clone it freely; it closes after stop.
+    /// The stream of batches. Clone it freely; it closes after stop. Always
+    /// empty for a tracer started with [`Tracer::start_with_handler`].
     pub fn events(&self) -> &Receiver<Batch> {
         &self.events
     }
@@ -462,6 +543,41 @@ impl Drop for Tracer {
     }
 }
 
+/// The pooled batch path without a kernel: a free buffer is filled, sent as
+/// a Batch, and recycled when the Batch drops. For tests and benchmarks.
+#[doc(hidden)]
+pub struct BatchPipe {
+    exchanger: Exchanger,
+    events: Receiver<Batch>,
+    _stop: Sender<()>,
+}
+
+impl BatchPipe {
+    pub fn new(buffers: usize, bytes: usize) -> BatchPipe {
+        let (recycle, pool) = bounded(buffers);
+        for _ in 0..buffers {
+            let _ = recycle.try_send(Buffer::new(bytes));
+        }
+        let (events_tx, events) = bounded(buffers);
+        let (stop, stop_rx) = bounded(0);
+        let undelivered = Arc::new(AtomicU64::new(0));
+        let exchanger = Exchanger { undelivered, pool, recycle, sink: Sink::Channel(events_tx), stop: stop_rx };
+        BatchPipe { exchanger, events, _stop: stop }
+    }
+
+    /// Copies records into a pooled buffer and sends it, as the poll loop does.
+    pub fn send(&self, records: &[u8], count: u32) {
+        if let Some(mut buf) = self.exchanger.next_empty() {
+            buf.fill_from(records, count);
+            self.exchanger.filled(buf);
+        }
+    }
+
+    pub fn events(&self) -> &Receiver<Batch> {
+        &self.events
+    }
+}
+
 #[cfg(test)]
 mod pool {
     use super::*;
@@ -488,7 +604,7 @@ mod pool {
         let (events_tx, events) = bounded(buffers);
         let (stop_tx, stop) = bounded(0);
         let undelivered = Arc::new(AtomicU64::new(0));
-        (Exchanger { undelivered, pool, recycle, events: events_tx, stop }, events, stop_tx)
+        (Exchanger { undelivered, pool, recycle, sink: Sink::Channel(events_tx), stop }, events, stop_tx)
     }
 
     fn filled_buffer(ex: &Exchanger, pids: std::ops::Range<u32>) -> Box<Buffer> {
@@ -555,40 +671,5 @@ mod pool {
         let batch = Batch { buf: Some(buf), recycle };
         assert_eq!(batch.len(), 3);
         assert_eq!(batch.iter().map(|e| e.pid()).collect::<Vec<_>>(), vec![1, 2, 3]);
-    }
-}
-
-/// The pooled batch path without a kernel: a free buffer is filled, sent as
-/// a Batch, and recycled when the Batch drops. For tests and benchmarks.
-#[doc(hidden)]
-pub struct BatchPipe {
-    exchanger: Exchanger,
-    events: Receiver<Batch>,
-    _stop: Sender<()>,
-}
-
-impl BatchPipe {
-    pub fn new(buffers: usize, bytes: usize) -> BatchPipe {
-        let (recycle, pool) = bounded(buffers);
-        for _ in 0..buffers {
-            let _ = recycle.try_send(Buffer::new(bytes));
-        }
-        let (events_tx, events) = bounded(buffers);
-        let (stop, stop_rx) = bounded(0);
-        let undelivered = Arc::new(AtomicU64::new(0));
-        let exchanger = Exchanger { undelivered, pool, recycle, events: events_tx, stop: stop_rx };
-        BatchPipe { exchanger, events, _stop: stop }
-    }
-
-    /// Copies records into a pooled buffer and sends it, as the poll loop does.
-    pub fn send(&self, records: &[u8], count: u32) {
-        if let Some(mut buf) = self.exchanger.next_empty() {
-            buf.fill_from(records, count);
-            self.exchanger.filled(buf);
-        }
-    }
-
-    pub fn events(&self) -> &Receiver<Batch> {
-        &self.events
     }
 }

@@ -5,8 +5,9 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proctap::{Config, Event, Stats, SyntheticSource, SyntheticTransport, Synthetic};
@@ -166,6 +167,74 @@ fn busy_polling_delivers_without_sleeping() {
     assert_eq!(got.len(), 200);
     assert_gapless(&got);
     assert_eq!((stats.sleeps, stats.doorbells), (0, 0), "{stats:?}");
+}
+
+#[test]
+fn a_handler_on_the_poll_thread_gets_every_event_once() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    for busy in [false, true] {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let threads = Arc::new(Mutex::new(HashSet::new()));
+        let (sink, seen_on) = (got.clone(), threads.clone());
+        let config = source(SyntheticTransport::Hybrid, 16, 4).busy_poll(busy);
+        let Some(tracer) = common::start_with_handler(&config, move |batch| {
+            seen_on.lock().unwrap().insert(std::thread::current().name().map(str::to_owned));
+            for event in &batch {
+                if let Event::Synthetic(s) = event.to_owned_event() {
+                    sink.lock().unwrap().push(s);
+                }
+            }
+        }) else {
+            return;
+        };
+        let channel = tracer.events().clone();
+        std::thread::sleep(Duration::from_millis(20));
+        trigger(50);
+        let stats = tracer.stop().expect("stop");
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), 200, "busy_poll {busy}: {stats:?}");
+        assert_gapless(&got);
+        assert!(got.iter().all(|s| s.payload_len == 16 && !s.data_lost));
+        assert_eq!((stats.synthetic.emitted, stats.synthetic.delivered, stats.undelivered), (200, 200, 0));
+        assert_eq!(*threads.lock().unwrap(), HashSet::from([Some("proctap-poll".to_owned())]));
+        assert!(channel.recv().is_err(), "the channel carries nothing and is closed");
+    }
+}
+
+#[test]
+fn a_panicking_handler_stops_the_tracer_and_its_events_are_counted() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let config = source(SyntheticTransport::Hybrid, 16, 4);
+    let Some(tracer) = common::start_with_handler(&config, move |_batch| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        panic!("handler failed on purpose");
+    }) else {
+        return;
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    trigger(50);
+    // The poll thread stops on its own after the panic: it counts the batch
+    // it was handling as undelivered, detaches, and counts what is left in
+    // the rings as abandoned.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let settled = |s: &Stats| {
+        s.undelivered > 0 && s.synthetic.emitted == s.synthetic.delivered + s.abandoned + s.synthetic.meta_lost
+    };
+    let mut stats = tracer.stats();
+    while !settled(&stats) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        stats = tracer.stats();
+    }
+    assert!(settled(&stats), "{stats:?}");
+    assert_eq!(stats.synthetic.emitted, 200, "{stats:?}");
+    assert_eq!(calls.load(Ordering::Relaxed), 1, "the handler is not called again after it panicked");
+    assert_eq!(stats.undelivered, stats.synthetic.delivered, "every batch from the panic on is undelivered: {stats:?}");
+    match tracer.stop() {
+        Err(proctap::Error::HandlerPanicked { message }) => assert_eq!(message, "handler failed on purpose"),
+        other => panic!("expected HandlerPanicked, got {other:?}"),
+    }
 }
 
 #[test]

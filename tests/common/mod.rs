@@ -11,8 +11,17 @@ use proctap::{Config, Event, Tracer};
 /// Starts a tracer, or explains why the kernel tests cannot run here.
 /// Under CI=true they must run: any failure to load BPF fails the test.
 pub fn start(config: &Config) -> Option<Tracer> {
+    started(Tracer::start(config))
+}
+
+/// [`start`] for a tracer that hands its batches to `handler`.
+pub fn start_with_handler(config: &Config, handler: impl FnMut(proctap::Batch) + Send + 'static) -> Option<Tracer> {
+    started(Tracer::start_with_handler(config, handler))
+}
+
+fn started(result: Result<Tracer, proctap::Error>) -> Option<Tracer> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    match Tracer::start(config) {
+    match result {
         Ok(tracer) => Some(tracer),
         // A test's own mistake, not the machine's: never a skip.
         Err(err @ proctap::Error::InvalidConfig { .. }) => panic!("the test's config is invalid: {err}"),
