@@ -9,6 +9,8 @@
  */
 #define _GNU_SOURCE /* epoll_pwait2 */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -40,8 +42,12 @@
 /* Records consumed between two checks of the flush deadline. */
 #define PT_DRAIN_BUDGET 1024
 /* The poll thread's sleep is bounded: a doorbell that found the ring full
- * (counted in doorbell_lost) is then rung by the next record, or by this. */
-#define PT_IDLE_TIMEOUT_MS 100
+ * (counted in doorbell_lost) is then rung by the next record, or by this.
+ * Stack samples never ring a sleeper (pt_submit_lazy), so with the profiler
+ * on the bound is what delivers them: 100 ms. Without it, 1 s: each timed
+ * wake-up costs ~50 us of CPU on a small VM, and nothing else waits for it. */
+#define PT_IDLE_TIMEOUT_MS 1000
+#define PT_IDLE_TIMEOUT_PROFILE_MS 100
 /* Synthetic source defaults: inline ringbuf size, perf buffer bytes per CPU. */
 #define PT_SYNTH_RINGBUF_DEFAULT (4u << 20)
 #define PT_SYNTH_PERFBUF_DEFAULT (2u << 20)
@@ -87,6 +93,7 @@ struct proctap {
 	void *swap_ctx;
 	struct proctap_buf *buf;
 	__u64 buf_first_ts;
+	__u64 last_handover_ts;
 	bool refused; /* swap returned NULL */
 
 	/* loader counters; written by the poll thread, read by any */
@@ -357,6 +364,37 @@ int proctap_cons_release(struct proctap_cons *c, __u64 pos, __u32 len)
 	return 1;
 }
 
+/*
+ * Counts one more. The poll thread is the only writer of these counters, so
+ * a plain load and store will do: a locked add would also wait for the
+ * stores of the record just copied to drain, per record. proctap_stats reads
+ * them from any thread.
+ */
+static inline void pt_bump(_Atomic __u64 *counter)
+{
+	atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+/*
+ * Loads a skeleton with this thread's signals blocked. The verifier gives up
+ * with EAGAIN when a signal is pending for the loading thread, and libbpf
+ * retries only a few times, so a process whose children exit often (a
+ * SIGCHLD each) could fail to load. Blocked here, a process-directed signal
+ * goes to another thread, or waits until the load is done.
+ */
+static int pt_load(struct bpf_object_skeleton *skel)
+{
+	sigset_t all, old;
+	int e;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	e = bpf_object__load_skeleton(skel);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return e;
+}
+
 /* Tells the kernel how far it may reuse each CPU's data pages. */
 static void pt_publish_cons(struct proctap *pt)
 {
@@ -381,7 +419,7 @@ static void pt_release(struct proctap *pt, __u32 cpu, __u64 pos, __u32 len)
 	int r = proctap_cons_release(&pt->cons[cpu], pos, len);
 
 	if (r == 0 && len && pos > pt->cons[cpu].cons)
-		atomic_fetch_add_explicit(&pt->nested, 1, memory_order_relaxed);
+		pt_bump(&pt->nested);
 	if (r > 0) {
 		pt->released_unpublished += len;
 		if (pt->released_unpublished > (pt->ring_mask + 1) / 4)
@@ -390,7 +428,7 @@ static void pt_release(struct proctap *pt, __u32 cpu, __u64 pos, __u32 len)
 		/* Cannot happen with nesting depth < PT_PENDING_MAX. The span
 		 * stays unreleased, this CPU's later records count as data_lost,
 		 * and ring_stalls says why. */
-		atomic_fetch_add_explicit(&pt->ring_stalls, 1, memory_order_relaxed);
+		pt_bump(&pt->ring_stalls);
 }
 
 static void pt_handover(struct proctap *pt, int last)
@@ -398,7 +436,8 @@ static void pt_handover(struct proctap *pt, int last)
 	struct proctap_buf *next;
 
 	pt->buf->realtime_offset_ns = pt_realtime_offset();
-	atomic_fetch_add_explicit(&pt->handovers, 1, memory_order_relaxed);
+	pt->last_handover_ts = pt_ts(CLOCK_MONOTONIC);
+	pt_bump(&pt->handovers);
 	next = pt->swap(pt->swap_ctx, pt->buf, last);
 	pt->buf = last ? NULL : next;
 	if (pt->buf) {
@@ -447,11 +486,11 @@ static void pt_append(struct proctap *pt, const struct pt_hdr *h, size_t meta_si
 		pt_handover(pt, 0);
 	if (!pt->buf) {
 		/* The caller refused a buffer (it is stopping): consume and count. */
-		atomic_fetch_add_explicit(&pt->abandoned, 1, memory_order_relaxed);
+		pt_bump(&pt->abandoned);
 		return;
 	}
 	if (pt->buf->len + rec_size > pt->buf->cap) {
-		atomic_fetch_add_explicit(&pt->oversize, 1, memory_order_relaxed);
+		pt_bump(&pt->oversize);
 		return;
 	}
 	if (!pt->buf->records)
@@ -467,7 +506,7 @@ static void pt_append(struct proctap *pt, const struct pt_hdr *h, size_t meta_si
 	out->rec_size = rec_size;
 	pt->buf->len += rec_size;
 	pt->buf->records++;
-	atomic_fetch_add_explicit(&pt->delivered[h->kind], 1, memory_order_relaxed);
+	pt_bump(&pt->delivered[h->kind]);
 }
 
 /* ring_buffer callback: one metadata record, its data in the data pages. */
@@ -481,14 +520,14 @@ static int pt_on_meta(void *ctx, void *data, size_t size)
 	if (size >= sizeof(*h) && h->kind == PT_KIND_DOORBELL)
 		return 0; /* it woke us; that was all */
 	if (size < sizeof(*h) || h->cpu >= pt->ncpus || h->data_span > pt->ring_mask + 1) {
-		atomic_fetch_add_explicit(&pt->invalid, 1, memory_order_relaxed);
+		pt_bump(&pt->invalid);
 		return 0;
 	}
 	off = h->data_pos & pt->ring_mask;
 	meta_size = pt_meta_size(h->kind);
 	if (!meta_size || size < meta_size || !pt_record_valid(h) ||
 	    off + h->data_len > pt->elem_size) {
-		atomic_fetch_add_explicit(&pt->invalid, 1, memory_order_relaxed);
+		pt_bump(&pt->invalid);
 	} else {
 		pt_append(pt, h, meta_size, pt->pages + (size_t)h->cpu * pt->elem_size + off);
 	}
@@ -504,7 +543,7 @@ static void pt_on_inline(struct proctap *pt, const void *data, size_t size)
 	if (size < sizeof(struct pt_synth) || h->kind != PT_KIND_SYNTH || h->data_span ||
 	    h->data_len != ((const struct pt_synth *)h)->payload_len ||
 	    size < sizeof(struct pt_synth) + (size_t)h->data_len) {
-		atomic_fetch_add_explicit(&pt->invalid, 1, memory_order_relaxed);
+		pt_bump(&pt->invalid);
 		return;
 	}
 	pt_append(pt, h, sizeof(struct pt_synth), (const __u8 *)data + sizeof(struct pt_synth));
@@ -605,6 +644,20 @@ static void pt_meta_lost(struct proctap *pt, __u64 *lost)
 			lost[k] += __atomic_load_n(&pt->ctl[cpu].meta_lost[k], __ATOMIC_RELAXED);
 }
 
+/*
+ * Whether a round that emptied the rings hands its batch over now. Sleeping
+ * poll loops do: their rounds are already a flush interval apart. A busy
+ * poll loop goes round every few tens of nanoseconds, and a hand-over per
+ * round would cost more than the records in it under a steady flow. So it
+ * hands over at once when nothing was handed over for a flush interval (an
+ * isolated event: the lowest latency), and otherwise once per flush
+ * interval (a flow: batches).
+ */
+static bool pt_handover_due(struct proctap *pt)
+{
+	return !pt->busy_poll || pt_ts(CLOCK_MONOTONIC) - pt->last_handover_ts >= pt->flush_ns;
+}
+
 /* One poll round: drain the rings, hand over what was collected. Returns
  * how many records it took, or a negative errno. */
 static int pt_drain(struct proctap *pt)
@@ -612,7 +665,7 @@ static int pt_drain(struct proctap *pt)
 	__u64 lost[PT_KIND_MAX];
 	int total = 0;
 
-	atomic_fetch_add_explicit(&pt->wakeups, 1, memory_order_relaxed);
+	pt_bump(&pt->wakeups);
 	pt_meta_lost(pt, lost);
 	for (;;) {
 		int n = pt_meta_consume(pt, PT_DRAIN_BUDGET);
@@ -642,7 +695,7 @@ static int pt_drain(struct proctap *pt)
 			pt_handover(pt, 0);
 	}
 	pt_report_losses(pt, lost);
-	if (pt->buf && pt->buf->records)
+	if (pt->buf && pt->buf->records && pt_handover_due(pt))
 		pt_handover(pt, 0);
 	return total;
 }
@@ -738,8 +791,9 @@ int proctap_run(struct proctap *pt, proctap_swap_fn swap, void *ctx)
 				__atomic_store_n(&pt->wake->sleeping, 0, __ATOMIC_RELAXED);
 				n = 0;
 			} else {
-				atomic_fetch_add_explicit(&pt->sleeps, 1, memory_order_relaxed);
-				n = epoll_wait(pt->epfd, evs, 4, PT_IDLE_TIMEOUT_MS);
+				pt_bump(&pt->sleeps);
+				n = epoll_wait(pt->epfd, evs, 4,
+					       pt->prof ? PT_IDLE_TIMEOUT_PROFILE_MS : PT_IDLE_TIMEOUT_MS);
 				__atomic_store_n(&pt->wake->sleeping, 0, __ATOMIC_RELAXED);
 			}
 		}
@@ -973,7 +1027,7 @@ static int pt_synth_load(struct proctap *pt, const struct proctap_config *c,
 			       "sharing maps with the synthetic source: %s", strerror(-e));
 	bpf_map__set_autocreate(s->maps.synth_rb, t == PROCTAP_SYNTH_RINGBUF);
 	bpf_map__set_autocreate(s->maps.synth_pb, t == PROCTAP_SYNTH_PERFBUF);
-	e = synth__load(s);
+	e = pt_load(s->skeleton);
 	if (e)
 		return pt_kernel_error(err, PROCTAP_E_LOAD, -e, NULL,
 				       "loading the synthetic source");
@@ -1135,7 +1189,7 @@ static int pt_profile_load(struct proctap *pt, const struct proctap_config *c,
 		return pt_fail(err, PROCTAP_E_LOAD, -e, NULL, NULL,
 			       "sharing maps with the profiler: %s", strerror(-e));
 	bpf_program__set_autoload(p->progs.pf_fork, c->profile_children != 0);
-	e = profile__load(p);
+	e = pt_load(p->skeleton);
 	if (e)
 		return pt_kernel_error(err, PROCTAP_E_LOAD, -e, NULL, "loading the profiler");
 	if ((e = pt_attach(pt, p->progs.pf_exit, &p->links.pf_exit, err)) ||
@@ -1348,7 +1402,7 @@ static int pt_setup(struct proctap *pt, const struct proctap_config *c,
 	/* Only the signal->live fallback uses the dedupe map. */
 	bpf_map__set_autocreate(pt->skel->maps.pt_exit_seen, want_exit && exit_probe == PROCTAP_EXIT_LIVE);
 
-	e = proc__load(pt->skel);
+	e = pt_load(pt->skel->skeleton);
 	if (e)
 		return pt_kernel_error(err, PROCTAP_E_LOAD, -e, NULL, "loading BPF programs");
 

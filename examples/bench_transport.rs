@@ -130,8 +130,11 @@ fn run(args: &Args, transport: SyntheticTransport, payload: u32) -> Result<Run, 
         let mut out = String::new();
         let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
         let _ = child.wait();
+        // The consumer's CPU up to the producer's end: once stopped, the
+        // poll thread is gone, and with it its schedstat.
+        let cpu1 = self_cpu_ns();
         stop.stop(); // detaches, then drains every emitted record
-        out.trim().parse::<u64>().unwrap_or(0)
+        (out.trim().parse::<u64>().unwrap_or(0), cpu1)
     });
 
     let (mut delivered, mut bytes, mut gaps, mut corrupt) = (0u64, 0u64, 0u64, 0u64);
@@ -153,8 +156,8 @@ fn run(args: &Args, transport: SyntheticTransport, payload: u32) -> Result<Run, 
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu_ns = self_cpu_ns() - cpu0;
-    let calls = waiter.join().map_err(|_| "producer waiter panicked")?;
+    let (calls, cpu1) = waiter.join().map_err(|_| "producer waiter panicked")?;
+    let cpu_ns = cpu1.saturating_sub(cpu0);
     let stats = tracer.stop().map_err(|e| e.to_string())?;
     let s = stats.synthetic;
     eprintln!(
@@ -240,6 +243,7 @@ fn main() {
         "Events/s and GB/s: events (payload bytes) the Rust consumer received / time from start \
          to the last one. Lost: counted by the kernel side (ring or data pages full) as a share \
          of attempts; the consumer's sequence-gap count agrees with it (progress log). Consumer \
-         ns/event: CPU time of all consumer threads (/proc/self/task/*/schedstat) / events."
+         ns/event: CPU time of all consumer threads, the C poll thread included \
+         (/proc/self/task/*/schedstat, until the producer ends) / events."
     );
 }

@@ -122,7 +122,8 @@ pub struct Stats {
     pub sleeps: u64,
     /// Wake-ups the kernel sent to the sleeping poll thread.
     pub doorbells: u64,
-    /// Wake-ups that found the ring full (picked up within 100 ms).
+    /// Doorbells that found the ring full (picked up by the next record, or
+    /// within the poll thread's bounded sleep: 1 s, 100 ms when profiling).
     pub doorbell_lost: u64,
     /// Stack samples.
     #[serde(skip_serializing_if = "KindStats::is_zero")]

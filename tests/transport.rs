@@ -202,6 +202,35 @@ fn a_handler_on_the_poll_thread_gets_every_event_once() {
 }
 
 #[test]
+fn busy_polling_hands_a_lone_event_over_at_once_and_batches_a_flow() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // A flush interval far longer than any wake-up, so "at once" and "held
+    // for the interval" cannot be confused.
+    let flush = Duration::from_secs(2);
+    let config = source(SyntheticTransport::Hybrid, 16, 1).busy_poll(true).flush_interval(flush);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let Some(tracer) = common::start_with_handler(&config, move |batch| {
+        let seqs: Vec<u64> = batch.iter().filter_map(|e| if let Event::Synthetic(s) = e { Some(s.seq) } else { None }).collect();
+        let _ = tx.send((std::time::Instant::now(), seqs));
+    }) else {
+        return;
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let lone = std::time::Instant::now();
+    trigger(1);
+    let (first_at, first) = rx.recv_timeout(flush).expect("a lone event is handed over before the flush interval");
+    assert_eq!(first.len(), 1);
+    assert!(first_at - lone < flush / 2, "{:?}", first_at - lone);
+    // Right after a hand-over, more events are a flow: one batch, once the
+    // interval since that hand-over has passed.
+    trigger(5);
+    let (_, flow) = rx.recv_timeout(2 * flush).expect("the flow is handed over after the interval");
+    assert_eq!(flow.len(), 5, "the flow's events come in one batch");
+    let stats = tracer.stop().expect("stop");
+    assert_eq!(stats.synthetic.delivered, 6);
+}
+
+#[test]
 fn a_panicking_handler_stops_the_tracer_and_its_events_are_counted() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let calls = Arc::new(AtomicUsize::new(0));
