@@ -11,7 +11,7 @@
 //! record overwritten before it was read).
 //!
 //!     taskset -c 1 bench_transport [--seconds 3] [--batch 64]
-//!         [--payloads 16,64,256,1024,4096] [--producer-cpu 0]
+//!         [--payloads 16,64,256,1024,4096] [--producer-cpu 0] [--runs 3]
 //!
 //! Prints a Markdown section on stdout, progress on stderr.
 
@@ -28,18 +28,20 @@ use proctap::{Config, Event, SyntheticSource, SyntheticTransport, Tracer};
 
 struct Args {
     seconds: f64,
+    runs: usize,
     batch: u32,
     payloads: Vec<u32>,
     producer_cpu: u32,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { seconds: 3.0, batch: 64, payloads: vec![16, 64, 256, 1024, 4096], producer_cpu: 0 };
+    let mut a = Args { seconds: 3.0, runs: 3, batch: 64, payloads: vec![16, 64, 256, 1024, 4096], producer_cpu: 0 };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut val = || it.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
             "--seconds" => a.seconds = val()?.parse().map_err(|e| format!("--seconds: {e}"))?,
+            "--runs" => a.runs = val()?.parse::<usize>().map_err(|e| format!("--runs: {e}"))?.max(1),
             "--batch" => a.batch = val()?.parse().map_err(|e| format!("--batch: {e}"))?,
             "--producer-cpu" => a.producer_cpu = val()?.parse().map_err(|e| format!("--producer-cpu: {e}"))?,
             "--payloads" => {
@@ -198,28 +200,40 @@ fn main() {
     let mut rows = Vec::new();
     for &payload in &args.payloads {
         for (name, transport) in transports {
-            eprintln!("bench_transport: {name}, {payload} B payload, {} s", args.seconds);
-            let r = match run(&args, transport, payload) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("bench_transport: {e}");
-                    std::process::exit(1);
-                }
-            };
-            eprintln!(
-                "  delivered {} in {:.2} s, lost {} (gaps {}), corrupt {}, emitted {}, {} syscalls",
-                r.delivered, r.elapsed, r.lost, r.gaps, r.corrupt, r.emitted, r.calls
-            );
+            let mut runs = Vec::new();
+            for i in 1..=args.runs {
+                eprintln!("bench_transport: {name}, {payload} B payload, {} s, run {i}/{}", args.seconds, args.runs);
+                let r = match run(&args, transport, payload) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("bench_transport: {e}");
+                        std::process::exit(1);
+                    }
+                };
+                eprintln!(
+                    "  delivered {} in {:.2} s, lost {} (gaps {}), corrupt {}, emitted {}, {} syscalls",
+                    r.delivered, r.elapsed, r.lost, r.gaps, r.corrupt, r.emitted, r.calls
+                );
+                runs.push(r);
+            }
+            // The run with the median delivered rate; the range shows the spread,
+            // and corruption in any run shows.
+            let rate = |r: &Run| r.delivered as f64 / r.elapsed;
+            runs.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+            let spread = format!("{} – {}", si(rate(&runs[0])), si(rate(&runs[runs.len() - 1])));
+            let corrupt: u64 = runs.iter().map(|r| r.corrupt).sum();
+            let r = &runs[runs.len() / 2];
             let attempted = r.delivered + r.lost;
             rows.push(vec![
                 format!("{payload} B"),
                 name.to_string(),
                 si(r.delivered as f64 / r.elapsed),
+                spread,
                 format!("{:.2}", r.bytes as f64 / r.elapsed / 1e9),
                 format!("{:.2} %", 100.0 * r.lost as f64 / attempted.max(1) as f64),
                 format!("{:.0}", r.cpu_ns as f64 / r.delivered.max(1) as f64),
                 format!("{:.0} %", 100.0 * r.cpu_ns as f64 / 1e9 / r.elapsed),
-                r.corrupt.to_string(),
+                corrupt.to_string(),
             ]);
         }
     }
@@ -235,15 +249,18 @@ fn main() {
     println!(
         "{}",
         table(
-            &["payload", "transport", "events/s delivered", "payload GB/s", "lost", "consumer ns/event", "consumer CPU", "corrupt"],
+            &["payload", "transport", "events/s delivered", "events/s, all runs", "payload GB/s", "lost", "consumer ns/event", "consumer CPU", "corrupt"],
             &rows
         )
     );
     println!(
-        "Events/s and GB/s: events (payload bytes) the Rust consumer received / time from start \
+        "Each row is the median of {} runs of {} s by events/s delivered (the range across runs \
+         beside it); corrupt sums all runs. \
+         Events/s and GB/s: events (payload bytes) the Rust consumer received / time from start \
          to the last one. Lost: counted by the kernel side (ring or data pages full) as a share \
          of attempts; the consumer's sequence-gap count agrees with it (progress log). Consumer \
          ns/event: CPU time of all consumer threads, the C poll thread included \
-         (/proc/self/task/*/schedstat, until the producer ends) / events."
+         (/proc/self/task/*/schedstat, until the producer ends) / events.",
+        args.runs, args.seconds
     );
 }
