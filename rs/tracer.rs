@@ -254,7 +254,7 @@ impl Exchange for Exchanger {
                 }
             }
             Sink::Handler { handler, panicked } => {
-                if panicked.borrow().is_some() {
+                if self.handler_panicked() {
                     self.undelivered.fetch_add(records, Ordering::Relaxed);
                     return;
                 }
@@ -271,7 +271,7 @@ impl Exchange for Exchanger {
     }
 
     fn next_empty(&self) -> Option<Box<Buffer>> {
-        if self.handler_panic().is_some() {
+        if self.handler_panicked() {
             return None;
         }
         if let Ok(buf) = self.pool.try_recv() {
@@ -287,19 +287,31 @@ impl Exchange for Exchanger {
 }
 
 impl Exchanger {
-    fn handler_panic(&self) -> Option<String> {
-        match &self.sink {
-            Sink::Handler { panicked, .. } => panicked.borrow().clone(),
-            Sink::Channel(_) => None,
+    /// `buffers` pooled buffers of `bytes` each, feeding `sink`; dropping the
+    /// returned sender wakes a poll thread that waits for a buffer.
+    fn new(buffers: usize, bytes: usize, sink: Sink) -> (Exchanger, Sender<()>) {
+        let (recycle, pool) = bounded(buffers);
+        for _ in 0..buffers {
+            let _ = recycle.try_send(Buffer::new(bytes));
         }
+        let (stop_tx, stop) = bounded(0);
+        let undelivered = Arc::new(AtomicU64::new(0));
+        (Exchanger { undelivered, pool, recycle, sink, stop }, stop_tx)
+    }
+
+    fn handler_panicked(&self) -> bool {
+        matches!(&self.sink, Sink::Handler { panicked, .. } if panicked.borrow().is_some())
     }
 
     /// The poll loop, then the handler's panic if there was one.
     fn run(&self, instance: &Instance) -> Result<(), Error> {
         let polled = instance.run(self);
-        match self.handler_panic() {
-            Some(message) => Err(Error::HandlerPanicked { message }),
-            None => polled,
+        match &self.sink {
+            Sink::Handler { panicked, .. } => match panicked.take() {
+                Some(message) => Err(Error::HandlerPanicked { message }),
+                None => polled,
+            },
+            Sink::Channel(_) => polled,
         }
     }
 }
@@ -480,15 +492,10 @@ impl Tracer {
             }
         }
 
-        let nbuf = config.batches_in_flight_resolved();
-        let (recycle, pool) = bounded(nbuf);
-        for _ in 0..nbuf {
-            let _ = recycle.try_send(Buffer::new(config.batch_bytes_resolved()));
-        }
-        let (stop_tx, stop) = bounded(0);
-        let undelivered = Arc::new(AtomicU64::new(0));
-        let shared = Arc::new(Shared { instance, stop_tx: Mutex::new(Some(stop_tx)), undelivered: undelivered.clone() });
-        let exchanger = Exchanger { undelivered, pool, recycle, sink, stop };
+        let (exchanger, stop_tx) =
+            Exchanger::new(config.batches_in_flight_resolved(), config.batch_bytes_resolved(), sink);
+        let undelivered = exchanger.undelivered.clone();
+        let shared = Arc::new(Shared { instance, stop_tx: Mutex::new(Some(stop_tx)), undelivered });
         let poll = shared.clone();
         let thread = std::thread::Builder::new()
             .name("proctap-poll".into())
@@ -555,14 +562,8 @@ pub struct BatchPipe {
 
 impl BatchPipe {
     pub fn new(buffers: usize, bytes: usize) -> BatchPipe {
-        let (recycle, pool) = bounded(buffers);
-        for _ in 0..buffers {
-            let _ = recycle.try_send(Buffer::new(bytes));
-        }
         let (events_tx, events) = bounded(buffers);
-        let (stop, stop_rx) = bounded(0);
-        let undelivered = Arc::new(AtomicU64::new(0));
-        let exchanger = Exchanger { undelivered, pool, recycle, sink: Sink::Channel(events_tx), stop: stop_rx };
+        let (exchanger, stop) = Exchanger::new(buffers, bytes, Sink::Channel(events_tx));
         BatchPipe { exchanger, events, _stop: stop }
     }
 
@@ -598,14 +599,9 @@ mod pool {
     }
 
     fn exchanger(buffers: usize) -> (Exchanger, Receiver<Batch>, Sender<()>) {
-        let (recycle, pool) = bounded(buffers);
-        for _ in 0..buffers {
-            recycle.send(Buffer::new(1024)).unwrap();
-        }
         let (events_tx, events) = bounded(buffers);
-        let (stop_tx, stop) = bounded(0);
-        let undelivered = Arc::new(AtomicU64::new(0));
-        (Exchanger { undelivered, pool, recycle, sink: Sink::Channel(events_tx), stop }, events, stop_tx)
+        let (ex, stop_tx) = Exchanger::new(buffers, 1024, Sink::Channel(events_tx));
+        (ex, events, stop_tx)
     }
 
     fn filled_buffer(ex: &Exchanger, pids: std::ops::Range<u32>) -> Box<Buffer> {
