@@ -4,6 +4,7 @@
 #   make lib O=DIR LIBBPF_INCLUDE=DIR   the C core only (build.rs calls this)
 #   make test       the test suite (same as ./dev.sh test without the set-up)
 #   make vmlinux    regenerate vendor/$(ARCH)/vmlinux.h from the running kernel
+#   make gen        write the code generated from c/events/*.toml into build/ to read
 #   make bench-exec | bench-transport | bench-latency | bench-profile | bench-criterion | bench
 #                   benchmarks (as root); each rewrites its table in BENCHMARKS.md
 #
@@ -21,41 +22,64 @@ O ?= build
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wno-unused-parameter
 
-C_HEADERS := c/proctap.h c/transport.bpf.h
-BPF_SRCS := c/proc.bpf.c c/synth.bpf.c c/profile.bpf.c
-BPF_OBJS := $(patsubst c/%.bpf.c,$(O)/%.bpf.o,$(BPF_SRCS))
-SKELS := $(patsubst c/%.bpf.c,$(O)/%.skel.h,$(BPF_SRCS))
+GEN := $(O)/gen
+BPF_HEADERS := c/proctap.h $(wildcard c/bpf/lib/*.h) $(GEN)/pt_kinds.h $(GEN)/pt_kinds.bpf.h
+BPF_SRCS := $(wildcard c/bpf/*.bpf.c)
+BPF_OBJS := $(patsubst c/bpf/%.bpf.c,$(O)/bpf/%.bpf.o,$(BPF_SRCS))
+LOADER_HEADERS := c/proctap.h $(wildcard c/loader/*.h) $(GEN)/pt_kinds.h $(O)/proctap.skel.h
+LOADER_OBJS := $(O)/obj/bootstrap.o $(patsubst c/loader/%.c,$(O)/obj/%.o,$(wildcard c/loader/*.c)) \
+	$(O)/obj/pt_kinds.o $(O)/obj/pt_json.o
 
-.PHONY: all lib example example-link test vmlinux clean FORCE \
+.PHONY: all lib example example-link test vmlinux gen clean FORCE \
 	bench bench-exec bench-transport bench-latency bench-profile bench-criterion
 
 all: example
 
 # ---- the C core (driven by build.rs with O=$OUT_DIR) -----------------------
+# build.rs first writes $(GEN) from the registry (c/events/*.toml).
 lib: $(O)/libproctap.a
 
-$(O):
-	mkdir -p $@
+$(GEN)/%:
+	@echo "$@ is missing: it is generated from c/events by build.rs (run cargo build, or make)" >&2; exit 1
 
-$(O)/%.bpf.o: c/%.bpf.c $(C_HEADERS) vendor/$(ARCH)/vmlinux.h | $(O)
+$(O)/bpf/%.bpf.o: c/bpf/%.bpf.c $(BPF_HEADERS) vendor/$(ARCH)/vmlinux.h
 	@test -n "$(CLANG)" || { echo "clang not found: run ./dev.sh setup" >&2; exit 1; }
 	@test -n "$(LIBBPF_INCLUDE)" || { echo "LIBBPF_INCLUDE unset (use make, or cargo build)" >&2; exit 1; }
+	@mkdir -p $(@D)
 	$(CLANG) -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(BPF_ARCH) \
-		-Ic -Ivendor/$(ARCH) -I$(LIBBPF_INCLUDE) -Wall -Wno-unused-function \
+		-Ic -Ic/bpf -I$(GEN) -Ivendor/$(ARCH) -I$(LIBBPF_INCLUDE) -Wall -Wno-unused-function \
 		-c $< -o $@.tmp
 	$(LLVM_STRIP) -g $@.tmp
 	mv $@.tmp $@
 
-$(O)/%.skel.h: $(O)/%.bpf.o
-	$(BPFTOOL) gen skeleton $< name $* > $@.tmp
+# One object: the programs of every concern, the transport maps defined once
+# (weak definitions, merged by the static linker), one skeleton.
+$(O)/proctap.bpf.o: $(BPF_OBJS)
+	$(BPFTOOL) gen object $@ $^
+
+$(O)/proctap.skel.h: $(O)/proctap.bpf.o
+	$(BPFTOOL) gen skeleton $< name proctap_bpf > $@.tmp
 	mv $@.tmp $@
 
-$(O)/bootstrap.o: c/bootstrap.c $(C_HEADERS) $(SKELS) | $(O)
-	$(CC) $(CFLAGS) $(WARN) -fPIC -Ic -I$(O) -I$(LIBBPF_INCLUDE) -c $< -o $@
+$(O)/obj/%.o: c/%.c $(LOADER_HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) -fPIC -Ic -Ic/loader -I$(O) -I$(GEN) -I$(LIBBPF_INCLUDE) -c $< -o $@
 
-$(O)/libproctap.a: $(O)/bootstrap.o
+$(O)/obj/%.o: c/loader/%.c $(LOADER_HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) -fPIC -Ic -Ic/loader -I$(O) -I$(GEN) -I$(LIBBPF_INCLUDE) -c $< -o $@
+
+$(O)/obj/%.o: $(GEN)/%.c $(LOADER_HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) -fPIC -Ic -Ic/loader -I$(O) -I$(GEN) -I$(LIBBPF_INCLUDE) -c $< -o $@
+
+$(O)/libproctap.a: $(LOADER_OBJS)
 	rm -f $@
 	ar rcs $@ $^
+
+# The generated files, to read: build/gen/ and build/kinds.rs.
+gen:
+	$(CARGO) run -q -p proctap-codegen -- c/events build
 
 # ---- crate + example, against libbpf-sys' libbpf ----------------------------
 # cargo prints each build script's out_dir; libbpf-sys' holds libbpf.a and
@@ -66,7 +90,7 @@ $(O)/libproctap.a: $(O)/bootstrap.o
 ifdef LINK_EXAMPLE
 include $(O)/cargo-paths.mk
 example-link:
-	$(CC) $(CFLAGS) $(WARN) -Ic -I$(LIBBPF_OUT)/include c/example.c \
+	$(CC) $(CFLAGS) $(WARN) -Ic -I$(PROCTAP_OUT)/gen -I$(LIBBPF_OUT)/include c/example.c \
 		$(PROCTAP_OUT)/libproctap.a $(LIBBPF_OUT)/libbpf.a -lelf -lz -o example
 else
 # One build does both: compile, and leave its messages (one JSON object a

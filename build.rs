@@ -1,5 +1,6 @@
-//! Builds the C core with `make lib` into OUT_DIR, links it statically, and
-//! generates the Rust types from c/proctap.h with bindgen.
+//! Generates the per-kind code from the event registry (c/events/*.toml),
+//! builds the C core with `make lib` into OUT_DIR, links it statically, and
+//! generates the Rust bindings of c/proctap.h with bindgen.
 //!
 //! libbpf comes from libbpf-sys (`links = "bpf"`), which hands us its header
 //! directory as DEP_BPF_INCLUDE and links its static libbpf.a itself.
@@ -11,14 +12,18 @@ use std::process::Command;
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let libbpf_include = env::var("DEP_BPF_INCLUDE")
-        .expect("libbpf-sys did not export its include directory (DEP_BPF_INCLUDE)");
+    let libbpf_include =
+        env::var("DEP_BPF_INCLUDE").expect("libbpf-sys did not export its include directory (DEP_BPF_INCLUDE)");
 
     for path in ["c", "vendor", "Makefile"] {
         println!("cargo:rerun-if-changed={path}");
     }
     for var in ["CLANG", "BPFTOOL", "LLVM_STRIP", "CC"] {
         println!("cargo:rerun-if-env-changed={var}");
+    }
+
+    if let Err(e) = proctap_codegen::generate(&root.join("c/events"), &out) {
+        panic!("the event registry is invalid: {e}");
     }
 
     let status = Command::new("make")
@@ -42,7 +47,8 @@ fn main() {
     let bindings = bindgen::Builder::default()
         .header(root.join("c/proctap.h").to_string_lossy())
         .clang_arg(format!("-I{libbpf_include}"))
-        .allowlist_type("pt_.*|proctap_.*")
+        .clang_arg(format!("-I{}", out.join("gen").display()))
+        .allowlist_type("pt_hdr|pt_cpu_ctl|pt_wake|proctap_.*")
         .allowlist_function("proctap_.*")
         .allowlist_var("PT_.*|PROCTAP_.*")
         .prepend_enum_name(false)
@@ -50,7 +56,5 @@ fn main() {
         .layout_tests(true)
         .generate()
         .expect("bindgen could not parse c/proctap.h (is libclang installed? ./dev.sh setup)");
-    bindings
-        .write_to_file(out.join("proctap_sys.rs"))
-        .expect("writing bindings into OUT_DIR");
+    bindings.write_to_file(out.join("proctap_sys.rs")).expect("writing bindings into OUT_DIR");
 }

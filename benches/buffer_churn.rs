@@ -14,14 +14,19 @@
 //! The decode group isolates the decoder on the same stream: walking the
 //! records only (headers, no field decoding), decoding every event, and
 //! decoding plus splitting every argv into arguments.
+//!
+//! The routing group is a consumer of one kind (stack samples) in a stream
+//! that also carries exec and exit events: with mixed batches it walks every
+//! record to find the samples; with per-kind batches
+//! (`Config::per_kind_batches`) it skips the other kinds' batches unread.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use proctap::testing::{BatchPipe, Common, RecordWriter};
-use proctap::{Event, Events};
+use proctap::testing::{BatchPipe, RecordWriter};
+use proctap::{Argv, Comm, Event, EventKind, Events, Exec, Exit, KernelStack, StackSample, UserStack, WallTime};
 
 struct CountingAlloc;
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -44,29 +49,149 @@ static GLOBAL: CountingAlloc = CountingAlloc;
 
 const PAIRS: u32 = 2048;
 
-/// A batch-sized run of exec+exit records, and its record count.
-fn stream() -> (Vec<u8>, u32) {
-    let mut w = RecordWriter::new();
-    let mut seed = 0x9e3779b97f4a7c15u64;
-    let mut next = || {
+fn rng(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         seed
-    };
+    }
+}
+
+fn exec(i: u32, argv: Vec<u8>) -> Event {
+    Event::Exec(Exec {
+        ts_ns: u64::from(i) * 1000,
+        time: WallTime::default(),
+        pid: 1000 + i,
+        tid: 1000 + i,
+        ppid: 1,
+        uid: 0,
+        gid: 0,
+        ns_pid: 1000 + i,
+        cgroup_id: 1,
+        comm: Comm::new(b"program"),
+        argv_size: argv.len() as u32,
+        filename: b"/usr/bin/program".to_vec(),
+        argv: Argv(argv),
+        filename_truncated: false,
+        argv_truncated: false,
+        argv_fault: false,
+        data_lost: false,
+    })
+}
+
+fn exit(i: u32) -> Event {
+    Event::Exit(Exit {
+        ts_ns: u64::from(i) * 1000 + 500,
+        time: WallTime::default(),
+        pid: 1000 + i,
+        tid: 1000 + i,
+        ppid: 1,
+        comm: Comm::new(b"program"),
+        exit_code: 0,
+        signal: None,
+        core_dumped: false,
+        start_ns: u64::from(i) * 1000,
+        duration_ns: 500,
+        thread_exit: false,
+    })
+}
+
+/// A sample with `frames` kernel and user frames.
+fn sample(i: u32, frames: usize) -> Event {
+    let user: Vec<u8> = (0..frames as u64)
+        .flat_map(|f| {
+            let mut frame = 1i32.to_ne_bytes().to_vec();
+            frame.extend_from_slice(&[0xab; 20]);
+            frame.extend_from_slice(&(0x1000 + f * 64).to_ne_bytes());
+            frame
+        })
+        .collect();
+    Event::Sample(StackSample {
+        ts_ns: u64::from(i) * 1000 + 250,
+        time: WallTime::default(),
+        pid: 1000 + i,
+        tid: 1000 + i,
+        cpu: 0,
+        comm: Comm::new(b"program"),
+        cgroup_id: 1,
+        kernel_stack_error: None,
+        user_stack_error: None,
+        kernel_stack: KernelStack((0..frames as u64).flat_map(|f| (0xffff_ffff_8100_0000 + f).to_ne_bytes()).collect()),
+        user_stack: UserStack(user),
+        kernel_mode: false,
+        data_lost: false,
+    })
+}
+
+fn argv(next: &mut impl FnMut() -> u64) -> Vec<u8> {
+    let nargs = 2 + (next() % 39) as usize;
+    let mut argv = b"/usr/bin/program\0".to_vec();
+    for a in 1..nargs {
+        let len = 3 + (next() % 120) as usize;
+        argv.extend(std::iter::repeat_n(b'a' + (a % 26) as u8, len));
+        argv.push(0);
+    }
+    argv
+}
+
+/// A batch-sized run of exec+exit records, and its record count.
+fn stream() -> (Vec<u8>, u32) {
+    let mut w = RecordWriter::new();
+    let mut next = rng(0x9e3779b97f4a7c15);
     for i in 0..PAIRS {
-        let nargs = 2 + (next() % 39) as usize;
-        let mut argv = b"/usr/bin/program\0".to_vec();
-        for a in 1..nargs {
-            let len = 3 + (next() % 120) as usize;
-            argv.extend(std::iter::repeat_n(b'a' + (a % 26) as u8, len));
-            argv.push(0);
-        }
-        let c = Common { pid: 1000 + i, tid: 1000 + i, ts_ns: u64::from(i) * 1000, flags: 0 };
-        w.exec(c, 1, 0, b"program", b"/usr/bin/program", &argv);
-        w.exit(Common { ts_ns: c.ts_ns + 500, ..c }, 1, b"program", 0, c.ts_ns);
+        w.push(&exec(i, argv(&mut next)));
+        w.push(&exit(i));
     }
     (w.bytes().to_vec(), w.records() as u32)
+}
+
+/// The routing stream: exec, sample, exit for each of PAIRS processes, as
+/// one mixed run, and as one run per kind. Returns (mixed, per kind, samples).
+fn routed_streams() -> ((Vec<u8>, u32), Vec<(Vec<u8>, u32, EventKind)>, u32) {
+    let mut next = rng(0x2545f4914f6cdd1d);
+    let (mut mixed, mut execs, mut samples, mut exits) =
+        (RecordWriter::new(), RecordWriter::new(), RecordWriter::new(), RecordWriter::new());
+    for i in 0..PAIRS {
+        let (e, s, x) = (exec(i, argv(&mut next)), sample(i, 5 + (next() % 25) as usize), exit(i));
+        mixed.push(&e).push(&s).push(&x);
+        execs.push(&e);
+        samples.push(&s);
+        exits.push(&x);
+    }
+    let run = |w: &RecordWriter, kind| (w.bytes().to_vec(), w.records() as u32, kind);
+    let per_kind = vec![run(&execs, EventKind::Exec), run(&samples, EventKind::Sample), run(&exits, EventKind::Exit)];
+    ((mixed.bytes().to_vec(), mixed.records() as u32), per_kind, PAIRS)
+}
+
+/// What a profiler reads of a sample.
+fn consume_sample<B: AsRef<[u8]>>(event: &Event<B>) -> u64 {
+    match event {
+        Event::Sample(s) => s.kernel_stack.iter().sum::<u64>() + s.user_stack.len() as u64,
+        _ => 0,
+    }
+}
+
+/// A consumer of samples over mixed batches: it walks every record.
+fn samples_from_mixed(pipe: &BatchPipe, bytes: &[u8], records: u32) -> u64 {
+    pipe.send(bytes, records);
+    let batch = pipe.events().recv().unwrap();
+    let sum = batch.iter().map(|e| consume_sample(&e)).sum();
+    drop(batch);
+    sum
+}
+
+/// The same over per-kind batches: other kinds' batches are dropped unread.
+fn samples_from_per_kind(pipe: &BatchPipe, runs: &[(Vec<u8>, u32, EventKind)]) -> u64 {
+    let mut sum = 0;
+    for (bytes, records, kind) in runs {
+        pipe.send_kind(bytes, *records, *kind);
+        let batch = pipe.events().recv().unwrap();
+        if batch.kind() == Some(EventKind::Sample) {
+            sum += batch.iter().map(|e| consume_sample(&e)).sum::<u64>();
+        }
+    }
+    sum
 }
 
 /// Touches what a consumer reads so nothing is optimized away.
@@ -155,6 +280,23 @@ fn bench(c: &mut Criterion) {
         b.iter(|| Events::new(black_box(&bytes), 0).map(|e| consume(&e)).sum::<u64>())
     });
     decode.finish();
+
+    let ((mixed, mixed_records), per_kind, samples) = routed_streams();
+    let routing_pipe = BatchPipe::new(4, mixed.len());
+    assert_eq!(
+        samples_from_mixed(&routing_pipe, &mixed, mixed_records),
+        samples_from_per_kind(&routing_pipe, &per_kind),
+        "both consumers read the same samples"
+    );
+    let mut routing = c.benchmark_group("routing");
+    routing.throughput(Throughput::Elements(u64::from(samples)));
+    routing.bench_function("samples_from_mixed_batches", |b| {
+        b.iter(|| samples_from_mixed(&routing_pipe, black_box(&mixed), mixed_records))
+    });
+    routing.bench_function("samples_from_per_kind_batches", |b| {
+        b.iter(|| samples_from_per_kind(&routing_pipe, black_box(&per_kind)))
+    });
+    routing.finish();
 
     let mut group = c.benchmark_group("buffer_churn");
     group.throughput(Throughput::Elements(u64::from(records)));

@@ -2,9 +2,11 @@
 /*
  * proctap.h - the contract between the kernel programs, the C loader and Rust.
  *
- * Every struct that crosses kernel -> C -> Rust lives here, with fixed-width
- * fields, explicit padding and a size assert. bindgen generates the Rust types
- * from this file; nothing is mirrored by hand.
+ * The records of each event kind are declared in c/events, one TOML file per kind; the build
+ * generates their structs, flags, counters and knobs into pt_kinds.h, which
+ * this header includes. What is here is the part every kind shares: the
+ * record header, the transport's shared memory, and the C API. Every struct
+ * has fixed-width fields, explicit padding and a size assert.
  *
  * Part 1 (always visible) is shared with the BPF programs.
  * Part 2 (userspace only) is the C API of libproctap.a.
@@ -23,17 +25,12 @@
 
 #define PT_PAGE_SIZE 4096
 #define PT_COMM_LEN 16
-/* Largest filename copied into the data pages (bytes, including the NUL). */
-#define PT_FILENAME_MAX 4096
-/* Hard upper bound for the argv cap; the default is PT_ARGV_DEFAULT. */
-#define PT_ARGV_MAX_LIMIT (1u << 20)
-#define PT_ARGV_DEFAULT (16u << 10)
 /* Pid filter capacity. */
 #define PT_MAX_PIDS 1024
+/* Processes the command-name filter can follow at once (see filter.bpf.h). */
+#define PT_NAMED_MAX 16384
 /* Out-of-order data spans the consumer can hold per CPU before it must stall. */
 #define PT_PENDING_MAX 32
-/* Largest payload of the synthetic source (benchmarks, self-test). */
-#define PT_SYNTH_PAYLOAD_MAX 4096
 /* Most synthetic events per trigger. */
 #define PT_SYNTH_BATCH_MAX 1024
 /* Frames per stack (the kernel's perf_event_max_stack default). */
@@ -41,27 +38,11 @@
 /* Bytes of one user frame: struct bpf_stack_build_id (status, build id, offset or ip). */
 #define PT_USER_FRAME_SIZE 32
 #define PT_BUILD_ID_SIZE 20
-/* Data bytes of one stack sample at most: kernel ips, then user frames. */
-#define PT_KSTACK_BYTES (PT_STACK_MAX * 8)
-#define PT_USTACK_BYTES (PT_STACK_MAX * PT_USER_FRAME_SIZE)
-#define PT_SAMPLE_DATA_MAX (PT_KSTACK_BYTES + PT_USTACK_BYTES)
 /* Profiler: sampling frequency default and bound, target and watch-list capacity. */
 #define PT_PROFILE_HZ_DEFAULT 19
 #define PT_PROFILE_HZ_MAX 999
 #define PT_TARGETS_MAX 8192
 #define PT_WATCH_MAX 256
-
-/* Record kinds. */
-enum pt_rec_kind {
-	PT_KIND_DOORBELL = 0, /* wakes the consumer; carries nothing */
-	PT_KIND_EXEC = 1,
-	PT_KIND_EXIT = 2,
-	PT_KIND_SYNTH = 3, /* synthetic source: benchmarks and self-test */
-	PT_KIND_SAMPLE = 4,  /* a CPU stack sample of a profiled process */
-	PT_KIND_TRIGGER = 5, /* the kernel started profiling a process */
-	PT_KIND_LOSS = 6,    /* made by the loader: records the kernel could not send */
-	PT_KIND_MAX = 8,   /* room for kinds 1..7; sizes counter arrays */
-};
 
 /* Which transport the synthetic source writes to; proctap_config.synth_transport. */
 enum proctap_synth_transport {
@@ -70,27 +51,11 @@ enum proctap_synth_transport {
 	PROCTAP_SYNTH_PERFBUF = 2, /* a BPF perf buffer, payload inline (a peer design) */
 };
 
-/* pt_hdr.flags */
+/* pt_hdr.flags: bit 0 is common to every kind; the registry numbers the
+ * kind's own flags from bit 1 (PT_<KIND>_F_*). */
 enum pt_rec_flags {
-	/* The data pages had no room: variable data (filename, argv) is absent. */
+	/* The data pages had no room: the variable fields are absent. */
 	PT_F_DATA_LOST = 1 << 0,
-	/* argv was longer than the cap: only the first argv_cap bytes are kept. */
-	PT_F_ARGV_TRUNCATED = 1 << 1,
-	/* argv could not be read from the new process' memory. */
-	PT_F_ARGV_FAULT = 1 << 2,
-	/* exit: a thread exit, not the end of the whole process. */
-	PT_F_THREAD_EXIT = 1 << 3,
-	/* The filename filled PT_FILENAME_MAX - 1 bytes: it may be cut there
-	 * (execveat can build names longer than PATH_MAX). */
-	PT_F_FILENAME_TRUNCATED = 1 << 4,
-	/* sample: the CPU was in the kernel when the timer fired. */
-	PT_F_KERNEL_MODE = 1 << 5,
-};
-
-/* Why the kernel started profiling a process; pt_trigger.reason. */
-enum pt_trigger_reason {
-	PT_TRIGGER_COMM = 1,  /* its exec matched a command-name prefix of the watch list */
-	PT_TRIGGER_CHILD = 2, /* it was forked by a profiled process */
 };
 
 /*
@@ -98,11 +63,12 @@ enum pt_trigger_reason {
  * buffers. In the ring, data_pos/data_span locate this record's bytes in its
  * CPU's data pages. When the loader copies the record into a caller buffer it
  * appends the data_len bytes right after the fixed part and sets rec_size;
- * data_pos and data_span are then meaningless and set to zero.
+ * data_pos and data_span are then meaningless and set to zero. The variable
+ * fields follow one another in the data, each as long as its <name>_len.
  */
 struct pt_hdr {
 	__u16 kind;      /* enum pt_rec_kind */
-	__u16 flags;     /* enum pt_rec_flags */
+	__u16 flags;     /* PT_F_DATA_LOST | PT_<KIND>_F_* */
 	__u16 cpu;       /* CPU that produced the record (owner of the data) */
 	__u16 hdr_pad;
 	__u32 pid;       /* tgid */
@@ -116,85 +82,8 @@ struct pt_hdr {
 };
 #define PT_HDR_SIZE 48
 
-struct pt_exec {
-	struct pt_hdr hdr;
-	__u32 ppid;
-	__u32 uid;
-	__u32 gid;
-	__u32 ns_pid;       /* tgid as seen in the process' own pid namespace */
-	__u64 cgroup_id;
-	char comm[PT_COMM_LEN];
-	__u32 filename_len; /* data bytes [0, filename_len): filename, no NUL */
-	__u32 argv_len;     /* data bytes [filename_len, +argv_len): NUL-separated argv */
-	__u32 argv_size;    /* full size of the argv area in the process */
-	__u32 exec_pad;
-};
-#define PT_EXEC_SIZE 104
-
-struct pt_exit {
-	struct pt_hdr hdr;
-	__u32 ppid;
-	__u32 exit_code;    /* raw task->exit_code: (status << 8) | 0x80 core | signal */
-	__u64 start_ns;     /* CLOCK_MONOTONIC start of the process (thread for thread exits) */
-	char comm[PT_COMM_LEN];
-};
-#define PT_EXIT_SIZE 80
-
-/*
- * A synthetic event: payload_len bytes of data whose first 8 bytes (when it
- * has 8) repeat seq, so a consumer can tell a record overwritten before it
- * was read. seq counts the source's attempts on its CPU: gaps are losses.
- * The ringbuf and perf-buffer transports carry the payload inline, right
- * after this struct, and leave data_pos/data_span zero.
- */
-struct pt_synth {
-	struct pt_hdr hdr;
-	__u64 seq;
-	__u32 payload_len;
-	__u32 synth_pad;
-};
-#define PT_SYNTH_SIZE 64
-
-/*
- * A CPU stack sample. Its data is kstack_len bytes of kernel return
- * addresses (__u64 each, innermost first), then ustack_len bytes of user
- * frames (PT_USER_FRAME_SIZE each: struct bpf_stack_build_id, innermost
- * first). A stack the kernel could not walk has length 0 and its error set
- * (a negative errno from bpf_get_stack).
- */
-struct pt_sample {
-	struct pt_hdr hdr;
-	char comm[PT_COMM_LEN];
-	__u64 cgroup_id;
-	__u32 kstack_len;
-	__u32 ustack_len;
-	__s32 kstack_err;
-	__s32 ustack_err;
-};
-#define PT_SAMPLE_SIZE 88
-
-/* The kernel added a process to the profiler's targets by itself. */
-struct pt_trigger {
-	struct pt_hdr hdr;
-	__u32 reason;       /* enum pt_trigger_reason */
-	__u32 ppid;
-	__u64 start_ns;     /* CLOCK_MONOTONIC start of the process */
-	char comm[PT_COMM_LEN];
-	__u32 prefix_len;   /* COMM: length of the matched watch-list prefix */
-	__u32 trigger_pad;
-};
-#define PT_TRIGGER_SIZE 88
-
-/* Made by the loader, in stream order: since the last report, `records`
- * events of kind lost_kind could not be sent (their metadata did not fit in
- * the ring). Records sent without their data carry PT_F_DATA_LOST instead. */
-struct pt_loss {
-	struct pt_hdr hdr;
-	__u32 lost_kind;
-	__u32 loss_pad;
-	__u64 records;
-};
-#define PT_LOSS_SIZE 64
+/* The records of every kind (generated from their declarations in c/events). */
+#include "pt_kinds.h"
 
 /* Key of the command-name watch list (an LPM trie over the comm bytes). */
 struct pt_watch_key {
@@ -205,16 +94,22 @@ struct pt_watch_key {
 /* Value of the profiler's target filter, keyed by tgid. */
 struct pt_target {
 	__u64 start_ns; /* the process' start (group leader); 0: unknown yet */
-	__u32 reason;   /* 0: added by userspace, else enum pt_trigger_reason */
+	__u32 reason;   /* 0: added by userspace, else PT_TRIGGER_REASON_* */
 	__u32 target_pad;
+};
+
+/* Value of the command-name filter's table, keyed by tgid. */
+struct pt_named {
+	__u64 start_ns; /* the process' start (group leader); 0: entered from /proc */
 };
 
 /*
  * Per-CPU control block of the data ring, one array element per CPU in a
  * BPF_F_MMAPABLE map. prod is advanced by the kernel (atomically: programs
  * nest on one CPU), cons by the consumer after it copied the bytes out.
- * Counters are kernel-written and read through the same mapping.
- * prod, cons and the counters sit on separate cache lines.
+ * Counters are kernel-written, indexed by kind (or by PT_CTR_*), and read
+ * through the same mapping. prod, cons and the counters sit on separate
+ * cache lines.
  */
 struct pt_cpu_ctl {
 	__u64 prod;
@@ -224,15 +119,10 @@ struct pt_cpu_ctl {
 	__u64 emitted[PT_KIND_MAX];      /* records submitted to the metadata ring */
 	__u64 meta_lost[PT_KIND_MAX];    /* metadata ring full: event lost entirely */
 	__u64 data_lost[PT_KIND_MAX];    /* data pages full: record sent, data absent */
-	__u64 argv_truncated;            /* argv longer than the cap */
-	__u64 argv_fault;                /* argv unreadable */
-	__u64 data_bytes;                /* bytes written into the data pages */
-	__u64 kstack_err;                /* samples whose kernel stack failed */
-	__u64 ustack_err;                /* samples whose user stack failed */
-	__u64 targets_full;              /* a trigger found the target filter full */
-	__u64 ctl_pad[2];
+	__u64 data_bytes[PT_KIND_MAX];   /* bytes written into the data pages */
+	__u64 counters[PT_COUNTERS_MAX]; /* the kinds' own counters (PT_CTR_*) */
 };
-#define PT_CPU_CTL_SIZE 384
+#define PT_CPU_CTL_SIZE 2688
 
 /*
  * Wake-up protocol between the programs and the one consumer (a
@@ -257,12 +147,6 @@ struct pt_wake {
 #ifndef __bpf__
 _Static_assert(sizeof(struct pt_wake) == PT_WAKE_SIZE, "pt_wake size");
 _Static_assert(sizeof(struct pt_hdr) == PT_HDR_SIZE, "pt_hdr size");
-_Static_assert(sizeof(struct pt_exec) == PT_EXEC_SIZE, "pt_exec size");
-_Static_assert(sizeof(struct pt_exit) == PT_EXIT_SIZE, "pt_exit size");
-_Static_assert(sizeof(struct pt_synth) == PT_SYNTH_SIZE, "pt_synth size");
-_Static_assert(sizeof(struct pt_sample) == PT_SAMPLE_SIZE, "pt_sample size");
-_Static_assert(sizeof(struct pt_trigger) == PT_TRIGGER_SIZE, "pt_trigger size");
-_Static_assert(sizeof(struct pt_loss) == PT_LOSS_SIZE, "pt_loss size");
 _Static_assert(sizeof(struct pt_cpu_ctl) == PT_CPU_CTL_SIZE, "pt_cpu_ctl size");
 _Static_assert(offsetof(struct pt_cpu_ctl, cons) == 64, "cons on its own line");
 #endif
@@ -276,17 +160,8 @@ _Static_assert(offsetof(struct pt_cpu_ctl, cons) == 64, "cons on its own line");
 extern "C" {
 #endif
 
-/* proctap_config.events */
-enum proctap_event_mask {
-	PROCTAP_EV_EXEC = 1 << 0,
-	PROCTAP_EV_EXIT = 1 << 1,
-	/* The synthetic source (benchmarks, self-test); see proctap_config.synth_*. */
-	PROCTAP_EV_SYNTH = 1 << 2,
-	/* CPU stack samples of the profiler's targets (or of everything with
-	 * profile_all); see proctap_config.profile_* and proctap_target_add. */
-	PROCTAP_EV_SAMPLE = 1 << 3,
-};
-
+/* proctap_config.events: one bit per kind. */
+#define PROCTAP_EVENT(kind) (1ull << (kind))
 
 /* How exits tell a process exit from a thread exit; proctap_config.exit_probe. */
 enum proctap_exit_probe {
@@ -296,10 +171,16 @@ enum proctap_exit_probe {
 };
 
 struct proctap_config {
-	__u32 events;          /* proctap_event_mask; 0 means exec|exit */
-	__u32 argv_max;        /* argv cap in bytes; 0 means PT_ARGV_DEFAULT */
+	/* PROCTAP_EVENT(PT_KIND_*) of each kind to trace; 0 means exec and exit.
+	 * Samples and triggers come together (the profiler), with its settings
+	 * below and proctap_target_add; the synthetic source with synth_*. */
+	__u64 events;
+	/* Caps of variable fields (PT_KNOB_*), used where knobs_set has the
+	 * knob's bit; the others take their default. */
+	__u32 knobs[PT_KNOBS_MAX];
+	__u32 knobs_set;
 	__u32 pages_per_cpu;   /* data pages per CPU, power of two; 0: at least 64,
-	                          enough for two records of argv_max */
+	                          enough for two of the largest records */
 	__u32 ringbuf_bytes;   /* metadata ring size, power of two >= 4096; 0 means 1 MiB */
 	__u32 flush_us;        /* upper bound on how long a record waits in a
 	                          caller buffer before it is handed over; 0 means 10000 */
@@ -309,25 +190,30 @@ struct proctap_config {
 	__u32 exit_probe;      /* proctap_exit_probe; 0 picks from kernel BTF */
 	__u32 busy_poll;       /* nonzero: spin on the rings instead of sleeping
 	                          (lowest latency, one CPU kept busy) */
+	__u32 per_kind_batches; /* nonzero: each caller buffer holds records of one
+	                           kind (and the loss reports of that kind) */
 	char comm_prefix[PT_COMM_LEN];
+	/* Processes (tgids, existing when the instance opens) to trace. */
 	__u32 pids[PT_MAX_PIDS];
-	/* Synthetic source, with PROCTAP_EV_SYNTH: every getppid() of process
-	 * synth_tgid emits synth_batch events of synth_payload bytes. */
+	/* Synthetic source, with PROCTAP_EVENT(PT_KIND_SYNTH): every getppid()
+	 * of process synth_tgid emits synth_batch events of
+	 * knobs[PT_KNOB_SYNTH_PAYLOAD] bytes. */
 	__u32 synth_tgid;
-	__u32 synth_payload;   /* 0..PT_SYNTH_PAYLOAD_MAX */
 	__u32 synth_batch;     /* 1..PT_SYNTH_BATCH_MAX; 0 means 1 */
 	__u32 synth_transport; /* proctap_synth_transport */
 	__u32 synth_ring_bytes; /* ringbuf: its size; perfbuf: bytes per CPU (power
 	                           of two pages); 0: 4 MiB / 2 MiB */
-	__u32 synth_config_pad;
-	/* Profiler, with PROCTAP_EV_SAMPLE. */
+	/* Profiler, with PROCTAP_EVENT(PT_KIND_SAMPLE). */
 	__u32 profile_hz;       /* samples per second per CPU; 0 means 19, at most 999 */
 	__u32 profile_all;      /* nonzero: sample every process, not just targets */
 	__u32 profile_children; /* nonzero: a profiled process' children are profiled */
-	__u32 profile_pad;
+	__u32 config_pad;
 };
-#define PROCTAP_CONFIG_SIZE 4192
+#define PROCTAP_CONFIG_SIZE 4256
 _Static_assert(sizeof(struct proctap_config) == PROCTAP_CONFIG_SIZE, "config size");
+
+/* proctap_buf.kind of a buffer that may hold records of any kind. */
+#define PROCTAP_BUF_MIXED 0xffffffffu
 
 /*
  * A caller-owned buffer. The loader appends records (each starting with a
@@ -339,7 +225,7 @@ struct proctap_buf {
 	__u32 cap;
 	__u32 len;
 	__u32 records;
-	__u32 buf_pad;
+	__u32 kind; /* per_kind_batches: the kind of its records; else PROCTAP_BUF_MIXED */
 	__s64 realtime_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC at hand-over */
 	void *owner;
 };
@@ -347,42 +233,40 @@ struct proctap_buf {
 _Static_assert(sizeof(struct proctap_buf) == PROCTAP_BUF_SIZE, "buf size");
 
 /*
- * Buffer hand-over. Called with the buffer just filled (NULL on the first
- * call); returns an empty buffer to fill next, or NULL to make proctap_run()
- * return. When proctap_run() returns it hands its buffer back once more with
- * last = 1 (possibly holding records, possibly empty); the return value of
- * that call is ignored and should be NULL.
+ * Buffer hand-over. Called with filled = NULL for an empty buffer to fill
+ * (when a record needs one), and with each buffer the loader filled
+ * (returning the next empty one to fill, or NULL to make proctap_run()
+ * return). When proctap_run() returns it hands every buffer it holds back
+ * once more with last = 1 (possibly holding records, possibly empty); the
+ * return value of those calls is ignored and should be NULL.
  */
 typedef struct proctap_buf *(*proctap_swap_fn)(void *ctx, struct proctap_buf *filled, int last);
 
 /* Totals over all CPUs plus loader-side counters. */
 struct proctap_stats {
-	__u64 emitted[PT_KIND_MAX];   /* kernel: records submitted */
-	__u64 meta_lost[PT_KIND_MAX]; /* kernel: metadata ring full, event lost */
-	__u64 data_lost[PT_KIND_MAX]; /* kernel: data pages full, record without data */
-	__u64 delivered[PT_KIND_MAX]; /* loader: records appended to caller buffers */
-	__u64 argv_truncated;
-	__u64 argv_fault;
-	__u64 data_bytes;             /* kernel: bytes written into the data pages */
-	__u64 invalid;                /* loader: records that failed validation (skipped) */
-	__u64 oversize;               /* loader: records larger than a caller buffer */
-	__u64 abandoned;              /* loader: records dropped because swap refused a buffer */
-	__u64 ring_stalls;            /* loader: spans the consumer could not release (a bug) */
-	__u64 handovers;              /* loader: buffers handed to the caller */
-	__u64 wakeups;                /* loader: poll rounds */
-	__u64 sleeps;                 /* loader: times the poll thread went to sleep */
-	__u64 doorbells;              /* kernel: wake-ups sent to a sleeping consumer */
-	__u64 doorbell_lost;          /* kernel: a wake-up found the ring full (the
-	                                 consumer's idle timeout picks those up) */
-	__u64 kstack_err;             /* kernel: samples without their kernel stack */
-	__u64 ustack_err;             /* kernel: samples without their user stack */
-	__u64 targets_full;           /* kernel: a process not profiled: filter full */
-	__u64 perf_events;            /* loader: sampling events opened (online CPUs) */
-	__u64 nested;                 /* loader: data spans that arrived ahead of an
-	                                 earlier span of their CPU (a program ran
-	                                 nested in another one); released in order */
+	__u64 emitted[PT_KIND_MAX];       /* kernel: records submitted */
+	__u64 meta_lost[PT_KIND_MAX];     /* kernel: metadata ring full, event lost */
+	__u64 data_lost[PT_KIND_MAX];     /* kernel: data pages full, record without data */
+	__u64 data_bytes[PT_KIND_MAX];    /* kernel: bytes written into the data pages */
+	__u64 delivered[PT_KIND_MAX];     /* loader: records appended to caller buffers */
+	__u64 counters[PT_COUNTERS_MAX];  /* kernel: the kinds' own counters (PT_CTR_*) */
+	__u64 invalid;       /* loader: records that failed validation (skipped) */
+	__u64 oversize;      /* loader: records larger than a caller buffer */
+	__u64 abandoned;     /* loader: records dropped because swap refused a buffer */
+	__u64 ring_stalls;   /* loader: spans the consumer could not release (a bug) */
+	__u64 handovers;     /* loader: buffers handed to the caller */
+	__u64 wakeups;       /* loader: poll rounds */
+	__u64 sleeps;        /* loader: times the poll thread went to sleep */
+	__u64 doorbells;     /* kernel: wake-ups sent to a sleeping consumer */
+	__u64 doorbell_lost; /* kernel: a wake-up found the ring full (the
+	                        consumer's idle timeout picks those up) */
+	__u64 perf_events;   /* loader: sampling events opened (online CPUs) */
+	__u64 nested;        /* loader: data spans that arrived ahead of an earlier
+	                        span of their CPU (a program ran nested in another
+	                        one); released in order */
+	__u64 stats_pad;
 };
-#define PROCTAP_STATS_SIZE 392
+#define PROCTAP_STATS_SIZE 3168
 _Static_assert(sizeof(struct proctap_stats) == PROCTAP_STATS_SIZE, "stats size");
 
 /* Error classes; proctap_error.code. */
@@ -481,6 +365,29 @@ __u64 proctap_monotonic_ns(void);
 
 /* Validates a config without touching the kernel. 0 or PROCTAP_E_CONFIG. */
 int proctap_config_check(const struct proctap_config *cfg, struct proctap_error *err);
+
+/* Sets knob (PT_KNOB_*) to value in cfg. 0, or -EINVAL for an unknown knob. */
+int proctap_config_knob(struct proctap_config *cfg, __u32 knob, __u32 value);
+
+/* Bytes of the largest record (8-byte aligned) the config lets the loader
+ * append: a caller buffer must hold at least one. 0 for an invalid config. */
+__u64 proctap_max_record(const struct proctap_config *cfg);
+
+/* The registry's names: of a kind (NULL if unknown), of counter index (and
+ * its kind in *kind, when kind is not NULL; NULL past the last counter), and
+ * the index of a knob (-1 if unknown). */
+const char *proctap_kind_name(__u32 kind);
+const char *proctap_counter_name(__u32 index, __u32 *kind);
+int proctap_knob(const char *name);
+
+/*
+ * Formats one record (as the loader appends it to a caller buffer) as the
+ * JSON object of its kind, NUL-terminated, into out. Returns the length the
+ * whole object has (as snprintf does: out holds it when it is < cap), or -1
+ * when the record is not valid or its kind unknown.
+ */
+long proctap_format_json(const void *rec, size_t len, __s64 realtime_offset_ns, char *out,
+			 size_t cap);
 
 #ifdef __cplusplus
 }

@@ -358,8 +358,8 @@ fn run_mode(opts: &Options, mode: Mode, cpus: usize, units: u64, workload_comm: 
     let stats = stats?;
     let mut run: Run = result?;
     run.seen = seen;
-    run.emitted = stats.sample.emitted;
-    run.lost = stats.sample.meta_lost + stats.sample.data_lost;
+    run.emitted = stats.sample().emitted;
+    run.lost = stats.sample().meta_lost + stats.sample().data_lost;
     Ok(run)
 }
 

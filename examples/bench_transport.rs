@@ -161,7 +161,7 @@ fn run(args: &Args, transport: SyntheticTransport, payload: u32) -> Result<Run, 
     let (calls, cpu1) = waiter.join().map_err(|_| "producer waiter panicked")?;
     let cpu_ns = cpu1.saturating_sub(cpu0);
     let stats = tracer.stop().map_err(|e| e.to_string())?;
-    let s = stats.synthetic;
+    let s = *stats.synthetic();
     eprintln!(
         "  loader: {} poll rounds, {} sleeps, {} doorbells ({} lost), {} batches, invalid {}, abandoned {}, undelivered {}",
         stats.wakeups, stats.sleeps, stats.doorbells, stats.doorbell_lost, stats.batches, stats.invalid, stats.abandoned, stats.undelivered

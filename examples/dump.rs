@@ -1,14 +1,21 @@
-//! JSON-lines dumper: one object per event on stdout, flushed per line; final
-//! stats as one JSON line on stderr.
+//! JSON-lines dumper: one object per event on stdout, flushed per batch;
+//! final stats as one JSON line on stderr, every loss counter at its top
+//! level.
 //!
 //!     cargo run --release --example dump -- [--duration SECONDS] [--pid PID]...
 //!         [--comm PREFIX] [--argv-max BYTES] [--thread-exits]
+//!
+//! It stops on SIGINT, SIGTERM or after --duration (0: load, attach and stop
+//! at once), and always prints the stats. Exit status: 0; 1 when tracing or
+//! writing stdout failed; 2 for a usage or config mistake.
+
+mod tool;
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use proctap::{Config, Stats, Tracer};
+use proctap::{Config, Error, Stats, Tracer};
 
 /// The final stats line: the C example's keys, then every counter.
 #[derive(serde::Serialize)]
@@ -18,12 +25,37 @@ struct StatsLine {
     events: u64,
     exec: u64,
     exit: u64,
-    dropped_data: u64,
     reserve_failures: u64,
-    argv_truncated: u64,
+    dropped_data: u64,
     invalid: u64,
     oversize: u64,
+    abandoned: u64,
+    undelivered: u64,
+    ring_stalls: u64,
+    argv_truncated: u64,
+    argv_fault: u64,
     detail: Stats,
+}
+
+impl StatsLine {
+    fn new(stats: Stats) -> StatsLine {
+        StatsLine {
+            kind: "stats",
+            events: stats.events(),
+            exec: stats.exec().delivered,
+            exit: stats.exit().delivered,
+            reserve_failures: stats.reserve_failures(),
+            dropped_data: stats.dropped_data(),
+            invalid: stats.invalid,
+            oversize: stats.oversize,
+            abandoned: stats.abandoned,
+            undelivered: stats.undelivered,
+            ring_stalls: stats.ring_stalls,
+            argv_truncated: stats.exec().counter("argv_truncated").unwrap_or(0),
+            argv_fault: stats.exec().counter("argv_fault").unwrap_or(0),
+            detail: stats,
+        }
+    }
 }
 
 const USAGE: &str =
@@ -32,15 +64,13 @@ const USAGE: &str =
 fn parse_args() -> Result<(Config, Option<Duration>), String> {
     let mut config = Config::new();
     let mut duration = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
-        let number = |name: &str, v: String| v.parse::<u32>().map_err(|_| format!("{name}: not a number: {v}"));
-        match arg.as_str() {
-            "--duration" => duration = Some(Duration::from_secs(number("--duration", value("--duration")?)?.into())),
-            "--pid" => config = config.pid(number("--pid", value("--pid")?)?),
-            "--comm" => config = config.comm_prefix(value("--comm")?),
-            "--argv-max" => config = config.argv_max(number("--argv-max", value("--argv-max")?)?),
+    let mut args = tool::Args::new(USAGE);
+    while let Some(arg) = args.next_option() {
+        match arg?.as_str() {
+            "--duration" => duration = Some(args.seconds("--duration")?),
+            "--pid" => config = config.pid(args.number("--pid")?),
+            "--comm" => config = config.comm_prefix(args.value("--comm")?),
+            "--argv-max" => config = config.argv_max(args.number("--argv-max")?),
             "--thread-exits" => config = config.thread_exits(true),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -52,7 +82,31 @@ fn parse_args() -> Result<(Config, Option<Duration>), String> {
     Ok((config, duration))
 }
 
+/// Prints every event; false when stdout failed (full, or closed).
+fn print_events(tracer: &Tracer) -> bool {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    // The channel closes once the tracer stopped and its last batch is read.
+    for batch in tracer.events().clone() {
+        let written = batch
+            .iter()
+            .try_for_each(|event| {
+                serde_json::to_writer(&mut out, &event).map_err(std::io::Error::from)?;
+                out.write_all(b"\n")
+            })
+            .and_then(|()| out.flush());
+        if let Err(err) = written {
+            eprintln!("dump: writing stdout: {err}");
+            tracer.stop_handle().stop(); // the stats still print
+            return false;
+        }
+    }
+    true
+}
+
 fn main() -> ExitCode {
+    // Before anything that takes time: a signal while starting stops cleanly.
+    let stopper = tool::Stopper::install("dump");
     let (config, duration) = match parse_args() {
         Ok(parsed) => parsed,
         Err(msg) => {
@@ -62,67 +116,30 @@ fn main() -> ExitCode {
     };
     let tracer = match Tracer::start(&config) {
         Ok(tracer) => tracer,
+        Err(err @ Error::InvalidConfig { .. }) => {
+            eprintln!("dump: {err}");
+            return ExitCode::from(2);
+        }
         Err(err) => {
             eprintln!("dump: {err}");
             return ExitCode::FAILURE;
         }
     };
-    let stop = tracer.stop_handle();
-    if let Err(err) = ctrlc::set_handler({
-        let stop = stop.clone();
-        move || stop.stop()
-    }) {
-        eprintln!("dump: cannot handle Ctrl-C: {err}");
-    }
+    stopper.arm(tracer.stop_handle());
     if let Some(duration) = duration {
-        std::thread::spawn(move || {
-            std::thread::sleep(duration);
-            stop.stop();
-        });
+        stopper.after(duration);
     }
-
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut failed = false;
-    // The channel closes once the tracer stopped and its last batch is read.
-    for batch in tracer.events().clone() {
-        for event in &batch {
-            let written = serde_json::to_writer(&mut out, &event)
-                .map_err(std::io::Error::from)
-                .and_then(|()| out.write_all(b"\n"))
-                .and_then(|()| out.flush());
-            if written.is_err() {
-                failed = true; // stdout closed: stop, still report stats
-                tracer.stop_handle().stop();
-                break;
-            }
-        }
-    }
-    drop(out);
+    let mut ok = print_events(&tracer);
     match tracer.stop() {
-        Ok(stats) => {
-            let line = StatsLine {
-                kind: "stats",
-                events: stats.events(),
-                exec: stats.exec.delivered,
-                exit: stats.exit.delivered,
-                dropped_data: stats.dropped_data(),
-                reserve_failures: stats.reserve_failures(),
-                argv_truncated: stats.argv_truncated,
-                invalid: stats.invalid,
-                oversize: stats.oversize,
-                detail: stats,
-            };
-            eprintln!("{}", serde_json::to_string(&line).unwrap_or_default());
-        }
+        Ok(stats) => eprintln!("{}", serde_json::to_string(&StatsLine::new(stats)).unwrap_or_default()),
         Err(err) => {
             eprintln!("dump: {err}");
-            failed = true;
+            ok = false;
         }
     }
-    if failed {
-        ExitCode::FAILURE
-    } else {
+    if ok {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -6,14 +6,21 @@
 //!
 //! Processes whose command name starts with PREFIX are profiled from their
 //! exec on (the kernel adds them), as are those already running (a /proc
-//! scan). A summary is printed on stdout as one JSON line.
+//! scan). A summary is printed on stdout as one JSON line. It stops on
+//! SIGINT, SIGTERM or after --duration (0: at once), and writes its files
+//! in every case; an --out it cannot write fails before sampling.
+
+mod tool;
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+
 use proctap::profile::{Profile, Symbolizer};
+use crossbeam_channel::RecvTimeoutError;
 use proctap::{Config, Event, EventKind, Profiler, Tracer, UserFrame};
 
 const USAGE: &str = "usage: profile [--comm PREFIX]... [--pid PID]... [--all] [--children] [--hz HZ] \
@@ -30,19 +37,18 @@ fn parse_args() -> Result<Args, String> {
     let (mut profiler, mut any_target) = (Profiler::new(), false);
     let mut duration = Duration::from_secs(10);
     let (mut out, mut debug_dirs) = (None, Vec::new());
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
-        let number = |name: &str, v: String| v.parse::<u32>().map_err(|_| format!("{name}: not a number: {v}"));
-        match arg.as_str() {
-            "--comm" => (profiler, any_target) = (profiler.comm_prefix(value("--comm")?), true),
-            "--pid" => (profiler, any_target) = (profiler.pid(number("--pid", value("--pid")?)?), true),
+    let mut args = tool::Args::new(USAGE);
+    let path = |bytes: Vec<u8>| PathBuf::from(std::ffi::OsString::from_vec(bytes));
+    while let Some(arg) = args.next_option() {
+        match arg?.as_str() {
+            "--comm" => (profiler, any_target) = (profiler.comm_prefix(args.value("--comm")?), true),
+            "--pid" => (profiler, any_target) = (profiler.pid(args.number("--pid")?), true),
             "--all" => (profiler, any_target) = (profiler.all(true), true),
             "--children" => profiler = profiler.children(true),
-            "--hz" => profiler = profiler.hz(number("--hz", value("--hz")?)?),
-            "--duration" => duration = Duration::from_secs(number("--duration", value("--duration")?)?.into()),
-            "--debug-dir" => debug_dirs.push(PathBuf::from(value("--debug-dir")?)),
-            "--out" => out = Some(PathBuf::from(value("--out")?)),
+            "--hz" => profiler = profiler.hz(args.number("--hz")?),
+            "--duration" => duration = args.seconds("--duration")?,
+            "--debug-dir" => debug_dirs.push(path(args.value("--debug-dir")?)),
+            "--out" => out = Some(path(args.value("--out")?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -55,6 +61,15 @@ fn parse_args() -> Result<Args, String> {
     }
     let out = out.ok_or_else(|| format!("--out DIR is required\n{USAGE}"))?;
     Ok(Args { profiler, duration, out, debug_dirs })
+}
+
+/// Creates `dir` and checks a file can be written there, before sampling
+/// for the whole duration only to fail at the end.
+fn check_out_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(".proctap-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
 }
 
 /// Feeds the build-id index while profiled processes still run, so their
@@ -78,6 +93,8 @@ impl Learner {
 }
 
 fn main() -> ExitCode {
+    // Before anything that takes time: a signal while starting stops cleanly.
+    let stopper = tool::Stopper::install("profile");
     let args = match parse_args() {
         Ok(args) => args,
         Err(msg) => {
@@ -85,8 +102,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = std::fs::create_dir_all(&args.out) {
-        eprintln!("profile: creating {}: {e}", args.out.display());
+    if let Err(e) = check_out_dir(&args.out) {
+        eprintln!("profile: cannot write into --out {}: {e}", args.out.display());
         return ExitCode::FAILURE;
     }
     let hz = args.profiler.sampling_hz();
@@ -113,15 +130,15 @@ fn main() -> ExitCode {
 
     let mut profile = Profile::new(hz);
     let (mut triggers, mut lost) = (0u64, 0u64);
-    let stop = tracer.stop_handle();
-    let _ = ctrlc::set_handler(move || stop.stop());
-    let deadline = Instant::now() + args.duration;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        let Ok(batch) = tracer.events().recv_timeout(left.min(Duration::from_millis(200))) else {
-            if tracer.events().is_empty() && deadline <= Instant::now() {
-                break;
-            }
-            continue;
+    stopper.arm(tracer.stop_handle());
+    stopper.after(args.duration);
+    // Until the tracer stops (the duration, or a signal) and its channel
+    // closes with the last batch read.
+    loop {
+        let batch = match tracer.events().recv_timeout(Duration::from_millis(500)) {
+            Ok(batch) => batch,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
         };
         for event in &batch {
             match &event {
@@ -185,9 +202,9 @@ fn main() -> ExitCode {
         "hz": hz,
         "triggers": triggers,
         "samples_lost": lost,
-        "samples_without_data": stats.sample.data_lost,
-        "kernel_stack_errors": stats.kernel_stack_errors,
-        "user_stack_errors": stats.user_stack_errors,
+        "samples_without_data": stats.sample().data_lost,
+        "kernel_stack_errors": stats.sample().counter("kernel_stack_errors"),
+        "user_stack_errors": stats.sample().counter("user_stack_errors"),
         "top_self": top,
         "files": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
     });

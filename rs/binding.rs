@@ -5,7 +5,7 @@
 //! * [`Buffer`]: a reusable, 8-byte aligned caller buffer the C loader fills.
 //! * [`run`]: the poll loop; the C side calls [`swap`] to hand a filled
 //!   buffer over and take an empty one from the pool.
-//! * [`read`]: copies a record struct out of a buffer's bytes.
+//! * [`max_record`], [`format_json`]: the C side's view of the registry.
 
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -21,44 +21,6 @@ use libbpf_sys as _;
 #[allow(clippy::all)]
 pub(crate) mod sys {
     include!(concat!(env!("OUT_DIR"), "/proctap_sys.rs"));
-}
-
-/// Record structs that may be read in place from buffer bytes.
-///
-/// # Safety
-/// Implementors are `#[repr(C)]` plain data from proctap.h: integers and byte
-/// arrays only, so every bit pattern is a valid value.
-pub(crate) unsafe trait Record: Sized {}
-// SAFETY: bindgen structs of fixed-width integers and char arrays (see proctap.h).
-unsafe impl Record for sys::pt_hdr {}
-// SAFETY: as above.
-unsafe impl Record for sys::pt_exec {}
-// SAFETY: as above.
-unsafe impl Record for sys::pt_exit {}
-// SAFETY: as above.
-unsafe impl Record for sys::pt_synth {}
-// SAFETY: as above.
-unsafe impl Record for sys::pt_sample {}
-// SAFETY: as above.
-unsafe impl Record for sys::pt_trigger {}
-// SAFETY: as above.
-unsafe impl Record for sys::pt_loss {}
-
-/// Copies a `T` out of the start of `bytes` (any alignment), if long enough.
-pub(crate) fn read<T: Record>(bytes: &[u8]) -> Option<T> {
-    if bytes.len() < std::mem::size_of::<T>() {
-        return None;
-    }
-    // SAFETY: the length was checked above, read_unaligned has no alignment
-    // requirement, and T accepts any bit pattern (Record).
-    Some(unsafe { ptr::read_unaligned(bytes.as_ptr() as *const T) })
-}
-
-/// The bytes of a record struct, for encoding records (tests, benches).
-pub(crate) fn record_bytes<T: Record>(record: &T) -> &[u8] {
-    // SAFETY: Record types have explicit padding fields and size asserts in
-    // proctap.h, so all size_of::<T>() bytes are initialized.
-    unsafe { std::slice::from_raw_parts(record as *const T as *const u8, std::mem::size_of::<T>()) }
 }
 
 /// The bytes of a word slice (words keep records 8-byte aligned).
@@ -85,6 +47,7 @@ impl Buffer {
         let raw = sys::proctap_buf {
             data: ptr::null_mut(), // set when lent to C (see swap)
             cap: u32::try_from(storage.len() * 8).unwrap_or(!7),
+            kind: sys::PROCTAP_BUF_MIXED,
             ..Default::default()
         };
         Box::new(Buffer { raw, storage })
@@ -104,6 +67,15 @@ impl Buffer {
         self.raw.realtime_offset_ns
     }
 
+    pub(crate) fn set_kind(&mut self, kind: u32) {
+        self.raw.kind = kind;
+    }
+
+    /// The kind of every record in it (per-kind batches), or None.
+    pub(crate) fn kind(&self) -> Option<u32> {
+        (self.raw.kind != sys::PROCTAP_BUF_MIXED).then_some(self.raw.kind)
+    }
+
     /// Fills the buffer as the C loader would (tests and benches).
     pub(crate) fn fill_from(&mut self, records: &[u8], count: u32) {
         let words = &mut self.storage[..records.len().div_ceil(8)];
@@ -113,6 +85,7 @@ impl Buffer {
         bytes.copy_from_slice(records);
         self.raw.len = records.len() as u32;
         self.raw.records = count;
+        self.raw.kind = sys::PROCTAP_BUF_MIXED;
     }
 }
 
@@ -247,6 +220,53 @@ pub(crate) fn config_check(config: &sys::proctap_config) -> Result<(), Error> {
     }
 }
 
+/// Bytes of the largest record the config lets the loader append (0 when
+/// the config is invalid).
+pub(crate) fn max_record(config: &sys::proctap_config) -> u64 {
+    // SAFETY: config is a valid proctap_config for the call, which only reads it.
+    unsafe { sys::proctap_max_record(config) }
+}
+
+/// The index of the knob (a configurable cap) called `name`.
+pub(crate) fn knob_index(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: name is a valid NUL-terminated string for the call.
+    u32::try_from(unsafe { sys::proctap_knob(name.as_ptr()) }).ok()
+}
+
+/// One record formatted as JSON by the C library (`proctap_format_json`),
+/// or None when it is not a valid record of a known kind.
+pub fn format_json(record: &[u8], realtime_offset_ns: i64) -> Option<String> {
+    // The C side reads the record through its struct types: give it an
+    // 8-byte aligned copy.
+    let mut words = vec![0u64; record.len().div_ceil(8)];
+    for (chunk, word) in record.chunks(8).zip(words.iter_mut()) {
+        let mut bytes = [0u8; 8];
+        bytes[..chunk.len()].copy_from_slice(chunk);
+        *word = u64::from_ne_bytes(bytes);
+    }
+    let mut out = vec![0u8; 4096];
+    loop {
+        // SAFETY: words holds record.len() initialized bytes, 8-byte
+        // aligned; out is valid for out.len() bytes of writes.
+        let n = unsafe {
+            sys::proctap_format_json(
+                words.as_ptr().cast(),
+                record.len(),
+                realtime_offset_ns,
+                out.as_mut_ptr().cast(),
+                out.len(),
+            )
+        };
+        let n = usize::try_from(n).ok()?;
+        if n < out.len() {
+            out.truncate(n);
+            return String::from_utf8(out).ok();
+        }
+        out.resize(n + 1, 0);
+    }
+}
+
 /// The buffer hand-over called by the C poll loop.
 unsafe extern "C" fn swap(ctx: *mut c_void, filled: *mut sys::proctap_buf, last: c_int) -> *mut sys::proctap_buf {
     // No panic may unwind into C: a panic here ends the loop instead.
@@ -291,145 +311,20 @@ pub(crate) fn c_text(chars: &[std::ffi::c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Record encoding for tests and benchmarks: the same bytes the C loader
-/// appends to caller buffers.
-pub mod testing {
-    use super::{record_bytes, sys};
-
-    /// Appends records to an 8-byte aligned run of bytes.
-    #[derive(Default)]
-    pub struct RecordWriter {
-        bytes: Vec<u8>,
-        records: usize,
-    }
-
-    /// The common fields of a test record.
-    #[derive(Clone, Copy, Debug, Default)]
-    pub struct Common {
-        pub pid: u32,
-        pub tid: u32,
-        pub ts_ns: u64,
-        pub flags: u16,
-    }
-
-    fn hdr(kind: u32, c: &Common, data_len: usize, rec_size: usize) -> sys::pt_hdr {
-        sys::pt_hdr {
-            kind: kind as u16,
-            flags: c.flags,
-            pid: c.pid,
-            tid: c.tid,
-            ts_ns: c.ts_ns,
-            data_len: data_len as u32,
-            rec_size: rec_size as u32,
-            ..Default::default()
-        }
-    }
-
-    fn to_c16(bytes: &[u8]) -> [std::ffi::c_char; 16] {
-        let mut out = [0 as std::ffi::c_char; 16];
-        for (o, &b) in out.iter_mut().zip(bytes.iter().take(15)) {
-            *o = b as std::ffi::c_char;
-        }
-        out
-    }
-
-    impl RecordWriter {
-        pub fn new() -> RecordWriter {
-            RecordWriter::default()
-        }
-
-        fn push(&mut self, fixed: &[u8], data: &[&[u8]]) {
-            let start = self.bytes.len();
-            self.bytes.extend_from_slice(fixed);
-            for d in data {
-                self.bytes.extend_from_slice(d);
-            }
-            self.bytes.resize(start + (self.bytes.len() - start).div_ceil(8) * 8, 0);
-            self.records += 1;
-        }
-
-        fn rec_size(fixed: usize, data: usize) -> usize {
-            (fixed + data).div_ceil(8) * 8
-        }
-
-        /// An exec record; `argv` is the raw NUL-separated argv area.
-        #[allow(clippy::too_many_arguments)]
-        pub fn exec(&mut self, c: Common, ppid: u32, uid: u32, comm: &[u8], filename: &[u8], argv: &[u8]) -> &mut Self {
-            let data_len = filename.len() + argv.len();
-            let size = std::mem::size_of::<sys::pt_exec>();
-            let e = sys::pt_exec {
-                hdr: hdr(sys::PT_KIND_EXEC, &c, data_len, Self::rec_size(size, data_len)),
-                ppid,
-                uid,
-                gid: uid,
-                ns_pid: c.pid,
-                cgroup_id: 1,
-                comm: to_c16(comm),
-                filename_len: filename.len() as u32,
-                argv_len: argv.len() as u32,
-                argv_size: argv.len() as u32,
-                exec_pad: 0,
-            };
-            self.push(record_bytes(&e), &[filename, argv]);
-            self
-        }
-
-        /// An exit record with the raw task->exit_code.
-        pub fn exit(&mut self, c: Common, ppid: u32, comm: &[u8], exit_code: u32, start_ns: u64) -> &mut Self {
-            let size = std::mem::size_of::<sys::pt_exit>();
-            let x = sys::pt_exit {
-                hdr: hdr(sys::PT_KIND_EXIT, &c, 0, Self::rec_size(size, 0)),
-                ppid,
-                exit_code,
-                start_ns,
-                comm: to_c16(comm),
-            };
-            self.push(record_bytes(&x), &[]);
-            self
-        }
-
-        /// A record of a kind this version does not know, `len` bytes long.
-        pub fn unknown(&mut self, kind: u16, len: usize) -> &mut Self {
-            let mut h = hdr(0, &Common::default(), 0, Self::rec_size(len.max(48), 0));
-            h.kind = kind;
-            let mut fixed = record_bytes(&h).to_vec();
-            fixed.resize(len.max(48), 0xab);
-            self.push(&fixed, &[]);
-            self
-        }
-
-        pub fn bytes(&self) -> &[u8] {
-            &self.bytes
-        }
-
-        pub fn records(&self) -> usize {
-            self.records
-        }
-
-        pub fn clear(&mut self) {
-            self.bytes.clear();
-            self.records = 0;
-        }
-    }
-}
-
 #[cfg(test)]
 mod layout {
     use super::sys;
     use std::mem::{align_of, offset_of, size_of};
 
     /// The sizes the C compiler asserted in proctap.h, checked against the
-    /// Rust types bindgen generated (bindgen also checks every offset).
+    /// Rust types bindgen generated (bindgen also checks every offset). The
+    /// records of each kind are checked by the C asserts the registry
+    /// generates, and against the Rust decoders by tests/json.rs.
     #[test]
     fn every_struct_matches_its_c_size() {
         assert_eq!(size_of::<sys::pt_hdr>(), sys::PT_HDR_SIZE as usize);
-        assert_eq!(size_of::<sys::pt_exec>(), sys::PT_EXEC_SIZE as usize);
-        assert_eq!(size_of::<sys::pt_exit>(), sys::PT_EXIT_SIZE as usize);
-        assert_eq!(size_of::<sys::pt_synth>(), sys::PT_SYNTH_SIZE as usize);
-        assert_eq!(size_of::<sys::pt_sample>(), sys::PT_SAMPLE_SIZE as usize);
-        assert_eq!(size_of::<sys::pt_trigger>(), sys::PT_TRIGGER_SIZE as usize);
-        assert_eq!(size_of::<sys::pt_loss>(), sys::PT_LOSS_SIZE as usize);
         assert_eq!(size_of::<sys::pt_cpu_ctl>(), sys::PT_CPU_CTL_SIZE as usize);
+        assert_eq!(size_of::<sys::pt_wake>(), sys::PT_WAKE_SIZE as usize);
         assert_eq!(size_of::<sys::proctap_config>(), sys::PROCTAP_CONFIG_SIZE as usize);
         assert_eq!(size_of::<sys::proctap_buf>(), sys::PROCTAP_BUF_SIZE as usize);
         assert_eq!(size_of::<sys::proctap_stats>(), sys::PROCTAP_STATS_SIZE as usize);
@@ -438,25 +333,40 @@ mod layout {
     }
 
     #[test]
-    fn records_are_8_byte_multiples_with_the_header_first() {
-        for (size, align) in [
-            (size_of::<sys::pt_hdr>(), align_of::<sys::pt_hdr>()),
-            (size_of::<sys::pt_exec>(), align_of::<sys::pt_exec>()),
-            (size_of::<sys::pt_exit>(), align_of::<sys::pt_exit>()),
-            (size_of::<sys::pt_synth>(), align_of::<sys::pt_synth>()),
-            (size_of::<sys::pt_sample>(), align_of::<sys::pt_sample>()),
-            (size_of::<sys::pt_trigger>(), align_of::<sys::pt_trigger>()),
-            (size_of::<sys::pt_loss>(), align_of::<sys::pt_loss>()),
-        ] {
-            assert_eq!(size % 8, 0);
-            assert_eq!(align, 8);
-        }
-        assert_eq!(offset_of!(sys::pt_exec, hdr), 0);
-        assert_eq!(offset_of!(sys::pt_exit, hdr), 0);
-        assert_eq!(offset_of!(sys::pt_synth, hdr), 0);
+    fn the_header_is_where_the_decoder_reads_it() {
+        assert_eq!(align_of::<sys::pt_hdr>(), 8);
+        assert_eq!(offset_of!(sys::pt_hdr, flags), 2);
+        assert_eq!(offset_of!(sys::pt_hdr, cpu), 4);
+        assert_eq!(offset_of!(sys::pt_hdr, pid), 8);
+        assert_eq!(offset_of!(sys::pt_hdr, ts_ns), 16);
+        assert_eq!(offset_of!(sys::pt_hdr, data_len), 36);
         assert_eq!(offset_of!(sys::pt_hdr, rec_size), 40);
         assert_eq!(offset_of!(sys::pt_cpu_ctl, cons), 64, "prod and cons on separate cache lines");
         assert_eq!(offset_of!(sys::pt_cpu_ctl, emitted), 128);
+    }
+
+    #[test]
+    fn the_rust_and_c_registries_agree_on_kinds_counters_and_knobs() {
+        use crate::event::{EventKind, KNOBS};
+        for kind in EventKind::ALL {
+            // SAFETY: proctap_kind_name returns NULL or a static string.
+            let name = unsafe { sys::proctap_kind_name(u32::from(kind.id())) };
+            assert!(!name.is_null());
+            // SAFETY: a static NUL-terminated string from the generated table.
+            assert_eq!(unsafe { std::ffi::CStr::from_ptr(name) }.to_str(), Ok(kind.name()));
+            for (counter, index) in kind.counters() {
+                let mut owner = u32::MAX;
+                // SAFETY: owner is a valid destination; the name is static.
+                let c = unsafe { sys::proctap_counter_name(*index as u32, &mut owner) };
+                // SAFETY: as above.
+                assert_eq!(unsafe { std::ffi::CStr::from_ptr(c) }.to_str(), Ok(*counter));
+                assert_eq!(owner, u32::from(kind.id()));
+            }
+        }
+        for (i, (name, ..)) in KNOBS.iter().enumerate() {
+            assert_eq!(super::knob_index(name), Some(i as u32));
+        }
+        assert_eq!(super::knob_index("no_such_knob"), None);
     }
 }
 

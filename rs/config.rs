@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use crate::binding::{config_check, sys};
+use crate::binding::{config_check, knob_index, max_record, sys};
 use crate::error::Error;
+use crate::event::{EventKind, KNOBS};
 
 /// How exit events tell the end of a process from the end of one thread.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -128,7 +129,11 @@ pub(crate) fn check_comm_prefix(prefix: &[u8]) -> Result<(), Error> {
 pub struct Config {
     exec: bool,
     exit: bool,
-    argv_max: u32,
+    /// Caps of variable fields set by the caller, by knob index.
+    knobs: Vec<(u32, u32)>,
+    /// A cap named that no kind declares (reported by validate).
+    unknown_knob: Option<String>,
+    per_kind_batches: bool,
     pages_per_cpu: u32,
     ringbuf_bytes: u32,
     flush_interval: Duration,
@@ -148,7 +153,9 @@ impl Default for Config {
         Config {
             exec: true,
             exit: true,
-            argv_max: sys::PT_ARGV_DEFAULT,
+            knobs: Vec::new(),
+            unknown_knob: None,
+            per_kind_batches: false,
             pages_per_cpu: 0,
             ringbuf_bytes: 0,
             flush_interval: Duration::from_millis(10),
@@ -183,10 +190,33 @@ impl Config {
         self
     }
 
-    /// Bytes of argv captured per exec (default 16 KiB, at most 1 MiB);
+    /// Bytes of argv captured per exec (default 16 KiB, 1 byte to 1 MiB);
     /// longer argv is cut and flagged `argv_truncated`.
-    pub fn argv_max(mut self, bytes: u32) -> Config {
-        self.argv_max = bytes;
+    pub fn argv_max(self, bytes: u32) -> Config {
+        self.data_cap("argv_max", bytes)
+    }
+
+    /// Sets a configurable cap of a variable field, by the name its kind's
+    /// declaration gives it (c/events: `cap = { knob = "argv_max", ... }`).
+    /// An unknown name or a value out of its range fails at start.
+    pub fn data_cap(mut self, knob: &str, bytes: u32) -> Config {
+        match knob_index(knob) {
+            Some(index) => {
+                self.knobs.retain(|(i, _)| *i != index);
+                self.knobs.push((index, bytes));
+            }
+            None => self.unknown_knob = Some(knob.to_string()),
+        }
+        self
+    }
+
+    /// Each batch holds events of one kind only (and the [`Lost`](crate::Lost)
+    /// reports of that kind): [`Batch::kind`](crate::Batch::kind) says which,
+    /// and a consumer of one kind skips the others' batches without reading
+    /// them. The loader then holds up to one buffer per enabled kind, so
+    /// `batches_in_flight` must leave room for that. Off by default.
+    pub fn per_kind_batches(mut self, on: bool) -> Config {
+        self.per_kind_batches = on;
         self
     }
 
@@ -281,16 +311,19 @@ impl Config {
         self.profile.as_ref()
     }
 
-    /// Checks every field without touching the kernel.
+    /// Checks every field without loading anything.
     pub fn validate(&self) -> Result<(), Error> {
         let raw = self.to_raw()?;
         config_check(&raw).map_err(|err| match err {
             // The C field name, as the Rust builder calls it.
-            Error::InvalidConfig { field, reason } if field == "flush_us" => {
-                Error::InvalidConfig { field: "flush_interval".into(), reason }
-            }
-            Error::InvalidConfig { field, reason } if field == "profile_hz" => {
-                Error::InvalidConfig { field: "profile.hz".into(), reason }
+            Error::InvalidConfig { field, reason } => {
+                let field = match field.as_str() {
+                    "flush_us" => "flush_interval".to_string(),
+                    "profile_hz" => "profile.hz".to_string(),
+                    "synth_payload" => "synthetic.payload_bytes".to_string(),
+                    _ => field,
+                };
+                Error::InvalidConfig { field, reason }
             }
             other => other,
         })?;
@@ -303,10 +336,20 @@ impl Config {
                 ));
             }
         }
-        if self.batches_in_flight < 2 {
-            return Err(Error::invalid("batches_in_flight", "at least 2: one filling, one being read"));
+        let held = if self.per_kind_batches { self.enabled_kinds() } else { 1 };
+        if self.batches_in_flight < held + 1 {
+            return Err(Error::invalid(
+                "batches_in_flight",
+                format!("at least {}: the poll thread fills one batch per route ({held}), the consumer reads another", held + 1),
+            ));
         }
         Ok(())
+    }
+
+    /// Kinds whose records may arrive (each has its own batch with
+    /// per-kind batches).
+    fn enabled_kinds(&self) -> usize {
+        usize::from(self.exec) + usize::from(self.exit) + 2 * usize::from(self.profile.is_some()) + usize::from(self.synthetic.is_some())
     }
 
     pub(crate) fn batch_bytes_resolved(&self) -> usize {
@@ -317,9 +360,9 @@ impl Config {
         self.batches_in_flight
     }
 
-    /// The largest record the loader can append: exec struct + filename + argv.
+    /// The largest record the loader can append, by the C rule.
     fn max_record_bytes(&self) -> usize {
-        std::mem::size_of::<sys::pt_exec>() + sys::PT_FILENAME_MAX as usize + self.argv_max as usize
+        self.to_raw().map_or(0, |raw| max_record(&raw) as usize)
     }
 
     pub(crate) fn to_raw(&self) -> Result<sys::proctap_config, Error> {
@@ -327,10 +370,23 @@ impl Config {
         if !self.exec && !self.exit && self.synthetic.is_none() && self.profile.is_none() {
             return Err(Error::invalid("events", "nothing to trace: enable exec, exit or profile"));
         }
-        raw.events = (if self.exec { sys::PROCTAP_EV_EXEC } else { 0 })
-            | (if self.exit { sys::PROCTAP_EV_EXIT } else { 0 });
+        if let Some(knob) = &self.unknown_knob {
+            let known: Vec<&str> = KNOBS.iter().map(|k| k.0).collect();
+            return Err(Error::invalid("data_cap", format!("no variable field has the cap `{knob}` (known: {})", known.join(", "))));
+        }
+        let bit = |kind: EventKind| 1u64 << kind.id();
+        if self.exec {
+            raw.events |= bit(EventKind::Exec);
+        }
+        if self.exit {
+            raw.events |= bit(EventKind::Exit);
+        }
+        for &(index, value) in &self.knobs {
+            raw.knobs[index as usize] = value;
+            raw.knobs_set |= 1 << index;
+        }
         if let Some(profile) = &self.profile {
-            raw.events |= sys::PROCTAP_EV_SAMPLE;
+            raw.events |= bit(EventKind::Sample) | bit(EventKind::Trigger);
             if profile.hz == 0 {
                 return Err(Error::invalid("profile.hz", "0 samples per second; use 1 to 999"));
             }
@@ -345,9 +401,12 @@ impl Config {
             }
         }
         if let Some(source) = self.synthetic {
-            raw.events |= sys::PROCTAP_EV_SYNTH;
+            raw.events |= bit(EventKind::Synthetic);
             raw.synth_tgid = source.pid;
-            raw.synth_payload = source.payload_bytes;
+            if let Some(index) = knob_index("synth_payload") {
+                raw.knobs[index as usize] = source.payload_bytes;
+                raw.knobs_set |= 1 << index;
+            }
             raw.synth_batch = source.events_per_trigger;
             raw.synth_ring_bytes = source.ring_bytes;
             raw.synth_transport = match source.transport {
@@ -357,10 +416,7 @@ impl Config {
             };
         }
         raw.busy_poll = u32::from(self.busy_poll);
-        if self.argv_max == 0 {
-            return Err(Error::invalid("argv_max", "0 bytes; use at least 1"));
-        }
-        raw.argv_max = self.argv_max;
+        raw.per_kind_batches = u32::from(self.per_kind_batches);
         raw.pages_per_cpu = self.pages_per_cpu;
         raw.ringbuf_bytes = self.ringbuf_bytes;
         let flush_us = self.flush_interval.as_micros();

@@ -17,10 +17,14 @@
 //! ```
 //!
 //! Kernel programs write fixed metadata into a ring buffer and variable
-//! bytes (filename, argv) into per-CPU data pages that the C loader reads in
-//! place; records are copied once into reusable batch buffers and decoded
-//! here without per-event allocation. Anything the kernel cannot buffer is
-//! counted in [`Stats`], never dropped silently.
+//! bytes (filename, argv, stacks) into per-CPU data pages that the C loader
+//! reads in place; records are copied once into reusable batch buffers and
+//! decoded here without per-event allocation. Anything the kernel cannot
+//! buffer is counted in [`Stats`], never dropped silently.
+//!
+//! Each kind of event is declared once (c/events); its Rust type, decoder,
+//! JSON form and counters are generated from that declaration, as are the
+//! kernel and C sides.
 
 mod binding;
 mod config;
@@ -35,14 +39,16 @@ pub use binding::monotonic_ns;
 pub use config::{Config, ExitProbe, Profiler, SyntheticSource, SyntheticTransport};
 pub use error::Error;
 pub use event::{
-    Args, Argv, BuildId, Comm, Event, EventKind, Events, Exec, Exit, KernelStack, Lost, StackError, StackSample,
-    Synthetic, Trigger, TriggerReason, UserFrame, UserStack, WallTime,
+    Args, Argv, BuildId, Comm, Errno, Event, EventKind, Events, Exec, Exit, KernelStack, Lost, StackSample, Synthetic,
+    Trigger, TriggerReason, UserFrame, UserStack, WallTime,
 };
 pub use tracer::{Batch, KindStats, Stats, StopHandle, Targets, Tracer};
 
-/// Encoding of records as the C loader writes them, for tests and benches.
+/// Encoding of records as the C loader writes them, and the C library's
+/// JSON of a record, for tests and benches.
 #[doc(hidden)]
 pub mod testing {
-    pub use crate::binding::testing::*;
+    pub use crate::binding::format_json;
+    pub use crate::event::testing::*;
     pub use crate::tracer::BatchPipe;
 }

@@ -47,7 +47,7 @@ fn a_stalled_consumer_yields_counted_drops_and_no_corrupt_event() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let stats = tracer.stats();
-        if execs + stats.exec.meta_lost >= EXECS as u64 && exits + stats.exit.meta_lost >= EXECS as u64 {
+        if execs + stats.exec().meta_lost >= EXECS as u64 && exits + stats.exit().meta_lost >= EXECS as u64 {
             break;
         }
         assert!(Instant::now() < deadline, "events neither delivered nor counted: {stats:?}, execs {execs}, exits {exits}");
@@ -93,16 +93,16 @@ fn a_stalled_consumer_yields_counted_drops_and_no_corrupt_event() {
     }
     eprintln!("stalled consumer: {stats:?}");
     // Every exec and exit is accounted for, exactly.
-    assert_eq!(execs + stats.exec.meta_lost, EXECS as u64, "{stats:?}");
-    assert_eq!(exits + stats.exit.meta_lost, EXECS as u64, "{stats:?}");
-    assert_eq!((stats.exec.delivered, stats.exit.delivered), (execs, exits));
-    assert_eq!(stats.exec.data_lost, lost_data);
+    assert_eq!(execs + stats.exec().meta_lost, EXECS as u64, "{stats:?}");
+    assert_eq!(exits + stats.exit().meta_lost, EXECS as u64, "{stats:?}");
+    assert_eq!((stats.exec().delivered, stats.exit().delivered), (execs, exits));
+    assert_eq!(stats.exec().data_lost, lost_data);
     // The stream itself reported every loss, as Lost events.
-    assert_eq!(reported_lost.get(&EventKind::Exec).copied().unwrap_or(0), stats.exec.meta_lost);
-    assert_eq!(reported_lost.get(&EventKind::Exit).copied().unwrap_or(0), stats.exit.meta_lost);
+    assert_eq!(reported_lost.get(&EventKind::Exec).copied().unwrap_or(0), stats.exec().meta_lost);
+    assert_eq!(reported_lost.get(&EventKind::Exit).copied().unwrap_or(0), stats.exit().meta_lost);
     // Both kinds of loss happened, and were counted rather than corrupting.
-    assert!(stats.exec.meta_lost > 0, "the metadata ring overflowed: {stats:?}");
-    assert!(stats.exec.data_lost > 0, "the data pages overflowed: {stats:?}");
+    assert!(stats.exec().meta_lost > 0, "the metadata ring overflowed: {stats:?}");
+    assert!(stats.exec().data_lost > 0, "the data pages overflowed: {stats:?}");
     assert!(execs - lost_data > 0, "some execs kept their data");
     assert_eq!((stats.invalid, stats.oversize, stats.abandoned, stats.undelivered), (0, 0, 0, 0));
     let _ = std::fs::remove_dir_all(&dir);
@@ -127,7 +127,7 @@ fn records_crossing_the_end_of_the_data_ring_arrive_intact() {
     });
     let mut intact = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while intact + tracer.stats().exec.data_lost + tracer.stats().exec.meta_lost < 600 {
+    while intact + tracer.stats().exec().data_lost + tracer.stats().exec().meta_lost < 600 {
         assert!(Instant::now() < deadline, "{:?}", tracer.stats());
         let Ok(batch) = tracer.events().recv_timeout(Duration::from_millis(200)) else { continue };
         for event in &batch {
@@ -145,7 +145,7 @@ fn records_crossing_the_end_of_the_data_ring_arrive_intact() {
     spawner.join().unwrap();
     let stats = tracer.stop().unwrap();
     eprintln!("wrap: intact {intact}, {stats:?}");
-    assert!(stats.data_bytes > 20 * ring, "the ring wrapped many times: {stats:?}");
+    assert!(stats.exec().data_bytes > 20 * ring, "the ring wrapped many times: {stats:?}");
     assert!(intact > 0 && stats.invalid == 0, "{stats:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -169,8 +169,8 @@ fn stopping_mid_storm_with_a_stalled_consumer_accounts_for_every_record() {
     let stats = tracer.stop().unwrap();
     storm.join().unwrap();
 
-    let emitted = stats.exec.emitted + stats.exit.emitted;
-    let delivered = stats.exec.delivered + stats.exit.delivered;
+    let emitted = stats.exec().emitted + stats.exit().emitted;
+    let delivered = stats.exec().delivered + stats.exit().delivered;
     assert!(emitted > 0 && stats.abandoned > 0, "the stop found no free buffer: {stats:?}");
     assert_eq!(emitted, delivered + stats.abandoned + stats.invalid + stats.oversize, "{stats:?}");
     // What was delivered is still readable after stop, then the channel closes.

@@ -1,10 +1,46 @@
 //! Decoding, JSON and config validation: no kernel needed.
 
-use proctap::testing::{Common, RecordWriter};
-use proctap::{Config, Error, Event, Events, WallTime};
+use proctap::testing::RecordWriter;
+use proctap::{Argv, Comm, Config, Error, Event, Events, Exec, Exit, WallTime};
 
-fn common(pid: u32, ts_ns: u64) -> Common {
-    Common { pid, tid: pid, ts_ns, flags: 0 }
+fn exec(pid: u32, ts_ns: u64, ppid: u32, uid: u32, comm: &[u8], filename: &[u8], argv: &[u8]) -> Exec {
+    Exec {
+        ts_ns,
+        time: WallTime::default(),
+        pid,
+        tid: pid,
+        ppid,
+        uid,
+        gid: uid,
+        ns_pid: pid,
+        cgroup_id: 1,
+        comm: Comm::new(comm),
+        argv_size: argv.len() as u32,
+        filename: filename.to_vec(),
+        argv: Argv(argv.to_vec()),
+        filename_truncated: false,
+        argv_truncated: false,
+        argv_fault: false,
+        data_lost: false,
+    }
+}
+
+fn exit(pid: u32, ts_ns: u64, ppid: u32, comm: &[u8], status: u32, start_ns: u64) -> Exit {
+    let signal = (status & 0x7f) as u8;
+    Exit {
+        ts_ns,
+        time: WallTime::default(),
+        pid,
+        tid: pid,
+        ppid,
+        exit_code: (status >> 8) as u8,
+        signal: (signal != 0).then_some(signal),
+        core_dumped: status & 0x80 != 0,
+        start_ns,
+        duration_ns: 0,
+        comm: Comm::new(comm),
+        thread_exit: false,
+    }
 }
 
 fn events(w: &RecordWriter, offset: i64) -> Vec<Event> {
@@ -15,7 +51,7 @@ fn events(w: &RecordWriter, offset: i64) -> Vec<Event> {
 fn exec_record_decodes_every_field() {
     let mut w = RecordWriter::new();
     let argv = b"/bin/true\0\0x y\0\xff\xfe\0";
-    w.exec(common(42, 1_000), 7, 1000, b"true", b"/bin/true", argv);
+    w.push(&Event::Exec(exec(42, 1_000, 7, 1000, b"true", b"/bin/true", argv)));
     let got = events(&w, 5);
     let [Event::Exec(e)] = &got[..] else { panic!("one exec expected, got {got:?}") };
     assert_eq!((e.pid, e.tid, e.ppid, e.uid, e.gid, e.ns_pid, e.cgroup_id), (42, 42, 7, 1000, 1000, 42, 1));
@@ -30,26 +66,26 @@ fn exec_record_decodes_every_field() {
 }
 
 #[test]
-fn exec_flags_map_to_truncated_and_data_lost() {
+fn exec_flags_decode_each_to_its_own_field() {
     let mut w = RecordWriter::new();
-    // PT_F_DATA_LOST = 1, PT_F_ARGV_TRUNCATED = 2, PT_F_ARGV_FAULT = 4
-    for flags in [1u16, 2, 4] {
-        w.exec(Common { flags, ..common(1, 1) }, 0, 0, b"x", b"", b"");
-    }
-    let got: Vec<(bool, bool)> = events(&w, 0)
+    let base = exec(1, 1, 0, 0, b"x", b"", b"");
+    w.push(&Event::Exec(Exec { data_lost: true, ..base.clone() }));
+    w.push(&Event::Exec(Exec { argv_truncated: true, ..base.clone() }));
+    w.push(&Event::Exec(Exec { argv_fault: true, filename_truncated: true, ..base }));
+    let got: Vec<(bool, bool, bool, bool)> = events(&w, 0)
         .into_iter()
         .map(|e| match e {
-            Event::Exec(e) => (e.argv_truncated, e.data_lost),
+            Event::Exec(e) => (e.data_lost, e.argv_truncated, e.argv_fault, e.filename_truncated),
             other => panic!("unexpected {other:?}"),
         })
         .collect();
-    assert_eq!(got, vec![(false, true), (true, false), (true, false)]);
+    assert_eq!(got, vec![(true, false, false, false), (false, true, false, false), (false, false, true, true)]);
 }
 
 #[test]
 fn truncated_argv_tail_without_nul_is_kept() {
     let mut w = RecordWriter::new();
-    w.exec(common(1, 1), 0, 0, b"x", b"/x", b"a\0bc");
+    w.push(&Event::Exec(exec(1, 1, 0, 0, b"x", b"/x", b"a\0bc")));
     let Event::Exec(e) = &events(&w, 0)[0] else { panic!() };
     assert_eq!(e.argv.iter().collect::<Vec<_>>(), vec![&b"a"[..], b"bc"]);
 }
@@ -57,10 +93,10 @@ fn truncated_argv_tail_without_nul_is_kept() {
 #[test]
 fn exit_codes_decode_status_signal_and_core() {
     let mut w = RecordWriter::new();
-    w.exit(common(10, 5_000), 1, b"sh", 3 << 8, 1_000); // exit(3)
-    w.exit(common(11, 5_000), 1, b"sleep", 9, 4_000); // SIGKILL
-    w.exit(common(12, 5_000), 1, b"crash", 0x80 | 11, 6_000); // SIGSEGV, core; start after ts
-    w.exit(common(13, 5_000), 1, b"ok", 0, 0);
+    w.push(&Event::Exit(exit(10, 5_000, 1, b"sh", 3 << 8, 1_000))); // exit(3)
+    w.push(&Event::Exit(exit(11, 5_000, 1, b"sleep", 9, 4_000))); // SIGKILL
+    w.push(&Event::Exit(exit(12, 5_000, 1, b"crash", 0x80 | 11, 6_000))); // SIGSEGV, core; start after ts
+    w.push(&Event::Exit(exit(13, 5_000, 1, b"ok", 0, 0)));
     let got: Vec<_> = events(&w, 0)
         .into_iter()
         .map(|e| match e {
@@ -82,9 +118,9 @@ fn exit_codes_decode_status_signal_and_core() {
 #[test]
 fn unknown_kinds_are_skipped_and_a_short_tail_ends_iteration() {
     let mut w = RecordWriter::new();
-    w.exit(common(1, 1), 0, b"a", 0, 0);
+    w.push(&Event::Exit(exit(1, 1, 0, b"a", 0, 0)));
     w.unknown(99, 64);
-    w.exit(common(2, 1), 0, b"b", 0, 0);
+    w.push(&Event::Exit(exit(2, 1, 0, b"b", 0, 0)));
     let all = w.bytes().to_vec();
     assert_eq!(Events::new(&all, 0).map(|e| e.pid()).collect::<Vec<_>>(), vec![1, 2]);
     // Cut inside the last record: it must not decode as garbage.
@@ -103,8 +139,8 @@ fn unknown_kinds_are_skipped_and_a_short_tail_ends_iteration() {
 #[test]
 fn json_matches_the_documented_format() {
     let mut w = RecordWriter::new();
-    w.exec(common(42, 1_500_000_000), 7, 0, b"true", b"/bin/true", b"/bin/true\0\0\xff\0");
-    w.exit(common(42, 2_000_000_000), 7, b"true", 9, 1_500_000_000);
+    w.push(&Event::Exec(exec(42, 1_500_000_000, 7, 0, b"true", b"/bin/true", b"/bin/true\0\0\xff\0")));
+    w.push(&Event::Exit(exit(42, 2_000_000_000, 7, b"true", 9, 1_500_000_000)));
     let got: Vec<String> = Events::new(w.bytes(), 1_700_000_000_000_000_000 - 1_000_000_000)
         .map(|e| serde_json::to_string(&e).unwrap())
         .collect();
@@ -114,7 +150,7 @@ fn json_matches_the_documented_format() {
     );
     assert_eq!(
         got[1],
-        r#"{"type":"exit","ts_ns":2000000000,"time":"2023-11-14T22:13:21.000000000Z","pid":42,"tid":42,"ppid":7,"comm":"true","exit_code":0,"signal":9,"core_dumped":false,"duration_ns":500000000,"thread_exit":false}"#
+        r#"{"type":"exit","ts_ns":2000000000,"time":"2023-11-14T22:13:21.000000000Z","pid":42,"tid":42,"ppid":7,"comm":"true","exit_code":0,"signal":9,"core_dumped":false,"start_ns":1500000000,"duration_ns":500000000,"thread_exit":false}"#
     );
     // Owned events serialize identically.
     let owned: Vec<String> = Events::new(w.bytes(), 1_700_000_000_000_000_000 - 1_000_000_000)
@@ -129,7 +165,7 @@ fn hex_encoding_round_trips_arbitrary_bytes() {
     let mut argv = arg.iter().map(|&b| if b == 0 { 1 } else { b }).collect::<Vec<u8>>();
     argv.push(0);
     let mut w = RecordWriter::new();
-    w.exec(common(1, 1), 0, 0, b"x", b"/x", &argv);
+    w.push(&Event::Exec(exec(1, 1, 0, 0, b"x", b"/x", &argv)));
     let json: serde_json::Value = serde_json::to_value(Events::new(w.bytes(), 0).next().unwrap()).unwrap();
     let hex = json["argv"][0]["hex"].as_str().expect("non-UTF-8 argument as {\"hex\":...}");
     let decoded: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();

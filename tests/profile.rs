@@ -87,8 +87,8 @@ fn only_targets_are_sampled_and_system_wide_mode_sees_the_rest() {
     let pids = sample_pids(&events);
     assert!(pids.get(&tracked).copied().unwrap_or(0) >= 20, "too few samples of the target: {pids:?}");
     assert_eq!(pids.keys().copied().collect::<Vec<_>>(), vec![tracked], "only the target is sampled");
-    assert_eq!(stats.sample.delivered, samples(&events).count() as u64);
-    assert_eq!(stats.sample.meta_lost + stats.sample.data_lost + stats.invalid, 0, "{stats:?}");
+    assert_eq!(stats.sample().delivered, samples(&events).count() as u64);
+    assert_eq!(stats.sample().meta_lost + stats.sample().data_lost + stats.invalid, 0, "{stats:?}");
     assert!(stats.perf_events >= 1);
 
     // The same two processes, system-wide: the other one shows up, so the
@@ -135,8 +135,8 @@ fn a_watched_prefix_catches_a_process_started_later_within_100_ms() {
     assert_eq!(trigger.pid, pid);
     assert_eq!(trigger.ppid, std::process::id());
     assert_eq!(trigger.comm.as_bytes(), bins.comm.as_bytes());
-    assert_eq!(trigger.reason, TriggerReason::CommPrefix { prefix_len: bins.comm.len() as u32 - 1 });
-    assert_eq!(stats.trigger.emitted, 1, "exactly one trigger: {stats:?}");
+    assert_eq!((trigger.reason, trigger.prefix_len), (TriggerReason::CommPrefix, bins.comm.len() as u32 - 1));
+    assert_eq!(stats.trigger().emitted, 1, "exactly one trigger: {stats:?}");
 
     let first = samples(&events).map(|s| s.ts_ns).min().expect("samples of the triggered process");
     let since_start = Duration::from_nanos(first - trigger.start_ns);
@@ -241,7 +241,7 @@ fn targets_are_added_and_removed_at_run_time_with_typed_errors() {
     assert!(!targets.remove_comm_prefix(&bins.comm).unwrap());
     fixture::kill(&mut named);
     let stats = tracer.stop().unwrap();
-    assert_eq!(stats.trigger.emitted, 0, "the scan found it, the kernel did not trigger");
+    assert_eq!(stats.trigger().emitted, 0, "the scan found it, the kernel did not trigger");
     assert!(matches!(targets.add_pid(1), Err(proctap::Error::Target { errno: 3, .. })), "stopped tracer");
 
     // A tracer that does not profile refuses targets.
@@ -365,14 +365,14 @@ fn samples_nested_inside_another_program_leave_every_record_intact() {
     eprintln!("nested: {stats:?}");
 
     assert!(stats.nested > 0, "no sample landed inside the synthetic program: {stats:?}");
-    assert!(kernel_samples > 0 && samples == stats.sample.delivered);
+    assert!(kernel_samples > 0 && samples == stats.sample().delivered);
     let mut seen = HashSet::new();
     for &(cpu, seq) in &synthetic {
         assert!(seen.insert((cpu, seq)), "seq {seq} on cpu {cpu} delivered twice");
     }
-    assert_eq!(synthetic.len() as u64, stats.synthetic.delivered);
-    assert_eq!(stats.synthetic.emitted, stats.synthetic.delivered);
-    assert_eq!(stats.sample.emitted, stats.sample.delivered);
+    assert_eq!(synthetic.len() as u64, stats.synthetic().delivered);
+    assert_eq!(stats.synthetic().emitted, stats.synthetic().delivered);
+    assert_eq!(stats.sample().emitted, stats.sample().delivered);
     assert_eq!((stats.invalid, stats.ring_stalls, stats.abandoned), (0, 0, 0), "{stats:?}");
 }
 

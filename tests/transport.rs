@@ -87,9 +87,9 @@ fn every_transport_delivers_each_event_once_and_intact() {
             let (got, stats) = stop_and_collect(tracer, reader);
             let label = format!("{transport:?}, {payload} B");
             assert_eq!(got.len(), 800, "{label}: 100 triggers x 8 events: {stats:?}");
-            assert_eq!(stats.synthetic.emitted, 800, "{label}");
-            assert_eq!(stats.synthetic.delivered, 800, "{label}");
-            assert_eq!((stats.synthetic.meta_lost, stats.synthetic.data_lost, stats.invalid), (0, 0, 0), "{label}");
+            assert_eq!(stats.synthetic().emitted, 800, "{label}");
+            assert_eq!(stats.synthetic().delivered, 800, "{label}");
+            assert_eq!((stats.synthetic().meta_lost, stats.synthetic().data_lost, stats.invalid), (0, 0, 0), "{label}");
             assert_gapless(&got);
             for e in &got {
                 assert_eq!(e.pid, std::process::id());
@@ -115,7 +115,7 @@ fn a_stalled_consumer_gets_counted_losses_and_intact_payloads() {
     trigger(100);
     std::thread::sleep(Duration::from_millis(200));
     let (got, stats) = stop_then_read(tracer);
-    let s = stats.synthetic;
+    let s = *stats.synthetic();
     assert!(s.meta_lost > 0 && s.data_lost > 0, "the test must overflow both: {stats:?}");
     // Every attempt is delivered or counted lost, exactly.
     let seqs_seen: u64 = got.len() as u64;
@@ -194,8 +194,8 @@ fn a_handler_on_the_poll_thread_gets_every_event_once() {
         let got = got.lock().unwrap();
         assert_eq!(got.len(), 200, "busy_poll {busy}: {stats:?}");
         assert_gapless(&got);
-        assert!(got.iter().all(|s| s.payload_len == 16 && !s.data_lost));
-        assert_eq!((stats.synthetic.emitted, stats.synthetic.delivered, stats.undelivered), (200, 200, 0));
+        assert!(got.iter().all(|s| s.payload.len() == 16 && !s.data_lost));
+        assert_eq!((stats.synthetic().emitted, stats.synthetic().delivered, stats.undelivered), (200, 200, 0));
         assert_eq!(*threads.lock().unwrap(), HashSet::from([Some("proctap-poll".to_owned())]));
         assert!(channel.recv().is_err(), "the channel carries nothing and is closed");
     }
@@ -227,7 +227,7 @@ fn busy_polling_hands_a_lone_event_over_at_once_and_batches_a_flow() {
     let (_, flow) = rx.recv_timeout(2 * flush).expect("the flow is handed over after the interval");
     assert_eq!(flow.len(), 5, "the flow's events come in one batch");
     let stats = tracer.stop().expect("stop");
-    assert_eq!(stats.synthetic.delivered, 6);
+    assert_eq!(stats.synthetic().delivered, 6);
 }
 
 #[test]
@@ -249,7 +249,7 @@ fn a_panicking_handler_stops_the_tracer_and_its_events_are_counted() {
     // the rings as abandoned.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let settled = |s: &Stats| {
-        s.undelivered > 0 && s.synthetic.emitted == s.synthetic.delivered + s.abandoned + s.synthetic.meta_lost
+        s.undelivered > 0 && s.synthetic().emitted == s.synthetic().delivered + s.abandoned + s.synthetic().meta_lost
     };
     let mut stats = tracer.stats();
     while !settled(&stats) && std::time::Instant::now() < deadline {
@@ -257,9 +257,9 @@ fn a_panicking_handler_stops_the_tracer_and_its_events_are_counted() {
         stats = tracer.stats();
     }
     assert!(settled(&stats), "{stats:?}");
-    assert_eq!(stats.synthetic.emitted, 200, "{stats:?}");
+    assert_eq!(stats.synthetic().emitted, 200, "{stats:?}");
     assert_eq!(calls.load(Ordering::Relaxed), 1, "the handler is not called again after it panicked");
-    assert_eq!(stats.undelivered, stats.synthetic.delivered, "every batch from the panic on is undelivered: {stats:?}");
+    assert_eq!(stats.undelivered, stats.synthetic().delivered, "every batch from the panic on is undelivered: {stats:?}");
     match tracer.stop() {
         Err(proctap::Error::HandlerPanicked { message }) => assert_eq!(message, "handler failed on purpose"),
         other => panic!("expected HandlerPanicked, got {other:?}"),
@@ -269,7 +269,7 @@ fn a_panicking_handler_stops_the_tracer_and_its_events_are_counted() {
 #[test]
 fn synthetic_config_is_checked() {
     for (config, field) in [
-        (source(SyntheticTransport::Hybrid, 4097, 1), "synth_payload"),
+        (source(SyntheticTransport::Hybrid, 4097, 1), "synthetic.payload_bytes"),
         (source(SyntheticTransport::Hybrid, 16, 1025), "synth_batch"),
     ] {
         match config.validate() {

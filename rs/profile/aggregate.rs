@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::sync::Arc;
 
 use super::symbolize::{Frame, Location, Symbolizer};
-use crate::{StackError, StackSample};
+use crate::{Errno, StackSample};
 
 /// Samples aggregated per distinct stack.
 ///
@@ -218,7 +218,7 @@ impl Profile {
 }
 
 /// `EFAULT` and friends, for placeholder frames.
-fn errno_name(err: StackError) -> String {
+fn errno_name(err: Errno) -> String {
     let name = match err.errno.unsigned_abs() {
         1 => "EPERM",
         2 => "ENOENT",

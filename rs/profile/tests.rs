@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::*;
-use crate::{BuildId, Comm, KernelStack, StackError, StackSample, UserFrame, UserStack, WallTime};
+use crate::{BuildId, Comm, KernelStack, Errno, StackSample, UserFrame, UserStack, WallTime};
 
 const PROGRAM: &str = r#"#include <stdio.h>
 static inline __attribute__((always_inline)) unsigned mix(unsigned x) {
@@ -267,10 +267,10 @@ fn fixture_profile(fx: &mut Fixture) -> (Profile, u64) {
     lost.data_lost = true;
     profile.add(&lost, &mut fx.symbolizer);
     let mut fault = sample("prog", &[KERNEL_B + 4], &[]);
-    fault.user_stack_error = Some(StackError { errno: 14 });
+    fault.user_stack_error = Some(Errno { errno: 14 });
     profile.add(&fault, &mut fx.symbolizer);
     let mut kfault = sample("prog", &[], &[fo(hot + 2)]);
-    kfault.kernel_stack_error = Some(StackError { errno: 22 });
+    kfault.kernel_stack_error = Some(Errno { errno: 22 });
     kfault.ts_ns = 1_000 + 500_000_000;
     profile.add(&kfault, &mut fx.symbolizer);
     (profile, hot)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * transport.bpf.h - the kernel half of the hybrid buffer.
+ * transport.bpf.h - the kernel half of the hybrid buffer. Programs do not
+ * call this directly: they go through emit.bpf.h, the one emit path.
  *
  * Fixed metadata goes into one BPF ringbuf (pt_meta). Variable bytes go into
  * the data pages: one BPF_F_MMAPABLE array element per CPU, holding that
@@ -23,84 +24,18 @@
  *     unread is overwritten. No space: PT_F_DATA_LOST, counted in data_lost.
  *  3. Every data reservation is followed by a submitted metadata record that
  *     names it, so the consumer sees every span and can release in order.
- *  4. Records never wake the consumer by themselves; pt_submit rings a
+ *  4. Records never wake the consumer by themselves; a submit rings a
  *     doorbell only when the consumer said it is going to sleep (struct
  *     pt_wake). Under load nothing is woken, so no interrupts per record.
  */
-#ifndef PROCTAP_TRANSPORT_BPF_H
-#define PROCTAP_TRANSPORT_BPF_H
+#ifndef PT_TRANSPORT_BPF_H
+#define PT_TRANSPORT_BPF_H
 
-#include "proctap.h"
-
-/* Set by the loader before load. */
-const volatile __u64 pt_ring_mask = PT_PAGE_SIZE - 1; /* ring bytes - 1 (power of two) */
-const volatile __u64 pt_meta_half = 1 << 19;            /* half the metadata ring's bytes */
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
-} pt_meta SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct pt_cpu_ctl);
-	__uint(max_entries, 1); /* set to the number of possible CPUs */
-} pt_ctl SEC(".maps");
-
-/* No BTF value type: the loader sizes the value (ring + slack) before load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, PT_PAGE_SIZE);
-	__uint(max_entries, 1); /* set to the number of possible CPUs */
-} pt_data SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct pt_wake);
-	__uint(max_entries, 1);
-} pt_wake SEC(".maps");
-
-/* This CPU's control block and data pages. */
-struct pt_cpu {
-	struct pt_cpu_ctl *ctl;
-	__u8 *pages;
-};
-
-static __always_inline bool pt_cpu_get(struct pt_cpu *c, __u32 *cpu)
-{
-	*cpu = bpf_get_smp_processor_id();
-	c->ctl = bpf_map_lookup_elem(&pt_ctl, cpu);
-	c->pages = bpf_map_lookup_elem(&pt_data, cpu);
-	return c->ctl && c->pages;
-}
+#include "lib/maps.bpf.h"
 
 static __always_inline void pt_count(__u64 *counter, __u64 n)
 {
 	__sync_fetch_and_add(counter, n);
-}
-
-/* Fills the common header; the data fields start empty. */
-static __always_inline void pt_hdr_init(struct pt_hdr *h, __u16 kind, __u32 cpu,
-					__u64 pid_tgid, __u64 ts)
-{
-	h->kind = kind;
-	h->flags = 0;
-	h->cpu = cpu;
-	h->hdr_pad = 0;
-	h->pid = pid_tgid >> 32;
-	h->tid = (__u32)pid_tgid;
-	h->ts_ns = ts;
-	h->data_pos = 0;
-	h->data_span = 0;
-	h->data_len = 0;
-	h->rec_size = 0;
-	h->rec_pad = 0;
 }
 
 /*
@@ -133,8 +68,8 @@ static __always_inline __s64 pt_data_reserve(struct pt_cpu_ctl *ctl, __u32 len, 
  * Gives back the unused tail of a reservation when nothing was reserved after
  * it. Returns the span the consumer must release.
  */
-static __always_inline __u32 pt_data_trim(struct pt_cpu_ctl *ctl, __u64 pos,
-					  __u32 reserved, __u32 used)
+static __always_inline __u32 pt_data_trim(struct pt_cpu_ctl *ctl, __u64 pos, __u32 reserved,
+					  __u32 used)
 {
 	if (used < reserved &&
 	    __sync_val_compare_and_swap(&ctl->prod, pos + reserved, pos + used) == pos + reserved)
@@ -147,9 +82,13 @@ static __always_inline __u32 pt_data_trim(struct pt_cpu_ctl *ctl, __u64 pos,
  * asleep, or if this record (or its data, urgent) filled a ring past half.
  * The commit is an atomic exchange (a full barrier), so the load of
  * sleeping below cannot see a value older than the consumer's last look at
- * the ring.
+ * the ring. A lazy record (stack samples, which nobody waits for one by one)
+ * never rings for a sleeping consumer, only for a ring past half full: a
+ * doorbell is an interrupt, and at a few samples per second it would cost
+ * more than the sample (measured on a 2-vCPU VM: ~10 us per sample). The
+ * consumer's bounded idle sleep picks those records up.
  */
-static __always_inline void pt_submit_wake(void *rec, __u32 size, bool urgent, bool lazy)
+static __always_inline void pt_submit(void *rec, __u32 size, bool urgent, bool lazy)
 {
 	__u32 zero = 0;
 	struct pt_wake *w;
@@ -165,7 +104,7 @@ static __always_inline void pt_submit_wake(void *rec, __u32 size, bool urgent, b
 		urgent = avail >= pt_meta_half && avail < pt_meta_half + size + 8;
 	}
 	if (!urgent && lazy)
-		return; /* the consumer's idle timeout (100 ms) collects it */
+		return;
 	if (!urgent) {
 		if (!*(volatile __u64 *)&w->sleeping)
 			return;
@@ -179,26 +118,9 @@ static __always_inline void pt_submit_wake(void *rec, __u32 size, bool urgent, b
 		pt_count(&w->doorbell_lost, 1);
 		return;
 	}
-	pt_hdr_init(bell, PT_KIND_DOORBELL, 0, 0, 0);
+	__builtin_memset(bell, 0, sizeof(*bell));
 	bpf_ringbuf_submit(bell, BPF_RB_FORCE_WAKEUP);
 	pt_count(&w->doorbells, 1);
 }
 
-static __always_inline void pt_submit(void *rec, __u32 size, bool urgent)
-{
-	pt_submit_wake(rec, size, urgent, false);
-}
-
-/*
- * For records nobody waits for one by one (stack samples): never rings the
- * doorbell for a sleeping consumer, only for a ring past half full. A
- * doorbell is a forced wake-up, an interrupt; at a few samples per second
- * it would cost more than the sample (measured on a 2-vCPU VM: ~10 us per
- * sample). The consumer's bounded idle sleep picks the records up.
- */
-static __always_inline void pt_submit_lazy(void *rec, __u32 size, bool urgent)
-{
-	pt_submit_wake(rec, size, urgent, true);
-}
-
-#endif /* PROCTAP_TRANSPORT_BPF_H */
+#endif /* PT_TRANSPORT_BPF_H */

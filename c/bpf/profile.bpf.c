@@ -21,9 +21,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include "transport.bpf.h"
-
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
+#include "pt_kinds.bpf.h"
+#include "lib/task.bpf.h"
 
 /* Set by the loader before load. */
 const volatile bool pf_all = false; /* sample every process */
@@ -44,11 +43,6 @@ struct {
 	__uint(max_entries, PT_WATCH_MAX);
 } pf_watch SEC(".maps");
 
-static __always_inline __u64 pf_start_ns(struct task_struct *task)
-{
-	return BPF_CORE_READ(task, group_leader, start_time);
-}
-
 /* Is tgid a target? Drops an entry left by an earlier process of that pid. */
 static __always_inline bool pf_is_target(__u32 tgid)
 {
@@ -57,7 +51,7 @@ static __always_inline bool pf_is_target(__u32 tgid)
 
 	if (!t)
 		return false;
-	start = pf_start_ns(bpf_get_current_task_btf());
+	start = pt_process_start(bpf_get_current_task_btf());
 	if (t->start_ns == start)
 		return true;
 	if (t->start_ns) {
@@ -76,73 +70,34 @@ int pf_sample(struct bpf_perf_event_data *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	struct pt_cpu c;
-	struct pt_sample *s;
-	bool urgent = false;
-	long klen, ulen;
-	__u32 cpu, used;
-	__s64 pos;
-	__u8 *dst;
+	struct pt_sample *r;
+	struct pt_emit e;
+	long n;
 
 	if (!tgid)
 		return 0; /* the idle task */
 	if (!pf_all && !pf_is_target(tgid))
 		return 0;
-	if (!pt_cpu_get(&c, &cpu))
+	r = pt_sample_open(&e, pid_tgid);
+	if (!r)
 		return 0;
-
-	s = bpf_ringbuf_reserve(&pt_meta, sizeof(*s), 0);
-	if (!s) {
-		pt_count(&c.ctl->meta_lost[PT_KIND_SAMPLE], 1);
-		return 0;
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	r->cgroup_id = bpf_get_current_cgroup_id();
+	if (pt_sample_reserve(&e, PT_SAMPLE_DATA_MAX)) {
+		n = pt_sample_kernel_stack_get(&e, ctx, 0);
+		if (n < 0) {
+			r->kstack_err = n;
+			pt_sample_count_kernel_stack_errors(&e);
+		} else if (n > 0) {
+			pt_sample_set_kernel_mode(&e);
+		}
+		n = pt_sample_user_stack_get(&e, ctx, BPF_F_USER_STACK | BPF_F_USER_BUILD_ID);
+		if (n < 0) {
+			r->ustack_err = n;
+			pt_sample_count_user_stack_errors(&e);
+		}
 	}
-	pt_hdr_init(&s->hdr, PT_KIND_SAMPLE, cpu, pid_tgid, bpf_ktime_get_ns());
-	bpf_get_current_comm(s->comm, sizeof(s->comm));
-	s->cgroup_id = bpf_get_current_cgroup_id();
-	s->kstack_len = 0;
-	s->ustack_len = 0;
-	s->kstack_err = 0;
-	s->ustack_err = 0;
-
-	pos = pt_data_reserve(c.ctl, PT_SAMPLE_DATA_MAX, &urgent);
-	if (pos < 0) {
-		s->hdr.flags |= PT_F_DATA_LOST;
-		pt_count(&c.ctl->data_lost[PT_KIND_SAMPLE], 1);
-		goto submit;
-	}
-	dst = c.pages + (pos & pt_ring_mask);
-
-	klen = bpf_get_stack(ctx, dst, PT_KSTACK_BYTES, 0);
-	if (klen < 0) {
-		s->kstack_err = klen;
-		pt_count(&c.ctl->kstack_err, 1);
-		klen = 0;
-	}
-	if (klen > PT_KSTACK_BYTES)
-		klen = 0; /* cannot happen; bounds the offset below for the verifier */
-	if (klen)
-		s->hdr.flags |= PT_F_KERNEL_MODE;
-
-	ulen = bpf_get_stack(ctx, dst + klen, PT_USTACK_BYTES,
-			     BPF_F_USER_STACK | BPF_F_USER_BUILD_ID);
-	if (ulen < 0) {
-		s->ustack_err = ulen;
-		pt_count(&c.ctl->ustack_err, 1);
-		ulen = 0;
-	}
-	if (ulen > PT_USTACK_BYTES)
-		ulen = 0;
-
-	used = klen + ulen;
-	s->kstack_len = klen;
-	s->ustack_len = ulen;
-	s->hdr.data_pos = pos;
-	s->hdr.data_len = used;
-	s->hdr.data_span = pt_data_trim(c.ctl, pos, PT_SAMPLE_DATA_MAX, used);
-	pt_count(&c.ctl->data_bytes, used);
-submit:
-	pt_submit_lazy(s, sizeof(*s), urgent);
-	pt_count(&c.ctl->emitted[PT_KIND_SAMPLE], 1);
+	pt_sample_commit(&e);
 	return 0;
 }
 
@@ -150,35 +105,28 @@ submit:
 static __always_inline void pf_trigger(struct task_struct *task, __u32 tgid, __u32 tid,
 				       __u32 reason, __u32 prefix_len)
 {
-	struct pt_target t = { .start_ns = pf_start_ns(task), .reason = reason };
+	struct pt_target t = { .start_ns = pt_process_start(task), .reason = reason };
 	struct pt_target *old = bpf_map_lookup_elem(&pf_targets, &tgid);
-	struct pt_trigger *e;
-	struct pt_cpu c;
-	__u32 cpu;
+	struct pt_trigger *r;
+	struct pt_emit e;
 
 	if (old && old->start_ns == t.start_ns)
 		return; /* already a target */
-	if (!pt_cpu_get(&c, &cpu))
-		return;
 	/* BPF_ANY: replaces an entry of an earlier process of this pid. */
 	if (bpf_map_update_elem(&pf_targets, &tgid, &t, BPF_ANY)) {
-		pt_count(&c.ctl->targets_full, 1);
+		if (pt_emit_init(&e))
+			pt_trigger_count_targets_full(&e);
 		return;
 	}
-	e = bpf_ringbuf_reserve(&pt_meta, sizeof(*e), 0);
-	if (!e) {
-		pt_count(&c.ctl->meta_lost[PT_KIND_TRIGGER], 1);
+	r = pt_trigger_open(&e, (__u64)tgid << 32 | tid);
+	if (!r)
 		return;
-	}
-	pt_hdr_init(&e->hdr, PT_KIND_TRIGGER, cpu, (__u64)tgid << 32 | tid, bpf_ktime_get_ns());
-	e->reason = reason;
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	e->start_ns = t.start_ns;
-	bpf_probe_read_kernel(e->comm, sizeof(e->comm), task->comm);
-	e->prefix_len = prefix_len;
-	e->trigger_pad = 0;
-	pt_submit(e, sizeof(*e), false);
-	pt_count(&c.ctl->emitted[PT_KIND_TRIGGER], 1);
+	r->reason = reason;
+	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	r->start_ns = t.start_ns;
+	bpf_core_read(r->comm, sizeof(r->comm), &task->comm);
+	r->prefix_len = prefix_len;
+	pt_trigger_commit(&e);
 }
 
 /* An exec whose new command name starts with a watched prefix. */
@@ -193,7 +141,8 @@ int BPF_PROG(pf_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	prefix_len = bpf_map_lookup_elem(&pf_watch, &key);
 	if (!prefix_len)
 		return 0;
-	pf_trigger(task, pid_tgid >> 32, (__u32)pid_tgid, PT_TRIGGER_COMM, *prefix_len);
+	pf_trigger(task, pid_tgid >> 32, (__u32)pid_tgid, PT_TRIGGER_REASON_COMM_PREFIX,
+		   *prefix_len);
 	return 0;
 }
 
@@ -210,7 +159,7 @@ int BPF_PROG(pf_fork, struct task_struct *parent, struct task_struct *child)
 	 * of an earlier process with the parent's pid. */
 	if (!pf_is_target(ptgid))
 		return 0;
-	pf_trigger(child, ctgid, BPF_CORE_READ(child, pid), PT_TRIGGER_CHILD, 0);
+	pf_trigger(child, ctgid, BPF_CORE_READ(child, pid), PT_TRIGGER_REASON_CHILD, 0);
 	return 0;
 }
 

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * filter.bpf.h - which processes are traced: a pid list, and a command-name
+ * prefix decided per process.
+ *
+ * The prefix is matched when a process gets its name: at its exec, or at
+ * its fork (a child is named after the thread that forked it). A process
+ * that matched is remembered in pt_named (by tgid, with its start time)
+ * until it exits, so its exit is reported whatever its threads call
+ * themselves by then (PR_SET_NAME), and a later process that reuses the
+ * pid never inherits the decision. A process already running when tracing
+ * starts is entered by the loader from /proc. An exec into a name that does
+ * not match leaves the filter: events follow what its exec matched.
+ *
+ * Filter first: a process that is not traced costs one map lookup.
+ */
+#ifndef PT_FILTER_BPF_H
+#define PT_FILTER_BPF_H
+
+#include "lib/task.bpf.h"
+
+/* Set by the loader before load. */
+const volatile bool pt_filter_pids __weak = false;
+const volatile __u32 pt_comm_prefix_len __weak = 0;
+const volatile char pt_comm_prefix[PT_COMM_LEN] __weak = {};
+/* Whether exits need pt_named (a prefix is set and exits are traced). */
+const volatile bool pt_track_names __weak = false;
+
+/* Traced tgids when pt_filter_pids is set. Whole-process exits remove theirs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, __u8);
+	__uint(max_entries, PT_MAX_PIDS);
+} pt_pids SEC(".maps") __weak;
+
+/* Processes whose name matched the prefix, by tgid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct pt_named);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PT_NAMED_MAX);
+} pt_named SEC(".maps") __weak;
+
+/*
+ * Traced processes whose exit was reported, kept a little while (LRU): the
+ * threads of an exit_group end in parallel, and some report their own exit
+ * after the thread that ended the process did, when the process has left
+ * the filters already. Used with thread exits only.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, __u32);
+	__type(value, __u64); /* the process' start */
+	__uint(max_entries, 4096);
+} pt_exited SEC(".maps") __weak;
+
+static __always_inline bool pt_pid_traced(__u32 tgid)
+{
+	return !pt_filter_pids || bpf_map_lookup_elem(&pt_pids, &tgid);
+}
+
+static __always_inline bool pt_name_matches(const char *comm)
+{
+	return pt_comm_has_prefix(comm, pt_comm_prefix, pt_comm_prefix_len);
+}
+
+/*
+ * Records the prefix decision for a process that just got its name.
+ * Returns false when it matched but pt_named is full (the caller counts it:
+ * that process' exit will not be reported).
+ */
+static __always_inline bool pt_name_decide(__u32 tgid, __u64 start_ns, bool matched)
+{
+	struct pt_named v = { .start_ns = start_ns };
+
+	if (!pt_track_names)
+		return true;
+	if (!matched) {
+		bpf_map_delete_elem(&pt_named, &tgid);
+		return true;
+	}
+	return bpf_map_update_elem(&pt_named, &tgid, &v, BPF_ANY) == 0;
+}
+
+/*
+ * Did the process (tgid, started at start_ns) match when it got its name?
+ * An entry of an earlier process of the same pid is dropped; one the loader
+ * entered from /proc (start 0) is taken as this process (the loader checked
+ * it was alive after entering it, and exits remove entries).
+ */
+static __always_inline bool pt_name_matched(__u32 tgid, __u64 start_ns)
+{
+	struct pt_named *v = bpf_map_lookup_elem(&pt_named, &tgid);
+
+	if (!v)
+		return false;
+	if (v->start_ns && v->start_ns != start_ns) {
+		bpf_map_delete_elem(&pt_named, &tgid);
+		return false;
+	}
+	return true;
+}
+
+/* Does the process (tgid, started at start_ns) pass the filters? */
+static __always_inline bool pt_process_traced(__u32 tgid, __u64 start_ns)
+{
+	return pt_pid_traced(tgid) && (!pt_track_names || pt_name_matched(tgid, start_ns));
+}
+
+/* The process' exit was reported: it leaves the filters (pids are reused),
+ * and is remembered a while for the late exits of its threads. */
+static __always_inline void pt_process_gone(__u32 tgid, __u64 start_ns, bool thread_exits)
+{
+	if (!pt_filter_pids && !pt_track_names)
+		return;
+	if (thread_exits)
+		bpf_map_update_elem(&pt_exited, &tgid, &start_ns, BPF_ANY);
+	if (pt_filter_pids)
+		bpf_map_delete_elem(&pt_pids, &tgid);
+	if (pt_track_names)
+		bpf_map_delete_elem(&pt_named, &tgid);
+}
+
+/* Was the process traced when its exit was reported (see pt_exited)? */
+static __always_inline bool pt_process_exited(__u32 tgid, __u64 start_ns)
+{
+	__u64 *start = bpf_map_lookup_elem(&pt_exited, &tgid);
+
+	return start && *start == start_ns;
+}
+
+#endif /* PT_FILTER_BPF_H */

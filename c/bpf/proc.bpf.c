@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * proc.bpf.c - process lifecycle: exec and exit, and the naming decisions of
+ * the command-name filter (lib/filter.bpf.h).
+ *
+ * All attach as BTF tracepoints (tp_btf), which need neither kprobes nor a
+ * mounted tracefs.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "pt_kinds.bpf.h"
+#include "lib/filter.bpf.h"
+
+/* Set by the loader before load. */
+const volatile bool pt_exec_events = true; /* false: pt_exec only decides names */
+const volatile bool pt_thread_exits = false;
+
+/* A process matched the prefix but pt_named is full: its exit will be missed. */
+static __always_inline void pt_count_untracked(void)
+{
+	struct pt_emit e;
+
+	if (pt_emit_init(&e))
+		pt_exit_count_untracked(&e);
+}
+
+/* Copies filename and argv; the reservation is trimmed to what was written. */
+static __always_inline void pt_exec_data(struct pt_emit *e, struct pt_exec *r,
+					 struct task_struct *task, struct linux_binprm *bprm)
+{
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	__u64 arg_start = BPF_CORE_READ(mm, arg_start);
+	__u64 arg_end = BPF_CORE_READ(mm, arg_end);
+	__u64 argv_size = arg_end > arg_start ? arg_end - arg_start : 0;
+	__u32 want = argv_size > pt_knob_argv_max ? pt_knob_argv_max : argv_size;
+	long n;
+
+	r->argv_size = argv_size > 0xffffffffULL ? 0xffffffffU : argv_size;
+	if (!pt_exec_reserve(e, PT_EXEC_FILENAME_CAP + want))
+		return;
+	n = pt_exec_filename_kstr(e, BPF_CORE_READ(bprm, filename));
+	if (n == PT_EXEC_FILENAME_CAP - 1)
+		pt_exec_set_filename_truncated(e);
+	if (!want)
+		return;
+	if (pt_exec_argv_umem(e, (void *)arg_start, want) < 0)
+		pt_exec_set_argv_fault(e);
+	else if (want < argv_size)
+		pt_exec_set_argv_truncated(e);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(pt_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid;
+	__u32 tgid = pid_tgid >> 32;
+	char comm[PT_COMM_LEN];
+	struct pt_emit e;
+	struct pt_exec *r;
+
+	if (!pt_pid_traced(tgid))
+		return 0;
+	bpf_get_current_comm(comm, sizeof(comm));
+	if (pt_comm_prefix_len) {
+		bool matched = pt_name_matches(comm);
+
+		if (!pt_name_decide(tgid, pt_process_start(task), matched))
+			pt_count_untracked();
+		if (!matched)
+			return 0;
+	}
+	if (!pt_exec_events)
+		return 0;
+
+	r = pt_exec_open(&e, pid_tgid);
+	if (!r)
+		return 0;
+	uid_gid = bpf_get_current_uid_gid();
+	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	r->uid = (__u32)uid_gid;
+	r->gid = uid_gid >> 32;
+	r->ns_pid = pt_ns_tgid(task);
+	r->cgroup_id = bpf_get_current_cgroup_id();
+	__builtin_memcpy(r->comm, comm, sizeof(comm));
+	pt_exec_data(&e, r, task, bprm);
+	pt_exec_commit(&e);
+	return 0;
+}
+
+/* A new process is named after the thread that forked it. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(pt_fork_name, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 tgid = BPF_CORE_READ(child, tgid);
+	char comm[PT_COMM_LEN];
+
+	if (tgid == BPF_CORE_READ(parent, tgid))
+		return 0; /* a new thread, not a new process */
+	bpf_core_read(comm, sizeof(comm), &child->comm);
+	if (pt_name_matches(comm) && !pt_name_decide(tgid, BPF_CORE_READ(child, start_time), true))
+		pt_count_untracked();
+	return 0;
+}
+
+/* Reports an exit; process_gone says the whole process ended. A thread of a
+ * traced process that ends after its process' exit was reported (threads
+ * of an exit_group end in parallel) is reported too. */
+static __always_inline int pt_on_exit(struct task_struct *task, bool process_gone)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct task_struct *leader;
+	struct pt_emit e;
+	struct pt_exit *r;
+
+	__u64 start = pt_process_start(task);
+
+	if (!process_gone && !pt_thread_exits)
+		return 0;
+	if (pt_process_traced(tgid, start)) {
+		if (process_gone)
+			pt_process_gone(tgid, start, pt_thread_exits);
+	} else if (process_gone || !pt_thread_exits || !pt_process_exited(tgid, start)) {
+		return 0;
+	}
+
+	r = pt_exit_open(&e, pid_tgid);
+	if (!r)
+		return 0;
+	leader = BPF_CORE_READ(task, group_leader);
+	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	r->status = BPF_CORE_READ(task, exit_code);
+	if (process_gone) {
+		/* The process' name and start, whichever thread ends it. */
+		r->start_ns = BPF_CORE_READ(leader, start_time);
+		bpf_core_read(r->comm, sizeof(r->comm), &leader->comm);
+	} else {
+		pt_exit_set_thread_exit(&e);
+		r->start_ns = BPF_CORE_READ(task, start_time);
+		bpf_core_read(r->comm, sizeof(r->comm), &task->comm);
+	}
+	pt_exit_commit(&e);
+	return 0;
+}
+
+/* Kernels whose sched_process_exit passes group_dead: the thread that took
+ * signal->live to zero, exactly one per process. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(pt_exit, struct task_struct *task, bool group_dead)
+{
+	return pt_on_exit(task, group_dead);
+}
+
+/* Older kernels: signal->live is already zero for every thread that exits
+ * after the last decrement, and threads of an exit_group exit in parallel, so
+ * several may see zero. The first to claim (signal_struct, start time)
+ * reports the process exit; the start time keeps a reused signal_struct
+ * address from matching. */
+struct pt_exit_key {
+	__u64 signal;
+	__u64 start_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct pt_exit_key);
+	__type(value, __u8);
+	__uint(max_entries, 4096);
+} pt_exit_seen SEC(".maps");
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(pt_exit_live, struct task_struct *task)
+{
+	struct pt_exit_key key = {};
+	__u8 one = 1;
+	bool gone = BPF_CORE_READ(task, signal, live.counter) == 0;
+
+	if (gone) {
+		key.signal = (__u64)BPF_CORE_READ(task, signal);
+		key.start_ns = pt_process_start(task);
+		gone = bpf_map_update_elem(&pt_exit_seen, &key, &one, BPF_NOEXIST) == 0;
+	}
+	return pt_on_exit(task, gone);
+}

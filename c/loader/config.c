@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * config.c - the one place the config's defaults and rules live (Rust calls
+ * proctap_config_check too), and the registry's names and sizes as the API
+ * exposes them.
+ */
+#include <errno.h>
+#include <string.h>
+#include "internal.h"
+
+/* Kinds the config enables, and kinds whose programs may be loaded (every
+ * kind of a family that is on). */
+static __u64 pt_loaded_kinds(const struct proctap_config *c)
+{
+	__u64 kinds = 0;
+
+	for (const struct pt_family *const *f = pt_families; *f; f++)
+		if (pt_family_on(*f, c))
+			kinds |= (*f)->kinds;
+	return kinds | c->events;
+}
+
+__u32 pt_knob_value(const struct proctap_config *c, __u32 knob)
+{
+	if (knob >= PT_KNOBS)
+		return 0;
+	return c->knobs_set & (1u << knob) ? c->knobs[knob] : pt_knob_info[knob].def;
+}
+
+/* Data bytes of one record of kind k at most: the sum of its caps. */
+static __u64 pt_kind_data_max(const struct proctap_config *c, const struct pt_kind_info *k)
+{
+	__u64 sum = 0;
+
+	for (int i = 0; i < k->ndata; i++)
+		sum += k->data[i].knob >= 0 ? pt_knob_value(c, k->data[i].knob) : k->data[i].cap;
+	return sum;
+}
+
+static __u64 pt_data_max_of(const struct proctap_config *c, __u64 kinds)
+{
+	__u64 largest = 0;
+
+	for (__u32 kind = 0; kind < PT_KIND_MAX; kind++) {
+		const struct pt_kind_info *k = pt_kind(kind);
+
+		if (k && (kinds & PROCTAP_EVENT(kind)) && pt_kind_data_max(c, k) > largest)
+			largest = pt_kind_data_max(c, k);
+	}
+	return largest;
+}
+
+__u64 pt_data_max(const struct proctap_config *c)
+{
+	return pt_data_max_of(c, c->events);
+}
+
+/* The verifier checks every loaded program's writes against the slack. */
+__u64 pt_slack(const struct proctap_config *c)
+{
+	return pt_round_up(pt_data_max_of(c, pt_loaded_kinds(c)), PT_PAGE_SIZE);
+}
+
+void pt_config_resolve(const struct proctap_config *in, struct proctap_config *out)
+{
+	*out = *in;
+	if (!out->events)
+		out->events = PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_EXIT);
+	for (__u32 k = 0; k < PT_KNOBS; k++)
+		out->knobs[k] = pt_knob_value(in, k);
+	out->knobs_set |= (1u << PT_KNOBS) - 1;
+	if (!out->pages_per_cpu) {
+		/* Room for at least two of the largest records, within the
+		 * kernel's per-CPU limit. */
+		__u64 record = pt_data_max(out);
+
+		out->pages_per_cpu = PT_DEFAULT_PAGES;
+		while ((__u64)out->pages_per_cpu * PT_PAGE_SIZE < 2 * record &&
+		       (__u64)out->pages_per_cpu * 2 * PT_PAGE_SIZE + pt_slack(out) <= PT_ELEM_MAX)
+			out->pages_per_cpu *= 2;
+	}
+	if (!out->ringbuf_bytes)
+		out->ringbuf_bytes = PT_DEFAULT_RINGBUF;
+	if (!out->flush_us)
+		out->flush_us = PT_DEFAULT_FLUSH_US;
+	for (const struct pt_family *const *f = pt_families; *f; f++)
+		if ((*f)->resolve && pt_family_on(*f, out))
+			(*f)->resolve(out);
+}
+
+static int pt_check_knobs(const struct proctap_config *in, struct proctap_error *err)
+{
+	if (in->knobs_set >> PT_KNOBS)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "knobs", NULL,
+			       "knobs_set 0x%x names knobs that do not exist (%u are declared)",
+			       in->knobs_set, PT_KNOBS);
+	for (__u32 k = 0; k < PT_KNOBS; k++) {
+		const struct pt_knob_info *info = &pt_knob_info[k];
+		__u32 v = pt_knob_value(in, k);
+
+		if (v < info->min || v > info->max)
+			return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, info->name, NULL,
+				       "%u bytes is outside %u..%u", v, info->min, info->max);
+	}
+	return PROCTAP_OK;
+}
+
+static int pt_check_buffers(const struct proctap_config *c, struct proctap_error *err)
+{
+	__u64 ring = (__u64)c->pages_per_cpu * PT_PAGE_SIZE;
+
+	if (!pt_pow2(c->pages_per_cpu))
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pages_per_cpu", NULL,
+			       "pages_per_cpu %u must be a power of two", c->pages_per_cpu);
+	if (ring < pt_data_max(c))
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pages_per_cpu", NULL,
+			       "%u pages (%llu bytes) cannot hold one record of up to %llu bytes "
+			       "of data; raise pages_per_cpu or lower the caps (argv_max)",
+			       c->pages_per_cpu, (unsigned long long)ring,
+			       (unsigned long long)pt_data_max(c));
+	if (ring + pt_slack(c) > PT_ELEM_MAX)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pages_per_cpu", NULL,
+			       "data pages plus slack (%llu bytes) exceed the kernel's 4 MiB "
+			       "per-CPU limit; lower pages_per_cpu or the caps (argv_max)",
+			       (unsigned long long)(ring + pt_slack(c)));
+	if (!pt_pow2(c->ringbuf_bytes) || c->ringbuf_bytes < PT_PAGE_SIZE)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "ringbuf_bytes", NULL,
+			       "ringbuf_bytes %u must be a power of two of at least %u",
+			       c->ringbuf_bytes, PT_PAGE_SIZE);
+	if (c->flush_us > 10u * 1000 * 1000)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "flush_us", NULL,
+			       "flush_us %u is above 10 s", c->flush_us);
+	return PROCTAP_OK;
+}
+
+/* The process filter's fields (used by the proc family; checked whatever is on). */
+static int pt_check_filters(const struct proctap_config *c, struct proctap_error *err)
+{
+	if (c->npids > PT_MAX_PIDS)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pids", NULL,
+			       "%u pids given; at most %u", c->npids, PT_MAX_PIDS);
+	for (__u32 i = 0; i < c->npids; i++)
+		if (c->pids[i] == 0 || c->pids[i] > (1u << 22))
+			return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pids", NULL,
+				       "pid %u is not a valid process id", c->pids[i]);
+	if (c->exit_probe > PROCTAP_EXIT_LIVE)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "exit_probe", NULL,
+			       "unknown exit_probe %u", c->exit_probe);
+	if (c->comm_prefix_len >= PT_COMM_LEN)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "comm_prefix", NULL,
+			       "comm_prefix is %u bytes; command names have at most %u",
+			       c->comm_prefix_len, PT_COMM_LEN - 1);
+	if (memchr(c->comm_prefix, '\0', c->comm_prefix_len))
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "comm_prefix", NULL,
+			       "comm_prefix holds a NUL byte within its length");
+	return PROCTAP_OK;
+}
+
+int proctap_config_check(const struct proctap_config *in, struct proctap_error *err)
+{
+	struct proctap_config c;
+	__u64 kernel_kinds = 0;
+	int e;
+
+	if (!in)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "config", NULL, "config is NULL");
+	for (__u32 kind = 0; kind < PT_KIND_MAX; kind++)
+		if (pt_kind(kind) && pt_kind(kind)->from_kernel)
+			kernel_kinds |= PROCTAP_EVENT(kind);
+	if (in->events & ~kernel_kinds)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "events", NULL,
+			       "events 0x%llx names kinds the kernel does not produce",
+			       (unsigned long long)in->events);
+	if ((e = pt_check_knobs(in, err)))
+		return e;
+	pt_config_resolve(in, &c);
+	if ((e = pt_check_buffers(&c, err)) || (e = pt_check_filters(&c, err)))
+		return e;
+	for (const struct pt_family *const *f = pt_families; *f; f++)
+		if ((*f)->check && pt_family_on(*f, &c) && (e = (*f)->check(&c, err)))
+			return e;
+	return PROCTAP_OK;
+}
+
+int proctap_config_knob(struct proctap_config *cfg, __u32 knob, __u32 value)
+{
+	if (!cfg || knob >= PT_KNOBS)
+		return -EINVAL;
+	cfg->knobs[knob] = value;
+	cfg->knobs_set |= 1u << knob;
+	return 0;
+}
+
+__u64 proctap_max_record(const struct proctap_config *cfg)
+{
+	struct proctap_config c;
+	__u64 largest = PT_LOST_SIZE;
+
+	if (proctap_config_check(cfg, NULL))
+		return 0;
+	pt_config_resolve(cfg, &c);
+	for (__u32 kind = 0; kind < PT_KIND_MAX; kind++) {
+		const struct pt_kind_info *k = pt_kind(kind);
+		__u64 size;
+
+		if (!k || !(c.events & PROCTAP_EVENT(kind)))
+			continue;
+		size = pt_round_up(k->meta_size + pt_kind_data_max(&c, k), 8);
+		if (size > largest)
+			largest = size;
+	}
+	return largest;
+}
+
+const char *proctap_kind_name(__u32 kind)
+{
+	return pt_kind(kind) ? pt_kind(kind)->name : NULL;
+}
+
+const char *proctap_counter_name(__u32 index, __u32 *kind)
+{
+	if (index >= PT_COUNTERS)
+		return NULL;
+	if (kind)
+		*kind = pt_counter_info[index].kind;
+	return pt_counter_info[index].name;
+}
+
+int proctap_knob(const char *name)
+{
+	for (__u32 k = 0; name && k < PT_KNOBS; k++)
+		if (!strcmp(pt_knob_info[k].name, name))
+			return k;
+	return -1;
+}

@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * poll.c - the poll loop: wait (sleep until a doorbell, or spin), drain the
+ * rings, hand filled buffers to the caller, and at stop detach and drain
+ * until every emitted record was delivered or counted.
+ */
+#include <errno.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include "internal.h"
+
+/* Hands route r's buffer over; with last = 0 takes the next one. */
+void pt_handover(struct proctap *pt, struct pt_route *r, int last)
+{
+	struct proctap_buf *next;
+	__u32 kind = r->buf->kind;
+
+	r->buf->realtime_offset_ns = pt_realtime_offset();
+	pt->last_handover_ts = pt_ts(CLOCK_MONOTONIC);
+	pt_bump(&pt->handovers);
+	next = pt->swap(pt->swap_ctx, r->buf, last);
+	r->buf = last ? NULL : next;
+	if (r->buf) {
+		r->buf->len = 0;
+		r->buf->records = 0;
+		r->buf->kind = kind;
+	} else if (!last) {
+		pt->refused = true;
+	}
+}
+
+/* Hands over every buffer holding records (due: only those older than the
+ * flush interval). */
+static void pt_handover_all(struct proctap *pt, bool due_only)
+{
+	__u64 now = due_only ? pt_ts(CLOCK_MONOTONIC) : 0;
+
+	for (int i = 0; i < PT_KIND_MAX; i++) {
+		struct pt_route *r = &pt->routes[i];
+
+		if (r->buf && r->buf->records && (!due_only || now - r->first_ts >= pt->flush_ns))
+			pt_handover(pt, r, 0);
+	}
+}
+
+/*
+ * Whether a round that emptied the rings hands its batches over now. Sleeping
+ * poll loops do: their rounds are already a flush interval apart. A busy
+ * poll loop goes round every few tens of nanoseconds, and a hand-over per
+ * round would cost more than the records in it under a steady flow. So it
+ * hands over at once when nothing was handed over for a flush interval (an
+ * isolated event: the lowest latency), and otherwise once per flush
+ * interval (a flow: batches).
+ */
+static bool pt_handover_due(struct proctap *pt)
+{
+	return !pt->busy_poll || pt_ts(CLOCK_MONOTONIC) - pt->last_handover_ts >= pt->flush_ns;
+}
+
+/* Drains the families' own rings (the synthetic source's peers). */
+static int pt_family_drain(struct proctap *pt)
+{
+	int total = 0;
+
+	for (const struct pt_family *const *f = pt_families; *f; f++) {
+		int n;
+
+		if (!(*f)->drain || !pt_family_on(*f, &pt->cfg))
+			continue;
+		n = (*f)->drain(pt);
+		if (n < 0)
+			return n;
+		total += n;
+	}
+	return total;
+}
+
+/* One poll round: drain the rings, hand over what was collected. Returns
+ * how many records it took, or a negative errno. */
+static int pt_drain(struct proctap *pt)
+{
+	__u64 lost[PT_KIND_MAX];
+	int total = 0;
+
+	pt_bump(&pt->wakeups);
+	pt_meta_lost(pt, lost);
+	for (;;) {
+		int n = pt_meta_consume(pt, PT_DRAIN_BUDGET);
+		int m = pt_family_drain(pt);
+
+		if (m < 0)
+			return m;
+		n += m;
+		total += n;
+		if (n < PT_DRAIN_BUDGET)
+			break;
+		pt_report_losses(pt, lost);
+		pt_meta_lost(pt, lost);
+		/* Under sustained load hand over by age, not only when full. */
+		pt_handover_all(pt, true);
+	}
+	pt_report_losses(pt, lost);
+	if (pt_handover_due(pt))
+		pt_handover_all(pt, false);
+	return total;
+}
+
+/* Records the kernel submitted, and records taken off the rings. */
+static void pt_ring_balance(struct proctap *pt, __u64 *emitted, __u64 *consumed)
+{
+	struct proctap_stats st;
+
+	proctap_stats(pt, &st);
+	*emitted = *consumed = 0;
+	for (int k = 0; k < PT_KIND_MAX; k++) {
+		*emitted += st.emitted[k];
+		if (k != PT_KIND_LOST) /* made here, not taken off the ring */
+			*consumed += st.delivered[k];
+	}
+	*consumed += st.invalid + st.oversize + st.abandoned;
+}
+
+/*
+ * Stopping: detach first so nothing new is emitted, then drain until every
+ * emitted record was taken off the ring (delivered, or counted if no buffer
+ * is left). Programs already running when the links went away finish within
+ * microseconds; the wait is bounded at about 100 ms.
+ */
+static int pt_finish(struct proctap *pt)
+{
+	__u64 emitted, consumed;
+	int err = 0;
+
+	pt_programs_detach(pt);
+	for (int i = 0; i < 100 && !err; i++) {
+		usleep(1000);
+		err = pt_drain(pt);
+		err = err < 0 ? err : 0;
+		pt_ring_balance(pt, &emitted, &consumed);
+		if (consumed >= emitted)
+			break;
+	}
+	return err;
+}
+
+/* Waits for the next round: returns epoll's count (the stop fd may be
+ * among them), or -1 with errno. */
+static int pt_wait(struct proctap *pt, bool active, struct epoll_event *evs, int max)
+{
+	struct timespec flush = {
+		.tv_sec = pt->flush_ns / 1000000000ull,
+		.tv_nsec = pt->flush_ns % 1000000000ull,
+	};
+	int n;
+
+	/*
+	 * Active (the last round found records): sleep one flush interval and
+	 * poll again; records arrive without waking anyone, so a busy kernel
+	 * pays no wake-up per record. Idle: announce the sleep (struct pt_wake)
+	 * and sleep until the first record rings the doorbell.
+	 */
+	if (active)
+		return epoll_pwait2(pt->epfd, evs, max, &flush, NULL);
+	__atomic_exchange_n(&pt->wake->sleeping, 1, __ATOMIC_SEQ_CST);
+	if (pt_meta_pending(pt)) {
+		/* Look once more after announcing: a record that committed
+		 * before it rang no bell. */
+		__atomic_store_n(&pt->wake->sleeping, 0, __ATOMIC_RELAXED);
+		return 0;
+	}
+	pt_bump(&pt->sleeps);
+	n = epoll_wait(pt->epfd, evs, max, pt->idle_timeout_ms);
+	__atomic_store_n(&pt->wake->sleeping, 0, __ATOMIC_RELAXED);
+	return n;
+}
+
+/* The stop fd fired: 1 (stop), or a negative errno. */
+static int pt_take_stop(struct proctap *pt, const struct epoll_event *evs, int n)
+{
+	for (int i = 0; i < n; i++) {
+		__u64 v;
+
+		if (evs[i].data.fd != pt->stopfd)
+			continue;
+		if (read(pt->stopfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			return -errno;
+		return 1;
+	}
+	return 0;
+}
+
+static int pt_loop(struct proctap *pt)
+{
+	struct epoll_event evs[4];
+	bool active = false;
+
+	while (!pt->refused) {
+		int n, got;
+
+		if (pt->busy_poll) {
+			/* Spin: no sleep, no wake-up latency; proctap_stop sets the flag. */
+			if (atomic_load_explicit(&pt->stop_requested, memory_order_acquire))
+				return 0;
+			got = pt_drain(pt);
+			if (got < 0)
+				return got;
+			continue;
+		}
+		n = pt_wait(pt, active, evs, 4);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		n = pt_take_stop(pt, evs, n);
+		if (n)
+			return n < 0 ? n : 0;
+		got = pt_drain(pt);
+		if (got < 0)
+			return got;
+		active = got > 0;
+	}
+	return 0;
+}
+
+int proctap_run(struct proctap *pt, proctap_swap_fn swap, void *ctx)
+{
+	int err;
+
+	pt->swap = swap;
+	pt->swap_ctx = ctx;
+	pt->refused = false;
+	err = pt_loop(pt);
+	if (!err)
+		err = pt_finish(pt);
+	for (int i = 0; i < PT_KIND_MAX; i++)
+		if (pt->routes[i].buf)
+			pt_handover(pt, &pt->routes[i], 1);
+	return err;
+}
+
+void proctap_stop(struct proctap *pt)
+{
+	__u64 one = 1;
+	ssize_t r;
+
+	if (pt) {
+		atomic_store_explicit(&pt->stop_requested, true, memory_order_release);
+		r = write(pt->stopfd, &one, sizeof(one));
+		(void)r; /* EAGAIN: a stop is already pending */
+	}
+}
+
+/* The stop eventfd and the epoll set, with the metadata ring in it. */
+int pt_poll_open(struct proctap *pt, struct proctap_error *err)
+{
+	int e;
+
+	pt->flush_ns = (__u64)pt->cfg.flush_us * 1000;
+	pt->busy_poll = pt->cfg.busy_poll != 0;
+	pt->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pt->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (pt->stopfd < 0 || pt->epfd < 0)
+		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "creating the poll set");
+	/* A ringbuf map polls readable when it holds records. */
+	if ((e = pt_poll_add(pt, pt->meta_fd, err)) || (e = pt_poll_add(pt, pt->stopfd, err)))
+		return e;
+	return PROCTAP_OK;
+}
+
+int pt_poll_add(struct proctap *pt, int fd, struct proctap_error *err)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	if (epoll_ctl(pt->epfd, EPOLL_CTL_ADD, fd, &ev))
+		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "epoll_ctl");
+	return PROCTAP_OK;
+}
+
+void pt_poll_close(struct proctap *pt)
+{
+	if (pt->epfd >= 0)
+		close(pt->epfd);
+	if (pt->stopfd >= 0)
+		close(pt->stopfd);
+}

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: Apache-2.0
+/* procfs.c - small readers of /proc and /sys. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "internal.h"
+
+/* Reads a small text file into buf, NUL-terminated. Returns its length, or -1. */
+ssize_t pt_read_text(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t len;
+
+	if (fd < 0)
+		return -1;
+	len = read(fd, buf, size - 1);
+	close(fd);
+	if (len <= 0)
+		return -1;
+	buf[len] = '\0';
+	return len;
+}
+
+/* Parses a CPU list such as "0-3,5" (/sys/devices/system/cpu/online) into
+ * flags; returns the number of entries written, or -1. */
+int pt_online_cpus(bool *online, int n)
+{
+	char buf[1024], *p = buf;
+
+	if (pt_read_text("/sys/devices/system/cpu/online", buf, sizeof(buf)) < 0)
+		return -1;
+	memset(online, 0, n * sizeof(*online));
+	while (*p && *p != '\n') {
+		char *end;
+		long a = strtol(p, &end, 10), b = a;
+
+		if (end == p)
+			return -1;
+		if (*end == '-')
+			b = strtol(end + 1, &end, 10);
+		for (long cpu = a; cpu <= b && cpu < n; cpu++)
+			online[cpu] = true;
+		p = *end == ',' ? end + 1 : end;
+	}
+	return n;
+}
+
+/* /proc/PID/stat: the state letter and start time (clock ticks since boot).
+ * 0, or -ESRCH when there is no such process (or thread). */
+static int pt_proc_stat(__u32 pid, char *state, unsigned long long *start)
+{
+	char path[64], buf[1024], *p;
+
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	if (pt_read_text(path, buf, sizeof(buf)) < 0)
+		return -ESRCH;
+	/* The command name may hold anything, ')' included: skip to the last one. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
+			 "%*d %*d %*d %*d %*d %*d %llu", state, start) != 2)
+		return -ESRCH;
+	return 0;
+}
+
+/* The process (tgid) the task pid belongs to. 0, or -ESRCH. */
+int pt_proc_tgid(__u32 pid, __u32 *tgid)
+{
+	char path[64], buf[4096], *line;
+
+	snprintf(path, sizeof(path), "/proc/%u/status", pid);
+	if (pt_read_text(path, buf, sizeof(buf)) < 0)
+		return -ESRCH;
+	line = strstr(buf, "\nTgid:");
+	if (!line)
+		return -ESRCH;
+	*tgid = strtoul(line + 6, NULL, 10);
+	return 0;
+}
+
+/* Is pid a live process (a thread group leader, not a zombie)? 0, -ESRCH,
+ * or -EINVAL for the id of a thread that is not its process' leader. */
+int pt_proc_alive(__u32 pid, unsigned long long *start)
+{
+	__u32 tgid;
+	char state;
+	int e;
+
+	if ((e = pt_proc_stat(pid, &state, start)))
+		return e;
+	if (state == 'Z' || state == 'X' || state == 'x')
+		return -ESRCH;
+	if ((e = pt_proc_tgid(pid, &tgid)))
+		return e;
+	return tgid == pid ? 0 : -EINVAL;
+}

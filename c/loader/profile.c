@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * profile.c - the profile family (samples, triggers): the sampler on every
+ * online CPU's cpu-clock perf event, and the run-time target API.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/perf_event.h>
+#include <bpf/bpf.h>
+#include "internal.h"
+#include "proctap.skel.h"
+
+static const char *const profile_maps[] = { "pf_targets", "pf_watch", NULL };
+
+static void profile_resolve(struct proctap_config *c)
+{
+	if (!c->profile_hz)
+		c->profile_hz = PT_PROFILE_HZ_DEFAULT;
+}
+
+static int profile_check(const struct proctap_config *c, struct proctap_error *err)
+{
+	if (c->profile_hz < 1 || c->profile_hz > PT_PROFILE_HZ_MAX)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "profile_hz", NULL,
+			       "profile_hz %u is outside 1..%u samples per second", c->profile_hz,
+			       PT_PROFILE_HZ_MAX);
+	return PROCTAP_OK;
+}
+
+static int profile_configure(struct proctap *pt, struct proctap_error *err)
+{
+	pt->skel->rodata->pf_all = pt->cfg.profile_all != 0;
+	pt_set_autoload(pt, "pf_sample", true);
+	pt_set_autoload(pt, "pf_fork", pt->cfg.profile_children != 0);
+	return PROCTAP_OK;
+}
+
+static void profile_detach(struct proctap *pt)
+{
+	for (int i = 0; i < pt->nperf; i++) {
+		bpf_link__destroy(pt->perf_links[i]); /* closes its perf event too */
+		pt->perf_links[i] = NULL;
+	}
+}
+
+static void profile_close(struct proctap *pt)
+{
+	profile_detach(pt);
+	free(pt->perf_links);
+	pt->perf_links = NULL;
+}
+
+/* Opens one CPU's cpu-clock event and attaches pf_sample (nothing when the
+ * CPU went offline meanwhile). PROCTAP_OK or an error code. */
+static int profile_attach_cpu(struct proctap *pt, struct perf_event_attr *attr, __u32 cpu,
+			      struct proctap_error *err)
+{
+	struct bpf_link *link;
+	int fd = syscall(SYS_perf_event_open, attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+
+	if (fd < 0 && errno == ENODEV)
+		return PROCTAP_OK;
+	if (fd < 0 && (errno == ENOENT || errno == EOPNOTSUPP))
+		return pt_fail(err, PROCTAP_E_ATTACH, errno, NULL, "pf_sample",
+			       "this kernel has no software cpu-clock perf event: %s", strerror(errno));
+	if (fd < 0)
+		return pt_kernel_error(err, PROCTAP_E_ATTACH, errno, "pf_sample",
+				       "opening the cpu-clock perf event");
+	link = bpf_program__attach_perf_event(pt->skel->progs.pf_sample, fd);
+	if (!link) {
+		int e = errno;
+
+		close(fd);
+		return pt_kernel_error(err, PROCTAP_E_ATTACH, e, "pf_sample",
+				       "attaching to the cpu-clock perf event");
+	}
+	pt->perf_links[pt->nperf++] = link;
+	return PROCTAP_OK;
+}
+
+/* After the generic attach (pf_exit first): the sampler on every online CPU. */
+static int profile_start(struct proctap *pt, struct proctap_error *err)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.config = PERF_COUNT_SW_CPU_CLOCK, /* no hardware PMU needed */
+		.size = sizeof(attr),
+		.freq = 1,
+		.sample_freq = pt->cfg.profile_hz,
+	};
+	bool *online = calloc(pt->ncpus, sizeof(*online));
+	int e = PROCTAP_OK;
+
+	pt->perf_links = calloc(pt->ncpus, sizeof(*pt->perf_links));
+	if (!online || !pt->perf_links) {
+		free(online);
+		return pt_fail(err, PROCTAP_E_SYSTEM, ENOMEM, NULL, NULL, "out of memory");
+	}
+	if (pt_online_cpus(online, pt->ncpus) < 0)
+		e = pt_kernel_error(err, PROCTAP_E_SYSTEM, errno ? errno : EINVAL, NULL,
+				    "reading /sys/devices/system/cpu/online");
+	for (__u32 cpu = 0; cpu < pt->ncpus && !e; cpu++)
+		if (online[cpu])
+			e = profile_attach_cpu(pt, &attr, cpu, err);
+	free(online);
+	if (!e && !pt->nperf)
+		e = pt_fail(err, PROCTAP_E_ATTACH, ENODEV, NULL, "pf_sample", "no CPU is online");
+	return e;
+}
+
+const struct pt_family pt_family_profile = {
+	.name = "profile",
+	.kinds = PT_FAMILY_PROFILE_KINDS,
+	.maps = profile_maps,
+	.resolve = profile_resolve,
+	.check = profile_check,
+	.configure = profile_configure,
+	.start = profile_start,
+	.detach = profile_detach,
+	.close = profile_close,
+};
+
+static bool profiling(struct proctap *pt)
+{
+	return pt && pt_family_on(&pt_family_profile, &pt->cfg);
+}
+
+int proctap_target_add(struct proctap *pt, __u32 pid)
+{
+	struct pt_target t = { 0 };
+	unsigned long long before, after;
+	int fd, e;
+
+	if (!profiling(pt) || !pid)
+		return -EINVAL;
+	if ((e = pt_proc_alive(pid, &before)))
+		return e;
+	fd = bpf_map__fd(pt->skel->maps.pf_targets);
+	if (bpf_map_update_elem(fd, &pid, &t, BPF_NOEXIST)) {
+		e = errno;
+		return e == EEXIST ? 0 : -e; /* E2BIG: the filter is full */
+	}
+	/* The process may have exited (its exit then found nothing to remove)
+	 * or been replaced by another of the same pid since the first look:
+	 * look again, and take the entry back unless it is the same process. */
+	if (pt_proc_alive(pid, &after) || after != before) {
+		bpf_map_delete_elem(fd, &pid);
+		return -ESRCH;
+	}
+	return 0;
+}
+
+int proctap_target_remove(struct proctap *pt, __u32 pid)
+{
+	if (!profiling(pt))
+		return -EINVAL;
+	if (bpf_map_delete_elem(bpf_map__fd(pt->skel->maps.pf_targets), &pid))
+		return -errno;
+	return 0;
+}
+
+int proctap_targets(struct proctap *pt, __u32 *pids, int max)
+{
+	__u32 key, next;
+	int fd, n = 0;
+	void *prev = NULL;
+
+	if (!profiling(pt))
+		return -EINVAL;
+	fd = bpf_map__fd(pt->skel->maps.pf_targets);
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		if (n < max)
+			pids[n] = next;
+		n++;
+		key = next;
+		prev = &key;
+	}
+	return n;
+}
+
+static int profile_watch_key(struct pt_watch_key *key, const char *prefix, __u32 len)
+{
+	if (!prefix || len == 0 || len >= PT_COMM_LEN || memchr(prefix, '\0', len))
+		return -EINVAL;
+	memset(key, 0, sizeof(*key));
+	key->prefixlen = len * 8;
+	memcpy(key->comm, prefix, len);
+	return 0;
+}
+
+int proctap_watch_add(struct proctap *pt, const char *prefix, __u32 len)
+{
+	struct pt_watch_key key;
+
+	if (!profiling(pt) || profile_watch_key(&key, prefix, len))
+		return -EINVAL;
+	if (bpf_map_update_elem(bpf_map__fd(pt->skel->maps.pf_watch), &key, &len, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int proctap_watch_remove(struct proctap *pt, const char *prefix, __u32 len)
+{
+	struct pt_watch_key key;
+
+	if (!profiling(pt) || profile_watch_key(&key, prefix, len))
+		return -EINVAL;
+	if (bpf_map_delete_elem(bpf_map__fd(pt->skel->maps.pf_watch), &key))
+		return -errno;
+	return 0;
+}

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: Apache-2.0
+/* util.c - typed errors, clocks and mappings shared by the loader's parts. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "internal.h"
+
+int pt_fail(struct proctap_error *err, int code, int errnum, const char *field,
+	    const char *program, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return code;
+	memset(err, 0, sizeof(*err));
+	err->code = code;
+	err->errnum = errnum;
+	if (field)
+		snprintf(err->field, sizeof(err->field), "%s", field);
+	if (program)
+		snprintf(err->program, sizeof(err->program), "%s", program);
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/* An error the kernel returned: a missing privilege is its own class. */
+int pt_kernel_error(struct proctap_error *err, int code, int errnum, const char *program,
+		    const char *what)
+{
+	if (errnum == EPERM || errnum == EACCES)
+		return pt_fail(err, PROCTAP_E_PRIVILEGE, errnum, NULL, program,
+			       "%s: permission denied; run as root or grant CAP_BPF and "
+			       "CAP_PERFMON", what);
+	return pt_fail(err, code, errnum, NULL, program, "%s: %s%s", what, strerror(errnum),
+		       code == PROCTAP_E_LOAD ? " (libbpf printed the verifier log on stderr)" : "");
+}
+
+__u64 pt_ts(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+__u64 proctap_monotonic_ns(void)
+{
+	return pt_ts(CLOCK_MONOTONIC);
+}
+
+/* CLOCK_REALTIME - CLOCK_MONOTONIC, from the tightest of three samples. */
+__s64 pt_realtime_offset(void)
+{
+	__u64 best_width = ~0ull;
+	__s64 best = 0;
+
+	for (int i = 0; i < 3; i++) {
+		__u64 m1 = pt_ts(CLOCK_MONOTONIC);
+		__u64 r = pt_ts(CLOCK_REALTIME);
+		__u64 m2 = pt_ts(CLOCK_MONOTONIC);
+
+		if (m2 - m1 < best_width) {
+			best_width = m2 - m1;
+			best = (__s64)(r - (m1 + (m2 - m1) / 2));
+		}
+	}
+	return best;
+}
+
+/* A shared mapping of a BPF_F_MMAPABLE map (or ringbuf); NULL on failure. */
+void *pt_mmap(int fd, size_t len, bool writable, off_t off)
+{
+	void *p = mmap(NULL, len, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, off);
+
+	return p == MAP_FAILED ? NULL : p;
+}

@@ -1,0 +1,88 @@
+//! The C JSON printer of every kind (`pt_json.c`), built on the helpers of
+//! c/loader/json.h. Field order and formatting match the Rust serializer
+//! (rust.rs): both walk the same lists in the same order.
+
+use std::fmt::Write;
+
+use crate::c::BANNER;
+use crate::registry::{DataType, FieldType, FlagJson, Kind, Registry};
+
+/// The printer of one kind.
+fn printer(o: &mut String, k: &Kind) {
+    let _ = writeln!(o, "\nstatic void pt_json_{}(struct pt_json *j, const struct pt_hdr *h, __s64 offset)\n{{", k.c_name);
+    let _ = writeln!(o, "\tconst struct pt_{} *r = (const void *)h;", k.c_name);
+    if !k.data.is_empty() {
+        let _ = writeln!(o, "\tconst __u8 *d = (const __u8 *)h + sizeof(*r);");
+    }
+    o.push_str("\n\t(void)r;\n");
+    let _ = writeln!(o, "\tpt_json_raw(j, \"{{\\\"type\\\":\\\"{}\\\"\");", k.name);
+    o.push_str("\tpt_json_u64(j, \"ts_ns\", h->ts_ns);\n\tpt_json_time(j, \"time\", h->ts_ns, offset);\n");
+    for (on, name) in [(k.pid, "pid"), (k.tid, "tid"), (k.cpu, "cpu")] {
+        if on {
+            let _ = writeln!(o, "\tpt_json_u64(j, \"{name}\", h->{name});");
+        }
+    }
+    for f in k.fields.iter().filter(|f| f.json) {
+        let (key, field) = (&f.rust, format!("r->{}", f.name));
+        let _ = match &f.ty {
+            FieldType::Int { signed: false, .. } => writeln!(o, "\tpt_json_u64(j, \"{key}\", {field});"),
+            FieldType::Int { signed: true, .. } => writeln!(o, "\tpt_json_i64(j, \"{key}\", {field});"),
+            FieldType::Comm => writeln!(o, "\tpt_json_comm(j, \"{key}\", {field});"),
+            FieldType::ExitStatus => writeln!(o, "\tpt_json_exit_status(j, {field});"),
+            FieldType::Errno => writeln!(o, "\tpt_json_errno(j, \"{key}\", {field});"),
+            FieldType::Kind => writeln!(o, "\tpt_json_str(j, \"{key}\", proctap_kind_name({field}));"),
+            FieldType::Enum(values) => {
+                let _ = writeln!(o, "\tswitch ({field}) {{");
+                for v in values {
+                    let _ = writeln!(o, "\tcase {}: pt_json_str(j, \"{key}\", \"{}\"); break;", v.value, v.name);
+                }
+                writeln!(o, "\tdefault: pt_json_u64(j, \"{key}\", {field});\n\t}}")
+            }
+        };
+        if let Some(since) = &f.since {
+            let _ = writeln!(o, "\tpt_json_u64(j, \"{since}\", h->ts_ns > {field} ? h->ts_ns - {field} : 0);");
+        }
+    }
+    for d in &k.data {
+        let len = format!("r->{}_len", d.name);
+        if d.json {
+            let helper = match d.ty {
+                DataType::String | DataType::Bytes => "pt_json_bytes",
+                DataType::Argv => "pt_json_argv",
+                DataType::KStack => "pt_json_kstack",
+                DataType::UStack => "pt_json_ustack",
+            };
+            let _ = writeln!(o, "\t{helper}(j, \"{}\", d, {len});", d.name);
+        }
+        let _ = writeln!(o, "\td += {len};");
+    }
+    for fl in &k.flags {
+        let bit = format!("h->flags & PT_{}_F_{}", k.upper(), fl.name.to_uppercase());
+        let _ = match fl.json {
+            FlagJson::Always => writeln!(o, "\tpt_json_bool(j, \"{}\", {bit});", fl.name),
+            FlagJson::IfSet => writeln!(o, "\tif ({bit})\n\t\tpt_json_bool(j, \"{}\", 1);", fl.name),
+            FlagJson::Never => Ok(()),
+        };
+    }
+    if !k.data.is_empty() {
+        o.push_str("\tpt_json_bool(j, \"data_lost\", h->flags & PT_F_DATA_LOST);\n");
+    }
+    o.push_str("\tpt_json_raw(j, \"}\");\n}\n");
+}
+
+/// pt_json.c: the per-kind printers and their dispatch.
+pub fn printers(reg: &Registry) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "// SPDX-License-Identifier: Apache-2.0\n/* {BANNER} */");
+    o.push_str("#include \"proctap.h\"\n#include \"json.h\"\n");
+    for k in &reg.kinds {
+        printer(&mut o, k);
+    }
+    o.push_str("\n/* Prints a validated record of a known kind; returns 0, or -1 for an unknown kind. */\n");
+    o.push_str("int pt_json_record(struct pt_json *j, const struct pt_hdr *h, __s64 offset)\n{\n\tswitch (h->kind) {\n");
+    for k in &reg.kinds {
+        let _ = writeln!(o, "\tcase PT_KIND_{}:\n\t\tpt_json_{}(j, h, offset);\n\t\treturn 0;", k.upper(), k.c_name);
+    }
+    o.push_str("\tdefault:\n\t\treturn -1;\n\t}\n}\n");
+    o
+}

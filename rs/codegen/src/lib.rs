@@ -1,0 +1,49 @@
+//! Code generation for proctap's event registry.
+//!
+//! [`generate`] reads the declarations in `c/events` (one TOML file per kind)
+//! ([`registry`] checks them) and writes every piece of per-kind code the
+//! project would otherwise write by hand: C record structs and asserts
+//! ([`c`]), BPF emit wrappers ([`bpf`]), C JSON printers ([`json`]) and the
+//! Rust event types ([`rust`]). build.rs runs it; so can
+//! `cargo run -p proctap-codegen -- c/events DIR` to read the output.
+
+pub mod bpf;
+pub mod c;
+pub mod json;
+pub mod registry;
+pub mod rust;
+
+use std::path::{Path, PathBuf};
+
+pub use registry::{Error, Registry};
+
+/// Every generated file: (path relative to the output directory, contents).
+pub fn render(reg: &Registry) -> Vec<(&'static str, String)> {
+    vec![
+        ("gen/pt_kinds.h", c::header(reg)),
+        ("gen/pt_kinds.c", c::table(reg)),
+        ("gen/pt_kinds.bpf.h", bpf::helpers(reg)),
+        ("gen/pt_json.c", json::printers(reg)),
+        ("kinds.rs", rust::module(reg)),
+    ]
+}
+
+/// Generates every output of the registry in `events` into `out`. A file
+/// whose contents did not change is not rewritten, so make does not rebuild
+/// what depends on it. Returns the files written.
+pub fn generate(events: &Path, out: &Path) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
+    let reg = registry::load_dir(events)?;
+    let mut written = Vec::new();
+    for (name, text) in render(&reg) {
+        let path = out.join(name);
+        if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+            continue;
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        }
+        std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}

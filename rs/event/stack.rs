@@ -1,0 +1,156 @@
+//! Stacks of a sample: kernel return addresses and user frames (build id
+//! and file offset, or a raw address), and why a walk failed.
+
+use std::fmt;
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use super::bytes::Hex;
+
+/// Bytes of one user frame (`struct bpf_stack_build_id`).
+const USER_FRAME_SIZE: usize = 32;
+
+/// Kernel return addresses of a sample (8 bytes each, native endian).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelStack<B = Vec<u8>>(pub B);
+
+impl<B: AsRef<[u8]>> KernelStack<B> {
+    /// The addresses, innermost first.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
+        self.0.as_ref().chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.as_ref().len() / 8
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<B: AsRef<[u8]>> Serialize for KernelStack<B> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter().map(|ip| format!("{ip:#x}")))
+    }
+}
+
+/// User frames of a sample, as the kernel resolved them (32 bytes each:
+/// `struct bpf_stack_build_id`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserStack<B = Vec<u8>>(pub B);
+
+impl<B: AsRef<[u8]>> UserStack<B> {
+    /// The frames, innermost first.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = UserFrame> + '_ {
+        self.0.as_ref().chunks_exact(USER_FRAME_SIZE).map(UserFrame::from_raw)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.as_ref().len() / USER_FRAME_SIZE
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<B: AsRef<[u8]>> Serialize for UserStack<B> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+/// One user frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UserFrame {
+    /// The kernel found the mapped ELF file: its build id and the frame's
+    /// offset in that file. Symbolizes after the process is gone.
+    FileOffset { build_id: BuildId, file_offset: u64 },
+    /// The kernel could not read the file's build id (anonymous or JIT
+    /// memory, a file without one, or the page was not resident): the raw
+    /// virtual address, meaningful only with the process' mappings.
+    Address(u64),
+}
+
+impl UserFrame {
+    fn from_raw(raw: &[u8]) -> UserFrame {
+        // struct bpf_stack_build_id: __s32 status; u8 build_id[20]; union { u64 offset; u64 ip; }
+        let word = |at: usize| u64::from_ne_bytes(raw[at..at + 8].try_into().unwrap_or([0; 8]));
+        let status = i32::from_ne_bytes(raw[..4].try_into().unwrap_or([0; 4]));
+        if status == 1 {
+            UserFrame::FileOffset { build_id: BuildId::from_note(&raw[4..24]), file_offset: word(24) }
+        } else {
+            UserFrame::Address(word(24))
+        }
+    }
+}
+
+impl Serialize for UserFrame {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        match self {
+            UserFrame::FileOffset { build_id, file_offset } => {
+                map.serialize_entry("build_id", &Hex(build_id.as_bytes()))?;
+                map.serialize_entry("offset", &format!("{file_offset:#x}"))?;
+            }
+            UserFrame::Address(ip) => map.serialize_entry("ip", &format!("{ip:#x}"))?,
+        }
+        map.end()
+    }
+}
+
+/// A GNU build id as the kernel reports it: up to 20 bytes, zero-padded.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct BuildId(pub [u8; 20]);
+
+impl BuildId {
+    /// Pads a build id read from an ELF note the way the kernel does
+    /// (ids longer than 20 bytes are cut, as the kernel cuts them).
+    pub fn from_note(bytes: &[u8]) -> BuildId {
+        let mut id = [0u8; 20];
+        let n = bytes.len().min(20);
+        id[..n].copy_from_slice(&bytes[..n]);
+        BuildId(id)
+    }
+
+    /// The padded bytes.
+    pub fn as_bytes(&self) -> &[u8; 20] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BuildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BuildId({self})")
+    }
+}
+
+/// Lowercase hex of the padded bytes.
+impl fmt::Display for BuildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Hex(&self.0).fmt(f)
+    }
+}
+
+/// An error the kernel reported as a negative errno (for a stack: what
+/// `bpf_get_stack` returned, for example `EFAULT`, user memory not readable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Errno {
+    /// The errno, positive.
+    pub errno: i32,
+}
+
+impl Errno {
+    /// The error of a raw value: None for 0, else the negated value.
+    pub(crate) fn from_raw(raw: i32) -> Option<Errno> {
+        (raw != 0).then(|| Errno { errno: raw.saturating_neg() })
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        std::io::Error::from_raw_os_error(self.errno).fmt(f)
+    }
+}

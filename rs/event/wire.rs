@@ -1,0 +1,187 @@
+//! Records as bytes: the common header, safe readers of a record's fixed
+//! fields and variable data (at the offsets the registry generates and the C
+//! header asserts), and the writer the generated encoders use.
+
+use super::Comm;
+
+/// Bytes of `struct pt_hdr`.
+pub(crate) const HDR_SIZE: usize = 48;
+
+/// The fields of `struct pt_hdr` that decoding needs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hdr {
+    pub kind: u16,
+    pub flags: u16,
+    pub cpu: u16,
+    pub pid: u32,
+    pub tid: u32,
+    pub ts_ns: u64,
+    pub data_len: u32,
+    pub rec_size: u32,
+}
+
+impl Hdr {
+    pub(crate) fn parse(rec: &[u8]) -> Option<Hdr> {
+        let r = Fixed::new(rec, HDR_SIZE)?;
+        Some(Hdr {
+            kind: r.u16(0),
+            flags: r.u16(2),
+            cpu: r.u16(4),
+            pid: r.u32(8),
+            tid: r.u32(12),
+            ts_ns: r.u64(16),
+            data_len: r.u32(36),
+            rec_size: r.u32(40),
+        })
+    }
+}
+
+/// The fixed part of a record, at least `size` bytes long. It reads every
+/// integer type a declaration may use, whether a kind uses it today or not.
+pub(crate) struct Fixed<'a>(&'a [u8]);
+
+#[allow(dead_code)]
+impl<'a> Fixed<'a> {
+    pub(crate) fn new(rec: &'a [u8], size: usize) -> Option<Fixed<'a>> {
+        rec.get(..size).map(Fixed)
+    }
+
+    /// N bytes at `off`; zeros past the end (cannot happen at the offsets
+    /// the generated decoders use, which new() checked).
+    fn bytes<const N: usize>(&self, off: usize) -> [u8; N] {
+        self.0.get(off..off + N).and_then(|b| b.try_into().ok()).unwrap_or([0; N])
+    }
+
+    pub(crate) fn u8(&self, off: usize) -> u8 {
+        u8::from_ne_bytes(self.bytes(off))
+    }
+
+    pub(crate) fn u16(&self, off: usize) -> u16 {
+        u16::from_ne_bytes(self.bytes(off))
+    }
+
+    pub(crate) fn u32(&self, off: usize) -> u32 {
+        u32::from_ne_bytes(self.bytes(off))
+    }
+
+    pub(crate) fn u64(&self, off: usize) -> u64 {
+        u64::from_ne_bytes(self.bytes(off))
+    }
+
+    pub(crate) fn i32(&self, off: usize) -> i32 {
+        i32::from_ne_bytes(self.bytes(off))
+    }
+
+    pub(crate) fn i64(&self, off: usize) -> i64 {
+        i64::from_ne_bytes(self.bytes(off))
+    }
+
+    pub(crate) fn comm(&self, off: usize) -> Comm {
+        Comm::from_raw(self.bytes(off))
+    }
+}
+
+/// The variable data of a record, taken field by field.
+pub(crate) struct Data<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Data<'a> {
+    /// The `data_len` bytes after the fixed part of `meta_size` bytes.
+    pub(crate) fn new(rec: &'a [u8], meta_size: usize, data_len: u32) -> Option<Data<'a>> {
+        let rest = rec.get(meta_size..)?.get(..data_len as usize)?;
+        Some(Data { rest })
+    }
+
+    /// The next field, `len` bytes long.
+    pub(crate) fn take(&mut self, len: u32) -> Option<&'a [u8]> {
+        let (field, rest) = self.rest.split_at_checked(len as usize)?;
+        self.rest = rest;
+        Some(field)
+    }
+}
+
+/// Writes one record as the C loader appends it to a caller buffer: fixed
+/// part, variable data, zero padding to 8 bytes (tests and benches).
+pub(crate) struct RecordWriter<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+    size: usize,
+    data_len: u32,
+}
+
+#[allow(dead_code)] // writes every integer type a declaration may use
+impl<'a> RecordWriter<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        out: &'a mut Vec<u8>,
+        kind: u16,
+        size: usize,
+        flags: u16,
+        pid: u32,
+        tid: u32,
+        cpu: u16,
+        ts_ns: u64,
+    ) -> RecordWriter<'a> {
+        let start = out.len();
+        out.resize(start + size, 0);
+        let mut w = RecordWriter { out, start, size, data_len: 0 };
+        w.put(0, &kind.to_ne_bytes());
+        w.put(2, &flags.to_ne_bytes());
+        w.put(4, &cpu.to_ne_bytes());
+        w.put(8, &pid.to_ne_bytes());
+        w.put(12, &tid.to_ne_bytes());
+        w.put(16, &ts_ns.to_ne_bytes());
+        w
+    }
+
+    fn put(&mut self, off: usize, bytes: &[u8]) {
+        let at = self.start + off;
+        if let Some(dst) = self.out.get_mut(at..at + bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+    }
+
+    pub(crate) fn u8(&mut self, off: usize, v: u8) {
+        self.put(off, &v.to_ne_bytes());
+    }
+
+    pub(crate) fn u16(&mut self, off: usize, v: u16) {
+        self.put(off, &v.to_ne_bytes());
+    }
+
+    pub(crate) fn u32(&mut self, off: usize, v: u32) {
+        self.put(off, &v.to_ne_bytes());
+    }
+
+    pub(crate) fn u64(&mut self, off: usize, v: u64) {
+        self.put(off, &v.to_ne_bytes());
+    }
+
+    pub(crate) fn i32(&mut self, off: usize, v: i32) {
+        self.put(off, &v.to_ne_bytes());
+    }
+
+    pub(crate) fn i64(&mut self, off: usize, v: i64) {
+        self.put(off, &v.to_ne_bytes());
+    }
+
+    pub(crate) fn comm(&mut self, off: usize, comm: &Comm) {
+        self.put(off, comm.raw());
+    }
+
+    /// The next variable field; its length goes at `len_off`.
+    pub(crate) fn data(&mut self, len_off: usize, bytes: &[u8]) {
+        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        self.u32(len_off, len);
+        self.out.extend_from_slice(bytes);
+        self.data_len = self.data_len.saturating_add(len);
+    }
+
+    pub(crate) fn finish(mut self) {
+        let rec_size = (self.size + self.data_len as usize).div_ceil(8) * 8;
+        self.u32(36, self.data_len);
+        self.u32(40, u32::try_from(rec_size).unwrap_or(u32::MAX));
+        self.out.resize(self.start + rec_size, 0);
+    }
+}

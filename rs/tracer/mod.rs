@@ -1,0 +1,159 @@
+//! The running tracer: a poll thread, a pool of reusable batch buffers, and
+//! the channel of filled [`Batch`]es (or a handler called on the poll
+//! thread: [`Tracer::start_with_handler`], the lowest-latency path).
+
+mod batch;
+mod stats;
+mod targets;
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use parking_lot::Mutex;
+
+use crate::binding::Instance;
+use crate::config::Config;
+use crate::error::Error;
+
+pub use batch::{Batch, BatchPipe};
+pub use stats::{KindStats, Stats};
+pub use targets::Targets;
+
+use batch::{Exchanger, Sink};
+
+/// State shared by the tracer, its poll thread and stop handles.
+pub(crate) struct Shared {
+    pub(crate) instance: Instance,
+    /// Dropped to wake a poll thread that waits for a free buffer.
+    stop_tx: Mutex<Option<Sender<()>>>,
+    undelivered: Arc<AtomicU64>,
+}
+
+impl Shared {
+    fn stop(&self) {
+        self.stop_tx.lock().take();
+        self.instance.stop();
+    }
+}
+
+/// A running tracer. Events arrive as [`Batch`]es on [`Tracer::events`].
+/// Dropping it (or [`Tracer::stop`]) detaches every BPF program.
+pub struct Tracer {
+    shared: Arc<Shared>,
+    events: Receiver<Batch>,
+    thread: Option<JoinHandle<Result<(), Error>>>,
+}
+
+/// Stops a tracer from another thread or a signal-handling thread.
+#[derive(Clone)]
+pub struct StopHandle {
+    shared: Weak<Shared>,
+}
+
+impl StopHandle {
+    /// Asks the tracer to stop after a final drain; its event channel then
+    /// closes. Does nothing if the tracer is gone.
+    pub fn stop(&self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.stop();
+        }
+    }
+}
+
+impl Tracer {
+    /// Loads and attaches the BPF programs and starts the poll thread, which
+    /// sends filled batches to [`Tracer::events`].
+    pub fn start(config: &Config) -> Result<Tracer, Error> {
+        let (events_tx, events) = bounded(config.batches_in_flight_resolved());
+        Tracer::launch(config, Sink::Channel(events_tx), events)
+    }
+
+    /// Like [`Tracer::start`], but the poll thread calls `handler` with each
+    /// filled batch instead of sending it through a channel, and
+    /// [`Tracer::events`] stays empty. No hand-off to another thread: with
+    /// [`Config::busy_poll`] this is the lowest-latency path, one CPU kept
+    /// busy in all. The handler should be quick; a slow one delays polling,
+    /// the kernel's rings fill and their losses are counted. Batches it keeps
+    /// (or sends elsewhere) come back to the pool when dropped; while it holds
+    /// every buffer, polling waits.
+    pub fn start_with_handler(config: &Config, handler: impl FnMut(Batch) + Send + 'static) -> Result<Tracer, Error> {
+        let (_, events) = bounded(0);
+        let sink = Sink::Handler { handler: RefCell::new(Box::new(handler)), panicked: RefCell::new(None) };
+        Tracer::launch(config, sink, events)
+    }
+
+    fn launch(config: &Config, sink: Sink, events: Receiver<Batch>) -> Result<Tracer, Error> {
+        config.validate()?;
+        let raw = config.to_raw()?;
+        let instance = Instance::open(&raw)?;
+        if let Some(profile) = config.profiler() {
+            for &pid in &profile.pids {
+                targets::add_target(&instance, pid)?;
+            }
+            for prefix in &profile.comm_prefixes {
+                targets::watch_comm_prefix(&instance, prefix)?;
+            }
+        }
+
+        let (exchanger, stop_tx) =
+            Exchanger::new(config.batches_in_flight_resolved(), config.batch_bytes_resolved(), sink);
+        let undelivered = exchanger.undelivered.clone();
+        let shared = Arc::new(Shared { instance, stop_tx: Mutex::new(Some(stop_tx)), undelivered });
+        let poll = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("proctap-poll".into())
+            .spawn(move || exchanger.run(&poll.instance))?;
+        Ok(Tracer { shared, events, thread: Some(thread) })
+    }
+
+    /// The stream of batches. Clone it freely; it closes after stop. Always
+    /// empty for a tracer started with [`Tracer::start_with_handler`].
+    pub fn events(&self) -> &Receiver<Batch> {
+        &self.events
+    }
+
+    /// A handle that can stop this tracer from elsewhere.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle { shared: Arc::downgrade(&self.shared) }
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> Stats {
+        Stats::from_raw(&self.shared.instance.stats(), self.shared.undelivered.load(Ordering::Relaxed))
+    }
+
+    /// The profiler's targets, to change while tracing (from any thread).
+    pub fn targets(&self) -> Targets {
+        Targets { shared: Arc::downgrade(&self.shared) }
+    }
+
+    /// Kernel ids of this tracer's BPF programs.
+    pub fn prog_ids(&self) -> Vec<u32> {
+        self.shared.instance.prog_ids()
+    }
+
+    /// Stops after a final drain and returns the final counters. Batches
+    /// already sent stay readable from cloned receivers.
+    pub fn stop(mut self) -> Result<Stats, Error> {
+        self.join()?;
+        Ok(self.stats())
+    }
+
+    fn join(&mut self) -> Result<(), Error> {
+        let Some(thread) = self.thread.take() else { return Ok(()) };
+        self.shared.stop();
+        thread.join().unwrap_or_else(|_| {
+            Err(Error::System { errno: 0, message: "the proctap poll thread panicked".into() })
+        })
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
+}
+
