@@ -203,7 +203,7 @@ static void print_stats(struct proctap *pt)
 
 static void handle_signals(void (*handler)(int), double duration)
 {
-	struct sigaction sa = { .sa_handler = handler };
+	struct sigaction sa = { .sa_handler = handler, .sa_flags = SA_RESTART };
 	struct itimerval t = { 0 };
 
 	sigaction(SIGINT, &sa, NULL);

@@ -127,8 +127,8 @@ pub(crate) fn check_comm_prefix(prefix: &[u8]) -> Result<(), Error> {
 /// What to trace and how to buffer it. Start one with [`Config::new`].
 #[derive(Clone, Debug)]
 pub struct Config {
-    exec: bool,
-    exit: bool,
+    /// Kinds enabled by [`Config::event`] (exec and exit by default).
+    events: Vec<EventKind>,
     /// Caps of variable fields set by the caller, by knob index.
     knobs: Vec<(u32, u32)>,
     /// A cap named that no kind declares (reported by validate).
@@ -151,8 +151,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            exec: true,
-            exit: true,
+            events: vec![EventKind::Exec, EventKind::Exit],
             knobs: Vec::new(),
             unknown_knob: None,
             per_kind_batches: false,
@@ -179,14 +178,24 @@ impl Config {
     }
 
     /// Trace exec events (default on).
-    pub fn exec(mut self, on: bool) -> Config {
-        self.exec = on;
-        self
+    pub fn exec(self, on: bool) -> Config {
+        self.event(EventKind::Exec, on)
     }
 
     /// Trace exit events (default on).
-    pub fn exit(mut self, on: bool) -> Config {
-        self.exit = on;
+    pub fn exit(self, on: bool) -> Config {
+        self.event(EventKind::Exit, on)
+    }
+
+    /// Traces events of `kind` (any kind the registry declares), or stops
+    /// tracing them. Kinds with settings of their own come with them:
+    /// [`Config::profile`] enables samples and triggers,
+    /// [`Config::synthetic`] the synthetic source.
+    pub fn event(mut self, kind: EventKind, on: bool) -> Config {
+        self.events.retain(|k| *k != kind);
+        if on {
+            self.events.push(kind);
+        }
         self
     }
 
@@ -349,7 +358,7 @@ impl Config {
     /// Kinds whose records may arrive (each has its own batch with
     /// per-kind batches).
     fn enabled_kinds(&self) -> usize {
-        usize::from(self.exec) + usize::from(self.exit) + 2 * usize::from(self.profile.is_some()) + usize::from(self.synthetic.is_some())
+        self.to_raw().map_or(1, |raw| raw.events.count_ones() as usize)
     }
 
     pub(crate) fn batch_bytes_resolved(&self) -> usize {
@@ -367,7 +376,7 @@ impl Config {
 
     pub(crate) fn to_raw(&self) -> Result<sys::proctap_config, Error> {
         let mut raw = sys::proctap_config::default();
-        if !self.exec && !self.exit && self.synthetic.is_none() && self.profile.is_none() {
+        if self.events.is_empty() && self.synthetic.is_none() && self.profile.is_none() {
             return Err(Error::invalid("events", "nothing to trace: enable exec, exit or profile"));
         }
         if let Some(knob) = &self.unknown_knob {
@@ -375,11 +384,11 @@ impl Config {
             return Err(Error::invalid("data_cap", format!("no variable field has the cap `{knob}` (known: {})", known.join(", "))));
         }
         let bit = |kind: EventKind| 1u64 << kind.id();
-        if self.exec {
-            raw.events |= bit(EventKind::Exec);
-        }
-        if self.exit {
-            raw.events |= bit(EventKind::Exit);
+        for &kind in &self.events {
+            if !kind.from_kernel() {
+                return Err(Error::invalid("events", format!("{kind} events are made by the loader, not traced")));
+            }
+            raw.events |= bit(kind);
         }
         for &(index, value) in &self.knobs {
             raw.knobs[index as usize] = value;

@@ -279,3 +279,61 @@ fn a_multithreaded_exit_is_one_process_exit_and_thread_exits_count_every_thread(
         tracer.stop().unwrap();
     }
 }
+
+/// Runs the rename fixture in `mode`; returns its pid and what it printed.
+fn run_renamer(exe: &std::path::Path, mode: &str) -> (u32, String) {
+    let child = Command::new(exe)
+        .arg(mode)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7), "{mode}: the worker thread ends the process with exit(7)");
+    (pid, String::from_utf8(out.stdout).unwrap())
+}
+
+/// The filter decision belongs to the process, made when it gets its name
+/// (exec, fork), not to whatever its threads call themselves later: the
+/// exit of a process whose last thread renamed itself (PR_SET_NAME) is
+/// reported, with the process' name. Before: 20 of 20 exits were lost.
+#[test]
+fn exits_follow_the_process_whatever_its_threads_call_themselves() {
+    let exe = common::fixture::build_c("rename.c", "ptrename");
+    let config = Config::new().comm_prefix("ptrename");
+    let Some(tracer) = common::start(&config) else { return };
+    // A process already running when tracing starts is decided from /proc.
+    let mut early = Command::new(&exe).arg("wait").stdin(std::process::Stdio::piped()).spawn().unwrap();
+    let early_pid = early.id();
+    std::thread::sleep(Duration::from_millis(100));
+    let Some(late_start) = common::start(&config) else { return };
+    drop(early.stdin.take()); // EOF: it goes on and exits from its worker
+    assert_eq!(early.wait().unwrap().code(), Some(7));
+
+    let threads: Vec<u32> = (0..20).map(|_| run_renamer(&exe, "thread").0).collect();
+    let leaders: Vec<u32> = (0..5).map(|_| run_renamer(&exe, "leader").0).collect();
+    let (forker, printed) = run_renamer(&exe, "fork");
+    let child: u32 = printed.trim().parse().unwrap();
+    let all: Vec<u32> = threads.iter().chain(&leaders).copied().chain([forker, child]).collect();
+    let got = common::exec_and_exit(&tracer, &all, TIMEOUT);
+    for pid in threads.iter().chain([&forker]) {
+        let x = one_exit(got.get(pid).unwrap_or_else(|| panic!("no exit for {pid}")));
+        assert_eq!((x.comm.as_bytes(), x.exit_code, x.thread_exit), (&b"ptrename"[..], 7, false), "pid {pid}");
+        assert_eq!(one_exec(&got[pid]).comm.as_bytes(), b"ptrename");
+    }
+    for pid in &leaders {
+        // Reported though no thread matches by then: it carries the name the
+        // process has at its exit (its leader's).
+        let x = one_exit(got.get(pid).unwrap_or_else(|| panic!("no exit for {pid}")));
+        assert_eq!((x.comm.as_bytes(), x.exit_code), (&b"renamed"[..], 7), "pid {pid}");
+    }
+    // A child named at its fork (no exec of its own).
+    let x = one_exit(got.get(&child).unwrap_or_else(|| panic!("no exit for the forked child {child}")));
+    assert_eq!((x.comm.as_bytes(), x.exit_code), (&b"ptrename"[..], 9));
+    let early_exit = common::exec_and_exit(&late_start, &[early_pid], TIMEOUT);
+    let x = one_exit(early_exit.get(&early_pid).expect("the exit of a process found in /proc at start"));
+    assert_eq!((x.comm.as_bytes(), x.exit_code), (&b"ptrename"[..], 7));
+    let stats = tracer.stop().unwrap();
+    assert_eq!(stats.exit().counter("untracked"), Some(0));
+}

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use proctap::{Config, Event, Stats, SyntheticSource, SyntheticTransport, Synthetic};
+use proctap::{Config, Event, EventKind, Stats, SyntheticSource, SyntheticTransport, Synthetic};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -287,3 +287,52 @@ fn synthetic_config_is_checked() {
     assert!(matches!(no_pid.validate(), Err(proctap::Error::InvalidConfig { .. })));
 }
 
+
+/// With per-kind batches each batch holds one kind, and the reports of that
+/// kind's losses ride in its batches, where its consumer looks.
+#[test]
+fn per_kind_batches_hold_one_kind_each_and_its_loss_reports() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let config = source(SyntheticTransport::Hybrid, 64, 64)
+        .event(EventKind::Exec, true)
+        .per_kind_batches(true)
+        .ringbuf_bytes(16 << 10)
+        .batches_in_flight(4);
+    let Some(tracer) = common::start(&config) else { return };
+    let events = tracer.events().clone();
+    let reader = std::thread::spawn(move || {
+        let mut seen: HashMap<EventKind, u64> = HashMap::new();
+        let mut lost_reports = 0;
+        let mut execs = Vec::new();
+        for batch in events {
+            let kind = batch.kind().expect("every batch says its kind");
+            for event in &batch {
+                match &event {
+                    Event::Lost(l) => {
+                        assert_eq!(l.kind, kind, "a loss report rides with its kind");
+                        lost_reports += l.records;
+                    }
+                    Event::Exec(e) => execs.push(e.pid),
+                    _ => {}
+                }
+                if !matches!(event, Event::Lost(_)) {
+                    assert_eq!(event.kind(), kind, "a {kind} batch holds {kind} events only");
+                    *seen.entry(kind).or_default() += 1;
+                }
+            }
+        }
+        (seen, lost_reports, execs)
+    });
+    trigger(50); // 3200 synthetic events: more than the 16 KiB ring holds
+    let mut child = std::process::Command::new("/bin/true").arg("per-kind").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    tracer.stop_handle().stop();
+    let (seen, lost_reports, execs) = reader.join().unwrap();
+    let stats = tracer.stop().unwrap();
+    assert!(execs.contains(&pid), "the exec arrived in an exec batch");
+    assert!(stats.synthetic().meta_lost > 0, "the test must overflow the ring: {stats:?}");
+    assert_eq!(lost_reports, stats.synthetic().meta_lost, "every loss reported, in synthetic batches");
+    assert_eq!(seen.get(&EventKind::Synthetic).copied(), Some(stats.synthetic().delivered));
+}

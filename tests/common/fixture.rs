@@ -137,6 +137,20 @@ pub fn build_hot(name: &str) -> HotBinaries {
     HotBinaries { dir, plain, stripped, debug_dir, debug_file, build_id, comm, named }
 }
 
+/// Compiles tests/fixtures/`source` (C, with pthreads) into a fresh
+/// temporary directory as an executable named `comm` (so its processes have
+/// that command name). Returns the executable; the directory is left for the
+/// system's temporary-file cleanup.
+pub fn build_c(source: &str, comm: &str) -> PathBuf {
+    assert!(!comm.is_empty() && comm.len() <= COMM_MAX && !comm.contains('/'), "comm {comm:?}");
+    let dir = std::env::temp_dir().join(format!("proctap-fixture-{comm}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(source);
+    let exe = dir.join(comm);
+    tool("cc", &["-O1", "-Wall", "-pthread", "-o", path_str(&exe), path_str(&src)]);
+    exe
+}
+
 impl HotBinaries {
     /// A copy of `binary` (one of this fixture's) named `comm`, so the
     /// processes it starts have that comm (at most 15 bytes, no '/').
