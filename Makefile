@@ -110,7 +110,7 @@ example: $(O)/cargo-paths.mk c/example.c c/proctap.h
 endif
 
 test:
-	$(CARGO) test --release
+	$(CARGO) test --release --workspace
 
 bench:
 	./dev.sh bench all

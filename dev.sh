@@ -3,7 +3,8 @@
 #
 #   ./dev.sh run [--duration S] [--pid PID]... [--comm PREFIX] [--argv-max BYTES]
 #                         build everything, run the JSON-lines dumper
-#   ./dev.sh test         build everything, run every test (what CI runs)
+#   ./dev.sh test         build everything, check formatting and lints, run
+#                         every test (what CI runs)
 #   ./dev.sh bench [exec|transport|latency|profile|criterion|all]
 #                         run benchmarks, write their tables into BENCHMARKS.md
 #   ./dev.sh setup        only install missing Debian packages
@@ -41,6 +42,22 @@ setup() {
 # Build chatter goes to stderr: stdout carries the JSON lines.
 build() {
   make --no-print-directory >&2
+}
+
+# The habits CI enforces: rustfmt (rustfmt.toml), clang-format on the C
+# (.clang-format), clippy with warnings as errors.
+lint() {
+  local c_files
+  if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    echo "dev.sh: rustfmt and clippy are needed: rustup component add rustfmt clippy" >&2
+    exit 1
+  fi
+  echo "dev.sh: cargo fmt --check, clang-format, cargo clippy -D warnings" >&2
+  cargo fmt --all --check
+  c_files=$(find c tests/fixtures bench -name '*.c' -o -name '*.h' | sort)
+  # shellcheck disable=SC2086
+  clang-format-19 --dry-run --Werror --style=file $c_files
+  cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 }
 
 # Replaces the section between <!-- bench-NAME --> and <!-- /bench-NAME -->
@@ -123,13 +140,15 @@ case "${1:-}" in
     bench "$@" ;;
   test)
     shift
-    # golang-go: `go tool pprof` reads the profiler's pprof output in a test.
-    setup golang-go
+    # golang-go: `go tool pprof` reads the profiler's pprof output in a test;
+    # clang-format-19 checks the C formatting.
+    setup golang-go clang-format-19
     build
+    lint
     if [ "$(id -u)" != 0 ]; then
       echo "dev.sh: not root: kernel tests will say SKIPPED (run as root to include them)" >&2
     fi
-    cargo test --release "$@" ;;
+    cargo test --release --workspace "$@" ;;
   *)
     sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2 ;;

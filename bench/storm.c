@@ -38,7 +38,8 @@ struct counts {
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: storm --seconds S --child PATH --nargs N --arglen L [--workers W]\n");
+	fprintf(stderr,
+		"usage: storm --seconds S --child PATH --nargs N --arglen L [--workers W]\n");
 	exit(2);
 }
 
@@ -58,7 +59,8 @@ static long number(const char *name, const char *s, long min, long max)
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno || *s == '\0' || *end != '\0' || v < min || v > max) {
-		fprintf(stderr, "storm: %s: want a whole number in [%ld, %ld], got '%s'\n", name, min, max, s);
+		fprintf(stderr, "storm: %s: want a whole number in [%ld, %ld], got '%s'\n", name,
+			min, max, s);
 		exit(2);
 	}
 	return v;

@@ -146,9 +146,12 @@ fn stream() -> (Vec<u8>, u32) {
     (w.bytes().to_vec(), w.records() as u32)
 }
 
+/// A run of records: bytes, record count, and the kind of them all.
+type Run = (Vec<u8>, u32, EventKind);
+
 /// The routing stream: exec, sample, exit for each of PAIRS processes, as
 /// one mixed run, and as one run per kind. Returns (mixed, per kind, samples).
-fn routed_streams() -> ((Vec<u8>, u32), Vec<(Vec<u8>, u32, EventKind)>, u32) {
+fn routed_streams() -> ((Vec<u8>, u32), Vec<Run>, u32) {
     let mut next = rng(0x2545f4914f6cdd1d);
     let (mut mixed, mut execs, mut samples, mut exits) =
         (RecordWriter::new(), RecordWriter::new(), RecordWriter::new(), RecordWriter::new());
@@ -182,7 +185,7 @@ fn samples_from_mixed(pipe: &BatchPipe, bytes: &[u8], records: u32) -> u64 {
 }
 
 /// The same over per-kind batches: other kinds' batches are dropped unread.
-fn samples_from_per_kind(pipe: &BatchPipe, runs: &[(Vec<u8>, u32, EventKind)]) -> u64 {
+fn samples_from_per_kind(pipe: &BatchPipe, runs: &[Run]) -> u64 {
     let mut sum = 0;
     for (bytes, records, kind) in runs {
         pipe.send_kind(bytes, *records, *kind);

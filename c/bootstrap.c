@@ -73,13 +73,13 @@ static int pt_set_caps(struct proctap *pt, struct proctap_error *err)
 }
 
 /* Calls one hook of every family that is on; stops at the first error. */
-#define PT_FAMILIES_CALL(pt, hook, err)                                              \
-	({                                                                           \
-		int e__ = PROCTAP_OK;                                                \
-		for (const struct pt_family *const *f__ = pt_families; *f__ && !e__; f__++) \
-			if ((*f__)->hook && pt_family_on(*f__, &(pt)->cfg))          \
-				e__ = (*f__)->hook((pt), (err));                     \
-		e__;                                                                 \
+#define PT_FAMILIES_CALL(pt, hook, err)                                                            \
+	({                                                                                         \
+		int e__ = PROCTAP_OK;                                                              \
+		for (const struct pt_family *const *f__ = pt_families; *f__ && !e__; f__++)        \
+			if ((*f__)->hook && pt_family_on(*f__, &(pt)->cfg))                        \
+				e__ = (*f__)->hook((pt), (err));                                   \
+		e__;                                                                               \
 	})
 
 /* A kind that never wakes a sleeping consumer is delivered by the bounded

@@ -145,7 +145,8 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 		case 'c':
 			cfg->comm_prefix_len = strlen(optarg);
 			if (cfg->comm_prefix_len >= PT_COMM_LEN) {
-				fprintf(stderr, "example: --comm: at most %d bytes\n", PT_COMM_LEN - 1);
+				fprintf(stderr, "example: --comm: at most %d bytes\n",
+					PT_COMM_LEN - 1);
 				return 2;
 			}
 			memcpy(cfg->comm_prefix, optarg, cfg->comm_prefix_len);
@@ -155,15 +156,9 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 				return 2;
 			proctap_config_knob(cfg, PT_KNOB_ARGV_MAX, v);
 			break;
-		case 't':
-			cfg->thread_exits = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			usage(stderr);
-			return 2;
+		case 't': cfg->thread_exits = 1; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return 2;
 		}
 	}
 	if (optind < argc) {

@@ -67,17 +67,17 @@ enum pt_rec_flags {
  * fields follow one another in the data, each as long as its <name>_len.
  */
 struct pt_hdr {
-	__u16 kind;      /* enum pt_rec_kind */
-	__u16 flags;     /* PT_F_DATA_LOST | PT_<KIND>_F_* */
-	__u16 cpu;       /* CPU that produced the record (owner of the data) */
+	__u16 kind;  /* enum pt_rec_kind */
+	__u16 flags; /* PT_F_DATA_LOST | PT_<KIND>_F_* */
+	__u16 cpu;   /* CPU that produced the record (owner of the data) */
 	__u16 hdr_pad;
-	__u32 pid;       /* tgid */
+	__u32 pid; /* tgid */
 	__u32 tid;
-	__u64 ts_ns;     /* CLOCK_MONOTONIC */
-	__u64 data_pos;  /* position in the CPU's data ring (monotonic bytes) */
+	__u64 ts_ns;	 /* CLOCK_MONOTONIC */
+	__u64 data_pos;	 /* position in the CPU's data ring (monotonic bytes) */
 	__u32 data_span; /* bytes reserved in the data ring (released by the consumer) */
-	__u32 data_len;  /* bytes of variable data (<= data_span) */
-	__u32 rec_size;  /* caller buffer only: whole record, 8-byte aligned */
+	__u32 data_len;	 /* bytes of variable data (<= data_span) */
+	__u32 rec_size;	 /* caller buffer only: whole record, 8-byte aligned */
 	__u32 rec_pad;
 };
 #define PT_HDR_SIZE 48
@@ -94,7 +94,7 @@ struct pt_watch_key {
 /* Value of the profiler's target filter, keyed by tgid. */
 struct pt_target {
 	__u64 start_ns; /* the process' start (group leader); 0: unknown yet */
-	__u32 reason;   /* 0: added by userspace, else PT_TRIGGER_REASON_* */
+	__u32 reason;	/* 0: added by userspace, else PT_TRIGGER_REASON_* */
 	__u32 target_pad;
 };
 
@@ -116,10 +116,10 @@ struct pt_cpu_ctl {
 	__u64 prod_pad[7];
 	__u64 cons;
 	__u64 cons_pad[7];
-	__u64 emitted[PT_KIND_MAX];      /* records submitted to the metadata ring */
-	__u64 meta_lost[PT_KIND_MAX];    /* metadata ring full: event lost entirely */
-	__u64 data_lost[PT_KIND_MAX];    /* data pages full: record sent, data absent */
-	__u64 data_bytes[PT_KIND_MAX];   /* bytes written into the data pages */
+	__u64 emitted[PT_KIND_MAX];	 /* records submitted to the metadata ring */
+	__u64 meta_lost[PT_KIND_MAX];	 /* metadata ring full: event lost entirely */
+	__u64 data_lost[PT_KIND_MAX];	 /* data pages full: record sent, data absent */
+	__u64 data_bytes[PT_KIND_MAX];	 /* bytes written into the data pages */
 	__u64 counters[PT_COUNTERS_MAX]; /* the kinds' own counters (PT_CTR_*) */
 };
 #define PT_CPU_CTL_SIZE 2688
@@ -137,7 +137,7 @@ struct pt_cpu_ctl {
  * bell too, so a consumer pausing between polls is called back in time.
  */
 struct pt_wake {
-	__u64 sleeping;      /* consumer: 1 while it may sleep */
+	__u64 sleeping;	     /* consumer: 1 while it may sleep */
 	__u64 doorbells;     /* kernel: wake-ups sent */
 	__u64 doorbell_lost; /* kernel: the doorbell found the ring full */
 	__u64 wake_pad[5];
@@ -165,9 +165,9 @@ extern "C" {
 
 /* How exits tell a process exit from a thread exit; proctap_config.exit_probe. */
 enum proctap_exit_probe {
-	PROCTAP_EXIT_AUTO = 0,       /* group_dead when the kernel has it */
+	PROCTAP_EXIT_AUTO = 0,	     /* group_dead when the kernel has it */
 	PROCTAP_EXIT_GROUP_DEAD = 1, /* sched_process_exit's group_dead argument */
-	PROCTAP_EXIT_LIVE = 2,       /* signal->live == 0, deduplicated (older kernels) */
+	PROCTAP_EXIT_LIVE = 2,	     /* signal->live == 0, deduplicated (older kernels) */
 };
 
 struct proctap_config {
@@ -179,16 +179,16 @@ struct proctap_config {
 	 * knob's bit; the others take their default. */
 	__u32 knobs[PT_KNOBS_MAX];
 	__u32 knobs_set;
-	__u32 pages_per_cpu;   /* data pages per CPU, power of two; 0: at least 64,
+	__u32 pages_per_cpu;	/* data pages per CPU, power of two; 0: at least 64,
 	                          enough for two of the largest records */
-	__u32 ringbuf_bytes;   /* metadata ring size, power of two >= 4096; 0 means 1 MiB */
-	__u32 flush_us;        /* upper bound on how long a record waits in a
+	__u32 ringbuf_bytes;	/* metadata ring size, power of two >= 4096; 0 means 1 MiB */
+	__u32 flush_us;		/* upper bound on how long a record waits in a
 	                          caller buffer before it is handed over; 0 means 10000 */
-	__u32 thread_exits;    /* nonzero: report every thread exit, not just processes */
-	__u32 npids;           /* number of valid entries in pids; 0: all processes */
-	__u32 comm_prefix_len; /* 0: no command-name filter */
-	__u32 exit_probe;      /* proctap_exit_probe; 0 picks from kernel BTF */
-	__u32 busy_poll;       /* nonzero: spin on the rings instead of sleeping
+	__u32 thread_exits;	/* nonzero: report every thread exit, not just processes */
+	__u32 npids;		/* number of valid entries in pids; 0: all processes */
+	__u32 comm_prefix_len;	/* 0: no command-name filter */
+	__u32 exit_probe;	/* proctap_exit_probe; 0 picks from kernel BTF */
+	__u32 busy_poll;	/* nonzero: spin on the rings instead of sleeping
 	                          (lowest latency, one CPU kept busy) */
 	__u32 per_kind_batches; /* nonzero: each caller buffer holds records of one
 	                           kind (and the loss reports of that kind) */
@@ -199,13 +199,13 @@ struct proctap_config {
 	 * of process synth_tgid emits synth_batch events of
 	 * knobs[PT_KNOB_SYNTH_PAYLOAD] bytes. */
 	__u32 synth_tgid;
-	__u32 synth_batch;     /* 1..PT_SYNTH_BATCH_MAX; 0 means 1 */
-	__u32 synth_transport; /* proctap_synth_transport */
+	__u32 synth_batch;	/* 1..PT_SYNTH_BATCH_MAX; 0 means 1 */
+	__u32 synth_transport;	/* proctap_synth_transport */
 	__u32 synth_ring_bytes; /* ringbuf: its size; perfbuf: bytes per CPU (power
 	                           of two pages); 0: 4 MiB / 2 MiB */
 	/* Profiler, with PROCTAP_EVENT(PT_KIND_SAMPLE). */
-	__u32 profile_hz;       /* samples per second per CPU; 0 means 19, at most 999 */
-	__u32 profile_all;      /* nonzero: sample every process, not just targets */
+	__u32 profile_hz;	/* samples per second per CPU; 0 means 19, at most 999 */
+	__u32 profile_all;	/* nonzero: sample every process, not just targets */
 	__u32 profile_children; /* nonzero: a profiled process' children are profiled */
 	__u32 config_pad;
 };
@@ -244,24 +244,24 @@ typedef struct proctap_buf *(*proctap_swap_fn)(void *ctx, struct proctap_buf *fi
 
 /* Totals over all CPUs plus loader-side counters. */
 struct proctap_stats {
-	__u64 emitted[PT_KIND_MAX];       /* kernel: records submitted */
-	__u64 meta_lost[PT_KIND_MAX];     /* kernel: metadata ring full, event lost */
-	__u64 data_lost[PT_KIND_MAX];     /* kernel: data pages full, record without data */
-	__u64 data_bytes[PT_KIND_MAX];    /* kernel: bytes written into the data pages */
-	__u64 delivered[PT_KIND_MAX];     /* loader: records appended to caller buffers */
-	__u64 counters[PT_COUNTERS_MAX];  /* kernel: the kinds' own counters (PT_CTR_*) */
-	__u64 invalid;       /* loader: records that failed validation (skipped) */
-	__u64 oversize;      /* loader: records larger than a caller buffer */
-	__u64 abandoned;     /* loader: records dropped because swap refused a buffer */
-	__u64 ring_stalls;   /* loader: spans the consumer could not release (a bug) */
-	__u64 handovers;     /* loader: buffers handed to the caller */
-	__u64 wakeups;       /* loader: poll rounds */
-	__u64 sleeps;        /* loader: times the poll thread went to sleep */
-	__u64 doorbells;     /* kernel: wake-ups sent to a sleeping consumer */
-	__u64 doorbell_lost; /* kernel: a wake-up found the ring full (the
+	__u64 emitted[PT_KIND_MAX];	 /* kernel: records submitted */
+	__u64 meta_lost[PT_KIND_MAX];	 /* kernel: metadata ring full, event lost */
+	__u64 data_lost[PT_KIND_MAX];	 /* kernel: data pages full, record without data */
+	__u64 data_bytes[PT_KIND_MAX];	 /* kernel: bytes written into the data pages */
+	__u64 delivered[PT_KIND_MAX];	 /* loader: records appended to caller buffers */
+	__u64 counters[PT_COUNTERS_MAX]; /* kernel: the kinds' own counters (PT_CTR_*) */
+	__u64 invalid;			 /* loader: records that failed validation (skipped) */
+	__u64 oversize;			 /* loader: records larger than a caller buffer */
+	__u64 abandoned;		 /* loader: records dropped because swap refused a buffer */
+	__u64 ring_stalls;		 /* loader: spans the consumer could not release (a bug) */
+	__u64 handovers;		 /* loader: buffers handed to the caller */
+	__u64 wakeups;			 /* loader: poll rounds */
+	__u64 sleeps;			 /* loader: times the poll thread went to sleep */
+	__u64 doorbells;		 /* kernel: wake-ups sent to a sleeping consumer */
+	__u64 doorbell_lost;		 /* kernel: a wake-up found the ring full (the
 	                        consumer's idle timeout picks those up) */
-	__u64 perf_events;   /* loader: sampling events opened (online CPUs) */
-	__u64 nested;        /* loader: data spans that arrived ahead of an earlier
+	__u64 perf_events;		 /* loader: sampling events opened (online CPUs) */
+	__u64 nested;			 /* loader: data spans that arrived ahead of an earlier
 	                        span of their CPU (a program ran nested in another
 	                        one); released in order */
 	__u64 stats_pad;
@@ -272,18 +272,18 @@ _Static_assert(sizeof(struct proctap_stats) == PROCTAP_STATS_SIZE, "stats size")
 /* Error classes; proctap_error.code. */
 enum proctap_errc {
 	PROCTAP_OK = 0,
-	PROCTAP_E_CONFIG = 1,    /* invalid config; field names the field */
+	PROCTAP_E_CONFIG = 1,	 /* invalid config; field names the field */
 	PROCTAP_E_PRIVILEGE = 2, /* needs root or CAP_BPF + CAP_PERFMON */
-	PROCTAP_E_NO_BTF = 3,    /* kernel has no BTF at /sys/kernel/btf/vmlinux */
-	PROCTAP_E_LOAD = 4,      /* the verifier or the kernel refused a program/map */
-	PROCTAP_E_ATTACH = 5,    /* attaching a program failed; program names it */
-	PROCTAP_E_SYSTEM = 6,    /* another system call failed (mmap, epoll, ...) */
+	PROCTAP_E_NO_BTF = 3,	 /* kernel has no BTF at /sys/kernel/btf/vmlinux */
+	PROCTAP_E_LOAD = 4,	 /* the verifier or the kernel refused a program/map */
+	PROCTAP_E_ATTACH = 5,	 /* attaching a program failed; program names it */
+	PROCTAP_E_SYSTEM = 6,	 /* another system call failed (mmap, epoll, ...) */
 };
 
 struct proctap_error {
-	__s32 code;    /* enum proctap_errc */
-	__s32 errnum;  /* errno, positive, when the kernel said no */
-	char field[32];   /* PROCTAP_E_CONFIG: the config field */
+	__s32 code;	  /* enum proctap_errc */
+	__s32 errnum;	  /* errno, positive, when the kernel said no */
+	char field[32];	  /* PROCTAP_E_CONFIG: the config field */
 	char program[32]; /* PROCTAP_E_ATTACH/LOAD: the BPF program */
 	char message[192];
 };

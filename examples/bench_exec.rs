@@ -46,9 +46,8 @@ struct Options {
 fn parse_sizes(text: &str) -> Result<Vec<(u32, u32)>> {
     let mut sizes = Vec::new();
     for part in text.split(',') {
-        let (n, l) = part
-            .split_once('x')
-            .ok_or_else(|| format!("--sizes: '{part}' is not NxL (N arguments of L bytes)"))?;
+        let (n, l) =
+            part.split_once('x').ok_or_else(|| format!("--sizes: '{part}' is not NxL (N arguments of L bytes)"))?;
         let n: u32 = n.trim().parse().map_err(|_| format!("--sizes: bad N in '{part}'"))?;
         let l: u32 = l.trim().parse().map_err(|_| format!("--sizes: bad L in '{part}'"))?;
         if l == 0 {
@@ -119,8 +118,7 @@ fn read_text(path: impl AsRef<Path>) -> Result<String> {
 
 /// A `Key:   value` line of a /proc text file.
 fn proc_field(text: &str, key: &str) -> Option<String> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(key)?.trim_start().strip_prefix(':').map(|v| v.trim().to_string()))
+    text.lines().find_map(|line| line.strip_prefix(key)?.trim_start().strip_prefix(':').map(|v| v.trim().to_string()))
 }
 
 fn is_root() -> Result<bool> {
@@ -302,13 +300,9 @@ fn run_storm(opts: &Options, nargs: u32, arglen: u32) -> Result<StormResult> {
     let child = opts.child.to_string_lossy().into_owned();
     let seconds = opts.seconds.to_string();
     let (n, l) = (nargs.to_string(), arglen.to_string());
-    let text = run_output(
-        &storm,
-        &["--seconds", &seconds, "--child", &child, "--nargs", &n, "--arglen", &l],
-    )?;
+    let text = run_output(&storm, &["--seconds", &seconds, "--child", &child, "--nargs", &n, "--arglen", &l])?;
     let line = text.lines().last().ok_or("storm printed nothing")?;
-    let result: StormResult =
-        serde_json::from_str(line).map_err(|e| format!("storm output '{line}': {e}"))?;
+    let result: StormResult = serde_json::from_str(line).map_err(|e| format!("storm output '{line}': {e}"))?;
     if result.execs == 0 {
         return Err(format!("storm performed no exec ({} failed)", result.failed));
     }
@@ -445,11 +439,7 @@ fn wait_attached(tracer: &mut TracerProc, before: &BTreeSet<u64>) -> Result<BTre
             break;
         }
         if Instant::now() > deadline {
-            return Err(format!(
-                "{} did not attach within 30 s: {}",
-                tracer.tool.label(),
-                tracer.stderr_text().trim()
-            ));
+            return Err(format!("{} did not attach within 30 s: {}", tracer.tool.label(), tracer.stderr_text().trim()));
         }
         sleep(Duration::from_millis(50));
     }
@@ -661,14 +651,7 @@ fn run_untraced(opts: &Options, nargs: u32, arglen: u32) -> Result<RunResult> {
     })
 }
 
-fn run_traced(
-    opts: &Options,
-    tool: Tool,
-    nargs: u32,
-    arglen: u32,
-    pdeathsig: bool,
-    clk_tck: u64,
-) -> Result<RunResult> {
+fn run_traced(opts: &Options, tool: Tool, nargs: u32, arglen: u32, pdeathsig: bool, clk_tck: u64) -> Result<RunResult> {
     let before: BTreeSet<u64> = bpf_progs()?.into_iter().map(|p| p.id).collect();
     let mut tracer = match tool {
         Tool::Proctap => TracerProc::spawn(tool, &opts.dump, &[], pdeathsig)?,
@@ -834,7 +817,8 @@ fn table(out: &mut String, nargs: u32, arglen: u32, runs: &[RunResult], clk_tck:
             let c = &r.captured;
             let ns: u64 = r.progs.iter().map(|p| p.run_time_ns).sum();
             let cpu_ms = r.cpu_ticks as f64 * 1000.0 / clk_tck as f64;
-            let per_k = if c.events == 0 { "n/a".to_string() } else { format!("{:.1}", cpu_ms * 1000.0 / c.events as f64) };
+            let per_k =
+                if c.events == 0 { "n/a".to_string() } else { format!("{:.1}", cpu_ms * 1000.0 / c.events as f64) };
             let _ = write!(
                 row,
                 " {} ({} / {}) | {:.0} | {} | {:.1} | {} | {} |",
@@ -910,10 +894,8 @@ fn run(opts: &Options) -> Result<String> {
         }
     }
     run_output("bpftool", &["version"]).map_err(|e| format!("bpftool is needed: {e}"))?;
-    let clk_tck: u64 = run_output("getconf", &["CLK_TCK"])?
-        .trim()
-        .parse()
-        .map_err(|_| "getconf CLK_TCK: not a number".to_string())?;
+    let clk_tck: u64 =
+        run_output("getconf", &["CLK_TCK"])?.trim().parse().map_err(|_| "getconf CLK_TCK: not a number".to_string())?;
     let pdeathsig = run_output("setpriv", &["--help"]).map(|h| h.contains("--pdeathsig")).unwrap_or(false);
     if !pdeathsig {
         eprintln!("setpriv --pdeathsig is not available: tracers are started directly");

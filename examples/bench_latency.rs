@@ -55,7 +55,12 @@ enum Load {
 }
 
 /// Runs the load for `seconds`, then stops the tracer.
-fn load(args: &Args, load: Load, stop: proctap::StopHandle, done: Arc<AtomicBool>) -> std::thread::JoinHandle<Result<(), String>> {
+fn load(
+    args: &Args,
+    load: Load,
+    stop: proctap::StopHandle,
+    done: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Result<(), String>> {
     let (child, storm, seconds) = (args.child.clone(), args.storm.clone(), args.seconds);
     std::thread::spawn(move || {
         let result = match load {
@@ -116,7 +121,12 @@ fn record(lat: &mut Vec<u64>, now: u64, batch: &proctap::Batch) {
 }
 
 /// Latencies (ns) of the load's events, sorted.
-fn measure(args: &Args, config: &Config, consumer: Consumer, which: Load) -> Result<(Vec<u64>, proctap::Stats), String> {
+fn measure(
+    args: &Args,
+    config: &Config,
+    consumer: Consumer,
+    which: Load,
+) -> Result<(Vec<u64>, proctap::Stats), String> {
     let from_handler = Arc::new(Mutex::new(Vec::new()));
     let tracer = match consumer {
         Consumer::Handler => {
@@ -268,10 +278,7 @@ fn main() {
          busy), or `Tracer::start_with_handler` runs the consumer on the poll thread (one CPU \
          busy, no hand-off between threads).\n"
     );
-    println!(
-        "{}",
-        table(&["load", "config", "events", "p50 µs", "p99 µs", "max µs", "poll rounds", "sleeps"], &rows)
-    );
+    println!("{}", table(&["load", "config", "events", "p50 µs", "p99 µs", "max µs", "poll rounds", "sleeps"], &rows));
     println!("Tracer and consumer CPU with nothing to trace ({idle_seconds} s, all of this process' threads, /proc/self/task/*/schedstat; 100 % = one CPU). The poll thread's sleep is bounded at 1 s, at 100 ms with the profiler on (stack samples never wake it):\n");
     println!("{}", table(&["config", "CPU"], &cpu_rows));
 }

@@ -50,7 +50,12 @@ struct Options {
 }
 
 fn parse_options() -> Result<Options> {
-    let mut o = Options { workload: PathBuf::from("build/bench/pt-prof-spin"), seconds: 3.0, rounds: 7, rates: vec![19, 99, 999] };
+    let mut o = Options {
+        workload: PathBuf::from("build/bench/pt-prof-spin"),
+        seconds: 3.0,
+        rounds: 7,
+        rates: vec![19, 99, 999],
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value\n{USAGE}"));
@@ -96,7 +101,12 @@ fn run_output(program: &str, args: &[&str]) -> Result<String> {
         .output()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
     if !out.status.success() {
-        return Err(format!("{program} {}: {}: {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "{program} {}: {}: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     String::from_utf8(out.stdout).map_err(|_| format!("{program}: output is not UTF-8"))
 }
@@ -394,7 +404,8 @@ fn report(modes: &[Mode], runs: &[Vec<Run>], cpus: usize) -> String {
     let mut rows = Vec::new();
     for (m, mode) in modes.iter().enumerate() {
         let mine: Vec<Run> = runs.iter().map(|round| round[m]).collect();
-        let ratios: Vec<f64> = runs.iter().map(|round| round[m].work.work_ns as f64 / round[0].work.work_ns as f64).collect();
+        let ratios: Vec<f64> =
+            runs.iter().map(|round| round[m].work.work_ns as f64 / round[0].work.work_ns as f64).collect();
         let (lo, hi) = ratios.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
         let mut row = vec![
             mode.label(),
@@ -411,7 +422,8 @@ fn report(modes: &[Mode], runs: &[Vec<Run>], cpus: usize) -> String {
             let (perf_ns, perf_runs) = (sum(|r| r.perf_ns), sum(|r| r.perf_runs));
             let cpu_ns = sum(|r| r.tracer_cpu_ns);
             let per = |n: u64, d: u64| if d == 0 { "n/a".to_string() } else { format!("{:.1}", n as f64 / d as f64) };
-            let frames = |n: u64| if samples == 0 { "n/a".to_string() } else { format!("{:.1}", n as f64 / samples as f64) };
+            let frames =
+                |n: u64| if samples == 0 { "n/a".to_string() } else { format!("{:.1}", n as f64 / samples as f64) };
             let window = sum(|r| r.cpu_window_ns) as f64 / 1e9;
             row.extend([
                 format!("{:.1}", samples as f64 / wall),

@@ -249,7 +249,17 @@ fn main() {
     println!(
         "{}",
         table(
-            &["payload", "transport", "events/s delivered", "events/s, all runs", "payload GB/s", "lost", "consumer ns/event", "consumer CPU", "corrupt"],
+            &[
+                "payload",
+                "transport",
+                "events/s delivered",
+                "events/s, all runs",
+                "payload GB/s",
+                "lost",
+                "consumer ns/event",
+                "consumer CPU",
+                "corrupt"
+            ],
             &rows
         )
     );

@@ -18,9 +18,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-
-use proctap::profile::{Profile, Symbolizer};
 use crossbeam_channel::RecvTimeoutError;
+use proctap::profile::{Profile, Symbolizer};
 use proctap::{Config, Event, EventKind, Profiler, Tracer, UserFrame};
 
 const USAGE: &str = "usage: profile [--comm PREFIX]... [--pid PID]... [--all] [--children] [--hz HZ] \

@@ -175,7 +175,9 @@ impl Instance {
 
     pub(crate) fn watch_remove(&self, prefix: &[u8]) -> Result<(), i32> {
         // SAFETY: raw is open; prefix is valid for prefix.len() bytes.
-        errno_result(unsafe { sys::proctap_watch_remove(self.raw.as_ptr(), prefix.as_ptr().cast(), prefix.len() as u32) })
+        errno_result(unsafe {
+            sys::proctap_watch_remove(self.raw.as_ptr(), prefix.as_ptr().cast(), prefix.len() as u32)
+        })
     }
 
     pub(crate) fn prog_ids(&self) -> Vec<u32> {
@@ -405,12 +407,14 @@ mod release {
         for _ in 0..200 {
             let spans: Vec<(u64, u32)> = {
                 let mut pos = 0;
-                (0..64).map(|_| {
-                    let len = rand(5000) as u32; // some empty
-                    let span = (pos, len);
-                    pos += u64::from(len);
-                    span
-                }).collect()
+                (0..64)
+                    .map(|_| {
+                        let len = rand(5000) as u32; // some empty
+                        let span = (pos, len);
+                        pos += u64::from(len);
+                        span
+                    })
+                    .collect()
             };
             let total: u64 = spans.iter().map(|s| u64::from(s.1)).sum();
             // Shuffle within windows of 4: metadata of nested programs
@@ -427,7 +431,8 @@ mod release {
                 assert!(release(&mut c, pos, len) >= 0);
                 released[spans.iter().position(|s| s.0 == pos && s.1 == len).unwrap()] = true;
                 // cons is exactly the end of the longest released prefix.
-                let prefix: u64 = spans.iter().zip(&released).take_while(|(s, r)| **r || s.1 == 0).map(|(s, _)| u64::from(s.1)).sum();
+                let prefix: u64 =
+                    spans.iter().zip(&released).take_while(|(s, r)| **r || s.1 == 0).map(|(s, _)| u64::from(s.1)).sum();
                 assert_eq!(c.cons, prefix);
             }
             assert_eq!((c.cons, c.npending), (total, 0));

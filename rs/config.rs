@@ -66,7 +66,13 @@ pub struct Profiler {
 
 impl Default for Profiler {
     fn default() -> Profiler {
-        Profiler { hz: sys::PT_PROFILE_HZ_DEFAULT, all: false, children: false, pids: Vec::new(), comm_prefixes: Vec::new() }
+        Profiler {
+            hz: sys::PT_PROFILE_HZ_DEFAULT,
+            all: false,
+            children: false,
+            pids: Vec::new(),
+            comm_prefixes: Vec::new(),
+        }
     }
 }
 
@@ -118,7 +124,10 @@ pub(crate) fn check_comm_prefix(prefix: &[u8]) -> Result<(), Error> {
     if prefix.is_empty() || prefix.len() >= sys::PT_COMM_LEN as usize || prefix.contains(&0) {
         return Err(Error::invalid(
             "profile.comm_prefix",
-            format!("{:?}: use 1 to 15 bytes without NUL (use Profiler::all to sample everything)", String::from_utf8_lossy(prefix)),
+            format!(
+                "{:?}: use 1 to 15 bytes without NUL (use Profiler::all to sample everything)",
+                String::from_utf8_lossy(prefix)
+            ),
         ));
     }
     Ok(())
@@ -349,7 +358,10 @@ impl Config {
         if self.batches_in_flight < held + 1 {
             return Err(Error::invalid(
                 "batches_in_flight",
-                format!("at least {}: the poll thread fills one batch per route ({held}), the consumer reads another", held + 1),
+                format!(
+                    "at least {}: the poll thread fills one batch per route ({held}), the consumer reads another",
+                    held + 1
+                ),
             ));
         }
         Ok(())
@@ -381,11 +393,14 @@ impl Config {
         }
         if let Some(knob) = &self.unknown_knob {
             let known: Vec<&str> = KNOBS.iter().map(|k| k.0).collect();
-            return Err(Error::invalid("data_cap", format!("no variable field has the cap `{knob}` (known: {})", known.join(", "))));
+            return Err(Error::invalid(
+                "data_cap",
+                format!("no variable field has the cap `{knob}` (known: {})", known.join(", ")),
+            ));
         }
         let bit = |kind: EventKind| 1u64 << kind.id();
         for &kind in &self.events {
-            if !kind.from_kernel() {
+            if !kind.is_traced() {
                 return Err(Error::invalid("events", format!("{kind} events are made by the loader, not traced")));
             }
             raw.events |= bit(kind);

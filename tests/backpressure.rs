@@ -50,7 +50,10 @@ fn a_stalled_consumer_yields_counted_drops_and_no_corrupt_event() {
         if execs + stats.exec().meta_lost >= EXECS as u64 && exits + stats.exit().meta_lost >= EXECS as u64 {
             break;
         }
-        assert!(Instant::now() < deadline, "events neither delivered nor counted: {stats:?}, execs {execs}, exits {exits}");
+        assert!(
+            Instant::now() < deadline,
+            "events neither delivered nor counted: {stats:?}, execs {execs}, exits {exits}"
+        );
         let Ok(batch) = tracer.events().recv_timeout(Duration::from_millis(200)) else { continue };
         for event in &batch {
             match event {

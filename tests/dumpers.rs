@@ -49,7 +49,8 @@ fn run_dumper(path: &PathBuf, tag: &str) -> Option<(Vec<serde_json::Value>, serd
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
     let stats_line = String::from_utf8(out.stderr).unwrap().lines().last().unwrap_or_default().to_string();
-    let stats: serde_json::Value = serde_json::from_str(&stats_line).unwrap_or_else(|e| panic!("stats ({e}): {stats_line}"));
+    let stats: serde_json::Value =
+        serde_json::from_str(&stats_line).unwrap_or_else(|e| panic!("stats ({e}): {stats_line}"));
     Some((lines, stats, pid))
 }
 
@@ -67,7 +68,10 @@ fn check(path: PathBuf) {
         assert!(!exec[key].is_null(), "exec lacks {key}: {exec}");
     }
     assert!(exec["time"].as_str().unwrap().ends_with('Z'));
-    assert_eq!((&exit["exit_code"], &exit["signal"], &exit["core_dumped"]), (&serde_json::json!(7), &serde_json::Value::Null, &serde_json::json!(false)));
+    assert_eq!(
+        (&exit["exit_code"], &exit["signal"], &exit["core_dumped"]),
+        (&serde_json::json!(7), &serde_json::Value::Null, &serde_json::json!(false))
+    );
     assert!(exit["duration_ns"].as_u64().unwrap() > 0);
     assert!(lines.iter().all(|l| l["comm"] == "sh"), "--comm sh filters");
     assert_eq!(stats["type"], "stats");

@@ -16,10 +16,7 @@ use proctap::{
 
 fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
     // Mostly text, sometimes any byte: both JSON forms.
-    prop_oneof![
-        "[ -~\u{e9}\u{1F600}\n\t\"\\\\]{0,40}".prop_map(String::into_bytes),
-        vec(any::<u8>(), 0..max),
-    ]
+    prop_oneof!["[ -~\u{e9}\u{1F600}\n\t\"\\\\]{0,40}".prop_map(String::into_bytes), vec(any::<u8>(), 0..max),]
 }
 
 fn comm() -> impl Strategy<Value = Comm> {
@@ -27,7 +24,10 @@ fn comm() -> impl Strategy<Value = Comm> {
 }
 
 fn errno() -> impl Strategy<Value = Option<Errno>> {
-    prop_oneof![Just(None), any::<i32>().prop_filter("not 0 or MIN", |&e| e != 0 && e != i32::MIN).prop_map(|e| Some(Errno { errno: e }))]
+    prop_oneof![
+        Just(None),
+        any::<i32>().prop_filter("not 0 or MIN", |&e| e != 0 && e != i32::MIN).prop_map(|e| Some(Errno { errno: e }))
+    ]
 }
 
 fn exec() -> impl Strategy<Value = Event> {
@@ -87,32 +87,38 @@ fn sample() -> impl Strategy<Value = Event> {
         vec((prop_oneof![Just(1i32), any::<i32>()], any::<[u8; 20]>(), any::<u64>()), 0..10),
         any::<bool>(),
     )
-        .prop_map(|((ts_ns, pid, tid, cpu, cgroup_id, kernel_mode), comm, kerr, uerr, kstack, frames, data_lost)| {
-            let user: Vec<u8> = frames
-                .iter()
-                .flat_map(|(status, id, word)| {
-                    let mut f = status.to_ne_bytes().to_vec();
-                    f.extend_from_slice(id);
-                    f.extend_from_slice(&word.to_ne_bytes());
-                    f
+        .prop_map(
+            |((ts_ns, pid, tid, cpu, cgroup_id, kernel_mode), comm, kerr, uerr, kstack, frames, data_lost)| {
+                let user: Vec<u8> = frames
+                    .iter()
+                    .flat_map(|(status, id, word)| {
+                        let mut f = status.to_ne_bytes().to_vec();
+                        f.extend_from_slice(id);
+                        f.extend_from_slice(&word.to_ne_bytes());
+                        f
+                    })
+                    .collect();
+                Event::Sample(StackSample {
+                    ts_ns,
+                    time: WallTime::default(),
+                    pid,
+                    tid,
+                    cpu,
+                    comm,
+                    cgroup_id,
+                    kernel_stack_error: kerr,
+                    user_stack_error: uerr,
+                    kernel_stack: KernelStack(if data_lost {
+                        vec![]
+                    } else {
+                        kstack.iter().flat_map(|ip| ip.to_ne_bytes()).collect()
+                    }),
+                    user_stack: UserStack(if data_lost { vec![] } else { user }),
+                    kernel_mode,
+                    data_lost,
                 })
-                .collect();
-            Event::Sample(StackSample {
-                ts_ns,
-                time: WallTime::default(),
-                pid,
-                tid,
-                cpu,
-                comm,
-                cgroup_id,
-                kernel_stack_error: kerr,
-                user_stack_error: uerr,
-                kernel_stack: KernelStack(if data_lost { vec![] } else { kstack.iter().flat_map(|ip| ip.to_ne_bytes()).collect() }),
-                user_stack: UserStack(if data_lost { vec![] } else { user }),
-                kernel_mode,
-                data_lost,
-            })
-        })
+            },
+        )
 }
 
 fn trigger() -> impl Strategy<Value = Event> {

@@ -123,24 +123,29 @@ fn exit_codes_and_signals_are_decoded() {
     assert_eq!(status(pids[1]), (0, None, false), "exit 0");
     assert_eq!(status(pids[2]), (0, Some(9), false), "SIGKILL");
     assert!(one_exit(&got[&pids[2]]).duration_ns >= 150_000_000, "sleep ran ~200 ms");
-    assert_eq!(one_exec(&got[&pids[2]]).argv.as_bytes(), b"/bin/sleep\0100\0");
+    assert_eq!(one_exec(&got[&pids[2]]).argv.as_bytes(), b"/bin/sleep\x00100\x00");
 }
 
 #[test]
 fn pid_filter_reports_only_the_listed_process() {
-    let spawn = |tag: &str| {
-        Command::new("/bin/sh").args(["-c", &format!("sleep 0.5; exec /bin/true {tag}")]).spawn().unwrap()
-    };
+    let spawn =
+        |tag: &str| Command::new("/bin/sh").args(["-c", &format!("sleep 0.5; exec /bin/true {tag}")]).spawn().unwrap();
     let mut inside = spawn("filtered-in");
     let mut outside = spawn("filtered-out");
-    let Some(tracer) = common::start(&Config::new().pid(inside.id())) else { return };
+    let Some(tracer) = common::start(&Config::new().pid(inside.id())) else {
+        let _ = (inside.wait(), outside.wait());
+        return;
+    };
     let (pin, pout) = (inside.id(), outside.id());
     inside.wait().unwrap();
     outside.wait().unwrap();
 
-    let got = common::collect_until(&tracer, TIMEOUT, |_| true, |got| {
-        got.iter().any(|e| matches!(e, Event::Exit(x) if x.pid == pin))
-    });
+    let got = common::collect_until(
+        &tracer,
+        TIMEOUT,
+        |_| true,
+        |got| got.iter().any(|e| matches!(e, Event::Exit(x) if x.pid == pin)),
+    );
     // Anything else would have arrived with or before the exit of `inside`.
     let extra = common::collect_until(&tracer, Duration::from_millis(300), |_| true, |_| false);
     let all: Vec<&Event> = got.iter().chain(&extra).collect();
@@ -199,9 +204,12 @@ fn thread_exits_are_reported_only_when_asked() {
         .unwrap()
         .parse::<u32>()
         .unwrap();
-    let got = common::collect_until(&threads, TIMEOUT, |e| e.pid() == std::process::id(), |got| {
-        got.iter().any(|e| matches!(e, Event::Exit(x) if x.tid == tid))
-    });
+    let got = common::collect_until(
+        &threads,
+        TIMEOUT,
+        |e| e.pid() == std::process::id(),
+        |got| got.iter().any(|e| matches!(e, Event::Exit(x) if x.tid == tid)),
+    );
     let exit = got.iter().find_map(|e| match e {
         Event::Exit(x) if x.tid == tid => Some(x),
         _ => None,
@@ -307,7 +315,11 @@ fn exits_follow_the_process_whatever_its_threads_call_themselves() {
     let mut early = Command::new(&exe).arg("wait").stdin(std::process::Stdio::piped()).spawn().unwrap();
     let early_pid = early.id();
     std::thread::sleep(Duration::from_millis(100));
-    let Some(late_start) = common::start(&config) else { return };
+    let Some(late_start) = common::start(&config) else {
+        drop(early.stdin.take());
+        let _ = early.wait();
+        return;
+    };
     drop(early.stdin.take()); // EOF: it goes on and exits from its worker
     assert_eq!(early.wait().unwrap().code(), Some(7));
 

@@ -80,7 +80,8 @@ fn only_targets_are_sampled_and_system_wide_mode_sees_the_rest() {
     let Some(tracer) = common::start(&profile(Profiler::new().hz(99).pid(tracked))) else { return };
     // Until 20 samples of the target (a busy machine gives it less CPU),
     // then 300 ms more for any sample of the other to show up.
-    let mut events = common::collect_until(&tracer, Duration::from_secs(10), |_| true, |got| samples(got).count() >= 20);
+    let mut events =
+        common::collect_until(&tracer, Duration::from_secs(10), |_| true, |got| samples(got).count() >= 20);
     events.extend(collect_for(&tracer, Duration::from_millis(300)));
     let (stats, rest) = stop_and_collect(tracer);
     events.extend(rest);
@@ -94,10 +95,15 @@ fn only_targets_are_sampled_and_system_wide_mode_sees_the_rest() {
     // The same two processes, system-wide: the other one shows up, so the
     // filter above is what kept it out.
     let Some(tracer) = common::start(&profile(Profiler::new().hz(99).all(true))) else { return };
-    let events = common::collect_until(&tracer, Duration::from_secs(10), |_| true, |got| {
-        let pids = sample_pids(got);
-        pids.contains_key(&tracked) && pids.contains_key(&untracked)
-    });
+    let events = common::collect_until(
+        &tracer,
+        Duration::from_secs(10),
+        |_| true,
+        |got| {
+            let pids = sample_pids(got);
+            pids.contains_key(&tracked) && pids.contains_key(&untracked)
+        },
+    );
     tracer.stop().unwrap();
     let pids = sample_pids(&events);
     assert!(pids.contains_key(&tracked) && pids.contains_key(&untracked), "system-wide sees both: {pids:?}");
@@ -297,12 +303,19 @@ fn samples_carry_user_frames_as_build_id_and_file_offset() {
     for s in samples(&events) {
         assert!(!s.data_lost && s.user_stack_error.is_none(), "{s:?}");
         // main -> pt_hot_outer -> leaf, at least, with frame pointers.
-        if s.user_stack.iter().filter(|f| matches!(f, proctap::UserFrame::FileOffset { build_id: b, .. } if *b == build_id)).count() >= 3 {
+        if s.user_stack
+            .iter()
+            .filter(|f| matches!(f, proctap::UserFrame::FileOffset { build_id: b, .. } if *b == build_id))
+            .count()
+            >= 3
+        {
             in_binary += 1;
         }
     }
     let total = samples(&events).count();
-    if let Some(s) = samples(&events).next() { eprintln!("{}", serde_json::to_string(&Event::Sample(s.clone())).unwrap()); }
+    if let Some(s) = samples(&events).next() {
+        eprintln!("{}", serde_json::to_string(&Event::Sample(s.clone())).unwrap());
+    }
     assert!(total >= 40 && in_binary * 10 >= total * 8, "{in_binary} of {total} samples walk 3+ frames of the fixture");
 }
 

@@ -103,7 +103,12 @@ fn both_dumpers_stop_at_once_with_duration_zero() {
         let mut child = spawn_piped(&dumper, &os(&["--duration", "0"]));
         let status = wait_for(&mut child, Duration::from_secs(30));
         let (err, stats) = stats_of(&mut child);
-        assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}: --duration 0 must stop at once: {err}", dumper.display());
+        assert_eq!(
+            status.map(|s| s.code()),
+            Some(Some(0)),
+            "{}: --duration 0 must stop at once: {err}",
+            dumper.display()
+        );
         assert_eq!(stats["type"], "stats", "{}: {err}", dumper.display());
     }
 }
@@ -120,7 +125,8 @@ fn both_dumpers_stop_cleanly_on_sigterm_even_while_starting() {
             signal(&child, 15);
             let status = wait_for(&mut child, Duration::from_secs(30));
             let (err, stats) = stats_of(&mut child);
-            let what = format!("{} (SIGTERM {})", dumper.display(), if early { "while starting" } else { "while tracing" });
+            let what =
+                format!("{} (SIGTERM {})", dumper.display(), if early { "while starting" } else { "while tracing" });
             assert_eq!(status.map(|s| (s.code(), s.signal())), Some((Some(0), None)), "{what}: {err}");
             assert_eq!(stats["type"], "stats", "{what}: final stats: {err}");
         }
@@ -152,14 +158,24 @@ fn the_largest_record_a_config_allows_fits_both_dumpers() {
         assert_eq!(exec["argv_truncated"], true, "{}", dumper.display());
         // The first 1 MiB exactly: the last argument is cut (no NUL of its own).
         assert_eq!(argv_bytes, (1 << 20) + 1, "{}", dumper.display());
-        assert_eq!((stats["oversize"].as_u64(), stats["dropped_data"].as_u64()), (Some(0), Some(0)), "{}: {stats}", dumper.display());
+        assert_eq!(
+            (stats["oversize"].as_u64(), stats["dropped_data"].as_u64()),
+            (Some(0), Some(0)),
+            "{}: {stats}",
+            dumper.display()
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Starts a dumper whose stdout is `stdout`, makes one event for it, and
 /// returns its exit status and stderr.
-fn dump_one_event(dumper: &Path, stdout: Stdio, comm: &str, link: &Path) -> (Option<ExitStatus>, String, serde_json::Value) {
+fn dump_one_event(
+    dumper: &Path,
+    stdout: Stdio,
+    comm: &str,
+    link: &Path,
+) -> (Option<ExitStatus>, String, serde_json::Value) {
     let mut child = Command::new(dumper)
         .args(["--duration", "3", "--comm", comm])
         .stdin(Stdio::null())
@@ -187,7 +203,12 @@ fn a_full_or_closed_stdout_is_an_error_and_the_stats_still_print() {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader); // nobody reads: EPIPE, not a silent death by SIGPIPE
         let (status, err, stats) = dump_one_event(&dumper, writer.into(), "ptfullout", &link);
-        assert_eq!(status.map(|s| (s.code(), s.signal())), Some((Some(1), None)), "{} | closed: {err}", dumper.display());
+        assert_eq!(
+            status.map(|s| (s.code(), s.signal())),
+            Some((Some(1), None)),
+            "{} | closed: {err}",
+            dumper.display()
+        );
         assert_eq!(stats["type"], "stats", "{}: {err}", dumper.display());
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -265,7 +286,8 @@ fn every_loss_is_at_the_top_level_of_the_stats() {
         std::thread::sleep(Duration::from_millis(1500));
         let pad = "x".repeat(3000); // fills the 64 KiB pipe fast: the dumper blocks
         for chunk in 0..40 {
-            let mut kids: Vec<Child> = (0..50).map(|i| Command::new(&link).arg(format!("{chunk}-{i}-{pad}")).spawn().unwrap()).collect();
+            let mut kids: Vec<Child> =
+                (0..50).map(|i| Command::new(&link).arg(format!("{chunk}-{i}-{pad}")).spawn().unwrap()).collect();
             for kid in &mut kids {
                 kid.wait().unwrap();
             }
@@ -284,8 +306,14 @@ fn every_loss_is_at_the_top_level_of_the_stats() {
         assert_eq!(printed + top("undelivered"), top("events"), "{}: printed vs delivered: {stats}", dumper.display());
         if let Some(detail) = stats.get("detail") {
             let emitted: u64 = ["exec", "exit"].iter().map(|k| detail[k]["emitted"].as_u64().unwrap_or(0)).sum();
-            let accounted = top("events") + top("reserve_failures") + top("invalid") + top("oversize") + top("abandoned");
-            assert_eq!(accounted, emitted, "{}: every emitted event is delivered or a top-level loss: {stats}", dumper.display());
+            let accounted =
+                top("events") + top("reserve_failures") + top("invalid") + top("oversize") + top("abandoned");
+            assert_eq!(
+                accounted,
+                emitted,
+                "{}: every emitted event is delivered or a top-level loss: {stats}",
+                dumper.display()
+            );
         }
         let mut names: Vec<String> = stats.as_object().unwrap().keys().filter(|k| *k != "detail").cloned().collect();
         names.sort();
@@ -308,7 +336,10 @@ fn profile_stops_promptly_on_a_signal_and_writes_its_files() {
     }
     for (sig, early) in [(2, false), (15, false), (15, true)] {
         let out = profile_out(&format!("sig{sig}{early}"));
-        let mut child = spawn_piped(&example("profile"), &[OsStr::new("--all"), OsStr::new("--duration"), OsStr::new("60"), OsStr::new("--out"), out.as_os_str()]);
+        let mut child = spawn_piped(
+            &example("profile"),
+            &[OsStr::new("--all"), OsStr::new("--duration"), OsStr::new("60"), OsStr::new("--out"), out.as_os_str()],
+        );
         wait_handler(&child, sig as u32);
         if !early {
             std::thread::sleep(Duration::from_millis(1500));
@@ -318,7 +349,11 @@ fn profile_stops_promptly_on_a_signal_and_writes_its_files() {
         let status = wait_for(&mut child, Duration::from_secs(20));
         let (err, _) = stats_of(&mut child);
         assert_eq!(status.and_then(|s| s.code()), Some(0), "signal {sig}: stops cleanly: {err}");
-        assert!(sent.elapsed() < Duration::from_secs(10), "signal {sig}: stopped {:?} after the signal", sent.elapsed());
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "signal {sig}: stopped {:?} after the signal",
+            sent.elapsed()
+        );
         for file in ["profile.folded", "flamegraph.svg", "profile.pb.gz"] {
             assert!(out.join(file).exists(), "signal {sig}: {file} written");
         }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use proctap::{Config, Event, EventKind, Stats, SyntheticSource, SyntheticTransport, Synthetic};
+use proctap::{Config, Event, EventKind, Stats, Synthetic, SyntheticSource, SyntheticTransport};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -47,7 +47,10 @@ fn collector(tracer: &proctap::Tracer) -> std::thread::JoinHandle<Vec<Synthetic>
 }
 
 /// Stops the tracer; returns what the collector got and the final stats.
-fn stop_and_collect(tracer: proctap::Tracer, collector: std::thread::JoinHandle<Vec<Synthetic>>) -> (Vec<Synthetic>, Stats) {
+fn stop_and_collect(
+    tracer: proctap::Tracer,
+    collector: std::thread::JoinHandle<Vec<Synthetic>>,
+) -> (Vec<Synthetic>, Stats) {
     tracer.stop_handle().stop();
     let got = collector.join().expect("collector");
     let stats = tracer.stop().expect("stop");
@@ -210,7 +213,8 @@ fn busy_polling_hands_a_lone_event_over_at_once_and_batches_a_flow() {
     let config = source(SyntheticTransport::Hybrid, 16, 1).busy_poll(true).flush_interval(flush);
     let (tx, rx) = std::sync::mpsc::channel();
     let Some(tracer) = common::start_with_handler(&config, move |batch| {
-        let seqs: Vec<u64> = batch.iter().filter_map(|e| if let Event::Synthetic(s) = e { Some(s.seq) } else { None }).collect();
+        let seqs: Vec<u64> =
+            batch.iter().filter_map(|e| if let Event::Synthetic(s) = e { Some(s.seq) } else { None }).collect();
         let _ = tx.send((std::time::Instant::now(), seqs));
     }) else {
         return;
@@ -259,7 +263,11 @@ fn a_panicking_handler_stops_the_tracer_and_its_events_are_counted() {
     assert!(settled(&stats), "{stats:?}");
     assert_eq!(stats.synthetic().emitted, 200, "{stats:?}");
     assert_eq!(calls.load(Ordering::Relaxed), 1, "the handler is not called again after it panicked");
-    assert_eq!(stats.undelivered, stats.synthetic().delivered, "every batch from the panic on is undelivered: {stats:?}");
+    assert_eq!(
+        stats.undelivered,
+        stats.synthetic().delivered,
+        "every batch from the panic on is undelivered: {stats:?}"
+    );
     match tracer.stop() {
         Err(proctap::Error::HandlerPanicked { message }) => assert_eq!(message, "handler failed on purpose"),
         other => panic!("expected HandlerPanicked, got {other:?}"),
@@ -286,7 +294,6 @@ fn synthetic_config_is_checked() {
     });
     assert!(matches!(no_pid.validate(), Err(proctap::Error::InvalidConfig { .. })));
 }
-
 
 /// With per-kind batches each batch holds one kind, and the reports of that
 /// kind's losses ride in its batches, where its consumer looks.

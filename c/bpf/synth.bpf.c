@@ -24,7 +24,7 @@
 /* Set by the loader before load. */
 const volatile __u32 synth_tgid = 0;
 const volatile __u32 synth_batch = 1;
-const volatile long synth_syscall = 110; /* __NR_getppid on x86_64 */
+const volatile long synth_syscall = 110;  /* __NR_getppid on x86_64 */
 const volatile __u32 synth_transport = 0; /* enum proctap_synth_transport */
 
 /* The payload every event copies; the loader fills it before load. */

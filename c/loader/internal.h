@@ -87,7 +87,7 @@ struct proctap {
 	struct proctap_bpf *skel;
 	struct bpf_link **links; /* generic attach, in attach order */
 	int nlinks;
-	int nprogs;             /* programs in the object (links' capacity) */
+	int nprogs; /* programs in the object (links' capacity) */
 	__u32 ncpus;
 	/* Caps of every kind's variable fields, resolved (knobs applied). */
 	__u32 caps[PT_KIND_MAX][PT_DATA_FIELDS_MAX];
@@ -100,26 +100,26 @@ struct proctap {
 	struct perf_buffer *pb;
 
 	/* transport: data pages and control blocks */
-	struct pt_cpu_ctl *ctl;  /* mmap of pt_ctl, one element per CPU */
+	struct pt_cpu_ctl *ctl; /* mmap of pt_ctl, one element per CPU */
 	size_t ctl_map_len;
-	const __u8 *pages;       /* mmap of pt_data, read only */
+	const __u8 *pages; /* mmap of pt_data, read only */
 	size_t pages_map_len;
-	size_t elem_size;        /* ring + slack, bytes per CPU */
+	size_t elem_size; /* ring + slack, bytes per CPU */
 	__u64 ring_mask;
-	struct proctap_cons *cons; /* per CPU */
-	__u64 *cons_published;     /* per CPU: last cons stored to pt_ctl */
+	struct proctap_cons *cons;  /* per CPU */
+	__u64 *cons_published;	    /* per CPU: last cons stored to pt_ctl */
 	__u64 released_unpublished; /* bytes released since the last publish */
 	/* transport: the metadata ring, consumed here directly (not through
 	 * libbpf's ring_buffer) so the consumer position is published once per
 	 * batch of records instead of once per record */
 	int meta_fd;
-	__u64 meta_mask;        /* ring bytes - 1 */
-	__u64 *meta_cons;       /* consumer page (read-write) */
+	__u64 meta_mask;	/* ring bytes - 1 */
+	__u64 *meta_cons;	/* consumer page (read-write) */
 	const __u64 *meta_prod; /* producer page */
-	const __u8 *meta_data;  /* data pages, mapped twice back to back */
+	const __u8 *meta_data;	/* data pages, mapped twice back to back */
 	size_t meta_prod_len;
-	struct pt_wake *wake;   /* mmap of pt_wake (one page) */
-	size_t page;            /* system page size */
+	struct pt_wake *wake; /* mmap of pt_wake (one page) */
+	size_t page;	      /* system page size */
 
 	/* poll loop */
 	bool busy_poll;
@@ -148,8 +148,8 @@ struct proctap {
 };
 
 /* util.c */
-int pt_fail(struct proctap_error *err, int code, int errnum, const char *field,
-	    const char *program, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+int pt_fail(struct proctap_error *err, int code, int errnum, const char *field, const char *program,
+	    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 int pt_kernel_error(struct proctap_error *err, int code, int errnum, const char *program,
 		    const char *what);
 __u64 pt_ts(clockid_t clk);

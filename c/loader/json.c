@@ -292,8 +292,9 @@ void pt_json_time(struct pt_json *j, const char *key, __u64 ts_ns, __s64 offset)
 	sod = secs - days * 86400;
 	pt_civil(days, &y, &m, &d);
 	pt_json_key(j, key);
-	pt_json_put(j, buf, snprintf(buf, sizeof(buf), "\"%04lld-%02u-%02uT%02lld:%02lld:%02lld.%09lldZ\"",
-				     y, m, d, sod / 3600, sod % 3600 / 60, sod % 60, nanos));
+	pt_json_put(j, buf,
+		    snprintf(buf, sizeof(buf), "\"%04lld-%02u-%02uT%02lld:%02lld:%02lld.%09lldZ\"",
+			     y, m, d, sod / 3600, sod % 3600 / 60, sod % 60, nanos));
 }
 
 long proctap_format_json(const void *rec, size_t len, __s64 realtime_offset_ns, char *out,

@@ -29,8 +29,8 @@ struct pt_kind_info {
 	const char *name;   /* NULL: no such kind */
 	const char *family; /* the loader family that configures it */
 	__u32 meta_size;
-	__u16 flags_valid;  /* every flag bit the kind sets, data_lost included */
-	bool from_kernel;   /* false: made by the loader (loss reports) */
+	__u16 flags_valid; /* every flag bit the kind sets, data_lost included */
+	bool from_kernel;  /* false: made by the loader (loss reports) */
 	bool lazy_wake;
 	__u16 ndata;
 	struct pt_data_info data[PT_DATA_FIELDS_MAX];

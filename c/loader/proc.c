@@ -153,7 +153,8 @@ static int proc_start(struct proctap *pt, struct proctap_error *err)
 			continue;
 		if (comm[len - 1] == '\n')
 			comm[--len] = '\0';
-		if ((__u32)len >= c->comm_prefix_len && !memcmp(comm, c->comm_prefix, c->comm_prefix_len))
+		if ((__u32)len >= c->comm_prefix_len &&
+		    !memcmp(comm, c->comm_prefix, c->comm_prefix_len))
 			proc_enter_named(pt, fd, pid);
 	}
 	closedir(dir);

@@ -59,8 +59,10 @@ static int pt_proc_stat(__u32 pid, char *state, unsigned long long *start)
 		return -ESRCH;
 	/* The command name may hold anything, ')' included: skip to the last one. */
 	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
-			 "%*d %*d %*d %*d %*d %*d %llu", state, start) != 2)
+	if (!p || sscanf(p + 1,
+			 " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
+			 "%*d %*d %*d %*d %*d %*d %llu",
+			 state, start) != 2)
 		return -ESRCH;
 	return 0;
 }

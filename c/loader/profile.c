@@ -65,7 +65,8 @@ static int profile_attach_cpu(struct proctap *pt, struct perf_event_attr *attr, 
 		return PROCTAP_OK;
 	if (fd < 0 && (errno == ENOENT || errno == EOPNOTSUPP))
 		return pt_fail(err, PROCTAP_E_ATTACH, errno, NULL, "pf_sample",
-			       "this kernel has no software cpu-clock perf event: %s", strerror(errno));
+			       "this kernel has no software cpu-clock perf event: %s",
+			       strerror(errno));
 	if (fd < 0)
 		return pt_kernel_error(err, PROCTAP_E_ATTACH, errno, "pf_sample",
 				       "opening the cpu-clock perf event");

@@ -28,7 +28,8 @@ int pt_programs_select(struct proctap *pt, struct proctap_error *err)
 	struct bpf_program *prog;
 
 	pt->nprogs = 0;
-	bpf_object__for_each_program(prog, obj) {
+	bpf_object__for_each_program(prog, obj)
+	{
 		bpf_program__set_autoload(prog, false);
 		pt->nprogs++;
 	}
@@ -42,8 +43,8 @@ int pt_programs_select(struct proctap *pt, struct proctap_error *err)
 			if (!prog)
 				return pt_fail(err, PROCTAP_E_LOAD, ENOENT, NULL, k->programs[i],
 					       "kind %s declares program %s, which the BPF object "
-					       "lacks (c/events/%s.toml)", k->name, k->programs[i],
-					       k->name);
+					       "lacks (c/events/%s.toml)",
+					       k->name, k->programs[i], k->name);
 			bpf_program__set_autoload(prog, true);
 		}
 	}
@@ -135,7 +136,8 @@ int pt_programs_attach(struct proctap *pt, struct proctap_error *err)
 			continue;
 		for (int p = 0; p < PT_PROGRAMS_MAX && k->programs[p] && !e; p++) {
 			i = 0;
-			bpf_object__for_each_program(prog, obj) {
+			bpf_object__for_each_program(prog, obj)
+			{
 				if (!strcmp(bpf_program__name(prog), k->programs[p]))
 					break;
 				i++;
@@ -145,7 +147,8 @@ int pt_programs_attach(struct proctap *pt, struct proctap_error *err)
 		}
 	}
 	i = 0;
-	bpf_object__for_each_program(prog, obj) {
+	bpf_object__for_each_program(prog, obj)
+	{
 		if (!e)
 			e = pt_attach_generic(pt, prog, &done[i], err);
 		i++;

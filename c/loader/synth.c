@@ -24,7 +24,8 @@ static void synth_resolve(struct proctap_config *c)
 		c->synth_batch = 1;
 	if (!c->synth_ring_bytes)
 		c->synth_ring_bytes = c->synth_transport == PROCTAP_SYNTH_PERFBUF
-					      ? SYNTH_PERFBUF_DEFAULT : SYNTH_RINGBUF_DEFAULT;
+					      ? SYNTH_PERFBUF_DEFAULT
+					      : SYNTH_RINGBUF_DEFAULT;
 }
 
 static int synth_check(const struct proctap_config *c, struct proctap_error *err)
@@ -132,16 +133,17 @@ static int synth_start(struct proctap *pt, struct proctap_error *err)
 	if (c->synth_transport == PROCTAP_SYNTH_RINGBUF) {
 		/* The peer design as commonly built: libbpf's consumer, default
 		 * (adaptive) wake-ups. */
-		pt->rb = ring_buffer__new(bpf_map__fd(pt->skel->maps.synth_rb), synth_on_rb, pt, NULL);
+		pt->rb = ring_buffer__new(bpf_map__fd(pt->skel->maps.synth_rb), synth_on_rb, pt,
+					  NULL);
 		if (!pt->rb)
 			return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL,
 					       "opening the synthetic ring buffer");
 		return pt_poll_add(pt, ring_buffer__epoll_fd(pt->rb), err);
 	}
 	if (c->synth_transport == PROCTAP_SYNTH_PERFBUF) {
-		pt->pb = perf_buffer__new(bpf_map__fd(pt->skel->maps.synth_pb),
-					  c->synth_ring_bytes / PT_PAGE_SIZE, synth_on_pb,
-					  NULL /* drops: meta_lost, counted in the kernel */, pt, NULL);
+		pt->pb = perf_buffer__new(
+			bpf_map__fd(pt->skel->maps.synth_pb), c->synth_ring_bytes / PT_PAGE_SIZE,
+			synth_on_pb, NULL /* drops: meta_lost, counted in the kernel */, pt, NULL);
 		if (!pt->pb)
 			return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL,
 					       "opening the perf buffer");

@@ -35,7 +35,8 @@ int pt_transport_configure(struct proctap *pt, struct proctap_error *err)
 	    (e = bpf_map__set_max_entries(s->maps.pt_data, pt->ncpus)) ||
 	    (e = bpf_map__set_value_size(s->maps.pt_data, pt->elem_size)) ||
 	    (e = bpf_map__set_max_entries(s->maps.pt_meta, c->ringbuf_bytes)))
-		return pt_fail(err, PROCTAP_E_LOAD, -e, NULL, NULL, "sizing maps: %s", strerror(-e));
+		return pt_fail(err, PROCTAP_E_LOAD, -e, NULL, NULL, "sizing maps: %s",
+			       strerror(-e));
 	return PROCTAP_OK;
 }
 
@@ -320,7 +321,8 @@ int pt_meta_consume(struct proctap *pt, int budget)
 		if (len & PT_RB_BUSY)
 			break; /* reserved, not yet committed: records behind it wait */
 		if (!(len & PT_RB_DISCARD)) {
-			pt_on_meta(pt, (const struct pt_hdr *)(hdr + 2), len & ~(PT_RB_BUSY | PT_RB_DISCARD));
+			pt_on_meta(pt, (const struct pt_hdr *)(hdr + 2),
+				   len & ~(PT_RB_BUSY | PT_RB_DISCARD));
 			n++;
 		}
 		cons += pt_round_up((len & ~(PT_RB_BUSY | PT_RB_DISCARD)) + PT_RB_HDR, 8);

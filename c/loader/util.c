@@ -7,8 +7,8 @@
 #include <sys/mman.h>
 #include "internal.h"
 
-int pt_fail(struct proctap_error *err, int code, int errnum, const char *field,
-	    const char *program, const char *fmt, ...)
+int pt_fail(struct proctap_error *err, int code, int errnum, const char *field, const char *program,
+	    const char *fmt, ...)
 {
 	va_list ap;
 
@@ -34,9 +34,11 @@ int pt_kernel_error(struct proctap_error *err, int code, int errnum, const char 
 	if (errnum == EPERM || errnum == EACCES)
 		return pt_fail(err, PROCTAP_E_PRIVILEGE, errnum, NULL, program,
 			       "%s: permission denied; run as root or grant CAP_BPF and "
-			       "CAP_PERFMON", what);
+			       "CAP_PERFMON",
+			       what);
 	return pt_fail(err, code, errnum, NULL, program, "%s: %s%s", what, strerror(errnum),
-		       code == PROCTAP_E_LOAD ? " (libbpf printed the verifier log on stderr)" : "");
+		       code == PROCTAP_E_LOAD ? " (libbpf printed the verifier log on stderr)"
+					      : "");
 }
 
 __u64 pt_ts(clockid_t clk)
@@ -74,7 +76,8 @@ __s64 pt_realtime_offset(void)
 /* A shared mapping of a BPF_F_MMAPABLE map (or ringbuf); NULL on failure. */
 void *pt_mmap(int fd, size_t len, bool writable, off_t off)
 {
-	void *p = mmap(NULL, len, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, off);
+	void *p = mmap(NULL, len, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd,
+		       off);
 
 	return p == MAP_FAILED ? NULL : p;
 }

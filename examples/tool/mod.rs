@@ -37,7 +37,10 @@ impl Args {
 
     pub fn number(&mut self, name: &str) -> Result<u32, String> {
         let v = self.value(name)?;
-        std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()).ok_or_else(|| format!("{name}: not a number: {}", String::from_utf8_lossy(&v)))
+        std::str::from_utf8(&v)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("{name}: not a number: {}", String::from_utf8_lossy(&v)))
     }
 
     /// Seconds, fractions allowed; 0 means stop at once.

@@ -1,7 +1,7 @@
 //! The event types generated from the registry (c/events, one declaration
 //! per kind) by proctap-codegen at build time; see the `event` module.
 
-#![allow(clippy::all, unused_imports)]
+#![allow(unused_imports)]
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};

@@ -24,9 +24,9 @@ pub(crate) mod wire;
 
 pub use bytes::{Args, Argv, Comm};
 pub use kinds::*;
+pub(crate) use kinds::{decode, KINDS, KNOBS};
 pub use stack::{BuildId, Errno, KernelStack, UserFrame, UserStack};
 pub use time::WallTime;
-pub(crate) use kinds::{decode, KINDS, KNOBS};
 
 use wire::Hdr;
 

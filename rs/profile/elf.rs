@@ -112,7 +112,8 @@ pub(crate) fn read(file: &File) -> Option<ElfFacts> {
                 .unwrap_or_default();
             for i in 0..shnum {
                 let s = sh(i);
-                let (name_off, kind, offset, size) = (u32_at(s, 0) as usize, u32_at(s, 4), u64_at(s, 24), u64_at(s, 32));
+                let (name_off, kind, offset, size) =
+                    (u32_at(s, 0) as usize, u32_at(s, 4), u64_at(s, 24), u64_at(s, 32));
                 let name = names.get(name_off..).map(|n| &n[..n.iter().position(|&b| b == 0).unwrap_or(n.len())]);
                 match kind {
                     SHT_SYMTAB if size > 0 => facts.has_symtab = true,

@@ -54,7 +54,13 @@ impl Location {
         self.frames.last().map_or("", |f| &f.function)
     }
 
-    fn unresolved(kernel: bool, module: Option<Arc<str>>, build_id: Option<BuildId>, address: u64, name: String) -> Location {
+    fn unresolved(
+        kernel: bool,
+        module: Option<Arc<str>>,
+        build_id: Option<BuildId>,
+        address: u64,
+        name: String,
+    ) -> Location {
         Location {
             kernel,
             module,
@@ -226,7 +232,9 @@ impl Symbolizer {
     pub fn symbolize_user(&mut self, pid: u32, frame: UserFrame, return_address: bool) -> Arc<Location> {
         let back = u64::from(return_address);
         match frame {
-            UserFrame::FileOffset { build_id, file_offset } => self.symbolize_file_offset(build_id, file_offset.wrapping_sub(back)),
+            UserFrame::FileOffset { build_id, file_offset } => {
+                self.symbolize_file_offset(build_id, file_offset.wrapping_sub(back))
+            }
             UserFrame::Address(ip) => self.symbolize_address(pid, ip.wrapping_sub(back)),
         }
     }
@@ -255,7 +263,9 @@ impl Symbolizer {
             if let (Some(debug), Some((_, facts))) = (&object.debug, &object.binary) {
                 if let Some(vaddr) = facts.file_offset_to_vaddr(file_offset) {
                     let src = bz::source::Source::Elf(source::Elf::new(debug));
-                    if let Ok(bz::Symbolized::Sym(sym)) = self.blaze.symbolize_single(&src, bz::Input::VirtOffset(vaddr)) {
+                    if let Ok(bz::Symbolized::Sym(sym)) =
+                        self.blaze.symbolize_single(&src, bz::Input::VirtOffset(vaddr))
+                    {
                         return found(&sym);
                     }
                 }
@@ -263,7 +273,8 @@ impl Symbolizer {
         }
         if let Some((binary, _)) = &object.binary {
             let src = bz::source::Source::Elf(source::Elf::new(binary));
-            if let Ok(bz::Symbolized::Sym(sym)) = self.blaze.symbolize_single(&src, bz::Input::FileOffset(file_offset)) {
+            if let Ok(bz::Symbolized::Sym(sym)) = self.blaze.symbolize_single(&src, bz::Input::FileOffset(file_offset))
+            {
                 return found(&sym);
             }
         }
@@ -287,10 +298,7 @@ impl Symbolizer {
         let debug = debug_file_candidates(&self.debug_dirs, &build_id)
             .into_iter()
             .find(|p| facts_of(p).is_some_and(|f| f.build_id.as_deref().map(BuildId::from_note) == Some(build_id)));
-        let module = self
-            .index
-            .original_path(&build_id)
-            .map(|p| Arc::from(p.to_string_lossy().as_ref()));
+        let module = self.index.original_path(&build_id).map(|p| Arc::from(p.to_string_lossy().as_ref()));
         let object = Arc::new(Object { module, binary, debug });
         self.objects.insert(build_id, object.clone());
         object
@@ -326,7 +334,9 @@ impl Symbolizer {
                         let path = format!("/proc/{pid}/root{}", e.path);
                         let src = bz::source::Source::Elf(source::Elf::new(path));
                         match self.blaze.symbolize_single(&src, bz::Input::FileOffset(file_offset)) {
-                            Ok(bz::Symbolized::Sym(sym)) => Arc::new(to_location(&sym, false, Some(module), None, file_offset)),
+                            Ok(bz::Symbolized::Sym(sym)) => {
+                                Arc::new(to_location(&sym, false, Some(module), None, file_offset))
+                            }
                             _ => {
                                 let name = format!("[{}+{file_offset:#x}]", base_name(&module));
                                 Arc::new(Location::unresolved(false, Some(module), None, file_offset, name))
@@ -374,7 +384,13 @@ fn frame(name: &str, code: Option<&bz::CodeInfo>) -> Frame {
     Frame { function: name.into(), file, line: code.and_then(|c| c.line) }
 }
 
-fn to_location(sym: &bz::Sym, kernel: bool, module: Option<Arc<str>>, build_id: Option<BuildId>, address: u64) -> Location {
+fn to_location(
+    sym: &bz::Sym,
+    kernel: bool,
+    module: Option<Arc<str>>,
+    build_id: Option<BuildId>,
+    address: u64,
+) -> Location {
     // blazesym lists inlined functions outermost first, each with its own
     // source location; the containing function's location is the call site.
     let mut frames: Vec<Frame> = sym.inlined.iter().rev().map(|f| frame(&f.name, f.code_info.as_ref())).collect();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::*;
-use crate::{BuildId, Comm, KernelStack, Errno, StackSample, UserFrame, UserStack, WallTime};
+use crate::{BuildId, Comm, Errno, KernelStack, StackSample, UserFrame, UserStack, WallTime};
 
 const PROGRAM: &str = r#"#include <stdio.h>
 static inline __attribute__((always_inline)) unsigned mix(unsigned x) {
@@ -45,7 +45,18 @@ fn compile(dir: &Path) -> PathBuf {
     let source = dir.join("prog.c");
     std::fs::write(&source, PROGRAM).unwrap();
     let binary = dir.join("prog");
-    run("cc", &["-g", "-O1", "-fno-omit-frame-pointer", "-Wl,--build-id=sha1", "-o", binary.to_str().unwrap(), source.to_str().unwrap()]);
+    run(
+        "cc",
+        &[
+            "-g",
+            "-O1",
+            "-fno-omit-frame-pointer",
+            "-Wl,--build-id=sha1",
+            "-o",
+            binary.to_str().unwrap(),
+            source.to_str().unwrap(),
+        ],
+    );
     binary
 }
 
@@ -71,7 +82,12 @@ fn function_file_offset(path: &Path, function: &str) -> (u64, u64) {
         .unwrap_or_else(|| panic!("nm does not list {function}"));
     let headers = run("readelf", &["-lW", p]);
     for line in headers.lines().map(str::trim).filter(|l| l.starts_with("LOAD")) {
-        let f: Vec<u64> = line.split_whitespace().skip(1).take(5).map(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).unwrap()).collect();
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(5)
+            .map(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).unwrap())
+            .collect();
         let (offset, vaddr, file_size) = (f[0], f[1], f[3]);
         if addr >= vaddr && addr < vaddr + file_size {
             return (addr - vaddr + offset, size);
@@ -131,7 +147,11 @@ fn fixture(name: &str) -> Fixture {
     let dir = temp_dir(name);
     let binary = compile(&dir);
     let kallsyms = dir.join("kallsyms");
-    std::fs::write(&kallsyms, format!("{KERNEL_A:x} T fake_kernel_entry\n{KERNEL_B:x} T fake_kernel_work\nffffffff81002000 T fake_end\n")).unwrap();
+    std::fs::write(
+        &kallsyms,
+        format!("{KERNEL_A:x} T fake_kernel_entry\n{KERNEL_B:x} T fake_kernel_work\nffffffff81002000 T fake_end\n"),
+    )
+    .unwrap();
     let mut symbolizer = Symbolizer::new().debug_dirs(vec![dir.join("no-debug")]).kallsyms(kallsyms);
     let build_id = symbolizer.index_mut().learn_file(&binary).expect("no build id read");
     Fixture { dir, binary, build_id, symbolizer }
@@ -184,7 +204,8 @@ fn learns_own_process_and_symbolizes_raw_addresses() {
 fn file_offset_resolves_to_function_file_line_and_inlined_frames() {
     let mut fx = fixture("dwarf");
     let (offset, size) = function_file_offset(&fx.binary, "proctap_hot_loop");
-    let location = fx.symbolizer.symbolize_user(1, UserFrame::FileOffset { build_id: fx.build_id, file_offset: offset }, false);
+    let location =
+        fx.symbolizer.symbolize_user(1, UserFrame::FileOffset { build_id: fx.build_id, file_offset: offset }, false);
     assert!(location.symbolized);
     assert_eq!(location.function(), "proctap_hot_loop");
     assert_eq!(location.module.as_deref(), Some(fx.binary.to_str().unwrap()));
@@ -244,7 +265,10 @@ fn stripped_binary_resolves_through_build_id_debug_file() {
     // The debug file alone cannot place a file offset (its PT_LOAD offsets
     // are not the binary's): a placeholder naming the build id.
     let mut debug_only = Symbolizer::new().debug_dirs(vec![debug_dir]);
-    assert_eq!(debug_only.symbolize_user(1, frame, false).function(), format!("[build-id {}+{:#x}]", &hex[..16], offset + 1));
+    assert_eq!(
+        debug_only.symbolize_user(1, frame, false).function(),
+        format!("[build-id {}+{:#x}]", &hex[..16], offset + 1)
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -414,11 +438,8 @@ fn pprof_output_is_consistent_and_opens_in_go_pprof() {
     assert_eq!(int(&msg, 9), 1_700_000_000_000_000_000);
     assert_eq!(int(&msg, 10), 500_000_000);
 
-    let functions: std::collections::HashMap<u64, String> = field(&msg, 5)
-        .iter()
-        .map(|v| decode(bytes(v)))
-        .map(|f| (int(&f, 1), s(int(&f, 2)).to_string()))
-        .collect();
+    let functions: std::collections::HashMap<u64, String> =
+        field(&msg, 5).iter().map(|v| decode(bytes(v))).map(|f| (int(&f, 1), s(int(&f, 2)).to_string())).collect();
     let mappings: std::collections::HashMap<u64, (String, String)> = field(&msg, 3)
         .iter()
         .map(|v| decode(bytes(v)))
@@ -430,10 +451,8 @@ fn pprof_output_is_consistent_and_opens_in_go_pprof() {
     for location in field(&msg, 4).iter().map(|v| decode(bytes(v))) {
         let mapping = int(&location, 2);
         assert!(mapping == 0 || mappings.contains_key(&mapping), "location maps to unknown mapping {mapping}");
-        let names: Vec<String> = field(&location, 4)
-            .iter()
-            .map(|l| functions[&int(&decode(bytes(l)), 1)].clone())
-            .collect();
+        let names: Vec<String> =
+            field(&location, 4).iter().map(|l| functions[&int(&decode(bytes(l)), 1)].clone()).collect();
         assert!(!names.is_empty());
         locations.insert(int(&location, 1), (int(&location, 3), names));
     }
@@ -466,8 +485,10 @@ fn pprof_output_is_consistent_and_opens_in_go_pprof() {
         .output()
     else {
         // ./dev.sh test installs golang-go, so CI always checks with pprof itself.
-        assert!(std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true: go (golang-go) must be installed to check the profile with `go tool pprof`");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: go (golang-go) must be installed to check the profile with `go tool pprof`"
+        );
         println!("SKIPPED: go is not installed: no `go tool pprof -raw` check (./dev.sh test installs it)");
         return;
     };

@@ -37,7 +37,7 @@ impl Batch {
     /// the kind of every event in the batch (the [`Lost`](crate::Lost)
     /// reports of that kind included). None for a batch of mixed kinds.
     pub fn kind(&self) -> Option<EventKind> {
-        self.buf.as_ref().and_then(|b| b.kind()).and_then(|id| EventKind::from_id(id))
+        self.buf.as_ref().and_then(|b| b.kind()).and_then(EventKind::from_id)
     }
 
     /// Number of records in the batch.

@@ -103,9 +103,8 @@ impl Tracer {
         let undelivered = exchanger.undelivered.clone();
         let shared = Arc::new(Shared { instance, stop_tx: Mutex::new(Some(stop_tx)), undelivered });
         let poll = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("proctap-poll".into())
-            .spawn(move || exchanger.run(&poll.instance))?;
+        let thread =
+            std::thread::Builder::new().name("proctap-poll".into()).spawn(move || exchanger.run(&poll.instance))?;
         Ok(Tracer { shared, events, thread: Some(thread) })
     }
 
@@ -145,9 +144,9 @@ impl Tracer {
     fn join(&mut self) -> Result<(), Error> {
         let Some(thread) = self.thread.take() else { return Ok(()) };
         self.shared.stop();
-        thread.join().unwrap_or_else(|_| {
-            Err(Error::System { errno: 0, message: "the proctap poll thread panicked".into() })
-        })
+        thread
+            .join()
+            .unwrap_or_else(|_| Err(Error::System { errno: 0, message: "the proctap poll thread panicked".into() }))
     }
 }
 
@@ -156,4 +155,3 @@ impl Drop for Tracer {
         let _ = self.join();
     }
 }
-

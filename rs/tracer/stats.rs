@@ -128,7 +128,7 @@ impl Stats {
 
     /// Events delivered to the consumer (loss reports not counted).
     pub fn events(&self) -> u64 {
-        self.kinds().filter(|(k, _)| k.from_kernel()).map(|(_, s)| s.delivered).sum()
+        self.kinds().filter(|(k, _)| k.is_traced()).map(|(_, s)| s.delivered).sum()
     }
 
     /// Events delivered without their variable data.

@@ -113,4 +113,3 @@ pub(super) fn watch_comm_prefix(instance: &Instance, prefix: &[u8]) -> Result<Ve
     found.sort_unstable();
     Ok(found)
 }
-

@@ -55,12 +55,7 @@ fn tool(program: &str, args: &[&str]) -> String {
         Err(e) => panic!("cannot run {program}: {e}"),
     };
     if !out.status.success() {
-        panic!(
-            "{program} {} failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        panic!("{program} {} failed ({}): {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -113,10 +108,7 @@ pub fn build_hot(name: &str) -> HotBinaries {
 
     let plain = dir.join("hot");
     let source = hot_source();
-    tool(
-        "cc",
-        &["-O0", "-g", "-fno-omit-frame-pointer", "-Wl,--build-id", "-o", path_str(&plain), path_str(&source)],
-    );
+    tool("cc", &["-O0", "-g", "-fno-omit-frame-pointer", "-Wl,--build-id", "-o", path_str(&plain), path_str(&source)]);
     let build_id = read_build_id(&plain);
     assert!(build_id.len() > 2 && build_id.bytes().all(|b| b.is_ascii_hexdigit()), "odd build id {build_id:?}");
 

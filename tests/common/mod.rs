@@ -34,7 +34,12 @@ fn started(result: Result<Tracer, proctap::Error>) -> Option<Tracer> {
 }
 
 /// Collects owned events until `done` says so or `timeout` passes.
-pub fn collect_until(tracer: &Tracer, timeout: Duration, mut keep: impl FnMut(&Event<&[u8]>) -> bool, mut done: impl FnMut(&[Event]) -> bool) -> Vec<Event> {
+pub fn collect_until(
+    tracer: &Tracer,
+    timeout: Duration,
+    mut keep: impl FnMut(&Event<&[u8]>) -> bool,
+    mut done: impl FnMut(&[Event]) -> bool,
+) -> Vec<Event> {
     let deadline = Instant::now() + timeout;
     let mut got = Vec::new();
     while !done(&got) {
@@ -56,11 +61,7 @@ pub fn exec_and_exit(tracer: &Tracer, pids: &[u32], timeout: Duration) -> HashMa
         tracer,
         timeout,
         |e| want.contains(&e.pid()),
-        |got| {
-            pids.iter().all(|p| {
-                got.iter().any(|e| matches!(e, Event::Exit(x) if x.pid == *p))
-            })
-        },
+        |got| pids.iter().all(|p| got.iter().any(|e| matches!(e, Event::Exit(x) if x.pid == *p))),
     );
     let mut map: HashMap<u32, (Vec<Event>, Vec<Event>)> = HashMap::new();
     for e in got {

@@ -34,16 +34,16 @@
 /* One record being built, on the program's stack. */
 struct pt_emit {
 	struct pt_cpu_ctl *ctl; /* this CPU's control block (counters, positions) */
-	__u8 *pages;            /* this CPU's data pages */
-	struct pt_hdr *hdr;     /* the metadata record in the ring, once opened */
-	__u8 *dst;              /* start of the reserved data, NULL without */
-	__u64 pos;              /* ring position of dst */
-	__u32 reserved;         /* bytes reserved at pos */
-	__u32 used;             /* bytes written so far */
-	__u32 size;             /* bytes of the metadata record */
+	__u8 *pages;		/* this CPU's data pages */
+	struct pt_hdr *hdr;	/* the metadata record in the ring, once opened */
+	__u8 *dst;		/* start of the reserved data, NULL without */
+	__u64 pos;		/* ring position of dst */
+	__u32 reserved;		/* bytes reserved at pos */
+	__u32 used;		/* bytes written so far */
+	__u32 size;		/* bytes of the metadata record */
 	__u32 cpu;
 	__u16 kind;
-	bool urgent;            /* the data ring passed half full: wake the consumer */
+	bool urgent; /* the data ring passed half full: wake the consumer */
 };
 
 /* This CPU's control block and pages. False only if the maps are broken. */
@@ -60,8 +60,7 @@ static __always_inline bool pt_emit_init(struct pt_emit *e)
 }
 
 /* Opens a record of `kind`, `size` bytes of metadata (a constant). */
-static __always_inline void *pt_emit_open(struct pt_emit *e, __u16 kind, __u32 size,
-					  __u64 pid_tgid)
+static __always_inline void *pt_emit_open(struct pt_emit *e, __u16 kind, __u32 size, __u64 pid_tgid)
 {
 	struct pt_hdr *h;
 
@@ -158,8 +157,8 @@ static __always_inline long pt_emit_mem(struct pt_emit *e, __u32 *len, __u32 off
 }
 
 /* Appends a stack walked by bpf_get_stack (flags as that helper takes them). */
-static __always_inline long pt_emit_stack(struct pt_emit *e, __u32 *len, __u32 off_max,
-					  __u32 cap, void *ctx, __u64 flags)
+static __always_inline long pt_emit_stack(struct pt_emit *e, __u32 *len, __u32 off_max, __u32 cap,
+					  void *ctx, __u64 flags)
 {
 	__u32 off = e->used;
 	long n;

@@ -11,8 +11,9 @@
 #include "proctap.h"
 
 /* Set by the loader before load. */
-const volatile __u64 pt_ring_mask __weak = PT_PAGE_SIZE - 1; /* data ring bytes - 1 (power of two) */
-const volatile __u64 pt_meta_half __weak = 1 << 19;          /* half the metadata ring's bytes */
+const volatile __u64 pt_ring_mask
+	__weak = PT_PAGE_SIZE - 1;		    /* data ring bytes - 1 (power of two) */
+const volatile __u64 pt_meta_half __weak = 1 << 19; /* half the metadata ring's bytes */
 
 /* Fixed metadata of every record. */
 struct {

@@ -17,7 +17,8 @@ fn appenders(ty: DataType) -> &'static [(&'static str, &'static str, &'static st
         ("kmem", "const void *src, __u32 n", "pt_emit_mem(e, LEN, OFF, CAP, src, n, false)"),
         ("umem", "const void *src, __u32 n", "pt_emit_mem(e, LEN, OFF, CAP, src, n, true)"),
     ];
-    const STACK: &[(&str, &str, &str)] = &[("get", "void *ctx, __u64 flags", "pt_emit_stack(e, LEN, OFF, CAP, ctx, flags)")];
+    const STACK: &[(&str, &str, &str)] =
+        &[("get", "void *ctx, __u64 flags", "pt_emit_stack(e, LEN, OFF, CAP, ctx, flags)")];
     match ty {
         DataType::String => STR,
         DataType::Argv | DataType::Bytes => MEM,
@@ -45,7 +46,8 @@ fn kind_helpers(o: &mut String, reg: &Registry, k: &Kind) {
         let len = format!("&((struct pt_{s} *)e->hdr)->{}_len", d.name);
         for (suffix, params, call) in appenders(d.ty) {
             let call = call.replace("LEN", &len).replace("OFF", &off).replace("CAP", &cap);
-            let _ = writeln!(o, "static __always_inline long pt_{s}_{}_{suffix}(struct pt_emit *e, {params})\n{{", d.name);
+            let _ =
+                writeln!(o, "static __always_inline long pt_{s}_{}_{suffix}(struct pt_emit *e, {params})\n{{", d.name);
             let _ = writeln!(o, "\treturn {call};\n}}");
         }
         off_max.push(cap);

@@ -9,7 +9,8 @@ use crate::registry::{DataType, FieldType, FlagJson, Kind, Registry};
 
 /// The printer of one kind.
 fn printer(o: &mut String, k: &Kind) {
-    let _ = writeln!(o, "\nstatic void pt_json_{}(struct pt_json *j, const struct pt_hdr *h, __s64 offset)\n{{", k.c_name);
+    let _ =
+        writeln!(o, "\nstatic void pt_json_{}(struct pt_json *j, const struct pt_hdr *h, __s64 offset)\n{{", k.c_name);
     let _ = writeln!(o, "\tconst struct pt_{} *r = (const void *)h;", k.c_name);
     if !k.data.is_empty() {
         let _ = writeln!(o, "\tconst __u8 *d = (const __u8 *)h + sizeof(*r);");
@@ -79,7 +80,9 @@ pub fn printers(reg: &Registry) -> String {
         printer(&mut o, k);
     }
     o.push_str("\n/* Prints a validated record of a known kind; returns 0, or -1 for an unknown kind. */\n");
-    o.push_str("int pt_json_record(struct pt_json *j, const struct pt_hdr *h, __s64 offset)\n{\n\tswitch (h->kind) {\n");
+    o.push_str(
+        "int pt_json_record(struct pt_json *j, const struct pt_hdr *h, __s64 offset)\n{\n\tswitch (h->kind) {\n",
+    );
     for k in &reg.kinds {
         let _ = writeln!(o, "\tcase PT_KIND_{}:\n\t\tpt_json_{}(j, h, offset);\n\t\treturn 0;", k.upper(), k.c_name);
     }

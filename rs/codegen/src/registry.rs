@@ -140,7 +140,10 @@ fn yes() -> bool {
 /// Type of a fixed field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldType {
-    Int { bits: u32, signed: bool },
+    Int {
+        bits: u32,
+        signed: bool,
+    },
     /// char[16]: a task's command name.
     Comm,
     /// u32 task->exit_code: exit_code, signal, core_dumped.
@@ -422,24 +425,36 @@ pub fn load(sources: &[(PathBuf, String)]) -> Result<Registry, Error> {
     for (file, decl) in decls {
         let kind = check_kind(&file, decl, &mut reg)?;
         if let Some(other) = reg.kinds.iter().find(|k| k.id == kind.id) {
-            return Err(err(&file, format!("kind `{}` has id {}, already taken by `{}`", kind.name, kind.id, other.name)));
+            return Err(err(
+                &file,
+                format!("kind `{}` has id {}, already taken by `{}`", kind.name, kind.id, other.name),
+            ));
         }
         for name in [&kind.name, &kind.c_name, &kind.rust] {
             if let Some(other) = seen_names.insert(name.clone(), kind.name.clone()) {
                 if other != kind.name {
-                    return Err(err(&file, format!("name `{name}` of kind `{}` is already used by kind `{other}`", kind.name)));
+                    return Err(err(
+                        &file,
+                        format!("name `{name}` of kind `{}` is already used by kind `{other}`", kind.name),
+                    ));
                 }
             }
         }
         for prog in &kind.programs {
             if let Some(other) = seen_programs.insert(prog.clone(), kind.name.clone()) {
-                return Err(err(&file, format!("program `{prog}` of kind `{}` already belongs to kind `{other}`", kind.name)));
+                return Err(err(
+                    &file,
+                    format!("program `{prog}` of kind `{}` already belongs to kind `{other}`", kind.name),
+                ));
             }
         }
         reg.kinds.push(kind);
     }
     if reg.counters.len() > COUNTERS_MAX {
-        return Err(err(Path::new("c/events"), format!("{} counters declared; at most {COUNTERS_MAX}", reg.counters.len())));
+        return Err(err(
+            Path::new("c/events"),
+            format!("{} counters declared; at most {COUNTERS_MAX}", reg.counters.len()),
+        ));
     }
     if reg.knobs.len() > KNOBS_MAX {
         return Err(err(Path::new("c/events"), format!("{} knobs declared; at most {KNOBS_MAX}", reg.knobs.len())));
@@ -456,14 +471,18 @@ fn check_kind(file: &Path, d: KindDecl, reg: &mut Registry) -> Result<Kind, Erro
         return Err(err(file, at("the kind name must be snake_case (a-z, 0-9, _)")));
     }
     if d.id == 0 || d.id >= KIND_MAX {
-        return Err(err(file, at(&format!("id {} is outside 1..{} (0 is the transport's doorbell)", d.id, KIND_MAX - 1))));
+        return Err(err(
+            file,
+            at(&format!("id {} is outside 1..{} (0 is the transport's doorbell)", d.id, KIND_MAX - 1)),
+        ));
     }
     let c_name = d.c_name.clone().unwrap_or_else(|| name.clone());
     if !is_ident(&c_name) || !is_ident(&d.family) {
         return Err(err(file, at("c_name and family must be snake_case")));
     }
     let rust = d.rust.clone().unwrap_or_else(|| camel(&name));
-    if !rust.chars().next().is_some_and(|c| c.is_ascii_uppercase()) || !rust.chars().all(|c| c.is_ascii_alphanumeric()) {
+    if !rust.chars().next().is_some_and(|c| c.is_ascii_uppercase()) || !rust.chars().all(|c| c.is_ascii_alphanumeric())
+    {
         return Err(err(file, at(&format!("rust name `{rust}` must be CamelCase"))));
     }
     let (mut pid, mut tid, mut cpu) = (false, false, false);
@@ -513,22 +532,40 @@ fn check_kind(file: &Path, d: KindDecl, reg: &mut Registry) -> Result<Kind, Erro
             return Err(err(file, at(&format!("{what} `{n}` must be snake_case"))));
         }
         if !names.insert(n.to_string()) {
-            return Err(err(file, at(&format!("{what} `{n}` clashes with another name of the kind (or a reserved one)"))));
+            return Err(err(
+                file,
+                at(&format!("{what} `{n}` clashes with another name of the kind (or a reserved one)")),
+            ));
         }
         Ok(())
     };
     let mut offset = HDR_SIZE;
     for f in d.fields {
         let mut ty = FieldType::parse(&f.ty).ok_or_else(|| {
-            err(file, at(&format!("field `{}`: unsupported type `{}` (u8 u16 u32 u64 i32 i64 comm exit_status errno kind enum)", f.name, f.ty)))
+            err(
+                file,
+                at(&format!(
+                    "field `{}`: unsupported type `{}` (u8 u16 u32 u64 i32 i64 comm exit_status errno kind enum)",
+                    f.name, f.ty
+                )),
+            )
         })?;
         if let FieldType::Enum(values) = &mut ty {
             if f.values.is_empty() {
                 return Err(err(file, at(&format!("enum field `{}` lists no [[field.value]]", f.name))));
             }
             for v in f.values {
-                if !is_ident(&v.name) || v.value >= 64 || values.iter().any(|o: &Value| o.name == v.name || o.value == v.value) {
-                    return Err(err(file, at(&format!("enum field `{}`: value `{}` = {} must be a new snake_case name and a new number below 64", f.name, v.name, v.value))));
+                if !is_ident(&v.name)
+                    || v.value >= 64
+                    || values.iter().any(|o: &Value| o.name == v.name || o.value == v.value)
+                {
+                    return Err(err(
+                        file,
+                        at(&format!(
+                            "enum field `{}`: value `{}` = {} must be a new snake_case name and a new number below 64",
+                            f.name, v.name, v.value
+                        )),
+                    ));
                 }
                 values.push(Value { name: v.name, value: v.value, doc: v.doc });
             }
@@ -542,7 +579,10 @@ fn check_kind(file: &Path, d: KindDecl, reg: &mut Registry) -> Result<Kind, Erro
         }
         if let Some(since) = &f.since {
             if ty != (FieldType::Int { bits: 64, signed: false }) {
-                return Err(err(file, at(&format!("field `{}`: `since` needs a u64 (a CLOCK_MONOTONIC time)", f.name))));
+                return Err(err(
+                    file,
+                    at(&format!("field `{}`: `since` needs a u64 (a CLOCK_MONOTONIC time)", f.name)),
+                ));
             }
             claim(since, "derived field")?;
         }
@@ -560,7 +600,13 @@ fn check_kind(file: &Path, d: KindDecl, reg: &mut Registry) -> Result<Kind, Erro
     offset = pad_to(&mut kind.pads, offset, 4);
     for dd in d.data {
         let ty = DataType::parse(&dd.ty).ok_or_else(|| {
-            err(file, at(&format!("variable field `{}`: unsupported type `{}` (string argv bytes kstack ustack)", dd.name, dd.ty)))
+            err(
+                file,
+                at(&format!(
+                    "variable field `{}`: unsupported type `{}` (string argv bytes kstack ustack)",
+                    dd.name, dd.ty
+                )),
+            )
         })?;
         claim(&dd.name, "variable field")?;
         claim(&format!("{}_len", dd.name), "length field")?;
@@ -570,7 +616,10 @@ fn check_kind(file: &Path, d: KindDecl, reg: &mut Registry) -> Result<Kind, Erro
                 return Err(err(file, at(&format!("variable field `{}`: cap {n} is above 1 MiB", dd.name))))
             }
             CapDecl::Bytes(n) if n % ty.unit() != 0 => {
-                return Err(err(file, at(&format!("variable field `{}`: cap {n} is not a multiple of {}", dd.name, ty.unit()))))
+                return Err(err(
+                    file,
+                    at(&format!("variable field `{}`: cap {n} is not a multiple of {}", dd.name, ty.unit())),
+                ))
             }
             CapDecl::Bytes(n) => Cap::Bytes(n),
             CapDecl::Knob { knob, default, min, max } => {
@@ -578,7 +627,12 @@ fn check_kind(file: &Path, d: KindDecl, reg: &mut Registry) -> Result<Kind, Erro
                     return Err(err(file, at(&format!("knob `{knob}` must be a new snake_case name"))));
                 }
                 if !(min <= default && default <= max && max <= 1 << 20 && max > 0) || ty.unit() != 1 {
-                    return Err(err(file, at(&format!("knob `{knob}`: need min <= default <= max <= 1 MiB, max > 0, on a byte-unit type"))));
+                    return Err(err(
+                        file,
+                        at(&format!(
+                            "knob `{knob}`: need min <= default <= max <= 1 MiB, max > 0, on a byte-unit type"
+                        )),
+                    ));
                 }
                 reg.knobs.push(Knob { name: knob, default, min, max, kind: name.clone(), data: dd.name.clone() });
                 Cap::Knob(reg.knobs.len() - 1)
@@ -596,7 +650,9 @@ fn check_kind(file: &Path, d: KindDecl, reg: &mut Registry) -> Result<Kind, Erro
             None | Some("always") => FlagJson::Always,
             Some("if_set") => FlagJson::IfSet,
             Some("never") => FlagJson::Never,
-            Some(other) => return Err(err(file, at(&format!("flag `{}`: json `{other}` (always, if_set, never)", fl.name)))),
+            Some(other) => {
+                return Err(err(file, at(&format!("flag `{}`: json `{other}` (always, if_set, never)", fl.name))))
+            }
         };
         let counter = fl.counter.then(|| {
             reg.counters.push((name.clone(), fl.name.clone()));
@@ -667,14 +723,18 @@ mod tests {
         let a = (PathBuf::from("a.toml"), format!("{BASE}programs = [\"p\"]\n"));
         let b = (PathBuf::from("b.toml"), BASE.replace("\"k\"", "\"j\""));
         assert!(load(&[a.clone(), b]).unwrap_err().message.contains("already taken"));
-        let c = (PathBuf::from("c.toml"), format!("{}programs = [\"p\"]\n", BASE.replace("id = 9", "id = 10").replace("\"k\"", "\"j\"")));
+        let c = (
+            PathBuf::from("c.toml"),
+            format!("{}programs = [\"p\"]\n", BASE.replace("id = 9", "id = 10").replace("\"k\"", "\"j\"")),
+        );
         assert!(load(&[a, c]).unwrap_err().message.contains("program `p`"));
     }
 
     #[test]
     fn counted_flags_and_counters_get_global_indices_in_id_order() {
         let second = "kind = \"b\"\nid = 3\nfamily = \"f\"\ndoc = \"d\"\n[[counter]]\nname = \"x\"\ndoc = \"\"\n";
-        let first = "kind = \"a\"\nid = 2\nfamily = \"f\"\ndoc = \"d\"\n[[flag]]\nname = \"y\"\ndoc = \"\"\ncounter = true\n";
+        let first =
+            "kind = \"a\"\nid = 2\nfamily = \"f\"\ndoc = \"d\"\n[[flag]]\nname = \"y\"\ndoc = \"\"\ncounter = true\n";
         let reg = load(&[(PathBuf::from("b.toml"), second.into()), (PathBuf::from("a.toml"), first.into())]).unwrap();
         assert_eq!(reg.counters, vec![("a".to_string(), "y".to_string()), ("b".to_string(), "x".to_string())]);
         assert_eq!(reg.kinds[0].flags[0].bit, 1);

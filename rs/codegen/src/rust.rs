@@ -59,8 +59,16 @@ fn struct_fields(k: &Kind) -> Vec<(String, String, String)> {
             FieldType::Int { bits, signed } => out.push((f.doc.clone(), f.rust.clone(), int_type(*bits, *signed))),
             FieldType::Comm => out.push((f.doc.clone(), f.rust.clone(), "Comm".into())),
             FieldType::ExitStatus => {
-                out.push(("The exit status byte; 0 and meaningless when `signal` is set.".into(), "exit_code".into(), "u8".into()));
-                out.push(("The signal that terminated the process, if one did.".into(), "signal".into(), "Option<u8>".into()));
+                out.push((
+                    "The exit status byte; 0 and meaningless when `signal` is set.".into(),
+                    "exit_code".into(),
+                    "u8".into(),
+                ));
+                out.push((
+                    "The signal that terminated the process, if one did.".into(),
+                    "signal".into(),
+                    "Option<u8>".into(),
+                ));
                 out.push(("The process dumped core.".into(), "core_dumped".into(), "bool".into()));
             }
             FieldType::Errno => out.push((f.doc.clone(), f.rust.clone(), "Option<Errno>".into())),
@@ -217,7 +225,9 @@ fn methods(o: &mut String, k: &Kind) {
         for (_, name, ty) in struct_fields(k) {
             let _ = match ty.as_str() {
                 "B" => writeln!(o, "            {name}: self.{name}.as_ref().to_vec(),"),
-                t if t.ends_with("<B>") => writeln!(o, "            {name}: {}(self.{name}.0.as_ref().to_vec()),", t.trim_end_matches("<B>")),
+                t if t.ends_with("<B>") => {
+                    writeln!(o, "            {name}: {}(self.{name}.0.as_ref().to_vec()),", t.trim_end_matches("<B>"))
+                }
                 _ => writeln!(o, "            {name}: self.{name},"),
             };
         }
@@ -228,7 +238,9 @@ fn methods(o: &mut String, k: &Kind) {
     o.push_str("    }\n\n");
     // Serde fields, in the C printer's order.
     o.push_str("    fn serialize_fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {\n");
-    o.push_str("        m.serialize_entry(\"ts_ns\", &self.ts_ns)?;\n        m.serialize_entry(\"time\", &self.time)?;\n");
+    o.push_str(
+        "        m.serialize_entry(\"ts_ns\", &self.ts_ns)?;\n        m.serialize_entry(\"time\", &self.time)?;\n",
+    );
     for (on, name) in [(k.pid, "pid"), (k.tid, "tid"), (k.cpu, "cpu")] {
         if on {
             let _ = writeln!(o, "        m.serialize_entry(\"{name}\", &self.{name})?;");
@@ -250,14 +262,20 @@ fn methods(o: &mut String, k: &Kind) {
     }
     for d in k.data.iter().filter(|d| d.json) {
         let _ = match d.ty {
-            DataType::String | DataType::Bytes => writeln!(o, "        m.serialize_entry(\"{0}\", &ByteStr(self.{0}.as_ref()))?;", d.name),
+            DataType::String | DataType::Bytes => {
+                writeln!(o, "        m.serialize_entry(\"{0}\", &ByteStr(self.{0}.as_ref()))?;", d.name)
+            }
             _ => writeln!(o, "        m.serialize_entry(\"{0}\", &self.{0})?;", d.name),
         };
     }
     for f in &k.flags {
         let _ = match f.json {
             FlagJson::Always => writeln!(o, "        m.serialize_entry(\"{0}\", &self.{0})?;", f.name),
-            FlagJson::IfSet => writeln!(o, "        if self.{0} {{\n            m.serialize_entry(\"{0}\", &true)?;\n        }}", f.name),
+            FlagJson::IfSet => writeln!(
+                o,
+                "        if self.{0} {{\n            m.serialize_entry(\"{0}\", &true)?;\n        }}",
+                f.name
+            ),
             FlagJson::Never => Ok(()),
         };
     }
@@ -356,7 +374,9 @@ fn event_enum(o: &mut String, reg: &Registry) {
         let _ = writeln!(o, "            Event::{}(e) => e.serialize_fields(&mut m)?,", k.variant());
     }
     o.push_str("        }\n        m.end()\n    }\n}\n\n");
-    o.push_str("/// Decodes one validated record (header already parsed); None for kinds this version does not know.\n");
+    o.push_str(
+        "/// Decodes one validated record (header already parsed); None for kinds this version does not know.\n",
+    );
     o.push_str("pub(crate) fn decode<'a>(h: &Hdr, rec: &'a [u8], offset: i64) -> Option<Event<&'a [u8]>> {\n    match h.kind {\n");
     for k in &reg.kinds {
         let _ = writeln!(o, "        {} => {}::decode(h, rec, offset).map(Event::{}),", k.id, k.rust, k.variant());
@@ -376,7 +396,10 @@ fn kind_enum(o: &mut String, reg: &Registry) {
     }
     let n = reg.kinds.len();
     o.push_str("}\n\n/// Number of declared kinds.\npub(crate) const KINDS: usize = ");
-    let _ = writeln!(o, "{n};\n\nimpl EventKind {{\n    /// Every kind, in id order.\n    pub const ALL: [EventKind; {n}] = [");
+    let _ = writeln!(
+        o,
+        "{n};\n\nimpl EventKind {{\n    /// Every kind, in id order.\n    pub const ALL: [EventKind; {n}] = ["
+    );
     for k in &reg.kinds {
         let _ = writeln!(o, "        EventKind::{},", k.variant());
     }
@@ -393,15 +416,19 @@ fn kind_enum(o: &mut String, reg: &Registry) {
     o.push_str("    /// The record kind number (kernel side).\n");
     table(o, "pub(crate) fn id(self) -> u16", &|k| k.id.to_string());
     o.push_str("    /// Position in [`EventKind::ALL`].\n");
-    table(o, "pub(crate) fn index(self) -> usize", &|k| reg.kinds.iter().position(|x| x.id == k.id).unwrap_or(0).to_string());
+    table(o, "pub(crate) fn index(self) -> usize", &|k| {
+        reg.kinds.iter().position(|x| x.id == k.id).unwrap_or(0).to_string()
+    });
     o.push_str("    /// Whether kernel programs produce it (the loader makes the others).\n");
-    table(o, "pub(crate) fn from_kernel(self) -> bool", &|k| (k.family != "loader").to_string());
+    table(o, "pub(crate) fn is_traced(self) -> bool", &|k| (k.family != "loader").to_string());
     o.push_str("    /// Its counters: (name, index into the counter array).\n");
     table(o, "pub(crate) fn counters(self) -> &'static [(&'static str, usize)]", &|k| {
         let list: Vec<String> = k.all_counters().iter().map(|(n, i)| format!("(\"{n}\", {i})")).collect();
         format!("&[{}]", list.join(", "))
     });
-    o.push_str("    /// The kind with this name, as JSON shows it.\n    pub fn from_name(name: &str) -> Option<EventKind> {\n");
+    o.push_str(
+        "    /// The kind with this name, as JSON shows it.\n    pub fn from_name(name: &str) -> Option<EventKind> {\n",
+    );
     o.push_str("        EventKind::ALL.into_iter().find(|k| k.name() == name)\n    }\n\n");
     o.push_str("    pub(crate) fn from_id(id: u32) -> Option<EventKind> {\n        match id {\n");
     for k in &reg.kinds {
@@ -414,7 +441,8 @@ fn kind_enum(o: &mut String, reg: &Registry) {
     o.push_str("pub(crate) const KNOBS: &[(&str, u32, u32, u32, EventKind)] = &[\n");
     for knob in &reg.knobs {
         let kind = reg.kind(&knob.kind).map_or(String::new(), |k| k.variant());
-        let _ = writeln!(o, "    (\"{}\", {}, {}, {}, EventKind::{kind}),", knob.name, knob.default, knob.min, knob.max);
+        let _ =
+            writeln!(o, "    (\"{}\", {}, {}, {}, EventKind::{kind}),", knob.name, knob.default, knob.min, knob.max);
     }
     o.push_str("];\n\n");
 }
@@ -427,7 +455,12 @@ fn stats_accessors(o: &mut String, reg: &Registry) {
         if k.hidden {
             o.push_str("    #[doc(hidden)]\n");
         }
-        let _ = writeln!(o, "    pub fn {}(&self) -> &crate::KindStats {{\n        self.kind(EventKind::{})\n    }}\n", k.name, k.variant());
+        let _ = writeln!(
+            o,
+            "    pub fn {}(&self) -> &crate::KindStats {{\n        self.kind(EventKind::{})\n    }}\n",
+            k.name,
+            k.variant()
+        );
     }
     o.push_str("}\n\n");
 }
