@@ -91,6 +91,78 @@ impl Learner {
     }
 }
 
+/// What the sampling collected.
+struct Collected {
+    profile: Profile,
+    triggers: u64,
+    lost: u64,
+}
+
+/// Aggregates samples until the tracer stops (the duration, or a signal)
+/// and its channel closes with the last batch read.
+fn collect(tracer: &Tracer, args: &Args) -> Collected {
+    let mut symbolizer = Symbolizer::new();
+    if !args.debug_dirs.is_empty() {
+        let mut dirs = args.debug_dirs.clone();
+        dirs.push(PathBuf::from("/usr/lib/debug"));
+        symbolizer = symbolizer.debug_dirs(dirs);
+    }
+    let mut learner = Learner { profiled: HashSet::new(), last: HashMap::new() };
+    for pid in tracer.targets().pids().unwrap_or_default() {
+        learner.profiled.insert(pid);
+        learner.learn(&mut symbolizer, pid, true);
+    }
+    let mut got = Collected { profile: Profile::new(args.profiler.sampling_hz()), triggers: 0, lost: 0 };
+    loop {
+        let batch = match tracer.events().recv_timeout(Duration::from_millis(500)) {
+            Ok(batch) => batch,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return got,
+        };
+        for event in &batch {
+            match &event {
+                Event::Sample(sample) => {
+                    let unknown = sample.user_stack.iter().any(|f| match f {
+                        UserFrame::FileOffset { build_id, .. } => symbolizer.index().path(&build_id).is_none(),
+                        UserFrame::Address(_) => false,
+                    });
+                    let new = learner.profiled.insert(sample.pid);
+                    if new || unknown {
+                        learner.learn(&mut symbolizer, sample.pid, new);
+                    }
+                    got.profile.add(sample, &mut symbolizer);
+                }
+                Event::Trigger(trigger) => {
+                    got.triggers += 1;
+                    learner.profiled.insert(trigger.pid);
+                    learner.learn(&mut symbolizer, trigger.pid, true);
+                }
+                Event::Exec(exec) if learner.profiled.contains(&exec.pid) => {
+                    learner.learn(&mut symbolizer, exec.pid, true);
+                }
+                Event::Lost(l) if l.kind == EventKind::Sample => got.lost += l.records,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Writes the folded stacks, the flamegraph and the pprof profile.
+fn write_files(profile: &Profile, out: &std::path::Path) -> std::io::Result<[PathBuf; 3]> {
+    let write = |name: &str, f: &dyn Fn(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>| {
+        let path = out.join(name);
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        f(&mut file)?;
+        std::io::Write::flush(&mut file)?;
+        Ok::<PathBuf, std::io::Error>(path)
+    };
+    Ok([
+        write("profile.folded", &|w| profile.write_folded(w))?,
+        write("flamegraph.svg", &|w| profile.write_flamegraph(w))?,
+        write("profile.pb.gz", &|w| profile.write_pprof(w))?,
+    ])
+}
+
 fn main() -> ExitCode {
     // Before anything that takes time: a signal while starting stops cleanly.
     let stopper = tool::Stopper::install("profile");
@@ -105,7 +177,6 @@ fn main() -> ExitCode {
         eprintln!("profile: cannot write into --out {}: {e}", args.out.display());
         return ExitCode::FAILURE;
     }
-    let hz = args.profiler.sampling_hz();
     // Exec events feed the index when a profiled process replaces its image.
     let config = Config::new().exec(true).exit(false).argv_max(256).profile(args.profiler.clone());
     let tracer = match Tracer::start(&config) {
@@ -115,56 +186,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut symbolizer = Symbolizer::new();
-    if !args.debug_dirs.is_empty() {
-        let mut dirs = args.debug_dirs.clone();
-        dirs.push(PathBuf::from("/usr/lib/debug"));
-        symbolizer = symbolizer.debug_dirs(dirs);
-    }
-    let mut learner = Learner { profiled: HashSet::new(), last: HashMap::new() };
-    for pid in tracer.targets().pids().unwrap_or_default() {
-        learner.profiled.insert(pid);
-        learner.learn(&mut symbolizer, pid, true);
-    }
-
-    let mut profile = Profile::new(hz);
-    let (mut triggers, mut lost) = (0u64, 0u64);
     stopper.arm(tracer.stop_handle());
     stopper.after(args.duration);
-    // Until the tracer stops (the duration, or a signal) and its channel
-    // closes with the last batch read.
-    loop {
-        let batch = match tracer.events().recv_timeout(Duration::from_millis(500)) {
-            Ok(batch) => batch,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        for event in &batch {
-            match &event {
-                Event::Sample(sample) => {
-                    let unknown = sample.user_stack.iter().any(|f| match f {
-                        UserFrame::FileOffset { build_id, .. } => symbolizer.index().path(&build_id).is_none(),
-                        UserFrame::Address(_) => false,
-                    });
-                    let new = learner.profiled.insert(sample.pid);
-                    if new || unknown {
-                        learner.learn(&mut symbolizer, sample.pid, new);
-                    }
-                    profile.add(sample, &mut symbolizer);
-                }
-                Event::Trigger(trigger) => {
-                    triggers += 1;
-                    learner.profiled.insert(trigger.pid);
-                    learner.learn(&mut symbolizer, trigger.pid, true);
-                }
-                Event::Exec(exec) if learner.profiled.contains(&exec.pid) => {
-                    learner.learn(&mut symbolizer, exec.pid, true);
-                }
-                Event::Lost(l) if l.kind == EventKind::Sample => lost += l.records,
-                _ => {}
-            }
-        }
-    }
+    let got = collect(&tracer, &args);
     let stats = match tracer.stop() {
         Ok(stats) => stats,
         Err(e) => {
@@ -172,35 +196,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-
-    let write = |name: &str, f: &dyn Fn(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>| {
-        let path = args.out.join(name);
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
-        f(&mut file)?;
-        std::io::Write::flush(&mut file)?;
-        Ok::<PathBuf, std::io::Error>(path)
-    };
-    let written = (|| {
-        Ok::<_, std::io::Error>([
-            write("profile.folded", &|w| profile.write_folded(w))?,
-            write("flamegraph.svg", &|w| profile.write_flamegraph(w))?,
-            write("profile.pb.gz", &|w| profile.write_pprof(w))?,
-        ])
-    })();
-    let written = match written {
+    let written = match write_files(&got.profile, &args.out) {
         Ok(paths) => paths,
         Err(e) => {
             eprintln!("profile: writing into {}: {e}", args.out.display());
             return ExitCode::FAILURE;
         }
     };
-    let top: Vec<_> = profile.functions_by_self_samples().into_iter().take(10).collect();
+    let top: Vec<_> = got.profile.functions_by_self_samples().into_iter().take(10).collect();
     let summary = serde_json::json!({
         "type": "profile",
-        "samples": profile.total_samples(),
-        "hz": hz,
-        "triggers": triggers,
-        "samples_lost": lost,
+        "samples": got.profile.total_samples(),
+        "hz": args.profiler.sampling_hz(),
+        "triggers": got.triggers,
+        "samples_lost": got.lost,
         "samples_without_data": stats.sample().data_lost,
         "kernel_stack_errors": stats.sample().counter("kernel_stack_errors"),
         "user_stack_errors": stats.sample().counter("user_stack_errors"),

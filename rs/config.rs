@@ -398,46 +398,21 @@ impl Config {
                 format!("no variable field has the cap `{knob}` (known: {})", known.join(", ")),
             ));
         }
-        let bit = |kind: EventKind| 1u64 << kind.id();
         for &kind in &self.events {
             if !kind.is_traced() {
                 return Err(Error::invalid("events", format!("{kind} events are made by the loader, not traced")));
             }
-            raw.events |= bit(kind);
+            raw.events |= 1 << kind.id();
         }
         for &(index, value) in &self.knobs {
             raw.knobs[index as usize] = value;
             raw.knobs_set |= 1 << index;
         }
         if let Some(profile) = &self.profile {
-            raw.events |= bit(EventKind::Sample) | bit(EventKind::Trigger);
-            if profile.hz == 0 {
-                return Err(Error::invalid("profile.hz", "0 samples per second; use 1 to 999"));
-            }
-            raw.profile_hz = profile.hz;
-            raw.profile_all = u32::from(profile.all);
-            raw.profile_children = u32::from(profile.children);
-            for prefix in &profile.comm_prefixes {
-                check_comm_prefix(prefix)?;
-            }
-            if let Some(&pid) = profile.pids.iter().find(|&&pid| pid == 0) {
-                return Err(Error::invalid("profile.pid", format!("{pid} is not a process id")));
-            }
+            profile.fill_raw(&mut raw)?;
         }
-        if let Some(source) = self.synthetic {
-            raw.events |= bit(EventKind::Synthetic);
-            raw.synth_tgid = source.pid;
-            if let Some(index) = knob_index("synth_payload") {
-                raw.knobs[index as usize] = source.payload_bytes;
-                raw.knobs_set |= 1 << index;
-            }
-            raw.synth_batch = source.events_per_trigger;
-            raw.synth_ring_bytes = source.ring_bytes;
-            raw.synth_transport = match source.transport {
-                SyntheticTransport::Hybrid => sys::PROCTAP_SYNTH_HYBRID,
-                SyntheticTransport::Ringbuf => sys::PROCTAP_SYNTH_RINGBUF,
-                SyntheticTransport::Perfbuf => sys::PROCTAP_SYNTH_PERFBUF,
-            };
+        if let Some(source) = &self.synthetic {
+            source.fill_raw(&mut raw);
         }
         raw.busy_poll = u32::from(self.busy_poll);
         raw.per_kind_batches = u32::from(self.per_kind_batches);
@@ -448,6 +423,12 @@ impl Config {
             return Err(Error::invalid("flush_interval", format!("{:?}; use 1 µs to 10 s", self.flush_interval)));
         }
         raw.flush_us = flush_us as u32;
+        self.filter_to_raw(&mut raw)?;
+        Ok(raw)
+    }
+
+    /// Which processes: pids, command-name prefix, thread exits, exit probe.
+    fn filter_to_raw(&self, raw: &mut sys::proctap_config) -> Result<(), Error> {
         raw.thread_exits = u32::from(self.thread_exits);
         raw.exit_probe = match self.exit_probe {
             ExitProbe::Auto => sys::PROCTAP_EXIT_AUTO,
@@ -466,6 +447,43 @@ impl Config {
             *dst = src as std::ffi::c_char;
         }
         raw.comm_prefix_len = self.comm_prefix.len() as u32;
-        Ok(raw)
+        Ok(())
+    }
+}
+
+impl Profiler {
+    fn fill_raw(&self, raw: &mut sys::proctap_config) -> Result<(), Error> {
+        raw.events |= 1 << EventKind::Sample.id() | 1 << EventKind::Trigger.id();
+        if self.hz == 0 {
+            return Err(Error::invalid("profile.hz", "0 samples per second; use 1 to 999"));
+        }
+        raw.profile_hz = self.hz;
+        raw.profile_all = u32::from(self.all);
+        raw.profile_children = u32::from(self.children);
+        for prefix in &self.comm_prefixes {
+            check_comm_prefix(prefix)?;
+        }
+        if let Some(&pid) = self.pids.iter().find(|&&pid| pid == 0) {
+            return Err(Error::invalid("profile.pid", format!("{pid} is not a process id")));
+        }
+        Ok(())
+    }
+}
+
+impl SyntheticSource {
+    fn fill_raw(&self, raw: &mut sys::proctap_config) {
+        raw.events |= 1 << EventKind::Synthetic.id();
+        raw.synth_tgid = self.pid;
+        if let Some(index) = knob_index("synth_payload") {
+            raw.knobs[index as usize] = self.payload_bytes;
+            raw.knobs_set |= 1 << index;
+        }
+        raw.synth_batch = self.events_per_trigger;
+        raw.synth_ring_bytes = self.ring_bytes;
+        raw.synth_transport = match self.transport {
+            SyntheticTransport::Hybrid => sys::PROCTAP_SYNTH_HYBRID,
+            SyntheticTransport::Ringbuf => sys::PROCTAP_SYNTH_RINGBUF,
+            SyntheticTransport::Perfbuf => sys::PROCTAP_SYNTH_PERFBUF,
+        };
     }
 }

@@ -103,8 +103,22 @@ pub(super) fn write(profile: &Profile, out: &mut impl Write) -> io::Result<()> {
     let mut strings = Strings::default();
     strings.id("");
     let mut msg = Encoder::default();
-    let period = profile.period_ns();
+    write_samples(&mut msg, &mut strings, profile);
+    let location_mapping = write_mappings(&mut msg, &mut strings, profile);
+    write_locations(&mut msg, &mut strings, profile, &location_mapping);
+    write_period(&mut msg, &mut strings, profile);
+    for s in &strings.list {
+        msg.bytes(field::STRING_TABLE, s.as_bytes());
+    }
+    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+    gz.write_all(&msg.0)?;
+    gz.finish()?;
+    Ok(())
+}
 
+/// Sample types, then the samples in a stable order (leaf first in pprof).
+fn write_samples(msg: &mut Encoder, strings: &mut Strings, profile: &Profile) {
+    let period = profile.period_ns();
     for (kind, unit) in [("samples", "count"), ("cpu", "nanoseconds")] {
         let (kind, unit) = (strings.id(kind), strings.id(unit));
         msg.message(field::SAMPLE_TYPE, |m| {
@@ -112,8 +126,6 @@ pub(super) fn write(profile: &Profile, out: &mut impl Write) -> io::Result<()> {
             m.uint(2, unit);
         });
     }
-
-    // Samples, in a stable order: leaf first in pprof.
     let mut stacks: Vec<(&Vec<u32>, &u64)> = profile.stacks.iter().collect();
     stacks.sort();
     for (stack, &count) in stacks {
@@ -122,8 +134,11 @@ pub(super) fn write(profile: &Profile, out: &mut impl Write) -> io::Result<()> {
             m.packed(2, [count, count * period]);
         });
     }
+}
 
-    // One mapping per module (kernel, or binary + build id).
+/// One mapping per module (kernel, or binary + build id). Returns the
+/// mapping id of each location (0: none).
+fn write_mappings(msg: &mut Encoder, strings: &mut Strings, profile: &Profile) -> Vec<u64> {
     let mut mappings: Vec<Mapping> = Vec::new();
     let mut mapping_of: HashMap<(String, String), usize> = HashMap::new();
     let mut location_mapping = Vec::with_capacity(profile.locations.len());
@@ -167,8 +182,12 @@ pub(super) fn write(profile: &Profile, out: &mut impl Write) -> io::Result<()> {
             e.uint(10, u64::from(m.has_inline_frames));
         });
     }
+    location_mapping
+}
 
-    // Functions by (name, file); locations with their lines, innermost first.
+/// Locations with their lines (innermost first), and the functions they
+/// name, by (name, file).
+fn write_locations(msg: &mut Encoder, strings: &mut Strings, profile: &Profile, location_mapping: &[u64]) {
     let mut functions: Vec<(u64, u64)> = Vec::new(); // (name, filename) string ids
     let mut function_of: HashMap<(u64, u64), u64> = HashMap::new();
     for (i, location) in profile.locations.iter().enumerate() {
@@ -201,7 +220,10 @@ pub(super) fn write(profile: &Profile, out: &mut impl Write) -> io::Result<()> {
             m.uint(4, filename);
         });
     }
+}
 
+/// Time, duration and the sampling period.
+fn write_period(msg: &mut Encoder, strings: &mut Strings, profile: &Profile) {
     let (cpu, nanoseconds) = (strings.id("cpu"), strings.id("nanoseconds"));
     msg.uint(field::TIME_NANOS, profile.first_wall_ns.unwrap_or(0).max(0) as u64);
     msg.uint(field::DURATION_NANOS, profile.duration_ns());
@@ -209,14 +231,6 @@ pub(super) fn write(profile: &Profile, out: &mut impl Write) -> io::Result<()> {
         m.uint(1, cpu);
         m.uint(2, nanoseconds);
     });
-    msg.uint(field::PERIOD, period);
+    msg.uint(field::PERIOD, profile.period_ns());
     msg.uint(field::DEFAULT_SAMPLE_TYPE, cpu);
-    for s in &strings.list {
-        msg.bytes(field::STRING_TABLE, s.as_bytes());
-    }
-
-    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-    gz.write_all(&msg.0)?;
-    gz.finish()?;
-    Ok(())
 }

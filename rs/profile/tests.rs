@@ -476,12 +476,19 @@ fn pprof_output_is_consistent_and_opens_in_go_pprof() {
     assert_eq!(total, 8);
     assert_eq!(hot_leaf, 3);
 
-    let file = fx.dir.join("profile.pb.gz");
-    std::fs::write(&file, &gz).unwrap();
+    go_pprof_reads(&fx.dir, &gz);
+    let _ = std::fs::remove_dir_all(&fx.dir);
+}
+
+/// `go tool pprof` itself reads the profile: its samples, functions, and
+/// the hot function's count.
+fn go_pprof_reads(dir: &std::path::Path, gz: &[u8]) {
+    let file = dir.join("profile.pb.gz");
+    std::fs::write(&file, gz).unwrap();
     let Ok(go) = Command::new("go")
         .args(["tool", "pprof", "-raw", file.to_str().unwrap()])
-        .env("HOME", &fx.dir)
-        .env("PPROF_TMPDIR", &fx.dir)
+        .env("HOME", dir)
+        .env("PPROF_TMPDIR", dir)
         .output()
     else {
         // ./dev.sh test installs golang-go, so CI always checks with pprof itself.
@@ -499,13 +506,12 @@ fn pprof_output_is_consistent_and_opens_in_go_pprof() {
     }
     let top = Command::new("go")
         .args(["tool", "pprof", "-top", "-sample_index=samples", file.to_str().unwrap()])
-        .env("HOME", &fx.dir)
-        .env("PPROF_TMPDIR", &fx.dir)
+        .env("HOME", dir)
+        .env("PPROF_TMPDIR", dir)
         .output()
         .unwrap();
     let top = String::from_utf8_lossy(&top.stdout);
     assert!(top.lines().any(|l| l.contains("proctap_hot_loop") && l.trim_start().starts_with('3')), "{top}");
-    let _ = std::fs::remove_dir_all(&fx.dir);
 }
 
 #[test]

@@ -10,8 +10,12 @@
 pub mod bpf;
 pub mod c;
 pub mod json;
+pub mod model;
 pub mod registry;
+
 pub mod rust;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,241 @@
+//! The checked registry: kinds with their fields laid out, as the emitters
+//! walk them ([`crate::registry`] builds it from the declarations).
+
+use std::path::PathBuf;
+
+use crate::registry::camel;
+
+/// Type of a fixed field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldType {
+    Int {
+        bits: u32,
+        signed: bool,
+    },
+    /// char[16]: a task's command name.
+    Comm,
+    /// u32 task->exit_code: exit_code, signal, core_dumped.
+    ExitStatus,
+    /// i32: 0, or a negative errno.
+    Errno,
+    /// u32: a record kind id.
+    Kind,
+    /// u32 with named values.
+    Enum(Vec<Value>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
+    pub name: String,
+    pub value: u32,
+    pub doc: String,
+}
+
+impl FieldType {
+    pub(crate) fn parse(ty: &str) -> Option<FieldType> {
+        Some(match ty {
+            "u8" => FieldType::Int { bits: 8, signed: false },
+            "u16" => FieldType::Int { bits: 16, signed: false },
+            "u32" => FieldType::Int { bits: 32, signed: false },
+            "u64" => FieldType::Int { bits: 64, signed: false },
+            "i32" => FieldType::Int { bits: 32, signed: true },
+            "i64" => FieldType::Int { bits: 64, signed: true },
+            "comm" => FieldType::Comm,
+            "exit_status" => FieldType::ExitStatus,
+            "errno" => FieldType::Errno,
+            "kind" => FieldType::Kind,
+            "enum" => FieldType::Enum(Vec::new()),
+            _ => return None,
+        })
+    }
+
+    /// Size and alignment in the record.
+    pub fn size_align(&self) -> (u32, u32) {
+        match self {
+            FieldType::Int { bits, .. } => (bits / 8, bits / 8),
+            FieldType::Comm => (16, 1),
+            FieldType::ExitStatus | FieldType::Errno | FieldType::Kind | FieldType::Enum(_) => (4, 4),
+        }
+    }
+}
+
+/// Type of a variable field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataType {
+    /// Bytes without NUL, shown as text (or hex when not UTF-8).
+    String,
+    /// NUL-separated arguments.
+    Argv,
+    /// Raw bytes, shown like a string.
+    Bytes,
+    /// Kernel return addresses, 8 bytes each.
+    KStack,
+    /// User frames, 32 bytes each (struct bpf_stack_build_id).
+    UStack,
+}
+
+impl DataType {
+    pub(crate) fn parse(ty: &str) -> Option<DataType> {
+        Some(match ty {
+            "string" => DataType::String,
+            "argv" => DataType::Argv,
+            "bytes" => DataType::Bytes,
+            "kstack" => DataType::KStack,
+            "ustack" => DataType::UStack,
+            _ => return None,
+        })
+    }
+
+    /// Lengths are multiples of this.
+    pub fn unit(self) -> u32 {
+        match self {
+            DataType::KStack => 8,
+            DataType::UStack => 32,
+            _ => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// Name in C.
+    pub name: String,
+    /// Name in Rust and JSON.
+    pub rust: String,
+    pub ty: FieldType,
+    pub doc: String,
+    pub json: bool,
+    /// Derived field: the event's ts_ns minus this one.
+    pub since: Option<String>,
+    /// Byte offset in the record.
+    pub offset: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cap {
+    Bytes(u32),
+    Knob(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Data {
+    pub name: String,
+    pub ty: DataType,
+    pub doc: String,
+    pub cap: Cap,
+    pub json: bool,
+    /// Offset of its __u32 length in the record.
+    pub len_offset: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagJson {
+    Always,
+    IfSet,
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flag {
+    pub name: String,
+    pub doc: String,
+    /// Bit in pt_hdr.flags (bit 0 is data_lost).
+    pub bit: u32,
+    /// Global counter index, when the flag is counted.
+    pub counter: Option<usize>,
+    pub json: FlagJson,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    pub name: String,
+    pub doc: String,
+    /// Index into the global counter array.
+    pub index: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Knob {
+    pub name: String,
+    pub default: u32,
+    pub min: u32,
+    pub max: u32,
+    /// The kind and data field it caps.
+    pub kind: String,
+    pub data: String,
+}
+
+/// A padding gap in the record (explicit in C, so no byte is uninitialized).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pad {
+    pub offset: u32,
+    pub len: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kind {
+    pub file: PathBuf,
+    pub name: String,
+    pub id: u16,
+    /// C suffix: struct pt_<c_name>, PT_KIND_<C_NAME>.
+    pub c_name: String,
+    /// Rust struct name.
+    pub rust: String,
+    pub family: String,
+    pub doc: String,
+    pub hidden: bool,
+    pub pid: bool,
+    pub tid: bool,
+    pub cpu: bool,
+    pub programs: Vec<String>,
+    pub lazy_wake: bool,
+    pub fields: Vec<Field>,
+    pub data: Vec<Data>,
+    pub flags: Vec<Flag>,
+    pub counters: Vec<Counter>,
+    pub pads: Vec<Pad>,
+    /// Size of the fixed part (header, fields, lengths), a multiple of 8.
+    pub size: u32,
+}
+
+impl Kind {
+    /// The Rust enum variant and EventKind name.
+    pub fn variant(&self) -> String {
+        camel(&self.name)
+    }
+
+    pub fn upper(&self) -> String {
+        self.c_name.to_uppercase()
+    }
+
+    /// Whether the Rust struct borrows bytes (has variable fields).
+    pub fn generic(&self) -> bool {
+        !self.data.is_empty()
+    }
+
+    /// Every counter of the kind, flag counters first, in index order.
+    pub fn all_counters(&self) -> Vec<(String, usize)> {
+        let mut all: Vec<(String, usize)> =
+            self.flags.iter().filter_map(|f| f.counter.map(|i| (f.name.clone(), i))).collect();
+        all.extend(self.counters.iter().map(|c| (c.name.clone(), c.index)));
+        all.sort_by_key(|c| c.1);
+        all
+    }
+}
+
+/// All kinds, by id, and the knobs and counters they declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    pub kinds: Vec<Kind>,
+    pub knobs: Vec<Knob>,
+    /// (kind name, counter name), by global index.
+    pub counters: Vec<(String, String)>,
+    /// Family names, sorted.
+    pub families: Vec<String>,
+}
+
+impl Registry {
+    pub fn kind(&self, name: &str) -> Option<&Kind> {
+        self.kinds.iter().find(|k| k.name == name)
+    }
+}

@@ -1,0 +1,117 @@
+//! Tests of the registry checks and the record layout.
+
+mod checks {
+    use crate::registry::*;
+    use std::path::PathBuf;
+
+    fn one(text: &str) -> Result<Registry, Error> {
+        load(&[(PathBuf::from("t.toml"), text.to_string())])
+    }
+
+    const BASE: &str = "kind = \"k\"\nid = 9\nfamily = \"f\"\ndoc = \"d\"\nheader = [\"pid\"]\n";
+
+    #[test]
+    fn fields_are_aligned_with_explicit_padding_and_the_size_is_a_multiple_of_8() {
+        let reg = one(&format!(
+            "{BASE}[[field]]\nname = \"a\"\ntype = \"u8\"\ndoc = \"\"\n[[field]]\nname = \"b\"\ntype = \"u64\"\ndoc = \"\"\n\
+             [[field]]\nname = \"c\"\ntype = \"comm\"\ndoc = \"\"\n[[data]]\nname = \"s\"\ntype = \"string\"\ncap = 64\ndoc = \"\"\n"
+        ))
+        .unwrap();
+        let k = &reg.kinds[0];
+        let offsets: Vec<u32> = k.fields.iter().map(|f| f.offset).collect();
+        assert_eq!(offsets, vec![48, 56, 64]);
+        assert_eq!(k.data[0].len_offset, 80);
+        assert_eq!(k.size, 88);
+        assert_eq!(k.pads, vec![Pad { offset: 49, len: 7 }, Pad { offset: 84, len: 4 }]);
+    }
+
+    #[test]
+    fn every_mistake_names_the_kind_and_the_field() {
+        let cases = [
+            ("[[field]]\nname = \"a\"\ntype = \"float\"\ndoc = \"\"\n", "field `a`: unsupported type `float`"),
+            ("[[field]]\nname = \"pid\"\ntype = \"u32\"\ndoc = \"\"\n", "field `pid` clashes"),
+            ("[[data]]\nname = \"s\"\ntype = \"kstack\"\ncap = 12\ndoc = \"\"\n", "cap 12 is not a multiple of 8"),
+            ("[[field]]\nname = \"e\"\ntype = \"enum\"\ndoc = \"\"\n", "enum field `e` lists no"),
+            ("[[flag]]\nname = \"x\"\ndoc = \"\"\njson = \"maybe\"\n", "flag `x`: json `maybe`"),
+        ];
+        for (extra, want) in cases {
+            let e = one(&format!("{BASE}{extra}")).unwrap_err();
+            assert!(e.message.contains("kind `k`") && e.message.contains(want), "{want}: got {e}");
+        }
+    }
+
+    #[test]
+    fn ids_names_and_programs_are_unique_across_files() {
+        let a = (PathBuf::from("a.toml"), format!("{BASE}programs = [\"p\"]\n"));
+        let b = (PathBuf::from("b.toml"), BASE.replace("\"k\"", "\"j\""));
+        assert!(load(&[a.clone(), b]).unwrap_err().message.contains("already taken"));
+        let c = (
+            PathBuf::from("c.toml"),
+            format!("{}programs = [\"p\"]\n", BASE.replace("id = 9", "id = 10").replace("\"k\"", "\"j\"")),
+        );
+        assert!(load(&[a, c]).unwrap_err().message.contains("program `p`"));
+    }
+
+    #[test]
+    fn counted_flags_and_counters_get_global_indices_in_id_order() {
+        let second = "kind = \"b\"\nid = 3\nfamily = \"f\"\ndoc = \"d\"\n[[counter]]\nname = \"x\"\ndoc = \"\"\n";
+        let first =
+            "kind = \"a\"\nid = 2\nfamily = \"f\"\ndoc = \"d\"\n[[flag]]\nname = \"y\"\ndoc = \"\"\ncounter = true\n";
+        let reg = load(&[(PathBuf::from("b.toml"), second.into()), (PathBuf::from("a.toml"), first.into())]).unwrap();
+        assert_eq!(reg.counters, vec![("a".to_string(), "y".to_string()), ("b".to_string(), "x".to_string())]);
+        assert_eq!(reg.kinds[0].flags[0].bit, 1);
+    }
+}
+
+mod layout {
+    use proptest::prelude::*;
+    use std::path::PathBuf;
+
+    use crate::registry::*;
+
+    const TYPES: &[&str] = &["u8", "u16", "u32", "u64", "i32", "i64", "comm", "exit_status", "errno", "kind"];
+
+    fn declaration(fields: &[usize], data: usize) -> String {
+        let mut text = String::from("kind = \"k\"\nid = 7\nfamily = \"f\"\ndoc = \"d\"\n");
+        for (i, &t) in fields.iter().enumerate() {
+            text += &format!("[[field]]\nname = \"f{i}\"\ntype = \"{}\"\ndoc = \"\"\n", TYPES[t]);
+        }
+        for i in 0..data {
+            text += &format!("[[data]]\nname = \"d{i}\"\ntype = \"bytes\"\ncap = 64\ndoc = \"\"\n");
+        }
+        text
+    }
+
+    proptest! {
+        /// Any mix of fields: each naturally aligned, none overlapping, the
+        /// explicit pads covering exactly the gaps, the size a multiple of 8
+        /// (the C side asserts each offset; this keeps the generator honest).
+        #[test]
+        fn every_byte_of_a_record_is_a_header_field_length_or_pad(
+            fields in proptest::collection::vec(0..TYPES.len(), 0..12),
+            data in 0..=DATA_FIELDS_MAX,
+        ) {
+            let reg = load(&[(PathBuf::from("k.toml"), declaration(&fields, data))]).unwrap();
+            let k = &reg.kinds[0];
+            let mut spans: Vec<(u32, u32)> = vec![(0, HDR_SIZE)];
+            for f in &k.fields {
+                let (size, align) = f.ty.size_align();
+                prop_assert_eq!(f.offset % align, 0);
+                spans.push((f.offset, f.offset + size));
+            }
+            for d in &k.data {
+                prop_assert_eq!(d.len_offset % 4, 0);
+                spans.push((d.len_offset, d.len_offset + 4));
+            }
+            spans.extend(k.pads.iter().map(|p| (p.offset, p.offset + p.len)));
+            spans.sort();
+            let mut at = 0;
+            for (start, end) in spans {
+                prop_assert_eq!(start, at, "a gap or an overlap at {}", at);
+                at = end;
+            }
+            prop_assert_eq!(at, k.size);
+            prop_assert_eq!(k.size % 8, 0);
+        }
+    }
+}
