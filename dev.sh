@@ -104,7 +104,7 @@ bench() {
         echo "Per-event cost = 1 / thrpt (elements are events); allocations per event counted by a global allocator."; echo
         echo '```'
         # Not criterion's comparison with an earlier run (the lines with %).
-        cargo bench --bench buffer_churn 2>&1 | grep -E '^(decode|buffer_churn)/|time:|thrpt:|allocations per event' | grep -v '%'
+        cargo bench --bench buffer_churn 2>&1 | grep -E '^(decode|buffer_churn|routing)/|time:|thrpt:|allocations per event' | grep -v '%'
         echo '```'; } > "$out" ;;
     all)
       for w in exec transport latency profile criterion; do bench "$w"; done

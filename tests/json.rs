@@ -217,4 +217,33 @@ fn the_c_printer_refuses_records_that_break_their_declaration() {
     let mut unknown = good;
     unknown[0] = 60; // a kind nobody declared
     assert_eq!(format_json(&unknown, 0), None);
+
+    // Lengths that promise more data than the record holds: refused, not
+    // read past the end.
+    let exec = Exec {
+        ts_ns: 1,
+        time: WallTime::default(),
+        pid: 1,
+        tid: 1,
+        ppid: 0,
+        uid: 0,
+        gid: 0,
+        ns_pid: 1,
+        cgroup_id: 1,
+        comm: Comm::new(b"x"),
+        argv_size: 0,
+        filename: vec![b'f'; 300],
+        argv: Argv(Vec::new()),
+        filename_truncated: false,
+        argv_truncated: false,
+        argv_fault: false,
+        data_lost: false,
+    };
+    let mut w = RecordWriter::new();
+    w.push(&Event::Exec(exec));
+    let whole = w.bytes().to_vec();
+    assert!(format_json(&whole, 0).is_some());
+    for cut in [whole.len() - 8, 104, 120] {
+        assert_eq!(format_json(&whole[..cut], 0), None, "cut to {cut} bytes");
+    }
 }

@@ -26,8 +26,7 @@ struct pt_value_check {
 };
 
 struct pt_kind_info {
-	const char *name;   /* NULL: no such kind */
-	const char *family; /* the loader family that configures it */
+	const char *name; /* NULL: no such kind */
 	__u32 meta_size;
 	__u16 flags_valid; /* every flag bit the kind sets, data_lost included */
 	bool from_kernel;  /* false: made by the loader (loss reports) */
@@ -37,8 +36,6 @@ struct pt_kind_info {
 	__u16 nchecks;
 	struct pt_value_check checks[PT_CHECKS_MAX];
 	const char *programs[PT_PROGRAMS_MAX]; /* loaded and attached when the kind is on */
-	__u16 counter_first;
-	__u16 ncounters;
 };
 
 struct pt_counter_info {
@@ -49,7 +46,6 @@ struct pt_counter_info {
 struct pt_knob_info {
 	const char *name;
 	__u32 def, min, max;
-	__u32 kind; /* the kind whose variable field it caps */
 };
 
 extern const struct pt_kind_info pt_kind_info[PT_KIND_MAX];

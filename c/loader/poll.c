@@ -226,14 +226,16 @@ static int pt_loop(struct proctap *pt)
 
 int proctap_run(struct proctap *pt, proctap_swap_fn swap, void *ctx)
 {
-	int err;
+	int err, fin;
 
 	pt->swap = swap;
 	pt->swap_ctx = ctx;
 	pt->refused = false;
 	err = pt_loop(pt);
+	/* Even after an error: detach, and deliver or count what was emitted. */
+	fin = pt_finish(pt);
 	if (!err)
-		err = pt_finish(pt);
+		err = fin;
 	for (int i = 0; i < PT_KIND_MAX; i++)
 		if (pt->routes[i].buf)
 			pt_handover(pt, &pt->routes[i], 1);

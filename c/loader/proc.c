@@ -105,9 +105,28 @@ static int proc_prepare(struct proctap *pt, struct proctap_error *err)
 	return PROCTAP_OK;
 }
 
-/* A process found in /proc whose name matches: entered with start 0, then
- * taken back unless it is still the same process (it may have exited, and
- * its pid been reused, since the first look). */
+/* Does /proc/PID/comm (the process' name) start with the prefix? */
+static bool proc_name_matches(const struct proctap_config *c, __u32 pid)
+{
+	char path[64], comm[64];
+	ssize_t len;
+
+	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
+	len = pt_read_text(path, comm, sizeof(comm));
+	if (len <= 0)
+		return false;
+	if (comm[len - 1] == '\n')
+		comm[--len] = '\0';
+	return (__u32)len >= c->comm_prefix_len &&
+	       !memcmp(comm, c->comm_prefix, c->comm_prefix_len);
+}
+
+/*
+ * A process found in /proc whose name matches: entered with start 0, then
+ * taken back unless it is still the same process with a matching name (it
+ * may have exited and its pid been reused, or exec'd into another name,
+ * since the first look; after the entry exists, the kernel decides).
+ */
 static void proc_enter_named(struct proctap *pt, int fd, __u32 pid)
 {
 	struct pt_named v = { 0 };
@@ -121,7 +140,7 @@ static void proc_enter_named(struct proctap *pt, int fd, __u32 pid)
 					   __ATOMIC_RELAXED);
 		return; /* EEXIST: the kernel entered it first (an exec or fork) */
 	}
-	if (pt_proc_alive(pid, &after) || after != before)
+	if (pt_proc_alive(pid, &after) || after != before || !proc_name_matches(&pt->cfg, pid))
 		bpf_map_delete_elem(fd, &pid);
 }
 
@@ -140,21 +159,10 @@ static int proc_start(struct proctap *pt, struct proctap_error *err)
 	if (!dir)
 		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "scanning /proc");
 	while ((d = readdir(dir))) {
-		char path[64], comm[64];
 		char *end;
 		unsigned long pid = strtoul(d->d_name, &end, 10);
-		ssize_t len;
 
-		if (*end || !pid || pid > 0xffffffffUL)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%lu/comm", pid);
-		len = pt_read_text(path, comm, sizeof(comm));
-		if (len <= 0)
-			continue;
-		if (comm[len - 1] == '\n')
-			comm[--len] = '\0';
-		if ((__u32)len >= c->comm_prefix_len &&
-		    !memcmp(comm, c->comm_prefix, c->comm_prefix_len))
+		if (!*end && pid && pid <= 0xffffffffUL && proc_name_matches(c, pid))
 			proc_enter_named(pt, fd, pid);
 	}
 	closedir(dir);

@@ -23,6 +23,13 @@ static void profile_resolve(struct proctap_config *c)
 
 static int profile_check(const struct proctap_config *c, struct proctap_error *err)
 {
+	__u64 both = PROCTAP_EVENT(PT_KIND_SAMPLE) | PROCTAP_EVENT(PT_KIND_TRIGGER);
+
+	/* One profiler: its exit program (declared by triggers) keeps the
+	 * target table clean for samples, and triggers need the sampler. */
+	if ((c->events & both) != both)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "events", NULL,
+			       "samples and triggers come together (the profiler): enable both");
 	if (c->profile_hz < 1 || c->profile_hz > PT_PROFILE_HZ_MAX)
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "profile_hz", NULL,
 			       "profile_hz %u is outside 1..%u samples per second", c->profile_hz,

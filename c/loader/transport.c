@@ -175,7 +175,7 @@ bool pt_record_shape(const struct pt_hdr *h, size_t size)
 	const struct pt_kind_info *k = pt_kind(h->kind);
 	__u64 sum = 0;
 
-	if (!k || size < k->meta_size || (h->flags & ~k->flags_valid))
+	if (!k || size < k->meta_size + (size_t)h->data_len || (h->flags & ~k->flags_valid))
 		return false;
 	if ((h->flags & PT_F_DATA_LOST) && h->data_len)
 		return false;
@@ -250,12 +250,15 @@ void pt_append(struct proctap *pt, __u32 route, const struct pt_hdr *h, size_t m
 	if (r->buf && r->buf->len + rec_size > r->buf->cap && r->buf->records)
 		pt_handover(pt, r, 0);
 	if (!r->buf && !pt_route_fill(pt, r)) {
-		/* The caller refused a buffer (it is stopping): consume and count. */
-		pt_bump(&pt->abandoned);
+		/* The caller refused a buffer (it is stopping): consume and count
+		 * (a loss report is no event: what it reports is counted already). */
+		if (pt_kind(h->kind)->from_kernel)
+			pt_bump(&pt->abandoned);
 		return;
 	}
 	if (r->buf->len + rec_size > r->buf->cap) {
-		pt_bump(&pt->oversize);
+		if (pt_kind(h->kind)->from_kernel)
+			pt_bump(&pt->oversize);
 		return;
 	}
 	if (!r->buf->records)

@@ -24,7 +24,7 @@ pub(crate) mod wire;
 
 pub use bytes::{Args, Argv, Comm};
 pub use kinds::*;
-pub(crate) use kinds::{decode, KINDS, KNOBS};
+pub(crate) use kinds::{decode, KINDS, KIND_COUNTERS_MAX, KNOBS};
 pub use stack::{BuildId, Errno, KernelStack, UserFrame, UserStack};
 pub use time::WallTime;
 
@@ -32,8 +32,11 @@ use wire::Hdr;
 
 /// Iterator over the events in a run of records (a batch's bytes).
 ///
-/// Records of kinds this version does not know are skipped; a record whose
-/// size does not fit the remaining bytes ends the iteration.
+/// Records of kinds this version does not know, and records that do not
+/// decode as their kind (a value outside a declared enum, lengths past the
+/// record), are skipped; a record whose size does not fit the remaining
+/// bytes ends the iteration. The loader validates records before it
+/// delivers them, so neither happens to a batch from a tracer.
 #[derive(Clone, Debug)]
 pub struct Events<'a> {
     rest: &'a [u8],

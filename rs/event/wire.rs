@@ -21,6 +21,7 @@ pub(crate) struct Hdr {
 }
 
 impl Hdr {
+    #[inline]
     pub(crate) fn parse(rec: &[u8]) -> Option<Hdr> {
         let r = Fixed::new(rec, HDR_SIZE)?;
         Some(Hdr {
@@ -42,40 +43,49 @@ pub(crate) struct Fixed<'a>(&'a [u8]);
 
 #[allow(dead_code)]
 impl<'a> Fixed<'a> {
+    #[inline]
     pub(crate) fn new(rec: &'a [u8], size: usize) -> Option<Fixed<'a>> {
         rec.get(..size).map(Fixed)
     }
 
     /// N bytes at `off`; zeros past the end (cannot happen at the offsets
     /// the generated decoders use, which new() checked).
+    #[inline(always)]
     fn bytes<const N: usize>(&self, off: usize) -> [u8; N] {
         self.0.get(off..off + N).and_then(|b| b.try_into().ok()).unwrap_or([0; N])
     }
 
+    #[inline(always)]
     pub(crate) fn u8(&self, off: usize) -> u8 {
         u8::from_ne_bytes(self.bytes(off))
     }
 
+    #[inline(always)]
     pub(crate) fn u16(&self, off: usize) -> u16 {
         u16::from_ne_bytes(self.bytes(off))
     }
 
+    #[inline(always)]
     pub(crate) fn u32(&self, off: usize) -> u32 {
         u32::from_ne_bytes(self.bytes(off))
     }
 
+    #[inline(always)]
     pub(crate) fn u64(&self, off: usize) -> u64 {
         u64::from_ne_bytes(self.bytes(off))
     }
 
+    #[inline(always)]
     pub(crate) fn i32(&self, off: usize) -> i32 {
         i32::from_ne_bytes(self.bytes(off))
     }
 
+    #[inline(always)]
     pub(crate) fn i64(&self, off: usize) -> i64 {
         i64::from_ne_bytes(self.bytes(off))
     }
 
+    #[inline(always)]
     pub(crate) fn comm(&self, off: usize) -> Comm {
         Comm::from_raw(self.bytes(off))
     }
@@ -88,12 +98,14 @@ pub(crate) struct Data<'a> {
 
 impl<'a> Data<'a> {
     /// The `data_len` bytes after the fixed part of `meta_size` bytes.
+    #[inline]
     pub(crate) fn new(rec: &'a [u8], meta_size: usize, data_len: u32) -> Option<Data<'a>> {
         let rest = rec.get(meta_size..)?.get(..data_len as usize)?;
         Some(Data { rest })
     }
 
     /// The next field, `len` bytes long.
+    #[inline]
     pub(crate) fn take(&mut self, len: u32) -> Option<&'a [u8]> {
         let (field, rest) = self.rest.split_at_checked(len as usize)?;
         self.rest = rest;

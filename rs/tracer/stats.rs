@@ -5,10 +5,7 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use crate::binding::sys;
-use crate::event::{EventKind, KINDS};
-
-/// Most counters one kind declares.
-const KIND_COUNTERS: usize = 8;
+use crate::event::{EventKind, KINDS, KIND_COUNTERS_MAX as KIND_COUNTERS};
 
 /// Counters of one kind. Every event the kernel saw ends in exactly one of:
 /// delivered, meta_lost (not even its metadata fit), or the loader's

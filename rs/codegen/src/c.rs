@@ -26,6 +26,7 @@ fn c_type(ty: &FieldType) -> (&'static str, &'static str) {
 
 /// `text` as a C comment of lines of at most ~90 columns, each prefixed by `indent`.
 pub fn comment(out: &mut String, indent: &str, text: &str) {
+    let text = text.replace("*/", "* /"); // a doc string cannot end the comment
     let mut lines = vec![String::new()];
     for word in text.split_whitespace() {
         let line = lines.last_mut().map_or(0, |l| l.len());
@@ -85,7 +86,7 @@ pub fn header(reg: &Registry) -> String {
         let _ = writeln!(o, "\tPT_KIND_{} = {},", k.upper(), k.id);
     }
     o.push_str("};\n\n");
-    for f in &reg.families {
+    for f in reg.families.iter().filter(|f| *f != "loader") {
         let _ = writeln!(o, "#define PT_FAMILY_{}_KINDS {}", f.to_uppercase(), family_mask(reg, f));
     }
     o.push_str("\n/* Per-kind counters (struct pt_cpu_ctl.counters, proctap_stats.counters). */\nenum pt_counter {\n");
@@ -156,7 +157,7 @@ fn kind_struct(o: &mut String, reg: &Registry, k: &Kind) {
     }
     let caps: Vec<String> = k.data.iter().map(|d| cap_expr(reg, &d.cap)).collect();
     if !caps.is_empty() {
-        let _ = writeln!(o, "/* Largest data of one record (knobs are the resolved config values). */");
+        let _ = writeln!(o, "/* Largest data of one record (BPF only: knobs are its read-only data). */");
         let _ = writeln!(o, "#define PT_{u}_DATA_MAX ({})", caps.join(" + "));
     }
     let _ = writeln!(o, "struct pt_{} {{\n\tstruct pt_hdr hdr;", k.c_name);
@@ -193,7 +194,7 @@ pub fn table(reg: &Registry) -> String {
         let u = k.upper();
         let flags: u32 = 1 | k.flags.iter().map(|f| 1u32 << f.bit).sum::<u32>();
         let _ = writeln!(o, "\t[PT_KIND_{u}] = {{");
-        let _ = writeln!(o, "\t\t.name = \"{}\",\n\t\t.family = \"{}\",", k.name, k.family);
+        let _ = writeln!(o, "\t\t.name = \"{}\",", k.name);
         let _ = writeln!(o, "\t\t.meta_size = PT_{u}_SIZE,\n\t\t.flags_valid = {flags:#06x},");
         let _ = writeln!(
             o,
@@ -228,10 +229,7 @@ pub fn table(reg: &Registry) -> String {
             .collect();
         let _ = writeln!(o, "\t\t.nchecks = {},\n\t\t.checks = {{\n{}\n\t\t}},", checks.len(), checks.join("\n"));
         let progs: Vec<String> = k.programs.iter().map(|p| format!("\"{p}\"")).collect();
-        let _ = writeln!(o, "\t\t.programs = {{ {} }},", progs.join(", "));
-        let counters = k.all_counters();
-        let first = counters.first().map_or(0, |c| c.1);
-        let _ = writeln!(o, "\t\t.counter_first = {first},\n\t\t.ncounters = {},\n\t}},", counters.len());
+        let _ = writeln!(o, "\t\t.programs = {{ {} }},\n\t}},", progs.join(", "));
     }
     o.push_str("};\n\nconst struct pt_counter_info pt_counter_info[PT_COUNTERS_MAX] = {\n");
     for (i, (kind, name)) in reg.counters.iter().enumerate() {
@@ -242,12 +240,8 @@ pub fn table(reg: &Registry) -> String {
     for (i, knob) in reg.knobs.iter().enumerate() {
         let _ = writeln!(
             o,
-            "\t[{i}] = {{ .name = \"{}\", .def = {}, .min = {}, .max = {}, .kind = PT_KIND_{} }},",
-            knob.name,
-            knob.default,
-            knob.min,
-            knob.max,
-            reg.kind(&knob.kind).map_or(String::new(), |k| k.upper())
+            "\t[{i}] = {{ .name = \"{}\", .def = {}, .min = {}, .max = {} }},",
+            knob.name, knob.default, knob.min, knob.max
         );
     }
     o.push_str("};\n");

@@ -19,6 +19,8 @@ pub const DATA_FIELDS_MAX: usize = 4;
 pub const CHECKS_MAX: usize = 4;
 pub const PROGRAMS_MAX: usize = 4;
 pub const FLAGS_MAX: usize = 15;
+/// Counters one kind may declare (counted flags included).
+pub const KIND_COUNTERS_MAX: usize = 8;
 /// Counters and knobs over all kinds (sizes of the ABI arrays in proctap.h).
 pub const COUNTERS_MAX: usize = 64;
 pub const KNOBS_MAX: usize = 16;
@@ -158,9 +160,80 @@ fn is_ident(name: &str) -> bool {
         && !name.contains("__")
 }
 
-/// Names a generated Rust struct uses for its own fields.
-const RESERVED: &[&str] =
-    &["ts_ns", "time", "pid", "tid", "cpu", "data_lost", "type", "kind_id", "exit_code", "signal", "core_dumped"];
+/// Names a generated Rust struct uses for its own fields, the locals of the
+/// generated decoders and printers, and the C record's header.
+const RESERVED: &[&str] = &[
+    "ts_ns",
+    "time",
+    "pid",
+    "tid",
+    "cpu",
+    "data_lost",
+    "type",
+    "kind_id",
+    "exit_code",
+    "signal",
+    "core_dumped",
+    "hdr",
+    "r",
+    "h",
+    "d",
+    "data",
+    "offset",
+    "m",
+    "s",
+    "w",
+    "out",
+    "e",
+    "j",
+];
+
+/// Keywords of Rust and C: no field, kind or value may be one.
+const KEYWORDS: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
+    "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static",
+    "struct", "super", "trait", "true", "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final",
+    "gen", "macro", "override", "priv", "try", "typeof", "unsized", "virtual", "yield", "auto", "bool", "case", "char",
+    "default", "double", "float", "goto", "inline", "int", "long", "register", "restrict", "short", "signed", "sizeof",
+    "switch", "typedef", "union", "unsigned", "void", "volatile",
+];
+
+/// Kind names that are methods of `Stats` already (each kind gets one).
+const RESERVED_KINDS: &[&str] = &["kind", "kinds", "events", "dropped_data", "reserve_failures", "lost"];
+
+/// Type names the event module defines by hand (a kind's Rust struct or
+/// enum must not take one).
+const RESERVED_TYPES: &[&str] = &[
+    "Args",
+    "Argv",
+    "BuildId",
+    "ByteStr",
+    "Comm",
+    "Data",
+    "Errno",
+    "Event",
+    "EventKind",
+    "Events",
+    "Fixed",
+    "Hdr",
+    "Hex",
+    "KernelStack",
+    "RecordWriter",
+    "Stats",
+    "KindStats",
+    "UserFrame",
+    "UserStack",
+    "WallTime",
+];
+
+fn is_keyword(name: &str) -> bool {
+    KEYWORDS.contains(&name)
+}
+
+/// padN names the generated C struct's padding.
+fn is_pad_name(name: &str) -> bool {
+    name.strip_prefix("pad").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
 
 /// Reads every `*.toml` in `dir` (sorted by file name) and checks it.
 pub fn load_dir(dir: &Path) -> Result<Registry, Error> {
@@ -241,7 +314,40 @@ fn check_kind(file: &Path, d: KindDecl, reg: &mut Registry) -> Result<Kind, Erro
     offset = check_data(&mut c, &mut kind, d.data, offset, reg)?;
     check_flags(&mut c, &mut kind, d.flags, d.counters, reg)?;
     kind.size = pad_to(&mut kind.pads, offset, 8);
+    check_generated_names(&c, &kind)?;
     Ok(kind)
+}
+
+/// The names the generators derive from the kind's (C macros, Rust enum
+/// types) must not collide with each other or with hand-written types.
+fn check_generated_names(c: &Checker, kind: &Kind) -> Result<(), Error> {
+    let mut macros: BTreeMap<String, String> = BTreeMap::new();
+    let mut take = |name: String, what: String| match macros.insert(name.clone(), what.clone()) {
+        Some(other) => Err(c.err(format!("{what} and {other} would both define PT_{}_{name}", kind.upper()))),
+        None => Ok(()),
+    };
+    take("SIZE".into(), "the record size".into())?;
+    take("DATA_MAX".into(), "the data cap".into())?;
+    for f in &kind.flags {
+        take(format!("F_{}", f.name.to_uppercase()), format!("flag `{}`", f.name))?;
+    }
+    for d in &kind.data {
+        take(format!("{}_UNIT", d.name.to_uppercase()), format!("variable field `{}`", d.name))?;
+        take(format!("{}_CAP", d.name.to_uppercase()), format!("variable field `{}`", d.name))?;
+    }
+    for f in &kind.fields {
+        if let FieldType::Enum(values) = &f.ty {
+            let ty = format!("{}{}", kind.rust, camel(&f.name));
+            if RESERVED_TYPES.contains(&ty.as_str()) {
+                return Err(c.err(format!("enum field `{}` would define the type {ty}, which exists", f.name)));
+            }
+            for v in values {
+                let name = format!("{}_{}", f.name.to_uppercase(), v.name.to_uppercase());
+                take(name, format!("value `{}` of `{}`", v.name, f.name))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Errors and name checks of one declaration.
@@ -262,6 +368,9 @@ impl Checker<'_> {
         if !is_ident(name) {
             return Err(self.err(format!("{what} `{name}` must be snake_case")));
         }
+        if is_keyword(name) || is_pad_name(name) {
+            return Err(self.err(format!("{what} `{name}` is a keyword or a name the generated code uses")));
+        }
         if !self.names.insert(name.to_string()) {
             return Err(self.err(format!("{what} `{name}` clashes with another name of the kind (or a reserved one)")));
         }
@@ -273,6 +382,9 @@ impl Checker<'_> {
 fn check_identity(c: &Checker, d: &KindDecl) -> Result<Kind, Error> {
     if !is_ident(&d.kind) {
         return Err(c.err("the kind name must be snake_case (a-z, 0-9, _)"));
+    }
+    if is_keyword(&d.kind) || (RESERVED_KINDS.contains(&d.kind.as_str()) && d.family != "loader") {
+        return Err(c.err("the kind name is a keyword or a method of Stats"));
     }
     if d.id == 0 || d.id >= KIND_MAX {
         return Err(c.err(format!("id {} is outside 1..{} (0 is the transport's doorbell)", d.id, KIND_MAX - 1)));
@@ -286,6 +398,9 @@ fn check_identity(c: &Checker, d: &KindDecl) -> Result<Kind, Error> {
         || !rust.chars().all(|ch| ch.is_ascii_alphanumeric())
     {
         return Err(c.err(format!("rust name `{rust}` must be CamelCase")));
+    }
+    if RESERVED_TYPES.contains(&rust.as_str()) {
+        return Err(c.err(format!("rust name `{rust}` is a type the event module defines")));
     }
     let (mut pid, mut tid, mut cpu) = (false, false, false);
     for h in &d.header {
@@ -343,10 +458,8 @@ fn check_field_type(c: &Checker, f: &mut FieldDecl) -> Result<FieldType, Error> 
             return Err(c.err(format!("enum field `{}` lists no [[field.value]]", f.name)));
         }
         for v in std::mem::take(&mut f.values) {
-            if !is_ident(&v.name)
-                || v.value >= 64
-                || values.iter().any(|o: &Value| o.name == v.name || o.value == v.value)
-            {
+            let clash = |o: &Value| o.name == v.name || o.value == v.value || camel(&o.name) == camel(&v.name);
+            if !is_ident(&v.name) || is_keyword(&v.name) || v.value >= 64 || values.iter().any(clash) {
                 return Err(c.err(format!(
                     "enum field `{}`: value `{}` = {} must be a new snake_case name and a new number below 64",
                     f.name, v.name, v.value
@@ -468,6 +581,12 @@ fn check_flags(
         c.claim(&counter.name, "counter")?;
         reg.counters.push((c.kind.clone(), counter.name.clone()));
         kind.counters.push(Counter { name: counter.name, doc: counter.doc, index: reg.counters.len() - 1 });
+    }
+    if kind.all_counters().len() > KIND_COUNTERS_MAX {
+        return Err(c.err(format!(
+            "{} counters (counted flags included); at most {KIND_COUNTERS_MAX}",
+            kind.all_counters().len()
+        )));
     }
     Ok(())
 }

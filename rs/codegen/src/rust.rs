@@ -153,7 +153,7 @@ fn kind_struct(o: &mut String, k: &Kind) {
 fn decoder(o: &mut String, k: &Kind) {
     let lt = if k.generic() { "<&'a [u8]>" } else { "" };
     let _ = writeln!(o, "impl<'a> {}{lt} {{", k.rust);
-    let _ = writeln!(o, "    fn decode(h: &Hdr, rec: &'a [u8], offset: i64) -> Option<Self> {{");
+    let _ = writeln!(o, "    #[inline]\n    fn decode(h: &Hdr, rec: &'a [u8], offset: i64) -> Option<Self> {{");
     let _ = writeln!(o, "        let r = Fixed::new(rec, {})?;", k.size);
     if k.generic() {
         let _ = writeln!(o, "        let mut data = Data::new(rec, {}, h.data_len)?;", k.size);
@@ -395,7 +395,12 @@ fn kind_enum(o: &mut String, reg: &Registry) {
         let _ = writeln!(o, "    {},", k.variant());
     }
     let n = reg.kinds.len();
-    o.push_str("}\n\n/// Number of declared kinds.\npub(crate) const KINDS: usize = ");
+    let _ = writeln!(
+        o,
+        "}}\n\n/// Most counters one kind declares.\npub(crate) const KIND_COUNTERS_MAX: usize = {};",
+        crate::registry::KIND_COUNTERS_MAX
+    );
+    o.push_str("\n/// Number of declared kinds.\npub(crate) const KINDS: usize = ");
     let _ = writeln!(
         o,
         "{n};\n\nimpl EventKind {{\n    /// Every kind, in id order.\n    pub const ALL: [EventKind; {n}] = ["

@@ -14,7 +14,7 @@ mod checks {
     fn fields_are_aligned_with_explicit_padding_and_the_size_is_a_multiple_of_8() {
         let reg = one(&format!(
             "{BASE}[[field]]\nname = \"a\"\ntype = \"u8\"\ndoc = \"\"\n[[field]]\nname = \"b\"\ntype = \"u64\"\ndoc = \"\"\n\
-             [[field]]\nname = \"c\"\ntype = \"comm\"\ndoc = \"\"\n[[data]]\nname = \"s\"\ntype = \"string\"\ncap = 64\ndoc = \"\"\n"
+             [[field]]\nname = \"c\"\ntype = \"comm\"\ndoc = \"\"\n[[data]]\nname = \"v\"\ntype = \"string\"\ncap = 64\ndoc = \"\"\n"
         ))
         .unwrap();
         let k = &reg.kinds[0];
@@ -30,9 +30,27 @@ mod checks {
         let cases = [
             ("[[field]]\nname = \"a\"\ntype = \"float\"\ndoc = \"\"\n", "field `a`: unsupported type `float`"),
             ("[[field]]\nname = \"pid\"\ntype = \"u32\"\ndoc = \"\"\n", "field `pid` clashes"),
-            ("[[data]]\nname = \"s\"\ntype = \"kstack\"\ncap = 12\ndoc = \"\"\n", "cap 12 is not a multiple of 8"),
+            ("[[data]]\nname = \"v\"\ntype = \"kstack\"\ncap = 12\ndoc = \"\"\n", "cap 12 is not a multiple of 8"),
             ("[[field]]\nname = \"e\"\ntype = \"enum\"\ndoc = \"\"\n", "enum field `e` lists no"),
             ("[[flag]]\nname = \"x\"\ndoc = \"\"\njson = \"maybe\"\n", "flag `x`: json `maybe`"),
+            ("[[field]]\nname = \"type\"\ntype = \"u32\"\ndoc = \"\"\n", "field `type` clashes"),
+            ("[[field]]\nname = \"match\"\ntype = \"u32\"\ndoc = \"\"\n", "`match` is a keyword"),
+            ("[[field]]\nname = \"pad0\"\ntype = \"u32\"\ndoc = \"\"\n", "`pad0` is a keyword"),
+            (
+                "[[flag]]\nname = \"x\"\ndoc = \"\"\n[[field]]\nname = \"f\"\ntype = \"enum\"\ndoc = \"\"\n\
+                 [[field.value]]\nname = \"x\"\nvalue = 1\ndoc = \"\"\n[[field]]\nname = \"g\"\ntype = \"enum\"\ndoc = \"\"\n\
+                 [[field.value]]\nname = \"max\"\nvalue = 1\ndoc = \"\"\n",
+                "would both define PT_K_F_X",
+            ),
+            (
+                "[[field]]\nname = \"f\"\ntype = \"enum\"\ndoc = \"\"\n[[field.value]]\nname = \"a1\"\nvalue = 1\ndoc = \"\"\n\
+                 [[field.value]]\nname = \"a_1\"\nvalue = 2\ndoc = \"\"\n",
+                "must be a new snake_case name",
+            ),
+            (
+                (0..9).map(|i| format!("[[counter]]\nname = \"c{i}\"\ndoc = \"\"\n")).collect::<String>().leak(),
+                "9 counters",
+            ),
         ];
         for (extra, want) in cases {
             let e = one(&format!("{BASE}{extra}")).unwrap_err();
