@@ -52,12 +52,13 @@ lint() {
     echo "dev.sh: rustfmt and clippy are needed: rustup component add rustfmt clippy" >&2
     exit 1
   fi
-  echo "dev.sh: cargo fmt --check, clang-format, cargo clippy -D warnings" >&2
+  echo "dev.sh: cargo fmt --check, clang-format, cargo clippy and cargo doc -D warnings" >&2
   cargo fmt --all --check
   c_files=$(find c tests/fixtures bench -name '*.c' -o -name '*.h' | sort)
   # shellcheck disable=SC2086
   clang-format-19 --dry-run --Werror --style=file $c_files
   cargo clippy --release --workspace --all-targets --quiet -- -D warnings
+  RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --quiet
 }
 
 # Replaces the section between <!-- bench-NAME --> and <!-- /bench-NAME -->

@@ -3,7 +3,7 @@
  * example.c - standalone JSON-lines dumper on libproctap.a.
  *
  *   ./example [--duration SECONDS] [--pid PID]... [--comm PREFIX]
- *             [--argv-max BYTES] [--thread-exits]
+ *             [--argv-max BYTES] [--thread-exits] [--fork]
  *
  * One JSON object per event on stdout (proctap_format_json: the same output
  * as the Rust dumper), flushed per batch; final stats as one JSON line on
@@ -81,7 +81,7 @@ static struct proctap_buf *swap(void *ctx, struct proctap_buf *filled, int last)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: example [--duration SECONDS] [--pid PID]... [--comm PREFIX]\n"
-		   "               [--argv-max BYTES] [--thread-exits]\n");
+		   "               [--argv-max BYTES] [--thread-exits] [--fork]\n");
 }
 
 static int parse_u32(const char *s, const char *what, __u32 *out)
@@ -121,6 +121,7 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 		{ "comm", required_argument, NULL, 'c' },
 		{ "argv-max", required_argument, NULL, 'a' },
 		{ "thread-exits", no_argument, NULL, 't' },
+		{ "fork", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -156,9 +157,19 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 				return 2;
 			proctap_config_knob(cfg, PT_KNOB_ARGV_MAX, v);
 			break;
-		case 't': cfg->thread_exits = 1; break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); return 2;
+		case 't':
+			cfg->thread_exits = 1;
+			break;
+		case 'f': /* each option adds its kind to exec and exit */
+			cfg->events |= PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_EXIT) |
+				       PROCTAP_EVENT(PT_KIND_FORK);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc) {

@@ -3,7 +3,7 @@
 //! level.
 //!
 //!     cargo run --release --example dump -- [--duration SECONDS] [--pid PID]...
-//!         [--comm PREFIX] [--argv-max BYTES] [--thread-exits]
+//!         [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork]
 //!
 //! It stops on SIGINT, SIGTERM or after --duration (0: load, attach and stop
 //! at once), and always prints the stats. Exit status: 0; 1 when tracing or
@@ -15,7 +15,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use proctap::{Config, Error, Stats, Tracer};
+use proctap::{Config, Error, EventKind, Stats, Tracer};
 
 /// The final stats line: the C example's keys, then every counter.
 #[derive(serde::Serialize)]
@@ -59,7 +59,7 @@ impl StatsLine {
 }
 
 const USAGE: &str =
-    "usage: dump [--duration SECONDS] [--pid PID]... [--comm PREFIX] [--argv-max BYTES] [--thread-exits]";
+    "usage: dump [--duration SECONDS] [--pid PID]... [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork]";
 
 fn parse_args() -> Result<(Config, Option<Duration>), String> {
     let mut config = Config::new();
@@ -72,6 +72,7 @@ fn parse_args() -> Result<(Config, Option<Duration>), String> {
             "--comm" => config = config.comm_prefix(args.value("--comm")?),
             "--argv-max" => config = config.argv_max(args.number("--argv-max")?),
             "--thread-exits" => config = config.thread_exits(true),
+            "--fork" => config = config.event(EventKind::Fork, true),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);

@@ -38,10 +38,9 @@ pub mod profile;
 pub use binding::monotonic_ns;
 pub use config::{Config, ExitProbe, Profiler, SyntheticSource, SyntheticTransport};
 pub use error::Error;
-pub use event::{
-    Args, Argv, BuildId, Comm, Errno, Event, EventKind, Events, Exec, Exit, KernelStack, Lost, StackSample, Synthetic,
-    Trigger, TriggerReason, UserFrame, UserStack, WallTime,
-};
+// The event types: those generated from the registry (one per kind, with
+// their enums, `Event` and `EventKind`) and the value types they are made of.
+pub use event::*;
 pub use tracer::{Batch, KindStats, Stats, StopHandle, Targets, Tracer};
 
 /// Encoding of records as the C loader writes them, and the C library's

@@ -15,6 +15,10 @@ fn exec(pid: u32, ts_ns: u64, ppid: u32, uid: u32, comm: &[u8], filename: &[u8],
         ns_pid: pid,
         cgroup_id: 1,
         comm: Comm::new(comm),
+        code_start: 0,
+        code_end: 0,
+        exe_dev: 0,
+        exe_ino: 0,
         argv_size: argv.len() as u32,
         filename: filename.to_vec(),
         argv: Argv(argv.to_vec()),
@@ -146,7 +150,7 @@ fn json_matches_the_documented_format() {
         .collect();
     assert_eq!(
         got[0],
-        r#"{"type":"exec","ts_ns":1500000000,"time":"2023-11-14T22:13:20.500000000Z","pid":42,"tid":42,"ppid":7,"uid":0,"gid":0,"ns_pid":42,"cgroup_id":1,"comm":"true","filename":"/bin/true","argv":["/bin/true","",{"hex":"ff"}],"argv_truncated":false,"data_lost":false}"#
+        r#"{"type":"exec","ts_ns":1500000000,"time":"2023-11-14T22:13:20.500000000Z","pid":42,"tid":42,"ppid":7,"uid":0,"gid":0,"ns_pid":42,"cgroup_id":1,"comm":"true","code_start":0,"code_end":0,"exe_dev":0,"exe_ino":0,"filename":"/bin/true","argv":["/bin/true","",{"hex":"ff"}],"argv_truncated":false,"data_lost":false}"#
     );
     assert_eq!(
         got[1],

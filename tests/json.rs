@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 use proctap::testing::{format_json, RecordWriter};
 use proctap::{
-    Argv, Comm, Errno, Event, EventKind, Events, Exec, Exit, KernelStack, Lost, StackSample, Synthetic, Trigger,
+    Argv, Comm, Errno, Event, EventKind, Events, Exec, Exit, Fork, KernelStack, Lost, StackSample, Synthetic, Trigger,
     TriggerReason, UserStack, WallTime,
 };
 
@@ -31,8 +31,15 @@ fn errno() -> impl Strategy<Value = Option<Errno>> {
 }
 
 fn exec() -> impl Strategy<Value = Event> {
-    (any::<(u64, u32, u32, u32, u32, u32, u32, u64)>(), comm(), bytes(300), bytes(600), any::<[bool; 4]>()).prop_map(
-        |((ts_ns, pid, tid, ppid, uid, gid, ns_pid, cgroup_id), comm, filename, argv, f)| {
+    (
+        any::<(u64, u32, u32, u32, u32, u32, u32, u64)>(),
+        any::<[u64; 4]>(),
+        comm(),
+        bytes(300),
+        bytes(600),
+        any::<[bool; 4]>(),
+    )
+        .prop_map(|((ts_ns, pid, tid, ppid, uid, gid, ns_pid, cgroup_id), layout, comm, filename, argv, f)| {
             Event::Exec(Exec {
                 ts_ns,
                 time: WallTime::default(),
@@ -44,6 +51,10 @@ fn exec() -> impl Strategy<Value = Event> {
                 ns_pid,
                 cgroup_id,
                 comm,
+                code_start: layout[0],
+                code_end: layout[1],
+                exe_dev: layout[2],
+                exe_ino: layout[3],
                 argv_size: argv.len() as u32,
                 filename: if f[3] { Vec::new() } else { filename },
                 argv: Argv(if f[3] { Vec::new() } else { argv }),
@@ -52,8 +63,7 @@ fn exec() -> impl Strategy<Value = Event> {
                 argv_fault: f[2],
                 data_lost: f[3],
             })
-        },
-    )
+        })
 }
 
 fn exit() -> impl Strategy<Value = Event> {
@@ -139,6 +149,14 @@ fn trigger() -> impl Strategy<Value = Event> {
     )
 }
 
+fn fork() -> impl Strategy<Value = Event> {
+    (any::<(u64, u32, u32, u32, u32, u32)>(), comm(), any::<bool>()).prop_map(
+        |((ts_ns, pid, tid, ppid, child_pid, child_tid), comm, thread)| {
+            Event::Fork(Fork { ts_ns, time: WallTime::default(), pid, tid, ppid, comm, child_pid, child_tid, thread })
+        },
+    )
+}
+
 fn lost() -> impl Strategy<Value = Event> {
     let kernel_kinds: Vec<EventKind> = EventKind::ALL.into_iter().filter(|k| *k != EventKind::Lost).collect();
     (any::<u64>(), proptest::sample::select(kernel_kinds), any::<u64>())
@@ -163,7 +181,7 @@ fn synthetic() -> impl Strategy<Value = Event> {
 }
 
 fn event() -> impl Strategy<Value = Event> {
-    prop_oneof![exec(), exit(), sample(), trigger(), lost(), synthetic()]
+    prop_oneof![exec(), exit(), fork(), sample(), trigger(), lost(), synthetic()]
 }
 
 /// The event as decoding gives it back: derived fields filled in.
@@ -179,6 +197,7 @@ fn as_decoded(mut event: Event, offset: i64) -> Event {
         Event::Trigger(t) => t.time = time,
         Event::Lost(l) => l.time = time,
         Event::Synthetic(s) => s.time = time,
+        Event::Fork(f) => f.time = time,
         _ => unreachable!("a kind this test does not generate"),
     }
     event
@@ -231,6 +250,10 @@ fn the_c_printer_refuses_records_that_break_their_declaration() {
         ns_pid: 1,
         cgroup_id: 1,
         comm: Comm::new(b"x"),
+        code_start: 0,
+        code_end: 0,
+        exe_dev: 0,
+        exe_ino: 0,
         argv_size: 0,
         filename: vec![b'f'; 300],
         argv: Argv(Vec::new()),

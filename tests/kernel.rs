@@ -5,6 +5,7 @@ mod common;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::Duration;
 
@@ -70,6 +71,14 @@ fn exec_events_carry_exact_argv() {
         assert_ne!(e.cgroup_id, 0, "{name}: cgroup id");
         assert_eq!(e.comm.as_bytes(), b"true", "{name}: comm");
         assert_eq!(e.filename, b"/bin/true", "{name}: filename");
+        let exe = std::fs::metadata("/bin/true").unwrap();
+        assert_eq!((e.exe_dev, e.exe_ino), (exe.dev(), exe.ino()), "{name}: the executable, as stat(2) names it");
+        assert!(
+            0 < e.code_start && e.code_start < e.code_end,
+            "{name}: code range {:#x}..{:#x}",
+            e.code_start,
+            e.code_end
+        );
         assert!(!e.data_lost, "{name}: data lost");
         assert_eq!(e.argv_size as usize, want.len(), "{name}: argv size");
         if want.len() > cap {
@@ -348,4 +357,80 @@ fn exits_follow_the_process_whatever_its_threads_call_themselves() {
     assert_eq!((x.comm.as_bytes(), x.exit_code), (&b"ptrename"[..], 7));
     let stats = tracer.stop().unwrap();
     assert_eq!(stats.exit().counter("untracked"), Some(0));
+}
+
+/// Every fork of a traced process, threads flagged; the tracer's own forks
+/// never (it forks the test programs themselves here).
+#[test]
+fn forks_report_new_processes_and_threads_but_not_the_tracers_own() {
+    let exe = common::fixture::build_c("forker.c", "ptforker");
+    let me = std::process::id();
+    let config = Config::new().exec(false).exit(false).event(proctap::EventKind::Fork, true);
+    let Some(named) = common::start(&config.clone().comm_prefix("ptforker")) else { return };
+    let Some(everything) = common::start(&config) else { return };
+    let out = Command::new(&exe).output().unwrap();
+    assert!(out.status.success());
+    let pid = {
+        // The forker's pid: the parent of the children it printed.
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut threads = Vec::new();
+        let mut children = Vec::new();
+        for line in text.lines() {
+            let (what, id) = line.split_once(' ').unwrap();
+            let id: u32 = id.parse().unwrap();
+            if what == "thread" {
+                threads.push(id)
+            } else {
+                children.push(id)
+            }
+        }
+        (threads, children)
+    };
+    let (threads, children) = pid;
+    let forks_of = |tracer: &proctap::Tracer| {
+        let want = threads.len() + children.len();
+        let got = common::collect_until(
+            tracer,
+            TIMEOUT,
+            |e| matches!(e, Event::Fork(f) if f.comm.as_bytes() == b"ptforker"),
+            |g| g.len() >= want,
+        );
+        let late = common::collect_until(
+            tracer,
+            Duration::from_millis(300),
+            |e| matches!(e, Event::Fork(f) if f.comm.as_bytes() == b"ptforker"),
+            |_| false,
+        );
+        got.into_iter()
+            .chain(late)
+            .map(|e| match e {
+                Event::Fork(f) => f,
+                _ => unreachable!(),
+            })
+            .collect::<Vec<_>>()
+    };
+    for (name, tracer) in [("comm filter", &named), ("no filter", &everything)] {
+        let forks = forks_of(tracer);
+        assert_eq!(forks.len(), threads.len() + children.len(), "{name}: {forks:?}");
+        let forker = forks[0].pid;
+        for f in &forks {
+            assert_eq!((f.pid, f.ppid, f.comm.as_bytes()), (forker, me, &b"ptforker"[..]), "{name}: {f:?}");
+            if f.thread {
+                assert_eq!(f.child_pid, forker, "{name}: a thread belongs to the forker");
+                assert!(threads.contains(&f.child_tid), "{name}: thread {} printed: {threads:?}", f.child_tid);
+            } else {
+                assert_eq!(f.child_pid, f.child_tid, "{name}: a new process' first thread");
+                assert!(children.contains(&f.child_pid), "{name}: child {} printed: {children:?}", f.child_pid);
+            }
+        }
+        assert_eq!(forks.iter().filter(|f| f.thread).count(), 3, "{name}");
+    }
+    // This process forked the forker: the tracer's own process is left out.
+    let own = common::collect_until(
+        &everything,
+        Duration::from_millis(200),
+        |e| matches!(e, Event::Fork(f) if f.pid == me),
+        |_| false,
+    );
+    assert!(own.is_empty(), "the tracer's own forks: {own:?}");
 }

@@ -373,3 +373,54 @@ fn profile_checks_its_output_directory_before_sampling() {
     assert_eq!(status.and_then(|s| s.code()), Some(1), "fails at once, before sampling: {err}");
     assert!(err.contains("cannot write into --out /proc/1"), "{err}");
 }
+
+/// The keys of a JSON object, in the order the line has them.
+fn top_level_keys(line: &str) -> Vec<String> {
+    let (mut keys, mut depth, mut in_str, mut escaped, mut start) = (Vec::new(), 0, false, false, 0);
+    for (i, c) in line.char_indices() {
+        match (in_str, c) {
+            (true, _) if escaped => escaped = false,
+            (true, '\\') => escaped = true,
+            (true, '"') => {
+                in_str = false;
+                if depth == 1 && line[i + 1..].starts_with(':') {
+                    keys.push(line[start..i].to_string());
+                }
+            }
+            (false, '"') => (in_str, start) = (true, i + 1),
+            (false, '{' | '[') => depth += 1,
+            (false, '}' | ']') => depth -= 1,
+            _ => {}
+        }
+    }
+    keys
+}
+
+#[test]
+fn fork_events_in_both_dumpers() {
+    let exe = common::fixture::build_c("forker.c", "ptforkdump");
+    for dumper in dumpers() {
+        let mut child = spawn_piped(&dumper, &os(&["--fork", "--comm", "ptforkdump", "--duration", "3"]));
+        std::thread::sleep(Duration::from_millis(1500));
+        let run = Command::new(&exe).output().unwrap();
+        assert!(run.status.success());
+        let mut out = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        let status = wait_for(&mut child, Duration::from_secs(30));
+        let (err, _) = stats_of(&mut child);
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{}: {err}", dumper.display());
+        let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("{\"type\":\"fork\"")).collect();
+        let forks: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let keys = top_level_keys(lines[0]);
+        assert_eq!(
+            keys,
+            ["type", "ts_ns", "time", "pid", "tid", "ppid", "comm", "child_pid", "child_tid", "thread"],
+            "{}",
+            dumper.display()
+        );
+        assert_eq!(forks.iter().filter(|f| f["thread"] == true).count(), 3, "{}: {forks:?}", dumper.display());
+        assert_eq!(forks.iter().filter(|f| f["thread"] == false).count(), 2, "{}: {forks:?}", dumper.display());
+        // Exec and exit stay on.
+        assert!(out.lines().any(|l| l.contains("\"type\":\"exec\"")), "{}", dumper.display());
+    }
+}

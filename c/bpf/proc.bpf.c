@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * proc.bpf.c - process lifecycle: exec and exit, and the naming decisions of
- * the command-name filter (lib/filter.bpf.h).
+ * proc.bpf.c - process lifecycle: exec, fork and exit, and the naming
+ * decisions of the command-name filter (lib/filter.bpf.h).
  *
  * All attach as BTF tracepoints (tp_btf), which need neither kprobes nor a
  * mounted tracefs.
@@ -14,7 +14,8 @@
 #include "lib/filter.bpf.h"
 
 /* Set by the loader before load. */
-const volatile bool pt_exec_events = true; /* false: pt_exec only decides names */
+const volatile bool pt_exec_events = true;  /* false: pt_exec only decides names */
+const volatile bool pt_fork_events = false; /* false: pt_fork only decides names */
 const volatile bool pt_thread_exits = false;
 
 /* A process matched the prefix but pt_named is full: its exit will be missed. */
@@ -24,6 +25,17 @@ static __always_inline void pt_count_untracked(void)
 
 	if (pt_emit_init(&e))
 		pt_exit_count_untracked(&e);
+}
+
+/* The executable's device (as stat(2) encodes it) and inode. */
+static __always_inline void pt_exec_file(struct pt_exec *r, struct linux_binprm *bprm)
+{
+	struct inode *inode = BPF_CORE_READ(bprm, file, f_inode);
+	__u64 dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	__u64 major = dev >> 20, minor = dev & 0xfffff;
+
+	r->exe_dev = (minor & 0xff) | (major << 8) | ((minor & ~0xffull) << 12);
+	r->exe_ino = BPF_CORE_READ(inode, i_ino);
 }
 
 /* Copies filename and argv; the reservation is trimmed to what was written. */
@@ -38,6 +50,9 @@ static __always_inline void pt_exec_data(struct pt_emit *e, struct pt_exec *r,
 	long n;
 
 	r->argv_size = argv_size > 0xffffffffULL ? 0xffffffffU : argv_size;
+	r->code_start = BPF_CORE_READ(mm, start_code);
+	r->code_end = BPF_CORE_READ(mm, end_code);
+	pt_exec_file(r, bprm);
 	if (!pt_exec_reserve(e, PT_EXEC_FILENAME_CAP + want))
 		return;
 	n = pt_exec_filename_kstr(e, BPF_CORE_READ(bprm, filename));
@@ -90,18 +105,45 @@ int BPF_PROG(pt_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	return 0;
 }
 
-/* A new process is named after the thread that forked it. */
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(pt_fork_name, struct task_struct *parent, struct task_struct *child)
+/* Reports a fork of a traced process (not the tracer's own). */
+static __always_inline void pt_fork_report(struct task_struct *parent, struct task_struct *child,
+					   __u32 ptgid, __u32 ctgid)
 {
-	__u32 tgid = BPF_CORE_READ(child, tgid);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct pt_emit e;
+	struct pt_fork *r;
+
+	if (ptgid == pt_self_tgid || !pt_process_traced(ptgid, pt_process_start(parent)))
+		return;
+	r = pt_fork_open(&e, pid_tgid);
+	if (!r)
+		return;
+	r->ppid = BPF_CORE_READ(parent, real_parent, tgid);
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	r->child_pid = ctgid;
+	r->child_tid = BPF_CORE_READ(child, pid);
+	if (ptgid == ctgid)
+		pt_fork_set_thread(&e);
+	pt_fork_commit(&e);
+}
+
+/* A fork: reported when asked, and a new process is named after the thread
+ * that forked it (the command-name filter decides for it). */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(pt_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
 	char comm[PT_COMM_LEN];
 
-	if (tgid == BPF_CORE_READ(parent, tgid))
-		return 0; /* a new thread, not a new process */
-	bpf_core_read(comm, sizeof(comm), &child->comm);
-	if (pt_name_matches(comm) && !pt_name_decide(tgid, BPF_CORE_READ(child, start_time), true))
-		pt_count_untracked();
+	if (ptgid != ctgid && pt_track_names) {
+		bpf_core_read(comm, sizeof(comm), &child->comm);
+		if (pt_name_matches(comm) &&
+		    !pt_name_decide(ctgid, BPF_CORE_READ(child, start_time), true))
+			pt_count_untracked();
+	}
+	if (pt_fork_events)
+		pt_fork_report(parent, child, ptgid, ctgid);
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include "internal.h"
@@ -56,9 +57,11 @@ static int proc_check(const struct proctap_config *c, struct proctap_error *err)
 	return PROCTAP_OK;
 }
 
+/* A prefix needs the per-process decision for every kind but exec. */
 static bool proc_tracks_names(const struct proctap_config *c)
 {
-	return c->comm_prefix_len && (c->events & PROCTAP_EVENT(PT_KIND_EXIT));
+	return c->comm_prefix_len &&
+	       (c->events & (PROCTAP_EVENT(PT_KIND_EXIT) | PROCTAP_EVENT(PT_KIND_FORK)));
 }
 
 static int proc_configure(struct proctap *pt, struct proctap_error *err)
@@ -67,12 +70,15 @@ static int proc_configure(struct proctap *pt, struct proctap_error *err)
 	struct proctap_bpf *s = pt->skel;
 	bool exec = c->events & PROCTAP_EVENT(PT_KIND_EXEC);
 	bool exit = c->events & PROCTAP_EVENT(PT_KIND_EXIT);
+	bool fork = c->events & PROCTAP_EVENT(PT_KIND_FORK);
 	bool names = proc_tracks_names(c);
 	__u32 probe = c->exit_probe;
 
 	if (probe == PROCTAP_EXIT_AUTO)
 		probe = proc_exit_has_group_dead() ? PROCTAP_EXIT_GROUP_DEAD : PROCTAP_EXIT_LIVE;
 	s->rodata->pt_exec_events = exec;
+	s->rodata->pt_fork_events = fork;
+	s->rodata->pt_self_tgid = getpid();
 	s->rodata->pt_thread_exits = c->thread_exits != 0;
 	s->rodata->pt_filter_pids = c->npids > 0;
 	s->rodata->pt_comm_prefix_len = c->comm_prefix_len;
@@ -80,7 +86,7 @@ static int proc_configure(struct proctap *pt, struct proctap_error *err)
 	s->rodata->pt_track_names = names;
 	/* Exec decides names even when exec events are off. */
 	pt_set_autoload(pt, "pt_exec", exec || names);
-	pt_set_autoload(pt, "pt_fork_name", names);
+	pt_set_autoload(pt, "pt_fork", fork || names);
 	pt_set_autoload(pt, "pt_exit", exit && probe == PROCTAP_EXIT_GROUP_DEAD);
 	pt_set_autoload(pt, "pt_exit_live", exit && probe == PROCTAP_EXIT_LIVE);
 	/* Maps only the code this config reaches uses (libbpf poisons the

@@ -71,8 +71,8 @@ impl<'a> Iterator for Events<'a> {
 }
 
 /// Record encoding for tests and benchmarks: the bytes the C loader appends
-/// to caller buffers.
-pub mod testing {
+/// to caller buffers (public as `proctap::testing`).
+pub(crate) mod testing {
     use super::Event;
 
     /// Appends records to an 8-byte aligned run of bytes.

@@ -7,7 +7,7 @@ use crate::error::Error;
 
 use super::Shared;
 
-/// The profiler's targets of a running tracer ([`Tracer::targets`]).
+/// The profiler's targets of a running tracer ([`Tracer::targets`](crate::Tracer::targets)).
 /// Operations on a stopped tracer, or one started without
 /// [`Config::profile`](crate::Config::profile), fail with [`Error::Target`].
 #[derive(Clone)]

@@ -23,8 +23,12 @@
 const volatile bool pt_filter_pids __weak = false;
 const volatile __u32 pt_comm_prefix_len __weak = 0;
 const volatile char pt_comm_prefix[PT_COMM_LEN] __weak = {};
-/* Whether exits need pt_named (a prefix is set and exits are traced). */
+/* Whether pt_named is kept (a prefix is set and a kind needs the process'
+ * decision after its exec: exits, forks). */
 const volatile bool pt_track_names __weak = false;
+/* The tracer's own process: never traced by the kinds that could feed its
+ * own work back into the stream (its forks, its writes, its files). */
+const volatile __u32 pt_self_tgid __weak = 0;
 
 /* Traced tgids when pt_filter_pids is set. Whole-process exits remove theirs. */
 struct {

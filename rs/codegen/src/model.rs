@@ -12,7 +12,7 @@ pub enum FieldType {
         bits: u32,
         signed: bool,
     },
-    /// char[16]: a task's command name.
+    /// `char[16]`: a task's command name.
     Comm,
     /// u32 task->exit_code: exit_code, signal, core_dumped.
     ExitStatus,
