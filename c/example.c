@@ -3,7 +3,7 @@
  * example.c - standalone JSON-lines dumper on libproctap.a.
  *
  *   ./example [--duration SECONDS] [--pid PID]... [--comm PREFIX]
- *             [--argv-max BYTES] [--thread-exits] [--fork]
+ *             [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs]
  *
  * One JSON object per event on stdout (proctap_format_json: the same output
  * as the Rust dumper), flushed per batch; final stats as one JSON line on
@@ -80,8 +80,9 @@ static struct proctap_buf *swap(void *ctx, struct proctap_buf *filled, int last)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: example [--duration SECONDS] [--pid PID]... [--comm PREFIX]\n"
-		   "               [--argv-max BYTES] [--thread-exits] [--fork]\n");
+	fprintf(f,
+		"usage: example [--duration SECONDS] [--pid PID]... [--comm PREFIX]\n"
+		"               [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs]\n");
 }
 
 static int parse_u32(const char *s, const char *what, __u32 *out)
@@ -122,6 +123,7 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 		{ "argv-max", required_argument, NULL, 'a' },
 		{ "thread-exits", no_argument, NULL, 't' },
 		{ "fork", no_argument, NULL, 'f' },
+		{ "failed-execs", no_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -163,6 +165,10 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 		case 'f': /* each option adds its kind to exec and exit */
 			cfg->events |= PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_EXIT) |
 				       PROCTAP_EVENT(PT_KIND_FORK);
+			break;
+		case 'x':
+			cfg->events |= PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_EXIT) |
+				       PROCTAP_EVENT(PT_KIND_EXEC_FAILED);
 			break;
 		case 'h':
 			usage(stdout);

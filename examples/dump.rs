@@ -3,7 +3,7 @@
 //! level.
 //!
 //!     cargo run --release --example dump -- [--duration SECONDS] [--pid PID]...
-//!         [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork]
+//!         [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs]
 //!
 //! It stops on SIGINT, SIGTERM or after --duration (0: load, attach and stop
 //! at once), and always prints the stats. Exit status: 0; 1 when tracing or
@@ -59,7 +59,8 @@ impl StatsLine {
 }
 
 const USAGE: &str =
-    "usage: dump [--duration SECONDS] [--pid PID]... [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork]";
+    "usage: dump [--duration SECONDS] [--pid PID]... [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork] \
+                     [--failed-execs]";
 
 fn parse_args() -> Result<(Config, Option<Duration>), String> {
     let mut config = Config::new();
@@ -73,6 +74,7 @@ fn parse_args() -> Result<(Config, Option<Duration>), String> {
             "--argv-max" => config = config.argv_max(args.number("--argv-max")?),
             "--thread-exits" => config = config.thread_exits(true),
             "--fork" => config = config.event(EventKind::Fork, true),
+            "--failed-execs" => config = config.event(EventKind::ExecFailed, true),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);

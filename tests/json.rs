@@ -10,8 +10,8 @@ use proptest::prelude::*;
 
 use proctap::testing::{format_json, RecordWriter};
 use proctap::{
-    Argv, Comm, Errno, Event, EventKind, Events, Exec, Exit, Fork, KernelStack, Lost, StackSample, Synthetic, Trigger,
-    TriggerReason, UserStack, WallTime,
+    Argv, Comm, Errno, Event, EventKind, Events, Exec, ExecFailed, Exit, Fork, KernelStack, Lost, StackSample,
+    Synthetic, Trigger, TriggerReason, UserStack, WallTime,
 };
 
 fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -157,6 +157,27 @@ fn fork() -> impl Strategy<Value = Event> {
     )
 }
 
+fn exec_failed() -> impl Strategy<Value = Event> {
+    (any::<(u64, u32, u32, u32, i32)>(), comm(), bytes(300), bytes(600), any::<[bool; 3]>()).prop_map(
+        |((ts_ns, pid, tid, ppid, errno), comm, filename, argv, f)| {
+            Event::ExecFailed(ExecFailed {
+                ts_ns,
+                time: WallTime::default(),
+                pid,
+                tid,
+                ppid,
+                comm,
+                errno,
+                filename: if f[2] { Vec::new() } else { filename },
+                argv: Argv(if f[2] { Vec::new() } else { argv }),
+                filename_truncated: f[0],
+                argv_truncated: f[1],
+                data_lost: f[2],
+            })
+        },
+    )
+}
+
 fn lost() -> impl Strategy<Value = Event> {
     let kernel_kinds: Vec<EventKind> = EventKind::ALL.into_iter().filter(|k| *k != EventKind::Lost).collect();
     (any::<u64>(), proptest::sample::select(kernel_kinds), any::<u64>())
@@ -181,7 +202,7 @@ fn synthetic() -> impl Strategy<Value = Event> {
 }
 
 fn event() -> impl Strategy<Value = Event> {
-    prop_oneof![exec(), exit(), fork(), sample(), trigger(), lost(), synthetic()]
+    prop_oneof![exec(), exit(), fork(), exec_failed(), sample(), trigger(), lost(), synthetic()]
 }
 
 /// The event as decoding gives it back: derived fields filled in.
@@ -198,6 +219,7 @@ fn as_decoded(mut event: Event, offset: i64) -> Event {
         Event::Lost(l) => l.time = time,
         Event::Synthetic(s) => s.time = time,
         Event::Fork(f) => f.time = time,
+        Event::ExecFailed(f) => f.time = time,
         _ => unreachable!("a kind this test does not generate"),
     }
     event

@@ -434,3 +434,38 @@ fn forks_report_new_processes_and_threads_but_not_the_tracers_own() {
     );
     assert!(own.is_empty(), "the tracer's own forks: {own:?}");
 }
+
+/// An exec that fails is an event with its errno and what was tried.
+#[test]
+fn failed_execs_carry_the_errno_and_the_arguments_tried() {
+    let config = Config::new().exec(false).exit(false).event(proctap::EventKind::ExecFailed, true);
+    let Some(tracer) = common::start(&config) else { return };
+    let dir = std::env::temp_dir().join(format!("proctap-noexec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let noexec = dir.join("ptnoexec");
+    std::fs::write(&noexec, "#!/bin/sh\n").unwrap(); // mode 0644: not executable
+    let missing = "/nonexistent-proctap/ptnope";
+    assert!(Command::new(missing).args(["a", "bb", ""]).spawn().is_err());
+    assert!(Command::new(&noexec).arg("x").spawn().is_err());
+    let long = "y".repeat(1000);
+    assert!(Command::new(missing).arg(&long).arg("after").spawn().is_err());
+    let failed = |e: &Event<&[u8]>| matches!(e, Event::ExecFailed(_));
+    let got = common::collect_until(&tracer, TIMEOUT, failed, |g| g.len() >= 3);
+    let fails: Vec<&proctap::ExecFailed> =
+        got.iter().filter_map(|e| if let Event::ExecFailed(f) = e { Some(f) } else { None }).collect();
+    let me = std::process::id();
+    let args = |f: &proctap::ExecFailed| f.argv.iter().map(|a| a.to_vec()).collect::<Vec<_>>();
+    let enoent: Vec<_> = fails.iter().filter(|f| f.filename == missing.as_bytes()).collect();
+    assert_eq!(enoent.len(), 2, "{fails:?}");
+    assert_eq!((enoent[0].errno, enoent[0].ppid), (2, me));
+    assert_ne!(enoent[0].pid, me, "the child that tried, not the tracer");
+    assert_eq!(args(enoent[0]), [&b"/nonexistent-proctap/ptnope"[..], b"a", b"bb", b""]);
+    assert!(!enoent[0].argv_truncated);
+    // Each argument is kept up to 255 bytes; the cut is flagged.
+    assert_eq!(args(enoent[1])[1], vec![b'y'; 255]);
+    assert_eq!(args(enoent[1])[2], b"after");
+    assert!(enoent[1].argv_truncated);
+    let eacces = fails.iter().find(|f| f.filename == noexec.as_os_str().as_bytes()).expect("the EACCES exec");
+    assert_eq!(eacces.errno, 13);
+    let _ = std::fs::remove_dir_all(&dir);
+}

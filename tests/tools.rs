@@ -424,3 +424,44 @@ fn fork_events_in_both_dumpers() {
         assert!(out.lines().any(|l| l.contains("\"type\":\"exec\"")), "{}", dumper.display());
     }
 }
+
+#[test]
+fn failed_execs_in_both_dumpers() {
+    for dumper in dumpers() {
+        let mut child = spawn_piped(&dumper, &os(&["--failed-execs", "--duration", "3"]));
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(Command::new("/nonexistent-proctap/ptdumpfail").args(["one", "two"]).spawn().is_err());
+        let mut out = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        let status = wait_for(&mut child, Duration::from_secs(30));
+        let (err, _) = stats_of(&mut child);
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{}: {err}", dumper.display());
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("{\"type\":\"exec_failed\"") && l.contains("ptdumpfail"))
+            .unwrap_or_else(|| panic!("{}: no failed exec in {out}", dumper.display()));
+        let keys = top_level_keys(line);
+        assert_eq!(
+            keys,
+            [
+                "type",
+                "ts_ns",
+                "time",
+                "pid",
+                "tid",
+                "ppid",
+                "comm",
+                "errno",
+                "filename",
+                "argv",
+                "argv_truncated",
+                "data_lost"
+            ],
+            "{}",
+            dumper.display()
+        );
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(e["errno"], 2);
+        assert_eq!(e["argv"], serde_json::json!(["/nonexistent-proctap/ptdumpfail", "one", "two"]));
+    }
+}

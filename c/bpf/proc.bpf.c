@@ -14,9 +14,24 @@
 #include "lib/filter.bpf.h"
 
 /* Set by the loader before load. */
-const volatile bool pt_exec_events = true;  /* false: pt_exec only decides names */
-const volatile bool pt_fork_events = false; /* false: pt_fork only decides names */
+const volatile bool pt_exec_events = true;    /* false: pt_exec only decides names */
+const volatile bool pt_fork_events = false;   /* false: pt_fork only decides names */
+const volatile bool pt_exec_failures = false; /* failed execs are reported */
 const volatile bool pt_thread_exits = false;
+
+/* Arguments of an exec attempt, kept by thread until it returns. */
+struct pt_exec_try {
+	__u64 filename; /* user pointers, as the syscall got them */
+	__u64 argv;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct pt_exec_try);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+} pt_exec_tries SEC(".maps");
 
 /* A process matched the prefix but pt_named is full: its exit will be missed. */
 static __always_inline void pt_count_untracked(void)
@@ -76,6 +91,11 @@ int BPF_PROG(pt_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	struct pt_emit e;
 	struct pt_exec *r;
 
+	if (pt_exec_failures) {
+		__u32 tried = old_pid; /* the thread id the attempt was kept under */
+
+		bpf_map_delete_elem(&pt_exec_tries, &tried);
+	}
 	if (!pt_pid_traced(tgid))
 		return 0;
 	bpf_get_current_comm(comm, sizeof(comm));
@@ -226,4 +246,123 @@ int BPF_PROG(pt_exit_live, struct task_struct *task)
 		gone = bpf_map_update_elem(&pt_exit_seen, &key, &one, BPF_NOEXIST) == 0;
 	}
 	return pt_on_exit(task, gone);
+}
+
+/*
+ * Failed execs. The execve and execveat syscall tracepoints (classic ones:
+ * the loader mounts tracefs when it must) bracket each attempt: the entry
+ * keeps the arguments of a traced process' attempt by thread, the exit
+ * reports the attempt when it returned an error. A successful exec forgets
+ * them (sched_process_exec: under the thread id it had before, as a thread
+ * that is not the leader takes the leader's id when it execs).
+ */
+/* Arguments of a failed exec read at most (each a piece of the argv field). */
+#define PT_FAILED_ARGS_MAX 64
+
+struct pt_argv_loop {
+	struct pt_emit *e;
+	const char *const *argv;
+};
+
+/* One argument of a failed exec (a bpf_loop step: 1 stops). */
+static long pt_exec_failed_arg(__u64 i, void *ctx)
+{
+	struct pt_argv_loop *x = ctx;
+	const char *arg = NULL;
+	char next;
+	long n;
+
+	if (bpf_probe_read_user(&arg, sizeof(arg), &x->argv[i]) || !arg)
+		return 1;
+	n = pt_exec_failed_argv_upiece(x->e, arg);
+	if (n < 0) {
+		pt_exec_failed_set_argv_truncated(x->e); /* no room, or unreadable */
+		return 1;
+	}
+	/* A piece that filled PT_PIECE_MAX was cut unless its NUL came there. */
+	if (n == PT_PIECE_MAX && (bpf_probe_read_user(&next, 1, arg + PT_PIECE_MAX - 1) || next))
+		pt_exec_failed_set_argv_truncated(x->e);
+	return 0;
+}
+
+/* Appends argv[0..], pointer by pointer; flags what it could not keep. */
+static __always_inline void pt_exec_failed_argv(struct pt_emit *e, const char *const *argv)
+{
+	struct pt_argv_loop x = { .e = e, .argv = argv };
+	const char *more = NULL;
+
+	if (bpf_loop(PT_FAILED_ARGS_MAX, pt_exec_failed_arg, &x, 0) == PT_FAILED_ARGS_MAX &&
+	    !bpf_probe_read_user(&more, sizeof(more), &argv[PT_FAILED_ARGS_MAX]) && more)
+		pt_exec_failed_set_argv_truncated(e);
+}
+
+/* An attempt of a traced process (not the tracer's): keep its arguments. */
+static __always_inline int pt_exec_try(__u64 filename, __u64 argv)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	struct pt_exec_try t = { .filename = filename, .argv = argv };
+	struct pt_emit e;
+
+	if (tgid == pt_self_tgid ||
+	    !pt_process_traced(tgid, pt_process_start(bpf_get_current_task_btf())))
+		return 0;
+	if (bpf_map_update_elem(&pt_exec_tries, &tid, &t, BPF_ANY) && pt_emit_init(&e))
+		pt_exec_failed_count_not_followed(&e);
+	return 0;
+}
+
+/* The attempt returned ret: report it if it failed. */
+static __always_inline int pt_exec_tried(long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	struct pt_exec_try *t = bpf_map_lookup_elem(&pt_exec_tries, &tid);
+	struct pt_exec_try tried;
+	struct task_struct *task;
+	struct pt_exec_failed *r;
+	struct pt_emit e;
+
+	if (!t)
+		return 0;
+	tried = *t;
+	bpf_map_delete_elem(&pt_exec_tries, &tid);
+	if (ret >= 0 || !(r = pt_exec_failed_open(&e, pid_tgid)))
+		return 0;
+	task = bpf_get_current_task_btf();
+	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	r->err = -ret;
+	if (pt_exec_failed_reserve(&e, PT_EXEC_FAILED_DATA_MAX)) {
+		if (pt_exec_failed_filename_ustr(&e, (const void *)tried.filename) ==
+		    PT_EXEC_FAILED_FILENAME_CAP - 1)
+			pt_exec_failed_set_filename_truncated(&e);
+		pt_exec_failed_argv(&e, (const char *const *)tried.argv);
+	}
+	pt_exec_failed_commit(&e);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_execve")
+int pt_execve_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return pt_exec_try(ctx->args[0], ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_execveat")
+int pt_execveat_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return pt_exec_try(ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_execve")
+int pt_execve_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return pt_exec_tried(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_execveat")
+int pt_execveat_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return pt_exec_tried(ctx->ret);
 }

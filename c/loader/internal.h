@@ -217,5 +217,6 @@ ssize_t pt_read_text(const char *path, char *buf, size_t size);
 int pt_online_cpus(bool *online, int n);
 int pt_proc_alive(__u32 pid, unsigned long long *start);
 int pt_proc_tgid(__u32 pid, __u32 *tgid);
+int pt_tracefs_ready(struct proctap_error *err);
 
 #endif /* PT_LOADER_INTERNAL_H */

@@ -15,7 +15,8 @@
 #include "internal.h"
 #include "proctap.skel.h"
 
-static const char *const proc_maps[] = { "pt_pids", "pt_named", "pt_exited", "pt_exit_seen", NULL };
+static const char *const proc_maps[] = { "pt_pids",	 "pt_named",	  "pt_exited",
+					 "pt_exit_seen", "pt_exec_tries", NULL };
 
 /* Does this kernel's sched_process_exit tracepoint pass group_dead? */
 static bool proc_exit_has_group_dead(void)
@@ -57,11 +58,13 @@ static int proc_check(const struct proctap_config *c, struct proctap_error *err)
 	return PROCTAP_OK;
 }
 
-/* A prefix needs the per-process decision for every kind but exec. */
+/* A prefix needs the per-process decision for every kind but exec (the
+ * others happen in a process after its exec or fork named it). */
 static bool proc_tracks_names(const struct proctap_config *c)
 {
 	return c->comm_prefix_len &&
-	       (c->events & (PROCTAP_EVENT(PT_KIND_EXIT) | PROCTAP_EVENT(PT_KIND_FORK)));
+	       (c->events & (PROCTAP_EVENT(PT_KIND_EXIT) | PROCTAP_EVENT(PT_KIND_FORK) |
+			     PROCTAP_EVENT(PT_KIND_EXEC_FAILED)));
 }
 
 static int proc_configure(struct proctap *pt, struct proctap_error *err)
@@ -71,6 +74,8 @@ static int proc_configure(struct proctap *pt, struct proctap_error *err)
 	bool exec = c->events & PROCTAP_EVENT(PT_KIND_EXEC);
 	bool exit = c->events & PROCTAP_EVENT(PT_KIND_EXIT);
 	bool fork = c->events & PROCTAP_EVENT(PT_KIND_FORK);
+	bool failures = c->events & PROCTAP_EVENT(PT_KIND_EXEC_FAILED);
+	int e;
 	bool names = proc_tracks_names(c);
 	__u32 probe = c->exit_probe;
 
@@ -78,14 +83,15 @@ static int proc_configure(struct proctap *pt, struct proctap_error *err)
 		probe = proc_exit_has_group_dead() ? PROCTAP_EXIT_GROUP_DEAD : PROCTAP_EXIT_LIVE;
 	s->rodata->pt_exec_events = exec;
 	s->rodata->pt_fork_events = fork;
+	s->rodata->pt_exec_failures = failures;
 	s->rodata->pt_self_tgid = getpid();
 	s->rodata->pt_thread_exits = c->thread_exits != 0;
 	s->rodata->pt_filter_pids = c->npids > 0;
 	s->rodata->pt_comm_prefix_len = c->comm_prefix_len;
 	memcpy((char *)s->rodata->pt_comm_prefix, c->comm_prefix, PT_COMM_LEN);
 	s->rodata->pt_track_names = names;
-	/* Exec decides names even when exec events are off. */
-	pt_set_autoload(pt, "pt_exec", exec || names);
+	/* Exec decides names (and forgets exec attempts) when its events are off. */
+	pt_set_autoload(pt, "pt_exec", exec || names || failures);
 	pt_set_autoload(pt, "pt_fork", fork || names);
 	pt_set_autoload(pt, "pt_exit", exit && probe == PROCTAP_EXIT_GROUP_DEAD);
 	pt_set_autoload(pt, "pt_exit_live", exit && probe == PROCTAP_EXIT_LIVE);
@@ -95,6 +101,10 @@ static int proc_configure(struct proctap *pt, struct proctap_error *err)
 	bpf_map__set_autocreate(s->maps.pt_pids, c->npids > 0);
 	bpf_map__set_autocreate(s->maps.pt_named, names);
 	bpf_map__set_autocreate(s->maps.pt_exited, exit && c->thread_exits && (c->npids || names));
+	bpf_map__set_autocreate(s->maps.pt_exec_tries, failures);
+	/* The syscall tracepoints of failed execs are found through tracefs. */
+	if (failures && (e = pt_tracefs_ready(err)))
+		return e;
 	return PROCTAP_OK;
 }
 

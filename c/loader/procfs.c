@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include "internal.h"
 
 /* Reads a small text file into buf, NUL-terminated. Returns its length, or -1. */
@@ -97,4 +99,26 @@ int pt_proc_alive(__u32 pid, unsigned long long *start)
 	if ((e = pt_proc_tgid(pid, &tgid)))
 		return e;
 	return tgid == pid ? 0 : -EINVAL;
+}
+
+/*
+ * Classic tracepoints are found through tracefs, which a fresh machine may
+ * not have mounted: mount it at /sys/kernel/tracing then (and leave it: it
+ * is the kernel's standard place, and others may use it meanwhile).
+ */
+int pt_tracefs_ready(struct proctap_error *err)
+{
+	if (access("/sys/kernel/tracing/events", F_OK) == 0 ||
+	    access("/sys/kernel/debug/tracing/events", F_OK) == 0)
+		return PROCTAP_OK;
+	mkdir("/sys/kernel/tracing", 0755);
+	if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL) == 0 ||
+	    access("/sys/kernel/tracing/events", F_OK) == 0)
+		return PROCTAP_OK;
+	return pt_fail(err, errno == EPERM ? PROCTAP_E_PRIVILEGE : PROCTAP_E_SYSTEM, errno, NULL,
+		       NULL,
+		       "syscall tracepoints need tracefs, which is not mounted and could not be "
+		       "mounted at /sys/kernel/tracing (%s); mount -t tracefs nodev "
+		       "/sys/kernel/tracing",
+		       strerror(errno));
 }

@@ -97,7 +97,7 @@ static __always_inline bool pt_emit_reserve(struct pt_emit *e, __u32 need, __u32
 	pos = pt_data_reserve(e->ctl, need, &e->urgent);
 	if (pos < 0) {
 		e->hdr->flags |= PT_F_DATA_LOST;
-		pt_count(&e->ctl->data_lost[e->kind], 1);
+		pt_count(&e->ctl->data_lost[e->kind & (PT_KIND_MAX - 1)], 1);
 		return false;
 	}
 	e->pos = pos;
@@ -156,6 +156,35 @@ static __always_inline long pt_emit_mem(struct pt_emit *e, __u32 *len, __u32 off
 	return n;
 }
 
+/* Bytes at most of one piece of a field made of pieces (pt_emit_piece). */
+#define PT_PIECE_MAX 256
+
+/*
+ * Appends one user string, its NUL kept, of at most PT_PIECE_MAX bytes, to a
+ * field made of several (an argv read pointer by pointer): its length grows
+ * by the piece's. Returns the piece's bytes, -ENOSPC when fewer than
+ * PT_PIECE_MAX bytes of the field's cap are left (the caller flags the
+ * field cut), or another negative errno.
+ */
+static __always_inline long pt_emit_piece(struct pt_emit *e, __u32 *len, __u32 off_max, __u32 cap,
+					  const void *src)
+{
+	__u32 off = e->used;
+	long n;
+
+	if (!e->dst || cap < PT_PIECE_MAX || off > off_max + cap - PT_PIECE_MAX ||
+	    off + PT_PIECE_MAX > e->reserved)
+		return -ENOSPC;
+	n = bpf_probe_read_user_str(e->dst + off, PT_PIECE_MAX, src);
+	if (n <= 0)
+		return n;
+	if (n > PT_PIECE_MAX)
+		n = PT_PIECE_MAX;
+	*len += n;
+	e->used = off + n;
+	return n;
+}
+
 /* Appends a stack walked by bpf_get_stack (flags as that helper takes them). */
 static __always_inline long pt_emit_stack(struct pt_emit *e, __u32 *len, __u32 off_max, __u32 cap,
 					  void *ctx, __u64 flags)
@@ -195,10 +224,10 @@ static __always_inline void pt_emit_commit(struct pt_emit *e, bool lazy)
 		h->data_pos = e->pos;
 		h->data_len = e->used;
 		h->data_span = pt_data_trim(e->ctl, e->pos, e->reserved, e->used);
-		pt_count(&e->ctl->data_bytes[e->kind], e->used);
+		pt_count(&e->ctl->data_bytes[e->kind & (PT_KIND_MAX - 1)], e->used);
 	}
 	pt_submit(h, e->size, e->urgent, lazy);
-	pt_count(&e->ctl->emitted[e->kind], 1);
+	pt_count(&e->ctl->emitted[e->kind & (PT_KIND_MAX - 1)], 1);
 }
 
 /*

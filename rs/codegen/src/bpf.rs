@@ -17,11 +17,17 @@ fn appenders(ty: DataType) -> &'static [(&'static str, &'static str, &'static st
         ("kmem", "const void *src, __u32 n", "pt_emit_mem(e, LEN, OFF, CAP, src, n, false)"),
         ("umem", "const void *src, __u32 n", "pt_emit_mem(e, LEN, OFF, CAP, src, n, true)"),
     ];
+    const ARGV: &[(&str, &str, &str)] = &[
+        ("kmem", "const void *src, __u32 n", "pt_emit_mem(e, LEN, OFF, CAP, src, n, false)"),
+        ("umem", "const void *src, __u32 n", "pt_emit_mem(e, LEN, OFF, CAP, src, n, true)"),
+        ("upiece", "const void *src", "pt_emit_piece(e, LEN, OFF, CAP, src)"),
+    ];
     const STACK: &[(&str, &str, &str)] =
         &[("get", "void *ctx, __u64 flags", "pt_emit_stack(e, LEN, OFF, CAP, ctx, flags)")];
     match ty {
         DataType::String => STR,
-        DataType::Argv | DataType::Bytes => MEM,
+        DataType::Argv => ARGV,
+        DataType::Bytes => MEM,
         DataType::KStack | DataType::UStack => STACK,
     }
 }
