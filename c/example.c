@@ -3,7 +3,7 @@
  * example.c - standalone JSON-lines dumper on libproctap.a.
  *
  *   ./example [--duration SECONDS] [--pid PID]... [--comm PREFIX]
- *             [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs]
+ *             [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]
  *
  * One JSON object per event on stdout (proctap_format_json: the same output
  * as the Rust dumper), flushed per batch; final stats as one JSON line on
@@ -82,7 +82,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: example [--duration SECONDS] [--pid PID]... [--comm PREFIX]\n"
-		"               [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs]\n");
+		"               [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]\n");
 }
 
 static int parse_u32(const char *s, const char *what, __u32 *out)
@@ -124,6 +124,7 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 		{ "thread-exits", no_argument, NULL, 't' },
 		{ "fork", no_argument, NULL, 'f' },
 		{ "failed-execs", no_argument, NULL, 'x' },
+		{ "files", no_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -169,6 +170,10 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 		case 'x':
 			cfg->events |= PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_EXIT) |
 				       PROCTAP_EVENT(PT_KIND_EXEC_FAILED);
+			break;
+		case 'o':
+			cfg->events |= PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_EXIT) |
+				       PROCTAP_EVENT(PT_KIND_OPEN);
 			break;
 		case 'h':
 			usage(stdout);

@@ -3,7 +3,7 @@
 //! level.
 //!
 //!     cargo run --release --example dump -- [--duration SECONDS] [--pid PID]...
-//!         [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs]
+//!         [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]
 //!
 //! It stops on SIGINT, SIGTERM or after --duration (0: load, attach and stop
 //! at once), and always prints the stats. Exit status: 0; 1 when tracing or
@@ -60,7 +60,7 @@ impl StatsLine {
 
 const USAGE: &str =
     "usage: dump [--duration SECONDS] [--pid PID]... [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork] \
-                     [--failed-execs]";
+                     [--failed-execs] [--files]";
 
 fn parse_args() -> Result<(Config, Option<Duration>), String> {
     let mut config = Config::new();
@@ -75,6 +75,7 @@ fn parse_args() -> Result<(Config, Option<Duration>), String> {
             "--thread-exits" => config = config.thread_exits(true),
             "--fork" => config = config.event(EventKind::Fork, true),
             "--failed-execs" => config = config.event(EventKind::ExecFailed, true),
+            "--files" => config = config.event(EventKind::Open, true),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 use proctap::testing::{format_json, RecordWriter};
 use proctap::{
-    Argv, Comm, Errno, Event, EventKind, Events, Exec, ExecFailed, Exit, Fork, KernelStack, Lost, StackSample,
+    Argv, Comm, Errno, Event, EventKind, Events, Exec, ExecFailed, Exit, Fork, KernelStack, Lost, Open, StackSample,
     Synthetic, Trigger, TriggerReason, UserStack, WallTime,
 };
 
@@ -178,6 +178,28 @@ fn exec_failed() -> impl Strategy<Value = Event> {
     )
 }
 
+fn open() -> impl Strategy<Value = Event> {
+    (any::<(u64, u32, u32, i32, u64, u64)>(), comm(), bytes(300), any::<i64>(), 1..4096i32, any::<[bool; 3]>())
+        .prop_map(|((ts_ns, pid, tid, dfd, flags, mode), comm, path, fd, errno, f)| {
+            Event::Open(Open {
+                ts_ns,
+                time: WallTime::default(),
+                pid,
+                tid,
+                comm,
+                dfd,
+                path: if f[2] { Vec::new() } else { path },
+                flags,
+                mode,
+                // Exactly one of them: a return is a value or an error.
+                fd: (!f[0]).then_some(fd.max(0)),
+                errno: f[0].then_some(errno),
+                path_truncated: f[1],
+                data_lost: f[2],
+            })
+        })
+}
+
 fn lost() -> impl Strategy<Value = Event> {
     let kernel_kinds: Vec<EventKind> = EventKind::ALL.into_iter().filter(|k| *k != EventKind::Lost).collect();
     (any::<u64>(), proptest::sample::select(kernel_kinds), any::<u64>())
@@ -202,7 +224,7 @@ fn synthetic() -> impl Strategy<Value = Event> {
 }
 
 fn event() -> impl Strategy<Value = Event> {
-    prop_oneof![exec(), exit(), fork(), exec_failed(), sample(), trigger(), lost(), synthetic()]
+    prop_oneof![exec(), exit(), fork(), exec_failed(), open(), sample(), trigger(), lost(), synthetic()]
 }
 
 /// The event as decoding gives it back: derived fields filled in.
@@ -220,6 +242,7 @@ fn as_decoded(mut event: Event, offset: i64) -> Event {
         Event::Synthetic(s) => s.time = time,
         Event::Fork(f) => f.time = time,
         Event::ExecFailed(f) => f.time = time,
+        Event::Open(o) => o.time = time,
         _ => unreachable!("a kind this test does not generate"),
     }
     event

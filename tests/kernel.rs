@@ -469,3 +469,74 @@ fn failed_execs_carry_the_errno_and_the_arguments_tried() {
     assert_eq!(eacces.errno, 13);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every open of a traced process, through each syscall, joined with its
+/// result; the tracer's own opens never.
+#[test]
+fn opens_carry_the_path_flags_and_result_of_each_syscall() {
+    use proctap::EventKind;
+    let exe = common::fixture::build_c("opener.c", "ptopener");
+    let scratch = std::env::temp_dir().join(format!("proctap-opens-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let config = Config::new().exec(false).exit(false).event(EventKind::Open, true);
+    let Some(tracer) = common::start(&config.clone().comm_prefix("ptopener")) else { return };
+    let Some(all) = common::start(&config) else { return };
+    let out = Command::new(&exe).arg(&scratch).output().unwrap();
+    assert!(out.status.success());
+    let results: Vec<(i64, i32)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (ret, errno) = l.split_once(' ').unwrap();
+            (ret.parse().unwrap(), errno.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(results.len(), 7);
+    // The fixture's own opens (the dynamic loader's come first, and vary).
+    let ours = |e: &Event<&[u8]>| matches!(e, Event::Open(o) if [&b"made"[..], b".", b"/nonexistent-proctap/x"].contains(&o.path) || o.path.starts_with(b"aaaa"));
+    let got = common::collect_until(&tracer, TIMEOUT, ours, |g| g.len() >= 7);
+    let opens: Vec<&proctap::Open> =
+        got.iter().filter_map(|e| if let Event::Open(o) = e { Some(o) } else { None }).collect();
+    let paths: Vec<String> =
+        opens.iter().map(|o| String::from_utf8_lossy(&o.path[..o.path.len().min(40)]).into()).collect();
+    assert_eq!(opens.len(), 7, "{paths:?}");
+    let dfd = results[3].0 as i32;
+    let expect: [(&[u8], i32, u64, u64); 7] = [
+        (b"made", -100, 0o1101, 0o640),          // creat: O_CREAT|O_WRONLY|O_TRUNC
+        (b"made", -100, 0, 0),                   // open
+        (b"/nonexistent-proctap/x", -100, 0, 0), // openat: ENOENT
+        (b".", -100, 0o200000, 0),               // O_DIRECTORY
+        (b"made", dfd, 0o2000002, 0),            // O_RDWR|O_CLOEXEC
+        (b"made", dfd, 0, 0),                    // openat2
+        (&[b'a'; 4095], -100, 0, 0),             // cut at 4095 bytes
+    ];
+    for (i, (o, (path, dfd, flags, mode))) in opens.iter().zip(expect).enumerate() {
+        assert_eq!((&o.path[..], o.dfd, o.flags, o.mode), (path, dfd, flags, mode), "open {}: {o:?}", i + 1);
+        let (ret, errno) = results[i];
+        if errno == 0 {
+            assert_eq!((o.fd, o.errno), (Some(ret), None), "open {}", i + 1);
+        } else {
+            assert_eq!((o.fd, o.errno), (None, Some(errno)), "open {}", i + 1);
+        }
+        assert_eq!(o.path_truncated, i == 6, "open {}", i + 1);
+        assert_eq!(o.comm.as_bytes(), b"ptopener");
+    }
+    assert_eq!(results[2].1, 2, "ENOENT");
+    assert_eq!(results[6].1, 36, "ENAMETOOLONG");
+    // The tracer's own opens are left out; a child's are not.
+    let me = std::process::id();
+    std::fs::read(scratch.join("made")).unwrap();
+    let mut cat = Command::new("/bin/cat").arg(scratch.join("made")).spawn().unwrap();
+    let cat_pid = cat.id();
+    cat.wait().unwrap();
+    let made = scratch.join("made");
+    let seen = common::collect_until(
+        &all,
+        TIMEOUT,
+        |e| matches!(e, Event::Open(o) if o.path == made.as_os_str().as_bytes()),
+        |g| g.iter().any(|e| e.pid() == cat_pid),
+    );
+    assert!(seen.iter().any(|e| e.pid() == cat_pid), "the child's open: {seen:?}");
+    assert!(seen.iter().all(|e| e.pid() != me), "the tracer's own open: {seen:?}");
+    let _ = std::fs::remove_dir_all(&scratch);
+}

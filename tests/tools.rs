@@ -465,3 +465,36 @@ fn failed_execs_in_both_dumpers() {
         assert_eq!(e["argv"], serde_json::json!(["/nonexistent-proctap/ptdumpfail", "one", "two"]));
     }
 }
+
+#[test]
+fn opens_in_both_dumpers() {
+    let scratch = std::env::temp_dir().join(format!("proctap-dumper-opens-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let exe = common::fixture::build_c("opener.c", "ptopendump");
+    for dumper in dumpers() {
+        let mut child = spawn_piped(&dumper, &os(&["--files", "--comm", "ptopendump", "--duration", "3"]));
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(Command::new(&exe).arg(&scratch).output().unwrap().status.success());
+        let mut out = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        let status = wait_for(&mut child, Duration::from_secs(30));
+        let (err, _) = stats_of(&mut child);
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{}: {err}", dumper.display());
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("{\"type\":\"open\"") && l.contains("/nonexistent-proctap/x"))
+            .unwrap_or_else(|| panic!("{}: no open in {out}", dumper.display()));
+        assert_eq!(
+            top_level_keys(line),
+            ["type", "ts_ns", "time", "pid", "tid", "comm", "dfd", "path", "flags", "mode", "fd", "errno", "data_lost"],
+            "{}",
+            dumper.display()
+        );
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (&e["dfd"], &e["fd"], &e["errno"]),
+            (&serde_json::json!(-100), &serde_json::Value::Null, &serde_json::json!(2))
+        );
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}

@@ -64,6 +64,7 @@ struct pt_family {
 	void (*close)(struct proctap *pt);
 };
 
+extern const struct pt_family pt_filter;
 extern const struct pt_family pt_family_proc;
 extern const struct pt_family pt_family_profile;
 extern const struct pt_family pt_family_synth;
@@ -211,6 +212,9 @@ int pt_poll_add(struct proctap *pt, int fd, struct proctap_error *err);
 /* stats.c */
 void pt_report_losses(struct proctap *pt, const __u64 *lost);
 void pt_meta_lost(struct proctap *pt, __u64 *lost);
+
+/* filter.c: does the comm prefix need per-process decisions? */
+bool pt_filter_tracks_names(const struct proctap_config *c);
 
 /* procfs.c */
 ssize_t pt_read_text(const char *path, char *buf, size_t size);

@@ -325,3 +325,17 @@ long proctap_format_json(const void *rec, size_t len, __s64 realtime_offset_ns, 
 		out[j.len < cap ? j.len : cap - 1] = '\0';
 	return (long)j.len;
 }
+
+/* A syscall's return: the value, or the errno (positive) when it failed. */
+void pt_json_result(struct pt_json *j, const char *key, __s64 ret)
+{
+	pt_json_key(j, key);
+	if (ret >= 0) {
+		pt_json_fmt(j, "%llu", (unsigned long long)ret);
+		pt_json_raw(j, ",\"errno\":null");
+		return;
+	}
+	pt_json_raw(j, "null");
+	pt_json_key(j, "errno");
+	pt_json_fmt(j, "%llu", ret < -(__s64)INT_MAX ? INT_MAX : (unsigned long long)-ret);
+}

@@ -71,11 +71,25 @@ int pt_programs_select(struct proctap *pt, struct proctap_error *err)
  * SIGCHLD each) could fail to load. Blocked here, a process-directed signal
  * goes to another thread, or waits until the load is done.
  */
+/* Classic tracepoints (syscalls) are found through tracefs. */
+static int pt_tracefs_if_needed(struct proctap *pt, struct proctap_error *err)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(
+		prog, pt->skel->obj) if (bpf_program__autoload(prog) &&
+					 !strncmp(bpf_program__section_name(prog), "tracepoint/",
+						  11)) return pt_tracefs_ready(err);
+	return PROCTAP_OK;
+}
+
 int pt_programs_load(struct proctap *pt, struct proctap_error *err)
 {
 	sigset_t all, old;
 	int e;
 
+	if ((e = pt_tracefs_if_needed(pt, err)))
+		return e;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	e = proctap_bpf__load(pt->skel);

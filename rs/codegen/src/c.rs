@@ -20,6 +20,7 @@ fn c_type(ty: &FieldType) -> (&'static str, &'static str) {
         FieldType::Int { .. } => ("__s64", ""),
         FieldType::Comm => ("char", "[PT_COMM_LEN]"),
         FieldType::Errno => ("__s32", ""),
+        FieldType::Result => ("__s64", ""),
         FieldType::ExitStatus | FieldType::Kind | FieldType::Enum(_) => ("__u32", ""),
     }
 }

@@ -5,15 +5,42 @@
 use std::fmt::Write;
 
 use crate::c::BANNER;
-use crate::registry::{DataType, FieldType, FlagJson, Kind, Registry};
+use crate::registry::{DataType, Field, FieldType, FlagJson, Item, Kind, Registry};
+
+/// Prints one fixed field (and what it derives).
+fn field(o: &mut String, f: &Field) {
+    let (key, field) = (&f.rust, format!("r->{}", f.name));
+    let _ = match &f.ty {
+        FieldType::Int { signed: false, .. } => writeln!(o, "\tpt_json_u64(j, \"{key}\", {field});"),
+        FieldType::Int { signed: true, .. } => writeln!(o, "\tpt_json_i64(j, \"{key}\", {field});"),
+        FieldType::Comm => writeln!(o, "\tpt_json_comm(j, \"{key}\", {field});"),
+        FieldType::ExitStatus => writeln!(o, "\tpt_json_exit_status(j, {field});"),
+        FieldType::Errno => writeln!(o, "\tpt_json_errno(j, \"{key}\", {field});"),
+        FieldType::Result => writeln!(o, "\tpt_json_result(j, \"{key}\", {field});"),
+        FieldType::Kind => writeln!(o, "\tpt_json_str(j, \"{key}\", proctap_kind_name({field}));"),
+        FieldType::Enum(values) => {
+            let _ = writeln!(o, "\tswitch ({field}) {{");
+            for v in values {
+                let _ = writeln!(o, "\tcase {}: pt_json_str(j, \"{key}\", \"{}\"); break;", v.value, v.name);
+            }
+            writeln!(o, "\tdefault: pt_json_u64(j, \"{key}\", {field});\n\t}}")
+        }
+    };
+    if let Some(since) = &f.since {
+        let _ = writeln!(o, "\tpt_json_u64(j, \"{since}\", h->ts_ns > {field} ? h->ts_ns - {field} : 0);");
+    }
+}
 
 /// The printer of one kind.
 fn printer(o: &mut String, k: &Kind) {
     let _ =
         writeln!(o, "\nstatic void pt_json_{}(struct pt_json *j, const struct pt_hdr *h, __s64 offset)\n{{", k.c_name);
     let _ = writeln!(o, "\tconst struct pt_{} *r = (const void *)h;", k.c_name);
-    if !k.data.is_empty() {
-        let _ = writeln!(o, "\tconst __u8 *d = (const __u8 *)h + sizeof(*r);");
+    // Each variable field's bytes: they follow one another in declaration order.
+    let mut at = "(const __u8 *)h + sizeof(*r)".to_string();
+    for d in &k.data {
+        let _ = writeln!(o, "\tconst __u8 *d_{} = {at};", d.name);
+        at = format!("d_{} + r->{}_len", d.name, d.name);
     }
     o.push_str("\n\t(void)r;\n");
     let _ = writeln!(o, "\tpt_json_raw(j, \"{{\\\"type\\\":\\\"{}\\\"\");", k.name);
@@ -23,39 +50,20 @@ fn printer(o: &mut String, k: &Kind) {
             let _ = writeln!(o, "\tpt_json_u64(j, \"{name}\", h->{name});");
         }
     }
-    for f in k.fields.iter().filter(|f| f.json) {
-        let (key, field) = (&f.rust, format!("r->{}", f.name));
-        let _ = match &f.ty {
-            FieldType::Int { signed: false, .. } => writeln!(o, "\tpt_json_u64(j, \"{key}\", {field});"),
-            FieldType::Int { signed: true, .. } => writeln!(o, "\tpt_json_i64(j, \"{key}\", {field});"),
-            FieldType::Comm => writeln!(o, "\tpt_json_comm(j, \"{key}\", {field});"),
-            FieldType::ExitStatus => writeln!(o, "\tpt_json_exit_status(j, {field});"),
-            FieldType::Errno => writeln!(o, "\tpt_json_errno(j, \"{key}\", {field});"),
-            FieldType::Kind => writeln!(o, "\tpt_json_str(j, \"{key}\", proctap_kind_name({field}));"),
-            FieldType::Enum(values) => {
-                let _ = writeln!(o, "\tswitch ({field}) {{");
-                for v in values {
-                    let _ = writeln!(o, "\tcase {}: pt_json_str(j, \"{key}\", \"{}\"); break;", v.value, v.name);
-                }
-                writeln!(o, "\tdefault: pt_json_u64(j, \"{key}\", {field});\n\t}}")
+    for item in k.items() {
+        match item {
+            Item::Field(f) if f.json => field(o, f),
+            Item::Data(d) if d.json => {
+                let helper = match d.ty {
+                    DataType::String | DataType::Bytes => "pt_json_bytes",
+                    DataType::Argv => "pt_json_argv",
+                    DataType::KStack => "pt_json_kstack",
+                    DataType::UStack => "pt_json_ustack",
+                };
+                let _ = writeln!(o, "\t{helper}(j, \"{0}\", d_{0}, r->{0}_len);", d.name);
             }
-        };
-        if let Some(since) = &f.since {
-            let _ = writeln!(o, "\tpt_json_u64(j, \"{since}\", h->ts_ns > {field} ? h->ts_ns - {field} : 0);");
+            _ => {}
         }
-    }
-    for d in &k.data {
-        let len = format!("r->{}_len", d.name);
-        if d.json {
-            let helper = match d.ty {
-                DataType::String | DataType::Bytes => "pt_json_bytes",
-                DataType::Argv => "pt_json_argv",
-                DataType::KStack => "pt_json_kstack",
-                DataType::UStack => "pt_json_ustack",
-            };
-            let _ = writeln!(o, "\t{helper}(j, \"{}\", d, {len});", d.name);
-        }
-        let _ = writeln!(o, "\td += {len};");
     }
     for fl in &k.flags {
         let bit = format!("h->flags & PT_{}_F_{}", k.upper(), fl.name.to_uppercase());

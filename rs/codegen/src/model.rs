@@ -22,6 +22,8 @@ pub enum FieldType {
     Kind,
     /// u32 with named values.
     Enum(Vec<Value>),
+    /// i64: a syscall's return, a value (>= 0, the field) or -errno (errno).
+    Result,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +47,7 @@ impl FieldType {
             "errno" => FieldType::Errno,
             "kind" => FieldType::Kind,
             "enum" => FieldType::Enum(Vec::new()),
+            "result" => FieldType::Result,
             _ => return None,
         })
     }
@@ -54,6 +57,7 @@ impl FieldType {
         match self {
             FieldType::Int { bits, .. } => (bits / 8, bits / 8),
             FieldType::Comm => (16, 1),
+            FieldType::Result => (8, 8),
             FieldType::ExitStatus | FieldType::Errno | FieldType::Kind | FieldType::Enum(_) => (4, 4),
         }
     }
@@ -124,8 +128,18 @@ pub struct Data {
     pub doc: String,
     pub cap: Cap,
     pub json: bool,
+    /// Shown (JSON, Rust struct) right after this fixed field (its C name);
+    /// else after all of them.
+    pub after: Option<String>,
     /// Offset of its __u32 length in the record.
     pub len_offset: u32,
+}
+
+/// A field of the event as shown (Rust struct, JSON), in order.
+#[derive(Debug, Clone, Copy)]
+pub enum Item<'a> {
+    Field(&'a Field),
+    Data(&'a Data),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +225,17 @@ impl Kind {
     /// Whether the Rust struct borrows bytes (has variable fields).
     pub fn generic(&self) -> bool {
         !self.data.is_empty()
+    }
+
+    /// Fixed and variable fields in the order the event shows them.
+    pub fn items(&self) -> Vec<Item<'_>> {
+        let mut items = Vec::new();
+        for f in &self.fields {
+            items.push(Item::Field(f));
+            items.extend(self.data.iter().filter(|d| d.after.as_deref() == Some(f.name.as_str())).map(Item::Data));
+        }
+        items.extend(self.data.iter().filter(|d| d.after.is_none()).map(Item::Data));
+        items
     }
 
     /// Every counter of the kind, flag counters first, in index order.

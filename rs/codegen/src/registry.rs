@@ -17,7 +17,7 @@ pub const KIND_MAX: u16 = 64;
 /// Per-kind limits of the loader's table (c/loader/kinds.h).
 pub const DATA_FIELDS_MAX: usize = 4;
 pub const CHECKS_MAX: usize = 4;
-pub const PROGRAMS_MAX: usize = 4;
+pub const PROGRAMS_MAX: usize = 8;
 pub const FLAGS_MAX: usize = 15;
 /// Counters one kind may declare (counted flags included).
 pub const KIND_COUNTERS_MAX: usize = 8;
@@ -110,6 +110,8 @@ struct DataDecl {
     cap: CapDecl,
     #[serde(default = "yes")]
     json: bool,
+    #[serde(default)]
+    after: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -449,7 +451,7 @@ fn check_identity(c: &Checker, d: &KindDecl) -> Result<Kind, Error> {
 fn check_field_type(c: &Checker, f: &mut FieldDecl) -> Result<FieldType, Error> {
     let mut ty = FieldType::parse(&f.ty).ok_or_else(|| {
         c.err(format!(
-            "field `{}`: unsupported type `{}` (u8 u16 u32 u64 i32 i64 comm exit_status errno kind enum)",
+            "field `{}`: unsupported type `{}` (u8 u16 u32 u64 i32 i64 comm exit_status errno kind enum result)",
             f.name, f.ty
         ))
     })?;
@@ -482,6 +484,9 @@ fn check_fields(c: &mut Checker, kind: &mut Kind, fields: Vec<FieldDecl>) -> Res
         c.claim(&rust_name, "field")?;
         if rust_name != f.name {
             c.claim(&f.name, "field")?;
+        }
+        if ty == FieldType::Result {
+            c.claim("errno", "the errno of a result field")?;
         }
         if let Some(since) = &f.since {
             if ty != (FieldType::Int { bits: 64, signed: false }) {
@@ -523,7 +528,20 @@ fn check_data(
         c.claim(&dd.name, "variable field")?;
         c.claim(&format!("{}_len", dd.name), "length field")?;
         let cap = check_cap(c, &dd.name, ty, dd.cap, reg)?;
-        kind.data.push(Data { name: dd.name, ty, doc: dd.doc, cap, json: dd.json, len_offset: offset });
+        if let Some(after) = &dd.after {
+            if !kind.fields.iter().any(|f| &f.name == after) {
+                return Err(c.err(format!("variable field `{}`: `after` names no fixed field `{after}`", dd.name)));
+            }
+        }
+        kind.data.push(Data {
+            name: dd.name,
+            ty,
+            doc: dd.doc,
+            cap,
+            json: dd.json,
+            after: dd.after,
+            len_offset: offset,
+        });
         offset += 4;
     }
     Ok(offset)

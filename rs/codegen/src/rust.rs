@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use crate::registry::{DataType, Field, FieldType, FlagJson, Kind, Registry};
+use crate::registry::{DataType, Field, FieldType, FlagJson, Item, Kind, Registry};
 
 /// The first clause of a doc text, as one sentence.
 fn summary(text: &str) -> String {
@@ -54,7 +54,14 @@ fn struct_fields(k: &Kind) -> Vec<(String, String, String)> {
             out.push((d.into(), name.into(), ty.into()));
         }
     }
-    for f in &k.fields {
+    for item in k.items() {
+        let f = match item {
+            Item::Data(d) => {
+                out.push((d.doc.clone(), d.name.clone(), data_type(d.ty).into()));
+                continue;
+            }
+            Item::Field(f) => f,
+        };
         match &f.ty {
             FieldType::Int { bits, signed } => out.push((f.doc.clone(), f.rust.clone(), int_type(*bits, *signed))),
             FieldType::Comm => out.push((f.doc.clone(), f.rust.clone(), "Comm".into())),
@@ -72,15 +79,24 @@ fn struct_fields(k: &Kind) -> Vec<(String, String, String)> {
                 out.push(("The process dumped core.".into(), "core_dumped".into(), "bool".into()));
             }
             FieldType::Errno => out.push((f.doc.clone(), f.rust.clone(), "Option<Errno>".into())),
+            FieldType::Result => {
+                out.push((
+                    format!("{} (None when it failed).", f.doc.trim_end_matches('.')),
+                    f.rust.clone(),
+                    "Option<i64>".into(),
+                ));
+                out.push((
+                    "Why it failed: the errno, positive (None when it succeeded).".into(),
+                    "errno".into(),
+                    "Option<i32>".into(),
+                ));
+            }
             FieldType::Kind => out.push((f.doc.clone(), f.rust.clone(), "EventKind".into())),
             FieldType::Enum(_) => out.push((f.doc.clone(), f.rust.clone(), enum_name(k, f))),
         }
         if let Some(since) = &f.since {
             out.push((format!("`ts_ns` minus `{}`.", f.rust), since.clone(), "u64".into()));
         }
-    }
-    for d in &k.data {
-        out.push((d.doc.clone(), d.name.clone(), data_type(d.ty).into()));
     }
     for f in &k.flags {
         out.push((f.doc.clone(), f.name.clone(), "bool".into()));
@@ -93,6 +109,28 @@ fn struct_fields(k: &Kind) -> Vec<(String, String, String)> {
         ));
     }
     out
+}
+
+/// Serializes one fixed field (and what it derives).
+fn serialize_field(o: &mut String, f: &Field) {
+    let n = &f.rust;
+    let _ = match &f.ty {
+        FieldType::ExitStatus => writeln!(
+            o,
+            "        m.serialize_entry(\"exit_code\", &self.exit_code)?;\n        m.serialize_entry(\"signal\", &self.signal)?;\n        m.serialize_entry(\"core_dumped\", &self.core_dumped)?;"
+        ),
+        FieldType::Errno => {
+            writeln!(o, "        if let Some(e) = &self.{n} {{\n            m.serialize_entry(\"{n}\", e)?;\n        }}")
+        }
+        FieldType::Result => writeln!(
+            o,
+            "        m.serialize_entry(\"{n}\", &self.{n})?;\n        m.serialize_entry(\"errno\", &self.errno)?;"
+        ),
+        _ => writeln!(o, "        m.serialize_entry(\"{n}\", &self.{n})?;"),
+    };
+    if let Some(since) = &f.since {
+        let _ = writeln!(o, "        m.serialize_entry(\"{since}\", &self.{since})?;");
+    }
 }
 
 fn generics(k: &Kind) -> (&'static str, &'static str, &'static str) {
@@ -189,6 +227,10 @@ fn decoder(o: &mut String, k: &Kind) {
                 writeln!(o, "            exit_code: ({s} >> 8) as u8,\n            signal: Some(({s} & 0x7f) as u8).filter(|&sig| sig != 0),\n            core_dumped: {s} & 0x80 != 0,")
             }
             FieldType::Errno => writeln!(o, "            {n}: Errno::from_raw(r.i32({off})),"),
+            FieldType::Result => writeln!(
+                o,
+                "            {n}: Some(r.i64({off})).filter(|v| *v >= 0),\n            errno: Some(r.i64({off})).filter(|v| *v < 0).map(|v| i32::try_from(v.saturating_neg()).unwrap_or(i32::MAX)),"
+            ),
             FieldType::Kind => writeln!(o, "            {n}: EventKind::from_id(r.u32({off}))?,"),
             FieldType::Enum(_) => writeln!(o, "            {n}: {}::from_raw(r.u32({off}))?,", enum_name(k, f)),
         };
@@ -246,27 +288,19 @@ fn methods(o: &mut String, k: &Kind) {
             let _ = writeln!(o, "        m.serialize_entry(\"{name}\", &self.{name})?;");
         }
     }
-    for f in k.fields.iter().filter(|f| f.json) {
-        let n = &f.rust;
-        let _ = match &f.ty {
-            FieldType::ExitStatus => writeln!(
-                o,
-                "        m.serialize_entry(\"exit_code\", &self.exit_code)?;\n        m.serialize_entry(\"signal\", &self.signal)?;\n        m.serialize_entry(\"core_dumped\", &self.core_dumped)?;"
-            ),
-            FieldType::Errno => writeln!(o, "        if let Some(e) = &self.{n} {{\n            m.serialize_entry(\"{n}\", e)?;\n        }}"),
-            _ => writeln!(o, "        m.serialize_entry(\"{n}\", &self.{n})?;"),
-        };
-        if let Some(since) = &f.since {
-            let _ = writeln!(o, "        m.serialize_entry(\"{since}\", &self.{since})?;");
-        }
-    }
-    for d in k.data.iter().filter(|d| d.json) {
-        let _ = match d.ty {
-            DataType::String | DataType::Bytes => {
-                writeln!(o, "        m.serialize_entry(\"{0}\", &ByteStr(self.{0}.as_ref()))?;", d.name)
+    for item in k.items() {
+        match item {
+            Item::Field(f) if f.json => serialize_field(o, f),
+            Item::Data(d) if d.json => {
+                let _ = match d.ty {
+                    DataType::String | DataType::Bytes => {
+                        writeln!(o, "        m.serialize_entry(\"{0}\", &ByteStr(self.{0}.as_ref()))?;", d.name)
+                    }
+                    _ => writeln!(o, "        m.serialize_entry(\"{0}\", &self.{0})?;", d.name),
+                };
             }
-            _ => writeln!(o, "        m.serialize_entry(\"{0}\", &self.{0})?;", d.name),
-        };
+            _ => {}
+        }
     }
     for f in &k.flags {
         let _ = match f.json {
@@ -322,6 +356,10 @@ fn encoder(o: &mut String, k: &Kind) {
                 "        w.u32({off}, u32::from(self.exit_code) << 8 | u32::from(self.signal.unwrap_or(0) & 0x7f) | if self.core_dumped {{ 0x80 }} else {{ 0 }});"
             ),
             FieldType::Errno => writeln!(o, "        w.i32({off}, self.{n}.map_or(0, |e| e.errno.saturating_neg()));"),
+            FieldType::Result => writeln!(
+                o,
+                "        w.i64({off}, self.{n}.unwrap_or_else(|| -i64::from(self.errno.unwrap_or(0))));"
+            ),
             FieldType::Kind => writeln!(o, "        w.u32({off}, u32::from(self.{n}.id()));"),
             FieldType::Enum(_) => writeln!(o, "        w.u32({off}, self.{n}.raw());"),
         };

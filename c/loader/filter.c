@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * filter.c - which processes are traced (lib/filter.bpf.h): the pid list,
+ * the command-name decisions (made by the proc programs at exec and fork,
+ * and here from /proc for processes already running at start), and the
+ * tracer's own process. Every family's kinds use it, so it is set up
+ * whatever is on.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include "internal.h"
+#include "proctap.skel.h"
+
+/* Each listed pid must be a live process: a pid that names nothing, or a
+ * thread, would silently trace nothing. */
+static int filter_check(const struct proctap_config *c, struct proctap_error *err)
+{
+	for (__u32 i = 0; i < c->npids; i++) {
+		unsigned long long start;
+		__u32 tgid = 0;
+		int e = pt_proc_alive(c->pids[i], &start);
+
+		if (e == -EINVAL && pt_proc_tgid(c->pids[i], &tgid) == 0)
+			return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pids", NULL,
+				       "%u is a thread of process %u, not a process id; give %u",
+				       c->pids[i], tgid, tgid);
+		if (e)
+			return pt_fail(err, PROCTAP_E_CONFIG, ESRCH, "pids", NULL,
+				       "no process %u (it may have exited)", c->pids[i]);
+	}
+	return PROCTAP_OK;
+}
+
+bool pt_filter_tracks_names(const struct proctap_config *c)
+{
+	/* Every kind but exec happens in a process after its exec or fork
+	 * named it: those need the per-process decision. */
+	return c->comm_prefix_len && (c->events & ~PROCTAP_EVENT(PT_KIND_EXEC));
+}
+
+static int filter_configure(struct proctap *pt, struct proctap_error *err)
+{
+	const struct proctap_config *c = &pt->cfg;
+	struct proctap_bpf *s = pt->skel;
+	bool names = pt_filter_tracks_names(c);
+
+	s->rodata->pt_self_tgid = getpid();
+	s->rodata->pt_filter_pids = c->npids > 0;
+	s->rodata->pt_comm_prefix_len = c->comm_prefix_len;
+	memcpy((char *)s->rodata->pt_comm_prefix, c->comm_prefix, PT_COMM_LEN);
+	s->rodata->pt_track_names = names;
+	/* Exec and fork name processes. Maps only the code this config
+	 * reaches uses (libbpf poisons the others' references in code the
+	 * verifier prunes). */
+	if (names) {
+		pt_set_autoload(pt, "pt_exec", true);
+		pt_set_autoload(pt, "pt_fork", true);
+	}
+	bpf_map__set_autocreate(s->maps.pt_pids, c->npids > 0);
+	bpf_map__set_autocreate(s->maps.pt_named, names);
+	return PROCTAP_OK;
+}
+
+static int filter_prepare(struct proctap *pt, struct proctap_error *err)
+{
+	for (__u32 i = 0; i < pt->cfg.npids; i++) {
+		__u8 one = 1;
+
+		if (bpf_map__update_elem(pt->skel->maps.pt_pids, &pt->cfg.pids[i], sizeof(__u32),
+					 &one, sizeof(one), BPF_ANY))
+			return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL,
+					       "filling the pid filter");
+	}
+	return PROCTAP_OK;
+}
+
+/* Does /proc/PID/comm (the process' name) start with the prefix? */
+static bool filter_name_matches(const struct proctap_config *c, __u32 pid)
+{
+	char path[64], comm[64];
+	ssize_t len;
+
+	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
+	len = pt_read_text(path, comm, sizeof(comm));
+	if (len <= 0)
+		return false;
+	if (comm[len - 1] == '\n')
+		comm[--len] = '\0';
+	return (__u32)len >= c->comm_prefix_len &&
+	       !memcmp(comm, c->comm_prefix, c->comm_prefix_len);
+}
+
+/*
+ * A process found in /proc whose name matches: entered with start 0, then
+ * taken back unless it is still the same process with a matching name (it
+ * may have exited and its pid been reused, or exec'd into another name,
+ * since the first look; after the entry exists, the kernel decides).
+ */
+static void filter_enter_named(struct proctap *pt, int fd, __u32 pid)
+{
+	struct pt_named v = { 0 };
+	unsigned long long before, after;
+
+	if (pt_proc_alive(pid, &before))
+		return;
+	if (bpf_map_update_elem(fd, &pid, &v, BPF_NOEXIST)) {
+		if (errno == E2BIG || errno == ENOMEM)
+			__atomic_fetch_add(&pt->ctl[0].counters[PT_CTR_EXIT_UNTRACKED], 1,
+					   __ATOMIC_RELAXED);
+		return; /* EEXIST: the kernel entered it first (an exec or fork) */
+	}
+	if (pt_proc_alive(pid, &after) || after != before || !filter_name_matches(&pt->cfg, pid))
+		bpf_map_delete_elem(fd, &pid);
+}
+
+/* After attach (exec and fork decide from now on): the processes already
+ * running whose name matches. */
+static int filter_start(struct proctap *pt, struct proctap_error *err)
+{
+	const struct proctap_config *c = &pt->cfg;
+	int fd = bpf_map__fd(pt->skel->maps.pt_named);
+	struct dirent *d;
+	DIR *dir;
+
+	if (!pt_filter_tracks_names(c))
+		return PROCTAP_OK;
+	dir = opendir("/proc");
+	if (!dir)
+		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "scanning /proc");
+	while ((d = readdir(dir))) {
+		char *end;
+		unsigned long pid = strtoul(d->d_name, &end, 10);
+
+		if (!*end && pid && pid <= 0xffffffffUL && filter_name_matches(c, pid))
+			filter_enter_named(pt, fd, pid);
+	}
+	closedir(dir);
+	return PROCTAP_OK;
+}
+
+/* Every kind: its hooks run whatever is on. */
+const struct pt_family pt_filter = {
+	.name = "filter",
+	.kinds = ~0ull,
+	.check = filter_check,
+	.configure = filter_configure,
+	.prepare = filter_prepare,
+	.start = filter_start,
+};
