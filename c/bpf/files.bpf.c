@@ -19,54 +19,61 @@
 /* creat(path, mode) is open(path, O_CREAT | O_WRONLY | O_TRUNC, mode). */
 #define PT_CREAT_FLAGS (0100 | 01 | 01000)
 
-/* The arguments of an open in flight, by thread. */
+/* The arguments of an open in flight, in the thread's own storage (made at
+ * its first traced open, freed with the thread: no insert per open). */
 struct pt_open_try {
 	__u64 path; /* user pointer, as passed */
 	__u64 flags;
 	__u64 mode;
 	__s32 dfd;
-	__u32 pad;
+	__u32 pending; /* 1 from the entry to the return */
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __u32);
-	__type(value, struct pt_open_try);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 16384);
+	__type(key, int);
+	__type(value, struct pt_open_try);
 } pt_open_tries SEC(".maps");
 
 /* An open of a traced process (not the tracer's): keep its arguments. */
 static __always_inline int pt_open_try(__s32 dfd, __u64 path, __u64 flags, __u64 mode)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
-	struct pt_open_try t = { .path = path, .flags = flags, .mode = mode, .dfd = dfd };
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_open_try *t;
 	struct pt_emit e;
 
-	if (tgid == pt_self_tgid ||
-	    !pt_process_traced(tgid, pt_process_start(bpf_get_current_task_btf())))
+	if (tgid == pt_self_tgid || !pt_task_traced(tgid, task))
 		return 0;
-	if (bpf_map_update_elem(&pt_open_tries, &tid, &t, BPF_ANY) && pt_emit_init(&e))
-		pt_open_count_not_followed(&e);
+	t = bpf_task_storage_get(&pt_open_tries, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!t) {
+		if (pt_emit_init(&e))
+			pt_open_count_not_followed(&e);
+		return 0;
+	}
+	t->path = path;
+	t->flags = flags;
+	t->mode = mode;
+	t->dfd = dfd;
+	t->pending = 1;
 	return 0;
 }
 
 /* The open returned ret: report it. */
 static __always_inline int pt_open_done(long ret)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
-	struct pt_open_try *t = bpf_map_lookup_elem(&pt_open_tries, &tid);
+	struct pt_open_try *t = bpf_task_storage_get(&pt_open_tries, bpf_get_current_task_btf(), 0,
+						     0);
 	struct pt_open_try open;
 	struct pt_open *r;
 	struct pt_emit e;
 
-	if (!t)
+	if (!t || !t->pending)
 		return 0;
 	open = *t;
-	bpf_map_delete_elem(&pt_open_tries, &tid);
-	r = pt_open_open(&e, pid_tgid);
+	t->pending = 0;
+	r = pt_open_open(&e, bpf_get_current_pid_tgid());
 	if (!r)
 		return 0;
 	bpf_get_current_comm(r->comm, sizeof(r->comm));

@@ -14,23 +14,23 @@
 #include "lib/filter.bpf.h"
 
 /* Set by the loader before load. */
-const volatile bool pt_exec_events = true;    /* false: pt_exec only decides names */
-const volatile bool pt_fork_events = false;   /* false: pt_fork only decides names */
-const volatile bool pt_exec_failures = false; /* failed execs are reported */
+const volatile bool pt_exec_events = true;  /* false: pt_exec only decides names */
+const volatile bool pt_fork_events = false; /* false: pt_fork only decides names */
 const volatile bool pt_thread_exits = false;
 
-/* Arguments of an exec attempt, kept by thread until it returns. */
+/* Arguments of an exec attempt, in the thread's own storage until it
+ * returns (it follows the thread through a successful exec too). */
 struct pt_exec_try {
 	__u64 filename; /* user pointers, as the syscall got them */
 	__u64 argv;
+	__u64 pending; /* 1 from the entry to the return */
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __u32);
-	__type(value, struct pt_exec_try);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 4096);
+	__type(key, int);
+	__type(value, struct pt_exec_try);
 } pt_exec_tries SEC(".maps");
 
 /* A process matched the prefix but pt_named is full: its exit will be missed. */
@@ -91,11 +91,6 @@ int BPF_PROG(pt_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	struct pt_emit e;
 	struct pt_exec *r;
 
-	if (pt_exec_failures) {
-		__u32 tried = old_pid; /* the thread id the attempt was kept under */
-
-		bpf_map_delete_elem(&pt_exec_tries, &tried);
-	}
 	if (!pt_pid_traced(tgid))
 		return 0;
 	bpf_get_current_comm(comm, sizeof(comm));
@@ -251,10 +246,8 @@ int BPF_PROG(pt_exit_live, struct task_struct *task)
 /*
  * Failed execs. The execve and execveat syscall tracepoints (classic ones:
  * the loader mounts tracefs when it must) bracket each attempt: the entry
- * keeps the arguments of a traced process' attempt by thread, the exit
- * reports the attempt when it returned an error. A successful exec forgets
- * them (sched_process_exec: under the thread id it had before, as a thread
- * that is not the leader takes the leader's id when it execs).
+ * keeps the arguments of a traced process' attempt in its thread's storage,
+ * the exit reports the attempt when it returned an error.
  */
 /* Arguments of a failed exec read at most (each a piece of the argv field). */
 #define PT_FAILED_ARGS_MAX 64
@@ -299,37 +292,40 @@ static __always_inline void pt_exec_failed_argv(struct pt_emit *e, const char *c
 /* An attempt of a traced process (not the tracer's): keep its arguments. */
 static __always_inline int pt_exec_try(__u64 filename, __u64 argv)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
-	struct pt_exec_try t = { .filename = filename, .argv = argv };
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_exec_try *t;
 	struct pt_emit e;
 
-	if (tgid == pt_self_tgid ||
-	    !pt_process_traced(tgid, pt_process_start(bpf_get_current_task_btf())))
+	if (tgid == pt_self_tgid || !pt_task_traced(tgid, task))
 		return 0;
-	if (bpf_map_update_elem(&pt_exec_tries, &tid, &t, BPF_ANY) && pt_emit_init(&e))
-		pt_exec_failed_count_not_followed(&e);
+	t = bpf_task_storage_get(&pt_exec_tries, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!t) {
+		if (pt_emit_init(&e))
+			pt_exec_failed_count_not_followed(&e);
+		return 0;
+	}
+	t->filename = filename;
+	t->argv = argv;
+	t->pending = 1;
 	return 0;
 }
 
 /* The attempt returned ret: report it if it failed. */
 static __always_inline int pt_exec_tried(long ret)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
-	struct pt_exec_try *t = bpf_map_lookup_elem(&pt_exec_tries, &tid);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_exec_try *t = bpf_task_storage_get(&pt_exec_tries, task, 0, 0);
 	struct pt_exec_try tried;
-	struct task_struct *task;
 	struct pt_exec_failed *r;
 	struct pt_emit e;
 
-	if (!t)
+	if (!t || !t->pending)
 		return 0;
 	tried = *t;
-	bpf_map_delete_elem(&pt_exec_tries, &tid);
-	if (ret >= 0 || !(r = pt_exec_failed_open(&e, pid_tgid)))
+	t->pending = 0;
+	if (ret >= 0 || !(r = pt_exec_failed_open(&e, bpf_get_current_pid_tgid())))
 		return 0;
-	task = bpf_get_current_task_btf();
 	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
 	r->err = -ret;

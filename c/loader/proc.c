@@ -48,10 +48,8 @@ static int proc_configure(struct proctap *pt, struct proctap_error *err)
 		probe = proc_exit_has_group_dead() ? PROCTAP_EXIT_GROUP_DEAD : PROCTAP_EXIT_LIVE;
 	s->rodata->pt_exec_events = exec;
 	s->rodata->pt_fork_events = fork;
-	s->rodata->pt_exec_failures = failures;
 	s->rodata->pt_thread_exits = c->thread_exits != 0;
-	/* Exec decides names (and forgets exec attempts) when its events are off. */
-	pt_set_autoload(pt, "pt_exec", exec || names || failures);
+	pt_set_autoload(pt, "pt_exec", exec || names);
 	pt_set_autoload(pt, "pt_fork", fork || names);
 	pt_set_autoload(pt, "pt_exit", exit && probe == PROCTAP_EXIT_GROUP_DEAD);
 	pt_set_autoload(pt, "pt_exit_live", exit && probe == PROCTAP_EXIT_LIVE);

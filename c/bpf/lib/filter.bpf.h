@@ -113,6 +113,15 @@ static __always_inline bool pt_process_traced(__u32 tgid, __u64 start_ns)
 	return pt_pid_traced(tgid) && (!pt_track_names || pt_name_matched(tgid, start_ns));
 }
 
+/* Does the task's process pass the filters? Its start time is read only
+ * when the comm filter needs it. */
+static __always_inline bool pt_task_traced(__u32 tgid, struct task_struct *task)
+{
+	if (!pt_pid_traced(tgid))
+		return false;
+	return !pt_track_names || pt_name_matched(tgid, pt_process_start(task));
+}
+
 /* The process' exit was reported: it leaves the filters (pids are reused),
  * and is remembered a while for the late exits of its threads. */
 static __always_inline void pt_process_gone(__u32 tgid, __u64 start_ns, bool thread_exits)
