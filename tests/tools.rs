@@ -396,19 +396,37 @@ fn top_level_keys(line: &str) -> Vec<String> {
     keys
 }
 
+/// Runs a dumper with `args` (and --duration 3) while `act` makes events;
+/// returns its stdout once it exited 0.
+fn dump_while(dumper: &Path, args: &[&'static str], act: impl FnOnce()) -> String {
+    let mut all = os(args);
+    all.extend(os(&["--duration", "3"]));
+    let mut child = spawn_piped(dumper, &all);
+    std::thread::sleep(Duration::from_millis(1500));
+    act();
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let status = wait_for(&mut child, Duration::from_secs(30));
+    let (err, _) = stats_of(&mut child);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}: {err}", dumper.display());
+    out
+}
+
+/// The first line of `kind` holding `needle`.
+fn line_of<'a>(out: &'a str, kind: &str, needle: &str) -> &'a str {
+    let start = format!("{{\"type\":\"{kind}\"");
+    out.lines()
+        .find(|l| l.starts_with(&start) && l.contains(needle))
+        .unwrap_or_else(|| panic!("no {kind} event with {needle:?} in {out}"))
+}
+
 #[test]
 fn fork_events_in_both_dumpers() {
     let exe = common::fixture::build_c("forker.c", "ptforkdump");
     for dumper in dumpers() {
-        let mut child = spawn_piped(&dumper, &os(&["--fork", "--comm", "ptforkdump", "--duration", "3"]));
-        std::thread::sleep(Duration::from_millis(1500));
-        let run = Command::new(&exe).output().unwrap();
-        assert!(run.status.success());
-        let mut out = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-        let status = wait_for(&mut child, Duration::from_secs(30));
-        let (err, _) = stats_of(&mut child);
-        assert_eq!(status.and_then(|s| s.code()), Some(0), "{}: {err}", dumper.display());
+        let out = dump_while(&dumper, &["--fork", "--comm", "ptforkdump"], || {
+            assert!(Command::new(&exe).output().unwrap().status.success());
+        });
         let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("{\"type\":\"fork\"")).collect();
         let forks: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
         let keys = top_level_keys(lines[0]);
@@ -428,18 +446,10 @@ fn fork_events_in_both_dumpers() {
 #[test]
 fn failed_execs_in_both_dumpers() {
     for dumper in dumpers() {
-        let mut child = spawn_piped(&dumper, &os(&["--failed-execs", "--duration", "3"]));
-        std::thread::sleep(Duration::from_millis(1500));
-        assert!(Command::new("/nonexistent-proctap/ptdumpfail").args(["one", "two"]).spawn().is_err());
-        let mut out = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-        let status = wait_for(&mut child, Duration::from_secs(30));
-        let (err, _) = stats_of(&mut child);
-        assert_eq!(status.and_then(|s| s.code()), Some(0), "{}: {err}", dumper.display());
-        let line = out
-            .lines()
-            .find(|l| l.starts_with("{\"type\":\"exec_failed\"") && l.contains("ptdumpfail"))
-            .unwrap_or_else(|| panic!("{}: no failed exec in {out}", dumper.display()));
+        let out = dump_while(&dumper, &["--failed-execs"], || {
+            assert!(Command::new("/nonexistent-proctap/ptdumpfail").args(["one", "two"]).spawn().is_err());
+        });
+        let line = line_of(&out, "exec_failed", "ptdumpfail");
         let keys = top_level_keys(line);
         assert_eq!(
             keys,
@@ -472,18 +482,10 @@ fn opens_in_both_dumpers() {
     std::fs::create_dir_all(&scratch).unwrap();
     let exe = common::fixture::build_c("opener.c", "ptopendump");
     for dumper in dumpers() {
-        let mut child = spawn_piped(&dumper, &os(&["--files", "--comm", "ptopendump", "--duration", "3"]));
-        std::thread::sleep(Duration::from_millis(1500));
-        assert!(Command::new(&exe).arg(&scratch).output().unwrap().status.success());
-        let mut out = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-        let status = wait_for(&mut child, Duration::from_secs(30));
-        let (err, _) = stats_of(&mut child);
-        assert_eq!(status.and_then(|s| s.code()), Some(0), "{}: {err}", dumper.display());
-        let line = out
-            .lines()
-            .find(|l| l.starts_with("{\"type\":\"open\"") && l.contains("/nonexistent-proctap/x"))
-            .unwrap_or_else(|| panic!("{}: no open in {out}", dumper.display()));
+        let out = dump_while(&dumper, &["--files", "--comm", "ptopendump"], || {
+            assert!(Command::new(&exe).arg(&scratch).output().unwrap().status.success());
+        });
+        let line = line_of(&out, "open", "/nonexistent-proctap/x");
         assert_eq!(
             top_level_keys(line),
             ["type", "ts_ns", "time", "pid", "tid", "comm", "dfd", "path", "flags", "mode", "fd", "errno", "data_lost"],

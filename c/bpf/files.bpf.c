@@ -39,12 +39,11 @@ struct {
 /* An open of a traced process (not the tracer's): keep its arguments. */
 static __always_inline int pt_open_try(__s32 dfd, __u64 path, __u64 flags, __u64 mode)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = pt_traced_current();
 	struct pt_open_try *t;
 	struct pt_emit e;
 
-	if (tgid == pt_self_tgid || !pt_task_traced(tgid, task))
+	if (!task)
 		return 0;
 	t = bpf_task_storage_get(&pt_open_tries, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!t) {

@@ -292,12 +292,11 @@ static __always_inline void pt_exec_failed_argv(struct pt_emit *e, const char *c
 /* An attempt of a traced process (not the tracer's): keep its arguments. */
 static __always_inline int pt_exec_try(__u64 filename, __u64 argv)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = pt_traced_current();
 	struct pt_exec_try *t;
 	struct pt_emit e;
 
-	if (tgid == pt_self_tgid || !pt_task_traced(tgid, task))
+	if (!task)
 		return 0;
 	t = bpf_task_storage_get(&pt_exec_tries, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!t) {

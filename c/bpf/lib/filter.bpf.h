@@ -122,6 +122,16 @@ static __always_inline bool pt_task_traced(__u32 tgid, struct task_struct *task)
 	return !pt_track_names || pt_name_matched(tgid, pt_process_start(task));
 }
 
+/* The current task when its process is traced and not the tracer's own;
+ * else NULL. */
+static __always_inline struct task_struct *pt_traced_current(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	return tgid != pt_self_tgid && pt_task_traced(tgid, task) ? task : NULL;
+}
+
 /* The process' exit was reported: it leaves the filters (pids are reused),
  * and is remembered a while for the late exits of its threads. */
 static __always_inline void pt_process_gone(__u32 tgid, __u64 start_ns, bool thread_exits)
