@@ -345,7 +345,7 @@ impl Config {
             }
             other => other,
         })?;
-        let need = self.max_record_bytes();
+        let need = max_record(&raw) as usize;
         if let Some(bytes) = self.batch_bytes {
             if bytes < need || bytes > u32::MAX as usize {
                 return Err(Error::invalid(
@@ -354,7 +354,8 @@ impl Config {
                 ));
             }
         }
-        let held = if self.per_kind_batches { self.enabled_kinds() } else { 1 };
+        // Kinds whose records may arrive: each has its own batch then.
+        let held = if self.per_kind_batches { raw.events.count_ones() as usize } else { 1 };
         if self.batches_in_flight < held + 1 {
             return Err(Error::invalid(
                 "batches_in_flight",
@@ -367,23 +368,14 @@ impl Config {
         Ok(())
     }
 
-    /// Kinds whose records may arrive (each has its own batch with
-    /// per-kind batches).
-    fn enabled_kinds(&self) -> usize {
-        self.to_raw().map_or(1, |raw| raw.events.count_ones() as usize)
-    }
-
-    pub(crate) fn batch_bytes_resolved(&self) -> usize {
-        self.batch_bytes.unwrap_or_else(|| (256 << 10).max(2 * self.max_record_bytes()))
+    /// Bytes of one batch buffer: as set, or 256 KiB and at least two of
+    /// the largest records `raw` allows.
+    pub(crate) fn batch_bytes_resolved(&self, raw: &sys::proctap_config) -> usize {
+        self.batch_bytes.unwrap_or_else(|| (256 << 10).max(2 * max_record(raw) as usize))
     }
 
     pub(crate) fn batches_in_flight_resolved(&self) -> usize {
         self.batches_in_flight
-    }
-
-    /// The largest record the loader can append, by the C rule.
-    fn max_record_bytes(&self) -> usize {
-        self.to_raw().map_or(0, |raw| max_record(&raw) as usize)
     }
 
     pub(crate) fn to_raw(&self) -> Result<sys::proctap_config, Error> {

@@ -70,7 +70,8 @@ fn stats_of(child: &mut Child) -> (String, serde_json::Value) {
 }
 
 fn signal(child: &Child, sig: i32) {
-    let ok = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap();
+    // The shell's own kill: /bin/kill (procps) is not on a bare Debian base.
+    let ok = Command::new("sh").arg("-c").arg(format!("kill -{sig} {}", child.id())).status().unwrap();
     assert!(ok.success(), "kill -{sig} {}", child.id());
 }
 

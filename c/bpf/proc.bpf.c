@@ -128,7 +128,7 @@ static __always_inline void pt_fork_report(struct task_struct *parent, struct ta
 	struct pt_emit e;
 	struct pt_fork *r;
 
-	if (ptgid == pt_self_tgid || !pt_process_traced(ptgid, pt_process_start(parent)))
+	if (ptgid == pt_self_tgid || !pt_task_traced(ptgid, parent))
 		return;
 	r = pt_fork_open(&e, pid_tgid);
 	if (!r)
@@ -173,14 +173,12 @@ static __always_inline int pt_on_exit(struct task_struct *task, bool process_gon
 	struct pt_emit e;
 	struct pt_exit *r;
 
-	__u64 start = pt_process_start(task);
-
 	if (!process_gone && !pt_thread_exits)
 		return 0;
-	if (pt_process_traced(tgid, start)) {
+	if (pt_task_traced(tgid, task)) {
 		if (process_gone)
-			pt_process_gone(tgid, start, pt_thread_exits);
-	} else if (process_gone || !pt_thread_exits || !pt_process_exited(tgid, start)) {
+			pt_process_gone(tgid, task, pt_thread_exits);
+	} else if (process_gone || !pt_thread_exits || !pt_process_exited(tgid, task)) {
 		return 0;
 	}
 

@@ -132,6 +132,9 @@ struct proctap {
 	proctap_swap_fn swap;
 	void *swap_ctx;
 	struct pt_route routes[PT_KIND_MAX]; /* [0] unless per_kind_batches */
+	int nroutes;			     /* routes in use: 1, or PT_KIND_MAX */
+	__u32 kinds[PT_KIND_MAX];	     /* the enabled kinds, the only ones */
+	int nkinds;			     /* that can lose records */
 	__u64 last_handover_ts;
 	bool refused; /* swap returned NULL */
 

@@ -42,12 +42,18 @@ void pt_json_u64(struct pt_json *j, const char *key, __u64 v)
 	pt_json_fmt(j, "%llu", v);
 }
 
-void pt_json_i64(struct pt_json *j, const char *key, __s64 v)
+/* A signed number, no key. */
+static void pt_json_int(struct pt_json *j, __s64 v)
 {
 	char buf[32];
 
-	pt_json_key(j, key);
 	pt_json_put(j, buf, snprintf(buf, sizeof(buf), "%lld", (long long)v));
+}
+
+void pt_json_i64(struct pt_json *j, const char *key, __s64 v)
+{
+	pt_json_key(j, key);
+	pt_json_int(j, v);
 }
 
 void pt_json_bool(struct pt_json *j, const char *key, int v)
@@ -256,7 +262,7 @@ void pt_json_errno(struct pt_json *j, const char *key, __s32 err)
 		return;
 	pt_json_key(j, key);
 	pt_json_raw(j, "{\"errno\":");
-	pt_json_fmt(j, "%lld", err == INT_MIN ? INT_MAX : -(long long)err);
+	pt_json_int(j, err == INT_MIN ? INT_MAX : -(__s64)err);
 	pt_json_raw(j, "}");
 }
 
@@ -337,5 +343,5 @@ void pt_json_result(struct pt_json *j, const char *key, __s64 ret)
 	}
 	pt_json_raw(j, "null");
 	pt_json_key(j, "errno");
-	pt_json_fmt(j, "%llu", ret < -(__s64)INT_MAX ? INT_MAX : (unsigned long long)-ret);
+	pt_json_int(j, ret < -(__s64)INT_MAX ? INT_MAX : -ret);
 }

@@ -36,7 +36,7 @@ static void pt_handover_all(struct proctap *pt, bool due_only)
 {
 	__u64 now = due_only ? pt_ts(CLOCK_MONOTONIC) : 0;
 
-	for (int i = 0; i < PT_KIND_MAX; i++) {
+	for (int i = 0; i < pt->nroutes; i++) {
 		struct pt_route *r = &pt->routes[i];
 
 		if (r->buf && r->buf->records && (!due_only || now - r->first_ts >= pt->flush_ns))
@@ -236,7 +236,7 @@ int proctap_run(struct proctap *pt, proctap_swap_fn swap, void *ctx)
 	fin = pt_finish(pt);
 	if (!err)
 		err = fin;
-	for (int i = 0; i < PT_KIND_MAX; i++)
+	for (int i = 0; i < pt->nroutes; i++)
 		if (pt->routes[i].buf)
 			pt_handover(pt, &pt->routes[i], 1);
 	return err;
@@ -261,6 +261,10 @@ int pt_poll_open(struct proctap *pt, struct proctap_error *err)
 
 	pt->flush_ns = (__u64)pt->cfg.flush_us * 1000;
 	pt->busy_poll = pt->cfg.busy_poll != 0;
+	pt->nroutes = pt->cfg.per_kind_batches ? PT_KIND_MAX : 1;
+	for (__u32 kind = 0; kind < PT_KIND_MAX; kind++)
+		if (pt->cfg.events & PROCTAP_EVENT(kind))
+			pt->kinds[pt->nkinds++] = kind;
 	pt->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pt->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (pt->stopfd < 0 || pt->epfd < 0)

@@ -49,10 +49,12 @@ static int proc_configure(struct proctap *pt, struct proctap_error *err)
 	s->rodata->pt_exec_events = exec;
 	s->rodata->pt_fork_events = fork;
 	s->rodata->pt_thread_exits = c->thread_exits != 0;
-	pt_set_autoload(pt, "pt_exec", exec || names);
-	pt_set_autoload(pt, "pt_fork", fork || names);
-	pt_set_autoload(pt, "pt_exit", exit && probe == PROCTAP_EXIT_GROUP_DEAD);
-	pt_set_autoload(pt, "pt_exit_live", exit && probe == PROCTAP_EXIT_LIVE);
+	/* The kinds' declared programs are on (pt_exec and pt_fork also for
+	 * the filter's names); a kernel without group_dead needs the fallback. */
+	if (exit && probe == PROCTAP_EXIT_LIVE) {
+		pt_set_autoload(pt, "pt_exit", false);
+		pt_set_autoload(pt, "pt_exit_live", true);
+	}
 	/* Maps only the code this config reaches uses (libbpf poisons the
 	 * others' references in code the verifier prunes). */
 	bpf_map__set_autocreate(s->maps.pt_exit_seen, exit && probe == PROCTAP_EXIT_LIVE);

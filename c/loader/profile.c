@@ -40,7 +40,6 @@ static int profile_check(const struct proctap_config *c, struct proctap_error *e
 static int profile_configure(struct proctap *pt, struct proctap_error *err)
 {
 	pt->skel->rodata->pf_all = pt->cfg.profile_all != 0;
-	pt_set_autoload(pt, "pf_sample", true);
 	pt_set_autoload(pt, "pf_fork", pt->cfg.profile_children != 0);
 	return PROCTAP_OK;
 }

@@ -41,13 +41,15 @@ void proctap_stats(struct proctap *pt, struct proctap_stats *out)
 	}
 }
 
-/* Events lost whole (metadata ring full), per kind, summed over CPUs. */
+/* Events lost whole (metadata ring full), per enabled kind, summed over
+ * CPUs (every poll round reads these: only the kinds that can lose). */
 void pt_meta_lost(struct proctap *pt, __u64 *lost)
 {
 	memset(lost, 0, PT_KIND_MAX * sizeof(*lost));
 	for (__u32 cpu = 0; cpu < pt->ncpus; cpu++)
-		for (int k = 0; k < PT_KIND_MAX; k++)
-			lost[k] += __atomic_load_n(&pt->ctl[cpu].meta_lost[k], __ATOMIC_RELAXED);
+		for (int i = 0; i < pt->nkinds; i++)
+			lost[pt->kinds[i]] += __atomic_load_n(&pt->ctl[cpu].meta_lost[pt->kinds[i]],
+							      __ATOMIC_RELAXED);
 }
 
 /*
@@ -59,7 +61,8 @@ void pt_meta_lost(struct proctap *pt, __u64 *lost)
  */
 void pt_report_losses(struct proctap *pt, const __u64 *lost)
 {
-	for (__u32 k = 1; k < PT_KIND_MAX; k++) {
+	for (int i = 0; i < pt->nkinds; i++) {
+		__u32 k = pt->kinds[i];
 		struct pt_lost l;
 
 		if (lost[k] <= pt->loss_reported[k])

@@ -9,6 +9,6 @@ use serde::{Serialize, Serializer};
 use super::bytes::{Argv, ByteStr, Comm};
 use super::stack::{Errno, KernelStack, UserStack};
 use super::time::WallTime;
-use super::wire::{Data, Fixed, Hdr, RecordWriter};
+use super::wire::{Data, Fixed, Hdr, RecordEncoder};
 
 include!(concat!(env!("OUT_DIR"), "/kinds.rs"));

@@ -115,7 +115,7 @@ impl<'a> Data<'a> {
 
 /// Writes one record as the C loader appends it to a caller buffer: fixed
 /// part, variable data, zero padding to 8 bytes (tests and benches).
-pub(crate) struct RecordWriter<'a> {
+pub(crate) struct RecordEncoder<'a> {
     out: &'a mut Vec<u8>,
     start: usize,
     size: usize,
@@ -123,7 +123,7 @@ pub(crate) struct RecordWriter<'a> {
 }
 
 #[allow(dead_code)] // writes every integer type a declaration may use
-impl<'a> RecordWriter<'a> {
+impl<'a> RecordEncoder<'a> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         out: &'a mut Vec<u8>,
@@ -134,10 +134,10 @@ impl<'a> RecordWriter<'a> {
         tid: u32,
         cpu: u16,
         ts_ns: u64,
-    ) -> RecordWriter<'a> {
+    ) -> RecordEncoder<'a> {
         let start = out.len();
         out.resize(start + size, 0);
-        let mut w = RecordWriter { out, start, size, data_len: 0 };
+        let mut w = RecordEncoder { out, start, size, data_len: 0 };
         w.put(0, &kind.to_ne_bytes());
         w.put(2, &flags.to_ne_bytes());
         w.put(4, &cpu.to_ne_bytes());

@@ -99,7 +99,7 @@ impl Tracer {
         }
 
         let (exchanger, stop_tx) =
-            Exchanger::new(config.batches_in_flight_resolved(), config.batch_bytes_resolved(), sink);
+            Exchanger::new(config.batches_in_flight_resolved(), config.batch_bytes_resolved(&raw), sink);
         let undelivered = exchanger.undelivered.clone();
         let shared = Arc::new(Shared { instance, stop_tx: Mutex::new(Some(stop_tx)), undelivered });
         let poll = shared.clone();

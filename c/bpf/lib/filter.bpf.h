@@ -107,12 +107,6 @@ static __always_inline bool pt_name_matched(__u32 tgid, __u64 start_ns)
 	return true;
 }
 
-/* Does the process (tgid, started at start_ns) pass the filters? */
-static __always_inline bool pt_process_traced(__u32 tgid, __u64 start_ns)
-{
-	return pt_pid_traced(tgid) && (!pt_track_names || pt_name_matched(tgid, start_ns));
-}
-
 /* Does the task's process pass the filters? Its start time is read only
  * when the comm filter needs it. */
 static __always_inline bool pt_task_traced(__u32 tgid, struct task_struct *task)
@@ -134,12 +128,16 @@ static __always_inline struct task_struct *pt_traced_current(void)
 
 /* The process' exit was reported: it leaves the filters (pids are reused),
  * and is remembered a while for the late exits of its threads. */
-static __always_inline void pt_process_gone(__u32 tgid, __u64 start_ns, bool thread_exits)
+static __always_inline void pt_process_gone(__u32 tgid, struct task_struct *task, bool thread_exits)
 {
+	__u64 start;
+
 	if (!pt_filter_pids && !pt_track_names)
 		return;
-	if (thread_exits)
-		bpf_map_update_elem(&pt_exited, &tgid, &start_ns, BPF_ANY);
+	if (thread_exits) {
+		start = pt_process_start(task);
+		bpf_map_update_elem(&pt_exited, &tgid, &start, BPF_ANY);
+	}
 	if (pt_filter_pids)
 		bpf_map_delete_elem(&pt_pids, &tgid);
 	if (pt_track_names)
@@ -147,11 +145,11 @@ static __always_inline void pt_process_gone(__u32 tgid, __u64 start_ns, bool thr
 }
 
 /* Was the process traced when its exit was reported (see pt_exited)? */
-static __always_inline bool pt_process_exited(__u32 tgid, __u64 start_ns)
+static __always_inline bool pt_process_exited(__u32 tgid, struct task_struct *task)
 {
 	__u64 *start = bpf_map_lookup_elem(&pt_exited, &tgid);
 
-	return start && *start == start_ns;
+	return start && *start == pt_process_start(task);
 }
 
 #endif /* PT_FILTER_BPF_H */

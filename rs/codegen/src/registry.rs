@@ -220,7 +220,7 @@ const RESERVED_TYPES: &[&str] = &[
     "Hdr",
     "Hex",
     "KernelStack",
-    "RecordWriter",
+    "RecordEncoder",
     "Stats",
     "KindStats",
     "UserFrame",

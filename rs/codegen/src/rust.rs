@@ -339,7 +339,7 @@ fn encoder(o: &mut String, k: &Kind) {
     let pick = |on: bool, name: &str| if on { format!("self.{name}") } else { "0".into() };
     let _ = writeln!(
         o,
-        "        let mut w = RecordWriter::new(out, {}, {}, {flags}, {}, {}, {}, self.ts_ns);",
+        "        let mut w = RecordEncoder::new(out, {}, {}, {flags}, {}, {}, {}, self.ts_ns);",
         k.id,
         k.size,
         pick(k.pid, "pid"),

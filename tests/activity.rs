@@ -1,0 +1,194 @@
+//! What traced processes do beyond exec and exit, against the real kernel:
+//! forks, failed execs, file opens. Each with exact expectations, and the
+//! tracer's own process left out.
+
+mod common;
+
+use std::os::unix::ffi::OsStrExt;
+use std::process::Command;
+use std::time::Duration;
+
+use proctap::{Config, Event, EventKind};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every fork of a traced process, threads flagged; the tracer's own forks
+/// never (it forks the test programs themselves here).
+#[test]
+fn forks_report_new_processes_and_threads_but_not_the_tracers_own() {
+    let exe = common::fixture::build_c("forker.c", "ptforker");
+    let me = std::process::id();
+    let config = Config::new().exec(false).exit(false).event(EventKind::Fork, true);
+    let Some(named) = common::start(&config.clone().comm_prefix("ptforker")) else { return };
+    let Some(everything) = common::start(&config) else { return };
+    let out = Command::new(&exe).output().unwrap();
+    assert!(out.status.success());
+    let pid = {
+        // The forker's pid: the parent of the children it printed.
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut threads = Vec::new();
+        let mut children = Vec::new();
+        for line in text.lines() {
+            let (what, id) = line.split_once(' ').unwrap();
+            let id: u32 = id.parse().unwrap();
+            if what == "thread" {
+                threads.push(id)
+            } else {
+                children.push(id)
+            }
+        }
+        (threads, children)
+    };
+    let (threads, children) = pid;
+    let forks_of = |tracer: &proctap::Tracer| {
+        let want = threads.len() + children.len();
+        let got = common::collect_until(
+            tracer,
+            TIMEOUT,
+            |e| matches!(e, Event::Fork(f) if f.comm.as_bytes() == b"ptforker"),
+            |g| g.len() >= want,
+        );
+        let late = common::collect_until(
+            tracer,
+            Duration::from_millis(300),
+            |e| matches!(e, Event::Fork(f) if f.comm.as_bytes() == b"ptforker"),
+            |_| false,
+        );
+        got.into_iter()
+            .chain(late)
+            .map(|e| match e {
+                Event::Fork(f) => f,
+                _ => unreachable!(),
+            })
+            .collect::<Vec<_>>()
+    };
+    for (name, tracer) in [("comm filter", &named), ("no filter", &everything)] {
+        let forks = forks_of(tracer);
+        assert_eq!(forks.len(), threads.len() + children.len(), "{name}: {forks:?}");
+        let forker = forks[0].pid;
+        for f in &forks {
+            assert_eq!((f.pid, f.ppid, f.comm.as_bytes()), (forker, me, &b"ptforker"[..]), "{name}: {f:?}");
+            if f.thread {
+                assert_eq!(f.child_pid, forker, "{name}: a thread belongs to the forker");
+                assert!(threads.contains(&f.child_tid), "{name}: thread {} printed: {threads:?}", f.child_tid);
+            } else {
+                assert_eq!(f.child_pid, f.child_tid, "{name}: a new process' first thread");
+                assert!(children.contains(&f.child_pid), "{name}: child {} printed: {children:?}", f.child_pid);
+            }
+        }
+        assert_eq!(forks.iter().filter(|f| f.thread).count(), 3, "{name}");
+    }
+    // This process forked the forker: the tracer's own process is left out.
+    let own = common::collect_until(
+        &everything,
+        Duration::from_millis(200),
+        |e| matches!(e, Event::Fork(f) if f.pid == me),
+        |_| false,
+    );
+    assert!(own.is_empty(), "the tracer's own forks: {own:?}");
+}
+
+/// An exec that fails is an event with its errno and what was tried.
+#[test]
+fn failed_execs_carry_the_errno_and_the_arguments_tried() {
+    let config = Config::new().exec(false).exit(false).event(EventKind::ExecFailed, true);
+    let Some(tracer) = common::start(&config) else { return };
+    let dir = std::env::temp_dir().join(format!("proctap-noexec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let noexec = dir.join("ptnoexec");
+    std::fs::write(&noexec, "#!/bin/sh\n").unwrap(); // mode 0644: not executable
+    let missing = "/nonexistent-proctap/ptnope";
+    assert!(Command::new(missing).args(["a", "bb", ""]).spawn().is_err());
+    assert!(Command::new(&noexec).arg("x").spawn().is_err());
+    let long = "y".repeat(1000);
+    assert!(Command::new(missing).arg(&long).arg("after").spawn().is_err());
+    let failed = |e: &Event<&[u8]>| matches!(e, Event::ExecFailed(_));
+    let got = common::collect_until(&tracer, TIMEOUT, failed, |g| g.len() >= 3);
+    let fails: Vec<&proctap::ExecFailed> =
+        got.iter().filter_map(|e| if let Event::ExecFailed(f) = e { Some(f) } else { None }).collect();
+    let me = std::process::id();
+    let args = |f: &proctap::ExecFailed| f.argv.iter().map(|a| a.to_vec()).collect::<Vec<_>>();
+    let enoent: Vec<_> = fails.iter().filter(|f| f.filename == missing.as_bytes()).collect();
+    assert_eq!(enoent.len(), 2, "{fails:?}");
+    assert_eq!((enoent[0].errno, enoent[0].ppid), (2, me));
+    assert_ne!(enoent[0].pid, me, "the child that tried, not the tracer");
+    assert_eq!(args(enoent[0]), [&b"/nonexistent-proctap/ptnope"[..], b"a", b"bb", b""]);
+    assert!(!enoent[0].argv_truncated);
+    // Each argument is kept up to 255 bytes; the cut is flagged.
+    assert_eq!(args(enoent[1])[1], vec![b'y'; 255]);
+    assert_eq!(args(enoent[1])[2], b"after");
+    assert!(enoent[1].argv_truncated);
+    let eacces = fails.iter().find(|f| f.filename == noexec.as_os_str().as_bytes()).expect("the EACCES exec");
+    assert_eq!(eacces.errno, 13);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every open of a traced process, through each syscall, joined with its
+/// result; the tracer's own opens never.
+#[test]
+fn opens_carry_the_path_flags_and_result_of_each_syscall() {
+    let exe = common::fixture::build_c("opener.c", "ptopener");
+    let scratch = std::env::temp_dir().join(format!("proctap-opens-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let config = Config::new().exec(false).exit(false).event(EventKind::Open, true);
+    let Some(tracer) = common::start(&config.clone().comm_prefix("ptopener")) else { return };
+    let Some(all) = common::start(&config) else { return };
+    let out = Command::new(&exe).arg(&scratch).output().unwrap();
+    assert!(out.status.success());
+    let results: Vec<(i64, i32)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (ret, errno) = l.split_once(' ').unwrap();
+            (ret.parse().unwrap(), errno.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(results.len(), 7);
+    // The fixture's own opens (the dynamic loader's come first, and vary).
+    let ours = |e: &Event<&[u8]>| matches!(e, Event::Open(o) if [&b"made"[..], b".", b"/nonexistent-proctap/x"].contains(&o.path) || o.path.starts_with(b"aaaa"));
+    let got = common::collect_until(&tracer, TIMEOUT, ours, |g| g.len() >= 7);
+    let opens: Vec<&proctap::Open> =
+        got.iter().filter_map(|e| if let Event::Open(o) = e { Some(o) } else { None }).collect();
+    let paths: Vec<String> =
+        opens.iter().map(|o| String::from_utf8_lossy(&o.path[..o.path.len().min(40)]).into()).collect();
+    assert_eq!(opens.len(), 7, "{paths:?}");
+    let dfd = results[3].0 as i32;
+    let expect: [(&[u8], i32, u64, u64); 7] = [
+        (b"made", -100, 0o1101, 0o640),          // creat: O_CREAT|O_WRONLY|O_TRUNC
+        (b"made", -100, 0, 0),                   // open
+        (b"/nonexistent-proctap/x", -100, 0, 0), // openat: ENOENT
+        (b".", -100, 0o200000, 0),               // O_DIRECTORY
+        (b"made", dfd, 0o2000002, 0),            // O_RDWR|O_CLOEXEC
+        (b"made", dfd, 0, 0),                    // openat2
+        (&[b'a'; 4095], -100, 0, 0),             // cut at 4095 bytes
+    ];
+    for (i, (o, (path, dfd, flags, mode))) in opens.iter().zip(expect).enumerate() {
+        assert_eq!((&o.path[..], o.dfd, o.flags, o.mode), (path, dfd, flags, mode), "open {}: {o:?}", i + 1);
+        let (ret, errno) = results[i];
+        if errno == 0 {
+            assert_eq!((o.fd, o.errno), (Some(ret), None), "open {}", i + 1);
+        } else {
+            assert_eq!((o.fd, o.errno), (None, Some(errno)), "open {}", i + 1);
+        }
+        assert_eq!(o.path_truncated, i == 6, "open {}", i + 1);
+        assert_eq!(o.comm.as_bytes(), b"ptopener");
+    }
+    assert_eq!(results[2].1, 2, "ENOENT");
+    assert_eq!(results[6].1, 36, "ENAMETOOLONG");
+    // The tracer's own opens are left out; a child's are not.
+    let me = std::process::id();
+    std::fs::read(scratch.join("made")).unwrap();
+    let mut cat = Command::new("/bin/cat").arg(scratch.join("made")).spawn().unwrap();
+    let cat_pid = cat.id();
+    cat.wait().unwrap();
+    let made = scratch.join("made");
+    let seen = common::collect_until(
+        &all,
+        TIMEOUT,
+        |e| matches!(e, Event::Open(o) if o.path == made.as_os_str().as_bytes()),
+        |g| g.iter().any(|e| e.pid() == cat_pid),
+    );
+    assert!(seen.iter().any(|e| e.pid() == cat_pid), "the child's open: {seen:?}");
+    assert!(seen.iter().all(|e| e.pid() != me), "the tracer's own open: {seen:?}");
+    let _ = std::fs::remove_dir_all(&scratch);
+}
