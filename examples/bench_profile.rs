@@ -23,8 +23,7 @@
 #[path = "bench_util/mod.rs"]
 mod bench_util;
 
-use std::collections::BTreeMap;
-use std::fs;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,15 +31,13 @@ use std::sync::Arc;
 use std::thread::{sleep, JoinHandle};
 use std::time::{Duration, Instant};
 
+use bench_util::system::{is_root, load_average, prog_deltas, prog_snapshot, run_output, BpfStats, Prog, Result};
 use bench_util::{machine, self_cpu_ns, table, today};
 use proctap::{Config, Event, Profiler, Tracer, UserFrame};
 
 const USAGE: &str = "usage: bench_profile --workload PATH [--seconds S] [--rounds N] [--rates HZ,HZ,...]";
-const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 /// A comm prefix no process has: the profiler runs, its filter rejects everything.
 const NO_MATCH: &str = "pt-prof-nomatch";
-
-type Result<T> = std::result::Result<T, String>;
 
 struct Options {
     workload: PathBuf,
@@ -92,92 +89,15 @@ fn parse_options() -> Result<Options> {
     Ok(o)
 }
 
-// ---- system helpers ---------------------------------------------------------
+// ---- bpf_stats ---------------------------------------------------------------
 
-fn run_output(program: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{program} {}: {}: {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    String::from_utf8(out.stdout).map_err(|_| format!("{program}: output is not UTF-8"))
-}
-
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(|r| r.split_whitespace().next() == Some("0"))))
-        .unwrap_or(false)
-}
-
-/// kernel.bpf_stats_enabled = 1 while it lives; the old value back on drop.
-struct BpfStats(String);
-
-impl BpfStats {
-    fn enable() -> Result<BpfStats> {
-        let old = fs::read_to_string(BPF_STATS).map_err(|e| format!("{BPF_STATS}: {e}"))?.trim().to_string();
-        fs::write(BPF_STATS, "1").map_err(|e| format!("{BPF_STATS}: {e}"))?;
-        Ok(BpfStats(old))
-    }
-}
-
-impl Drop for BpfStats {
-    fn drop(&mut self) {
-        if let Err(e) = fs::write(BPF_STATS, &self.0) {
-            eprintln!("warning: cannot restore {BPF_STATS} to {}: {e}", self.0);
-        }
-    }
-}
-
-/// bpf_stats counters of one program, as `bpftool -j prog show` lists them.
-#[derive(Clone, Debug, Default)]
-struct Prog {
-    kind: String,
-    run_time_ns: u64,
-    run_cnt: u64,
-}
-
-fn prog_snapshot(ids: &[u32]) -> Result<BTreeMap<u32, Prog>> {
-    let text = run_output("bpftool", &["-j", "prog", "show"])?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("bpftool -j prog show: {e}"))?;
-    let mut progs = BTreeMap::new();
-    for p in value.as_array().ok_or("bpftool -j prog show: not an array")? {
-        let Some(id) = p.get("id").and_then(|v| v.as_u64()) else { continue };
-        if !ids.contains(&(id as u32)) {
-            continue;
-        }
-        let num = |k: &str| p.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-        let kind = p.get("type").and_then(|v| v.as_str()).unwrap_or("?").to_string();
-        progs.insert(id as u32, Prog { kind, run_time_ns: num("run_time_ns"), run_cnt: num("run_cnt") });
-    }
-    if progs.len() != ids.len() {
-        return Err(format!("tracer programs {ids:?}: bpftool lists only {}", progs.len()));
-    }
-    Ok(progs)
-}
-
-/// Growth of the perf_event programs' counters and of all programs' run time.
-fn prog_growth(before: &BTreeMap<u32, Prog>, after: &BTreeMap<u32, Prog>) -> (Prog, u64) {
-    let mut perf = Prog { kind: "perf_event".into(), ..Prog::default() };
-    let mut all_ns = 0;
-    for (id, a) in after {
-        let b = before.get(id).cloned().unwrap_or_default();
-        let (ns, cnt) = (a.run_time_ns - b.run_time_ns, a.run_cnt - b.run_cnt);
-        all_ns += ns;
-        if a.kind == "perf_event" {
-            perf.run_time_ns += ns;
-            perf.run_cnt += cnt;
-        }
-    }
-    (perf, all_ns)
+/// Growth of the perf_event programs' run time and run count, and of all
+/// programs' run time: (perf_event ns, perf_event runs, all ns).
+fn prog_growth(before: &[Prog], after: &[Prog]) -> (u64, u64, u64) {
+    prog_deltas(before, after).iter().fold((0, 0, 0), |(perf_ns, perf_runs, all_ns), p| {
+        let (ns, runs) = if p.kind == "perf_event" { (p.run_time_ns, p.run_cnt) } else { (0, 0) };
+        (perf_ns + ns, perf_runs + runs, all_ns + p.run_time_ns)
+    })
 }
 
 // ---- the workload ------------------------------------------------------------
@@ -337,7 +257,7 @@ fn run_mode(opts: &Options, mode: Mode, cpus: usize, units: u64, workload_comm: 
     let tracer = Tracer::start(&config).map_err(|e| format!("profiler at {hz} Hz: {e}"))?;
     let done = Arc::new(AtomicBool::new(false));
     let consumer = consume(&tracer, done.clone());
-    let ids = tracer.prog_ids();
+    let ids: BTreeSet<u64> = tracer.prog_ids().into_iter().map(u64::from).collect();
     let result: Result<Run> = (|| {
         sleep(Duration::from_millis(200));
         let tb0 = Instant::now();
@@ -350,12 +270,12 @@ fn run_mode(opts: &Options, mode: Mode, cpus: usize, units: u64, workload_comm: 
         // Start to start of the two bpftool runs: each reads the counters equally late.
         let bpf_window = tb0.elapsed();
         let progs1 = prog_snapshot(&ids)?;
-        let (perf, all_prog_ns) = prog_growth(&progs0, &progs1);
+        let (perf_ns, perf_runs, all_prog_ns) = prog_growth(&progs0, &progs1);
         Ok(Run {
             work,
             bpf_window_ns: bpf_window.as_nanos() as u64,
-            perf_ns: perf.run_time_ns,
-            perf_runs: perf.run_cnt,
+            perf_ns,
+            perf_runs,
             all_prog_ns,
             tracer_cpu_ns: cpu1 - cpu0,
             cpu_window_ns: window.as_nanos() as u64,
@@ -451,7 +371,7 @@ fn report(modes: &[Mode], runs: &[Vec<Run>], cpus: usize) -> String {
 }
 
 fn run(opts: &Options) -> Result<String> {
-    if !is_root() {
+    if !is_root()? {
         return Err("must run as root (BPF, perf events, bpf_stats)".into());
     }
     if !opts.workload.is_file() {
@@ -476,7 +396,7 @@ fn run(opts: &Options) -> Result<String> {
     let mut modes = vec![Mode::None];
     modes.extend(opts.rates.iter().map(|&hz| Mode::Profile(hz)));
     modes.push(Mode::Untracked(*opts.rates.iter().max().unwrap_or(&999)));
-    let load0 = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load0 = load_average();
     let mut runs = Vec::new();
     for round in 0..opts.rounds {
         let mut this = Vec::new();
@@ -510,7 +430,7 @@ mode once, in table order. Profiler: `Config::new().exec(false).exit(false).prof
 filter. One consumer thread counts the samples. Load average (1 min) before the first round: {}.\n\n",
         opts.seconds,
         opts.rounds,
-        load0.split_whitespace().next().unwrap_or("?"),
+        load0,
     );
     out += &report(&modes, &runs, cpus);
     out += &format!("\nwork s: each worker's own monotonic time for its units, averaged over the workers; median over rounds. \

@@ -1,6 +1,12 @@
-//! Shared by the benchmark drivers (`examples/bench_*.rs`): the machine
-//! description, CPU time from /proc, percentiles and Markdown tables.
+//! Shared by the benchmark drivers (`examples/bench_*`): the machine
+//! description, CPU time from /proc, percentiles and Markdown tables; in
+//! `system`, commands, /proc readers, kernel-setting guards and bpftool's
+//! program counters; in `tracer`, a tracer run as a separate process.
+//! Each driver uses a subset.
 #![allow(dead_code)]
+
+pub mod system;
+pub mod tracer;
 
 use std::fs;
 use std::time::{SystemTime, UNIX_EPOCH};
