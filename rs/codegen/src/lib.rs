@@ -9,10 +9,11 @@
 
 pub mod bpf;
 pub mod c;
+mod decl;
 pub mod json;
 pub mod model;
+mod names;
 pub mod registry;
-
 pub mod rust;
 #[cfg(test)]
 mod tests;

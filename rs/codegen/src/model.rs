@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::registry::camel;
+use crate::names::camel;
 
 /// Type of a fixed field.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! The registry as declared (TOML), checked into a model the emitters walk.
+//! The registry's rules: declarations (see `decl`) checked into the model
+//! the emitters walk.
 //!
 //! Every rule a declaration must follow is checked here, with an error that
 //! names the file, the kind and the field; the emitters then assume a valid
@@ -8,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
+use crate::decl::*;
 pub use crate::model::*;
+use crate::names::*;
 
 /// Highest kind id + 1 (record kinds are 1..63; 0 is the transport's doorbell).
 pub const KIND_MAX: u16 = 64;
@@ -44,197 +45,6 @@ impl std::error::Error for Error {}
 
 fn err(file: &Path, message: impl Into<String>) -> Error {
     Error { file: file.to_path_buf(), message: message.into() }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KindDecl {
-    kind: String,
-    id: u16,
-    #[serde(default)]
-    c_name: Option<String>,
-    #[serde(default)]
-    rust: Option<String>,
-    family: String,
-    doc: String,
-    #[serde(default)]
-    hidden: bool,
-    #[serde(default)]
-    header: Vec<String>,
-    #[serde(default)]
-    programs: Vec<String>,
-    #[serde(default)]
-    wake: Option<String>,
-    #[serde(default, rename = "field")]
-    fields: Vec<FieldDecl>,
-    #[serde(default, rename = "data")]
-    data: Vec<DataDecl>,
-    #[serde(default, rename = "flag")]
-    flags: Vec<FlagDecl>,
-    #[serde(default, rename = "counter")]
-    counters: Vec<CounterDecl>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FieldDecl {
-    name: String,
-    #[serde(rename = "type")]
-    ty: String,
-    doc: String,
-    #[serde(default)]
-    rust: Option<String>,
-    #[serde(default = "yes")]
-    json: bool,
-    #[serde(default)]
-    since: Option<String>,
-    #[serde(default, rename = "value")]
-    values: Vec<ValueDecl>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ValueDecl {
-    name: String,
-    value: u32,
-    doc: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DataDecl {
-    name: String,
-    #[serde(rename = "type")]
-    ty: String,
-    doc: String,
-    cap: CapDecl,
-    #[serde(default = "yes")]
-    json: bool,
-    #[serde(default)]
-    after: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum CapDecl {
-    Bytes(u32),
-    Knob { knob: String, default: u32, min: u32, max: u32 },
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FlagDecl {
-    name: String,
-    doc: String,
-    #[serde(default)]
-    counter: bool,
-    #[serde(default)]
-    json: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CounterDecl {
-    name: String,
-    doc: String,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// CamelCase of a snake_case name.
-pub fn camel(snake: &str) -> String {
-    snake
-        .split('_')
-        .map(|w| {
-            let mut c = w.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
-        })
-        .collect()
-}
-
-fn is_ident(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !name.ends_with('_')
-        && !name.contains("__")
-}
-
-/// Names a generated Rust struct uses for its own fields, the locals of the
-/// generated decoders and printers, and the C record's header.
-const RESERVED: &[&str] = &[
-    "ts_ns",
-    "time",
-    "pid",
-    "tid",
-    "cpu",
-    "data_lost",
-    "type",
-    "kind_id",
-    "exit_code",
-    "signal",
-    "core_dumped",
-    "hdr",
-    "r",
-    "h",
-    "d",
-    "data",
-    "offset",
-    "m",
-    "s",
-    "w",
-    "out",
-    "e",
-    "j",
-];
-
-/// Keywords of Rust and C: no field, kind or value may be one.
-const KEYWORDS: &[&str] = &[
-    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
-    "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static",
-    "struct", "super", "trait", "true", "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final",
-    "gen", "macro", "override", "priv", "try", "typeof", "unsized", "virtual", "yield", "auto", "bool", "case", "char",
-    "default", "double", "float", "goto", "inline", "int", "long", "register", "restrict", "short", "signed", "sizeof",
-    "switch", "typedef", "union", "unsigned", "void", "volatile",
-];
-
-/// Kind names that are methods of `Stats` already (each kind gets one).
-const RESERVED_KINDS: &[&str] = &["kind", "kinds", "events", "dropped_data", "reserve_failures", "lost"];
-
-/// Type names the event module defines by hand (a kind's Rust struct or
-/// enum must not take one).
-const RESERVED_TYPES: &[&str] = &[
-    "Args",
-    "Argv",
-    "BuildId",
-    "ByteStr",
-    "Comm",
-    "Data",
-    "Errno",
-    "Event",
-    "EventKind",
-    "Events",
-    "Fixed",
-    "Hdr",
-    "Hex",
-    "KernelStack",
-    "RecordEncoder",
-    "Stats",
-    "KindStats",
-    "UserFrame",
-    "UserStack",
-    "WallTime",
-];
-
-fn is_keyword(name: &str) -> bool {
-    KEYWORDS.contains(&name)
-}
-
-/// padN names the generated C struct's padding.
-fn is_pad_name(name: &str) -> bool {
-    name.strip_prefix("pad").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Reads every `*.toml` in `dir` (sorted by file name) and checks it.

@@ -32,7 +32,7 @@ fn data_type(ty: DataType) -> &'static str {
 }
 
 fn enum_name(k: &Kind, f: &Field) -> String {
-    format!("{}{}", k.rust, crate::registry::camel(&f.name))
+    format!("{}{}", k.rust, crate::names::camel(&f.name))
 }
 
 fn int_type(bits: u32, signed: bool) -> String {
@@ -151,21 +151,21 @@ fn kind_struct(o: &mut String, k: &Kind) {
             let _ = writeln!(o, "pub enum {} {{", enum_name(k, f));
             for v in values {
                 doc(o, "    ", &v.doc);
-                let _ = writeln!(o, "    {},", crate::registry::camel(&v.name));
+                let _ = writeln!(o, "    {},", crate::names::camel(&v.name));
             }
             o.push_str("}\n\n");
             let name = enum_name(k, f);
             let _ = writeln!(o, "impl {name} {{\n    /// The name JSON shows.\n    pub fn name(self) -> &'static str {{\n        match self {{");
             for v in values {
-                let _ = writeln!(o, "            {name}::{} => \"{}\",", crate::registry::camel(&v.name), v.name);
+                let _ = writeln!(o, "            {name}::{} => \"{}\",", crate::names::camel(&v.name), v.name);
             }
             o.push_str("        }\n    }\n\n    fn from_raw(raw: u32) -> Option<Self> {\n        match raw {\n");
             for v in values {
-                let _ = writeln!(o, "            {} => Some({name}::{}),", v.value, crate::registry::camel(&v.name));
+                let _ = writeln!(o, "            {} => Some({name}::{}),", v.value, crate::names::camel(&v.name));
             }
             o.push_str("            _ => None,\n        }\n    }\n\n    fn raw(self) -> u32 {\n        match self {\n");
             for v in values {
-                let _ = writeln!(o, "            {name}::{} => {},", crate::registry::camel(&v.name), v.value);
+                let _ = writeln!(o, "            {name}::{} => {},", crate::names::camel(&v.name), v.value);
             }
             o.push_str("        }\n    }\n}\n\n");
             let _ = writeln!(o, "impl Serialize for {name} {{\n    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {{\n        s.serialize_str(self.name())\n    }}\n}}\n");

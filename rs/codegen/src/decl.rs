@@ -1,0 +1,101 @@
+//! The shape of a declaration file (c/events/<kind>.toml), as serde reads
+//! it. Nothing here is checked; [`crate::registry`] turns it into the model.
+
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KindDecl {
+    pub(crate) kind: String,
+    pub(crate) id: u16,
+    #[serde(default)]
+    pub(crate) c_name: Option<String>,
+    #[serde(default)]
+    pub(crate) rust: Option<String>,
+    pub(crate) family: String,
+    pub(crate) doc: String,
+    #[serde(default)]
+    pub(crate) hidden: bool,
+    #[serde(default)]
+    pub(crate) header: Vec<String>,
+    #[serde(default)]
+    pub(crate) programs: Vec<String>,
+    #[serde(default)]
+    pub(crate) wake: Option<String>,
+    #[serde(default, rename = "field")]
+    pub(crate) fields: Vec<FieldDecl>,
+    #[serde(default, rename = "data")]
+    pub(crate) data: Vec<DataDecl>,
+    #[serde(default, rename = "flag")]
+    pub(crate) flags: Vec<FlagDecl>,
+    #[serde(default, rename = "counter")]
+    pub(crate) counters: Vec<CounterDecl>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FieldDecl {
+    pub(crate) name: String,
+    #[serde(rename = "type")]
+    pub(crate) ty: String,
+    pub(crate) doc: String,
+    #[serde(default)]
+    pub(crate) rust: Option<String>,
+    #[serde(default = "yes")]
+    pub(crate) json: bool,
+    #[serde(default)]
+    pub(crate) since: Option<String>,
+    #[serde(default, rename = "value")]
+    pub(crate) values: Vec<ValueDecl>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ValueDecl {
+    pub(crate) name: String,
+    pub(crate) value: u32,
+    pub(crate) doc: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DataDecl {
+    pub(crate) name: String,
+    #[serde(rename = "type")]
+    pub(crate) ty: String,
+    pub(crate) doc: String,
+    pub(crate) cap: CapDecl,
+    #[serde(default = "yes")]
+    pub(crate) json: bool,
+    #[serde(default)]
+    pub(crate) after: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum CapDecl {
+    Bytes(u32),
+    Knob { knob: String, default: u32, min: u32, max: u32 },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FlagDecl {
+    pub(crate) name: String,
+    pub(crate) doc: String,
+    #[serde(default)]
+    pub(crate) counter: bool,
+    #[serde(default)]
+    pub(crate) json: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CounterDecl {
+    pub(crate) name: String,
+    pub(crate) doc: String,
+}
+
+fn yes() -> bool {
+    true
+}
