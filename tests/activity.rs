@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::Command;
 use std::time::Duration;
 
-use proctap::{Config, Event, EventKind};
+use proctap::{Config, Event, EventKind, Fork};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -23,47 +23,39 @@ fn forks_report_new_processes_and_threads_but_not_the_tracers_own() {
     let Some(everything) = common::start(&config) else { return };
     let out = Command::new(&exe).output().unwrap();
     assert!(out.status.success());
-    let pid = {
-        // The forker's pid: the parent of the children it printed.
-        let text = String::from_utf8(out.stdout).unwrap();
-        let mut threads = Vec::new();
-        let mut children = Vec::new();
-        for line in text.lines() {
-            let (what, id) = line.split_once(' ').unwrap();
-            let id: u32 = id.parse().unwrap();
-            if what == "thread" {
-                threads.push(id)
-            } else {
-                children.push(id)
-            }
+    // The forker prints its threads' and children's ids.
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut threads = Vec::new();
+    let mut children = Vec::new();
+    for line in text.lines() {
+        let (what, id) = line.split_once(' ').unwrap();
+        let id: u32 = id.parse().unwrap();
+        if what == "thread" {
+            threads.push(id)
+        } else {
+            children.push(id)
         }
-        (threads, children)
-    };
-    let (threads, children) = pid;
+    }
+    // The forker's forks, and any of this process' own (it forked the forker).
     let forks_of = |tracer: &proctap::Tracer| {
         let want = threads.len() + children.len();
-        let got = common::collect_until(
-            tracer,
-            TIMEOUT,
-            |e| matches!(e, Event::Fork(f) if f.comm.as_bytes() == b"ptforker"),
-            |g| g.len() >= want,
-        );
-        let late = common::collect_until(
-            tracer,
-            Duration::from_millis(300),
-            |e| matches!(e, Event::Fork(f) if f.comm.as_bytes() == b"ptforker"),
-            |_| false,
-        );
-        got.into_iter()
-            .chain(late)
+        let ours = |e: &Event<&[u8]>| matches!(e, Event::Fork(f) if f.comm.as_bytes() == b"ptforker" || f.pid == me);
+        let of_forker = |g: &[Event]| g.iter().filter(|e| e.pid() != me).count();
+        let mut got = common::collect_until(tracer, TIMEOUT, ours, |g| of_forker(g) >= want);
+        got.extend(common::collect_until(tracer, Duration::from_millis(300), ours, |_| false));
+        let (own, forks): (Vec<Fork>, Vec<Fork>) = got
+            .into_iter()
             .map(|e| match e {
                 Event::Fork(f) => f,
                 _ => unreachable!(),
             })
-            .collect::<Vec<_>>()
+            .partition(|f| f.pid == me);
+        (forks, own)
     };
     for (name, tracer) in [("comm filter", &named), ("no filter", &everything)] {
-        let forks = forks_of(tracer);
+        let (forks, own) = forks_of(tracer);
+        // The tracer's own process is left out, filter or not.
+        assert!(own.is_empty(), "{name}: the tracer's own forks: {own:?}");
         assert_eq!(forks.len(), threads.len() + children.len(), "{name}: {forks:?}");
         let forker = forks[0].pid;
         for f in &forks {
@@ -78,14 +70,6 @@ fn forks_report_new_processes_and_threads_but_not_the_tracers_own() {
         }
         assert_eq!(forks.iter().filter(|f| f.thread).count(), 3, "{name}");
     }
-    // This process forked the forker: the tracer's own process is left out.
-    let own = common::collect_until(
-        &everything,
-        Duration::from_millis(200),
-        |e| matches!(e, Event::Fork(f) if f.pid == me),
-        |_| false,
-    );
-    assert!(own.is_empty(), "the tracer's own forks: {own:?}");
 }
 
 /// An exec that fails is an event with its errno and what was tried.
@@ -190,5 +174,9 @@ fn opens_carry_the_path_flags_and_result_of_each_syscall() {
     );
     assert!(seen.iter().any(|e| e.pid() == cat_pid), "the child's open: {seen:?}");
     assert!(seen.iter().all(|e| e.pid() != me), "the tracer's own open: {seen:?}");
+    // Only what was asked for: the comm filter's exec program names the
+    // processes, but sends no exec events.
+    let stats = tracer.stats();
+    assert_eq!((stats.exec().emitted, stats.invalid), (0, 0), "{stats:?}");
     let _ = std::fs::remove_dir_all(&scratch);
 }

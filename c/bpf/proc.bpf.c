@@ -11,27 +11,12 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "pt_kinds.bpf.h"
-#include "lib/filter.bpf.h"
+#include "lib/call.bpf.h"
 
 /* Set by the loader before load. */
-const volatile bool pt_exec_events = true;  /* false: pt_exec only decides names */
+const volatile bool pt_exec_events = false; /* false: pt_exec only decides names */
 const volatile bool pt_fork_events = false; /* false: pt_fork only decides names */
 const volatile bool pt_thread_exits = false;
-
-/* Arguments of an exec attempt, in the thread's own storage until it
- * returns (it follows the thread through a successful exec too). */
-struct pt_exec_try {
-	__u64 filename; /* user pointers, as the syscall got them */
-	__u64 argv;
-	__u64 pending; /* 1 from the entry to the return */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct pt_exec_try);
-} pt_exec_tries SEC(".maps");
 
 /* A process matched the prefix but pt_named is full: its exit will be missed. */
 static __always_inline void pt_count_untracked(void)
@@ -172,31 +157,30 @@ static __always_inline int pt_on_exit(struct task_struct *task, bool process_gon
 	struct task_struct *leader;
 	struct pt_emit e;
 	struct pt_exit *r;
+	bool traced;
+	__u64 start;
 
 	if (!process_gone && !pt_thread_exits)
 		return 0;
-	if (pt_task_traced(tgid, task)) {
-		if (process_gone)
-			pt_process_gone(tgid, task, pt_thread_exits);
-	} else if (process_gone || !pt_thread_exits || !pt_process_exited(tgid, task)) {
+	traced = pt_task_traced(tgid, task);
+	if (!traced && (process_gone || !pt_thread_exits || !pt_process_exited(tgid, task)))
 		return 0;
-	}
+	/* A process exit carries the process' name and start, whichever
+	 * thread ends it; a thread exit the thread's own. */
+	leader = process_gone ? BPF_CORE_READ(task, group_leader) : task;
+	start = BPF_CORE_READ(leader, start_time);
+	if (traced && process_gone)
+		pt_process_gone(tgid, start, pt_thread_exits);
 
 	r = pt_exit_open(&e, pid_tgid);
 	if (!r)
 		return 0;
-	leader = BPF_CORE_READ(task, group_leader);
 	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	r->status = BPF_CORE_READ(task, exit_code);
-	if (process_gone) {
-		/* The process' name and start, whichever thread ends it. */
-		r->start_ns = BPF_CORE_READ(leader, start_time);
-		bpf_core_read(r->comm, sizeof(r->comm), &leader->comm);
-	} else {
+	r->start_ns = start;
+	bpf_core_read(r->comm, sizeof(r->comm), &leader->comm);
+	if (!process_gone)
 		pt_exit_set_thread_exit(&e);
-		r->start_ns = BPF_CORE_READ(task, start_time);
-		bpf_core_read(r->comm, sizeof(r->comm), &task->comm);
-	}
 	pt_exit_commit(&e);
 	return 0;
 }
@@ -243,9 +227,9 @@ int BPF_PROG(pt_exit_live, struct task_struct *task)
 
 /*
  * Failed execs. The execve and execveat syscall tracepoints (classic ones:
- * the loader mounts tracefs when it must) bracket each attempt: the entry
- * keeps the arguments of a traced process' attempt in its thread's storage,
- * the exit reports the attempt when it returned an error.
+ * the loader mounts tracefs when it must) bracket each attempt
+ * (lib/call.bpf.h): the entry keeps the arguments of a traced process'
+ * attempt, the exit reports the attempt when it returned an error.
  */
 /* Arguments of a failed exec read at most (each a piece of the argv field). */
 #define PT_FAILED_ARGS_MAX 64
@@ -287,50 +271,40 @@ static __always_inline void pt_exec_failed_argv(struct pt_emit *e, const char *c
 		pt_exec_failed_set_argv_truncated(e);
 }
 
-/* An attempt of a traced process (not the tracer's): keep its arguments. */
-static __always_inline int pt_exec_try(__u64 filename, __u64 argv)
-{
-	struct task_struct *task = pt_traced_current();
-	struct pt_exec_try *t;
-	struct pt_emit e;
+/* The arguments an exec attempt keeps from its entry (struct pt_call). */
+enum { PT_EXEC_FILENAME, PT_EXEC_ARGV };
 
-	if (!task)
-		return 0;
-	t = bpf_task_storage_get(&pt_exec_tries, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!t) {
-		if (pt_emit_init(&e))
-			pt_exec_failed_count_not_followed(&e);
-		return 0;
+/* An attempt of a traced process (not the tracer's): keep its arguments. */
+static __always_inline int pt_exec_begin(__u64 filename, __u64 argv)
+{
+	struct pt_call *c = pt_call_enter(PT_KIND_EXEC_FAILED, PT_CTR_EXEC_FAILED_NOT_FOLLOWED);
+
+	if (c) {
+		c->args[PT_EXEC_FILENAME] = filename;
+		c->args[PT_EXEC_ARGV] = argv;
 	}
-	t->filename = filename;
-	t->argv = argv;
-	t->pending = 1;
 	return 0;
 }
 
 /* The attempt returned ret: report it if it failed. */
-static __always_inline int pt_exec_tried(long ret)
+static __always_inline int pt_exec_end(long ret)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct pt_exec_try *t = bpf_task_storage_get(&pt_exec_tries, task, 0, 0);
-	struct pt_exec_try tried;
 	struct pt_exec_failed *r;
+	struct pt_call tried;
 	struct pt_emit e;
 
-	if (!t || !t->pending)
-		return 0;
-	tried = *t;
-	t->pending = 0;
-	if (ret >= 0 || !(r = pt_exec_failed_open(&e, bpf_get_current_pid_tgid())))
+	if (!pt_call_exit(PT_KIND_EXEC_FAILED, &tried) || ret >= 0 ||
+	    !(r = pt_exec_failed_open(&e, bpf_get_current_pid_tgid())))
 		return 0;
 	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
 	r->err = -ret;
 	if (pt_exec_failed_reserve(&e, PT_EXEC_FAILED_DATA_MAX)) {
-		if (pt_exec_failed_filename_ustr(&e, (const void *)tried.filename) ==
+		if (pt_exec_failed_filename_ustr(&e, (const void *)tried.args[PT_EXEC_FILENAME]) ==
 		    PT_EXEC_FAILED_FILENAME_CAP - 1)
 			pt_exec_failed_set_filename_truncated(&e);
-		pt_exec_failed_argv(&e, (const char *const *)tried.argv);
+		pt_exec_failed_argv(&e, (const char *const *)tried.args[PT_EXEC_ARGV]);
 	}
 	pt_exec_failed_commit(&e);
 	return 0;
@@ -339,23 +313,23 @@ static __always_inline int pt_exec_tried(long ret)
 SEC("tracepoint/syscalls/sys_enter_execve")
 int pt_execve_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return pt_exec_try(ctx->args[0], ctx->args[1]);
+	return pt_exec_begin(ctx->args[0], ctx->args[1]);
 }
 
 SEC("tracepoint/syscalls/sys_enter_execveat")
 int pt_execveat_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return pt_exec_try(ctx->args[1], ctx->args[2]);
+	return pt_exec_begin(ctx->args[1], ctx->args[2]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_execve")
 int pt_execve_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return pt_exec_tried(ctx->ret);
+	return pt_exec_end(ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_execveat")
 int pt_execveat_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return pt_exec_tried(ctx->ret);
+	return pt_exec_end(ctx->ret);
 }

@@ -67,11 +67,7 @@ struct synth_loop {
 static __always_inline void synth_peer_hdr(struct pt_synth *r, struct synth_loop *x, __u64 seq)
 {
 	__builtin_memset(r, 0, sizeof(*r));
-	r->hdr.kind = PT_KIND_SYNTH;
-	r->hdr.cpu = x->e.cpu;
-	r->hdr.pid = x->pid_tgid >> 32;
-	r->hdr.tid = (__u32)x->pid_tgid;
-	r->hdr.ts_ns = bpf_ktime_get_ns();
+	pt_hdr_fill(&r->hdr, PT_KIND_SYNTH, x->e.cpu, x->pid_tgid);
 	r->hdr.data_len = pt_knob_synth_payload;
 	r->seq = seq;
 	r->payload_len = pt_knob_synth_payload;

@@ -8,16 +8,19 @@
 #include <string.h>
 #include "internal.h"
 
-/* Kinds the config enables, and kinds whose programs may be loaded (every
- * kind of a family that is on). */
+/* Kinds the config enables, and kinds whose programs may be loaded: every
+ * kind of a family that is on, and exec and fork when they name processes
+ * for the filter. */
 static __u64 pt_loaded_kinds(const struct proctap_config *c)
 {
-	__u64 kinds = 0;
+	__u64 kinds = c->events;
 
 	for (const struct pt_family *const *f = pt_families; *f; f++)
 		if (pt_family_on(*f, c))
 			kinds |= (*f)->kinds;
-	return kinds | c->events;
+	if (pt_filter_tracks_names(c))
+		kinds |= PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_FORK);
+	return kinds;
 }
 
 __u32 pt_knob_value(const struct proctap_config *c, __u32 knob)
@@ -43,9 +46,10 @@ static __u64 pt_data_max_of(const struct proctap_config *c, __u64 kinds)
 
 	for (__u32 kind = 0; kind < PT_KIND_MAX; kind++) {
 		const struct pt_kind_info *k = pt_kind(kind);
+		__u64 max = k && (kinds & PROCTAP_EVENT(kind)) ? pt_kind_data_max(c, k) : 0;
 
-		if (k && (kinds & PROCTAP_EVENT(kind)) && pt_kind_data_max(c, k) > largest)
-			largest = pt_kind_data_max(c, k);
+		if (max > largest)
+			largest = max;
 	}
 	return largest;
 }
@@ -108,21 +112,22 @@ static int pt_check_knobs(const struct proctap_config *in, struct proctap_error 
 static int pt_check_buffers(const struct proctap_config *c, struct proctap_error *err)
 {
 	__u64 ring = (__u64)c->pages_per_cpu * PT_PAGE_SIZE;
+	__u64 data_max = pt_data_max(c), slack = pt_slack(c);
 
 	if (!pt_pow2(c->pages_per_cpu))
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pages_per_cpu", NULL,
 			       "pages_per_cpu %u must be a power of two", c->pages_per_cpu);
-	if (ring < pt_data_max(c))
+	if (ring < data_max)
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pages_per_cpu", NULL,
 			       "%u pages (%llu bytes) cannot hold one record of up to %llu bytes "
 			       "of data; raise pages_per_cpu or lower the caps (argv_max)",
 			       c->pages_per_cpu, (unsigned long long)ring,
-			       (unsigned long long)pt_data_max(c));
-	if (ring + pt_slack(c) > PT_ELEM_MAX)
+			       (unsigned long long)data_max);
+	if (ring + slack > PT_ELEM_MAX)
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pages_per_cpu", NULL,
 			       "data pages plus slack (%llu bytes) exceed the kernel's 4 MiB "
 			       "per-CPU limit; lower pages_per_cpu or the caps (argv_max)",
-			       (unsigned long long)(ring + pt_slack(c)));
+			       (unsigned long long)(ring + slack));
 	if (!pt_pow2(c->ringbuf_bytes) || c->ringbuf_bytes < PT_PAGE_SIZE)
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "ringbuf_bytes", NULL,
 			       "ringbuf_bytes %u must be a power of two of at least %u",
@@ -130,29 +135,6 @@ static int pt_check_buffers(const struct proctap_config *c, struct proctap_error
 	if (c->flush_us > 10u * 1000 * 1000)
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "flush_us", NULL,
 			       "flush_us %u is above 10 s", c->flush_us);
-	return PROCTAP_OK;
-}
-
-/* The process filter's fields (used by the proc family; checked whatever is on). */
-static int pt_check_filters(const struct proctap_config *c, struct proctap_error *err)
-{
-	if (c->npids > PT_MAX_PIDS)
-		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pids", NULL,
-			       "%u pids given; at most %u", c->npids, PT_MAX_PIDS);
-	for (__u32 i = 0; i < c->npids; i++)
-		if (c->pids[i] == 0 || c->pids[i] > (1u << 22))
-			return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pids", NULL,
-				       "pid %u is not a valid process id", c->pids[i]);
-	if (c->exit_probe > PROCTAP_EXIT_LIVE)
-		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "exit_probe", NULL,
-			       "unknown exit_probe %u", c->exit_probe);
-	if (c->comm_prefix_len >= PT_COMM_LEN)
-		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "comm_prefix", NULL,
-			       "comm_prefix is %u bytes; command names have at most %u",
-			       c->comm_prefix_len, PT_COMM_LEN - 1);
-	if (memchr(c->comm_prefix, '\0', c->comm_prefix_len))
-		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "comm_prefix", NULL,
-			       "comm_prefix holds a NUL byte within its length");
 	return PROCTAP_OK;
 }
 
@@ -174,7 +156,7 @@ int proctap_config_check(const struct proctap_config *in, struct proctap_error *
 	if ((e = pt_check_knobs(in, err)))
 		return e;
 	pt_config_resolve(in, &c);
-	if ((e = pt_check_buffers(&c, err)) || (e = pt_check_filters(&c, err)))
+	if ((e = pt_check_buffers(&c, err)))
 		return e;
 	for (const struct pt_family *const *f = pt_families; *f; f++)
 		if ((*f)->check && pt_family_on(*f, &c) && (e = (*f)->check(&c, err)))

@@ -3,8 +3,8 @@
  * filter.c - which processes are traced (lib/filter.bpf.h): the pid list,
  * the command-name decisions (made by the proc programs at exec and fork,
  * and here from /proc for processes already running at start), and the
- * tracer's own process. Every family's kinds use it, so it is set up
- * whatever is on.
+ * tracer's own process. The kinds declared `filtered` use it, so it is set
+ * up whatever is on.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,16 +16,37 @@
 #include "internal.h"
 #include "proctap.skel.h"
 
-/* Each listed pid must be a live process: a pid that names nothing, or a
- * thread, would silently trace nothing. */
+/* The filter's own config fields. */
 static int filter_check(const struct proctap_config *c, struct proctap_error *err)
+{
+	if (c->npids > PT_MAX_PIDS)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pids", NULL,
+			       "%u pids given; at most %u", c->npids, PT_MAX_PIDS);
+	for (__u32 i = 0; i < c->npids; i++)
+		if (c->pids[i] == 0 || c->pids[i] > (1u << 22))
+			return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pids", NULL,
+				       "pid %u is not a valid process id", c->pids[i]);
+	if (c->comm_prefix_len >= PT_COMM_LEN)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "comm_prefix", NULL,
+			       "comm_prefix is %u bytes; command names have at most %u",
+			       c->comm_prefix_len, PT_COMM_LEN - 1);
+	if (memchr(c->comm_prefix, '\0', c->comm_prefix_len))
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "comm_prefix", NULL,
+			       "comm_prefix holds a NUL byte within its length");
+	return PROCTAP_OK;
+}
+
+/* Each listed pid must be a live process: a pid that names nothing, or a
+ * thread, would silently trace nothing. (Checked at open, not with the
+ * config's rules: it reads /proc, and its answer changes with time.) */
+static int filter_check_pids(const struct proctap_config *c, struct proctap_error *err)
 {
 	for (__u32 i = 0; i < c->npids; i++) {
 		unsigned long long start;
 		__u32 tgid = 0;
-		int e = pt_proc_alive(c->pids[i], &start);
+		int e = pt_proc_alive(c->pids[i], &start, &tgid);
 
-		if (e == -EINVAL && pt_proc_tgid(c->pids[i], &tgid) == 0)
+		if (e == -EINVAL)
 			return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "pids", NULL,
 				       "%u is a thread of process %u, not a process id; give %u",
 				       c->pids[i], tgid, tgid);
@@ -38,9 +59,9 @@ static int filter_check(const struct proctap_config *c, struct proctap_error *er
 
 bool pt_filter_tracks_names(const struct proctap_config *c)
 {
-	/* Every kind but exec happens in a process after its exec or fork
-	 * named it: those need the per-process decision. */
-	return c->comm_prefix_len && (c->events & ~PROCTAP_EVENT(PT_KIND_EXEC));
+	/* A filtered kind but exec happens in a process after its exec or
+	 * fork named it: it needs the per-process decision. */
+	return c->comm_prefix_len && (c->events & PT_FILTERED_KINDS & ~PROCTAP_EVENT(PT_KIND_EXEC));
 }
 
 static int filter_configure(struct proctap *pt, struct proctap_error *err)
@@ -48,7 +69,10 @@ static int filter_configure(struct proctap *pt, struct proctap_error *err)
 	const struct proctap_config *c = &pt->cfg;
 	struct proctap_bpf *s = pt->skel;
 	bool names = pt_filter_tracks_names(c);
+	int e;
 
+	if ((e = filter_check_pids(c, err)))
+		return e;
 	s->rodata->pt_self_tgid = getpid();
 	s->rodata->pt_filter_pids = c->npids > 0;
 	s->rodata->pt_comm_prefix_len = c->comm_prefix_len;
@@ -96,25 +120,19 @@ static bool filter_name_matches(const struct proctap_config *c, __u32 pid)
 }
 
 /*
- * A process found in /proc whose name matches: entered with start 0, then
- * taken back unless it is still the same process with a matching name (it
- * may have exited and its pid been reused, or exec'd into another name,
- * since the first look; after the entry exists, the kernel decides).
+ * A process found in /proc whose name matches: entered with start 0 while
+ * it is the same process, and taken back if it exec'd into another name
+ * since the first look (after the entry exists, the kernel decides).
  */
 static void filter_enter_named(struct proctap *pt, int fd, __u32 pid)
 {
 	struct pt_named v = { 0 };
-	unsigned long long before, after;
+	int e = pt_proc_enter(fd, pid, &v);
 
-	if (pt_proc_alive(pid, &before))
-		return;
-	if (bpf_map_update_elem(fd, &pid, &v, BPF_NOEXIST)) {
-		if (errno == E2BIG || errno == ENOMEM)
-			__atomic_fetch_add(&pt->ctl[0].counters[PT_CTR_EXIT_UNTRACKED], 1,
-					   __ATOMIC_RELAXED);
-		return; /* EEXIST: the kernel entered it first (an exec or fork) */
-	}
-	if (pt_proc_alive(pid, &after) || after != before || !filter_name_matches(&pt->cfg, pid))
+	if (e == -E2BIG || e == -ENOMEM)
+		__atomic_fetch_add(&pt->ctl[0].counters[PT_CTR_EXIT_UNTRACKED], 1,
+				   __ATOMIC_RELAXED);
+	else if (!e && !filter_name_matches(&pt->cfg, pid))
 		bpf_map_delete_elem(fd, &pid);
 }
 
@@ -143,10 +161,10 @@ static int filter_start(struct proctap *pt, struct proctap_error *err)
 	return PROCTAP_OK;
 }
 
-/* Every kind: its hooks run whatever is on. */
+/* The filtered kinds: its hooks run whatever is on. */
 const struct pt_family pt_filter = {
 	.name = "filter",
-	.kinds = ~0ull,
+	.always = true,
 	.check = filter_check,
 	.configure = filter_configure,
 	.prepare = filter_prepare,

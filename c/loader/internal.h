@@ -39,11 +39,12 @@ struct proctap;
 /*
  * A family of event kinds (the declarations in c/events name it): the loader code that
  * configures its programs beyond the generic path. Every hook is optional;
- * hooks run only when one of the family's kinds is enabled.
+ * hooks run only when one of the family's kinds is enabled (or always).
  */
 struct pt_family {
 	const char *name;
 	__u64 kinds; /* PT_FAMILY_<NAME>_KINDS */
+	bool always; /* on whatever is enabled (the filter serves every kind) */
 	/* Maps only its programs use: not created while the family is off. */
 	const char *const *maps;
 	/* Defaults of the family's own config fields. */
@@ -74,7 +75,7 @@ extern const struct pt_family *const pt_families[];
 
 static inline bool pt_family_on(const struct pt_family *f, const struct proctap_config *c)
 {
-	return (c->events & f->kinds) != 0;
+	return f->always || (c->events & f->kinds) != 0;
 }
 
 /* The caller buffer records of one kind (or of every kind) go into. */
@@ -132,7 +133,7 @@ struct proctap {
 	proctap_swap_fn swap;
 	void *swap_ctx;
 	struct pt_route routes[PT_KIND_MAX]; /* [0] unless per_kind_batches */
-	int nroutes;			     /* routes in use: 1, or PT_KIND_MAX */
+	int nroutes;			     /* routes in use: 1, or nkinds */
 	__u32 kinds[PT_KIND_MAX];	     /* the enabled kinds, the only ones */
 	int nkinds;			     /* that can lose records */
 	__u64 last_handover_ts;
@@ -204,7 +205,8 @@ void pt_append(struct proctap *pt, __u32 route, const struct pt_hdr *h, size_t m
 /* Record checks against the registry: shape only (size: fixed part and
  * data), or shape, origin and this instance's caps (the fixed part's size). */
 bool pt_record_shape(const struct pt_hdr *h, size_t size);
-bool pt_record_valid(struct proctap *pt, const struct pt_hdr *h, size_t meta_bytes);
+const struct pt_kind_info *pt_record_valid(struct proctap *pt, const struct pt_hdr *h,
+					   size_t meta_bytes);
 
 /* poll.c */
 void pt_handover(struct proctap *pt, struct pt_route *r, int last);
@@ -222,8 +224,8 @@ bool pt_filter_tracks_names(const struct proctap_config *c);
 /* procfs.c */
 ssize_t pt_read_text(const char *path, char *buf, size_t size);
 int pt_online_cpus(bool *online, int n);
-int pt_proc_alive(__u32 pid, unsigned long long *start);
-int pt_proc_tgid(__u32 pid, __u32 *tgid);
+int pt_proc_alive(__u32 pid, unsigned long long *start, __u32 *tgid);
+int pt_proc_enter(int fd, __u32 pid, const void *value);
 int pt_tracefs_ready(struct proctap_error *err);
 
 #endif /* PT_LOADER_INTERNAL_H */

@@ -10,13 +10,14 @@
 #include <sys/eventfd.h>
 #include "internal.h"
 
-/* Hands route r's buffer over; with last = 0 takes the next one. */
-void pt_handover(struct proctap *pt, struct pt_route *r, int last)
+/* Hands route r's buffer over, stamped with the realtime offset; with
+ * last = 0 takes the next one. */
+static void pt_handover_at(struct proctap *pt, struct pt_route *r, int last, __s64 offset)
 {
 	struct proctap_buf *next;
 	__u32 kind = r->buf->kind;
 
-	r->buf->realtime_offset_ns = pt_realtime_offset();
+	r->buf->realtime_offset_ns = offset;
 	pt->last_handover_ts = pt_ts(CLOCK_MONOTONIC);
 	pt_bump(&pt->handovers);
 	next = pt->swap(pt->swap_ctx, r->buf, last);
@@ -30,17 +31,37 @@ void pt_handover(struct proctap *pt, struct pt_route *r, int last)
 	}
 }
 
-/* Hands over every buffer holding records (due: only those older than the
- * flush interval). */
-static void pt_handover_all(struct proctap *pt, bool due_only)
+void pt_handover(struct proctap *pt, struct pt_route *r, int last)
+{
+	pt_handover_at(pt, r, last, pt_realtime_offset());
+}
+
+/* The i-th route in use: the one, or the i-th enabled kind's. */
+static struct pt_route *pt_route_in_use(struct proctap *pt, int i)
+{
+	return &pt->routes[pt->cfg.per_kind_batches ? pt->kinds[i] : 0];
+}
+
+/* Hands over every buffer holding records (due_only: only those older than
+ * the flush interval; last: the final hand-over). The realtime offset is
+ * read once for all. */
+static void pt_handover_all(struct proctap *pt, bool due_only, int last)
 {
 	__u64 now = due_only ? pt_ts(CLOCK_MONOTONIC) : 0;
+	__s64 offset = 0;
+	bool stamped = false;
 
 	for (int i = 0; i < pt->nroutes; i++) {
-		struct pt_route *r = &pt->routes[i];
+		struct pt_route *r = pt_route_in_use(pt, i);
 
-		if (r->buf && r->buf->records && (!due_only || now - r->first_ts >= pt->flush_ns))
-			pt_handover(pt, r, 0);
+		if (!r->buf || (!last && !r->buf->records) ||
+		    (due_only && now - r->first_ts < pt->flush_ns))
+			continue;
+		if (!stamped) {
+			offset = pt_realtime_offset();
+			stamped = true;
+		}
+		pt_handover_at(pt, r, last, offset);
 	}
 }
 
@@ -98,11 +119,11 @@ static int pt_drain(struct proctap *pt)
 		pt_report_losses(pt, lost);
 		pt_meta_lost(pt, lost);
 		/* Under sustained load hand over by age, not only when full. */
-		pt_handover_all(pt, true);
+		pt_handover_all(pt, true, 0);
 	}
 	pt_report_losses(pt, lost);
 	if (pt_handover_due(pt))
-		pt_handover_all(pt, false);
+		pt_handover_all(pt, false, 0);
 	return total;
 }
 
@@ -236,9 +257,7 @@ int proctap_run(struct proctap *pt, proctap_swap_fn swap, void *ctx)
 	fin = pt_finish(pt);
 	if (!err)
 		err = fin;
-	for (int i = 0; i < pt->nroutes; i++)
-		if (pt->routes[i].buf)
-			pt_handover(pt, &pt->routes[i], 1);
+	pt_handover_all(pt, false, 1);
 	return err;
 }
 
@@ -261,10 +280,10 @@ int pt_poll_open(struct proctap *pt, struct proctap_error *err)
 
 	pt->flush_ns = (__u64)pt->cfg.flush_us * 1000;
 	pt->busy_poll = pt->cfg.busy_poll != 0;
-	pt->nroutes = pt->cfg.per_kind_batches ? PT_KIND_MAX : 1;
 	for (__u32 kind = 0; kind < PT_KIND_MAX; kind++)
 		if (pt->cfg.events & PROCTAP_EVENT(kind))
 			pt->kinds[pt->nkinds++] = kind;
+	pt->nroutes = pt->cfg.per_kind_batches ? pt->nkinds : 1;
 	pt->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pt->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (pt->stopfd < 0 || pt->epfd < 0)

@@ -11,7 +11,7 @@
 #include "internal.h"
 #include "proctap.skel.h"
 
-static const char *const proc_maps[] = { "pt_exited", "pt_exit_seen", "pt_exec_tries", NULL };
+static const char *const proc_maps[] = { "pt_exited", "pt_exit_seen", NULL };
 
 /* Does this kernel's sched_process_exit tracepoint pass group_dead? */
 static bool proc_exit_has_group_dead(void)
@@ -33,6 +33,14 @@ static bool proc_exit_has_group_dead(void)
 	return found;
 }
 
+static int proc_check(const struct proctap_config *c, struct proctap_error *err)
+{
+	if (c->exit_probe > PROCTAP_EXIT_LIVE)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "exit_probe", NULL,
+			       "unknown exit_probe %u", c->exit_probe);
+	return PROCTAP_OK;
+}
+
 static int proc_configure(struct proctap *pt, struct proctap_error *err)
 {
 	const struct proctap_config *c = &pt->cfg;
@@ -40,7 +48,6 @@ static int proc_configure(struct proctap *pt, struct proctap_error *err)
 	bool exec = c->events & PROCTAP_EVENT(PT_KIND_EXEC);
 	bool exit = c->events & PROCTAP_EVENT(PT_KIND_EXIT);
 	bool fork = c->events & PROCTAP_EVENT(PT_KIND_FORK);
-	bool failures = c->events & PROCTAP_EVENT(PT_KIND_EXEC_FAILED);
 	bool names = pt_filter_tracks_names(c);
 	__u32 probe = c->exit_probe;
 
@@ -59,7 +66,6 @@ static int proc_configure(struct proctap *pt, struct proctap_error *err)
 	 * others' references in code the verifier prunes). */
 	bpf_map__set_autocreate(s->maps.pt_exit_seen, exit && probe == PROCTAP_EXIT_LIVE);
 	bpf_map__set_autocreate(s->maps.pt_exited, exit && c->thread_exits && (c->npids || names));
-	bpf_map__set_autocreate(s->maps.pt_exec_tries, failures);
 	return PROCTAP_OK;
 }
 
@@ -67,5 +73,6 @@ const struct pt_family pt_family_proc = {
 	.name = "proc",
 	.kinds = PT_FAMILY_PROC_KINDS,
 	.maps = proc_maps,
+	.check = proc_check,
 	.configure = proc_configure,
 };

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-/* procfs.c - small readers of /proc and /sys. */
+/* procfs.c - small readers of /proc and /sys, and live processes entered
+ * into the programs' maps. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <bpf/bpf.h>
 #include "internal.h"
 
 /* Reads a small text file into buf, NUL-terminated. Returns its length, or -1. */
@@ -70,7 +72,7 @@ static int pt_proc_stat(__u32 pid, char *state, unsigned long long *start)
 }
 
 /* The process (tgid) the task pid belongs to. 0, or -ESRCH. */
-int pt_proc_tgid(__u32 pid, __u32 *tgid)
+static int pt_proc_tgid(__u32 pid, __u32 *tgid)
 {
 	char path[64], buf[4096], *line;
 
@@ -85,10 +87,11 @@ int pt_proc_tgid(__u32 pid, __u32 *tgid)
 }
 
 /* Is pid a live process (a thread group leader, not a zombie)? 0, -ESRCH,
- * or -EINVAL for the id of a thread that is not its process' leader. */
-int pt_proc_alive(__u32 pid, unsigned long long *start)
+ * or -EINVAL for the id of a thread that is not its process' leader (its
+ * process then in *tgid, when asked). */
+int pt_proc_alive(__u32 pid, unsigned long long *start, __u32 *tgid)
 {
-	__u32 tgid;
+	__u32 leader;
 	char state;
 	int e;
 
@@ -96,9 +99,35 @@ int pt_proc_alive(__u32 pid, unsigned long long *start)
 		return e;
 	if (state == 'Z' || state == 'X' || state == 'x')
 		return -ESRCH;
-	if ((e = pt_proc_tgid(pid, &tgid)))
+	if ((e = pt_proc_tgid(pid, &leader)))
 		return e;
-	return tgid == pid ? 0 : -EINVAL;
+	if (tgid)
+		*tgid = leader;
+	return leader == pid ? 0 : -EINVAL;
+}
+
+/*
+ * Enters the live process pid into the BPF hash map fd (with value) unless
+ * it is there, then looks again: the entry is taken back unless the same
+ * process is still there (it may have exited, its exit then finding nothing
+ * to remove, or been replaced by another of the same pid since the first
+ * look). 0 when entered; -EEXIST when it was there; -ESRCH or -EINVAL (a
+ * thread's id) as pt_proc_alive says; the map's -errno (-E2BIG: full).
+ */
+int pt_proc_enter(int fd, __u32 pid, const void *value)
+{
+	unsigned long long before, after;
+	int e;
+
+	if ((e = pt_proc_alive(pid, &before, NULL)))
+		return e;
+	if (bpf_map_update_elem(fd, &pid, value, BPF_NOEXIST))
+		return -errno;
+	if (pt_proc_alive(pid, &after, NULL) || after != before) {
+		bpf_map_delete_elem(fd, &pid);
+		return -ESRCH;
+	}
+	return 0;
 }
 
 /*

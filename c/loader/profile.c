@@ -138,26 +138,12 @@ static bool profiling(struct proctap *pt)
 int proctap_target_add(struct proctap *pt, __u32 pid)
 {
 	struct pt_target t = { 0 };
-	unsigned long long before, after;
-	int fd, e;
+	int e;
 
 	if (!profiling(pt) || !pid)
 		return -EINVAL;
-	if ((e = pt_proc_alive(pid, &before)))
-		return e;
-	fd = bpf_map__fd(pt->skel->maps.pf_targets);
-	if (bpf_map_update_elem(fd, &pid, &t, BPF_NOEXIST)) {
-		e = errno;
-		return e == EEXIST ? 0 : -e; /* E2BIG: the filter is full */
-	}
-	/* The process may have exited (its exit then found nothing to remove)
-	 * or been replaced by another of the same pid since the first look:
-	 * look again, and take the entry back unless it is the same process. */
-	if (pt_proc_alive(pid, &after) || after != before) {
-		bpf_map_delete_elem(fd, &pid);
-		return -ESRCH;
-	}
-	return 0;
+	e = pt_proc_enter(bpf_map__fd(pt->skel->maps.pf_targets), pid, &t);
+	return e == -EEXIST ? 0 : e;
 }
 
 int proctap_target_remove(struct proctap *pt, __u32 pid)

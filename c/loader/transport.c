@@ -165,51 +165,58 @@ static __u32 pt_u32_at(const struct pt_hdr *h, __u32 off)
 }
 
 /*
- * Does the record agree with its kind's declaration: a known kind, the whole
- * fixed part and data, known flags, variable-field lengths that are
- * multiples of their unit and sum to data_len, enum fields within their
- * values? (size: the record's bytes, fixed part and data.)
+ * The declaration of the record's kind, when the record agrees with it: a
+ * known kind, the whole fixed part and data (size: the record's bytes),
+ * known flags, variable-field lengths that are multiples of their unit (and
+ * within caps[], when given) and sum to data_len, enum fields within their
+ * values. NULL when it does not.
  */
-bool pt_record_shape(const struct pt_hdr *h, size_t size)
+static const struct pt_kind_info *pt_shape_of(const struct pt_hdr *h, size_t size,
+					      const __u32 *caps)
 {
 	const struct pt_kind_info *k = pt_kind(h->kind);
 	__u64 sum = 0;
 
 	if (!k || size < k->meta_size + (size_t)h->data_len || (h->flags & ~k->flags_valid))
-		return false;
+		return NULL;
 	if ((h->flags & PT_F_DATA_LOST) && h->data_len)
-		return false;
+		return NULL;
 	for (int i = 0; i < k->ndata; i++) {
 		__u32 len = pt_u32_at(h, k->data[i].len_off);
 
-		if (len % k->data[i].unit)
-			return false;
+		if (len % k->data[i].unit || (caps && len > caps[i]))
+			return NULL;
 		sum += len;
 	}
 	if (sum != h->data_len)
-		return false;
+		return NULL;
 	for (int i = 0; i < k->nchecks; i++) {
 		__u32 v = pt_u32_at(h, k->checks[i].off);
 
 		if (v >= 64 || !(k->checks[i].values & (1ull << v)))
-			return false;
+			return NULL;
 	}
-	return true;
+	return k;
 }
 
-/* A record from the kernel: its shape, a kind the kernel makes, and every
- * variable field within this instance's cap. */
-bool pt_record_valid(struct proctap *pt, const struct pt_hdr *h, size_t meta_bytes)
+bool pt_record_shape(const struct pt_hdr *h, size_t size)
+{
+	return pt_shape_of(h, size, NULL) != NULL;
+}
+
+/* A record from the kernel, meta_bytes of it in the metadata ring: its
+ * kind's declaration when it has the shape, is of a kind the config
+ * enables, and has every variable field within this instance's cap; else
+ * NULL. */
+const struct pt_kind_info *pt_record_valid(struct proctap *pt, const struct pt_hdr *h,
+					   size_t meta_bytes)
 {
 	const struct pt_kind_info *k = pt_kind(h->kind);
 
-	if (!k || !k->from_kernel || meta_bytes < k->meta_size ||
-	    !pt_record_shape(h, k->meta_size + (size_t)h->data_len))
-		return false;
-	for (int i = 0; i < k->ndata; i++)
-		if (pt_u32_at(h, k->data[i].len_off) > pt->caps[h->kind][i])
-			return false;
-	return true;
+	if (!k || !(pt->cfg.events & PROCTAP_EVENT(h->kind)) || meta_bytes < k->meta_size)
+		return NULL;
+	return pt_shape_of(h, k->meta_size + (size_t)h->data_len,
+			   pt->caps[h->kind & (PT_KIND_MAX - 1)]);
 }
 
 /* The route of a kind: its own with per-kind batches, else the one. */
@@ -280,6 +287,7 @@ void pt_append(struct proctap *pt, __u32 route, const struct pt_hdr *h, size_t m
 /* One metadata record; its data in the data pages. */
 static void pt_on_meta(struct proctap *pt, const struct pt_hdr *h, size_t size)
 {
+	const struct pt_kind_info *k;
 	__u64 off;
 
 	if (size >= sizeof(*h) && h->kind == PT_KIND_DOORBELL)
@@ -289,12 +297,14 @@ static void pt_on_meta(struct proctap *pt, const struct pt_hdr *h, size_t size)
 		return;
 	}
 	off = h->data_pos & pt->ring_mask;
-	if (h->data_len > h->data_span || off + h->data_len > pt->elem_size ||
-	    !pt_record_valid(pt, h, size))
-		pt_bump(&pt->invalid);
-	else
-		pt_append(pt, h->kind, h, pt_kind(h->kind)->meta_size,
+	k = h->data_len > h->data_span || off + h->data_len > pt->elem_size
+		    ? NULL
+		    : pt_record_valid(pt, h, size);
+	if (k)
+		pt_append(pt, h->kind, h, k->meta_size,
 			  pt->pages + (size_t)h->cpu * pt->elem_size + off);
+	else
+		pt_bump(&pt->invalid);
 	pt_release(pt, h->cpu, h->data_pos, h->data_span);
 }
 

@@ -59,6 +59,17 @@ static __always_inline bool pt_emit_init(struct pt_emit *e)
 	return e->ctl && e->pages;
 }
 
+/* The common header of a record of `kind` made now, on `cpu`, by the task
+ * pid_tgid (the rest of the header stays zero until the commit). */
+static __always_inline void pt_hdr_fill(struct pt_hdr *h, __u16 kind, __u32 cpu, __u64 pid_tgid)
+{
+	h->kind = kind;
+	h->cpu = cpu;
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->ts_ns = bpf_ktime_get_ns();
+}
+
 /* Opens a record of `kind`, `size` bytes of metadata (a constant). */
 static __always_inline void *pt_emit_open(struct pt_emit *e, __u16 kind, __u32 size, __u64 pid_tgid)
 {
@@ -78,11 +89,7 @@ static __always_inline void *pt_emit_open(struct pt_emit *e, __u16 kind, __u32 s
 		return NULL;
 	}
 	__builtin_memset(h, 0, size);
-	h->kind = kind;
-	h->cpu = e->cpu;
-	h->pid = pid_tgid >> 32;
-	h->tid = (__u32)pid_tgid;
-	h->ts_ns = bpf_ktime_get_ns();
+	pt_hdr_fill(h, kind, e->cpu, pid_tgid);
 	e->hdr = h;
 	return h;
 }

@@ -89,31 +89,29 @@ static __always_inline bool pt_name_decide(__u32 tgid, __u64 start_ns, bool matc
 }
 
 /*
- * Did the process (tgid, started at start_ns) match when it got its name?
- * An entry of an earlier process of the same pid is dropped; one the loader
- * entered from /proc (start 0) is taken as this process (the loader checked
- * it was alive after entering it, and exits remove entries).
+ * Did the task's process match when it got its name? An entry of an
+ * earlier process of the same pid is dropped; one the loader entered from
+ * /proc (start 0) is taken as this process (the loader checked it was
+ * alive after entering it, and exits remove entries). The process' start
+ * is read only when an entry has one to compare.
  */
-static __always_inline bool pt_name_matched(__u32 tgid, __u64 start_ns)
+static __always_inline bool pt_name_matched(__u32 tgid, struct task_struct *task)
 {
 	struct pt_named *v = bpf_map_lookup_elem(&pt_named, &tgid);
 
 	if (!v)
 		return false;
-	if (v->start_ns && v->start_ns != start_ns) {
+	if (v->start_ns && v->start_ns != pt_process_start(task)) {
 		bpf_map_delete_elem(&pt_named, &tgid);
 		return false;
 	}
 	return true;
 }
 
-/* Does the task's process pass the filters? Its start time is read only
- * when the comm filter needs it. */
+/* Does the task's process pass the filters? */
 static __always_inline bool pt_task_traced(__u32 tgid, struct task_struct *task)
 {
-	if (!pt_pid_traced(tgid))
-		return false;
-	return !pt_track_names || pt_name_matched(tgid, pt_process_start(task));
+	return pt_pid_traced(tgid) && (!pt_track_names || pt_name_matched(tgid, task));
 }
 
 /* The current task when its process is traced and not the tracer's own;
@@ -126,18 +124,13 @@ static __always_inline struct task_struct *pt_traced_current(void)
 	return tgid != pt_self_tgid && pt_task_traced(tgid, task) ? task : NULL;
 }
 
-/* The process' exit was reported: it leaves the filters (pids are reused),
- * and is remembered a while for the late exits of its threads. */
-static __always_inline void pt_process_gone(__u32 tgid, struct task_struct *task, bool thread_exits)
+/* The process (started at start_ns) had its exit reported: it leaves the
+ * filters (pids are reused), and is remembered a while for the late exits
+ * of its threads. */
+static __always_inline void pt_process_gone(__u32 tgid, __u64 start_ns, bool thread_exits)
 {
-	__u64 start;
-
-	if (!pt_filter_pids && !pt_track_names)
-		return;
-	if (thread_exits) {
-		start = pt_process_start(task);
-		bpf_map_update_elem(&pt_exited, &tgid, &start, BPF_ANY);
-	}
+	if (thread_exits && (pt_filter_pids || pt_track_names))
+		bpf_map_update_elem(&pt_exited, &tgid, &start_ns, BPF_ANY);
 	if (pt_filter_pids)
 		bpf_map_delete_elem(&pt_pids, &tgid);
 	if (pt_track_names)

@@ -63,11 +63,15 @@ pub fn cap_expr(reg: &Registry, cap: &Cap) -> String {
     }
 }
 
-/// Bit mask of the kinds of one family.
-fn family_mask(reg: &Registry, family: &str) -> String {
+/// Bit mask of the kinds `which` picks.
+fn kind_mask(reg: &Registry, which: impl Fn(&Kind) -> bool) -> String {
     let kinds: Vec<String> =
-        reg.kinds.iter().filter(|k| k.family == family).map(|k| format!("(1ull << PT_KIND_{})", k.upper())).collect();
-    format!("({})", kinds.join(" | "))
+        reg.kinds.iter().filter(|k| which(k)).map(|k| format!("(1ull << PT_KIND_{})", k.upper())).collect();
+    if kinds.is_empty() {
+        "0ull".into()
+    } else {
+        format!("({})", kinds.join(" | "))
+    }
 }
 
 /// pt_kinds.h: kinds, counters, knobs, and one struct per kind.
@@ -88,8 +92,10 @@ pub fn header(reg: &Registry) -> String {
     }
     o.push_str("};\n\n");
     for f in reg.families.iter().filter(|f| *f != "loader") {
-        let _ = writeln!(o, "#define PT_FAMILY_{}_KINDS {}", f.to_uppercase(), family_mask(reg, f));
+        let _ = writeln!(o, "#define PT_FAMILY_{}_KINDS {}", f.to_uppercase(), kind_mask(reg, |k| &k.family == f));
     }
+    o.push_str("/* Kinds whose events follow the process filter (pids, comm prefix). */\n");
+    let _ = writeln!(o, "#define PT_FILTERED_KINDS {}", kind_mask(reg, |k| k.filtered));
     o.push_str("\n/* Per-kind counters (struct pt_cpu_ctl.counters, proctap_stats.counters). */\nenum pt_counter {\n");
     for (i, (kind, name)) in reg.counters.iter().enumerate() {
         let c = reg.kind(kind).map_or(kind.clone(), |k| k.upper());

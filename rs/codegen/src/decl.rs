@@ -1,4 +1,4 @@
-//! The shape of a declaration file (c/events/<kind>.toml), as serde reads
+//! The shape of a declaration file (`c/events/<kind>.toml`), as serde reads
 //! it. Nothing here is checked; [`crate::registry`] turns it into the model.
 
 use serde::Deserialize;
@@ -22,6 +22,8 @@ pub(crate) struct KindDecl {
     pub(crate) programs: Vec<String>,
     #[serde(default)]
     pub(crate) wake: Option<String>,
+    #[serde(default)]
+    pub(crate) filtered: bool,
     #[serde(default, rename = "field")]
     pub(crate) fields: Vec<FieldDecl>,
     #[serde(default, rename = "data")]

@@ -203,6 +203,8 @@ pub struct Kind {
     pub cpu: bool,
     pub programs: Vec<String>,
     pub lazy_wake: bool,
+    /// Its events follow the process filter (pids, comm prefix).
+    pub filtered: bool,
     pub fields: Vec<Field>,
     pub data: Vec<Data>,
     pub flags: Vec<Flag>,

@@ -248,6 +248,7 @@ fn check_identity(c: &Checker, d: &KindDecl) -> Result<Kind, Error> {
         cpu,
         programs: d.programs.clone(),
         lazy_wake,
+        filtered: d.filtered,
         fields: Vec::new(),
         data: Vec::new(),
         flags: Vec::new(),

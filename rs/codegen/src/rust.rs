@@ -480,12 +480,11 @@ fn kind_enum(o: &mut String, reg: &Registry) {
     o.push_str("            _ => None,\n        }\n    }\n}\n\n");
     o.push_str("impl Serialize for EventKind {\n    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {\n        s.serialize_str(self.name())\n    }\n}\n\n");
     o.push_str("impl std::fmt::Display for EventKind {\n    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {\n        f.write_str(self.name())\n    }\n}\n\n");
-    o.push_str("/// Knobs: (name, default, min, max, kind whose variable field it caps).\n");
-    o.push_str("pub(crate) const KNOBS: &[(&str, u32, u32, u32, EventKind)] = &[\n");
+    o.push_str("/// Knobs (configurable caps of variable fields) by index; the C side holds\n");
+    o.push_str("/// their defaults and ranges and checks them.\n");
+    o.push_str("pub(crate) const KNOBS: &[&str] = &[\n");
     for knob in &reg.knobs {
-        let kind = reg.kind(&knob.kind).map_or(String::new(), |k| k.variant());
-        let _ =
-            writeln!(o, "    (\"{}\", {}, {}, {}, EventKind::{kind}),", knob.name, knob.default, knob.min, knob.max);
+        let _ = writeln!(o, "    \"{}\",", knob.name);
     }
     o.push_str("];\n\n");
 }
