@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::RecvTimeoutError;
 use proctap::profile::{Profile, Symbolizer};
 use proctap::{Config, Event, EventKind, Profiler, Tracer, UserFrame};
 
@@ -113,12 +112,7 @@ fn collect(tracer: &Tracer, args: &Args) -> Collected {
         learner.learn(&mut symbolizer, pid, true);
     }
     let mut got = Collected { profile: Profile::new(args.profiler.sampling_hz()), triggers: 0, lost: 0 };
-    loop {
-        let batch = match tracer.events().recv_timeout(Duration::from_millis(500)) {
-            Ok(batch) => batch,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return got,
-        };
+    for batch in tracer.events() {
         for event in &batch {
             match &event {
                 Event::Sample(sample) => {
@@ -145,6 +139,7 @@ fn collect(tracer: &Tracer, args: &Args) -> Collected {
             }
         }
     }
+    got
 }
 
 /// Writes the folded stacks, the flamegraph and the pprof profile.

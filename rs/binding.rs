@@ -229,13 +229,6 @@ pub(crate) fn max_record(config: &sys::proctap_config) -> u64 {
     unsafe { sys::proctap_max_record(config) }
 }
 
-/// The index of the knob (a configurable cap) called `name`.
-pub(crate) fn knob_index(name: &str) -> Option<u32> {
-    let name = std::ffi::CString::new(name).ok()?;
-    // SAFETY: name is a valid NUL-terminated string for the call.
-    u32::try_from(unsafe { sys::proctap_knob(name.as_ptr()) }).ok()
-}
-
 /// One record formatted as JSON by the C library (`proctap_format_json`),
 /// or None when it is not a valid record of a known kind.
 pub fn format_json(record: &[u8], realtime_offset_ns: i64) -> Option<String> {
@@ -360,15 +353,19 @@ mod layout {
                 let mut owner = u32::MAX;
                 // SAFETY: owner is a valid destination; the name is static.
                 let c = unsafe { sys::proctap_counter_name(*index as u32, &mut owner) };
-                // SAFETY: as above.
+                assert!(!c.is_null(), "C has no counter {index} ({counter} of {kind:?})");
+                // SAFETY: not NULL: a static NUL-terminated string from the generated table.
                 assert_eq!(unsafe { std::ffi::CStr::from_ptr(c) }.to_str(), Ok(*counter));
                 assert_eq!(owner, u32::from(kind.id()));
             }
         }
-        for (i, (name, ..)) in KNOBS.iter().enumerate() {
-            assert_eq!(super::knob_index(name), Some(i as u32));
+        for (i, name) in KNOBS.iter().enumerate() {
+            let c_name = std::ffi::CString::new(*name).unwrap();
+            // SAFETY: c_name is a valid NUL-terminated string for the call.
+            assert_eq!(unsafe { sys::proctap_knob(c_name.as_ptr()) }, i as i32, "{name}");
+            assert_eq!(crate::config::knob_index(name), Some(i as u32));
         }
-        assert_eq!(super::knob_index("no_such_knob"), None);
+        assert_eq!(crate::config::knob_index("no_such_knob"), None);
     }
 }
 

@@ -3,9 +3,24 @@
 
 use std::time::Duration;
 
-use crate::binding::{config_check, knob_index, max_record, sys};
+use crate::binding::{config_check, max_record, sys};
 use crate::error::Error;
 use crate::event::{EventKind, KNOBS};
+
+/// The knob of the synthetic source's payload (set through [`SyntheticSource`]).
+const SYNTH_PAYLOAD: &str = "synth_payload";
+
+/// The index of the knob (a configurable cap) called `name`, as the
+/// registry numbers them (the C side agrees: see the binding's tests).
+pub(crate) fn knob_index(name: &str) -> Option<u32> {
+    KNOBS.iter().position(|k| *k == name).map(|i| i as u32)
+}
+
+/// A config every rule accepted: the C config, and the bytes of one batch.
+pub(crate) struct Checked {
+    pub(crate) raw: sys::proctap_config,
+    pub(crate) batch_bytes: usize,
+}
 
 /// How exit events tell the end of a process from the end of one thread.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -136,8 +151,9 @@ pub(crate) fn check_comm_prefix(prefix: &[u8]) -> Result<(), Error> {
 /// What to trace and how to buffer it. Start one with [`Config::new`].
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Kinds enabled by [`Config::event`] (exec and exit by default).
-    events: Vec<EventKind>,
+    /// Kinds enabled by [`Config::event`], one bit per kind id (exec and
+    /// exit by default).
+    events: u64,
     /// Caps of variable fields set by the caller, by knob index.
     knobs: Vec<(u32, u32)>,
     /// A cap named that no kind declares (reported by validate).
@@ -160,7 +176,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            events: vec![EventKind::Exec, EventKind::Exit],
+            events: 1 << EventKind::Exec.id() | 1 << EventKind::Exit.id(),
             knobs: Vec::new(),
             unknown_knob: None,
             per_kind_batches: false,
@@ -201,10 +217,8 @@ impl Config {
     /// [`Config::profile`] enables samples and triggers,
     /// [`Config::synthetic`] the synthetic source.
     pub fn event(mut self, kind: EventKind, on: bool) -> Config {
-        self.events.retain(|k| *k != kind);
-        if on {
-            self.events.push(kind);
-        }
+        let bit = 1 << kind.id();
+        self.events = if on { self.events | bit } else { self.events & !bit };
         self
     }
 
@@ -331,6 +345,11 @@ impl Config {
 
     /// Checks every field without loading anything.
     pub fn validate(&self) -> Result<(), Error> {
+        self.checked().map(|_| ())
+    }
+
+    /// The C config and the batch size, once every field is checked.
+    pub(crate) fn checked(&self) -> Result<Checked, Error> {
         let raw = self.to_raw()?;
         config_check(&raw).map_err(|err| match err {
             // The C field name, as the Rust builder calls it.
@@ -338,7 +357,7 @@ impl Config {
                 let field = match field.as_str() {
                     "flush_us" => "flush_interval".to_string(),
                     "profile_hz" => "profile.hz".to_string(),
-                    "synth_payload" => "synthetic.payload_bytes".to_string(),
+                    SYNTH_PAYLOAD => "synthetic.payload_bytes".to_string(),
                     _ => field,
                 };
                 Error::InvalidConfig { field, reason }
@@ -365,13 +384,9 @@ impl Config {
                 ),
             ));
         }
-        Ok(())
-    }
-
-    /// Bytes of one batch buffer: as set, or 256 KiB and at least two of
-    /// the largest records `raw` allows.
-    pub(crate) fn batch_bytes_resolved(&self, raw: &sys::proctap_config) -> usize {
-        self.batch_bytes.unwrap_or_else(|| (256 << 10).max(2 * max_record(raw) as usize))
+        // As set, or 256 KiB and at least two of the largest records.
+        let batch_bytes = self.batch_bytes.unwrap_or((256 << 10).max(2 * need));
+        Ok(Checked { raw, batch_bytes })
     }
 
     pub(crate) fn batches_in_flight_resolved(&self) -> usize {
@@ -380,22 +395,19 @@ impl Config {
 
     pub(crate) fn to_raw(&self) -> Result<sys::proctap_config, Error> {
         let mut raw = sys::proctap_config::default();
-        if self.events.is_empty() && self.synthetic.is_none() && self.profile.is_none() {
+        if self.events == 0 && self.synthetic.is_none() && self.profile.is_none() {
             return Err(Error::invalid("events", "nothing to trace: enable exec, exit or profile"));
         }
         if let Some(knob) = &self.unknown_knob {
-            let known: Vec<&str> = KNOBS.iter().map(|k| k.0).collect();
             return Err(Error::invalid(
                 "data_cap",
-                format!("no variable field has the cap `{knob}` (known: {})", known.join(", ")),
+                format!("no variable field has the cap `{knob}` (known: {})", KNOBS.join(", ")),
             ));
         }
-        for &kind in &self.events {
-            if !kind.is_traced() {
-                return Err(Error::invalid("events", format!("{kind} events are made by the loader, not traced")));
-            }
-            raw.events |= 1 << kind.id();
+        if let Some(kind) = EventKind::ALL.into_iter().find(|k| self.events & 1 << k.id() != 0 && !k.is_traced()) {
+            return Err(Error::invalid("events", format!("{kind} events are made by the loader, not traced")));
         }
+        raw.events = self.events;
         for &(index, value) in &self.knobs {
             raw.knobs[index as usize] = value;
             raw.knobs_set |= 1 << index;
@@ -404,6 +416,12 @@ impl Config {
             profile.fill_raw(&mut raw)?;
         }
         if let Some(source) = &self.synthetic {
+            if self.knobs.iter().any(|&(i, _)| Some(i) == knob_index(SYNTH_PAYLOAD)) {
+                return Err(Error::invalid(
+                    "data_cap",
+                    format!("`{SYNTH_PAYLOAD}` is the synthetic source's payload: set SyntheticSource::payload_bytes"),
+                ));
+            }
             source.fill_raw(&mut raw);
         }
         raw.busy_poll = u32::from(self.busy_poll);
@@ -466,10 +484,9 @@ impl SyntheticSource {
     fn fill_raw(&self, raw: &mut sys::proctap_config) {
         raw.events |= 1 << EventKind::Synthetic.id();
         raw.synth_tgid = self.pid;
-        if let Some(index) = knob_index("synth_payload") {
-            raw.knobs[index as usize] = self.payload_bytes;
-            raw.knobs_set |= 1 << index;
-        }
+        let index = knob_index(SYNTH_PAYLOAD).expect("c/events/synthetic.toml declares the knob synth_payload");
+        raw.knobs[index as usize] = self.payload_bytes;
+        raw.knobs_set |= 1 << index;
         raw.synth_batch = self.events_per_trigger;
         raw.synth_ring_bytes = self.ring_bytes;
         raw.synth_transport = match self.transport {

@@ -97,12 +97,25 @@ fn truncated_argv_tail_without_nul_is_kept() {
 #[test]
 fn exit_codes_decode_status_signal_and_core() {
     let mut w = RecordWriter::new();
-    w.push(&Event::Exit(exit(10, 5_000, 1, b"sh", 3 << 8, 1_000))); // exit(3)
-    w.push(&Event::Exit(exit(11, 5_000, 1, b"sleep", 9, 4_000))); // SIGKILL
-    w.push(&Event::Exit(exit(12, 5_000, 1, b"crash", 0x80 | 11, 6_000))); // SIGSEGV, core; start after ts
-    w.push(&Event::Exit(exit(13, 5_000, 1, b"ok", 0, 0)));
-    let got: Vec<_> = events(&w, 0)
-        .into_iter()
+    // The kernel's status words, written over what the encoder made of
+    // status 0 (struct pt_exit: 80 bytes, status at 68, as the generated C
+    // header asserts), so the decoder is checked against the kernel's
+    // encoding, not against the generated encoder's.
+    let statuses: [(u32, u64); 4] = [
+        (3 << 8, 1_000),    // exit(3)
+        (9, 4_000),         // SIGKILL
+        (0x80 | 11, 6_000), // SIGSEGV, core; start after ts
+        (0, 0),             // exit(0)
+    ];
+    for (i, (_, start)) in statuses.iter().enumerate() {
+        w.push(&Event::Exit(exit(10 + i as u32, 5_000, 1, b"x", 0, *start)));
+    }
+    let mut bytes = w.bytes().to_vec();
+    for (i, (status, _)) in statuses.iter().enumerate() {
+        bytes[i * 80 + 68..i * 80 + 72].copy_from_slice(&status.to_ne_bytes());
+    }
+    let got: Vec<_> = Events::new(&bytes, 0)
+        .map(|e| e.to_owned_event())
         .map(|e| match e {
             Event::Exit(x) => (x.pid, x.exit_code, x.signal, x.core_dumped, x.duration_ns),
             other => panic!("unexpected {other:?}"),

@@ -3,60 +3,23 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::path::Path;
+use std::process::Command;
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
+use common::tools::{ci, dump_while, dumpers, example};
 
-fn rust_dump() -> PathBuf {
-    // target/<profile>/deps/dumpers-* -> target/<profile>/examples/dump
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("examples").join("dump")
-}
-
-fn c_example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("example")
-}
-
-/// Runs a dumper for 3 s while a process with a known argv runs; returns
-/// its stdout lines parsed as JSON and the stats line.
-fn run_dumper(path: &PathBuf, tag: &str) -> Option<(Vec<serde_json::Value>, serde_json::Value, u32)> {
-    if !path.exists() {
-        assert!(!ci(), "CI=true: {} was not built (./dev.sh test runs make first)", path.display());
-        eprintln!("SKIPPED: {} not built; run make", path.display());
-        return None;
-    }
-    // Kernel access: the dumper reports it itself; probe with a tracer.
-    drop(common::start(&proctap::Config::new())?);
-    let dumper = Command::new(path)
-        .args(["--duration", "3", "--comm", "sh"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1000)); // attached well before
-    let mut child = Command::new("/bin/sh").args(["-c", "exit 7", "sh", tag, "", "\u{e9}t\u{e9}"]).spawn().unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    let out = dumper.wait_with_output().unwrap();
-    assert!(out.status.success(), "{} failed: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
-    let stats_line = String::from_utf8(out.stderr).unwrap().lines().last().unwrap_or_default().to_string();
-    let stats: serde_json::Value =
-        serde_json::from_str(&stats_line).unwrap_or_else(|e| panic!("stats ({e}): {stats_line}"));
-    Some((lines, stats, pid))
-}
-
-fn check(path: PathBuf) {
+/// The exec and exit of one shell, as the README documents them.
+fn check(dumper: &Path) {
     let tag = format!("dumper-{}", std::process::id());
-    let Some((lines, stats, pid)) = run_dumper(&path, &tag) else { return };
+    let mut pid = 0;
+    let (out, stats) = dump_while(dumper, &["--comm", "sh"], || {
+        let mut child =
+            Command::new("/bin/sh").args(["-c", "exit 7", "sh", &tag, "", "\u{e9}t\u{e9}"]).spawn().unwrap();
+        pid = child.id();
+        child.wait().unwrap();
+    });
+    let lines: Vec<serde_json::Value> =
+        out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
     let of_pid: Vec<&serde_json::Value> = lines.iter().filter(|l| l["pid"] == pid).collect();
     let exec = of_pid.iter().find(|l| l["type"] == "exec").unwrap_or_else(|| panic!("no exec for {pid}: {lines:?}"));
     let exit = of_pid.iter().find(|l| l["type"] == "exit").unwrap_or_else(|| panic!("no exit for {pid}: {lines:?}"));
@@ -81,13 +44,10 @@ fn check(path: PathBuf) {
 }
 
 #[test]
-fn rust_dumper_prints_the_documented_json() {
-    check(rust_dump());
-}
-
-#[test]
-fn c_example_prints_the_documented_json() {
-    check(c_example());
+fn both_dumpers_print_the_documented_json() {
+    for dumper in dumpers() {
+        check(&dumper);
+    }
 }
 
 #[test]
@@ -101,7 +61,7 @@ fn an_unprivileged_start_reports_missing_privilege() {
         eprintln!("SKIPPED: needs root to drop to an unprivileged user");
         return;
     }
-    let dump = rust_dump();
+    let dump = example("dump");
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
         .arg(&dump)
@@ -111,4 +71,115 @@ fn an_unprivileged_start_reports_missing_privilege() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("dump: missing privilege:") && stderr.contains("CAP_BPF"), "{stderr}");
+}
+
+/// The keys of a JSON object, in the order the line has them.
+fn top_level_keys(line: &str) -> Vec<String> {
+    let (mut keys, mut depth, mut in_str, mut escaped, mut start) = (Vec::new(), 0, false, false, 0);
+    for (i, c) in line.char_indices() {
+        match (in_str, c) {
+            (true, _) if escaped => escaped = false,
+            (true, '\\') => escaped = true,
+            (true, '"') => {
+                in_str = false;
+                if depth == 1 && line[i + 1..].starts_with(':') {
+                    keys.push(line[start..i].to_string());
+                }
+            }
+            (false, '"') => (in_str, start) = (true, i + 1),
+            (false, '{' | '[') => depth += 1,
+            (false, '}' | ']') => depth -= 1,
+            _ => {}
+        }
+    }
+    keys
+}
+
+/// The first line of `kind` holding `needle`.
+fn line_of<'a>(out: &'a str, kind: &str, needle: &str) -> &'a str {
+    let start = format!("{{\"type\":\"{kind}\"");
+    out.lines()
+        .find(|l| l.starts_with(&start) && l.contains(needle))
+        .unwrap_or_else(|| panic!("no {kind} event with {needle:?} in {out}"))
+}
+
+#[test]
+fn fork_events_in_both_dumpers() {
+    let exe = common::fixture::build_c("forker.c", "ptforkdump");
+    for dumper in dumpers() {
+        let (out, _) = dump_while(&dumper, &["--fork", "--comm", "ptforkdump"], || {
+            assert!(Command::new(&exe).output().unwrap().status.success());
+        });
+        let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("{\"type\":\"fork\"")).collect();
+        let forks: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let keys = top_level_keys(lines[0]);
+        assert_eq!(
+            keys,
+            ["type", "ts_ns", "time", "pid", "tid", "ppid", "comm", "child_pid", "child_tid", "thread"],
+            "{}",
+            dumper.display()
+        );
+        assert_eq!(forks.iter().filter(|f| f["thread"] == true).count(), 3, "{}: {forks:?}", dumper.display());
+        assert_eq!(forks.iter().filter(|f| f["thread"] == false).count(), 2, "{}: {forks:?}", dumper.display());
+        // Exec and exit stay on.
+        assert!(out.lines().any(|l| l.contains("\"type\":\"exec\"")), "{}", dumper.display());
+    }
+}
+
+#[test]
+fn failed_execs_in_both_dumpers() {
+    for dumper in dumpers() {
+        let (out, _) = dump_while(&dumper, &["--failed-execs"], || {
+            assert!(Command::new("/nonexistent-proctap/ptdumpfail").args(["one", "two"]).spawn().is_err());
+        });
+        let line = line_of(&out, "exec_failed", "ptdumpfail");
+        let keys = top_level_keys(line);
+        assert_eq!(
+            keys,
+            [
+                "type",
+                "ts_ns",
+                "time",
+                "pid",
+                "tid",
+                "ppid",
+                "comm",
+                "errno",
+                "filename",
+                "argv",
+                "argv_truncated",
+                "data_lost"
+            ],
+            "{}",
+            dumper.display()
+        );
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(e["errno"], 2);
+        assert_eq!(e["argv"], serde_json::json!(["/nonexistent-proctap/ptdumpfail", "one", "two"]));
+    }
+}
+
+#[test]
+fn opens_in_both_dumpers() {
+    let scratch = std::env::temp_dir().join(format!("proctap-dumper-opens-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let exe = common::fixture::build_c("opener.c", "ptopendump");
+    for dumper in dumpers() {
+        let (out, _) = dump_while(&dumper, &["--files", "--comm", "ptopendump"], || {
+            assert!(Command::new(&exe).arg(&scratch).output().unwrap().status.success());
+        });
+        let line = line_of(&out, "open", "/nonexistent-proctap/x");
+        assert_eq!(
+            top_level_keys(line),
+            ["type", "ts_ns", "time", "pid", "tid", "comm", "dfd", "path", "flags", "mode", "fd", "errno", "data_lost"],
+            "{}",
+            dumper.display()
+        );
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (&e["dfd"], &e["fd"], &e["errno"]),
+            (&serde_json::json!(-100), &serde_json::Value::Null, &serde_json::json!(2))
+        );
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
 }

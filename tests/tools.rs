@@ -13,61 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// target/<profile>/examples/NAME, next to this test binary.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("examples").join(name)
-}
-
-fn c_example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("example")
-}
-
-/// The dumpers, when built and the kernel lets us trace.
-fn dumpers() -> Vec<PathBuf> {
-    let all = [example("dump"), c_example()];
-    for path in &all {
-        if !path.exists() {
-            assert!(!ci(), "CI=true: {} was not built (./dev.sh test runs make first)", path.display());
-            eprintln!("SKIPPED: {} not built; run make", path.display());
-            return Vec::new();
-        }
-    }
-    match common::start(&proctap::Config::new()) {
-        Some(probe) => drop(probe),
-        None => return Vec::new(),
-    }
-    all.to_vec()
-}
-
-/// Waits for a child, killing it after `limit`; None when it had to be killed.
-fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Stderr of a finished child, and its last line parsed as the stats JSON.
-fn stats_of(child: &mut Child) -> (String, serde_json::Value) {
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    let last = err.lines().last().unwrap_or_default();
-    let stats = serde_json::from_str(last).unwrap_or(serde_json::Value::Null);
-    (err, stats)
-}
+use common::tools::{dumpers, example, os, spawn_piped, stats_of, wait_for};
 
 fn signal(child: &Child, sig: i32) {
     // The shell's own kill: /bin/kill (procps) is not on a bare Debian base.
@@ -88,14 +34,6 @@ fn wait_handler(child: &Child, sig: u32) {
         std::thread::sleep(Duration::from_millis(1));
     }
     panic!("{} never installed a handler for signal {sig}", child.id());
-}
-
-fn spawn_piped(path: &Path, args: &[&OsStr]) -> Child {
-    Command::new(path).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
-}
-
-fn os(args: &[&'static str]) -> Vec<&'static OsStr> {
-    args.iter().map(|a| OsStr::new(*a)).collect()
 }
 
 #[test]
@@ -302,7 +240,9 @@ fn every_loss_is_at_the_top_level_of_the_stats() {
         for key in losses {
             assert!(stats[key].is_u64(), "{}: `{key}` is not at the top level: {stats}", dumper.display());
         }
-        let printed = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count() as u64;
+        // Events printed; loss reports are printed too, but are no events.
+        let printed =
+            out.split(|&b| b == b'\n').filter(|l| !l.is_empty() && !l.starts_with(br#"{"type":"lost""#)).count() as u64;
         let top = |k: &str| stats[k].as_u64().unwrap_or(0);
         assert_eq!(printed + top("undelivered"), top("events"), "{}: printed vs delivered: {stats}", dumper.display());
         if let Some(detail) = stats.get("detail") {
@@ -373,131 +313,4 @@ fn profile_checks_its_output_directory_before_sampling() {
     let (err, _) = stats_of(&mut child);
     assert_eq!(status.and_then(|s| s.code()), Some(1), "fails at once, before sampling: {err}");
     assert!(err.contains("cannot write into --out /proc/1"), "{err}");
-}
-
-/// The keys of a JSON object, in the order the line has them.
-fn top_level_keys(line: &str) -> Vec<String> {
-    let (mut keys, mut depth, mut in_str, mut escaped, mut start) = (Vec::new(), 0, false, false, 0);
-    for (i, c) in line.char_indices() {
-        match (in_str, c) {
-            (true, _) if escaped => escaped = false,
-            (true, '\\') => escaped = true,
-            (true, '"') => {
-                in_str = false;
-                if depth == 1 && line[i + 1..].starts_with(':') {
-                    keys.push(line[start..i].to_string());
-                }
-            }
-            (false, '"') => (in_str, start) = (true, i + 1),
-            (false, '{' | '[') => depth += 1,
-            (false, '}' | ']') => depth -= 1,
-            _ => {}
-        }
-    }
-    keys
-}
-
-/// Runs a dumper with `args` (and --duration 3) while `act` makes events;
-/// returns its stdout once it exited 0.
-fn dump_while(dumper: &Path, args: &[&'static str], act: impl FnOnce()) -> String {
-    let mut all = os(args);
-    all.extend(os(&["--duration", "3"]));
-    let mut child = spawn_piped(dumper, &all);
-    std::thread::sleep(Duration::from_millis(1500));
-    act();
-    let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    let status = wait_for(&mut child, Duration::from_secs(30));
-    let (err, _) = stats_of(&mut child);
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}: {err}", dumper.display());
-    out
-}
-
-/// The first line of `kind` holding `needle`.
-fn line_of<'a>(out: &'a str, kind: &str, needle: &str) -> &'a str {
-    let start = format!("{{\"type\":\"{kind}\"");
-    out.lines()
-        .find(|l| l.starts_with(&start) && l.contains(needle))
-        .unwrap_or_else(|| panic!("no {kind} event with {needle:?} in {out}"))
-}
-
-#[test]
-fn fork_events_in_both_dumpers() {
-    let exe = common::fixture::build_c("forker.c", "ptforkdump");
-    for dumper in dumpers() {
-        let out = dump_while(&dumper, &["--fork", "--comm", "ptforkdump"], || {
-            assert!(Command::new(&exe).output().unwrap().status.success());
-        });
-        let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("{\"type\":\"fork\"")).collect();
-        let forks: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
-        let keys = top_level_keys(lines[0]);
-        assert_eq!(
-            keys,
-            ["type", "ts_ns", "time", "pid", "tid", "ppid", "comm", "child_pid", "child_tid", "thread"],
-            "{}",
-            dumper.display()
-        );
-        assert_eq!(forks.iter().filter(|f| f["thread"] == true).count(), 3, "{}: {forks:?}", dumper.display());
-        assert_eq!(forks.iter().filter(|f| f["thread"] == false).count(), 2, "{}: {forks:?}", dumper.display());
-        // Exec and exit stay on.
-        assert!(out.lines().any(|l| l.contains("\"type\":\"exec\"")), "{}", dumper.display());
-    }
-}
-
-#[test]
-fn failed_execs_in_both_dumpers() {
-    for dumper in dumpers() {
-        let out = dump_while(&dumper, &["--failed-execs"], || {
-            assert!(Command::new("/nonexistent-proctap/ptdumpfail").args(["one", "two"]).spawn().is_err());
-        });
-        let line = line_of(&out, "exec_failed", "ptdumpfail");
-        let keys = top_level_keys(line);
-        assert_eq!(
-            keys,
-            [
-                "type",
-                "ts_ns",
-                "time",
-                "pid",
-                "tid",
-                "ppid",
-                "comm",
-                "errno",
-                "filename",
-                "argv",
-                "argv_truncated",
-                "data_lost"
-            ],
-            "{}",
-            dumper.display()
-        );
-        let e: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_eq!(e["errno"], 2);
-        assert_eq!(e["argv"], serde_json::json!(["/nonexistent-proctap/ptdumpfail", "one", "two"]));
-    }
-}
-
-#[test]
-fn opens_in_both_dumpers() {
-    let scratch = std::env::temp_dir().join(format!("proctap-dumper-opens-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).unwrap();
-    let exe = common::fixture::build_c("opener.c", "ptopendump");
-    for dumper in dumpers() {
-        let out = dump_while(&dumper, &["--files", "--comm", "ptopendump"], || {
-            assert!(Command::new(&exe).arg(&scratch).output().unwrap().status.success());
-        });
-        let line = line_of(&out, "open", "/nonexistent-proctap/x");
-        assert_eq!(
-            top_level_keys(line),
-            ["type", "ts_ns", "time", "pid", "tid", "comm", "dfd", "path", "flags", "mode", "fd", "errno", "data_lost"],
-            "{}",
-            dumper.display()
-        );
-        let e: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_eq!(
-            (&e["dfd"], &e["fd"], &e["errno"]),
-            (&serde_json::json!(-100), &serde_json::Value::Null, &serde_json::json!(2))
-        );
-    }
-    let _ = std::fs::remove_dir_all(&scratch);
 }

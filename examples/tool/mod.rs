@@ -88,10 +88,6 @@ impl Stopper {
         }
     }
 
-    pub fn signalled(&self) -> bool {
-        self.signalled.load(Ordering::SeqCst)
-    }
-
     /// Stops after `duration` (at once for zero), from a timer thread.
     pub fn after(&self, duration: Duration) {
         if duration.is_zero() {

@@ -195,17 +195,20 @@ impl BatchPipe {
 
     /// Copies records into a pooled buffer and sends it, as the poll loop does.
     pub fn send(&self, records: &[u8], count: u32) {
-        if let Some(mut buf) = self.exchanger.next_empty() {
-            buf.fill_from(records, count);
-            self.exchanger.filled(buf);
-        }
+        self.send_as(records, count, None);
     }
 
     /// Like send, for a batch of one kind (as with per-kind batches).
     pub fn send_kind(&self, records: &[u8], count: u32, kind: EventKind) {
+        self.send_as(records, count, Some(kind));
+    }
+
+    fn send_as(&self, records: &[u8], count: u32, kind: Option<EventKind>) {
         if let Some(mut buf) = self.exchanger.next_empty() {
             buf.fill_from(records, count);
-            buf.set_kind(u32::from(kind.id()));
+            if let Some(kind) = kind {
+                buf.set_kind(u32::from(kind.id()));
+            }
             self.exchanger.filled(buf);
         }
     }

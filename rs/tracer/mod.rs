@@ -86,9 +86,8 @@ impl Tracer {
     }
 
     fn launch(config: &Config, sink: Sink, events: Receiver<Batch>) -> Result<Tracer, Error> {
-        config.validate()?;
-        let raw = config.to_raw()?;
-        let instance = Instance::open(&raw)?;
+        let checked = config.checked()?;
+        let instance = Instance::open(&checked.raw)?;
         if let Some(profile) = config.profiler() {
             for &pid in &profile.pids {
                 targets::add_target(&instance, pid)?;
@@ -98,8 +97,7 @@ impl Tracer {
             }
         }
 
-        let (exchanger, stop_tx) =
-            Exchanger::new(config.batches_in_flight_resolved(), config.batch_bytes_resolved(&raw), sink);
+        let (exchanger, stop_tx) = Exchanger::new(config.batches_in_flight_resolved(), checked.batch_bytes, sink);
         let undelivered = exchanger.undelivered.clone();
         let shared = Arc::new(Shared { instance, stop_tx: Mutex::new(Some(stop_tx)), undelivered });
         let poll = shared.clone();

@@ -10,7 +10,7 @@ use crate::event::{EventKind, KINDS, KIND_COUNTERS_MAX as KIND_COUNTERS};
 /// Counters of one kind. Every event the kernel saw ends in exactly one of:
 /// delivered, meta_lost (not even its metadata fit), or the loader's
 /// in-flight counters at stop (abandoned, undelivered).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KindStats {
     /// Records the kernel submitted.
     pub emitted: u64,
@@ -23,19 +23,19 @@ pub struct KindStats {
     /// Bytes of variable data written into the data pages.
     pub data_bytes: u64,
     counters: [u64; KIND_COUNTERS],
-    names: &'static [(&'static str, usize)],
+    kind: EventKind,
 }
 
 impl KindStats {
     /// The kind's own counter `name` (as its declaration names it), or None
     /// when the kind has no such counter.
     pub fn counter(&self, name: &str) -> Option<u64> {
-        self.names.iter().position(|(n, _)| *n == name).map(|i| self.counters[i])
+        self.kind.counters().iter().position(|(n, _)| *n == name).map(|i| self.counters[i])
     }
 
     /// The kind's own counters, by name.
     pub fn counters(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        self.names.iter().zip(self.counters).map(|((name, _), v)| (*name, v))
+        self.kind.counters().iter().zip(self.counters).map(|((name, _), v)| (*name, v))
     }
 
     fn is_zero(&self) -> bool {
@@ -44,9 +44,8 @@ impl KindStats {
 
     fn from_raw(raw: &sys::proctap_stats, kind: EventKind) -> KindStats {
         let k = usize::from(kind.id());
-        let names = kind.counters();
         let mut counters = [0; KIND_COUNTERS];
-        for (slot, (_, index)) in counters.iter_mut().zip(names) {
+        for (slot, (_, index)) in counters.iter_mut().zip(kind.counters()) {
             *slot = raw.counters.get(*index).copied().unwrap_or(0);
         }
         KindStats {
@@ -56,7 +55,7 @@ impl KindStats {
             data_lost: raw.data_lost[k],
             data_bytes: raw.data_bytes[k],
             counters,
-            names: &names[..names.len().min(KIND_COUNTERS)],
+            kind,
         }
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod tools;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -1,0 +1,92 @@
+//! Helpers for tests of the command-line tools: where they are built, and
+//! running them as a user would (with a deadline, reading their stats).
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// target/<profile>/examples/NAME, next to this test binary.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("examples").join(name)
+}
+
+/// The C dumper `make` builds.
+pub fn c_example() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("example")
+}
+
+/// The dumpers (Rust, then C), when built and the kernel lets us trace;
+/// else none, after saying why (under CI=true it fails instead).
+pub fn dumpers() -> Vec<PathBuf> {
+    static KERNEL: OnceLock<bool> = OnceLock::new();
+    let all = [example("dump"), c_example()];
+    for path in &all {
+        if !path.exists() {
+            assert!(!ci(), "CI=true: {} was not built (./dev.sh test runs make first)", path.display());
+            eprintln!("SKIPPED: {} not built; run make", path.display());
+            return Vec::new();
+        }
+    }
+    // One probe per test binary: a tracer that starts and stops.
+    if !*KERNEL.get_or_init(|| super::start(&proctap::Config::new()).is_some()) {
+        return Vec::new();
+    }
+    all.to_vec()
+}
+
+/// Waits for a child, killing it after `limit`; None when it had to be killed.
+pub fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stderr of a finished child, and its last line parsed as the stats JSON.
+pub fn stats_of(child: &mut Child) -> (String, serde_json::Value) {
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let last = err.lines().last().unwrap_or_default();
+    let stats = serde_json::from_str(last).unwrap_or(serde_json::Value::Null);
+    (err, stats)
+}
+
+pub fn spawn_piped(path: &Path, args: &[&OsStr]) -> Child {
+    Command::new(path).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+pub fn os(args: &[&'static str]) -> Vec<&'static OsStr> {
+    args.iter().map(|a| OsStr::new(*a)).collect()
+}
+
+/// Runs a dumper with `args` (and --duration 3) while `act` makes events
+/// (once it attached); returns its stdout and stats once it exited 0.
+pub fn dump_while(dumper: &Path, args: &[&'static str], act: impl FnOnce()) -> (String, serde_json::Value) {
+    let mut all = os(args);
+    all.extend(os(&["--duration", "3"]));
+    let mut child = spawn_piped(dumper, &all);
+    std::thread::sleep(Duration::from_millis(1500));
+    act();
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let status = wait_for(&mut child, Duration::from_secs(30));
+    let (err, stats) = stats_of(&mut child);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}: {err}", dumper.display());
+    (out, stats)
+}
