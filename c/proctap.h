@@ -33,8 +33,6 @@
 #define PT_PENDING_MAX 32
 /* Most synthetic events per trigger. */
 #define PT_SYNTH_BATCH_MAX 1024
-/* Frames per stack (the kernel's perf_event_max_stack default). */
-#define PT_STACK_MAX 127
 /* Bytes of one user frame: struct bpf_stack_build_id (status, build id, offset or ip). */
 #define PT_USER_FRAME_SIZE 32
 #define PT_BUILD_ID_SIZE 20

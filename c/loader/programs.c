@@ -28,8 +28,7 @@ int pt_programs_select(struct proctap *pt, struct proctap_error *err)
 	struct bpf_program *prog;
 
 	pt->nprogs = 0;
-	bpf_object__for_each_program(prog, obj)
-	{
+	bpf_object__for_each_program(prog, obj) {
 		bpf_program__set_autoload(prog, false);
 		pt->nprogs++;
 	}
@@ -64,6 +63,19 @@ int pt_programs_select(struct proctap *pt, struct proctap_error *err)
 	return PROCTAP_OK;
 }
 
+/* Classic tracepoints (syscalls) are found through tracefs. */
+static int pt_tracefs_if_needed(struct proctap *pt, struct proctap_error *err)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, pt->skel->obj) {
+		if (bpf_program__autoload(prog) &&
+		    !strncmp(bpf_program__section_name(prog), "tracepoint/", 11))
+			return pt_tracefs_ready(err);
+	}
+	return PROCTAP_OK;
+}
+
 /*
  * Loads the object with this thread's signals blocked. The verifier gives up
  * with EAGAIN when a signal is pending for the loading thread, and libbpf
@@ -71,18 +83,6 @@ int pt_programs_select(struct proctap *pt, struct proctap_error *err)
  * SIGCHLD each) could fail to load. Blocked here, a process-directed signal
  * goes to another thread, or waits until the load is done.
  */
-/* Classic tracepoints (syscalls) are found through tracefs. */
-static int pt_tracefs_if_needed(struct proctap *pt, struct proctap_error *err)
-{
-	struct bpf_program *prog;
-
-	bpf_object__for_each_program(
-		prog, pt->skel->obj) if (bpf_program__autoload(prog) &&
-					 !strncmp(bpf_program__section_name(prog), "tracepoint/",
-						  11)) return pt_tracefs_ready(err);
-	return PROCTAP_OK;
-}
-
 int pt_programs_load(struct proctap *pt, struct proctap_error *err)
 {
 	sigset_t all, old;
@@ -150,8 +150,7 @@ int pt_programs_attach(struct proctap *pt, struct proctap_error *err)
 			continue;
 		for (int p = 0; p < PT_PROGRAMS_MAX && k->programs[p] && !e; p++) {
 			i = 0;
-			bpf_object__for_each_program(prog, obj)
-			{
+			bpf_object__for_each_program(prog, obj) {
 				if (!strcmp(bpf_program__name(prog), k->programs[p]))
 					break;
 				i++;
@@ -161,8 +160,7 @@ int pt_programs_attach(struct proctap *pt, struct proctap_error *err)
 		}
 	}
 	i = 0;
-	bpf_object__for_each_program(prog, obj)
-	{
+	bpf_object__for_each_program(prog, obj) {
 		if (!e)
 			e = pt_attach_generic(pt, prog, &done[i], err);
 		i++;

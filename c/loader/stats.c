@@ -82,8 +82,7 @@ int proctap_prog_ids(struct proctap *pt, __u32 *ids, int max)
 	struct bpf_program *prog;
 	int n = 0;
 
-	bpf_object__for_each_program(prog, pt->skel->obj)
-	{
+	bpf_object__for_each_program(prog, pt->skel->obj) {
 		struct bpf_prog_info info;
 		__u32 len = sizeof(info);
 		int fd = bpf_program__fd(prog);
