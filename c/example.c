@@ -4,6 +4,7 @@
  *
  *   ./example [--duration SECONDS] [--pid PID]... [--comm PREFIX]
  *             [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]
+ *             [--stdio] [--capture-fd FD]... [--write-max BYTES]
  *
  * One JSON object per event on stdout (proctap_format_json: the same output
  * as the Rust dumper), flushed per batch; final stats as one JSON line on
@@ -82,7 +83,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: example [--duration SECONDS] [--pid PID]... [--comm PREFIX]\n"
-		"               [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]\n");
+		"               [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]\n"
+		"               [--stdio] [--capture-fd FD]... [--write-max BYTES]\n");
 }
 
 static int parse_u32(const char *s, const char *what, __u32 *out)
@@ -113,6 +115,22 @@ static int parse_seconds(const char *s, double *out)
 	return 0;
 }
 
+/* Adds write events of fd (once) to exec and exit; 0, or -1 when full. */
+static int add_write_fd(struct proctap_config *cfg, __s32 fd)
+{
+	cfg->events |= PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_EXIT) |
+		       PROCTAP_EVENT(PT_KIND_WRITE);
+	for (__u32 i = 0; i < cfg->write_nfds; i++)
+		if (cfg->write_fds[i] == fd)
+			return 0;
+	if (cfg->write_nfds >= PT_WRITE_FDS_MAX) {
+		fprintf(stderr, "example: at most %d fds to capture\n", PT_WRITE_FDS_MAX);
+		return -1;
+	}
+	cfg->write_fds[cfg->write_nfds++] = fd;
+	return 0;
+}
+
 /* Parses argv into cfg and *duration (< 0: none). 0, or the exit status. */
 static int parse_args(int argc, char **argv, struct proctap_config *cfg, double *duration)
 {
@@ -125,6 +143,9 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 		{ "fork", no_argument, NULL, 'f' },
 		{ "failed-execs", no_argument, NULL, 'x' },
 		{ "files", no_argument, NULL, 'o' },
+		{ "stdio", no_argument, NULL, 's' },
+		{ "capture-fd", required_argument, NULL, 'F' },
+		{ "write-max", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -174,6 +195,27 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 		case 'o':
 			cfg->events |= PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_EXIT) |
 				       PROCTAP_EVENT(PT_KIND_OPEN);
+			break;
+		case 's': /* fds 1 and 2, with any --capture-fd */
+			if (add_write_fd(cfg, 1) || add_write_fd(cfg, 2))
+				return 2;
+			break;
+		case 'F':
+			if (parse_u32(optarg, "--capture-fd", &v))
+				return 2;
+			if (v > 0x7fffffff) {
+				fprintf(stderr,
+					"example: --capture-fd: %s is not a file descriptor\n",
+					optarg);
+				return 2;
+			}
+			if (add_write_fd(cfg, (__s32)v))
+				return 2;
+			break;
+		case 'w':
+			if (parse_u32(optarg, "--write-max", &v))
+				return 2;
+			proctap_config_knob(cfg, PT_KNOB_WRITE_MAX, v);
 			break;
 		case 'h':
 			usage(stdout);

@@ -41,6 +41,8 @@
 #define PT_PROFILE_HZ_MAX 999
 #define PT_TARGETS_MAX 8192
 #define PT_WATCH_MAX 256
+/* File descriptors whose writes can be captured at once. */
+#define PT_WRITE_FDS_MAX 8
 
 /* Which transport the synthetic source writes to; proctap_config.synth_transport. */
 enum proctap_synth_transport {
@@ -205,9 +207,12 @@ struct proctap_config {
 	__u32 profile_hz;	/* samples per second per CPU; 0 means 19, at most 999 */
 	__u32 profile_all;	/* nonzero: sample every process, not just targets */
 	__u32 profile_children; /* nonzero: a profiled process' children are profiled */
-	__u32 config_pad;
+	/* Writes, with PROCTAP_EVENT(PT_KIND_WRITE): the fds whose writes are
+	 * captured (0 <= fd, each once); write_nfds 0 means 1 and 2. */
+	__u32 write_nfds;
+	__s32 write_fds[PT_WRITE_FDS_MAX];
 };
-#define PROCTAP_CONFIG_SIZE 4256
+#define PROCTAP_CONFIG_SIZE 4288
 _Static_assert(sizeof(struct proctap_config) == PROCTAP_CONFIG_SIZE, "config size");
 
 /* proctap_buf.kind of a buffer that may hold records of any kind. */

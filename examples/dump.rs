@@ -4,6 +4,7 @@
 //!
 //!     cargo run --release --example dump -- [--duration SECONDS] [--pid PID]...
 //!         [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]
+//!         [--stdio] [--capture-fd FD]... [--write-max BYTES]
 //!
 //! It stops on SIGINT, SIGTERM or after --duration (0: load, attach and stop
 //! at once), and always prints the stats. Exit status: 0; 1 when tracing or
@@ -60,7 +61,7 @@ impl StatsLine {
 
 const USAGE: &str =
     "usage: dump [--duration SECONDS] [--pid PID]... [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork] \
-                     [--failed-execs] [--files]";
+                     [--failed-execs] [--files] [--stdio] [--capture-fd FD]... [--write-max BYTES]";
 
 fn parse_args() -> Result<(Config, Option<Duration>), String> {
     let mut config = Config::new();
@@ -76,6 +77,13 @@ fn parse_args() -> Result<(Config, Option<Duration>), String> {
             "--fork" => config = config.event(EventKind::Fork, true),
             "--failed-execs" => config = config.event(EventKind::ExecFailed, true),
             "--files" => config = config.event(EventKind::Open, true),
+            "--stdio" => config = config.stdio(),
+            "--capture-fd" => {
+                let fd = args.number("--capture-fd")?;
+                let fd = i32::try_from(fd).map_err(|_| format!("--capture-fd: {fd} is not a file descriptor"))?;
+                config = config.capture_fd(fd);
+            }
+            "--write-max" => config = config.write_max(args.number("--write-max")?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);

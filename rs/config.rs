@@ -171,6 +171,8 @@ pub struct Config {
     busy_poll: bool,
     synthetic: Option<SyntheticSource>,
     profile: Option<Profiler>,
+    /// Fds whose writes are captured (empty: 1 and 2), in the order given.
+    capture_fds: Vec<i32>,
 }
 
 impl Default for Config {
@@ -192,6 +194,7 @@ impl Default for Config {
             busy_poll: false,
             synthetic: None,
             profile: None,
+            capture_fds: Vec::new(),
         }
     }
 }
@@ -220,6 +223,28 @@ impl Config {
         let bit = 1 << kind.id();
         self.events = if on { self.events | bit } else { self.events & !bit };
         self
+    }
+
+    /// Captures what traced processes write to stdout and stderr (fds 1
+    /// and 2): [`EventKind::Write`] events.
+    pub fn stdio(self) -> Config {
+        self.capture_fd(1).capture_fd(2)
+    }
+
+    /// Captures what traced processes write to `fd` (up to 8 fds in all):
+    /// [`EventKind::Write`] events. Enabling write events without naming
+    /// fds captures 1 and 2.
+    pub fn capture_fd(mut self, fd: i32) -> Config {
+        if !self.capture_fds.contains(&fd) {
+            self.capture_fds.push(fd);
+        }
+        self.event(EventKind::Write, true)
+    }
+
+    /// Bytes of each write captured (default 16 KiB, 0 to 1 MiB); the rest
+    /// of a longer write is counted in its `len` and flagged `truncated`.
+    pub fn write_max(self, bytes: u32) -> Config {
+        self.data_cap("write_max", bytes)
     }
 
     /// Bytes of argv captured per exec (default 16 KiB, 1 byte to 1 MiB);
@@ -357,6 +382,7 @@ impl Config {
                 let field = match field.as_str() {
                     "flush_us" => "flush_interval".to_string(),
                     "profile_hz" => "profile.hz".to_string(),
+                    "write_fds" => "capture_fd".to_string(),
                     SYNTH_PAYLOAD => "synthetic.payload_bytes".to_string(),
                     _ => field,
                 };
@@ -437,7 +463,8 @@ impl Config {
         Ok(raw)
     }
 
-    /// Which processes: pids, command-name prefix, thread exits, exit probe.
+    /// Which processes (pids, command-name prefix, thread exits, exit
+    /// probe), and which of their fds' writes.
     fn filter_to_raw(&self, raw: &mut sys::proctap_config) -> Result<(), Error> {
         raw.thread_exits = u32::from(self.thread_exits);
         raw.exit_probe = match self.exit_probe {
@@ -457,6 +484,12 @@ impl Config {
             *dst = src as std::ffi::c_char;
         }
         raw.comm_prefix_len = self.comm_prefix.len() as u32;
+        if self.capture_fds.len() > raw.write_fds.len() {
+            let n = self.capture_fds.len();
+            return Err(Error::invalid("capture_fd", format!("{n} fds; at most {}", raw.write_fds.len())));
+        }
+        raw.write_fds[..self.capture_fds.len()].copy_from_slice(&self.capture_fds);
+        raw.write_nfds = self.capture_fds.len() as u32;
         Ok(())
     }
 }

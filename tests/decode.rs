@@ -227,4 +227,11 @@ fn config_validation_names_the_field() {
     assert_eq!(invalid_field(Config::new().exec(false).exit(false)), "events");
     assert_eq!(invalid_field(Config::new().batch_bytes(4096)), "batch_bytes");
     assert_eq!(invalid_field(Config::new().batches_in_flight(1)), "batches_in_flight");
+    // Writes: fds 0 and up, at most 8 (given twice counts once), 0 B to 1 MiB.
+    assert!((0..8).fold(Config::new(), |c, fd| c.capture_fd(fd)).stdio().validate().is_ok());
+    assert!(Config::new().stdio().write_max(0).validate().is_ok(), "lengths and positions only");
+    assert!(Config::new().stdio().write_max(1 << 20).validate().is_ok(), "1 MiB writes size their own pages");
+    assert_eq!(invalid_field((0..9).fold(Config::new(), |c, fd| c.capture_fd(fd))), "capture_fd");
+    assert_eq!(invalid_field(Config::new().capture_fd(-1)), "capture_fd");
+    assert_eq!(invalid_field(Config::new().stdio().write_max((1 << 20) + 1)), "write_max");
 }

@@ -6,13 +6,13 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::tools::{ci, dump_while, dumpers, example};
+use common::tools::{ci, dump_while, dumpers, example, Dump};
 
 /// The exec and exit of one shell, as the README documents them.
 fn check(dumper: &Path) {
     let tag = format!("dumper-{}", std::process::id());
     let mut pid = 0;
-    let (out, stats) = dump_while(dumper, &["--comm", "sh"], || {
+    let Dump { out, stats, .. } = dump_while(dumper, &["--comm", "sh"], || {
         let mut child =
             Command::new("/bin/sh").args(["-c", "exit 7", "sh", &tag, "", "\u{e9}t\u{e9}"]).spawn().unwrap();
         pid = child.id();
@@ -107,7 +107,7 @@ fn line_of<'a>(out: &'a str, kind: &str, needle: &str) -> &'a str {
 fn fork_events_in_both_dumpers() {
     let exe = common::fixture::build_c("forker.c", "ptforkdump");
     for dumper in dumpers() {
-        let (out, _) = dump_while(&dumper, &["--fork", "--comm", "ptforkdump"], || {
+        let Dump { out, .. } = dump_while(&dumper, &["--fork", "--comm", "ptforkdump"], || {
             assert!(Command::new(&exe).output().unwrap().status.success());
         });
         let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("{\"type\":\"fork\"")).collect();
@@ -129,7 +129,7 @@ fn fork_events_in_both_dumpers() {
 #[test]
 fn failed_execs_in_both_dumpers() {
     for dumper in dumpers() {
-        let (out, _) = dump_while(&dumper, &["--failed-execs"], || {
+        let Dump { out, .. } = dump_while(&dumper, &["--failed-execs"], || {
             assert!(Command::new("/nonexistent-proctap/ptdumpfail").args(["one", "two"]).spawn().is_err());
         });
         let line = line_of(&out, "exec_failed", "ptdumpfail");
@@ -165,7 +165,7 @@ fn opens_in_both_dumpers() {
     std::fs::create_dir_all(&scratch).unwrap();
     let exe = common::fixture::build_c("opener.c", "ptopendump");
     for dumper in dumpers() {
-        let (out, _) = dump_while(&dumper, &["--files", "--comm", "ptopendump"], || {
+        let Dump { out, .. } = dump_while(&dumper, &["--files", "--comm", "ptopendump"], || {
             assert!(Command::new(&exe).arg(&scratch).output().unwrap().status.success());
         });
         let line = line_of(&out, "open", "/nonexistent-proctap/x");
@@ -182,4 +182,77 @@ fn opens_in_both_dumpers() {
         );
     }
     let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// The bytes of a JSON `data` value: a string, or `{"hex": ...}`.
+fn data_bytes(v: &serde_json::Value) -> Vec<u8> {
+    match v {
+        serde_json::Value::String(s) => s.as_bytes().to_vec(),
+        other => {
+            let hex = other["hex"].as_str().unwrap_or_else(|| panic!("data is neither a string nor hex: {other}"));
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+        }
+    }
+}
+
+#[test]
+fn writes_in_both_dumpers_without_their_own() {
+    let exe = common::fixture::build_c("writer.c", "ptwritedump");
+    let file = std::env::temp_dir().join(format!("proctap-dumper-writes-{}", std::process::id()));
+    for dumper in dumpers() {
+        // No process filter: the dumper's own stdout must not come back.
+        let Dump { out, stats, pid } =
+            dump_while(&dumper, &["--stdio", "--capture-fd", "7", "--write-max", "16"], || {
+                let run = Command::new(&exe).arg(&file).stdout(std::process::Stdio::null()).status().unwrap();
+                assert!(run.success());
+            });
+        let name = dumper.display();
+        let writes: Vec<serde_json::Value> = out
+            .lines()
+            .filter(|l| l.starts_with("{\"type\":\"write\""))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let own: Vec<_> = writes.iter().filter(|w| w["pid"] == pid).collect();
+        assert!(own.is_empty(), "{name}: the dumper's own output came back: {own:?}");
+        let mine: Vec<_> = writes.iter().filter(|w| w["comm"] == "ptwritedump").collect();
+        let line = line_of(&out, "write", "\"comm\":\"ptwritedump\"");
+        assert_eq!(
+            top_level_keys(line),
+            ["type", "ts_ns", "time", "pid", "tid", "comm", "fd", "len", "offset", "data", "truncated", "data_lost"],
+            "{name}"
+        );
+        let summary: Vec<(i64, u64, u64, bool)> = mine
+            .iter()
+            .map(|w| {
+                (
+                    w["fd"].as_i64().unwrap(),
+                    w["len"].as_u64().unwrap(),
+                    w["offset"].as_u64().unwrap(),
+                    w["truncated"] == true,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (1, 65536, 0, true),
+                (1, 34464, 65536, true),
+                (2, 4, 0, false),
+                (7, 3, 0, false),
+                (7, 3, 3, false),
+                (7, 2, 6, false)
+            ],
+            "{name}"
+        );
+        // The writev's first 16 bytes: the pattern at 65536 (not UTF-8: hex).
+        let want: Vec<u8> = (65536..65536 + 16).map(|i: u32| (i * 7 % 251) as u8).collect();
+        assert!(mine[1]["data"]["hex"].is_string(), "{name}: {}", mine[1]);
+        assert_eq!(data_bytes(&mine[1]["data"]), want, "{name}");
+        assert_eq!(data_bytes(&mine[5]["data"]), b"gh", "{name}");
+        // Only the Rust dumper's stats have per-kind detail.
+        if let Some(detail) = stats.get("detail") {
+            assert!(detail["write"]["truncated"].as_u64().unwrap() >= 2, "{name}: {stats}");
+        }
+    }
+    let _ = std::fs::remove_file(&file);
 }

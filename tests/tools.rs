@@ -197,11 +197,15 @@ fn option_mistakes_are_config_errors_in_both_dumpers() {
     for dumper in dumpers() {
         with_thread_id(|tid| {
             let tid = tid.to_string();
+            let nine_fds: Vec<String> = (3..12).flat_map(|fd| ["--capture-fd".to_string(), fd.to_string()]).collect();
             for (args, want) in [
                 (vec!["--argv-max", "0"], "invalid config field `argv_max`"),
                 (vec!["--pid", &tid], "is a thread of process"),
                 (vec!["--pid", "4194300"], "no process 4194300"),
                 (vec!["--duration", "-1"], "--duration"),
+                (vec!["--write-max", "2000000"], "invalid config field `write_max`"),
+                (vec!["--capture-fd", "-1"], "--capture-fd: not a number"),
+                (nine_fds.iter().map(String::as_str).collect(), "at most 8"),
             ] {
                 let out = Command::new(&dumper).args(&args).args(["--duration", "0"]).output().unwrap();
                 let err = String::from_utf8_lossy(&out.stderr);

@@ -30,23 +30,30 @@ __u32 pt_knob_value(const struct proctap_config *c, __u32 knob)
 	return c->knobs_set & (1u << knob) ? c->knobs[knob] : pt_knob_info[knob].def;
 }
 
-/* Data bytes of one record of kind k at most: the sum of its caps. */
-static __u64 pt_kind_data_max(const struct proctap_config *c, const struct pt_kind_info *k)
+/* Data bytes of one record of kind k at most: the sum of its caps. With
+ * slack, what the verifier sees its programs may write past a record's
+ * start: a field appended in pieces counts its cap twice (emit.bpf.h). */
+static __u64 pt_kind_data_max(const struct proctap_config *c, const struct pt_kind_info *k,
+			      bool slack)
 {
 	__u64 sum = 0;
 
-	for (int i = 0; i < k->ndata; i++)
-		sum += k->data[i].knob >= 0 ? pt_knob_value(c, k->data[i].knob) : k->data[i].cap;
+	for (int i = 0; i < k->ndata; i++) {
+		const struct pt_data_info *d = &k->data[i];
+		__u64 cap = d->knob >= 0 ? pt_knob_value(c, d->knob) : d->cap;
+
+		sum += slack && d->pieces ? 2 * cap : cap;
+	}
 	return sum;
 }
 
-static __u64 pt_data_max_of(const struct proctap_config *c, __u64 kinds)
+static __u64 pt_data_max_of(const struct proctap_config *c, __u64 kinds, bool slack)
 {
 	__u64 largest = 0;
 
 	for (__u32 kind = 0; kind < PT_KIND_MAX; kind++) {
 		const struct pt_kind_info *k = pt_kind(kind);
-		__u64 max = k && (kinds & PROCTAP_EVENT(kind)) ? pt_kind_data_max(c, k) : 0;
+		__u64 max = k && (kinds & PROCTAP_EVENT(kind)) ? pt_kind_data_max(c, k, slack) : 0;
 
 		if (max > largest)
 			largest = max;
@@ -56,13 +63,13 @@ static __u64 pt_data_max_of(const struct proctap_config *c, __u64 kinds)
 
 __u64 pt_data_max(const struct proctap_config *c)
 {
-	return pt_data_max_of(c, c->events);
+	return pt_data_max_of(c, c->events, false);
 }
 
 /* The verifier checks every loaded program's writes against the slack. */
 __u64 pt_slack(const struct proctap_config *c)
 {
-	return pt_round_up(pt_data_max_of(c, pt_loaded_kinds(c)), PT_PAGE_SIZE);
+	return pt_round_up(pt_data_max_of(c, pt_loaded_kinds(c), true), PT_PAGE_SIZE);
 }
 
 void pt_config_resolve(const struct proctap_config *in, struct proctap_config *out)
@@ -187,7 +194,7 @@ __u64 proctap_max_record(const struct proctap_config *cfg)
 
 		if (!k || !(c.events & PROCTAP_EVENT(kind)))
 			continue;
-		size = pt_round_up(k->meta_size + pt_kind_data_max(&c, k), 8);
+		size = pt_round_up(k->meta_size + pt_kind_data_max(&c, k, false), 8);
 		if (size > largest)
 			largest = size;
 	}

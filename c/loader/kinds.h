@@ -14,9 +14,10 @@
 struct pt_data_info {
 	const char *name;
 	__u16 len_off;
-	__u16 unit; /* the length is a multiple of this */
-	__u32 cap;  /* bytes; 0 when a knob sets it */
-	__s32 knob; /* PT_KNOB_* that sets the cap, or -1 */
+	__u16 unit;  /* the length is a multiple of this */
+	__u32 cap;   /* bytes; 0 when a knob sets it */
+	__s32 knob;  /* PT_KNOB_* that sets the cap, or -1 */
+	bool pieces; /* appended in pieces of any size: a second cap of slack */
 };
 
 /* A u32 field whose value must be one of a set (enums, kind numbers). */

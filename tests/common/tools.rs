@@ -75,9 +75,16 @@ pub fn os(args: &[&'static str]) -> Vec<&'static OsStr> {
     args.iter().map(|a| OsStr::new(*a)).collect()
 }
 
+/// What a dumper run printed.
+pub struct Dump {
+    pub out: String,
+    pub stats: serde_json::Value,
+    pub pid: u32,
+}
+
 /// Runs a dumper with `args` (and --duration 3) while `act` makes events
-/// (once it attached); returns its stdout and stats once it exited 0.
-pub fn dump_while(dumper: &Path, args: &[&'static str], act: impl FnOnce()) -> (String, serde_json::Value) {
+/// (once it attached); returns what it printed once it exited 0.
+pub fn dump_while(dumper: &Path, args: &[&'static str], act: impl FnOnce()) -> Dump {
     let mut all = os(args);
     all.extend(os(&["--duration", "3"]));
     let mut child = spawn_piped(dumper, &all);
@@ -88,5 +95,5 @@ pub fn dump_while(dumper: &Path, args: &[&'static str], act: impl FnOnce()) -> (
     let status = wait_for(&mut child, Duration::from_secs(30));
     let (err, stats) = stats_of(&mut child);
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}: {err}", dumper.display());
-    (out, stats)
+    Dump { out, stats, pid: child.id() }
 }

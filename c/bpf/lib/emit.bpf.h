@@ -192,6 +192,37 @@ static __always_inline long pt_emit_piece(struct pt_emit *e, __u32 *len, __u32 o
 	return n;
 }
 
+/*
+ * Appends min(n, what is left of cap) bytes of user memory to a field made
+ * of pieces of any size (a writev's buffers): its length grows by theirs.
+ * Returns the bytes appended (0 once the field is full), or a negative
+ * errno. The verifier cannot tie the piece's size to where it starts (both
+ * up to cap past the field), so such a field takes two caps of slack.
+ */
+static __always_inline long pt_emit_mem_piece(struct pt_emit *e, __u32 *len, __u32 off_max,
+					      __u32 cap, const void *src, __u32 n)
+{
+	__u32 off = e->used, have = *len;
+	long err;
+
+	if (!e->dst || have > cap || off > off_max + cap)
+		return -ENOSPC;
+	if (n > cap - have)
+		n = cap - have;
+	if (n > cap)
+		n = cap; /* cannot happen; bounds the size for the verifier */
+	if (off + n > e->reserved)
+		return -ENOSPC;
+	if (!n)
+		return 0;
+	err = bpf_probe_read_user(e->dst + off, n, src);
+	if (err)
+		return err;
+	*len = have + n;
+	e->used = off + n;
+	return n;
+}
+
 /* Appends a stack walked by bpf_get_stack (flags as that helper takes them). */
 static __always_inline long pt_emit_stack(struct pt_emit *e, __u32 *len, __u32 off_max, __u32 cap,
 					  void *ctx, __u64 flags)

@@ -8,7 +8,7 @@ use crate::c::{cap_expr, BANNER};
 use crate::registry::{DataType, Kind, Registry};
 
 /// Appenders a data type offers: (suffix, parameters, call of the generic helper).
-fn appenders(ty: DataType) -> &'static [(&'static str, &'static str, &'static str)] {
+fn appenders(ty: DataType, pieces: bool) -> &'static [(&'static str, &'static str, &'static str)] {
     const STR: &[(&str, &str, &str)] = &[
         ("kstr", "const void *src", "pt_emit_str(e, LEN, OFF, CAP, src, false)"),
         ("ustr", "const void *src", "pt_emit_str(e, LEN, OFF, CAP, src, true)"),
@@ -22,11 +22,17 @@ fn appenders(ty: DataType) -> &'static [(&'static str, &'static str, &'static st
         ("umem", "const void *src, __u32 n", "pt_emit_mem(e, LEN, OFF, CAP, src, n, true)"),
         ("upiece", "const void *src", "pt_emit_piece(e, LEN, OFF, CAP, src)"),
     ];
+    const PIECES: &[(&str, &str, &str)] = &[
+        ("kmem", "const void *src, __u32 n", "pt_emit_mem(e, LEN, OFF, CAP, src, n, false)"),
+        ("umem", "const void *src, __u32 n", "pt_emit_mem(e, LEN, OFF, CAP, src, n, true)"),
+        ("upiece", "const void *src, __u32 n", "pt_emit_mem_piece(e, LEN, OFF, CAP, src, n)"),
+    ];
     const STACK: &[(&str, &str, &str)] =
         &[("get", "void *ctx, __u64 flags", "pt_emit_stack(e, LEN, OFF, CAP, ctx, flags)")];
     match ty {
         DataType::String => STR,
         DataType::Argv => ARGV,
+        DataType::Bytes if pieces => PIECES,
         DataType::Bytes => MEM,
         DataType::KStack | DataType::UStack => STACK,
     }
@@ -50,7 +56,7 @@ fn kind_helpers(o: &mut String, reg: &Registry, k: &Kind) {
         let off = if off_max.is_empty() { "0".to_string() } else { format!("({})", off_max.join(" + ")) };
         let cap = cap_expr(reg, &d.cap);
         let len = format!("&((struct pt_{s} *)e->hdr)->{}_len", d.name);
-        for (suffix, params, call) in appenders(d.ty) {
+        for (suffix, params, call) in appenders(d.ty, d.pieces) {
             let call = call.replace("LEN", &len).replace("OFF", &off).replace("CAP", &cap);
             let _ =
                 writeln!(o, "static __always_inline long pt_{s}_{}_{suffix}(struct pt_emit *e, {params})\n{{", d.name);

@@ -217,10 +217,11 @@ pub fn table(reg: &Registry) -> String {
             };
             let _ = writeln!(
                 o,
-                "\t\t\t{{ .name = \"{}\", .len_off = {}, .unit = {}, .cap = {cap}, .knob = {knob} }},",
+                "\t\t\t{{ .name = \"{}\", .len_off = {}, .unit = {}, .cap = {cap}, .knob = {knob}, .pieces = {} }},",
                 d.name,
                 d.len_offset,
-                d.ty.unit()
+                d.ty.unit(),
+                u8::from(d.pieces)
             );
         }
         o.push_str("\t\t},\n");

@@ -71,6 +71,8 @@ pub(crate) struct DataDecl {
     pub(crate) json: bool,
     #[serde(default)]
     pub(crate) after: Option<String>,
+    #[serde(default)]
+    pub(crate) pieces: bool,
 }
 
 #[derive(Deserialize)]

@@ -131,6 +131,9 @@ pub struct Data {
     /// Shown (JSON, Rust struct) right after this fixed field (its C name);
     /// else after all of them.
     pub after: Option<String>,
+    /// Appended in pieces of any size (a writev's iovecs): the verifier
+    /// then needs a second cap of slack (see emit.bpf.h).
+    pub pieces: bool,
     /// Offset of its __u32 length in the record.
     pub len_offset: u32,
 }

@@ -18,7 +18,7 @@ pub const KIND_MAX: u16 = 64;
 /// Per-kind limits of the loader's table (c/loader/kinds.h).
 pub const DATA_FIELDS_MAX: usize = 4;
 pub const CHECKS_MAX: usize = 4;
-pub const PROGRAMS_MAX: usize = 8;
+pub const PROGRAMS_MAX: usize = 16;
 pub const FLAGS_MAX: usize = 15;
 /// Counters one kind may declare (counted flags included).
 pub const KIND_COUNTERS_MAX: usize = 8;
@@ -344,6 +344,9 @@ fn check_data(
                 return Err(c.err(format!("variable field `{}`: `after` names no fixed field `{after}`", dd.name)));
             }
         }
+        if dd.pieces && ty != DataType::Bytes {
+            return Err(c.err(format!("variable field `{}`: only bytes are appended in pieces", dd.name)));
+        }
         kind.data.push(Data {
             name: dd.name,
             ty,
@@ -351,6 +354,7 @@ fn check_data(
             cap,
             json: dd.json,
             after: dd.after,
+            pieces: dd.pieces,
             len_offset: offset,
         });
         offset += 4;

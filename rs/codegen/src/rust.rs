@@ -191,10 +191,11 @@ fn kind_struct(o: &mut String, k: &Kind) {
 fn decoder(o: &mut String, k: &Kind) {
     let lt = if k.generic() { "<&'a [u8]>" } else { "" };
     let _ = writeln!(o, "impl<'a> {}{lt} {{", k.rust);
-    let _ = writeln!(o, "    #[inline]\n    fn decode(h: &Hdr, rec: &'a [u8], offset: i64) -> Option<Self> {{");
+    let _ =
+        writeln!(o, "    #[inline]\n    fn decode(h: &Hdr, rec: &'a [u8], realtime_offset: i64) -> Option<Self> {{");
     let _ = writeln!(o, "        let r = Fixed::new(rec, {})?;", k.size);
     if k.generic() {
-        let _ = writeln!(o, "        let mut data = Data::new(rec, {}, h.data_len)?;", k.size);
+        let _ = writeln!(o, "        let mut var_bytes = Data::new(rec, {}, h.data_len)?;", k.size);
     } else {
         o.push_str("        let _ = &rec;\n");
     }
@@ -210,7 +211,7 @@ fn decoder(o: &mut String, k: &Kind) {
         }
     }
     let _ = writeln!(o, "        Some({} {{", k.rust);
-    o.push_str("            ts_ns: h.ts_ns,\n            time: WallTime::from_monotonic(h.ts_ns, offset),\n");
+    o.push_str("            ts_ns: h.ts_ns,\n            time: WallTime::from_monotonic(h.ts_ns, realtime_offset),\n");
     for (on, name) in [(k.pid, "pid"), (k.tid, "tid"), (k.cpu, "cpu")] {
         if on {
             let _ = writeln!(o, "            {name}: h.{name},");
@@ -239,7 +240,7 @@ fn decoder(o: &mut String, k: &Kind) {
         }
     }
     for d in &k.data {
-        let take = format!("data.take(r.u32({}))?", d.len_offset);
+        let take = format!("var_bytes.take(r.u32({}))?", d.len_offset);
         let _ = match d.ty {
             DataType::String | DataType::Bytes => writeln!(o, "            {}: {take},", d.name),
             DataType::Argv => writeln!(o, "            {}: Argv({take}),", d.name),

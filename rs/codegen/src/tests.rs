@@ -31,6 +31,10 @@ mod checks {
             ("[[field]]\nname = \"a\"\ntype = \"float\"\ndoc = \"\"\n", "field `a`: unsupported type `float`"),
             ("[[field]]\nname = \"pid\"\ntype = \"u32\"\ndoc = \"\"\n", "field `pid` clashes"),
             ("[[data]]\nname = \"v\"\ntype = \"kstack\"\ncap = 12\ndoc = \"\"\n", "cap 12 is not a multiple of 8"),
+            (
+                "[[data]]\nname = \"v\"\ntype = \"string\"\ncap = 8\npieces = true\ndoc = \"\"\n",
+                "variable field `v`: only bytes are appended in pieces",
+            ),
             ("[[field]]\nname = \"e\"\ntype = \"enum\"\ndoc = \"\"\n", "enum field `e` lists no"),
             ("[[flag]]\nname = \"x\"\ndoc = \"\"\njson = \"maybe\"\n", "flag `x`: json `maybe`"),
             ("[[field]]\nname = \"type\"\ntype = \"u32\"\ndoc = \"\"\n", "field `type` clashes"),
