@@ -4,7 +4,7 @@
  *
  *   ./example [--duration SECONDS] [--pid PID]... [--comm PREFIX]
  *             [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]
- *             [--stdio] [--capture-fd FD]... [--write-max BYTES]
+ *             [--stdio] [--capture-fd FD]... [--write-max BYTES] [--oom]
  *
  * One JSON object per event on stdout (proctap_format_json: the same output
  * as the Rust dumper), flushed per batch; final stats as one JSON line on
@@ -84,7 +84,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: example [--duration SECONDS] [--pid PID]... [--comm PREFIX]\n"
 		"               [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]\n"
-		"               [--stdio] [--capture-fd FD]... [--write-max BYTES]\n");
+		"               [--stdio] [--capture-fd FD]... [--write-max BYTES] [--oom]\n");
 }
 
 static int parse_u32(const char *s, const char *what, __u32 *out)
@@ -146,6 +146,7 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 		{ "stdio", no_argument, NULL, 's' },
 		{ "capture-fd", required_argument, NULL, 'F' },
 		{ "write-max", required_argument, NULL, 'w' },
+		{ "oom", no_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -195,6 +196,10 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 		case 'o':
 			cfg->events |= PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_EXIT) |
 				       PROCTAP_EVENT(PT_KIND_OPEN);
+			break;
+		case 'O':
+			cfg->events |= PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_EXIT) |
+				       PROCTAP_EVENT(PT_KIND_OOM_KILL);
 			break;
 		case 's': /* fds 1 and 2, with any --capture-fd */
 			if (add_write_fd(cfg, 1) || add_write_fd(cfg, 2))

@@ -4,7 +4,7 @@
 //!
 //!     cargo run --release --example dump -- [--duration SECONDS] [--pid PID]...
 //!         [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]
-//!         [--stdio] [--capture-fd FD]... [--write-max BYTES]
+//!         [--stdio] [--capture-fd FD]... [--write-max BYTES] [--oom]
 //!
 //! It stops on SIGINT, SIGTERM or after --duration (0: load, attach and stop
 //! at once), and always prints the stats. Exit status: 0; 1 when tracing or
@@ -61,7 +61,8 @@ impl StatsLine {
 
 const USAGE: &str =
     "usage: dump [--duration SECONDS] [--pid PID]... [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork] \
-                     [--failed-execs] [--files] [--stdio] [--capture-fd FD]... [--write-max BYTES]";
+                     [--failed-execs] [--files] [--stdio] [--capture-fd FD]... [--write-max BYTES] \
+                     [--oom]";
 
 fn parse_args() -> Result<(Config, Option<Duration>), String> {
     let mut config = Config::new();
@@ -83,6 +84,7 @@ fn parse_args() -> Result<(Config, Option<Duration>), String> {
                 let fd = i32::try_from(fd).map_err(|_| format!("--capture-fd: {fd} is not a file descriptor"))?;
                 config = config.capture_fd(fd);
             }
+            "--oom" => config = config.event(EventKind::OomKill, true),
             "--write-max" => config = config.write_max(args.number("--write-max")?),
             "-h" | "--help" => {
                 println!("{USAGE}");

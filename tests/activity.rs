@@ -6,6 +6,7 @@ mod common;
 
 use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt as _;
 use std::process::Command;
 use std::time::Duration;
 
@@ -257,4 +258,87 @@ fn writes_rebuild_the_exact_stream_a_process_wrote() {
     assert_eq!(echoed.len(), 1, "the child's write, not the tracer's own: {echoed:?}");
     assert_ne!(echoed[0].pid(), me);
     let _ = std::fs::remove_file(&file);
+}
+
+/// The inode of the v2 cgroup `pid` is in (its `0::` line): the id BPF reads.
+fn v2_cgroup_id(pid: u32) -> u64 {
+    let lines = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = lines.lines().find_map(|l| l.strip_prefix("0::")).expect("a v2 line in /proc/PID/cgroup");
+    let unified = std::path::Path::new("/sys/fs/cgroup/unified");
+    let root = if unified.join("cgroup.procs").exists() { unified } else { std::path::Path::new("/sys/fs/cgroup") };
+    std::fs::metadata(root.join(path.trim_start_matches('/'))).unwrap().ino()
+}
+
+/// A real OOM kill in a memory-limited cgroup (v1 or v2, whichever has the
+/// memory controller): the victim, its memory when chosen, its cgroups,
+/// and the task whose allocation set it off. The comm filter applies.
+#[test]
+fn an_oom_kill_reports_the_victim_its_memory_and_the_trigger() {
+    use std::os::unix::process::ExitStatusExt;
+    let exe = common::fixture::build_c("oomer.c", "ptoomer");
+    let config = Config::new().exec(false).exit(false).event(EventKind::OomKill, true);
+    let Some(tracer) = common::start(&config.clone().comm_prefix("ptoom")) else { return };
+    let Some(others) = common::start(&config.comm_prefix("ptnotoomer")) else { return };
+    let limit = 32u64 << 20;
+    let cgroup = common::cgroup::MemoryCgroup::new("proctap-oom", limit);
+    let script = format!(
+        "echo $$ > {} && echo 500 > /proc/self/oom_score_adj && exec {}",
+        cgroup.procs().display(),
+        exe.display()
+    );
+    let mut child = Command::new("/bin/sh").arg("-c").arg(&script).spawn().unwrap();
+    let pid = child.id();
+    let v2_id = v2_cgroup_id(pid);
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "killed by the OOM killer ({:?} memory cgroup): {status:?}", cgroup.layout);
+    let victim = |e: &Event<&[u8]>| matches!(e, Event::OomKill(k) if k.pid == pid);
+    let got = common::collect_until(&tracer, TIMEOUT, victim, |g| !g.is_empty());
+    let [Event::OomKill(kill)] = &got[..] else { panic!("one oom_kill of {pid}: {got:?}") };
+    assert_eq!(kill.comm.as_bytes(), b"ptoomer");
+    assert_eq!((kill.trigger_pid, kill.trigger_comm.as_bytes()), (pid, &b"ptoomer"[..]), "it allocated: {kill:?}");
+    assert_eq!((kill.oom_score_adj, kill.uid), (500, real_uid()));
+    assert_eq!((kill.memcg_id, kill.cgroup_id), (cgroup.id(), v2_id), "{kill:?}");
+    // Killed at the limit: nearly all of it anonymous memory it touched.
+    let limit_kb = limit >> 10;
+    assert!(kill.anon_rss_kb > limit_kb / 2 && kill.anon_rss_kb <= limit_kb, "{kill:?}");
+    // The very numbers the kernel's own report gives.
+    let report = kernel_log_line(&format!("Killed process {pid} (ptoomer)")).expect("the kernel's OOM report");
+    let want = format!(
+        "total-vm:{}kB, anon-rss:{}kB, file-rss:{}kB, shmem-rss:{}kB, UID:{}",
+        kill.total_vm_kb, kill.anon_rss_kb, kill.file_rss_kb, kill.shmem_rss_kb, kill.uid
+    );
+    assert!(report.contains(&want), "kernel: {report}\nevent: {want}");
+    assert!(report.ends_with(&format!("oom_score_adj:{}", kill.oom_score_adj)), "{report}");
+    assert_eq!(others.stats().kind(EventKind::OomKill).emitted, 0, "a victim the filter does not trace");
+}
+
+/// The last kernel log line holding `needle` (/dev/kmsg: root).
+fn kernel_log_line(needle: &str) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    const O_NONBLOCK: i32 = 0o4000;
+    let mut kmsg = std::fs::OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open("/dev/kmsg").unwrap();
+    let mut found = None;
+    let mut record = vec![0u8; 8192];
+    // One record per read; EPIPE when older ones were overwritten meanwhile,
+    // EAGAIN after the last.
+    loop {
+        let n = match kmsg.read(&mut record) {
+            Ok(n) => n,
+            Err(e) if e.raw_os_error() == Some(32) => continue,
+            Err(_) => break,
+        };
+        let line = String::from_utf8_lossy(&record[..n]);
+        if line.contains(needle) {
+            found = Some(line.trim_end().to_string());
+        }
+    }
+    found
+}
+
+/// This process' real uid, from /proc (no libc call needed).
+fn real_uid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap();
+    line.split_whitespace().next().unwrap().parse().unwrap()
 }

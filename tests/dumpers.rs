@@ -256,3 +256,45 @@ fn writes_in_both_dumpers_without_their_own() {
     }
     let _ = std::fs::remove_file(&file);
 }
+
+#[test]
+fn oom_kills_in_both_dumpers() {
+    use std::os::unix::process::ExitStatusExt;
+    let exe = common::fixture::build_c("oomer.c", "ptoomdump");
+    let cgroup = common::cgroup::MemoryCgroup::new("proctap-oom-dump", 16 << 20);
+    for dumper in dumpers() {
+        let mut pid = 0;
+        let Dump { out, .. } = dump_while(&dumper, &["--oom", "--comm", "ptoomdump"], || {
+            let script = format!("echo $$ > {} && exec {}", cgroup.procs().display(), exe.display());
+            let mut child = Command::new("/bin/sh").arg("-c").arg(&script).spawn().unwrap();
+            pid = child.id();
+            assert_eq!(child.wait().unwrap().signal(), Some(9), "the OOM killer ends it");
+        });
+        let line = line_of(&out, "oom_kill", &format!("\"pid\":{pid},"));
+        assert_eq!(
+            top_level_keys(line),
+            [
+                "type",
+                "ts_ns",
+                "time",
+                "pid",
+                "comm",
+                "cgroup_id",
+                "total_vm_kb",
+                "anon_rss_kb",
+                "file_rss_kb",
+                "oom_score_adj",
+                "shmem_rss_kb",
+                "memcg_id",
+                "uid",
+                "trigger_pid",
+                "trigger_tid",
+                "trigger_comm"
+            ],
+            "{}",
+            dumper.display()
+        );
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!((&e["comm"], &e["memcg_id"]), (&serde_json::json!("ptoomdump"), &serde_json::json!(cgroup.id())));
+    }
+}

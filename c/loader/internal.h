@@ -68,6 +68,7 @@ struct pt_family {
 extern const struct pt_family pt_filter;
 extern const struct pt_family pt_family_proc;
 extern const struct pt_family pt_family_files;
+extern const struct pt_family pt_family_oom;
 extern const struct pt_family pt_family_profile;
 extern const struct pt_family pt_family_synth;
 

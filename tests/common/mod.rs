@@ -1,6 +1,7 @@
 //! Helpers for tests against the real kernel.
 #![allow(dead_code)]
 
+pub mod cgroup;
 pub mod fixture;
 pub mod tools;
 
