@@ -5,7 +5,7 @@
 #                         build everything, run the JSON-lines dumper
 #   ./dev.sh test         build everything, check formatting and lints, run
 #                         every test (what CI runs)
-#   ./dev.sh bench [exec|transport|latency|profile|criterion|all]
+#   ./dev.sh bench [exec|files|transport|latency|profile|criterion|all]
 #                         run benchmarks, write their tables into BENCHMARKS.md
 #   ./dev.sh setup        only install missing Debian packages
 set -euo pipefail
@@ -76,12 +76,14 @@ splice() {
   mv BENCHMARKS.md.tmp BENCHMARKS.md
 }
 
-# The exec'd child and the storm driver of the exec benchmarks; the
-# profiler benchmark's CPU-bound workload (the tests' hot program).
+# The exec'd child and the storm driver of the exec benchmarks; the file
+# benchmark's open/write storm (named pt-fstorm: its comm, which the tracers
+# report); the profiler benchmark's CPU-bound workload (the tests' hot program).
 bench_programs() {
   mkdir -p build/bench
   gcc -O2 -static -o build/bench/pt-storm-child bench/tiny.c
   gcc -O2 -Wall -o build/bench/storm bench/storm.c
+  gcc -O2 -Wall -o build/bench/pt-fstorm bench/fstorm.c
   gcc -O1 -g -fno-omit-frame-pointer -Wl,--build-id -Wall -o build/bench/pt-prof-spin tests/fixtures/hot.c
 }
 
@@ -92,6 +94,9 @@ bench() {
     exec)
       target/release/examples/bench_exec --storm build/bench/storm --child build/bench/pt-storm-child \
         --dump target/release/examples/dump --execsnoop /usr/sbin/execsnoop > "$out" ;;
+    files)
+      target/release/examples/bench_files --fstorm build/bench/pt-fstorm \
+        --dump target/release/examples/dump --opensnoop /usr/sbin/opensnoop > "$out" ;;
     transport)
       # The consumer on CPU 1; the driver pins its producer to CPU 0.
       taskset -c 1 target/release/examples/bench_transport > "$out" ;;
@@ -108,10 +113,10 @@ bench() {
         cargo bench --bench buffer_churn 2>&1 | grep -E '^(decode|buffer_churn|routing)/|time:|thrpt:|allocations per event' | grep -v '%'
         echo '```'; } > "$out" ;;
     all)
-      for w in exec transport latency profile criterion; do bench "$w"; done
+      for w in exec files transport latency profile criterion; do bench "$w"; done
       return ;;
     *)
-      echo "dev.sh bench: unknown benchmark $which (exec, transport, latency, profile, criterion, all)" >&2; exit 2 ;;
+      echo "dev.sh bench: unknown benchmark $which (exec, files, transport, latency, profile, criterion, all)" >&2; exit 2 ;;
   esac
   splice "$which" "$out"
   cat "$out"
@@ -131,7 +136,8 @@ case "${1:-}" in
     exec ./target/release/examples/dump "$@" ;;
   bench)
     shift
-    # libbpf-tools: execsnoop, the peer of the exec benchmark.
+    # libbpf-tools: execsnoop and opensnoop, the peers of the exec and file
+    # benchmarks.
     setup libbpf-tools
     build
     bench_programs

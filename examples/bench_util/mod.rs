@@ -1,10 +1,11 @@
 //! Shared by the benchmark drivers (`examples/bench_*`): the machine
 //! description, CPU time from /proc, percentiles and Markdown tables; in
 //! `system`, commands, /proc readers, kernel-setting guards and bpftool's
-//! program counters; in `tracer`, a tracer run as a separate process.
-//! Each driver uses a subset.
+//! program counters; in `tracer`, a tracer run as a separate process; in
+//! `output`, reading what a tracer wrote. Each driver uses a subset.
 #![allow(dead_code)]
 
+pub mod output;
 pub mod system;
 pub mod tracer;
 
@@ -63,6 +64,15 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out += &format!("| {} |\n", row.join(" | "));
     }
     out
+}
+
+/// `part` as a percentage of `whole`, two decimals ("n/a" when whole is 0).
+pub fn pct(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "n/a".into()
+    } else {
+        format!("{:.2}%", part as f64 * 100.0 / whole as f64)
+    }
 }
 
 /// Human-friendly count: 1234567 -> "1.23 M".

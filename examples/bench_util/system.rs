@@ -32,6 +32,54 @@ pub fn run_output(program: &str, args: &[&str]) -> Result<String> {
     String::from_utf8(out.stdout).map_err(|_| format!("{program}: output is not UTF-8"))
 }
 
+/// Runs a command to completion with stdout on /dev/null and returns its
+/// stderr, failing on a non-zero exit: for programs that report on stderr
+/// because stdout is their workload's target.
+pub fn run_stderr(program: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        return Err(format!("{program} {}: {}: {}", args.join(" "), out.status, stderr.trim()));
+    }
+    Ok(stderr)
+}
+
+/// Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`).
+pub fn clk_tck() -> Result<u64> {
+    run_output("getconf", &["CLK_TCK"])?.trim().parse().map_err(|_| "getconf CLK_TCK: not a number".to_string())
+}
+
+/// Whether `setpriv --pdeathsig` exists (util-linux 2.33+), which
+/// `TracerProc::spawn` uses to tie a tracer's life to the driver's.
+pub fn pdeathsig_available() -> bool {
+    run_output("setpriv", &["--help"]).map(|h| h.contains("--pdeathsig")).unwrap_or(false)
+}
+
+/// "package version" of the Debian package that installed `path`, or
+/// "version unknown".
+pub fn package_version(path: &Path) -> String {
+    let package = run_output("dpkg-query", &["-S", &path.to_string_lossy()])
+        .ok()
+        .and_then(|s| s.split(':').next().map(|p| p.trim().to_string()));
+    match package {
+        Some(p) => match run_output("dpkg-query", &["-W", "-f", "${Version}", &p]) {
+            Ok(v) => format!("{p} {v}"),
+            Err(_) => p,
+        },
+        None => "version unknown".into(),
+    }
+}
+
+/// `git describe --always --dirty` of the working tree, if git can tell.
+pub fn git_commit() -> Option<String> {
+    run_output("git", &["describe", "--always", "--dirty"]).map(|s| s.trim().to_string()).ok()
+}
+
 pub fn read_text(path: impl AsRef<Path>) -> Result<String> {
     let path = path.as_ref();
     fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
@@ -71,6 +119,19 @@ pub fn cpu_ticks(pid: u32) -> Result<u64> {
 /// they reaped), in clock ticks.
 pub fn children_ticks() -> Result<u64> {
     stat_fields_sum("self", &[16, 17]) // cutime, cstime
+}
+
+/// CPU time of every thread of a process so far, in nanoseconds
+/// (/proc/PID/task/*/schedstat: exact, unlike clock ticks). Threads that
+/// already exited are not in it.
+pub fn task_cpu_ns(pid: u32) -> Result<u64> {
+    let dir = format!("/proc/{pid}/task");
+    let tasks = fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))?;
+    Ok(tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()))
+        .sum())
 }
 
 /// VmHWM (peak resident set) of a process, in KiB.
@@ -125,6 +186,47 @@ pub fn machine_cpu() -> Result<MachineCpu> {
         return Err("/proc/stat: short cpu line".into());
     }
     Ok(MachineCpu { total: v.iter().sum(), idle: v[3] + v[4], steal: v[7] })
+}
+
+/// How the machine's CPU time was spent while a workload ran as this
+/// process's child, in percent of all CPU time (/proc/stat, and the waited-for
+/// children's utime+stime of /proc/self/stat).
+#[derive(Clone, Copy, Default)]
+pub struct CpuShares {
+    /// The workload: children waited for meanwhile.
+    pub workload_pct: f64,
+    pub idle_pct: f64,
+    pub steal_pct: f64,
+    /// Everything else: other processes, interrupts, a tracer.
+    pub rest_pct: f64,
+}
+
+impl CpuShares {
+    /// Runs `workload` (which must wait for the children it starts) and says
+    /// where the machine's CPU time went meanwhile.
+    pub fn measure<T>(workload: impl FnOnce() -> Result<T>) -> Result<(T, CpuShares)> {
+        let (m0, c0) = (machine_cpu()?, children_ticks()?);
+        let result = workload()?;
+        let (m1, c1) = (machine_cpu()?, children_ticks()?);
+        let total = (m1.total - m0.total).max(1) as f64;
+        let share = |ticks: u64| ticks as f64 * 100.0 / total;
+        let (workload, idle, steal) = (share(c1 - c0), share(m1.idle - m0.idle), share(m1.steal - m0.steal));
+        let rest_pct = 100.0 - workload - idle - steal;
+        Ok((result, CpuShares { workload_pct: workload, idle_pct: idle, steal_pct: steal, rest_pct }))
+    }
+
+    /// One sentence: "of the machine's CPU time during the storm, the storm
+    /// used ...", naming the tracer and its own CPU milliseconds if given.
+    pub fn sentence(&self, tracer: Option<(&str, f64)>) -> String {
+        let tracer = match tracer {
+            Some((label, ms)) => format!(" ({label} itself used {ms:.0} ms of CPU during the storm)"),
+            None => String::new(),
+        };
+        format!(
+            "of the machine's CPU time during the storm, the storm used {:.1}%, everything else (tracer, other processes, interrupts) {:.1}%{tracer}, steal {:.1}%, idle {:.1}%",
+            self.workload_pct, self.rest_pct, self.steal_pct, self.idle_pct
+        )
+    }
 }
 
 /// The 1-minute load average, as /proc/loadavg prints it ("?" if unreadable).
