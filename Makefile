@@ -5,7 +5,7 @@
 #   make test       the test suite (same as ./dev.sh test without the set-up)
 #   make vmlinux    regenerate vendor/$(ARCH)/vmlinux.h from the running kernel
 #   make gen        write the code generated from c/events/*.toml into build/ to read
-#   make bench-exec | bench-transport | bench-latency | bench-profile | bench-criterion | bench
+#   make bench-exec | bench-files | bench-transport | bench-latency | bench-profile | bench-criterion | bench
 #                   benchmarks (as root); each rewrites its table in BENCHMARKS.md
 #
 # There is one libbpf: the one libbpf-sys vendors and builds statically. Its
@@ -25,13 +25,16 @@ WARN := -Wall -Wextra -Wno-unused-parameter
 GEN := $(O)/gen
 BPF_HEADERS := c/proctap.h $(wildcard c/bpf/lib/*.h) $(GEN)/pt_kinds.h $(GEN)/pt_kinds.bpf.h
 BPF_SRCS := $(wildcard c/bpf/*.bpf.c)
-BPF_OBJS := $(patsubst c/bpf/%.bpf.c,$(O)/bpf/%.bpf.o,$(BPF_SRCS))
+# User tracepoints (PROCTAP_EVENTS): build.rs writes their programs here.
+GEN_BPF_SRCS := $(wildcard $(GEN)/*.bpf.c)
+BPF_OBJS := $(patsubst c/bpf/%.bpf.c,$(O)/bpf/%.bpf.o,$(BPF_SRCS)) \
+	$(patsubst $(GEN)/%.bpf.c,$(O)/bpf/%.bpf.o,$(GEN_BPF_SRCS))
 LOADER_HEADERS := c/proctap.h $(wildcard c/loader/*.h) $(GEN)/pt_kinds.h $(O)/proctap.skel.h
 LOADER_OBJS := $(O)/obj/bootstrap.o $(patsubst c/loader/%.c,$(O)/obj/%.o,$(wildcard c/loader/*.c)) \
 	$(O)/obj/pt_kinds.o $(O)/obj/pt_json.o
 
 .PHONY: all lib example example-link test vmlinux gen clean FORCE \
-	bench bench-exec bench-transport bench-latency bench-profile bench-criterion
+	bench bench-exec bench-files bench-transport bench-latency bench-profile bench-criterion
 
 all: example
 
@@ -42,7 +45,7 @@ lib: $(O)/libproctap.a
 $(GEN)/%:
 	@echo "$@ is missing: it is generated from c/events by build.rs (run cargo build, or make)" >&2; exit 1
 
-$(O)/bpf/%.bpf.o: c/bpf/%.bpf.c $(BPF_HEADERS) vendor/$(ARCH)/vmlinux.h
+define bpf_compile
 	@test -n "$(CLANG)" || { echo "clang not found: run ./dev.sh setup" >&2; exit 1; }
 	@test -n "$(LIBBPF_INCLUDE)" || { echo "LIBBPF_INCLUDE unset (use make, or cargo build)" >&2; exit 1; }
 	@mkdir -p $(@D)
@@ -51,6 +54,13 @@ $(O)/bpf/%.bpf.o: c/bpf/%.bpf.c $(BPF_HEADERS) vendor/$(ARCH)/vmlinux.h
 		-c $< -o $@.tmp
 	$(LLVM_STRIP) -g $@.tmp
 	mv $@.tmp $@
+endef
+
+$(O)/bpf/%.bpf.o: c/bpf/%.bpf.c $(BPF_HEADERS) vendor/$(ARCH)/vmlinux.h
+	$(bpf_compile)
+
+$(O)/bpf/%.bpf.o: $(GEN)/%.bpf.c $(BPF_HEADERS) vendor/$(ARCH)/vmlinux.h
+	$(bpf_compile)
 
 # One object: the programs of every concern, the transport maps defined once
 # (weak definitions, merged by the static linker), one skeleton.
@@ -114,7 +124,7 @@ test:
 
 bench:
 	./dev.sh bench all
-bench-exec bench-transport bench-latency bench-profile bench-criterion:
+bench-exec bench-files bench-transport bench-latency bench-profile bench-criterion:
 	./dev.sh bench $(patsubst bench-%,%,$@)
 
 vmlinux:

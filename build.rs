@@ -22,8 +22,17 @@ fn main() {
         println!("cargo:rerun-if-env-changed={var}");
     }
 
-    if let Err(e) = proctap_codegen::generate(&root.join("c/events"), &out) {
-        panic!("the event registry is invalid: {e}");
+    // User tracepoints (README: "Adding tracepoints"), typed from this machine's kernel.
+    println!("cargo:rerun-if-env-changed=PROCTAP_EVENTS");
+    let tracepoints = env::var_os("PROCTAP_EVENTS").filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(file) = &tracepoints {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+    if let Err(e) = proctap_codegen::generate(&root.join("c/events"), tracepoints.as_deref(), &out) {
+        match tracepoints {
+            Some(_) => panic!("the event registry or PROCTAP_EVENTS is invalid: {e}"),
+            None => panic!("the event registry is invalid: {e}"),
+        }
     }
 
     let status = Command::new("make")

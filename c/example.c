@@ -5,6 +5,7 @@
  *   ./example [--duration SECONDS] [--pid PID]... [--comm PREFIX]
  *             [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]
  *             [--stdio] [--capture-fd FD]... [--write-max BYTES] [--oom]
+ *             [--tracepoint CATEGORY:NAME]...
  *
  * One JSON object per event on stdout (proctap_format_json: the same output
  * as the Rust dumper), flushed per batch; final stats as one JSON line on
@@ -84,7 +85,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: example [--duration SECONDS] [--pid PID]... [--comm PREFIX]\n"
 		"               [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]\n"
-		"               [--stdio] [--capture-fd FD]... [--write-max BYTES] [--oom]\n");
+		"               [--stdio] [--capture-fd FD]... [--write-max BYTES] [--oom]\n"
+		"               [--tracepoint CATEGORY:NAME]...\n");
 }
 
 static int parse_u32(const char *s, const char *what, __u32 *out)
@@ -131,6 +133,26 @@ static int add_write_fd(struct proctap_config *cfg, __s32 fd)
 	return 0;
 }
 
+/* Adds the tracepoint declared at build (PROCTAP_EVENTS) as name
+ * "CATEGORY:NAME" to exec and exit; 0, or -1 when none is. */
+static int add_tracepoint(struct proctap_config *cfg, const char *name)
+{
+	for (__u32 kind = PT_TRACEPOINT_FIRST_KIND; kind < PT_KIND_MAX; kind++) {
+		const char *known = proctap_kind_name(kind);
+
+		if (known && !strcmp(known, name)) {
+			cfg->events |= PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_EXIT) |
+				       PROCTAP_EVENT(kind);
+			return 0;
+		}
+	}
+	fprintf(stderr,
+		"example: --tracepoint %s: not declared when proctap was built "
+		"(list it in the PROCTAP_EVENTS file and rebuild)\n",
+		name);
+	return -1;
+}
+
 /* Parses argv into cfg and *duration (< 0: none). 0, or the exit status. */
 static int parse_args(int argc, char **argv, struct proctap_config *cfg, double *duration)
 {
@@ -147,6 +169,7 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 		{ "capture-fd", required_argument, NULL, 'F' },
 		{ "write-max", required_argument, NULL, 'w' },
 		{ "oom", no_argument, NULL, 'O' },
+		{ "tracepoint", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -200,6 +223,10 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 		case 'O':
 			cfg->events |= PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_EXIT) |
 				       PROCTAP_EVENT(PT_KIND_OOM_KILL);
+			break;
+		case 'T':
+			if (add_tracepoint(cfg, optarg))
+				return 2;
 			break;
 		case 's': /* fds 1 and 2, with any --capture-fd */
 			if (add_write_fd(cfg, 1) || add_write_fd(cfg, 2))

@@ -234,4 +234,7 @@ fn config_validation_names_the_field() {
     assert_eq!(invalid_field((0..9).fold(Config::new(), |c, fd| c.capture_fd(fd))), "capture_fd");
     assert_eq!(invalid_field(Config::new().capture_fd(-1)), "capture_fd");
     assert_eq!(invalid_field(Config::new().stdio().write_max((1 << 20) + 1)), "write_max");
+    // Only tracepoints declared at build (PROCTAP_EVENTS); exec is a kind, not one.
+    assert_eq!(invalid_field(Config::new().tracepoint("nope:nothing_here")), "tracepoint");
+    assert_eq!(invalid_field(Config::new().tracepoint("exec")), "tracepoint");
 }

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::tools::{ci, dump_while, dumpers, example, Dump};
+use common::tools::{ci, dump_while, dumpers, example, top_level_keys, Dump};
 
 /// The exec and exit of one shell, as the README documents them.
 fn check(dumper: &Path) {
@@ -71,28 +71,6 @@ fn an_unprivileged_start_reports_missing_privilege() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("dump: missing privilege:") && stderr.contains("CAP_BPF"), "{stderr}");
-}
-
-/// The keys of a JSON object, in the order the line has them.
-fn top_level_keys(line: &str) -> Vec<String> {
-    let (mut keys, mut depth, mut in_str, mut escaped, mut start) = (Vec::new(), 0, false, false, 0);
-    for (i, c) in line.char_indices() {
-        match (in_str, c) {
-            (true, _) if escaped => escaped = false,
-            (true, '\\') => escaped = true,
-            (true, '"') => {
-                in_str = false;
-                if depth == 1 && line[i + 1..].starts_with(':') {
-                    keys.push(line[start..i].to_string());
-                }
-            }
-            (false, '"') => (in_str, start) = (true, i + 1),
-            (false, '{' | '[') => depth += 1,
-            (false, '}' | ']') => depth -= 1,
-            _ => {}
-        }
-    }
-    keys
 }
 
 /// The first line of `kind` holding `needle`.

@@ -31,9 +31,23 @@ static void pt_json_fmt(struct pt_json *j, const char *fmt, unsigned long long v
 
 static void pt_json_key(struct pt_json *j, const char *key)
 {
-	pt_json_raw(j, ",\"");
+	pt_json_raw(j, j->first ? "\"" : ",\"");
+	j->first = 0;
 	pt_json_raw(j, key);
 	pt_json_raw(j, "\":");
+}
+
+void pt_json_open(struct pt_json *j, const char *key)
+{
+	pt_json_key(j, key);
+	pt_json_raw(j, "{");
+	j->first = 1;
+}
+
+void pt_json_close(struct pt_json *j)
+{
+	pt_json_raw(j, "}");
+	j->first = 0;
 }
 
 void pt_json_u64(struct pt_json *j, const char *key, __u64 v)

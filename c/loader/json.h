@@ -16,9 +16,13 @@ struct pt_json {
 	char *out;
 	size_t cap;
 	size_t len; /* what the whole output needs, even past cap */
+	int first;  /* the next key opens an object: no comma before it */
 };
 
 void pt_json_raw(struct pt_json *j, const char *s);
+/* ,"key":{ ... } around the keys written in between. */
+void pt_json_open(struct pt_json *j, const char *key);
+void pt_json_close(struct pt_json *j);
 /* Each writes ,"key":value */
 void pt_json_u64(struct pt_json *j, const char *key, __u64 v);
 void pt_json_i64(struct pt_json *j, const char *key, __s64 v);

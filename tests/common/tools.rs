@@ -97,3 +97,25 @@ pub fn dump_while(dumper: &Path, args: &[&'static str], act: impl FnOnce()) -> D
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}: {err}", dumper.display());
     Dump { out, stats, pid: child.id() }
 }
+
+/// The keys of a JSON object, in the order the line has them.
+pub fn top_level_keys(line: &str) -> Vec<String> {
+    let (mut keys, mut depth, mut in_str, mut escaped, mut start) = (Vec::new(), 0, false, false, 0);
+    for (i, c) in line.char_indices() {
+        match (in_str, c) {
+            (true, _) if escaped => escaped = false,
+            (true, '\\') => escaped = true,
+            (true, '"') => {
+                in_str = false;
+                if depth == 1 && line[i + 1..].starts_with(':') {
+                    keys.push(line[start..i].to_string());
+                }
+            }
+            (false, '"') => (in_str, start) = (true, i + 1),
+            (false, '{' | '[') => depth += 1,
+            (false, '}' | ']') => depth -= 1,
+            _ => {}
+        }
+    }
+    keys
+}

@@ -80,6 +80,8 @@ pub fn header(reg: &Registry) -> String {
     let _ = writeln!(o, "/* SPDX-License-Identifier: Apache-2.0 */\n/* {BANNER} */");
     o.push_str("#ifndef PT_KINDS_H\n#define PT_KINDS_H\n\n");
     let _ = writeln!(o, "#define PT_KIND_MAX {KIND_MAX}");
+    let _ = writeln!(o, "/* Kinds from here up are user tracepoints (PROCTAP_EVENTS). */");
+    let _ = writeln!(o, "#define PT_TRACEPOINT_FIRST_KIND {}", crate::tracepoints::FIRST_ID);
     let _ = writeln!(o, "#define PT_DATA_FIELDS_MAX {DATA_FIELDS_MAX}");
     let _ = writeln!(o, "#define PT_CHECKS_MAX {CHECKS_MAX}");
     let _ = writeln!(o, "#define PT_PROGRAMS_MAX {PROGRAMS_MAX}");
@@ -201,7 +203,7 @@ pub fn table(reg: &Registry) -> String {
         let u = k.upper();
         let flags: u32 = 1 | k.flags.iter().map(|f| 1u32 << f.bit).sum::<u32>();
         let _ = writeln!(o, "\t[PT_KIND_{u}] = {{");
-        let _ = writeln!(o, "\t\t.name = \"{}\",", k.name);
+        let _ = writeln!(o, "\t\t.name = \"{}\",", k.json_type());
         let _ = writeln!(o, "\t\t.meta_size = PT_{u}_SIZE,\n\t\t.flags_valid = {flags:#06x},");
         let _ = writeln!(
             o,

@@ -32,6 +32,9 @@ pub(crate) struct KindDecl {
     pub(crate) flags: Vec<FlagDecl>,
     #[serde(default, rename = "counter")]
     pub(crate) counters: Vec<CounterDecl>,
+    /// A user-declared tracepoint's "CATEGORY:NAME" (never from TOML).
+    #[serde(skip)]
+    pub(crate) tracepoint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +52,9 @@ pub(crate) struct FieldDecl {
     pub(crate) since: Option<String>,
     #[serde(default, rename = "value")]
     pub(crate) values: Vec<ValueDecl>,
+    /// A tracepoint attribute, shown under "args" (never from TOML).
+    #[serde(skip)]
+    pub(crate) arg: bool,
 }
 
 #[derive(Deserialize)]
@@ -73,6 +79,9 @@ pub(crate) struct DataDecl {
     pub(crate) after: Option<String>,
     #[serde(default)]
     pub(crate) pieces: bool,
+    /// A tracepoint attribute, shown under "args" (never from TOML).
+    #[serde(skip)]
+    pub(crate) arg: bool,
 }
 
 #[derive(Deserialize)]

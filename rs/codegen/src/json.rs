@@ -31,10 +31,27 @@ fn field(o: &mut String, f: &Field) {
     }
 }
 
+/// Prints one field or variable field, if JSON shows it.
+fn print_item(o: &mut String, item: &Item) {
+    match item {
+        Item::Field(f) if f.json => field(o, f),
+        Item::Data(d) if d.json => {
+            let helper = match d.ty {
+                DataType::String | DataType::Bytes => "pt_json_bytes",
+                DataType::Argv => "pt_json_argv",
+                DataType::KStack => "pt_json_kstack",
+                DataType::UStack => "pt_json_ustack",
+            };
+            let _ = writeln!(o, "\t{helper}(j, \"{}\", d_{}, r->{}_len);", d.key, d.name, d.name);
+        }
+        _ => {}
+    }
+}
+
 /// The printer of one kind.
 fn printer(o: &mut String, k: &Kind) {
     let _ =
-        writeln!(o, "\nstatic void pt_json_{}(struct pt_json *j, const struct pt_hdr *h, __s64 offset)\n{{", k.c_name);
+        writeln!(o, "\nstatic void pt_print_{}(struct pt_json *j, const struct pt_hdr *h, __s64 offset)\n{{", k.c_name);
     let _ = writeln!(o, "\tconst struct pt_{} *r = (const void *)h;", k.c_name);
     // Each variable field's bytes: they follow one another in declaration order.
     let mut at = "(const __u8 *)h + sizeof(*r)".to_string();
@@ -43,27 +60,24 @@ fn printer(o: &mut String, k: &Kind) {
         at = format!("d_{} + r->{}_len", d.name, d.name);
     }
     o.push_str("\n\t(void)r;\n");
-    let _ = writeln!(o, "\tpt_json_raw(j, \"{{\\\"type\\\":\\\"{}\\\"\");", k.name);
+    let _ = writeln!(o, "\tpt_json_raw(j, \"{{\\\"type\\\":\\\"{}\\\"\");", k.json_type());
     o.push_str("\tpt_json_u64(j, \"ts_ns\", h->ts_ns);\n\tpt_json_time(j, \"time\", h->ts_ns, offset);\n");
     for (on, name) in [(k.pid, "pid"), (k.tid, "tid"), (k.cpu, "cpu")] {
         if on {
             let _ = writeln!(o, "\tpt_json_u64(j, \"{name}\", h->{name});");
         }
     }
-    for item in k.items() {
-        match item {
-            Item::Field(f) if f.json => field(o, f),
-            Item::Data(d) if d.json => {
-                let helper = match d.ty {
-                    DataType::String | DataType::Bytes => "pt_json_bytes",
-                    DataType::Argv => "pt_json_argv",
-                    DataType::KStack => "pt_json_kstack",
-                    DataType::UStack => "pt_json_ustack",
-                };
-                let _ = writeln!(o, "\t{helper}(j, \"{0}\", d_{0}, r->{0}_len);", d.name);
-            }
-            _ => {}
+    let items = k.items();
+    let is_arg = |item: &Item| matches!(item, Item::Field(f) if f.arg) || matches!(item, Item::Data(d) if d.arg);
+    for item in items.iter().filter(|i| !is_arg(i)) {
+        print_item(o, item);
+    }
+    if k.has_args() {
+        o.push_str("\tpt_json_open(j, \"args\");\n");
+        for item in items.iter().filter(|i| is_arg(i)) {
+            print_item(o, item);
         }
+        o.push_str("\tpt_json_close(j);\n");
     }
     for fl in &k.flags {
         let bit = format!("h->flags & PT_{}_F_{}", k.upper(), fl.name.to_uppercase());
@@ -92,7 +106,7 @@ pub fn printers(reg: &Registry) -> String {
         "int pt_json_record(struct pt_json *j, const struct pt_hdr *h, __s64 offset)\n{\n\tswitch (h->kind) {\n",
     );
     for k in &reg.kinds {
-        let _ = writeln!(o, "\tcase PT_KIND_{}:\n\t\tpt_json_{}(j, h, offset);\n\t\treturn 0;", k.upper(), k.c_name);
+        let _ = writeln!(o, "\tcase PT_KIND_{}:\n\t\tpt_print_{}(j, h, offset);\n\t\treturn 0;", k.upper(), k.c_name);
     }
     o.push_str("\tdefault:\n\t\treturn -1;\n\t}\n}\n");
     o

@@ -17,10 +17,14 @@ pub mod registry;
 pub mod rust;
 #[cfg(test)]
 mod tests;
+pub mod tracepoints;
 
 use std::path::{Path, PathBuf};
 
 pub use registry::{Error, Registry};
+
+/// The user tracepoints' programs, when any are declared.
+const TRACEPOINTS_BPF: &str = "gen/pt_tracepoints.bpf.c";
 
 /// Every generated file: (path relative to the output directory, contents).
 pub fn render(reg: &Registry) -> Vec<(&'static str, String)> {
@@ -33,13 +37,27 @@ pub fn render(reg: &Registry) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Generates every output of the registry in `events` into `out`. A file
-/// whose contents did not change is not rewritten, so make does not rebuild
-/// what depends on it. Returns the files written.
-pub fn generate(events: &Path, out: &Path) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
-    let reg = registry::load_dir(events)?;
+/// Generates every output of the registry in `events`, plus the user
+/// tracepoints declared in the JSON file `tracepoints` (typed from the
+/// running kernel), into `out`. A file whose contents did not change is not
+/// rewritten, so make does not rebuild what depends on it. Returns the
+/// files written.
+pub fn generate(
+    events: &Path,
+    tracepoints: Option<&Path>,
+    out: &Path,
+) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
+    let tps = match tracepoints {
+        Some(file) => tracepoints::load(file, &tracepoints::kernel::SystemKernel::new())?,
+        None => Vec::new(),
+    };
+    let decls = tracepoints
+        .map_or_else(Vec::new, |file| tps.iter().map(|tp| (file.to_path_buf(), tracepoints::decl(tp, file))).collect());
+    let reg = registry::load_dir_with(events, decls)?;
+    let mut files = render(&reg);
+    files.push((TRACEPOINTS_BPF, tracepoints::bpf::source(&tps)));
     let mut written = Vec::new();
-    for (name, text) in render(&reg) {
+    for (name, text) in files {
         let path = out.join(name);
         if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
             continue;

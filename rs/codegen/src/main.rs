@@ -1,5 +1,6 @@
 //! `proctap-codegen EVENTS_DIR OUT_DIR`: writes the generated files, to read
-//! or diff them outside a cargo build.
+//! or diff them outside a cargo build (with the user tracepoints of the file
+//! PROCTAP_EVENTS names, if set).
 
 fn main() {
     let args: Vec<std::path::PathBuf> = std::env::args_os().skip(1).map(Into::into).collect();
@@ -7,7 +8,8 @@ fn main() {
         eprintln!("usage: proctap-codegen EVENTS_DIR OUT_DIR");
         std::process::exit(2);
     };
-    match proctap_codegen::generate(events, out) {
+    let tracepoints = std::env::var_os("PROCTAP_EVENTS").map(std::path::PathBuf::from);
+    match proctap_codegen::generate(events, tracepoints.as_deref(), out) {
         Ok(written) => {
             for path in written {
                 println!("{}", path.display());

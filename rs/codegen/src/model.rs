@@ -111,6 +111,8 @@ pub struct Field {
     pub json: bool,
     /// Derived field: the event's ts_ns minus this one.
     pub since: Option<String>,
+    /// A tracepoint attribute: in the `args` struct and JSON object.
+    pub arg: bool,
     /// Byte offset in the record.
     pub offset: u32,
 }
@@ -123,7 +125,10 @@ pub enum Cap {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Data {
+    /// Name in C (its length field is `<name>_len`).
     pub name: String,
+    /// Name in Rust and JSON.
+    pub key: String,
     pub ty: DataType,
     pub doc: String,
     pub cap: Cap,
@@ -134,6 +139,8 @@ pub struct Data {
     /// Appended in pieces of any size (a writev's iovecs): the verifier
     /// then needs a second cap of slack (see emit.bpf.h).
     pub pieces: bool,
+    /// A tracepoint attribute: in the `args` struct and JSON object.
+    pub arg: bool,
     /// Offset of its __u32 length in the record.
     pub len_offset: u32,
 }
@@ -215,6 +222,8 @@ pub struct Kind {
     pub pads: Vec<Pad>,
     /// Size of the fixed part (header, fields, lengths), a multiple of 8.
     pub size: u32,
+    /// A user-declared tracepoint's "CATEGORY:NAME".
+    pub tracepoint: Option<String>,
 }
 
 impl Kind {
@@ -225,6 +234,21 @@ impl Kind {
 
     pub fn upper(&self) -> String {
         self.c_name.to_uppercase()
+    }
+
+    /// The name JSON shows as `type`: the kind's, or its tracepoint's.
+    pub fn json_type(&self) -> &str {
+        self.tracepoint.as_deref().unwrap_or(&self.name)
+    }
+
+    /// Whether some items are tracepoint attributes (an `args` object).
+    pub fn has_args(&self) -> bool {
+        self.fields.iter().any(|f| f.arg) || self.data.iter().any(|d| d.arg)
+    }
+
+    /// The Rust struct of its attributes.
+    pub fn args_rust(&self) -> String {
+        format!("{}Args", self.rust)
     }
 
     /// Whether the Rust struct borrows bytes (has variable fields).

@@ -48,14 +48,18 @@ pub(crate) const RESERVED: &[&str] = &[
     "j",
 ];
 
-/// Keywords of Rust and C: no field, kind or value may be one.
-pub(crate) const KEYWORDS: &[&str] = &[
+/// Keywords of Rust (strict and reserved).
+pub(crate) const RUST_KEYWORDS: &[&str] = &[
     "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
     "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static",
     "struct", "super", "trait", "true", "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final",
-    "gen", "macro", "override", "priv", "try", "typeof", "unsized", "virtual", "yield", "auto", "bool", "case", "char",
-    "default", "double", "float", "goto", "inline", "int", "long", "register", "restrict", "short", "signed", "sizeof",
-    "switch", "typedef", "union", "unsigned", "void", "volatile",
+    "gen", "macro", "override", "priv", "try", "typeof", "unsized", "virtual", "yield",
+];
+
+/// Keywords of C that are not Rust's.
+const C_KEYWORDS: &[&str] = &[
+    "auto", "bool", "case", "char", "default", "double", "float", "goto", "inline", "int", "long", "register",
+    "restrict", "short", "signed", "sizeof", "switch", "typedef", "union", "unsigned", "void", "volatile",
 ];
 
 /// Kind names that are methods of `Stats` already (each kind gets one).
@@ -86,8 +90,9 @@ pub(crate) const RESERVED_TYPES: &[&str] = &[
     "WallTime",
 ];
 
+/// A keyword of Rust or C: no field, kind or value may be one.
 pub(crate) fn is_keyword(name: &str) -> bool {
-    KEYWORDS.contains(&name)
+    RUST_KEYWORDS.contains(&name) || C_KEYWORDS.contains(&name)
 }
 
 /// padN names the generated C struct's padding.

@@ -49,6 +49,12 @@ fn err(file: &Path, message: impl Into<String>) -> Error {
 
 /// Reads every `*.toml` in `dir` (sorted by file name) and checks it.
 pub fn load_dir(dir: &Path) -> Result<Registry, Error> {
+    load_dir_with(dir, Vec::new())
+}
+
+/// [`load_dir`], plus declarations made elsewhere (user tracepoints), as
+/// (file to name in errors, declaration).
+pub(crate) fn load_dir_with(dir: &Path, extra: Vec<(PathBuf, KindDecl)>) -> Result<Registry, Error> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| err(dir, format!("cannot read the registry directory: {e}")))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -60,16 +66,26 @@ pub fn load_dir(dir: &Path) -> Result<Registry, Error> {
         let text = std::fs::read_to_string(&file).map_err(|e| err(&file, format!("cannot read: {e}")))?;
         sources.push((file, text));
     }
-    load(&sources)
+    let mut decls = parse(&sources)?;
+    decls.extend(extra);
+    check_all(decls)
 }
 
 /// Checks declarations given as (file, TOML text) pairs.
 pub fn load(sources: &[(PathBuf, String)]) -> Result<Registry, Error> {
+    check_all(parse(sources)?)
+}
+
+fn parse(sources: &[(PathBuf, String)]) -> Result<Vec<(PathBuf, KindDecl)>, Error> {
     let mut decls = Vec::new();
     for (file, text) in sources {
         let decl: KindDecl = toml::from_str(text).map_err(|e| err(file, format!("not a valid declaration: {e}")))?;
         decls.push((file.clone(), decl));
     }
+    Ok(decls)
+}
+
+fn check_all(mut decls: Vec<(PathBuf, KindDecl)>) -> Result<Registry, Error> {
     decls.sort_by_key(|(_, d)| d.id);
     let mut reg = Registry { kinds: Vec::new(), knobs: Vec::new(), counters: Vec::new(), families: Vec::new() };
     let mut seen_names = BTreeMap::new();
@@ -120,7 +136,12 @@ pub fn load(sources: &[(PathBuf, String)]) -> Result<Registry, Error> {
 /// variable fields, flags and counters. Knobs and counters get their global
 /// indices in `reg`.
 fn check_kind(file: &Path, d: KindDecl, reg: &mut Registry) -> Result<Kind, Error> {
-    let mut c = Checker { file, kind: d.kind.clone(), names: RESERVED.iter().map(|s| s.to_string()).collect() };
+    let mut c = Checker {
+        file,
+        kind: d.kind.clone(),
+        names: RESERVED.iter().map(|s| s.to_string()).collect(),
+        args: BTreeSet::new(),
+    };
     let mut kind = check_identity(&c, &d)?;
     let mut offset = check_fields(&mut c, &mut kind, d.fields)?;
     offset = check_data(&mut c, &mut kind, d.data, offset, reg)?;
@@ -168,6 +189,8 @@ struct Checker<'a> {
     kind: String,
     /// Names taken in the generated Rust struct and JSON object.
     names: BTreeSet<String>,
+    /// Tracepoint attributes: the `args` struct and object.
+    args: BTreeSet<String>,
 }
 
 impl Checker<'_> {
@@ -187,6 +210,24 @@ impl Checker<'_> {
             return Err(self.err(format!("{what} `{name}` clashes with another name of the kind (or a reserved one)")));
         }
         Ok(())
+    }
+
+    /// Takes a tracepoint attribute: its own namespace (the `args` struct
+    /// and object); C and Rust keywords are fine there (C names it `a_NAME`,
+    /// Rust `r#NAME`). Returns its C name.
+    fn claim_arg(&mut self, name: &str) -> Result<String, Error> {
+        let c_ident = name.chars().next().is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
+            && name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+        if !c_ident || ["self", "Self", "super", "crate", "_"].contains(&name) {
+            return Err(self.err(format!("attribute `{name}` cannot be a Rust field name")));
+        }
+        if !self.args.insert(name.to_string()) {
+            return Err(self.err(format!("attribute `{name}` is listed twice")));
+        }
+        let c_name = format!("a_{name}");
+        self.claim(&c_name.to_ascii_lowercase(), "attribute")
+            .map_err(|_| self.err(format!("attribute `{name}` clashes with another attribute in C (as a_{name})")))?;
+        Ok(c_name)
     }
 }
 
@@ -255,6 +296,7 @@ fn check_identity(c: &Checker, d: &KindDecl) -> Result<Kind, Error> {
         counters: Vec::new(),
         pads: Vec::new(),
         size: 0,
+        tracepoint: d.tracepoint.clone(),
     })
 }
 
@@ -292,8 +334,12 @@ fn check_fields(c: &mut Checker, kind: &mut Kind, fields: Vec<FieldDecl>) -> Res
     for mut f in fields {
         let ty = check_field_type(c, &mut f)?;
         let rust_name = f.rust.clone().unwrap_or_else(|| f.name.clone());
-        c.claim(&rust_name, "field")?;
-        if rust_name != f.name {
+        if f.arg {
+            f.name = c.claim_arg(&rust_name)?;
+        } else {
+            c.claim(&rust_name, "field")?;
+        }
+        if rust_name != f.name && !f.arg {
             c.claim(&f.name, "field")?;
         }
         if ty == FieldType::Result {
@@ -307,7 +353,16 @@ fn check_fields(c: &mut Checker, kind: &mut Kind, fields: Vec<FieldDecl>) -> Res
         }
         let (size, align) = ty.size_align();
         offset = pad_to(&mut kind.pads, offset, align);
-        kind.fields.push(Field { name: f.name, rust: rust_name, ty, doc: f.doc, json: f.json, since: f.since, offset });
+        kind.fields.push(Field {
+            name: f.name,
+            rust: rust_name,
+            ty,
+            doc: f.doc,
+            json: f.json,
+            since: f.since,
+            arg: f.arg,
+            offset,
+        });
         offset += size;
     }
     if kind.fields.iter().filter(|f| matches!(f.ty, FieldType::Enum(_) | FieldType::Kind)).count() > CHECKS_MAX {
@@ -336,8 +391,12 @@ fn check_data(
                 dd.name, dd.ty
             ))
         })?;
-        c.claim(&dd.name, "variable field")?;
-        c.claim(&format!("{}_len", dd.name), "length field")?;
+        let key = dd.name.clone();
+        let name = if dd.arg { c.claim_arg(&dd.name)? } else { dd.name.clone() };
+        if !dd.arg {
+            c.claim(&dd.name, "variable field")?;
+        }
+        c.claim(&format!("{name}_len").to_ascii_lowercase(), "length field")?;
         let cap = check_cap(c, &dd.name, ty, dd.cap, reg)?;
         if let Some(after) = &dd.after {
             if !kind.fields.iter().any(|f| &f.name == after) {
@@ -348,13 +407,15 @@ fn check_data(
             return Err(c.err(format!("variable field `{}`: only bytes are appended in pieces", dd.name)));
         }
         kind.data.push(Data {
-            name: dd.name,
+            name,
+            key,
             ty,
             doc: dd.doc,
             cap,
             json: dd.json,
             after: dd.after,
             pieces: dd.pieces,
+            arg: dd.arg,
             len_offset: offset,
         });
         offset += 4;

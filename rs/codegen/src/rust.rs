@@ -7,7 +7,10 @@
 
 use std::fmt::Write;
 
-use crate::registry::{DataType, Field, FieldType, FlagJson, Item, Kind, Registry};
+mod kind;
+
+use crate::registry::{DataType, Field, Kind, Registry};
+use kind::{args_struct, decoder, generics, kind_struct, methods};
 
 /// The first clause of a doc text, as one sentence.
 fn summary(text: &str) -> String {
@@ -37,342 +40,6 @@ fn enum_name(k: &Kind, f: &Field) -> String {
 
 fn int_type(bits: u32, signed: bool) -> String {
     format!("{}{bits}", if signed { "i" } else { "u" })
-}
-
-/// The struct's fields: (doc, name, type).
-fn struct_fields(k: &Kind) -> Vec<(String, String, String)> {
-    let mut out = vec![
-        ("Kernel CLOCK_MONOTONIC nanoseconds.".to_string(), "ts_ns".to_string(), "u64".to_string()),
-        ("Wall-clock time of `ts_ns`.".to_string(), "time".to_string(), "WallTime".to_string()),
-    ];
-    for (on, name, d, ty) in [
-        (k.pid, "pid", "Process id (tgid).", "u32"),
-        (k.tid, "tid", "Thread id.", "u32"),
-        (k.cpu, "cpu", "CPU that produced the record.", "u16"),
-    ] {
-        if on {
-            out.push((d.into(), name.into(), ty.into()));
-        }
-    }
-    for item in k.items() {
-        let f = match item {
-            Item::Data(d) => {
-                out.push((d.doc.clone(), d.name.clone(), data_type(d.ty).into()));
-                continue;
-            }
-            Item::Field(f) => f,
-        };
-        match &f.ty {
-            FieldType::Int { bits, signed } => out.push((f.doc.clone(), f.rust.clone(), int_type(*bits, *signed))),
-            FieldType::Comm => out.push((f.doc.clone(), f.rust.clone(), "Comm".into())),
-            FieldType::ExitStatus => {
-                out.push((
-                    "The exit status byte; 0 and meaningless when `signal` is set.".into(),
-                    "exit_code".into(),
-                    "u8".into(),
-                ));
-                out.push((
-                    "The signal that terminated the process, if one did.".into(),
-                    "signal".into(),
-                    "Option<u8>".into(),
-                ));
-                out.push(("The process dumped core.".into(), "core_dumped".into(), "bool".into()));
-            }
-            FieldType::Errno => out.push((f.doc.clone(), f.rust.clone(), "Option<Errno>".into())),
-            FieldType::Result => {
-                out.push((
-                    format!("{} (None when it failed).", f.doc.trim_end_matches('.')),
-                    f.rust.clone(),
-                    "Option<i64>".into(),
-                ));
-                out.push((
-                    "Why it failed: the errno, positive (None when it succeeded).".into(),
-                    "errno".into(),
-                    "Option<i32>".into(),
-                ));
-            }
-            FieldType::Kind => out.push((f.doc.clone(), f.rust.clone(), "EventKind".into())),
-            FieldType::Enum(_) => out.push((f.doc.clone(), f.rust.clone(), enum_name(k, f))),
-        }
-        if let Some(since) = &f.since {
-            out.push((format!("`ts_ns` minus `{}`.", f.rust), since.clone(), "u64".into()));
-        }
-    }
-    for f in &k.flags {
-        out.push((f.doc.clone(), f.name.clone(), "bool".into()));
-    }
-    if !k.data.is_empty() {
-        out.push((
-            "The data pages were full: the variable fields are absent (counted in stats).".into(),
-            "data_lost".into(),
-            "bool".into(),
-        ));
-    }
-    out
-}
-
-/// Serializes one fixed field (and what it derives).
-fn serialize_field(o: &mut String, f: &Field) {
-    let n = &f.rust;
-    let _ = match &f.ty {
-        FieldType::ExitStatus => writeln!(
-            o,
-            "        m.serialize_entry(\"exit_code\", &self.exit_code)?;\n        m.serialize_entry(\"signal\", &self.signal)?;\n        m.serialize_entry(\"core_dumped\", &self.core_dumped)?;"
-        ),
-        FieldType::Errno => {
-            writeln!(o, "        if let Some(e) = &self.{n} {{\n            m.serialize_entry(\"{n}\", e)?;\n        }}")
-        }
-        FieldType::Result => writeln!(
-            o,
-            "        m.serialize_entry(\"{n}\", &self.{n})?;\n        m.serialize_entry(\"errno\", &self.errno)?;"
-        ),
-        _ => writeln!(o, "        m.serialize_entry(\"{n}\", &self.{n})?;"),
-    };
-    if let Some(since) = &f.since {
-        let _ = writeln!(o, "        m.serialize_entry(\"{since}\", &self.{since})?;");
-    }
-}
-
-fn generics(k: &Kind) -> (&'static str, &'static str, &'static str) {
-    // (declaration, impl bound, use)
-    if k.generic() {
-        ("<B = Vec<u8>>", "<B: AsRef<[u8]>>", "<B>")
-    } else {
-        ("", "", "")
-    }
-}
-
-fn kind_struct(o: &mut String, k: &Kind) {
-    let (decl, _, _) = generics(k);
-    for f in &k.fields {
-        if let FieldType::Enum(values) = &f.ty {
-            doc(o, "", &f.doc);
-            o.push_str("#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]\n");
-            let _ = writeln!(o, "pub enum {} {{", enum_name(k, f));
-            for v in values {
-                doc(o, "    ", &v.doc);
-                let _ = writeln!(o, "    {},", crate::names::camel(&v.name));
-            }
-            o.push_str("}\n\n");
-            let name = enum_name(k, f);
-            let _ = writeln!(o, "impl {name} {{\n    /// The name JSON shows.\n    pub fn name(self) -> &'static str {{\n        match self {{");
-            for v in values {
-                let _ = writeln!(o, "            {name}::{} => \"{}\",", crate::names::camel(&v.name), v.name);
-            }
-            o.push_str("        }\n    }\n\n    fn from_raw(raw: u32) -> Option<Self> {\n        match raw {\n");
-            for v in values {
-                let _ = writeln!(o, "            {} => Some({name}::{}),", v.value, crate::names::camel(&v.name));
-            }
-            o.push_str("            _ => None,\n        }\n    }\n\n    fn raw(self) -> u32 {\n        match self {\n");
-            for v in values {
-                let _ = writeln!(o, "            {name}::{} => {},", crate::names::camel(&v.name), v.value);
-            }
-            o.push_str("        }\n    }\n}\n\n");
-            let _ = writeln!(o, "impl Serialize for {name} {{\n    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {{\n        s.serialize_str(self.name())\n    }}\n}}\n");
-        }
-    }
-    doc(o, "", &k.doc);
-    if k.generic() {
-        o.push_str("#[derive(Clone, Debug, PartialEq, Eq)]\n");
-    } else {
-        o.push_str("#[derive(Clone, Copy, Debug, PartialEq, Eq)]\n");
-    }
-    if k.hidden {
-        o.push_str("#[doc(hidden)]\n");
-    }
-    let _ = writeln!(o, "pub struct {}{decl} {{", k.rust);
-    for (d, name, ty) in struct_fields(k) {
-        doc(o, "    ", &d);
-        let _ = writeln!(o, "    pub {name}: {ty},");
-    }
-    o.push_str("}\n\n");
-}
-
-fn decoder(o: &mut String, k: &Kind) {
-    let lt = if k.generic() { "<&'a [u8]>" } else { "" };
-    let _ = writeln!(o, "impl<'a> {}{lt} {{", k.rust);
-    let _ =
-        writeln!(o, "    #[inline]\n    fn decode(h: &Hdr, rec: &'a [u8], realtime_offset: i64) -> Option<Self> {{");
-    let _ = writeln!(o, "        let r = Fixed::new(rec, {})?;", k.size);
-    if k.generic() {
-        let _ = writeln!(o, "        let mut var_bytes = Data::new(rec, {}, h.data_len)?;", k.size);
-    } else {
-        o.push_str("        let _ = &rec;\n");
-    }
-    for f in &k.fields {
-        match &f.ty {
-            FieldType::ExitStatus => {
-                let _ = writeln!(o, "        let {} = r.u32({});", f.name, f.offset);
-            }
-            FieldType::Int { bits: 64, signed: false } if f.since.is_some() => {
-                let _ = writeln!(o, "        let {} = r.u64({});", f.rust, f.offset);
-            }
-            _ => {}
-        }
-    }
-    let _ = writeln!(o, "        Some({} {{", k.rust);
-    o.push_str("            ts_ns: h.ts_ns,\n            time: WallTime::from_monotonic(h.ts_ns, realtime_offset),\n");
-    for (on, name) in [(k.pid, "pid"), (k.tid, "tid"), (k.cpu, "cpu")] {
-        if on {
-            let _ = writeln!(o, "            {name}: h.{name},");
-        }
-    }
-    for f in &k.fields {
-        let (n, off) = (&f.rust, f.offset);
-        let _ = match &f.ty {
-            FieldType::Int { bits: 64, signed: false } if f.since.is_some() => writeln!(o, "            {n},"),
-            FieldType::Int { bits, signed } => writeln!(o, "            {n}: r.{}({off}),", int_type(*bits, *signed)),
-            FieldType::Comm => writeln!(o, "            {n}: r.comm({off}),"),
-            FieldType::ExitStatus => {
-                let s = &f.name;
-                writeln!(o, "            exit_code: ({s} >> 8) as u8,\n            signal: Some(({s} & 0x7f) as u8).filter(|&sig| sig != 0),\n            core_dumped: {s} & 0x80 != 0,")
-            }
-            FieldType::Errno => writeln!(o, "            {n}: Errno::from_raw(r.i32({off})),"),
-            FieldType::Result => writeln!(
-                o,
-                "            {n}: Some(r.i64({off})).filter(|v| *v >= 0),\n            errno: Some(r.i64({off})).filter(|v| *v < 0).map(|v| i32::try_from(v.saturating_neg()).unwrap_or(i32::MAX)),"
-            ),
-            FieldType::Kind => writeln!(o, "            {n}: EventKind::from_id(r.u32({off}))?,"),
-            FieldType::Enum(_) => writeln!(o, "            {n}: {}::from_raw(r.u32({off}))?,", enum_name(k, f)),
-        };
-        if let Some(since) = &f.since {
-            let _ = writeln!(o, "            {since}: h.ts_ns.saturating_sub({n}),");
-        }
-    }
-    for d in &k.data {
-        let take = format!("var_bytes.take(r.u32({}))?", d.len_offset);
-        let _ = match d.ty {
-            DataType::String | DataType::Bytes => writeln!(o, "            {}: {take},", d.name),
-            DataType::Argv => writeln!(o, "            {}: Argv({take}),", d.name),
-            DataType::KStack => writeln!(o, "            {}: KernelStack({take}),", d.name),
-            DataType::UStack => writeln!(o, "            {}: UserStack({take}),", d.name),
-        };
-    }
-    for f in &k.flags {
-        let _ = writeln!(o, "            {}: h.flags & (1 << {}) != 0,", f.name, f.bit);
-    }
-    if k.generic() {
-        o.push_str("            data_lost: h.flags & 1 != 0,\n");
-    }
-    o.push_str("        })\n    }\n}\n\n");
-}
-
-fn methods(o: &mut String, k: &Kind) {
-    let (_, bound, use_) = generics(k);
-    let _ = writeln!(o, "impl{bound} {}{use_} {{", k.rust);
-    // Owned copy.
-    let owned = if k.generic() { format!("{}<Vec<u8>>", k.rust) } else { k.rust.clone() };
-    let _ = writeln!(o, "    /// Copies the event out of its batch.\n    pub fn to_owned_event(&self) -> {owned} {{");
-    if k.generic() {
-        let _ = writeln!(o, "        {} {{", k.rust);
-        for (_, name, ty) in struct_fields(k) {
-            let _ = match ty.as_str() {
-                "B" => writeln!(o, "            {name}: self.{name}.as_ref().to_vec(),"),
-                t if t.ends_with("<B>") => {
-                    writeln!(o, "            {name}: {}(self.{name}.0.as_ref().to_vec()),", t.trim_end_matches("<B>"))
-                }
-                _ => writeln!(o, "            {name}: self.{name},"),
-            };
-        }
-        o.push_str("        }\n");
-    } else {
-        o.push_str("        *self\n");
-    }
-    o.push_str("    }\n\n");
-    // Serde fields, in the C printer's order.
-    o.push_str("    fn serialize_fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {\n");
-    o.push_str(
-        "        m.serialize_entry(\"ts_ns\", &self.ts_ns)?;\n        m.serialize_entry(\"time\", &self.time)?;\n",
-    );
-    for (on, name) in [(k.pid, "pid"), (k.tid, "tid"), (k.cpu, "cpu")] {
-        if on {
-            let _ = writeln!(o, "        m.serialize_entry(\"{name}\", &self.{name})?;");
-        }
-    }
-    for item in k.items() {
-        match item {
-            Item::Field(f) if f.json => serialize_field(o, f),
-            Item::Data(d) if d.json => {
-                let _ = match d.ty {
-                    DataType::String | DataType::Bytes => {
-                        writeln!(o, "        m.serialize_entry(\"{0}\", &ByteStr(self.{0}.as_ref()))?;", d.name)
-                    }
-                    _ => writeln!(o, "        m.serialize_entry(\"{0}\", &self.{0})?;", d.name),
-                };
-            }
-            _ => {}
-        }
-    }
-    for f in &k.flags {
-        let _ = match f.json {
-            FlagJson::Always => writeln!(o, "        m.serialize_entry(\"{0}\", &self.{0})?;", f.name),
-            FlagJson::IfSet => writeln!(
-                o,
-                "        if self.{0} {{\n            m.serialize_entry(\"{0}\", &true)?;\n        }}",
-                f.name
-            ),
-            FlagJson::Never => Ok(()),
-        };
-    }
-    if k.generic() {
-        o.push_str("        m.serialize_entry(\"data_lost\", &self.data_lost)?;\n");
-    }
-    o.push_str("        Ok(())\n    }\n\n");
-    encoder(o, k);
-    o.push_str("}\n\n");
-    let _ = writeln!(
-        o,
-        "impl{bound} Serialize for {}{use_} {{\n    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {{\n        let mut m = s.serialize_map(None)?;\n        self.serialize_fields(&mut m)?;\n        m.end()\n    }}\n}}\n",
-        k.rust
-    );
-}
-
-fn encoder(o: &mut String, k: &Kind) {
-    o.push_str("    fn encode(&self, out: &mut Vec<u8>) {\n");
-    let mut flags = Vec::new();
-    if k.generic() {
-        flags.push("u16::from(self.data_lost)".to_string());
-    }
-    for f in &k.flags {
-        flags.push(format!("u16::from(self.{}) << {}", f.name, f.bit));
-    }
-    let flags = if flags.is_empty() { "0".to_string() } else { flags.join(" | ") };
-    let pick = |on: bool, name: &str| if on { format!("self.{name}") } else { "0".into() };
-    let _ = writeln!(
-        o,
-        "        let mut w = RecordEncoder::new(out, {}, {}, {flags}, {}, {}, {}, self.ts_ns);",
-        k.id,
-        k.size,
-        pick(k.pid, "pid"),
-        pick(k.tid, "tid"),
-        pick(k.cpu, "cpu")
-    );
-    for f in &k.fields {
-        let (n, off) = (&f.rust, f.offset);
-        let _ = match &f.ty {
-            FieldType::Int { bits, signed } => writeln!(o, "        w.{}({off}, self.{n});", int_type(*bits, *signed)),
-            FieldType::Comm => writeln!(o, "        w.comm({off}, &self.{n});"),
-            FieldType::ExitStatus => writeln!(
-                o,
-                "        w.u32({off}, u32::from(self.exit_code) << 8 | u32::from(self.signal.unwrap_or(0) & 0x7f) | if self.core_dumped {{ 0x80 }} else {{ 0 }});"
-            ),
-            FieldType::Errno => writeln!(o, "        w.i32({off}, self.{n}.map_or(0, |e| e.errno.saturating_neg()));"),
-            FieldType::Result => writeln!(
-                o,
-                "        w.i64({off}, self.{n}.unwrap_or_else(|| -i64::from(self.errno.unwrap_or(0))));"
-            ),
-            FieldType::Kind => writeln!(o, "        w.u32({off}, u32::from(self.{n}.id()));"),
-            FieldType::Enum(_) => writeln!(o, "        w.u32({off}, self.{n}.raw());"),
-        };
-    }
-    for d in &k.data {
-        let bytes = match d.ty {
-            DataType::String | DataType::Bytes => format!("self.{}.as_ref()", d.name),
-            _ => format!("self.{}.0.as_ref()", d.name),
-        };
-        let _ = writeln!(o, "        w.data({}, {bytes});", d.len_offset);
-    }
-    o.push_str("        w.finish();\n    }\n");
 }
 
 fn event_enum(o: &mut String, reg: &Registry) {
@@ -456,7 +123,7 @@ fn kind_enum(o: &mut String, reg: &Registry) {
         o.push_str("        }\n    }\n\n");
     };
     o.push_str("    /// The name JSON shows as `type`.\n");
-    table(o, "pub fn name(self) -> &'static str", &|k| format!("\"{}\"", k.name));
+    table(o, "pub fn name(self) -> &'static str", &|k| format!("\"{}\"", k.json_type()));
     o.push_str("    /// The record kind number (kernel side).\n");
     table(o, "pub(crate) fn id(self) -> u16", &|k| k.id.to_string());
     o.push_str("    /// Position in [`EventKind::ALL`].\n");
@@ -465,6 +132,8 @@ fn kind_enum(o: &mut String, reg: &Registry) {
     });
     o.push_str("    /// Whether kernel programs produce it (the loader makes the others).\n");
     table(o, "pub(crate) fn is_traced(self) -> bool", &|k| (k.family != "loader").to_string());
+    o.push_str("    /// Whether it is a tracepoint declared at build time (PROCTAP_EVENTS).\n");
+    table(o, "pub fn is_tracepoint(self) -> bool", &|k| k.tracepoint.is_some().to_string());
     o.push_str("    /// Its counters: (name, index into the counter array).\n");
     table(o, "pub(crate) fn counters(self) -> &'static [(&'static str, usize)]", &|k| {
         let list: Vec<String> = k.all_counters().iter().map(|(n, i)| format!("(\"{n}\", {i})")).collect();
@@ -493,7 +162,7 @@ fn kind_enum(o: &mut String, reg: &Registry) {
 /// `stats.exec()` and the like: each kind's counters by name.
 fn stats_accessors(o: &mut String, reg: &Registry) {
     o.push_str("impl crate::Stats {\n");
-    for k in reg.kinds.iter().filter(|k| k.family != "loader") {
+    for k in reg.kinds.iter().filter(|k| k.family != "loader" && k.tracepoint.is_none()) {
         let _ = writeln!(o, "    /// Counters of {} events.", k.name);
         if k.hidden {
             o.push_str("    #[doc(hidden)]\n");
@@ -515,6 +184,9 @@ pub fn module(reg: &Registry) -> String {
     stats_accessors(&mut o, reg);
     event_enum(&mut o, reg);
     for k in &reg.kinds {
+        if k.has_args() {
+            args_struct(&mut o, k);
+        }
         kind_struct(&mut o, k);
         decoder(&mut o, k);
         methods(&mut o, k);

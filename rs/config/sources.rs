@@ -1,0 +1,156 @@
+//! The event sources with settings of their own: the profiler, and the
+//! synthetic source of benchmarks and self-tests.
+
+use crate::binding::sys;
+use crate::error::Error;
+use crate::event::EventKind;
+
+use super::{knob_index, SYNTH_PAYLOAD};
+
+/// Which transport the synthetic source writes to.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyntheticTransport {
+    /// proctap's metadata ring + per-CPU data pages.
+    #[default]
+    Hybrid,
+    /// One BPF ringbuf with the payload inline (the usual design).
+    Ringbuf,
+    /// A BPF perf buffer with the payload inline (the older usual design).
+    Perfbuf,
+}
+
+/// A kernel-side event source for benchmarks and self-tests: every
+/// `getppid()` of process `pid` emits `events_per_trigger` events of
+/// `payload_bytes` each.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyntheticSource {
+    pub pid: u32,
+    pub payload_bytes: u32,
+    pub events_per_trigger: u32,
+    pub transport: SyntheticTransport,
+    /// Ringbuf size, or perf-buffer bytes per CPU; 0 for the default.
+    pub ring_bytes: u32,
+}
+
+/// CPU stack sampling ([`Config::profile`](super::Config::profile)): which processes, how often.
+///
+/// Targets are processes given by pid, processes whose exec matches a
+/// command-name prefix (added in the kernel at exec, with a
+/// [`Trigger`](crate::Trigger) event; processes already running are found by
+/// a /proc scan), and optionally their children. More can be added and
+/// removed while tracing with [`Tracer::targets`](crate::Tracer::targets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profiler {
+    pub(crate) hz: u32,
+    pub(crate) all: bool,
+    pub(crate) children: bool,
+    pub(crate) pids: Vec<u32>,
+    pub(crate) comm_prefixes: Vec<Vec<u8>>,
+}
+
+impl Default for Profiler {
+    fn default() -> Profiler {
+        Profiler {
+            hz: sys::PT_PROFILE_HZ_DEFAULT,
+            all: false,
+            children: false,
+            pids: Vec::new(),
+            comm_prefixes: Vec::new(),
+        }
+    }
+}
+
+impl Profiler {
+    /// 19 samples per second per CPU, no targets yet.
+    pub fn new() -> Profiler {
+        Profiler::default()
+    }
+
+    /// Samples per second on each CPU, 1 to 999 (software cpu-clock timer).
+    pub fn hz(mut self, hz: u32) -> Profiler {
+        self.hz = hz;
+        self
+    }
+
+    /// The sampling frequency set (samples per second per CPU).
+    pub fn sampling_hz(&self) -> u32 {
+        self.hz
+    }
+
+    /// Samples every process (kernel threads too), not just targets.
+    pub fn all(mut self, on: bool) -> Profiler {
+        self.all = on;
+        self
+    }
+
+    /// Processes forked by a target become targets.
+    pub fn children(mut self, on: bool) -> Profiler {
+        self.children = on;
+        self
+    }
+
+    /// Profiles this process (it must exist when the tracer starts).
+    pub fn pid(mut self, pid: u32) -> Profiler {
+        self.pids.push(pid);
+        self
+    }
+
+    /// Profiles processes whose command name starts with `prefix` (1 to 15
+    /// bytes): those running at start, and those that exec later.
+    pub fn comm_prefix(mut self, prefix: impl AsRef<[u8]>) -> Profiler {
+        self.comm_prefixes.push(prefix.as_ref().to_vec());
+        self
+    }
+}
+
+/// Checks a command-name prefix the way the kernel's watch list needs it.
+pub(crate) fn check_comm_prefix(prefix: &[u8]) -> Result<(), Error> {
+    if prefix.is_empty() || prefix.len() >= sys::PT_COMM_LEN as usize || prefix.contains(&0) {
+        return Err(Error::invalid(
+            "profile.comm_prefix",
+            format!(
+                "{:?}: use 1 to 15 bytes without NUL (use Profiler::all to sample everything)",
+                String::from_utf8_lossy(prefix)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Profiler {
+    pub(super) fn fill_raw(&self, raw: &mut sys::proctap_config) -> Result<(), Error> {
+        raw.events |= 1 << EventKind::Sample.id() | 1 << EventKind::Trigger.id();
+        if self.hz == 0 {
+            return Err(Error::invalid("profile.hz", "0 samples per second; use 1 to 999"));
+        }
+        raw.profile_hz = self.hz;
+        raw.profile_all = u32::from(self.all);
+        raw.profile_children = u32::from(self.children);
+        for prefix in &self.comm_prefixes {
+            check_comm_prefix(prefix)?;
+        }
+        if let Some(&pid) = self.pids.iter().find(|&&pid| pid == 0) {
+            return Err(Error::invalid("profile.pid", format!("{pid} is not a process id")));
+        }
+        Ok(())
+    }
+}
+
+impl SyntheticSource {
+    pub(super) fn fill_raw(&self, raw: &mut sys::proctap_config) {
+        raw.events |= 1 << EventKind::Synthetic.id();
+        raw.synth_tgid = self.pid;
+        let index = knob_index(SYNTH_PAYLOAD).expect("c/events/synthetic.toml declares the knob synth_payload");
+        raw.knobs[index as usize] = self.payload_bytes;
+        raw.knobs_set |= 1 << index;
+        raw.synth_batch = self.events_per_trigger;
+        raw.synth_ring_bytes = self.ring_bytes;
+        raw.synth_transport = match self.transport {
+            SyntheticTransport::Hybrid => sys::PROCTAP_SYNTH_HYBRID,
+            SyntheticTransport::Ringbuf => sys::PROCTAP_SYNTH_RINGBUF,
+            SyntheticTransport::Perfbuf => sys::PROCTAP_SYNTH_PERFBUF,
+        };
+    }
+}
