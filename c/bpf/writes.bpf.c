@@ -129,7 +129,8 @@ static __always_inline int pt_write_end(long ret)
 		else
 			pt_write_data_umem(&e, (const void *)w.args[PT_WRITE_BUF], ret);
 	}
-	if (r->data_len < ret)
+	/* Bytes lost with the data pages full are data_lost's, not a cut. */
+	if (e.dst && r->data_len < ret)
 		pt_write_set_truncated(&e);
 	pt_write_commit(&e);
 	return 0;

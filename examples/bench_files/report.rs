@@ -219,9 +219,9 @@ process' writes run them; only the storm's pass the `--comm` filter), over the w
 tracer CPU: dump's utime+stime from just before the storm until it went idle after it (its threads' CPU time grew by \
 less than 1 ms in each of two 250 ms windows in a row), per 1000 writes captured. \
 peak RSS: dump's VmHWM just before it was stopped. \
-truncated: `truncated`, events whose bytes are fewer than the write's: cut at the cap ({} bytes), or sent without \
-them (those are counted under without bytes too). without bytes: `data_lost`, events sent without their bytes \
-because the data pages were full. lost: `meta_lost` + `not_followed`, writes not reported at all.\n",
+truncated: `truncated`, events whose bytes are fewer than the write's: cut at the cap ({} bytes), or a buffer \
+that could not be read. without bytes: `data_lost`, events sent without their bytes because the data pages were \
+full (the consumer had not released them yet). lost: `meta_lost` + `not_followed`, writes not reported at all.\n",
         opts.write_max()
     );
     notes(out, runs, |r| format!("{}, {}", size_label(r.size.unwrap_or(0)), r.tool.label()));
