@@ -26,6 +26,10 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PROCTAP_EVENTS");
     let tracepoints = env::var_os("PROCTAP_EVENTS").filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(file) = &tracepoints {
+        // Relative to what? cargo runs this in proctap's own directory.
+        if file.is_relative() {
+            panic!("PROCTAP_EVENTS={}: give the file's absolute path", file.display());
+        }
         println!("cargo:rerun-if-changed={}", file.display());
     }
     if let Err(e) = proctap_codegen::generate(&root.join("c/events"), tracepoints.as_deref(), &out) {

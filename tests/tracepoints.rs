@@ -14,8 +14,18 @@ use common::tools::{ci, dump_while, top_level_keys, Dump};
 const EVENTS: &str = r#"[
   {"tracepoint": "syscalls:sys_enter_openat", "attributes": ["filename", "flags", "dfd"]},
   {"tracepoint": "syscalls:sys_exit_openat", "attributes": ["ret"]},
-  {"tracepoint": "signal:signal_generate", "attributes": ["sig", "comm", "pid", "code", "group", "result"]}
+  {"tracepoint": "signal:signal_generate", "attributes": ["sig", "comm", "pid", "code", "group", "result"]},
+  {"tracepoint": "skb:kfree_skb", "attributes": ["reason", "protocol", "location"]},
+  {"tracepoint": "sock:inet_sock_set_state", "attributes": ["saddr", "sport", "newstate"]},
+  {"tracepoint": "sched:sched_wakeup", "attributes": ["pid", "comm"]},
+  {"tracepoint": "sched:sched_wakeup_new", "attributes": ["pid", "comm"]}
 ]"#;
+
+/// Declared to be loaded too: an enum member (CO-RE matches enums by
+/// name), u8 arrays (bytes), two events of one template (each its own
+/// struct flavor).
+const ALSO_LOADED: [&str; 4] =
+    ["skb:kfree_skb", "sock:inet_sock_set_state", "sched:sched_wakeup", "sched:sched_wakeup_new"];
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -97,7 +107,7 @@ fn declared_tracepoints_trace_a_real_open_and_a_real_signal_in_both_dumpers() {
     let exe = common::fixture::build_c("tpsignal.c", "pttpsig");
     let opened = dir.join("opened-by-pttpsig");
     std::fs::write(&opened, "x").unwrap();
-    let args = [
+    let mut args = vec![
         "--tracepoint",
         "syscalls:sys_enter_openat",
         "--tracepoint",
@@ -107,6 +117,9 @@ fn declared_tracepoints_trace_a_real_open_and_a_real_signal_in_both_dumpers() {
         "--comm",
         "pttp",
     ];
+    for tp in ALSO_LOADED {
+        args.extend(["--tracepoint", tp]);
+    }
     for dumper in &dumpers {
         let name = dumper.display();
         let mut printed = String::new();

@@ -3,10 +3,11 @@
  * oom.bpf.c - the OOM killer's victims.
  *
  * The kernel marks the victim (mark_victim, a BTF tracepoint passing the
- * victim task) before it sends SIGKILL, while the victim's memory is still
- * mapped: its counters are read there, as the kernel's own report prints
- * them. The current task is the one whose allocation ran the OOM killer.
- * Victims of processes that are not traced are not reported.
+ * victim task) with the victim's task lock held, before it prints its
+ * report and reaps the memory: the counters read there are the report's.
+ * The current task is the one whose allocation ran the OOM killer (the
+ * victim itself when it was already exiting and is only marked, not
+ * killed). Victims of processes that are not traced are not reported.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -44,7 +45,9 @@ SEC("tp_btf/mark_victim")
 int BPF_PROG(pt_oom_victim, struct task_struct *victim, uid_t uid)
 {
 	__u32 tgid = BPF_CORE_READ(victim, tgid);
-	int memcg = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+	/* A kernel without the memory controller has no memcg: 0. */
+	bool has_memcg = bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id);
+	int memcg = has_memcg ? bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id) : 0;
 	struct mm_struct *mm = BPF_CORE_READ(victim, mm);
 	struct pt_oom_kill *r;
 	struct pt_emit e;
@@ -57,7 +60,8 @@ int BPF_PROG(pt_oom_victim, struct task_struct *victim, uid_t uid)
 		return 0;
 	BPF_CORE_READ_STR_INTO(&r->comm, victim, comm);
 	r->cgroup_id = BPF_CORE_READ(victim, cgroups, dfl_cgrp, kn, id);
-	r->memcg_id = BPF_CORE_READ(victim, cgroups, subsys[memcg], cgroup, kn, id);
+	if (has_memcg)
+		r->memcg_id = BPF_CORE_READ(victim, cgroups, subsys[memcg], cgroup, kn, id);
 	r->total_vm_kb = (__u64)BPF_CORE_READ(mm, total_vm) << pt_page_kb_shift;
 	r->anon_rss_kb = pt_mm_kb(mm, MM_ANONPAGES);
 	r->file_rss_kb = pt_mm_kb(mm, MM_FILEPAGES);

@@ -41,7 +41,7 @@ struct {
 } pt_write_offsets SEC(".maps");
 
 /* The fd's slot among the captured fds, or -1. */
-static __always_inline int pt_write_slot(__s64 fd)
+static __always_inline int pt_write_slot(__s32 fd)
 {
 	for (int i = 0; i < PT_WRITE_FDS_MAX; i++)
 		if (i < pt_write_nfds && pt_write_fds[i] == fd)
@@ -49,8 +49,9 @@ static __always_inline int pt_write_slot(__s64 fd)
 	return -1;
 }
 
-/* A write of a traced process to a captured fd: keep its buffer(s). */
-static __always_inline int pt_write_begin(__s64 fd, __u64 buf, __u64 count, bool vector)
+/* A write of a traced process to a captured fd (an unsigned int to the
+ * kernel: the register's upper half is ignored): keep its buffer(s). */
+static __always_inline int pt_write_begin(__s32 fd, __u64 buf, __u64 count, bool vector)
 {
 	int slot = pt_write_slot(fd);
 	struct pt_call *c;
@@ -139,31 +140,31 @@ static __always_inline int pt_write_end(long ret)
 SEC("tracepoint/syscalls/sys_enter_write")
 int pt_write_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return pt_write_begin(ctx->args[0], ctx->args[1], ctx->args[2], false);
+	return pt_write_begin((__s32)ctx->args[0], ctx->args[1], ctx->args[2], false);
 }
 
 SEC("tracepoint/syscalls/sys_enter_pwrite64")
 int pt_pwrite64_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return pt_write_begin(ctx->args[0], ctx->args[1], ctx->args[2], false);
+	return pt_write_begin((__s32)ctx->args[0], ctx->args[1], ctx->args[2], false);
 }
 
 SEC("tracepoint/syscalls/sys_enter_writev")
 int pt_writev_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return pt_write_begin(ctx->args[0], ctx->args[1], ctx->args[2], true);
+	return pt_write_begin((__s32)ctx->args[0], ctx->args[1], ctx->args[2], true);
 }
 
 SEC("tracepoint/syscalls/sys_enter_pwritev")
 int pt_pwritev_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return pt_write_begin(ctx->args[0], ctx->args[1], ctx->args[2], true);
+	return pt_write_begin((__s32)ctx->args[0], ctx->args[1], ctx->args[2], true);
 }
 
 SEC("tracepoint/syscalls/sys_enter_pwritev2")
 int pt_pwritev2_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return pt_write_begin(ctx->args[0], ctx->args[1], ctx->args[2], true);
+	return pt_write_begin((__s32)ctx->args[0], ctx->args[1], ctx->args[2], true);
 }
 
 SEC("tracepoint/syscalls/sys_exit_write")

@@ -88,10 +88,16 @@ pub fn dump_while(dumper: &Path, args: &[&'static str], act: impl FnOnce()) -> D
     let mut all = os(args);
     all.extend(os(&["--duration", "3"]));
     let mut child = spawn_piped(dumper, &all);
+    // Read as it comes: a dumper blocked on a full pipe would lose events.
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        stdout.read_to_string(&mut out).unwrap();
+        out
+    });
     std::thread::sleep(Duration::from_millis(1500));
     act();
-    let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let out = reader.join().unwrap();
     let status = wait_for(&mut child, Duration::from_secs(30));
     let (err, stats) = stats_of(&mut child);
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}: {err}", dumper.display());

@@ -8,7 +8,7 @@ fn main() {
         eprintln!("usage: proctap-codegen EVENTS_DIR OUT_DIR");
         std::process::exit(2);
     };
-    let tracepoints = std::env::var_os("PROCTAP_EVENTS").map(std::path::PathBuf::from);
+    let tracepoints = std::env::var_os("PROCTAP_EVENTS").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
     match proctap_codegen::generate(events, tracepoints.as_deref(), out) {
         Ok(written) => {
             for path in written {

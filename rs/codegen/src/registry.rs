@@ -224,9 +224,11 @@ impl Checker<'_> {
         if !self.args.insert(name.to_string()) {
             return Err(self.err(format!("attribute `{name}` is listed twice")));
         }
+        // Only collisions matter for the C name: a_NAME is a C identifier.
         let c_name = format!("a_{name}");
-        self.claim(&c_name.to_ascii_lowercase(), "attribute")
-            .map_err(|_| self.err(format!("attribute `{name}` clashes with another attribute in C (as a_{name})")))?;
+        if !self.names.insert(c_name.to_ascii_lowercase()) {
+            return Err(self.err(format!("attribute `{name}` clashes with another attribute in C (as {c_name})")));
+        }
         Ok(c_name)
     }
 }

@@ -37,7 +37,7 @@ mod checks {
             ),
             ("[[field]]\nname = \"e\"\ntype = \"enum\"\ndoc = \"\"\n", "enum field `e` lists no"),
             ("[[flag]]\nname = \"x\"\ndoc = \"\"\njson = \"maybe\"\n", "flag `x`: json `maybe`"),
-            ("[[field]]\nname = \"type\"\ntype = \"u32\"\ndoc = \"\"\n", "field `type` clashes"),
+            ("[[field]]\nname = \"type\"\ntype = \"u32\"\ndoc = \"\"\n", "field `type` is a keyword"),
             ("[[field]]\nname = \"match\"\ntype = \"u32\"\ndoc = \"\"\n", "`match` is a keyword"),
             ("[[field]]\nname = \"pad0\"\ntype = \"u32\"\ndoc = \"\"\n", "`pad0` is a keyword"),
             (

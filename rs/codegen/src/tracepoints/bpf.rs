@@ -15,11 +15,19 @@ fn c_int(bytes: u32, signed: bool) -> String {
 /// The local flavor of the record struct: only the members read, typed as
 /// at build; CO-RE finds them in the running kernel's struct by name.
 fn record_struct(o: &mut String, tp: &Tracepoint, record: &str) {
-    let _ = writeln!(o, "struct {record}___pt {{");
+    // Enums: CO-RE matches a member of enum type only with an enum of the
+    // same name (flavored, like the struct, so each tracepoint has its own).
+    for a in &tp.attrs {
+        if let Value::Enum { name, .. } = &a.value {
+            let _ = writeln!(o, "enum {name}___pt_{k} {{ pt_{k}_a_{}_any }};", a.name, k = tp.kind);
+        }
+    }
+    let _ = writeln!(o, "struct {record}___pt_{} {{", tp.kind);
     for a in &tp.attrs {
         let Read::Member(m) = &a.read else { continue };
         let _ = match &a.value {
             Value::Int { bytes, signed } => writeln!(o, "\t{} {m};", c_int(*bytes, *signed)),
+            Value::Enum { name, .. } => writeln!(o, "\tenum {name}___pt_{} {m};", tp.kind),
             Value::Pointer => writeln!(o, "\tvoid *{m};"),
             Value::KernelString => writeln!(o, "\tconst char *{m};"),
             Value::CharArray(n) => writeln!(o, "\tchar {m}[{n}];"),
@@ -60,7 +68,7 @@ fn append(tp: &Tracepoint, name: &str, read: &Read, value: &Value) -> String {
                 format!("\t\t{f}_kmem(&e, {at}, {src} >> 16);\n")
             }
         }
-        Value::Int { .. } | Value::Pointer => String::new(),
+        Value::Int { .. } | Value::Pointer | Value::Enum { .. } => String::new(),
     }
 }
 
@@ -69,7 +77,7 @@ fn program(o: &mut String, tp: &Tracepoint) {
     let ctx = match (&tp.record, tp.event.starts_with("sys_exit_")) {
         (Some(record), _) => {
             record_struct(o, tp, record);
-            format!("struct {record}___pt")
+            format!("struct {record}___pt_{}", tp.kind)
         }
         (None, true) => "struct trace_event_raw_sys_exit".into(),
         (None, false) => "struct trace_event_raw_sys_enter".into(),
@@ -88,6 +96,9 @@ fn program(o: &mut String, tp: &Tracepoint) {
             }
             Value::Pointer => {
                 let _ = writeln!(o, "\tr->a_{} = {};", a.name, int_expr(&a.read, "__u64"));
+            }
+            Value::Enum { signed, .. } => {
+                let _ = writeln!(o, "\tr->a_{} = {};", a.name, int_expr(&a.read, &c_int(4, *signed)));
             }
             value => appends.push_str(&append(tp, &a.name, &a.read, value)),
         }

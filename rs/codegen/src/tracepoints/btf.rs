@@ -74,13 +74,21 @@ pub enum Shape {
         bytes: u32,
         signed: bool,
     },
-    /// A pointer; `char_target` when it points to (qualified) char.
+    /// An enum, by name ("" when anonymous): CO-RE matches enums by name.
+    Enum {
+        name: String,
+        bytes: u32,
+        signed: bool,
+    },
+    /// A pointer; `char_target` when it points to (qualified) plain char.
     Ptr {
         char_target: bool,
     },
+    /// `chars`: of plain char (text), not of u8 or unsigned char (bytes).
     Array {
         elem: Box<Shape>,
         len: u32,
+        chars: bool,
     },
     Other,
 }
@@ -226,9 +234,9 @@ impl Btf {
     }
 
     /// The int, enum or typedef called `name` (a C type name as tracefs
-    /// spells it: "int", "unsigned int", "umode_t"), seen through.
-    pub fn named_scalar(&self, name: &str) -> Option<Shape> {
-        self.by_name.get(name)?.iter().map(|&id| self.shape(id)).find(|s| matches!(s, Shape::Int { .. }))
+    /// spells it: "int", "umode_t", "cap_user_header_t"), seen through.
+    pub fn named_shape(&self, name: &str) -> Option<Shape> {
+        self.by_name.get(name)?.iter().map(|&id| self.shape(id)).find(|s| *s != Shape::Other)
     }
 
     /// The shape of type `id`, through typedefs and qualifiers.
@@ -237,12 +245,13 @@ impl Btf {
         for _ in 0..32 {
             match self.get(id) {
                 Some(Type::Alias { of, .. }) => id = *of,
-                Some(Type::Int { bytes, signed, .. }) | Some(Type::Enum { bytes, signed, .. }) => {
-                    return Shape::Int { bytes: *bytes, signed: *signed };
+                Some(Type::Int { bytes, signed, .. }) => return Shape::Int { bytes: *bytes, signed: *signed },
+                Some(Type::Enum { name, bytes, signed }) => {
+                    return Shape::Enum { name: name.clone(), bytes: *bytes, signed: *signed };
                 }
                 Some(Type::Ptr(to)) => return Shape::Ptr { char_target: self.is_char(*to) },
                 Some(Type::Array { elem, len }) => {
-                    return Shape::Array { elem: Box::new(self.shape(*elem)), len: *len };
+                    return Shape::Array { elem: Box::new(self.shape(*elem)), len: *len, chars: self.is_char(*elem) };
                 }
                 _ => return Shape::Other,
             }
@@ -250,13 +259,14 @@ impl Btf {
         Shape::Other
     }
 
-    /// Whether `id` is char (signed, unsigned or plain), seen through.
+    /// Whether `id` is plain `char`, through qualifiers but no typedef
+    /// (`u8` and `unsigned char` hold bytes, not text).
     fn is_char(&self, id: u32) -> bool {
         let mut id = id;
         for _ in 0..32 {
             match self.get(id) {
-                Some(Type::Alias { of, .. }) => id = *of,
-                Some(Type::Int { name, bytes: 1, .. }) => return name.contains("char"),
+                Some(Type::Alias { name, of }) if name.is_empty() => id = *of,
+                Some(Type::Int { name, bytes: 1, .. }) => return name == "char",
                 _ => return false,
             }
         }
@@ -309,6 +319,12 @@ pub(crate) mod encode {
 
         pub fn array(&mut self, elem: u32, len: u32) -> u32 {
             self.push("", 3, 0, 0, &[elem, elem, len])
+        }
+
+        /// An enum of `bytes` with one value.
+        pub fn enumeration(&mut self, name: &str, bytes: u32) -> u32 {
+            let value = self.name("V0");
+            self.push(name, 6, 1, bytes, &[value, 0])
         }
 
         pub fn typedef(&mut self, name: &str, of: u32) -> u32 {
@@ -376,11 +392,15 @@ mod tests {
                 ("sig".into(), Shape::Int { bytes: 4, signed: true }, 64),
                 ("mode".into(), Shape::Int { bytes: 2, signed: false }, 96),
                 ("name".into(), Shape::Ptr { char_target: true }, 128),
-                ("comm".into(), Shape::Array { elem: Box::new(Shape::Int { bytes: 1, signed: true }), len: 16 }, 192),
+                (
+                    "comm".into(),
+                    Shape::Array { elem: Box::new(Shape::Int { bytes: 1, signed: true }), len: 16, chars: true },
+                    192
+                ),
             ]
         );
-        assert_eq!(btf.named_scalar("umode_t"), Some(Shape::Int { bytes: 2, signed: false }));
-        assert_eq!(btf.named_scalar("long"), None);
+        assert_eq!(btf.named_shape("umode_t"), Some(Shape::Int { bytes: 2, signed: false }));
+        assert_eq!(btf.named_shape("long"), None);
         assert!(btf.record("trace_event_raw_y").is_none());
     }
 
@@ -392,7 +412,7 @@ mod tests {
         };
         let btf = Btf::parse(&bytes).unwrap();
         assert!(btf.record("task_struct").is_some());
-        assert_eq!(btf.named_scalar("pid_t"), Some(Shape::Int { bytes: 4, signed: true }));
+        assert_eq!(btf.named_shape("pid_t"), Some(Shape::Int { bytes: 4, signed: true }));
     }
 
     proptest! {

@@ -32,20 +32,21 @@ pub fn parse(text: &str) -> Result<Vec<FormatField>, String> {
         let (Some(decl), Some(offset), Some(size)) = (decl, offset, size) else {
             return Err(format!("format line not understood: {line}"));
         };
-        let field = parse_decl(decl, offset, size).ok_or_else(|| format!("format field not understood: {decl}"))?;
-        if !field.name.starts_with("common_") {
+        // A declaration this reader cannot split (a kernel's own syntax) is
+        // left out: only the attributes an entry names must be found.
+        if let Some(field) = parse_decl(decl, offset, size).filter(|f| !f.name.starts_with("common_")) {
             fields.push(field);
         }
     }
     Ok(fields)
 }
 
-/// `TYPE NAME` or `TYPE NAME[N]`.
+/// `TYPE NAME` or `TYPE NAME[N]` (N may be an expression: then None).
 fn parse_decl(decl: &str, offset: u32, size: u32) -> Option<FormatField> {
     let (head, array) = match decl.strip_suffix(']') {
         Some(rest) => {
-            let (head, n) = rest.rsplit_once('[')?;
-            (head.trim_end(), Some(n.trim().parse().ok()?))
+            let (head, n) = rest.split_once('[')?;
+            (head.trim_end(), n.trim().parse().ok())
         }
         None => (decl, None),
     };

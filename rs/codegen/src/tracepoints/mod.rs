@@ -68,6 +68,8 @@ pub enum Value {
     Int { bytes: u32, signed: bool },
     /// Inline: a pointer other than to char, as its address.
     Pointer,
+    /// Inline: a 4-byte enum member (CO-RE matches it by the enum's name).
+    Enum { name: String, signed: bool },
     /// A NUL-terminated string in the caller's memory (syscall arguments).
     UserString,
     /// A NUL-terminated string in kernel memory (a `char *` member).
@@ -82,7 +84,7 @@ pub enum Value {
 
 impl Value {
     fn is_data(&self) -> bool {
-        !matches!(self, Value::Int { .. } | Value::Pointer)
+        !matches!(self, Value::Int { .. } | Value::Pointer | Value::Enum { .. })
     }
 }
 
@@ -238,9 +240,14 @@ fn c_type_value(ty: &str, btf: &Btf) -> Result<Value, String> {
     if let Some((bytes, signed)) = builtin_int(&base) {
         return Ok(Value::Int { bytes, signed });
     }
-    match btf.named_scalar(&base) {
-        Some(Shape::Int { bytes, signed }) if [1, 2, 4, 8].contains(&bytes) => Ok(Value::Int { bytes, signed }),
-        _ => Err(format!("`{base}` is not an integer type in the kernel's BTF")),
+    // A syscall argument is a register: an enum or a typedef is its width.
+    match btf.named_shape(&base) {
+        Some(Shape::Int { bytes, signed } | Shape::Enum { bytes, signed, .. }) if [1, 2, 4, 8].contains(&bytes) => {
+            Ok(Value::Int { bytes, signed })
+        }
+        Some(Shape::Ptr { char_target: true }) => Ok(Value::UserString),
+        Some(Shape::Ptr { char_target: false }) => Ok(Value::Pointer),
+        _ => Err(format!("`{base}` is not an integer or pointer type in the kernel's BTF")),
     }
 }
 
@@ -287,13 +294,15 @@ fn record_attrs(
     let own = format!("trace_event_raw_{event}");
     let record = match (btf.record(&own), &format) {
         (Some(_), _) => own,
-        (None, Some(fields)) => {
-            template_of(btf, fields).ok_or("no trace_event_raw_* struct in the kernel's BTF has this event's fields")?
-        }
+        (None, Some(fields)) => template_of(btf, fields).ok_or(
+            "no trace_event_raw_* struct in the kernel's BTF has this event's fields at their offsets \
+                 (tracepoints of kernel modules are not supported: their types are in the module's BTF)",
+        )?,
         (None, None) => {
             return Err(format!(
                 "no such tracepoint: no struct {own} in the kernel's BTF (an event defined from a template needs \
-                 its tracefs format file: mount tracefs and build as root)"
+                 its tracefs format file: mount tracefs and build as root; tracepoints of kernel modules are not \
+                 supported)"
             ))
         }
     };
@@ -302,12 +311,9 @@ fn record_attrs(
         .iter()
         .map(|name| {
             let loc = format!("__data_loc_{name}");
-            let member = members.iter().find(|m| &m.0 == name || m.0 == loc).ok_or_else(|| {
-                let have: Vec<&str> = members
-                    .iter()
-                    .map(|m| m.0.strip_prefix("__data_loc_").unwrap_or(&m.0))
-                    .filter(|n| !["ent", "__data"].contains(n))
-                    .collect();
+            let fields = members.iter().filter(|m| !NOT_FIELDS.contains(&m.0.as_str()));
+            let member = fields.clone().find(|m| &m.0 == name || m.0 == loc).ok_or_else(|| {
+                let have: Vec<&str> = fields.map(|m| m.0.strip_prefix("__data_loc_").unwrap_or(&m.0)).collect();
                 format!("attribute {name:?}: no such attribute (it has: {})", have.join(", "))
             })?;
             let value = if member.0 == loc {
@@ -327,17 +333,25 @@ fn record_attrs(
     Ok((record, attrs))
 }
 
-/// The record struct whose members are exactly the format file's fields.
+/// Members of a record struct that are not the event's fields.
+const NOT_FIELDS: &[&str] = &["ent", "__data"];
+
+/// The record struct whose members are the format file's fields: the same
+/// names at the same offsets.
 fn template_of(btf: &Btf, fields: &[FormatField]) -> Option<String> {
-    let want: Vec<String> = fields
+    let want: Vec<(String, u32)> = fields
         .iter()
-        .map(|f| if f.ty.starts_with("__data_loc") { format!("__data_loc_{}", f.name) } else { f.name.clone() })
+        .map(|f| {
+            let name = if f.ty.starts_with("__data_loc") { format!("__data_loc_{}", f.name) } else { f.name.clone() };
+            (name, f.offset * 8)
+        })
         .collect();
     btf.records_with_prefix("trace_event_raw_").find_map(|t| match t {
         Type::Record { name, members, .. } => {
-            let have: Vec<&String> =
-                members.iter().map(|m| &m.0).filter(|n| !["ent", "__data"].contains(&n.as_str())).collect();
-            (have.len() == want.len() && have.iter().zip(&want).all(|(h, w)| *h == w)).then(|| name.clone())
+            let have: Vec<(&String, u32)> =
+                members.iter().filter(|m| !NOT_FIELDS.contains(&m.0.as_str())).map(|m| (&m.0, m.2)).collect();
+            let same = have.len() == want.len() && have.iter().zip(&want).all(|(h, w)| *h.0 == w.0 && h.1 == w.1);
+            same.then(|| name.clone())
         }
         _ => None,
     })
@@ -346,16 +360,29 @@ fn template_of(btf: &Btf, fields: &[FormatField]) -> Option<String> {
 fn member_value(shape: &Shape) -> Result<Value, String> {
     Ok(match shape {
         Shape::Int { bytes, signed } if [1, 2, 4, 8].contains(bytes) => Value::Int { bytes: *bytes, signed: *signed },
+        Shape::Enum { name, bytes: 4, signed } if !name.is_empty() => {
+            Value::Enum { name: name.clone(), signed: *signed }
+        }
+        Shape::Enum { name, bytes, .. } => {
+            return Err(format!("an enum of {bytes} bytes{}", if name.is_empty() { ", anonymous" } else { "" }))
+        }
         Shape::Ptr { char_target: true } => Value::KernelString,
         Shape::Ptr { char_target: false } => Value::Pointer,
-        Shape::Array { elem, len } => match **elem {
-            Shape::Int { bytes: 1, .. } => Value::CharArray(*len),
-            Shape::Int { bytes, .. } if *len > 0 => Value::Bytes(bytes * len),
-            _ => return Err("an array of structs, pointers or empty".into()),
+        Shape::Array { len: 0, .. } => return Err("an empty array".into()),
+        Shape::Array { elem, len, chars } => match **elem {
+            Shape::Int { .. } if *chars => Value::CharArray(*len),
+            Shape::Int { bytes, .. } | Shape::Enum { bytes, .. } => Value::Bytes(bytes * len),
+            _ => return Err("an array of structs or pointers".into()),
         },
         Shape::Int { bytes, .. } => return Err(format!("a {bytes}-byte integer")),
         Shape::Other => return Err("a struct, union, float or function".into()),
     })
+}
+
+/// The declaration file's name, as docs show it (not its directory: moving
+/// the file must not change the generated code).
+fn file_name(file: &Path) -> String {
+    file.file_name().map_or_else(|| "PROCTAP_EVENTS".into(), |n| n.to_string_lossy().replace("*/", "*_/"))
 }
 
 /// The registry declaration of a tracepoint: the current task's comm, then
@@ -377,9 +404,10 @@ pub(crate) fn decl(tp: &Tracepoint, file: &Path) -> KindDecl {
     for a in &tp.attrs {
         let doc = format!("The tracepoint's `{}`.", a.name);
         let (ty, cap) = match &a.value {
-            Value::Pointer | Value::Int { .. } => {
+            Value::Pointer | Value::Int { .. } | Value::Enum { .. } => {
                 let (bytes, signed) = match a.value {
                     Value::Int { bytes, signed } => (bytes, signed),
+                    Value::Enum { signed, .. } => (4, signed),
                     _ => (8, false),
                 };
                 let ty = match (bytes, signed) {
@@ -425,7 +453,7 @@ pub(crate) fn decl(tp: &Tracepoint, file: &Path) -> KindDecl {
         c_name: None,
         rust: None,
         family: "tracepoints".into(),
-        doc: format!("The {} tracepoint (declared in {}).", tp.full_name(), file.display()),
+        doc: format!("The {} tracepoint (declared in {}).", tp.full_name(), file_name(file)),
         hidden: false,
         header: vec!["pid".into(), "tid".into()],
         programs: vec![tp.program()],

@@ -24,6 +24,12 @@ const OPENAT_EXIT: &str = "format:\n\tfield:int __syscall_nr;\toffset:8;\tsize:4
 \tfield:long ret;\toffset:16;\tsize:8;\tsigned:1;\n";
 const WAKEUP: &str = "format:\n\tfield:char comm[16];\toffset:8;\tsize:16;\tsigned:0;\n\
 \tfield:pid_t pid;\toffset:24;\tsize:4;\tsigned:1;\n\tfield:__data_loc char[] name;\toffset:28;\tsize:4;\tsigned:0;\n";
+/// Same names as WAKEUP, other offsets: not that template.
+const SHIFTED: &str = "format:\n\tfield:char comm[16];\toffset:8;\tsize:16;\tsigned:0;\n\
+\tfield:pid_t pid;\toffset:28;\tsize:4;\tsigned:1;\n\tfield:__data_loc char[] name;\toffset:32;\tsize:4;\tsigned:0;\n";
+const CAPGET: &str = "format:\n\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;\n\
+\tfield:cap_user_header_t header;\toffset:16;\tsize:8;\tsigned:0;\n\tfield:int type;\toffset:24;\tsize:8;\tsigned:0;\n\
+\tfield:int _flags;\toffset:32;\tsize:8;\tsigned:0;\n\tfield:__u8 addr[sizeof(struct sockaddr_in6)];\toffset:40;\tsize:16;\tsigned:0;\n";
 
 impl FakeKernel {
     fn new(tracefs: bool) -> FakeKernel {
@@ -37,10 +43,17 @@ impl FakeKernel {
         let u32_ = b.int("unsigned int", 4, false);
         let ptr = b.ptr(int);
         let u64s = b.array(u32_, 4);
+        let uchar = b.int("unsigned char", 1, false);
+        let u8_ = b.typedef("__u8", uchar);
+        let addr = b.array(u8_, 4);
+        let reason = b.enumeration("skb_drop_reason", 4);
+        let small = b.enumeration("tiny", 1);
+        let header = b.ptr(int);
+        b.typedef("cap_user_header_t", header);
         let entry = b.record("trace_entry", 8, &[]);
         b.record(
             "trace_event_raw_signal_generate",
-            64,
+            88,
             &[
                 ("ent", entry, 0),
                 ("sig", int, 8),
@@ -48,6 +61,11 @@ impl FakeKernel {
                 ("pid", pid_t, 28),
                 ("where", ptr, 32),
                 ("mask", u64s, 40),
+                ("addr", addr, 56),
+                ("reason", reason, 60),
+                ("small", small, 64),
+                ("type", int, 68),
+                ("info", entry, 72),
             ],
         );
         b.record(
@@ -59,6 +77,9 @@ impl FakeKernel {
             ("syscalls/sys_enter_openat", OPENAT),
             ("syscalls/sys_exit_openat", OPENAT_EXIT),
             ("sched/sched_wakeup", WAKEUP),
+            ("sched/sched_wakeup_new", WAKEUP),
+            ("sched/sched_shifted", SHIFTED),
+            ("syscalls/sys_enter_capget", CAPGET),
             ("signal/signal_generate", "format:\n"),
         ];
         FakeKernel {
@@ -159,7 +180,7 @@ fn every_mistake_names_the_entry_and_the_attribute() {
             "attribute \"flagz\": no such attribute (it has: dfd, filename, flags, mode, how, f)",
         ),
         (entry("syscalls:sys_enter_openat", &["f"]), "attribute \"f\": unsupported type `float`"),
-        (entry("signal:signal_generate", &["ent"]), "attribute \"ent\": unsupported type: a struct"),
+        (entry("signal:signal_generate", &["info"]), "attribute \"info\": unsupported type: a struct"),
         (entry("openat", &["x"]), "write it as CATEGORY:NAME"),
         (entry("signal:signal_generate", &[]), "no attributes listed"),
         (entry("signal:signal_generate", &["sig", "sig"]), "attribute \"sig\" is listed twice"),
@@ -201,8 +222,69 @@ fn declared_tracepoints_join_the_registry_and_get_programs() {
     assert!(source.contains("pt_syscalls_sys_enter_openat_a_filename_ustr(&e, (const void *)ctx->args[1]);"));
     assert!(source.contains("r->a_flags = (__s32)ctx->args[2];"));
     assert!(
-        source.contains("struct trace_event_raw_signal_generate___pt {\n\tchar comm[16];\n\t__s32 sig;"),
+        source.contains(
+            "struct trace_event_raw_signal_generate___pt_signal_signal_generate {\n\tchar comm[16];\n\t__s32 sig;"
+        ),
         "{source}"
     );
     assert!(crate::rust::module(&reg).contains("pub struct SignalSignalGenerateArgs<B = Vec<u8>>"));
+}
+
+#[test]
+fn enums_bytes_keywords_and_pointer_typedefs_are_typed_right() {
+    let k = FakeKernel::new(true);
+    let got = resolve(
+        &[
+            entry("signal:signal_generate", &["reason", "addr", "type", "comm"]),
+            entry("syscalls:sys_enter_capget", &["header", "type", "_flags"]),
+        ],
+        &k,
+    )
+    .unwrap();
+    assert_eq!(
+        values(&got[0]),
+        [
+            ("reason", &Value::Enum { name: "skb_drop_reason".into(), signed: false }),
+            ("addr", &Value::Bytes(4)),
+            ("type", &Value::Int { bytes: 4, signed: true }),
+            ("comm", &Value::CharArray(16)),
+        ],
+        "u8 arrays are bytes; char arrays are text"
+    );
+    assert_eq!(
+        values(&got[1]),
+        [
+            ("header", &Value::Pointer),
+            ("type", &Value::Int { bytes: 4, signed: true }),
+            ("_flags", &Value::Int { bytes: 4, signed: true })
+        ]
+    );
+    let err = resolve(&[entry("signal:signal_generate", &["small"])], &k).unwrap_err();
+    assert!(err.contains("attribute \"small\": unsupported type: an enum of 1 bytes"), "{err}");
+    // The generated code takes them: an enum flavor CO-RE matches by name,
+    // a raw identifier for Rust's keyword, a_ for C.
+    let file = Path::new("events.json");
+    let decls = got.iter().map(|tp| (file.to_path_buf(), decl(tp, file))).collect();
+    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../c/events");
+    let reg = crate::registry::load_dir_with(&events, decls).unwrap();
+    let source = bpf::source(&got);
+    assert!(
+        source.contains("enum skb_drop_reason___pt_signal_signal_generate { pt_signal_signal_generate_a_reason_any };"),
+        "{source}"
+    );
+    assert!(source.contains("\tenum skb_drop_reason___pt_signal_signal_generate reason;"), "{source}");
+    assert!(source.contains("r->a__flags = (__s32)ctx->args[2];"), "{source}");
+    let rust = crate::rust::module(&reg);
+    assert!(rust.contains("pub r#type: i32,") && rust.contains("pub _flags: i32,"), "{rust}");
+}
+
+#[test]
+fn events_of_one_template_get_their_own_struct_flavor_and_offsets_must_match() {
+    let k = FakeKernel::new(true);
+    let got = resolve(&[entry("sched:sched_wakeup", &["pid"]), entry("sched:sched_wakeup_new", &["pid"])], &k).unwrap();
+    let source = bpf::source(&got);
+    assert!(source.contains("struct trace_event_raw_sched_wakeup_template___pt_sched_sched_wakeup {"));
+    assert!(source.contains("struct trace_event_raw_sched_wakeup_template___pt_sched_sched_wakeup_new {"));
+    let err = resolve(&[entry("sched:sched_shifted", &["pid"])], &k).unwrap_err();
+    assert!(err.contains("has this event's fields at their offsets"), "{err}");
 }
