@@ -19,9 +19,8 @@
 
 /* The families, in the order they are configured and started. */
 const struct pt_family *const pt_families[] = {
-	&pt_filter,	&pt_family_proc,    &pt_family_files,
-	&pt_family_oom, &pt_family_profile, &pt_family_synth,
-	NULL,
+	&pt_filter,	&pt_family_proc,    &pt_family_files, &pt_family_oom,
+	&pt_family_net, &pt_family_profile, &pt_family_synth, NULL,
 };
 
 /* Sets a u32 variable of the object's read-only data by name (the knobs:

@@ -5,7 +5,7 @@
  *   ./example [--duration SECONDS] [--pid PID]... [--comm PREFIX]
  *             [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]
  *             [--stdio] [--capture-fd FD]... [--write-max BYTES] [--oom]
- *             [--tracepoint CATEGORY:NAME]...
+ *             [--tracepoint CATEGORY:NAME]... [--net-raw]
  *
  * One JSON object per event on stdout (proctap_format_json: the same output
  * as the Rust dumper), flushed per batch; final stats as one JSON line on
@@ -86,7 +86,7 @@ static void usage(FILE *f)
 		"usage: example [--duration SECONDS] [--pid PID]... [--comm PREFIX]\n"
 		"               [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]\n"
 		"               [--stdio] [--capture-fd FD]... [--write-max BYTES] [--oom]\n"
-		"               [--tracepoint CATEGORY:NAME]...\n");
+		"               [--tracepoint CATEGORY:NAME]... [--net-raw]\n");
 }
 
 static int parse_u32(const char *s, const char *what, __u32 *out)
@@ -170,6 +170,7 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 		{ "write-max", required_argument, NULL, 'w' },
 		{ "oom", no_argument, NULL, 'O' },
 		{ "tracepoint", required_argument, NULL, 'T' },
+		{ "net-raw", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -223,6 +224,11 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 		case 'O':
 			cfg->events |= PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_EXIT) |
 				       PROCTAP_EVENT(PT_KIND_OOM_KILL);
+			break;
+		case 'N': /* connections: opened and closed come together */
+			cfg->events |= PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_EXIT) |
+				       PROCTAP_EVENT(PT_KIND_CONN_OPEN) |
+				       PROCTAP_EVENT(PT_KIND_CONN_CLOSE);
 			break;
 		case 'T':
 			if (add_tracepoint(cfg, optarg))

@@ -66,6 +66,18 @@ enum pt_rec_flags {
  * data_pos and data_span are then meaningless and set to zero. The variable
  * fields follow one another in the data, each as long as its <name>_len.
  */
+/* An IPv4 or IPv6 address and port in a record (the registry's sockaddr
+ * fields): an IPv4 address (or an IPv4-mapped IPv6 one) has family 4 and
+ * its 4 bytes first; family 0 means none. */
+struct pt_sockaddr {
+	__u8 addr[16]; /* network order */
+	__u16 port;    /* host order */
+	__u8 family;   /* 4, 6, or 0 */
+	__u8 pad;
+};
+#define PT_SOCKADDR_SIZE 20
+_Static_assert(sizeof(struct pt_sockaddr) == PT_SOCKADDR_SIZE, "sockaddr size");
+
 struct pt_hdr {
 	__u16 kind;  /* enum pt_rec_kind */
 	__u16 flags; /* PT_F_DATA_LOST | PT_<KIND>_F_* */

@@ -5,6 +5,7 @@
 //!     cargo run --release --example dump -- [--duration SECONDS] [--pid PID]...
 //!         [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]
 //!         [--stdio] [--capture-fd FD]... [--write-max BYTES] [--oom] [--tracepoint CATEGORY:NAME]...
+//!         [--net-raw]
 //!
 //! It stops on SIGINT, SIGTERM or after --duration (0: load, attach and stop
 //! at once), and always prints the stats. Exit status: 0; 1 when tracing or
@@ -62,7 +63,7 @@ impl StatsLine {
 const USAGE: &str =
     "usage: dump [--duration SECONDS] [--pid PID]... [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork] \
                      [--failed-execs] [--files] [--stdio] [--capture-fd FD]... [--write-max BYTES] \
-                     [--oom] [--tracepoint CATEGORY:NAME]...";
+                     [--oom] [--tracepoint CATEGORY:NAME]... [--net-raw]";
 
 fn parse_args() -> Result<(Config, Option<Duration>), String> {
     let mut config = Config::new();
@@ -85,6 +86,7 @@ fn parse_args() -> Result<(Config, Option<Duration>), String> {
                 config = config.capture_fd(fd);
             }
             "--oom" => config = config.event(EventKind::OomKill, true),
+            "--net-raw" => config = config.connections(),
             "--tracepoint" => {
                 let name = args.value("--tracepoint")?;
                 config = config.tracepoint(&String::from_utf8_lossy(&name));

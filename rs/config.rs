@@ -133,6 +133,14 @@ impl Config {
         }
     }
 
+    /// Follows the TCP and UDP connections of traced processes: a
+    /// [`EventKind::ConnOpen`] when one is connected, accepted or first used,
+    /// a [`EventKind::ConnClose`] with the bytes moved when its socket's last
+    /// close comes (the two kinds come together).
+    pub fn connections(self) -> Config {
+        self.event(EventKind::ConnOpen, true).event(EventKind::ConnClose, true)
+    }
+
     /// Captures what traced processes write to stdout and stderr (fds 1
     /// and 2): [`EventKind::Write`] events.
     pub fn stdio(self) -> Config {

@@ -276,3 +276,48 @@ fn oom_kills_in_both_dumpers() {
         assert_eq!((&e["comm"], &e["memcg_id"]), (&serde_json::json!("ptoomdump"), &serde_json::json!(cgroup.id())));
     }
 }
+
+#[test]
+fn connections_in_both_dumpers() {
+    let exe = common::fixture::build_c("netpair.c", "ptnetdump");
+    for dumper in dumpers() {
+        let name = dumper.display();
+        let mut printed = String::new();
+        let Dump { out, .. } = dump_while(&dumper, &["--net-raw", "--comm", "ptnetdump"], || {
+            printed = String::from_utf8(Command::new(&exe).output().unwrap().stdout).unwrap();
+        });
+        let v6 = printed.lines().find(|l| l.starts_with("tcp ipv6 ")).unwrap();
+        let client_port = v6.split(' ').nth(2).unwrap();
+        let line = line_of(&out, "conn_close", &format!("\"local\":\"[::1]:{client_port}\""));
+        assert_eq!(
+            top_level_keys(line),
+            [
+                "type",
+                "ts_ns",
+                "time",
+                "pid",
+                "tid",
+                "comm",
+                "fd",
+                "conn_id",
+                "role",
+                "protocol",
+                "family",
+                "local",
+                "remote",
+                "sent_bytes",
+                "received_bytes"
+            ],
+            "{name}"
+        );
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (&e["role"], &e["family"], &e["sent_bytes"]),
+            (&"client".into(), &"ipv6".into(), &5.into()),
+            "{name}"
+        );
+        // A connection with no peer prints null: none here; a UDP one has its peer.
+        let udp = line_of(&out, "conn_open", "\"protocol\":\"udp\"");
+        assert!(udp.contains("\"remote\":\"127.0.0.1:"), "{name}: {udp}");
+    }
+}

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::tools::{dumpers, example, os, spawn_piped, stats_of, wait_for};
+use common::tools::{dumpers, example, os, spawn_piped, spawn_unread, stats_of, wait_for};
 
 fn signal(child: &Child, sig: i32) {
     // The shell's own kill: /bin/kill (procps) is not on a bare Debian base.
@@ -39,7 +39,7 @@ fn wait_handler(child: &Child, sig: u32) {
 #[test]
 fn both_dumpers_stop_at_once_with_duration_zero() {
     for dumper in dumpers() {
-        let mut child = spawn_piped(&dumper, &os(&["--duration", "0"]));
+        let mut child = spawn_unread(&dumper, &os(&["--duration", "0"]));
         let status = wait_for(&mut child, Duration::from_secs(30));
         let (err, stats) = stats_of(&mut child);
         assert_eq!(
@@ -56,7 +56,7 @@ fn both_dumpers_stop_at_once_with_duration_zero() {
 fn both_dumpers_stop_cleanly_on_sigterm_even_while_starting() {
     for dumper in dumpers() {
         for early in [true, false] {
-            let mut child = spawn_piped(&dumper, &[]);
+            let mut child = spawn_unread(&dumper, &[]);
             wait_handler(&child, 15);
             if !early {
                 std::thread::sleep(Duration::from_millis(1500));

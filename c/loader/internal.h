@@ -69,6 +69,7 @@ extern const struct pt_family pt_filter;
 extern const struct pt_family pt_family_proc;
 extern const struct pt_family pt_family_files;
 extern const struct pt_family pt_family_oom;
+extern const struct pt_family pt_family_net;
 extern const struct pt_family pt_family_profile;
 extern const struct pt_family pt_family_synth;
 

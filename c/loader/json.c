@@ -359,3 +359,67 @@ void pt_json_result(struct pt_json *j, const char *key, __s64 ret)
 	pt_json_key(j, "errno");
 	pt_json_int(j, ret < -(__s64)INT_MAX ? INT_MAX : -ret);
 }
+
+/* a.b.c.d */
+static void pt_json_dotted(struct pt_json *j, const __u8 *a)
+{
+	for (int i = 0; i < 4; i++)
+		pt_json_fmt(j, i ? ".%llu" : "%llu", a[i]);
+}
+
+/* An IPv6 address as RFC 5952 and Rust's Ipv6Addr write it: lowercase hex
+ * groups, the longest run of two or more zero groups (the first of equal
+ * ones) as "::", IPv4-mapped ones as ::ffff:a.b.c.d. */
+static void pt_json_ipv6(struct pt_json *j, const __u8 *a)
+{
+	__u16 g[8];
+	int best = -1, best_len = 1;
+
+	for (int i = 0; i < 8; i++)
+		g[i] = (__u16)(a[2 * i] << 8 | a[2 * i + 1]);
+	if (!g[0] && !g[1] && !g[2] && !g[3] && !g[4] && g[5] == 0xffff) {
+		pt_json_raw(j, "::ffff:");
+		pt_json_dotted(j, a + 12);
+		return;
+	}
+	for (int i = 0; i < 8;) {
+		int n = 0;
+
+		while (i + n < 8 && !g[i + n])
+			n++;
+		if (n > best_len) {
+			best = i;
+			best_len = n;
+		}
+		i += n ? n : 1;
+	}
+	for (int i = 0; i < 8; i++) {
+		if (i == best) {
+			pt_json_raw(j, "::");
+			i += best_len - 1;
+			continue;
+		}
+		if (i && i != best + best_len)
+			pt_json_raw(j, ":");
+		pt_json_fmt(j, "%llx", g[i]);
+	}
+}
+
+void pt_json_sockaddr(struct pt_json *j, const char *key, const struct pt_sockaddr *a)
+{
+	pt_json_key(j, key);
+	switch (a->family) {
+	case 4:
+		pt_json_raw(j, "\"");
+		pt_json_dotted(j, a->addr);
+		pt_json_fmt(j, ":%llu\"", a->port);
+		break;
+	case 6:
+		pt_json_raw(j, "\"[");
+		pt_json_ipv6(j, a->addr);
+		pt_json_fmt(j, "]:%llu\"", a->port);
+		break;
+	default:
+		pt_json_raw(j, "null");
+	}
+}

@@ -37,6 +37,8 @@ void pt_json_ustack(struct pt_json *j, const char *key, const __u8 *s, __u32 n);
 void pt_json_errno(struct pt_json *j, const char *key, __s32 err);
 void pt_json_exit_status(struct pt_json *j, __u32 status);
 void pt_json_result(struct pt_json *j, const char *key, __s64 ret);
+/* "1.2.3.4:80", "[::1]:80" (as Rust's SocketAddr shows it), or null. */
+void pt_json_sockaddr(struct pt_json *j, const char *key, const struct pt_sockaddr *a);
 
 /* Generated: the printer of h's kind; -1 for an unknown kind. */
 int pt_json_record(struct pt_json *j, const struct pt_hdr *h, __s64 offset);

@@ -2,6 +2,8 @@
 //! fields and variable data (at the offsets the registry generates and the C
 //! header asserts), and the writer the generated encoders use.
 
+use std::net::{Ipv6Addr, SocketAddr};
+
 use super::Comm;
 
 /// Bytes of `struct pt_hdr`.
@@ -88,6 +90,18 @@ impl<'a> Fixed<'a> {
     #[inline(always)]
     pub(crate) fn comm(&self, off: usize) -> Comm {
         Comm::from_raw(self.bytes(off))
+    }
+
+    /// struct pt_sockaddr: 16 address bytes (network order; IPv4 in the
+    /// first 4), the port (host order), the family (4, 6, or 0: none).
+    pub(crate) fn sockaddr(&self, off: usize) -> Option<SocketAddr> {
+        let addr: [u8; 16] = self.bytes(off);
+        let port = self.u16(off + 16);
+        match self.u8(off + 18) {
+            4 => Some(SocketAddr::from(([addr[0], addr[1], addr[2], addr[3]], port))),
+            6 => Some(SocketAddr::from((Ipv6Addr::from(addr), port))),
+            _ => None,
+        }
     }
 }
 
@@ -180,6 +194,21 @@ impl<'a> RecordEncoder<'a> {
 
     pub(crate) fn comm(&mut self, off: usize, comm: &Comm) {
         self.put(off, comm.raw());
+    }
+
+    pub(crate) fn sockaddr(&mut self, off: usize, addr: Option<SocketAddr>) {
+        let (bytes, port, family) = match addr {
+            Some(SocketAddr::V4(a)) => {
+                let mut b = [0u8; 16];
+                b[..4].copy_from_slice(&a.ip().octets());
+                (b, a.port(), 4)
+            }
+            Some(SocketAddr::V6(a)) => (a.ip().octets(), a.port(), 6),
+            None => ([0; 16], 0, 0),
+        };
+        self.put(off, &bytes);
+        self.u16(off + 16, port);
+        self.u8(off + 18, family);
     }
 
     /// The next variable field; its length goes at `len_off`.

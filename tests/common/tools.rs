@@ -67,6 +67,13 @@ pub fn stats_of(child: &mut Child) -> (String, serde_json::Value) {
     (err, stats)
 }
 
+/// A dumper whose output nobody reads (its stderr piped, for the stats): an
+/// unread stdout pipe would fill with every process' events on a busy
+/// machine and block it.
+pub fn spawn_unread(path: &Path, args: &[&OsStr]) -> Child {
+    Command::new(path).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
 pub fn spawn_piped(path: &Path, args: &[&OsStr]) -> Child {
     Command::new(path).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }

@@ -21,6 +21,7 @@ fn c_type(ty: &FieldType) -> (&'static str, &'static str) {
         FieldType::Comm => ("char", "[PT_COMM_LEN]"),
         FieldType::Errno => ("__s32", ""),
         FieldType::Result => ("__s64", ""),
+        FieldType::SockAddr => ("struct pt_sockaddr", ""),
         FieldType::ExitStatus | FieldType::Kind | FieldType::Enum(_) => ("__u32", ""),
     }
 }

@@ -17,6 +17,7 @@ fn field(o: &mut String, f: &Field) {
         FieldType::ExitStatus => writeln!(o, "\tpt_json_exit_status(j, {field});"),
         FieldType::Errno => writeln!(o, "\tpt_json_errno(j, \"{key}\", {field});"),
         FieldType::Result => writeln!(o, "\tpt_json_result(j, \"{key}\", {field});"),
+        FieldType::SockAddr => writeln!(o, "\tpt_json_sockaddr(j, \"{key}\", &{field});"),
         FieldType::Kind => writeln!(o, "\tpt_json_str(j, \"{key}\", proctap_kind_name({field}));"),
         FieldType::Enum(values) => {
             let _ = writeln!(o, "\tswitch ({field}) {{");

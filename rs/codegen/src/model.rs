@@ -24,6 +24,9 @@ pub enum FieldType {
     Enum(Vec<Value>),
     /// i64: a syscall's return, a value (>= 0, the field) or -errno (errno).
     Result,
+    /// struct pt_sockaddr: an IPv4 or IPv6 address and port (JSON
+    /// `"ADDR:PORT"`, `"[ADDR]:PORT"`; null when absent).
+    SockAddr,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,7 @@ impl FieldType {
             "kind" => FieldType::Kind,
             "enum" => FieldType::Enum(Vec::new()),
             "result" => FieldType::Result,
+            "sockaddr" => FieldType::SockAddr,
             _ => return None,
         })
     }
@@ -58,6 +62,7 @@ impl FieldType {
             FieldType::Int { bits, .. } => (bits / 8, bits / 8),
             FieldType::Comm => (16, 1),
             FieldType::Result => (8, 8),
+            FieldType::SockAddr => (20, 4),
             FieldType::ExitStatus | FieldType::Errno | FieldType::Kind | FieldType::Enum(_) => (4, 4),
         }
     }

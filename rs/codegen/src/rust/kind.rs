@@ -69,6 +69,7 @@ fn item_fields(k: &Kind, args: bool, out: &mut Vec<(String, String, String)>) {
         match &f.ty {
             FieldType::Int { bits, signed } => out.push((f.doc.clone(), ident(&f.rust), int_type(*bits, *signed))),
             FieldType::Comm => out.push((f.doc.clone(), f.rust.clone(), "Comm".into())),
+            FieldType::SockAddr => out.push((f.doc.clone(), f.rust.clone(), "Option<std::net::SocketAddr>".into())),
             FieldType::ExitStatus => {
                 out.push((
                     "The exit status byte; 0 and meaningless when `signal` is set.".into(),
@@ -285,6 +286,7 @@ pub(super) fn decoder(o: &mut String, k: &Kind) {
             FieldType::Int { bits: 64, signed: false } if f.since.is_some() => writeln!(o, "            {n},"),
             FieldType::Int { bits, signed } => writeln!(o, "            {n}: r.{}({off}),", int_type(*bits, *signed)),
             FieldType::Comm => writeln!(o, "            {n}: r.comm({off}),"),
+            FieldType::SockAddr => writeln!(o, "            {n}: r.sockaddr({off}),"),
             FieldType::ExitStatus => {
                 let s = &f.name;
                 writeln!(o, "            exit_code: ({s} >> 8) as u8,\n            signal: Some(({s} & 0x7f) as u8).filter(|&sig| sig != 0),\n            core_dumped: {s} & 0x80 != 0,")
@@ -413,6 +415,7 @@ fn encoder(o: &mut String, k: &Kind) {
         let _ = match &f.ty {
             FieldType::Int { bits, signed } => writeln!(o, "        w.{}({off}, self.{n});", int_type(*bits, *signed)),
             FieldType::Comm => writeln!(o, "        w.comm({off}, &self.{n});"),
+            FieldType::SockAddr => writeln!(o, "        w.sockaddr({off}, self.{n});"),
             FieldType::ExitStatus => writeln!(
                 o,
                 "        w.u32({off}, u32::from(self.exit_code) << 8 | u32::from(self.signal.unwrap_or(0) & 0x7f) | if self.core_dumped {{ 0x80 }} else {{ 0 }});"

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * net.c - the net family (TCP and UDP connections): conn_open follows a
+ * connection from its start and conn_close reports its end with the bytes
+ * its data syscalls moved, so they come together.
+ */
+#include <errno.h>
+#include "internal.h"
+
+static int net_check(const struct proctap_config *c, struct proctap_error *err)
+{
+	bool open = c->events & PROCTAP_EVENT(PT_KIND_CONN_OPEN);
+	bool close = c->events & PROCTAP_EVENT(PT_KIND_CONN_CLOSE);
+
+	if (open != close)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "events", NULL,
+			       "conn_open and conn_close come together: enable both");
+	return PROCTAP_OK;
+}
+
+static const char *const net_maps[] = { "pt_conns", "pt_net_calls", NULL };
+
+const struct pt_family pt_family_net = {
+	.name = "net",
+	.kinds = PT_FAMILY_NET_KINDS,
+	.maps = net_maps,
+	.check = net_check,
+};
