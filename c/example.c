@@ -225,10 +225,11 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 			cfg->events |= PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_EXIT) |
 				       PROCTAP_EVENT(PT_KIND_OOM_KILL);
 			break;
-		case 'N': /* connections: opened and closed come together */
+		case 'N': /* connections (opened and closed come together), their bytes */
 			cfg->events |= PROCTAP_EVENT(PT_KIND_EXEC) | PROCTAP_EVENT(PT_KIND_EXIT) |
 				       PROCTAP_EVENT(PT_KIND_CONN_OPEN) |
-				       PROCTAP_EVENT(PT_KIND_CONN_CLOSE);
+				       PROCTAP_EVENT(PT_KIND_CONN_CLOSE) |
+				       PROCTAP_EVENT(PT_KIND_NET_DATA);
 			break;
 		case 'T':
 			if (add_tracepoint(cfg, optarg))

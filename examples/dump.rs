@@ -86,7 +86,7 @@ fn parse_args() -> Result<(Config, Option<Duration>), String> {
                 config = config.capture_fd(fd);
             }
             "--oom" => config = config.event(EventKind::OomKill, true),
-            "--net-raw" => config = config.connections(),
+            "--net-raw" => config = config.net_data(),
             "--tracepoint" => {
                 let name = args.value("--tracepoint")?;
                 config = config.tracepoint(&String::from_utf8_lossy(&name));

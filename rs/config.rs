@@ -141,6 +141,19 @@ impl Config {
         self.event(EventKind::ConnOpen, true).event(EventKind::ConnClose, true)
     }
 
+    /// [`Config::connections`], plus what they carry (raw mode): a
+    /// [`EventKind::NetData`] per data syscall, with its position in the
+    /// connection's stream and its bytes up to `net_data_max`.
+    pub fn net_data(self) -> Config {
+        self.connections().event(EventKind::NetData, true)
+    }
+
+    /// Bytes of each data syscall captured in raw mode (default 16 KiB, 0 to
+    /// 1 MiB); a cut is flagged `truncated`, and `len` stays whole.
+    pub fn net_data_max(self, bytes: u32) -> Config {
+        self.data_cap("net_data_max", bytes)
+    }
+
     /// Captures what traced processes write to stdout and stderr (fds 1
     /// and 2): [`EventKind::Write`] events.
     pub fn stdio(self) -> Config {

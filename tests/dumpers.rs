@@ -319,5 +319,27 @@ fn connections_in_both_dumpers() {
         // A connection with no peer prints null: none here; a UDP one has its peer.
         let udp = line_of(&out, "conn_open", "\"protocol\":\"udp\"");
         assert!(udp.contains("\"remote\":\"127.0.0.1:"), "{name}: {udp}");
+        // Raw mode: the bytes, at their position.
+        let data = line_of(&out, "net_data", "\"data\":\"world!\"");
+        assert_eq!(
+            top_level_keys(data),
+            [
+                "type",
+                "ts_ns",
+                "time",
+                "pid",
+                "tid",
+                "comm",
+                "fd",
+                "conn_id",
+                "direction",
+                "pos",
+                "len",
+                "data",
+                "truncated",
+                "data_lost"
+            ],
+            "{name}"
+        );
     }
 }

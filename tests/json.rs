@@ -14,7 +14,8 @@ use std::net::{Ipv6Addr, SocketAddr};
 use proctap::{
     Argv, Comm, ConnClose, ConnCloseFamily, ConnCloseProtocol, ConnCloseRole, ConnOpen, ConnOpenFamily,
     ConnOpenProtocol, ConnOpenRole, Errno, Event, EventKind, Events, Exec, ExecFailed, Exit, Fork, KernelStack, Lost,
-    OomKill, Open, StackSample, Synthetic, Trigger, TriggerReason, UserStack, WallTime, Write,
+    NetData, NetDataDirection, OomKill, Open, StackSample, Synthetic, Trigger, TriggerReason, UserStack, WallTime,
+    Write,
 };
 
 fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -307,6 +308,29 @@ fn conn() -> impl Strategy<Value = Event> {
     )
 }
 
+fn net_data() -> impl Strategy<Value = Event> {
+    (any::<(u64, u32, u32, i32, u64, u64)>(), comm(), bytes(300), any::<(u64, [bool; 3])>()).prop_map(
+        |((ts_ns, pid, tid, fd, conn_id, pos), comm, data, (len, f))| {
+            let direction = if f[2] { NetDataDirection::Send } else { NetDataDirection::Recv };
+            Event::NetData(NetData {
+                ts_ns,
+                time: WallTime::default(),
+                pid,
+                tid,
+                comm,
+                fd,
+                conn_id,
+                direction,
+                pos,
+                len,
+                data: if f[1] { Vec::new() } else { data },
+                truncated: f[0],
+                data_lost: f[1],
+            })
+        },
+    )
+}
+
 fn lost() -> impl Strategy<Value = Event> {
     let kernel_kinds: Vec<EventKind> = EventKind::ALL.into_iter().filter(|k| *k != EventKind::Lost).collect();
     (any::<u64>(), proptest::sample::select(kernel_kinds), any::<u64>())
@@ -340,6 +364,7 @@ fn event() -> impl Strategy<Value = Event> {
         write(),
         oom_kill(),
         conn(),
+        net_data(),
         sample(),
         trigger(),
         lost(),
@@ -367,6 +392,7 @@ fn as_decoded(mut event: Event, offset: i64) -> Event {
         Event::OomKill(k) => k.time = time,
         Event::ConnOpen(c) => c.time = time,
         Event::ConnClose(c) => c.time = time,
+        Event::NetData(d) => d.time = time,
         _ => unreachable!("a kind this test does not generate"),
     }
     event

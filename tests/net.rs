@@ -1,7 +1,8 @@
 //! TCP and UDP connections of traced processes, against the real kernel:
 //! opened by connect (client), accept (server) or first use, closed at the
 //! socket's last close with the exact bytes moved; IPv4, IPv6 and
-//! IPv4-mapped addresses; ids unique.
+//! IPv4-mapped addresses; ids unique; in raw mode the bytes of every data
+//! syscall at their stream position, cut at the cap with the cut flagged.
 
 mod common;
 
@@ -10,34 +11,46 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use proctap::{Config, ConnClose, ConnCloseProtocol, ConnCloseRole, ConnOpen, Event};
+use proctap::{Config, ConnClose, ConnCloseProtocol, ConnCloseRole, ConnOpen, Event, NetData, NetDataDirection};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// (label, client port, server port) of a TCP pair the fixture made.
 type TcpPair = (String, u16, u16);
 
-/// The fixture's pid, and what it printed: its TCP pairs, and (local port,
-/// peer port) of its UDP socket.
-fn run_fixture() -> (u32, Vec<TcpPair>, (u16, u16)) {
+/// What the fixture did (its stdout).
+struct Run {
+    pid: u32,
+    tcp: Vec<TcpPair>,
+    /// (local port, peer port) of the UDP socket.
+    udp: (u16, u16),
+    /// (client pid, client port, server port) of the big transfer.
+    big: (u32, u16, u16),
+}
+
+fn run_fixture() -> Run {
     // Built once: tests run in parallel, and a binary being rewritten cannot run.
     static EXE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     let exe = EXE.get_or_init(|| common::fixture::build_c("netpair.c", "ptnetpair"));
-    let child = Command::new(exe).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let file =
+        std::env::temp_dir().join(format!("proctap-sendfile-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let child = Command::new(exe).arg(&file).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&file);
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
-    let mut tcp = Vec::new();
-    let mut udp = (0, 0);
+    let mut run = Run { pid, tcp: Vec::new(), udp: (0, 0), big: (0, 0, 0) };
     for line in text.lines() {
         let f: Vec<&str> = line.split(' ').collect();
         match f[0] {
-            "tcp" => tcp.push((f[1].to_string(), f[2].parse().unwrap(), f[3].parse().unwrap())),
-            _ => udp = (f[1].parse().unwrap(), f[2].parse().unwrap()),
+            "tcp" => run.tcp.push((f[1].to_string(), f[2].parse().unwrap(), f[3].parse().unwrap())),
+            "udp" => run.udp = (f[1].parse().unwrap(), f[2].parse().unwrap()),
+            "big" => run.big = (f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap()),
+            _ => {} // mmsg, sendfile: their bytes say which they are
         }
     }
-    (pid, tcp, udp)
+    run
 }
 
 fn addr(text: &str) -> Option<SocketAddr> {
@@ -48,9 +61,11 @@ fn addr(text: &str) -> Option<SocketAddr> {
 fn connections_open_and_close_with_their_ends_and_exact_bytes() {
     let config = Config::new().exec(false).exit(false).connections().comm_prefix("ptnetpair");
     let Some(tracer) = common::start(&config) else { return };
-    let (pid, tcp, udp) = run_fixture();
-    // 3 TCP pairs (2 opens and 2 closes each) and 1 UDP socket (1 and 1).
-    let want = 3 * 4 + 2;
+    let Run { pid, tcp, udp, .. } = run_fixture();
+    // 3 TCP pairs (2 opens and 2 closes each), 1 UDP socket (1 and 1), the
+    // big transfer's server end (1 and 1; its client is a child), the mmsg
+    // UDP pair (2 and 2) and the sendfile TCP pair (2 and 2).
+    let want = 3 * 4 + 2 + 2 + 4 + 4;
     let ours = |e: &Event<&[u8]>| matches!(e, Event::ConnOpen(_) | Event::ConnClose(_)) && e.pid() == pid;
     let mut got = common::collect_until(&tracer, TIMEOUT, ours, |g| g.len() >= want);
     got.extend(common::collect_until(&tracer, Duration::from_millis(300), ours, |_| false));
@@ -58,10 +73,10 @@ fn connections_open_and_close_with_their_ends_and_exact_bytes() {
         got.iter().filter_map(|e| if let Event::ConnOpen(o) = e { Some(o) } else { None }).collect();
     let closes: Vec<&ConnClose> =
         got.iter().filter_map(|e| if let Event::ConnClose(c) = e { Some(c) } else { None }).collect();
-    assert_eq!((opens.len(), closes.len()), (7, 7), "{got:?}");
+    assert_eq!((opens.len(), closes.len()), (12, 12), "{got:?}");
     // Every id is new, and each close names an open's id.
     let ids: HashSet<u64> = opens.iter().map(|o| o.conn_id).collect();
-    assert_eq!(ids.len(), 7);
+    assert_eq!(ids.len(), 12);
     assert!(closes.iter().all(|c| ids.contains(&c.conn_id)));
     let loopback = |label: &str, port: u16| match label {
         "ipv6" => addr(&format!("[::1]:{port}")),
@@ -82,7 +97,7 @@ fn connections_open_and_close_with_their_ends_and_exact_bytes() {
         assert_eq!((sc.sent_bytes, sc.received_bytes, sc.role), (6, 5, ConnCloseRole::Server), "{label}");
         assert_eq!((cc.local, cc.remote, cc.fd), (c, s, client_open.fd));
     }
-    let udp_open = opens.iter().find(|o| o.protocol.name() == "udp").unwrap();
+    let udp_open = opens.iter().find(|o| o.local.map(|a| a.port()) == Some(udp.0)).unwrap();
     assert_eq!((udp_open.local, udp_open.remote), (loopback("ipv4", udp.0), loopback("ipv4", udp.1)));
     let udp_close = closes.iter().find(|c| c.conn_id == udp_open.conn_id).unwrap();
     assert_eq!((udp_close.protocol, udp_close.sent_bytes, udp_close.received_bytes), (ConnCloseProtocol::Udp, 3, 0));
@@ -102,7 +117,7 @@ fn the_tracers_own_connections_are_left_out() {
     drop(own);
     drop(listener);
     // A child's connection is seen; none of this process' own.
-    let (child, tcp, _) = run_fixture();
+    let Run { pid: child, tcp, .. } = run_fixture();
     let seen = common::collect_until(
         &tracer,
         TIMEOUT,
@@ -117,4 +132,98 @@ fn the_tracers_own_connections_are_left_out() {
 fn conn_open_and_conn_close_come_together() {
     let err = Config::new().event(proctap::EventKind::ConnOpen, true).validate().unwrap_err();
     assert!(err.to_string().contains("conn_open and conn_close come together"), "{err}");
+    let err = Config::new().event(proctap::EventKind::NetData, true).validate().unwrap_err();
+    assert!(err.to_string().contains("net_data needs conn_open and conn_close"), "{err}");
+    assert!(Config::new().net_data().net_data_max(1 << 20).validate().is_ok());
+}
+
+/// Byte i of the big transfer.
+fn big_byte(i: u64) -> u8 {
+    (i * 7 % 251) as u8
+}
+
+#[test]
+fn raw_mode_gives_every_data_syscalls_bytes_at_their_stream_position() {
+    let config = Config::new().exec(false).exit(false).net_data().comm_prefix("ptnetpair");
+    let Some(tracer) = common::start(&config) else { return };
+    let run = run_fixture();
+    let (client, ..) = run.big;
+    let ours = |e: &Event<&[u8]>| {
+        matches!(e, Event::NetData(_) | Event::ConnOpen(_)) && (e.pid() == run.pid || e.pid() == client)
+    };
+    let received = |g: &[Event]| {
+        g.iter()
+            .filter_map(|e| if let Event::NetData(d) = e { Some(d) } else { None })
+            .filter(|d| d.len > 6 && d.direction == NetDataDirection::Recv)
+            .map(|d| d.len)
+            .sum::<u64>()
+    };
+    let mut got = common::collect_until(&tracer, TIMEOUT, ours, |g| received(g) >= 200_000);
+    got.extend(common::collect_until(&tracer, Duration::from_millis(300), ours, |_| false));
+    let data: Vec<&NetData> =
+        got.iter().filter_map(|e| if let Event::NetData(d) = e { Some(d) } else { None }).collect();
+    // The small pairs: "hello" one way, "world!" the other, each at 0.
+    let small = |dir: NetDataDirection, text: &[u8]| {
+        data.iter().filter(|d| d.pid == run.pid && d.direction == dir && d.data == text && d.pos == 0).count()
+    };
+    assert_eq!(small(NetDataDirection::Send, b"hello"), 3, "{data:?}");
+    assert_eq!(small(NetDataDirection::Recv, b"hello"), 3);
+    assert_eq!(small(NetDataDirection::Send, b"world!"), 3);
+    assert_eq!(small(NetDataDirection::Recv, b"world!"), 3);
+    assert_eq!(small(NetDataDirection::Send, b"udp"), 1);
+    // sendmmsg and recvmmsg: each message its own event, in stream order.
+    let msgs = |dir: NetDataDirection| -> Vec<(u64, &[u8])> {
+        let mut m: Vec<(u64, &[u8])> = data
+            .iter()
+            .filter(|d| d.direction == dir && (d.data == b"ab" || d.data == b"cde"))
+            .map(|d| (d.pos, &d.data[..]))
+            .collect();
+        m.sort();
+        m
+    };
+    assert_eq!(msgs(NetDataDirection::Send), [(0, &b"ab"[..]), (2, b"cde")]);
+    assert_eq!(msgs(NetDataDirection::Recv), [(0, &b"ab"[..]), (2, b"cde")]);
+    // sendfile: no bytes to read, so a flagged gap of its length.
+    let sendfile = data.iter().find(|d| d.len == 1000 && d.direction == NetDataDirection::Send).unwrap();
+    assert_eq!((sendfile.pos, sendfile.data.len(), sendfile.truncated), (0, 0, true));
+    let read_back: Vec<&&NetData> = data
+        .iter()
+        .filter(|d| d.direction == NetDataDirection::Recv && !d.data.is_empty() && d.data.iter().all(|&b| b == b'f'))
+        .collect();
+    assert_eq!(read_back.iter().map(|d| d.data.len()).sum::<usize>(), 1000, "the file's bytes, read");
+    // The big transfer: one sendmsg of 200000 bytes, cut at 16 KiB.
+    let sent: Vec<&&NetData> = data.iter().filter(|d| d.pid == client).collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].direction, sent[0].pos, sent[0].len, sent[0].truncated),
+        (NetDataDirection::Send, 0, 200_000, true)
+    );
+    assert!(sent[0].data.iter().enumerate().all(|(i, &b)| b == big_byte(i as u64)) && sent[0].data.len() == 16384);
+    // The server's end: accepted on the big transfer's port.
+    let big_server = got
+        .iter()
+        .find_map(|e| match e {
+            Event::ConnOpen(o) if o.local.map(|a| a.port()) == Some(run.big.2) && o.role.name() == "server" => {
+                Some(o.conn_id)
+            }
+            _ => None,
+        })
+        .expect("the big transfer's accept");
+    // Received by readv and recvmsg in turn: contiguous, each with its own
+    // first bytes (up to the cap), cut ones flagged.
+    let mut recvs: Vec<&&NetData> = data
+        .iter()
+        .filter(|d| d.pid == run.pid && d.conn_id == big_server && d.direction == NetDataDirection::Recv)
+        .collect();
+    recvs.sort_by_key(|d| d.pos);
+    let mut pos = 0;
+    for d in &recvs {
+        assert_eq!(d.pos, pos, "no gap: {recvs:?}");
+        let kept = d.len.min(16384);
+        assert_eq!((d.data.len() as u64, d.truncated, d.data_lost), (kept, d.len > kept, false));
+        assert!(d.data.iter().enumerate().all(|(i, &b)| b == big_byte(pos + i as u64)), "bytes at {pos}");
+        pos += d.len;
+    }
+    assert_eq!(pos, 200_000);
+    assert!(recvs.len() >= 4, "at most 64 KiB per call: {}", recvs.len());
 }

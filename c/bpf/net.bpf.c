@@ -2,7 +2,8 @@
 /*
  * net.bpf.c - the TCP and UDP connections of traced processes: opened
  * (connect, accept, or first used after tracing began), the bytes their
- * data syscalls moved, closed (the socket file's last close).
+ * data syscalls moved, closed (the socket file's last close); in raw mode
+ * (net_data) the bytes themselves, with their position in the stream.
  *
  * A connection is keyed by its struct sock, with an id unique for the
  * host's uptime. The fd is confirmed to be an AF_INET or AF_INET6 socket
@@ -27,12 +28,25 @@
 #define PT_SOCK_STREAM 1
 #define PT_SOCK_DGRAM 2
 
+/* Set by the loader before load: net_data events are on. */
+const volatile bool pt_net_data_events = false;
+
+/* Buffers of a vector call read at most (the kernel's UIO_MAXIOV). */
+#define PT_IOV_MAX 1024
+
 /* What a syscall in flight will do with its fd. */
 enum { PT_NET_NONE, PT_NET_CONNECT, PT_NET_SEND, PT_NET_RECV };
+/* Where its bytes are: one buffer, an iovec array, a struct user_msghdr,
+ * none (sendfile: from a file). */
+enum { PT_BUF_ONE, PT_BUF_IOV, PT_BUF_MSG, PT_BUF_NONE };
 
 struct pt_net_call {
 	__s32 fd;
 	__u32 what;
+	__u64 buf;
+	__u64 count; /* bytes, or iovecs */
+	__u32 how;   /* PT_BUF_* */
+	__u32 pad;
 };
 
 struct {
@@ -170,8 +184,9 @@ static __always_inline void pt_conn_opened(__s32 fd, struct sock *sk, __u32 role
 	pt_conn_open_commit(&e);
 }
 
-/* The entry of a syscall on an fd a traced process makes. */
-static __always_inline int pt_net_enter(__s32 fd, __u32 what)
+/* The entry of a syscall on an fd a traced process makes, with where its
+ * bytes are (the exit reads them). */
+static __always_inline int pt_net_enter(__s32 fd, __u32 what, __u64 buf, __u64 count, __u32 how)
 {
 	struct task_struct *task = pt_traced_current();
 	struct pt_net_call *c;
@@ -182,6 +197,9 @@ static __always_inline int pt_net_enter(__s32 fd, __u32 what)
 	if (c) {
 		c->fd = fd;
 		c->what = what;
+		c->buf = buf;
+		c->count = count;
+		c->how = how;
 	}
 	return 0;
 }
@@ -202,7 +220,7 @@ static __always_inline bool pt_net_exit(struct pt_net_call *out)
 SEC("tracepoint/syscalls/sys_enter_connect")
 int pt_connect_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return pt_net_enter((__s32)ctx->args[0], PT_NET_CONNECT);
+	return pt_net_enter((__s32)ctx->args[0], PT_NET_CONNECT, 0, 0, PT_BUF_ONE);
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
@@ -280,38 +298,148 @@ int pt_sock_close(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
+/* An iovec array being appended (bpf_loop's context). */
+struct pt_net_iov_walk {
+	struct pt_emit *e;
+	const struct iovec *iov;
+	__u64 want; /* bytes moved not yet appended */
+};
+
+/* Appends buffer i; 1 (stop) at the cap or an unreadable buffer. */
+static long pt_net_iovec(__u32 i, void *ctx)
+{
+	struct pt_net_iov_walk *w = ctx;
+	struct iovec v;
+	__u64 n;
+
+	if (!w->want || bpf_probe_read_user(&v, sizeof(v), &w->iov[i]))
+		return 1;
+	n = v.iov_len < w->want ? v.iov_len : w->want;
+	if (pt_net_data_data_upiece(w->e, v.iov_base, n) < (long)n)
+		return 1;
+	w->want -= n;
+	return 0;
+}
+
+/* Reports len bytes moved at pos of the connection, from buf (how). */
+static __always_inline void pt_data_report(struct pt_net_call *call, __u64 conn_id, __u64 pos,
+					   __u64 len, __u32 how, __u64 buf, __u64 count)
+{
+	struct pt_emit e;
+	struct pt_net_iov_walk walk = { .e = &e, .want = len, .iov = (const struct iovec *)buf };
+	struct pt_net_data *r = pt_net_data_open(&e, bpf_get_current_pid_tgid());
+
+	if (!r)
+		return;
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	r->fd = call->fd;
+	r->conn_id = conn_id;
+	r->direction = call->what == PT_NET_SEND ? PT_NET_DATA_DIRECTION_SEND
+						 : PT_NET_DATA_DIRECTION_RECV;
+	r->pos = pos;
+	r->len = len;
+	if (how == PT_BUF_NONE) {
+		pt_net_data_set_truncated(&e); /* no bytes to read: a gap */
+	} else if (pt_net_data_reserve(&e,
+				       len > PT_NET_DATA_DATA_MAX ? PT_NET_DATA_DATA_MAX : len)) {
+		if (how == PT_BUF_MSG) {
+			struct user_msghdr m = {};
+
+			bpf_probe_read_user(&m, sizeof(m), (const void *)buf);
+			walk.iov = m.msg_iov;
+			count = m.msg_iovlen;
+		}
+		if (how == PT_BUF_ONE)
+			pt_net_data_data_umem(&e, (const void *)buf, len);
+		else
+			bpf_loop(count < PT_IOV_MAX ? count : PT_IOV_MAX, pt_net_iovec, &walk, 0);
+		if (r->data_len < len)
+			pt_net_data_set_truncated(&e);
+	}
+	pt_net_data_commit(&e);
+}
+
+/* The connection of a traced process' data syscall on fd, first seen now
+ * (role unknown) if it was not followed; NULL when fd is not one. */
+static __always_inline struct pt_conn *pt_data_conn(__s32 fd)
+{
+	struct pt_conn *conn;
+	struct file *file;
+	struct sock *sk;
+	__u64 key;
+
+	if (!(sk = pt_fd_sock(fd, &file)))
+		return NULL;
+	key = (__u64)sk;
+	conn = bpf_map_lookup_elem(&pt_conns, &key);
+	if (conn)
+		return conn;
+	pt_conn_opened(fd, sk, PT_CONN_OPEN_ROLE_UNKNOWN);
+	return bpf_map_lookup_elem(&pt_conns, &key);
+}
+
 /* A data syscall moved ret bytes: count them on its connection, which is
  * opened (role unknown) when this is its first sight. */
 static __always_inline int pt_data_exit(long ret)
 {
 	struct pt_net_call call;
 	struct pt_conn *conn;
-	struct file *file;
-	struct sock *sk;
-	__u64 key;
+	__u64 pos;
 
 	if (!pt_net_exit(&call) || ret <= 0 ||
-	    (call.what != PT_NET_SEND && call.what != PT_NET_RECV))
+	    (call.what != PT_NET_SEND && call.what != PT_NET_RECV) ||
+	    !(conn = pt_data_conn(call.fd)))
 		return 0;
-	if (!(sk = pt_fd_sock(call.fd, &file)))
+	/* The stream position: every byte counted, reported or not. */
+	pos = __sync_fetch_and_add(call.what == PT_NET_SEND ? &conn->sent : &conn->received, ret);
+	if (pt_net_data_events)
+		pt_data_report(&call, conn->id, pos, ret, call.how, call.buf, call.count);
+	return 0;
+}
+
+/* recvmmsg and sendmmsg: every message moved, in order (bpf_loop's context). */
+struct pt_mmsg_walk {
+	struct pt_net_call *call;
+	struct pt_conn *conn;
+	const struct mmsghdr *vec;
+};
+
+static long pt_mmsg_one(__u32 i, void *ctx)
+{
+	struct pt_mmsg_walk *w = ctx;
+	struct pt_conn *conn = w->conn;
+	struct mmsghdr m;
+	__u64 pos;
+
+	if (bpf_probe_read_user(&m, sizeof(m), &w->vec[i]))
+		return 1;
+	if (!m.msg_len)
 		return 0;
-	key = (__u64)sk;
-	conn = bpf_map_lookup_elem(&pt_conns, &key);
-	if (!conn) {
-		pt_conn_opened(call.fd, sk, PT_CONN_OPEN_ROLE_UNKNOWN);
-		conn = bpf_map_lookup_elem(&pt_conns, &key);
-		if (!conn)
-			return 0;
-	}
-	if (call.what == PT_NET_SEND)
-		__sync_fetch_and_add(&conn->sent, ret);
-	else
-		__sync_fetch_and_add(&conn->received, ret);
+	pos = __sync_fetch_and_add(w->call->what == PT_NET_SEND ? &conn->sent : &conn->received,
+				   m.msg_len);
+	if (pt_net_data_events)
+		pt_data_report(w->call, conn->id, pos, m.msg_len, PT_BUF_IOV,
+			       (__u64)m.msg_hdr.msg_iov, m.msg_hdr.msg_iovlen);
+	return 0;
+}
+
+/* Messages of one mmsg call read at most (the kernel's UIO_MAXIOV). */
+#define PT_MMSG_MAX 1024
+
+static __always_inline int pt_mmsg_exit(long ret)
+{
+	struct pt_net_call call;
+	struct pt_mmsg_walk w = { .call = &call };
+
+	if (!pt_net_exit(&call) || ret <= 0 || !(w.conn = pt_data_conn(call.fd)))
+		return 0;
+	w.vec = (const struct mmsghdr *)call.buf;
+	bpf_loop(ret < PT_MMSG_MAX ? ret : PT_MMSG_MAX, pt_mmsg_one, &w, 0);
 	return 0;
 }
 
 /* A data syscall's two programs (conn_close.toml lists them, exits first). */
-#define PT_DATA_SYSCALL(name, what)                                                                \
+#define PT_DATA_SYSCALL(name, what, how)                                                           \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
 	int pt_##name##_net_exit(struct trace_event_raw_sys_exit *ctx)                             \
 	{                                                                                          \
@@ -320,14 +448,44 @@ static __always_inline int pt_data_exit(long ret)
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                                \
 	int pt_##name##_net_enter(struct trace_event_raw_sys_enter *ctx)                           \
 	{                                                                                          \
-		return pt_net_enter((__s32)ctx->args[0], what);                                    \
+		return pt_net_enter((__s32)ctx->args[0], what, ctx->args[1], ctx->args[2], how);   \
 	}
 
-PT_DATA_SYSCALL(read, PT_NET_RECV)
-PT_DATA_SYSCALL(readv, PT_NET_RECV)
-PT_DATA_SYSCALL(recvfrom, PT_NET_RECV)
-PT_DATA_SYSCALL(recvmsg, PT_NET_RECV)
-PT_DATA_SYSCALL(write, PT_NET_SEND)
-PT_DATA_SYSCALL(writev, PT_NET_SEND)
-PT_DATA_SYSCALL(sendto, PT_NET_SEND)
-PT_DATA_SYSCALL(sendmsg, PT_NET_SEND)
+PT_DATA_SYSCALL(read, PT_NET_RECV, PT_BUF_ONE)
+PT_DATA_SYSCALL(readv, PT_NET_RECV, PT_BUF_IOV)
+PT_DATA_SYSCALL(recvfrom, PT_NET_RECV, PT_BUF_ONE)
+PT_DATA_SYSCALL(recvmsg, PT_NET_RECV, PT_BUF_MSG)
+PT_DATA_SYSCALL(write, PT_NET_SEND, PT_BUF_ONE)
+PT_DATA_SYSCALL(writev, PT_NET_SEND, PT_BUF_IOV)
+PT_DATA_SYSCALL(sendto, PT_NET_SEND, PT_BUF_ONE)
+PT_DATA_SYSCALL(sendmsg, PT_NET_SEND, PT_BUF_MSG)
+
+/* recvmmsg and sendmmsg return how many messages moved. */
+#define PT_MMSG_SYSCALL(name, what)                                                                \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
+	int pt_##name##_net_exit(struct trace_event_raw_sys_exit *ctx)                             \
+	{                                                                                          \
+		return pt_mmsg_exit(ctx->ret);                                                     \
+	}                                                                                          \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                                \
+	int pt_##name##_net_enter(struct trace_event_raw_sys_enter *ctx)                           \
+	{                                                                                          \
+		return pt_net_enter((__s32)ctx->args[0], what, ctx->args[1], ctx->args[2],         \
+				    PT_BUF_IOV);                                                   \
+	}
+
+PT_MMSG_SYSCALL(recvmmsg, PT_NET_RECV)
+PT_MMSG_SYSCALL(sendmmsg, PT_NET_SEND)
+
+/* sendfile(out_fd, in_fd, offset, count): bytes from a file, none to read. */
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int pt_sendfile64_net_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return pt_data_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int pt_sendfile64_net_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return pt_net_enter((__s32)ctx->args[0], PT_NET_SEND, 0, 0, PT_BUF_NONE);
+}

@@ -2,19 +2,33 @@
 /*
  * net.c - the net family (TCP and UDP connections): conn_open follows a
  * connection from its start and conn_close reports its end with the bytes
- * its data syscalls moved, so they come together.
+ * its data syscalls moved, so they come together; net_data (raw mode)
+ * reports those bytes, from the same programs.
  */
 #include <errno.h>
 #include "internal.h"
+#include "proctap.skel.h"
 
 static int net_check(const struct proctap_config *c, struct proctap_error *err)
 {
 	bool open = c->events & PROCTAP_EVENT(PT_KIND_CONN_OPEN);
 	bool close = c->events & PROCTAP_EVENT(PT_KIND_CONN_CLOSE);
 
+	bool data = c->events & PROCTAP_EVENT(PT_KIND_NET_DATA);
+
 	if (open != close)
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "events", NULL,
 			       "conn_open and conn_close come together: enable both");
+	if (data && !open)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "events", NULL,
+			       "net_data needs conn_open and conn_close (its connections)");
+	return PROCTAP_OK;
+}
+
+static int net_configure(struct proctap *pt, struct proctap_error *err)
+{
+	(void)err;
+	pt->skel->rodata->pt_net_data_events = pt->cfg.events & PROCTAP_EVENT(PT_KIND_NET_DATA);
 	return PROCTAP_OK;
 }
 
@@ -25,4 +39,5 @@ const struct pt_family pt_family_net = {
 	.kinds = PT_FAMILY_NET_KINDS,
 	.maps = net_maps,
 	.check = net_check,
+	.configure = net_configure,
 };

@@ -18,7 +18,7 @@ pub const KIND_MAX: u16 = 64;
 /// Per-kind limits of the loader's table (c/loader/kinds.h).
 pub const DATA_FIELDS_MAX: usize = 4;
 pub const CHECKS_MAX: usize = 4;
-pub const PROGRAMS_MAX: usize = 24;
+pub const PROGRAMS_MAX: usize = 32;
 pub const FLAGS_MAX: usize = 15;
 /// Counters one kind may declare (counted flags included).
 pub const KIND_COUNTERS_MAX: usize = 8;
