@@ -148,8 +148,9 @@ case "${1:-}" in
   test)
     shift
     # golang-go: `go tool pprof` reads the profiler's pprof output in a test;
-    # clang-format-19 checks the C formatting.
-    setup golang-go clang-format-19
+    # clang-format-19 checks the C formatting; python3 serves and fetches
+    # HTTP in the L7 test.
+    setup golang-go clang-format-19 python3
     build
     lint
     if [ "$(id -u)" != 0 ]; then

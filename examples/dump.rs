@@ -5,7 +5,7 @@
 //!     cargo run --release --example dump -- [--duration SECONDS] [--pid PID]...
 //!         [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]
 //!         [--stdio] [--capture-fd FD]... [--write-max BYTES] [--oom] [--tracepoint CATEGORY:NAME]...
-//!         [--net-raw]
+//!         [--net-raw] [--net]
 //!
 //! It stops on SIGINT, SIGTERM or after --duration (0: load, attach and stop
 //! at once), and always prints the stats. Exit status: 0; 1 when tracing or
@@ -17,7 +17,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use proctap::{Config, Error, EventKind, Stats, Tracer};
+use proctap::{Config, Error, Event, EventKind, Stats, Tracer};
 
 /// The final stats line: the C example's keys, then every counter.
 #[derive(serde::Serialize)]
@@ -63,11 +63,21 @@ impl StatsLine {
 const USAGE: &str =
     "usage: dump [--duration SECONDS] [--pid PID]... [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork] \
                      [--failed-execs] [--files] [--stdio] [--capture-fd FD]... [--write-max BYTES] \
-                     [--oom] [--tracepoint CATEGORY:NAME]... [--net-raw]";
+                     [--oom] [--tracepoint CATEGORY:NAME]... [--net-raw] [--net]";
 
-fn parse_args() -> Result<(Config, Option<Duration>), String> {
+/// What to print besides the events.
+#[derive(Default)]
+struct Output {
+    /// L7 records (--net) instead of the connection events they come from
+    /// (unless --net-raw asks for those too).
+    l7: bool,
+    raw_net: bool,
+}
+
+fn parse_args() -> Result<(Config, Option<Duration>, Output), String> {
     let mut config = Config::new();
     let mut duration = None;
+    let mut output = Output::default();
     let mut args = tool::Args::new(USAGE);
     while let Some(arg) = args.next_option() {
         match arg?.as_str() {
@@ -86,7 +96,14 @@ fn parse_args() -> Result<(Config, Option<Duration>), String> {
                 config = config.capture_fd(fd);
             }
             "--oom" => config = config.event(EventKind::OomKill, true),
-            "--net-raw" => config = config.net_data(),
+            "--net-raw" => {
+                config = config.net_data();
+                output.raw_net = true;
+            }
+            "--net" => {
+                config = config.net_data();
+                output.l7 = true;
+            }
             "--tracepoint" => {
                 let name = args.value("--tracepoint")?;
                 config = config.tracepoint(&String::from_utf8_lossy(&name));
@@ -99,18 +116,31 @@ fn parse_args() -> Result<(Config, Option<Duration>), String> {
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
     }
-    Ok((config, duration))
+    Ok((config, duration, output))
 }
 
-/// Prints every event; false when stdout failed (full, or closed).
-fn print_events(tracer: &Tracer) -> bool {
+/// Prints every event (and L7 records); false when stdout failed (full, or closed).
+fn print_events(tracer: &Tracer, output: &Output) -> bool {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut l7 = proctap::l7::Tracker::new();
+    let mut records = Vec::new();
     // The channel closes once the tracer stopped and its last batch is read.
     for batch in tracer.events().clone() {
         let written = batch
             .iter()
             .try_for_each(|event| {
+                let net = matches!(event, Event::ConnOpen(_) | Event::NetData(_) | Event::ConnClose(_));
+                if net && output.l7 {
+                    l7.feed(&event, &mut records);
+                    for r in records.drain(..) {
+                        serde_json::to_writer(&mut out, &r).map_err(std::io::Error::from)?;
+                        out.write_all(b"\n")?;
+                    }
+                }
+                if net && !output.raw_net {
+                    return Ok(());
+                }
                 serde_json::to_writer(&mut out, &event).map_err(std::io::Error::from)?;
                 out.write_all(b"\n")
             })
@@ -127,7 +157,7 @@ fn print_events(tracer: &Tracer) -> bool {
 fn main() -> ExitCode {
     // Before anything that takes time: a signal while starting stops cleanly.
     let stopper = tool::Stopper::install("dump");
-    let (config, duration) = match parse_args() {
+    let (config, duration, output) = match parse_args() {
         Ok(parsed) => parsed,
         Err(msg) => {
             eprintln!("dump: {msg}");
@@ -149,7 +179,7 @@ fn main() -> ExitCode {
     if let Some(duration) = duration {
         stopper.after(duration);
     }
-    let mut ok = print_events(&tracer);
+    let mut ok = print_events(&tracer, &output);
     match tracer.stop() {
         Ok(stats) => eprintln!("{}", serde_json::to_string(&StatsLine::new(stats)).unwrap_or_default()),
         Err(err) => {

@@ -35,6 +35,10 @@ mod tracer;
 /// CPU profiles from stack samples: symbolization, folded stacks, flamegraphs, pprof.
 pub mod profile;
 
+/// L7 requests and responses paired from the bytes of followed connections.
+#[path = "l7/mod.rs"]
+pub mod l7;
+
 pub use binding::monotonic_ns;
 pub use config::{Config, ExitProbe, Profiler, SyntheticSource, SyntheticTransport};
 pub use error::Error;

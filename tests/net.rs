@@ -227,3 +227,51 @@ fn raw_mode_gives_every_data_syscalls_bytes_at_their_stream_position() {
     assert_eq!(pos, 200_000);
     assert!(recvs.len() >= 4, "at most 64 KiB per call: {}", recvs.len());
 }
+
+/// A real HTTP/1.1 server (Python's http.server) and its client, in one
+/// process: three requests pipelined in one write, then a 200 KB response.
+/// Both ends are traced, so each exchange gives two records.
+#[test]
+fn l7_records_of_a_real_http_server_from_both_ends() {
+    let config = Config::new().exec(false).exit(false).net_data().comm_prefix("python");
+    let Some(tracer) = common::start(&config) else { return };
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/l7http.py");
+    let child = Command::new("python3").arg(&script).stdout(std::process::Stdio::piped()).spawn().expect("python3");
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("done"), "{out:?}");
+    let mut l7 = proctap::l7::Tracker::new();
+    let mut records = Vec::new();
+    let net =
+        |e: &Event<&[u8]>| matches!(e, Event::ConnOpen(_) | Event::NetData(_) | Event::ConnClose(_)) && e.pid() == pid;
+    let events = common::collect_until(&tracer, TIMEOUT, net, |g| {
+        g.iter().filter(|e| matches!(e, Event::ConnClose(_))).count() >= 2
+    });
+    for e in &events {
+        l7.feed(e, &mut records);
+    }
+    let got: Vec<(&str, String, u16, u64, u64, bool)> = records
+        .iter()
+        .map(|r| match (&r.request, &r.response) {
+            (Some(proctap::l7::Request::Http1(q)), Some(proctap::l7::Response::Http1(p))) => {
+                (r.role, q.path.clone(), p.status, r.request_bytes, r.response_bytes, r.truncated)
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    for role in ["client", "server"] {
+        let mine: Vec<_> = got.iter().filter(|g| g.0 == role).map(|g| (g.1.as_str(), g.2, g.3, g.4, g.5)).collect();
+        assert_eq!(
+            mine,
+            [
+                ("/a?x=1", 200, 32, 92, false),
+                ("/b", 201, 53, 99, false),
+                ("/c", 200, 28, 92, false),
+                // 200000 bytes of body, cut at the 16 KiB capture cap.
+                ("/big", 200, 30, 200_092, true),
+            ],
+            "{role}: {records:?}"
+        );
+    }
+    assert!(records.iter().all(|r| r.pid == pid && r.latency_ns == r.end_ns - r.start_ns));
+}

@@ -1,0 +1,155 @@
+//! Redis' RESP2 and RESP3: commands (arrays of bulk strings, or inline
+//! lines) and replies, parsed by hand: the grammar is a dozen lines, and
+//! the parser must take bytes a capture cap may have cut.
+
+use super::{Framed, Parse};
+
+/// Nesting and element limits: deeper or longer values are not parsed.
+const DEPTH_MAX: usize = 8;
+const ELEMENTS_MAX: i64 = 1 << 20;
+/// Command arguments kept per request (the rest are counted, not kept).
+const ARGS_KEPT: usize = 16;
+/// Bytes kept of each argument or value.
+const TEXT_KEPT: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Request {
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Response {
+    /// "string", "error", "integer", "bulk", "array", "null", "map", "set",
+    /// "bool", "double", "bignum", "verbatim", "push", "attribute".
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Short form: the text of strings, errors and numbers, the element
+    /// count of aggregates, null for null.
+    pub value: serde_json::Value,
+}
+
+/// Does this look like the start of a RESP command (an array of bulk strings)?
+pub(crate) fn looks_like_request(b: &[u8]) -> bool {
+    b.first() == Some(&b'*')
+        && b.iter().skip(1).take(20).all(|c| c.is_ascii_digit() || *c == b'\r' || *c == b'\n' || *c == b'$')
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(TEXT_KEPT)]).into_owned()
+}
+
+/// The line at the start of `b` (without CRLF) and the bytes it takes.
+fn line(b: &[u8]) -> Option<(&[u8], usize)> {
+    let i = memchr::memmem::find(b, b"\r\n")?;
+    Some((&b[..i], i + 2))
+}
+
+fn number(b: &[u8]) -> Result<i64, ()> {
+    std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or(())
+}
+
+/// One value: its short form and the bytes it takes; Ok(None): more needed.
+fn value(b: &[u8], depth: usize) -> Result<Option<(Response, usize)>, ()> {
+    if depth > DEPTH_MAX {
+        return Err(());
+    }
+    let Some((head, used)) = line(b) else { return Ok(None) };
+    let (&t, rest) = head.split_first().ok_or(())?;
+    let simple = |kind: &'static str, v: serde_json::Value| Ok(Some((Response { kind, value: v }, used)));
+    match t {
+        b'+' => simple("string", text(rest).into()),
+        b'-' => simple("error", text(rest).into()),
+        b':' => simple("integer", number(rest)?.into()),
+        b'_' => simple("null", serde_json::Value::Null),
+        b'#' => simple("bool", (rest == b"t").into()),
+        b',' => simple("double", text(rest).into()),
+        b'(' => simple("bignum", text(rest).into()),
+        b'$' | b'!' | b'=' => {
+            let n = number(rest)?;
+            let kind = match t {
+                b'$' => "bulk",
+                b'!' => "error",
+                _ => "verbatim",
+            };
+            if n < 0 {
+                return simple("null", serde_json::Value::Null);
+            }
+            let end = used.checked_add(usize::try_from(n).map_err(|_| ())?).ok_or(())?;
+            if b.len() < end + 2 {
+                return Ok(None);
+            }
+            if &b[end..end + 2] != b"\r\n" {
+                return Err(());
+            }
+            Ok(Some((Response { kind, value: text(&b[used..end]).into() }, end + 2)))
+        }
+        b'*' | b'%' | b'~' | b'>' | b'|' => {
+            let n = number(rest)?;
+            if n < 0 {
+                return simple("null", serde_json::Value::Null);
+            }
+            if n > ELEMENTS_MAX {
+                return Err(());
+            }
+            let kind = match t {
+                b'*' => "array",
+                b'%' => "map",
+                b'~' => "set",
+                b'>' => "push",
+                _ => "attribute",
+            };
+            let items = if t == b'%' || t == b'|' { n * 2 } else { n };
+            let mut at = used;
+            for _ in 0..items {
+                match value(&b[at..], depth + 1)? {
+                    Some((_, n)) => at += n,
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some((Response { kind, value: n.into() }, at)))
+        }
+        _ => Err(()),
+    }
+}
+
+pub(crate) fn parse_request(b: &[u8]) -> Parse<Request> {
+    if b.first() != Some(&b'*') {
+        // An inline command: one line of words.
+        let Some((head, used)) = line(b) else { return Parse::NeedMore };
+        if head.is_empty() || !head.iter().all(|c| c.is_ascii_graphic() || *c == b' ') {
+            return Parse::Invalid;
+        }
+        let command = head.split(|c| *c == b' ').filter(|w| !w.is_empty()).take(ARGS_KEPT).map(text).collect();
+        return Parse::Message(Framed { msg: Request { command }, len: used, more: 0, size: used as u64 });
+    }
+    let Some((head, mut at)) = line(b) else { return Parse::NeedMore };
+    let Ok(n) = number(&head[1..]) else { return Parse::Invalid };
+    if !(1..=ELEMENTS_MAX).contains(&n) {
+        return Parse::Invalid;
+    }
+    let mut command = Vec::new();
+    for _ in 0..n {
+        if b.get(at) != Some(&b'$') && at < b.len() {
+            return Parse::Invalid;
+        }
+        match value(&b[at..], 1) {
+            Ok(Some((arg, used))) => {
+                if command.len() < ARGS_KEPT {
+                    command.push(arg.value.as_str().unwrap_or_default().to_string());
+                }
+                at += used;
+            }
+            Ok(None) => return Parse::NeedMore,
+            Err(()) => return Parse::Invalid,
+        }
+    }
+    Parse::Message(Framed { msg: Request { command }, len: at, more: 0, size: at as u64 })
+}
+
+pub(crate) fn parse_response(b: &[u8]) -> Parse<Response> {
+    match value(b, 0) {
+        Ok(Some((msg, used))) => Parse::Message(Framed { msg, len: used, more: 0, size: used as u64 }),
+        Ok(None) => Parse::NeedMore,
+        Err(()) => Parse::Invalid,
+    }
+}
