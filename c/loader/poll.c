@@ -146,11 +146,13 @@ static void pt_ring_balance(struct proctap *pt, __u64 *emitted, __u64 *consumed)
  * Stopping: detach first so nothing new is emitted, then drain until every
  * emitted record was taken off the ring (delivered, or counted if no buffer
  * is left). Programs already running when the links went away finish within
- * microseconds; the wait is bounded at about 100 ms.
+ * microseconds, but one may still commit after a drain that found the ring
+ * balanced: the balance must also hold a millisecond later, with nothing
+ * emitted meanwhile. The wait is bounded at about 100 ms.
  */
 static int pt_finish(struct proctap *pt)
 {
-	__u64 emitted, consumed;
+	__u64 emitted, consumed, before = ~0ull;
 	int err = 0;
 
 	pt_programs_detach(pt);
@@ -159,8 +161,9 @@ static int pt_finish(struct proctap *pt)
 		err = pt_drain(pt);
 		err = err < 0 ? err : 0;
 		pt_ring_balance(pt, &emitted, &consumed);
-		if (consumed >= emitted)
+		if (consumed >= emitted && emitted == before)
 			break;
+		before = emitted;
 	}
 	return err;
 }
