@@ -149,8 +149,9 @@ case "${1:-}" in
     shift
     # golang-go: `go tool pprof` reads the profiler's pprof output in a test;
     # clang-format-19 checks the C formatting; python3 serves and fetches
-    # HTTP in the L7 test.
-    setup golang-go clang-format-19 python3
+    # HTTP, and redis-server answers, in the L7 tests (they start and stop
+    # their own servers on loopback).
+    setup golang-go clang-format-19 python3 redis-server
     build
     lint
     if [ "$(id -u)" != 0 ]; then

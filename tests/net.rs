@@ -275,3 +275,60 @@ fn l7_records_of_a_real_http_server_from_both_ends() {
     }
     assert!(records.iter().all(|r| r.pid == pid && r.latency_ns == r.end_ns - r.start_ns));
 }
+
+/// A real redis-server, started on loopback by the test, and a client that
+/// pipelines four commands in one write: both views, in order.
+#[test]
+fn l7_records_of_a_real_redis_server_pair_pipelined_commands() {
+    let client_config = Config::new().exec(false).exit(false).net_data().comm_prefix("python");
+    let server_config = Config::new().exec(false).exit(false).net_data().comm_prefix("redis-server");
+    let Some(client_tracer) = common::start(&client_config) else { return };
+    let Some(server_tracer) = common::start(&server_config) else { return };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server (./dev.sh test installs it)");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "redis-server did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/l7redis.py");
+    let client = Command::new("python3").arg(&script).arg(port.to_string()).output().unwrap();
+    assert!(client.status.success() && String::from_utf8_lossy(&client.stdout).contains("done"), "{client:?}");
+    let records_of = |tracer: &proctap::Tracer, role: &str| {
+        let mut l7 = proctap::l7::Tracker::new();
+        let mut records = Vec::new();
+        let net = |e: &Event<&[u8]>| matches!(e, Event::ConnOpen(_) | Event::NetData(_) | Event::ConnClose(_));
+        let done = |g: &[Event]| {
+            g.iter().filter(|e| matches!(e, Event::NetData(_))).count() >= 4
+                && g.iter().any(|e| matches!(e, Event::ConnClose(_)))
+        };
+        for e in common::collect_until(tracer, TIMEOUT, net, done) {
+            l7.feed(&e, &mut records);
+        }
+        records
+            .into_iter()
+            .filter(|r| r.role == role)
+            .map(|r| match (r.request, r.response) {
+                (Some(proctap::l7::Request::Redis(q)), Some(proctap::l7::Response::Redis(p))) => {
+                    (q.command.join(" "), p.kind, p.value.to_string())
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    let want = [
+        ("SET k v".to_string(), "string", "\"OK\"".to_string()),
+        ("GET k".into(), "bulk", "\"v\"".into()),
+        ("INCR n".into(), "integer", "1".into()),
+        ("PING".into(), "string", "\"PONG\"".into()),
+        ("GET missing".into(), "null", "null".into()),
+    ];
+    assert_eq!(records_of(&client_tracer, "client"), want, "the client's view");
+    assert_eq!(records_of(&server_tracer, "server"), want, "the server's view");
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -116,11 +116,19 @@ pub struct Limits {
     pub pending_per_connection: usize,
     /// Bytes looked at before a connection that matches no protocol is given up.
     pub inference_bytes: u64,
+    /// A request waiting longer than this (by the events' clock) is
+    /// reported without a response.
+    pub response_timeout_ns: u64,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { connections: 65536, pending_per_connection: 1024, inference_bytes: 4096 }
+        Limits {
+            connections: 65536,
+            pending_per_connection: 1024,
+            inference_bytes: 4096,
+            response_timeout_ns: 30_000_000_000,
+        }
     }
 }
 
@@ -160,6 +168,9 @@ struct Conn {
     /// body is still coming; it counts once its last byte has passed.
     in_flight: [Option<InFlight>; 2],
     waiting: VecDeque<Waiting>,
+    /// Responses still owed to requests reported unanswered (timed out):
+    /// they must not pair with the requests after them.
+    orphans: u64,
     opened: u64,
 }
 
@@ -176,6 +187,8 @@ pub struct Tracker {
     limits: Limits,
     conns: HashMap<u64, Conn>,
     evicted: Evictions,
+    /// When expire looks at the waiting requests next.
+    next_expiry: u64,
 }
 
 impl Default for Tracker {
@@ -190,7 +203,7 @@ impl Tracker {
     }
 
     pub fn with_limits(limits: Limits) -> Tracker {
-        Tracker { limits, conns: HashMap::new(), evicted: Evictions::default() }
+        Tracker { limits, conns: HashMap::new(), evicted: Evictions::default(), next_expiry: 0 }
     }
 
     /// What was dropped to stay within the limits.
@@ -205,6 +218,7 @@ impl Tracker {
 
     /// Takes one event; records it completes go to `out`.
     pub fn feed<B: AsRef<[u8]>>(&mut self, event: &Event<B>, out: &mut Vec<Record>) {
+        self.expire(event.ts_ns(), out);
         match event {
             Event::ConnOpen(o) => self.opened(o),
             Event::NetData(d) => self.data(d, out),
@@ -214,6 +228,25 @@ impl Tracker {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Reports, without a response, the requests that waited longer than
+    /// the timeout by `now_ns` (the events' CLOCK_MONOTONIC): at most once
+    /// per tenth of the timeout, so it costs nothing per event.
+    pub fn expire(&mut self, now_ns: u64, out: &mut Vec<Record>) {
+        let timeout = self.limits.response_timeout_ns;
+        if now_ns < self.next_expiry {
+            return;
+        }
+        self.next_expiry = now_ns.saturating_add(timeout / 10);
+        for (&id, conn) in &mut self.conns {
+            while conn.waiting.front().is_some_and(|w| now_ns.saturating_sub(w.start_ns) > timeout) {
+                if let Some(w) = conn.waiting.pop_front() {
+                    conn.orphans += 1;
+                    out.push(record(id, conn, w, None));
+                }
+            }
         }
     }
 
@@ -294,6 +327,7 @@ fn new_conn(pid: u32, tid: u32, comm: String, ts_ns: u64) -> Conn {
         recv: Direction::default(),
         in_flight: [None, None],
         waiting: VecDeque::new(),
+        orphans: 0,
         opened: ts_ns,
     }
 }
@@ -424,6 +458,10 @@ fn done(
                     return;
                 }
             }
+            if conn.orphans > 0 {
+                conn.orphans -= 1; // the late answer of a request reported already
+                return;
+            }
             if let Some(w) = conn.waiting.pop_front() {
                 out.push(record(id, conn, w, Some((response, end_ns, size, truncated))));
             }
@@ -491,6 +529,7 @@ fn drain(id: u64, conn: &mut Conn, _ts_ns: u64, out: &mut Vec<Record>) {
     while let Some(w) = conn.waiting.pop_front() {
         out.push(record(id, conn, w, None));
     }
+    conn.orphans = 0; // after a gap, nothing is owed that can be told apart
 }
 
 fn flush(id: u64, mut conn: Conn, ts_ns: u64, out: &mut Vec<Record>) {

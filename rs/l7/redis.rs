@@ -28,10 +28,26 @@ pub struct Response {
     pub value: serde_json::Value,
 }
 
-/// Does this look like the start of a RESP command (an array of bulk strings)?
+/// Does this look like the start of a RESP command, `*N\r\n$M\r\n` (an
+/// array of bulk strings), as far as the bytes go?
 pub(crate) fn looks_like_request(b: &[u8]) -> bool {
-    b.first() == Some(&b'*')
-        && b.iter().skip(1).take(20).all(|c| c.is_ascii_digit() || *c == b'\r' || *c == b'\n' || *c == b'$')
+    // The pattern, with D for one or more digits.
+    const PATTERN: &[u8] = b"*D\r\n$D\r";
+    let (mut at, mut digits) = (0, 0);
+    for &c in b.iter().take(24) {
+        let Some(&want) = PATTERN.get(at) else { return true };
+        if want == b'D' && c.is_ascii_digit() && digits < 10 {
+            digits += 1;
+        } else if want == b'D' && digits > 0 && PATTERN.get(at + 1) == Some(&c) {
+            at += 2;
+            digits = 0;
+        } else if want != b'D' && c == want {
+            at += 1;
+        } else {
+            return false;
+        }
+    }
+    !b.is_empty()
 }
 
 fn text(b: &[u8]) -> String {

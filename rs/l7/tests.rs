@@ -247,7 +247,8 @@ fn pipelined_redis_commands_pair_in_order() {
 
 #[test]
 fn memory_stays_bounded_and_evictions_are_counted() {
-    let mut t = Tracker::with_limits(Limits { connections: 4, pending_per_connection: 2, inference_bytes: 64 });
+    let limits = Limits { connections: 4, pending_per_connection: 2, inference_bytes: 64, ..Limits::default() };
+    let mut t = Tracker::with_limits(limits);
     let mut out = Vec::new();
     for id in 0..10u64 {
         let mut e = data(
@@ -264,4 +265,37 @@ fn memory_stays_bounded_and_evictions_are_counted() {
     }
     assert_eq!(t.connections(), 4);
     assert_eq!(t.evictions(), Evictions { connections: 6, requests: 10 });
+}
+
+#[test]
+fn a_request_unanswered_past_the_timeout_is_reported_alone() {
+    let limits = Limits { response_timeout_ns: 1000, ..Limits::default() };
+    let mut t = Tracker::with_limits(limits);
+    let mut out = Vec::new();
+    t.feed(&open(ConnOpenRole::Client), &mut out);
+    t.feed(&data(10, NetDataDirection::Send, 0, b"GET /slow HTTP/1.1\r\n\r\n", 22), &mut out);
+    t.expire(500, &mut out);
+    assert!(out.is_empty(), "not yet");
+    t.expire(2000, &mut out);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].response.is_none());
+    // Its late answer does not pair with the request after it.
+    t.feed(&data(2100, NetDataDirection::Send, 22, b"GET /next HTTP/1.1\r\n\r\n", 22), &mut out);
+    t.feed(&data(3000, NetDataDirection::Recv, 0, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 38), &mut out);
+    assert_eq!(out.len(), 1);
+    t.feed(&data(3100, NetDataDirection::Recv, 38, b"HTTP/1.1 204 No Content\r\n\r\n", 27), &mut out);
+    let last = out.last().unwrap();
+    assert!(
+        matches!((&last.request, &last.response), (Some(Request::Http1(q)), Some(Response::Http1(p))) if q.path == "/next" && p.status == 204)
+    );
+}
+
+#[test]
+fn resp_commands_are_recognised_from_their_first_bytes() {
+    assert!(redis::looks_like_request(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"));
+    assert!(redis::looks_like_request(b"*1\r\n$4\r\nPING\r\n"));
+    assert!(redis::looks_like_request(b"*2\r\n$"), "as far as the bytes go");
+    assert!(!redis::looks_like_request(b"*\r\n"));
+    assert!(!redis::looks_like_request(b"*2\r\n+OK\r\n"));
+    assert!(!redis::looks_like_request(b"GET / HTTP/1.1\r\n"));
 }
