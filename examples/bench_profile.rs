@@ -452,21 +452,5 @@ samples the kernel emitted.\n");
 }
 
 fn main() -> ExitCode {
-    let opts = match parse_options() {
-        Ok(o) => o,
-        Err(msg) => {
-            eprintln!("bench_profile: {msg}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&opts) {
-        Ok(markdown) => {
-            print!("{markdown}");
-            ExitCode::SUCCESS
-        }
-        Err(msg) => {
-            eprintln!("bench_profile: {msg}");
-            ExitCode::FAILURE
-        }
-    }
+    bench_util::main("bench_profile", parse_options, run)
 }

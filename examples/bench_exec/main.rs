@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::thread::sleep;
 use std::time::Duration;
@@ -23,9 +23,10 @@ use serde::Deserialize;
 mod bench_util;
 mod capture;
 
+use bench_util::pct;
 use bench_util::system::{
-    bpf_progs, children_ticks, cpu_ticks, is_root, load_average, machine_cpu, peak_rss_kib, prog_deltas, prog_snapshot,
-    run_output, BpfStats, Prog, Result, Tracefs,
+    bpf_progs, children_ticks, clk_tck, cpu_ticks, git_commit, is_root, load_average, machine_cpu, package_version,
+    pdeathsig_available, peak_rss_kib, prog_deltas, prog_snapshot, run_output, BpfStats, Prog, Result, Tracefs,
 };
 use bench_util::tracer::{wait_attached, wait_settled, TracerProc};
 use capture::{count_execsnoop, count_proctap, Captured};
@@ -294,14 +295,6 @@ fn run_traced(opts: &Options, tool: Tool, nargs: u32, arglen: u32, pdeathsig: bo
 
 // ---- report --------------------------------------------------------------------------------
 
-fn pct(part: u64, whole: u64) -> String {
-    if whole == 0 {
-        "n/a".into()
-    } else {
-        format!("{:.2}%", part as f64 * 100.0 / whole as f64)
-    }
-}
-
 fn table(out: &mut String, nargs: u32, arglen: u32, runs: &[RunResult], clk_tck: u64) {
     let argv_bytes = runs[0].storm.argv_bytes;
     let base = runs[0].storm.execs as f64 / runs[0].storm.seconds;
@@ -368,19 +361,6 @@ whole argv: captured events with all {argv_bytes} bytes and no truncation mark.\
     out.push('\n');
 }
 
-fn execsnoop_version(path: &Path) -> String {
-    let package = run_output("dpkg-query", &["-S", &path.to_string_lossy()])
-        .ok()
-        .and_then(|s| s.split(':').next().map(|p| p.trim().to_string()));
-    match package {
-        Some(p) => match run_output("dpkg-query", &["-W", "-f", "${Version}", &p]) {
-            Ok(v) => format!("{p} {v}"),
-            Err(_) => p,
-        },
-        None => "version unknown".into(),
-    }
-}
-
 // ---- main ------------------------------------------------------------------------------------
 
 fn run(opts: &Options) -> Result<String> {
@@ -399,15 +379,14 @@ fn run(opts: &Options) -> Result<String> {
         }
     }
     run_output("bpftool", &["version"]).map_err(|e| format!("bpftool is needed: {e}"))?;
-    let clk_tck: u64 =
-        run_output("getconf", &["CLK_TCK"])?.trim().parse().map_err(|_| "getconf CLK_TCK: not a number".to_string())?;
-    let pdeathsig = run_output("setpriv", &["--help"]).map(|h| h.contains("--pdeathsig")).unwrap_or(false);
+    let clk_tck = clk_tck()?;
+    let pdeathsig = pdeathsig_available();
     if !pdeathsig {
         eprintln!("setpriv --pdeathsig is not available: tracers are started directly");
     }
     let machine = bench_util::machine();
     let date = bench_util::today();
-    let commit = run_output("git", &["describe", "--always", "--dirty"]).map(|s| s.trim().to_string()).ok();
+    let commit = git_commit();
 
     let load_start = load_average();
     // execsnoop attaches to syscall tracepoints, which libbpf finds in tracefs.
@@ -453,28 +432,12 @@ Each tracer writes to a file in /dev/shm rather than /dev/null on purpose: compl
 counted from what it wrote, and execsnoop leaves no mark in its output for the events it dropped. \
 kernel.bpf_stats_enabled was 1 for every run, which adds a clock read before and after every BPF program run.\n",
         opts.seconds,
-        execsnoop_version(&opts.execsnoop)
+        package_version(&opts.execsnoop)
     );
     out.push_str(&tables);
     Ok(out)
 }
 
 fn main() -> ExitCode {
-    let opts = match parse_options() {
-        Ok(opts) => opts,
-        Err(msg) => {
-            eprintln!("bench_exec: {msg}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&opts) {
-        Ok(markdown) => {
-            print!("{markdown}");
-            ExitCode::SUCCESS
-        }
-        Err(msg) => {
-            eprintln!("bench_exec: {msg}");
-            ExitCode::FAILURE
-        }
-    }
+    bench_util::main("bench_exec", parse_options, run)
 }

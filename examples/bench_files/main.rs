@@ -233,23 +233,7 @@ fn run(opts: &Options) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
-    let opts = match parse_options() {
-        Ok(opts) => opts,
-        Err(msg) => {
-            eprintln!("bench_files: {msg}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&opts) {
-        Ok(markdown) => {
-            print!("{markdown}");
-            ExitCode::SUCCESS
-        }
-        Err(msg) => {
-            eprintln!("bench_files: {msg}");
-            ExitCode::FAILURE
-        }
-    }
+    bench_util::main("bench_files", parse_options, run)
 }
 
 /// The path as the report prints it: its length and its directory.

@@ -10,7 +10,34 @@ pub mod system;
 pub mod tracer;
 
 use std::fs;
+use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A driver's main: options (a mistake exits 2), then the run, whose
+/// Markdown goes to stdout (a failure exits 1); messages say `name:`.
+pub fn main<O>(
+    name: &str,
+    parse: impl FnOnce() -> system::Result<O>,
+    run: impl FnOnce(&O) -> system::Result<String>,
+) -> ExitCode {
+    let opts = match parse() {
+        Ok(opts) => opts,
+        Err(msg) => {
+            eprintln!("{name}: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&opts) {
+        Ok(markdown) => {
+            print!("{markdown}");
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("{name}: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// "CPU model, N CPUs, M GiB, kernel K" from /proc and /sys.
 pub fn machine() -> String {
