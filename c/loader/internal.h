@@ -156,6 +156,10 @@ struct proctap {
 };
 
 /* util.c */
+/* The BTF kind of argument `arg` (0 is the tracepoint's own ctx) of the
+ * kernel's BTF tracepoint `tp` (btf_trace_<tp>), through typedefs and
+ * qualifiers; -1 when the kernel has no such tracepoint or argument. */
+int pt_tracepoint_arg_kind(const char *tp, int arg);
 int pt_fail(struct proctap_error *err, int code, int errnum, const char *field, const char *program,
 	    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 int pt_kernel_error(struct proctap_error *err, int code, int errnum, const char *program,

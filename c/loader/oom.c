@@ -14,24 +14,7 @@
  * pass only the pid. */
 static bool oom_victim_has_task(void)
 {
-	struct btf *btf = btf__load_vmlinux_btf();
-	const struct btf_type *t;
-	bool found = false;
-	int id;
-
-	if (!btf)
-		return false;
-	id = btf__find_by_name_kind(btf, "btf_trace_mark_victim", BTF_KIND_TYPEDEF);
-	t = id > 0 ? btf__type_by_id(btf, id) : NULL;
-	t = t ? btf__type_by_id(btf, t->type) : NULL;
-	t = t && btf_is_ptr(t) ? btf__type_by_id(btf, t->type) : NULL;
-	if (t && btf_is_func_proto(t) && btf_vlen(t) >= 2) {
-		const struct btf_type *arg = btf__type_by_id(btf, btf_params(t)[1].type);
-
-		found = arg && btf_is_ptr(arg);
-	}
-	btf__free(btf);
-	return found;
+	return pt_tracepoint_arg_kind("mark_victim", 1) == BTF_KIND_PTR;
 }
 
 static int oom_configure(struct proctap *pt, struct proctap_error *err)

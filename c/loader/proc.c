@@ -7,30 +7,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <bpf/bpf.h>
-#include <bpf/btf.h>
 #include "internal.h"
 #include "proctap.skel.h"
 
 static const char *const proc_maps[] = { "pt_exited", "pt_exit_seen", NULL };
 
-/* Does this kernel's sched_process_exit tracepoint pass group_dead? */
+/* Does this kernel's sched_process_exit tracepoint pass group_dead, after
+ * (void *ctx, struct task_struct *p)? */
 static bool proc_exit_has_group_dead(void)
 {
-	struct btf *btf = btf__load_vmlinux_btf();
-	const struct btf_type *t;
-	bool found;
-	int id;
-
-	if (!btf)
-		return false;
-	id = btf__find_by_name_kind(btf, "btf_trace_sched_process_exit", BTF_KIND_TYPEDEF);
-	t = id > 0 ? btf__type_by_id(btf, id) : NULL;
-	t = t ? btf__type_by_id(btf, t->type) : NULL; /* pointer */
-	t = t && btf_is_ptr(t) ? btf__type_by_id(btf, t->type) : NULL;
-	/* (void *ctx, struct task_struct *p, bool group_dead) */
-	found = t && btf_is_func_proto(t) && btf_vlen(t) >= 3;
-	btf__free(btf);
-	return found;
+	return pt_tracepoint_arg_kind("sched_process_exit", 2) >= 0;
 }
 
 static int proc_check(const struct proctap_config *c, struct proctap_error *err)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <bpf/btf.h>
 #include "internal.h"
 
 int pt_fail(struct proctap_error *err, int code, int errnum, const char *field, const char *program,
@@ -80,4 +81,27 @@ void *pt_mmap(int fd, size_t len, bool writable, off_t off)
 		       off);
 
 	return p == MAP_FAILED ? NULL : p;
+}
+
+int pt_tracepoint_arg_kind(const char *tp, int arg)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	const struct btf_type *t;
+	char name[128];
+	int id, kind = -1;
+
+	if (!btf)
+		return -1;
+	snprintf(name, sizeof(name), "btf_trace_%s", tp);
+	id = btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF);
+	t = id > 0 ? btf__type_by_id(btf, id) : NULL;
+	t = t ? btf__type_by_id(btf, t->type) : NULL; /* a pointer to the prototype */
+	t = t && btf_is_ptr(t) ? btf__type_by_id(btf, t->type) : NULL;
+	if (t && btf_is_func_proto(t) && arg < btf_vlen(t)) {
+		id = btf__resolve_type(btf, btf_params(t)[arg].type);
+		t = id >= 0 ? btf__type_by_id(btf, id) : NULL;
+		kind = t ? btf_kind(t) : -1;
+	}
+	btf__free(btf);
+	return kind;
 }
