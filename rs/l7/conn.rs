@@ -1,0 +1,282 @@
+//! One connection's state: what each direction is parsing, the requests
+//! waiting for their responses, and the pairing of the two.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use super::stream::Direction;
+use super::{http1, redis, Evictions, Framed, Limits, Parse, Protocol, Record, Request, Response};
+use crate::NetDataDirection;
+
+struct Waiting {
+    request: Request,
+    start_ns: u64,
+    bytes: u64,
+    truncated: bool,
+    /// The method, for HTTP (a response to HEAD has no body).
+    method: Option<String>,
+}
+
+pub(super) struct Conn {
+    pub(super) pid: u32,
+    pub(super) tid: u32,
+    pub(super) comm: String,
+    pub(super) role: Option<&'static str>,
+    pub(super) local: Option<SocketAddr>,
+    pub(super) remote: Option<SocketAddr>,
+    pub(super) protocol: Option<Protocol>,
+    /// The direction requests go (send for a client, recv for a server).
+    pub(super) requests: Option<NetDataDirection>,
+    pub(super) given_up: bool,
+    seen: u64,
+    pub(super) send: Direction,
+    pub(super) recv: Direction,
+    /// Per direction (send, recv): a message whose head is parsed and whose
+    /// body is still coming; it counts once its last byte has passed.
+    in_flight: [Option<InFlight>; 2],
+    waiting: VecDeque<Waiting>,
+    /// Responses still owed to requests reported unanswered (timed out):
+    /// they must not pair with the requests after them.
+    orphans: u64,
+    pub(super) opened: u64,
+}
+
+/// A message waiting for the rest of its body.
+struct InFlight {
+    msg: Either,
+    size: u64,
+    start_ns: u64,
+    truncated: bool,
+}
+
+pub(super) fn new_conn(pid: u32, tid: u32, comm: String, ts_ns: u64) -> Conn {
+    Conn {
+        pid,
+        tid,
+        comm,
+        role: None,
+        local: None,
+        remote: None,
+        protocol: None,
+        requests: None,
+        given_up: false,
+        seen: 0,
+        send: Direction::default(),
+        recv: Direction::default(),
+        in_flight: [None, None],
+        waiting: VecDeque::new(),
+        orphans: 0,
+        opened: ts_ns,
+    }
+}
+
+/// Locks the protocol in from the first bytes of a direction; false while
+/// undecided (or given up).
+pub(super) fn infer(conn: &mut Conn, dir: NetDataDirection, limits: Limits) -> bool {
+    let b = match dir {
+        NetDataDirection::Send => &conn.send.pending,
+        _ => &conn.recv.pending,
+    };
+    let found = if http1::looks_like_request(b) && b.len() >= 4 {
+        Some(Protocol::Http1)
+    } else if redis::looks_like_request(b) && b.len() >= 4 {
+        Some(Protocol::Redis)
+    } else {
+        None
+    };
+    match found {
+        // The requests' direction is what the role says, or this one.
+        Some(p) if conn.requests.is_none_or(|r| r == dir) => {
+            conn.protocol = Some(p);
+            conn.requests = Some(dir);
+            true
+        }
+        _ => {
+            conn.seen += b.len() as u64;
+            if conn.seen > limits.inference_bytes {
+                conn.given_up = true;
+                conn.send.desync();
+                conn.recv.desync();
+            }
+            false
+        }
+    }
+}
+
+/// Parses every whole message waiting in `dir`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn parse(
+    id: u64,
+    conn: &mut Conn,
+    dir: NetDataDirection,
+    ts_ns: u64,
+    cut: bool,
+    limits: Limits,
+    evicted: &mut Evictions,
+    out: &mut Vec<Record>,
+) {
+    let is_request = conn.requests == Some(dir);
+    let slot = usize::from(dir != NetDataDirection::Send);
+    loop {
+        let stream = if dir == NetDataDirection::Send { &mut conn.send } else { &mut conn.recv };
+        if stream.skip > 0 {
+            return; // the body of the message in flight is still coming
+        }
+        if let Some(f) = conn.in_flight[slot].take() {
+            let truncated = f.truncated || std::mem::take(&mut stream.cut);
+            done(id, conn, f.msg, f.size, f.start_ns, ts_ns, truncated, limits, evicted, out);
+            continue;
+        }
+        if stream.pending.is_empty() {
+            return;
+        }
+        let method = conn.waiting.front().and_then(|w| w.method.clone());
+        let b = &stream.pending[..];
+        let parsed = match (conn.protocol, is_request) {
+            (Some(Protocol::Http1), true) => map(http1::parse_request(b), Request::Http1),
+            (Some(Protocol::Http1), false) => map(http1::parse_response(b, method.as_deref()), Response::Http1),
+            (Some(Protocol::Redis), true) => map(redis::parse_request(b), Request::Redis),
+            (Some(Protocol::Redis), false) => map(redis::parse_response(b), Response::Redis),
+            (None, _) => return,
+        };
+        let framed = match parsed {
+            Parse::Message(f) => f,
+            Parse::NeedMore => return,
+            Parse::Invalid => {
+                stream.desync();
+                return;
+            }
+        };
+        stream.cut = false;
+        stream.consume(framed.len, framed.more);
+        let truncated = cut && (framed.more > 0 || std::mem::take(&mut stream.cut));
+        if framed.more == u64::MAX {
+            // Until the connection closes: counted now, as far as it is known.
+            done(id, conn, framed.msg, framed.size, ts_ns, ts_ns, true, limits, evicted, out);
+            return;
+        }
+        let flight = InFlight { msg: framed.msg, size: framed.size, start_ns: ts_ns, truncated };
+        conn.in_flight[slot] = Some(flight);
+    }
+}
+
+/// A whole message: a request waits for its response, a response pairs.
+#[allow(clippy::too_many_arguments)]
+fn done(
+    id: u64,
+    conn: &mut Conn,
+    msg: Either,
+    size: u64,
+    start_ns: u64,
+    end_ns: u64,
+    truncated: bool,
+    limits: Limits,
+    evicted: &mut Evictions,
+    out: &mut Vec<Record>,
+) {
+    match msg {
+        Either::Request(request) => {
+            if conn.waiting.len() >= limits.pending_per_connection {
+                conn.waiting.pop_front();
+                evicted.requests += 1;
+            }
+            let method = match &request {
+                Request::Http1(r) => Some(r.method.clone()),
+                Request::Redis(_) => None,
+            };
+            conn.waiting.push_back(Waiting { request, start_ns, bytes: size, truncated, method });
+        }
+        Either::Response(response) => {
+            // An interim HTTP response (100 Continue) answers nothing yet.
+            if let Response::Http1(r) = &response {
+                if (100..200).contains(&r.status) {
+                    if r.status == 101 {
+                        conn.given_up = true; // another protocol from here
+                    }
+                    return;
+                }
+            }
+            if conn.orphans > 0 {
+                conn.orphans -= 1; // the late answer of a request reported already
+                return;
+            }
+            if let Some(w) = conn.waiting.pop_front() {
+                out.push(record(id, conn, w, Some((response, end_ns, size, truncated))));
+            }
+        }
+    }
+}
+
+/// A request or a response, as a parser of either gives it.
+enum Either {
+    Request(Request),
+    Response(Response),
+}
+
+impl From<Request> for Either {
+    fn from(r: Request) -> Either {
+        Either::Request(r)
+    }
+}
+
+impl From<Response> for Either {
+    fn from(r: Response) -> Either {
+        Either::Response(r)
+    }
+}
+
+fn map<M, T: Into<Either>>(p: Parse<M>, f: impl FnOnce(M) -> T) -> Parse<Either> {
+    match p {
+        Parse::Message(m) => Parse::Message(Framed { msg: f(m.msg).into(), len: m.len, more: m.more, size: m.size }),
+        Parse::NeedMore => Parse::NeedMore,
+        Parse::Invalid => Parse::Invalid,
+    }
+}
+
+fn record(id: u64, conn: &Conn, w: Waiting, response: Option<(Response, u64, u64, bool)>) -> Record {
+    let (response, end_ns, response_bytes, cut) = match response {
+        Some((r, end, bytes, cut)) => (Some(r), end, bytes, cut),
+        None => (None, w.start_ns, 0, false),
+    };
+    Record {
+        kind: "l7",
+        protocol: match w.request {
+            Request::Http1(_) => Protocol::Http1,
+            Request::Redis(_) => Protocol::Redis,
+        },
+        pid: conn.pid,
+        tid: conn.tid,
+        comm: conn.comm.clone(),
+        conn_id: id,
+        role: conn.role.unwrap_or(if conn.requests == Some(NetDataDirection::Send) { "client" } else { "server" }),
+        local: conn.local,
+        remote: conn.remote,
+        start_ns: w.start_ns,
+        end_ns,
+        latency_ns: end_ns.saturating_sub(w.start_ns),
+        request: Some(w.request),
+        response,
+        request_bytes: w.bytes,
+        response_bytes,
+        truncated: w.truncated || cut,
+    }
+}
+
+/// Reports every request still waiting, without a response.
+pub(super) fn drain(id: u64, conn: &mut Conn, out: &mut Vec<Record>) {
+    while let Some(w) = conn.waiting.pop_front() {
+        out.push(record(id, conn, w, None));
+    }
+    conn.orphans = 0; // after a gap, nothing is owed that can be told apart
+}
+
+/// Reports, without a response, the requests waiting longer than
+/// `timeout` by `now_ns`; their late answers must then pair with nothing.
+pub(super) fn expire(id: u64, conn: &mut Conn, now_ns: u64, timeout: u64, out: &mut Vec<Record>) {
+    while conn.waiting.front().is_some_and(|w| now_ns.saturating_sub(w.start_ns) > timeout) {
+        if let Some(w) = conn.waiting.pop_front() {
+            conn.orphans += 1;
+            out.push(record(id, conn, w, None));
+        }
+    }
+}
