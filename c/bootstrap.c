@@ -134,6 +134,7 @@ struct proctap *proctap_open(const struct proctap_config *cfg, struct proctap_er
 	pt->epfd = -1;
 	pt->stopfd = -1;
 	pt->meta_fd = -1;
+	pt->cgroup2_fd = -1;
 	if (pt_setup(pt, err)) {
 		proctap_close(pt);
 		return NULL;
@@ -152,6 +153,8 @@ void proctap_close(struct proctap *pt)
 	pt_poll_close(pt);
 	pt_transport_close(pt);
 	proctap_bpf__destroy(pt->skel); /* closes programs and maps */
+	if (pt->cgroup2_fd >= 0)
+		close(pt->cgroup2_fd);
 	free(pt->links);
 	free(pt);
 }

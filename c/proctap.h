@@ -375,6 +375,15 @@ int proctap_targets(struct proctap *pt, __u32 *pids, int max);
 int proctap_watch_add(struct proctap *pt, const char *prefix, __u32 len);
 int proctap_watch_remove(struct proctap *pt, const char *prefix, __u32 len);
 
+/*
+ * Stops copying the bytes of a connection (its conn_id) in net_data: a
+ * consumer that found nothing to parse on it gives up, and the kernel then
+ * only counts its bytes (conn_close still has them). Any thread. 0, or a
+ * negative errno: -EINVAL when net_data is off, -E2BIG when 4096 give-ups
+ * are pending (connections take theirs at their next message).
+ */
+int proctap_net_give_up(struct proctap *pt, __u64 conn_id);
+
 /* CLOCK_MONOTONIC now, in nanoseconds: the clock of every ts_ns. */
 __u64 proctap_monotonic_ns(void);
 

@@ -118,6 +118,8 @@ struct proctap {
 	 * libbpf's ring_buffer) so the consumer position is published once per
 	 * batch of records instead of once per record */
 	int meta_fd;
+	/* cgroup socket programs: the cgroup2 root they attach to, or -1 */
+	int cgroup2_fd;
 	__u64 meta_mask;	/* ring bytes - 1 */
 	__u64 *meta_cons;	/* consumer page (read-write) */
 	const __u64 *meta_prod; /* producer page */
@@ -234,5 +236,6 @@ int pt_online_cpus(bool *online, int n);
 int pt_proc_alive(__u32 pid, unsigned long long *start, __u32 *tgid);
 int pt_proc_enter(int fd, __u32 pid, const void *value);
 int pt_tracefs_ready(struct proctap_error *err);
+int pt_cgroup2_root(int *fd, struct proctap_error *err);
 
 #endif /* PT_LOADER_INTERNAL_H */

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * net.c - the net family (TCP and UDP connections): conn_open follows a
- * connection from its start and conn_close reports its end with the bytes
- * its data syscalls moved, so they come together; net_data (raw mode)
- * reports those bytes, from the same programs.
+ * connection from its first message and conn_close reports its end with
+ * the bytes its messages moved, so they come together; net_data (raw mode)
+ * reports those bytes, from the same programs. A consumer that classified
+ * a connection as nothing it parses gives up on it: its bytes are then
+ * counted, not copied.
  */
 #include <errno.h>
+#include <bpf/bpf.h>
 #include "internal.h"
 #include "proctap.skel.h"
 
@@ -32,7 +35,21 @@ static int net_configure(struct proctap *pt, struct proctap_error *err)
 	return PROCTAP_OK;
 }
 
-static const char *const net_maps[] = { "pt_conns", "pt_net_calls", NULL };
+int proctap_net_give_up(struct proctap *pt, __u64 conn_id)
+{
+	__u8 one = 1;
+
+	if (!(pt->cfg.events & PROCTAP_EVENT(PT_KIND_NET_DATA)))
+		return -EINVAL;
+	if (bpf_map_update_elem(bpf_map__fd(pt->skel->maps.pt_net_giveup), &conn_id, &one,
+				BPF_ANY))
+		return -errno;
+	/* Connections look at the map only when this moved. */
+	__atomic_fetch_add(&pt->skel->bss->pt_net_giveup_gen, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static const char *const net_maps[] = { "pt_conns", "pt_net_calls", "pt_net_giveup", NULL };
 
 const struct pt_family pt_family_net = {
 	.name = "net",

@@ -3,6 +3,7 @@
  * into the programs' maps. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,4 +151,63 @@ int pt_tracefs_ready(struct proctap_error *err)
 		       "mounted at /sys/kernel/tracing (%s); mount -t tracefs nodev "
 		       "/sys/kernel/tracing",
 		       strerror(errno));
+}
+
+/* The mount point of a cgroup2 hierarchy from /proc/self/mountinfo, or
+ * false. */
+static bool pt_cgroup2_mount(char *path, size_t size)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char mnt[PATH_MAX], *sep = strstr(line, " - ");
+
+		/* id parent major:minor root mount-point ... - fstype ... */
+		if (sep && !strncmp(sep, " - cgroup2 ", 11) &&
+		    sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1 && strlen(mnt) < size) {
+			strcpy(path, mnt);
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * Opens the root of the cgroup2 hierarchy as this process sees it (*fd),
+ * where cgroup socket programs attach: every socket created below it runs
+ * them. Hybrid and v1 machines may not have cgroup2 mounted: it is then
+ * mounted at a private temporary directory, opened, and unmounted again.
+ */
+int pt_cgroup2_root(int *fd, struct proctap_error *err)
+{
+	char path[PATH_MAX], tmp[] = "/tmp/proctap-cgroup2-XXXXXX";
+	int e;
+
+	if (pt_cgroup2_mount(path, sizeof(path)) &&
+	    (*fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
+		return PROCTAP_OK;
+	if (!mkdtemp(tmp))
+		return pt_fail(err, PROCTAP_E_SYSTEM, errno, NULL, NULL,
+			       "no cgroup2 hierarchy is mounted, and no directory to mount one "
+			       "could be made (%s)",
+			       strerror(errno));
+	*fd = -1;
+	if (mount("none", tmp, "cgroup2", 0, NULL) == 0) {
+		*fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		umount2(tmp, MNT_DETACH);
+	}
+	e = errno;
+	rmdir(tmp);
+	if (*fd >= 0)
+		return PROCTAP_OK;
+	return pt_fail(err, e == EPERM ? PROCTAP_E_PRIVILEGE : PROCTAP_E_SYSTEM, e, NULL, NULL,
+		       "connections need a cgroup2 hierarchy (for the socket release program); "
+		       "none is mounted and none could be mounted (%s): mount -t cgroup2 none "
+		       "/sys/fs/cgroup/unified",
+		       strerror(e));
 }

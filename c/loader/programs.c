@@ -99,6 +99,21 @@ int pt_programs_load(struct proctap *pt, struct proctap_error *err)
 	return PROCTAP_OK;
 }
 
+/* A cgroup socket program attaches to the cgroup2 root: every socket. */
+static int pt_attach_cgroup(struct proctap *pt, struct bpf_program *prog, struct bpf_link **slot,
+			    struct proctap_error *err)
+{
+	int e;
+
+	if (pt->cgroup2_fd < 0 && (e = pt_cgroup2_root(&pt->cgroup2_fd, err)))
+		return e;
+	*slot = bpf_program__attach_cgroup(prog, pt->cgroup2_fd);
+	if (!*slot)
+		return pt_kernel_error(err, PROCTAP_E_ATTACH, errno, bpf_program__name(prog),
+				       "attaching to the cgroup2 root");
+	return PROCTAP_OK;
+}
+
 int pt_attach(struct bpf_program *prog, struct bpf_link **slot, struct proctap_error *err)
 {
 	*slot = bpf_program__attach(prog);
@@ -121,7 +136,11 @@ static int pt_attach_generic(struct proctap *pt, struct bpf_program *prog, bool 
 		return PROCTAP_OK;
 	if (pt->nlinks >= pt->nprogs)
 		return pt_fail(err, PROCTAP_E_SYSTEM, ENOSPC, NULL, NULL, "too many links");
-	if ((e = pt_attach(prog, &pt->links[pt->nlinks], err)))
+	if (bpf_program__type(prog) == BPF_PROG_TYPE_CGROUP_SOCK)
+		e = pt_attach_cgroup(pt, prog, &pt->links[pt->nlinks], err);
+	else
+		e = pt_attach(prog, &pt->links[pt->nlinks], err);
+	if (e)
 		return e;
 	pt->nlinks++;
 	*done = true;
