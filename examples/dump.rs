@@ -133,6 +133,10 @@ fn print_events(tracer: &Tracer, output: &Output) -> bool {
                 let net = matches!(event, Event::ConnOpen(_) | Event::NetData(_) | Event::ConnClose(_));
                 if net && output.l7 {
                     l7.feed(&event, &mut records);
+                    for conn_id in l7.take_given_up() {
+                        // Best effort: a failure costs only copies.
+                        let _ = tracer.give_up_connection(conn_id);
+                    }
                     for r in records.drain(..) {
                         serde_json::to_writer(&mut out, &r).map_err(std::io::Error::from)?;
                         out.write_all(b"\n")?;

@@ -143,6 +143,13 @@ impl Instance {
         out
     }
 
+    /// Stops copying a connection's bytes; Err(errno) as proctap_net_give_up says.
+    pub(crate) fn net_give_up(&self, conn_id: u64) -> Result<(), i32> {
+        // SAFETY: raw is open; the call only updates a BPF map by fd and
+        // bumps a counter in the object's mapped .bss.
+        errno_result(unsafe { sys::proctap_net_give_up(self.raw.as_ptr(), conn_id) })
+    }
+
     /// Adds a profiler target; Err(errno) as proctap_target_add says.
     pub(crate) fn target_add(&self, pid: u32) -> Result<(), i32> {
         // SAFETY: raw is open; the call only updates a BPF map by fd.

@@ -1,8 +1,10 @@
 //! TCP and UDP connections of traced processes, against the real kernel:
-//! opened by connect (client), accept (server) or first use, closed at the
-//! socket's last close with the exact bytes moved; IPv4, IPv6 and
+//! seen at their first message with the role their handshake gave (connect:
+//! client, accept: server), closed at the socket's last close with the
+//! exact bytes moved; IPv4, IPv6 and
 //! IPv4-mapped addresses; ids unique; in raw mode the bytes of every data
-//! syscall at their stream position, cut at the cap with the cut flagged.
+//! syscall at their stream position, cut at the cap with the cut flagged;
+//! a connection given up on counted, not copied.
 
 mod common;
 
@@ -331,4 +333,62 @@ fn l7_records_of_a_real_redis_server_pair_pipelined_commands() {
     assert_eq!(records_of(&server_tracer, "server"), want, "the server's view");
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// A child that waits for a line on stdin, connects to itself, sends 100
+/// bytes, waits for another line, sends 200 more and closes.
+const GIVE_UP_CHILD: &str = "
+import socket, sys
+sys.stdin.readline()
+l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(1)
+c = socket.create_connection(l.getsockname()); s, _ = l.accept()
+c.sendall(b'\\x16' * 100); s.recv(100)
+print(c.getsockname()[1], flush=True); sys.stdin.readline()
+c.sendall(b'\\x16' * 200)
+got = 0
+while got < 200: got += len(s.recv(200))
+c.close(); s.close()
+";
+
+#[test]
+fn a_connection_given_up_on_is_counted_but_not_copied() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = Command::new("python3")
+        .args(["-c", GIVE_UP_CHILD])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (./dev.sh test installs it)");
+    let mut stdin = child.stdin.take().unwrap();
+    let config = Config::new().exec(false).exit(false).net_data().pid(child.id());
+    let Some(tracer) = common::start(&config) else {
+        let _ = child.kill();
+        return;
+    };
+    stdin.write_all(b"go\n").unwrap();
+    let mut port = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut port).unwrap();
+    let port: u16 = port.trim().parse().unwrap();
+    let client = |e: &Event<&[u8]>| matches!(e, Event::ConnOpen(o) if o.local.map(|a| a.port()) == Some(port));
+    let opened = common::collect_until(&tracer, TIMEOUT, client, |g| !g.is_empty());
+    let Some(Event::ConnOpen(open)) = opened.first() else { panic!("the client's conn_open: {opened:?}") };
+    let id = open.conn_id;
+    tracer.give_up_connection(id).unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    let ours = |e: &Event<&[u8]>| match e {
+        Event::NetData(d) => d.conn_id == id,
+        Event::ConnClose(c) => c.conn_id == id,
+        _ => false,
+    };
+    let got = common::collect_until(&tracer, TIMEOUT, ours, |g| g.iter().any(|e| matches!(e, Event::ConnClose(_))));
+    assert!(child.wait().unwrap().success());
+    // The first 100 bytes came before the give-up; none after it.
+    let sent: Vec<(u64, u64)> =
+        got.iter().filter_map(|e| if let Event::NetData(d) = e { Some((d.pos, d.len)) } else { None }).collect();
+    assert!(sent.iter().all(|&(pos, _)| pos < 100), "{sent:?}");
+    let Some(Event::ConnClose(close)) = got.last() else { panic!("conn_close: {got:?}") };
+    assert_eq!((close.sent_bytes, close.received_bytes), (300, 0));
+    // Giving up needs net_data.
+    let Some(plain) = common::start(&Config::new().exec(false).exit(false).connections()) else { return };
+    assert!(plain.give_up_connection(id).unwrap_err().to_string().contains("net_data is off"));
 }

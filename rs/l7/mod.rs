@@ -150,6 +150,8 @@ pub struct Tracker {
     evicted: Evictions,
     /// When expire looks at the waiting requests next.
     next_expiry: u64,
+    /// Connections given up on since take_given_up last took them.
+    given_up: Vec<u64>,
 }
 
 impl Default for Tracker {
@@ -164,12 +166,20 @@ impl Tracker {
     }
 
     pub fn with_limits(limits: Limits) -> Tracker {
-        Tracker { limits, conns: HashMap::new(), evicted: Evictions::default(), next_expiry: 0 }
+        Tracker { limits, conns: HashMap::new(), evicted: Evictions::default(), next_expiry: 0, given_up: Vec::new() }
     }
 
     /// What was dropped to stay within the limits.
     pub fn evictions(&self) -> Evictions {
         self.evicted
+    }
+
+    /// The connections given up on since the last call (they matched no
+    /// protocol, or switched to one not parsed): pass them to
+    /// [`crate::Tracer::give_up_connection`] so the kernel stops copying
+    /// their bytes.
+    pub fn take_given_up(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.given_up)
     }
 
     /// Connections followed now.
@@ -231,6 +241,14 @@ impl Tracker {
     }
 
     fn data<B: AsRef<[u8]>>(&mut self, d: &NetData<B>, out: &mut Vec<Record>) {
+        let was = self.conns.get(&d.conn_id).is_some_and(|c| c.given_up);
+        self.parse_data(d, out);
+        if !was && self.conns.get(&d.conn_id).is_some_and(|c| c.given_up) {
+            self.given_up.push(d.conn_id);
+        }
+    }
+
+    fn parse_data<B: AsRef<[u8]>>(&mut self, d: &NetData<B>, out: &mut Vec<Record>) {
         if !self.conns.contains_key(&d.conn_id) {
             self.room();
             self.conns.insert(

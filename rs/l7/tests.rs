@@ -299,3 +299,22 @@ fn resp_commands_are_recognised_from_their_first_bytes() {
     assert!(!redis::looks_like_request(b"*2\r\n+OK\r\n"));
     assert!(!redis::looks_like_request(b"GET / HTTP/1.1\r\n"));
 }
+
+#[test]
+fn a_connection_that_matches_nothing_is_given_up_once() {
+    let limits = Limits { inference_bytes: 64, ..Limits::default() };
+    let mut tracker = Tracker::with_limits(limits);
+    let mut out = Vec::new();
+    tracker.feed(&open(ConnOpenRole::Client), &mut out);
+    let noise = [0x16u8, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03, 0x42];
+    let mut pos = 0;
+    let mut given_up = Vec::new();
+    for ts in 0..20 {
+        tracker.feed(&data(ts, NetDataDirection::Send, pos, &noise, noise.len() as u64), &mut out);
+        pos += noise.len() as u64;
+        given_up.extend(tracker.take_given_up());
+    }
+    assert!(out.is_empty(), "{out:?}");
+    // Once, after more than 64 bytes, never again.
+    assert_eq!(given_up, vec![CONN]);
+}

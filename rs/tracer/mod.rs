@@ -127,6 +127,22 @@ impl Tracer {
         Targets { shared: Arc::downgrade(&self.shared) }
     }
 
+    /// Stops copying the bytes of a connection (a `conn_id` of conn_open)
+    /// into net_data events: for one an L7 consumer found nothing to parse
+    /// on ([`crate::l7::Tracker::take_given_up`]). The kernel then only
+    /// counts its bytes; conn_close still has the totals.
+    pub fn give_up_connection(&self, conn_id: u64) -> Result<(), Error> {
+        self.shared.instance.net_give_up(conn_id).map_err(|errno| Error::System {
+            errno,
+            message: match errno {
+                22 => "giving up on a connection: net_data is off (Config::net_data)".to_string(),
+                7 => "giving up on a connection: 4096 give-ups wait for their connections' next message; try later"
+                    .to_string(),
+                _ => format!("giving up on a connection: {}", std::io::Error::from_raw_os_error(errno)),
+            },
+        })
+    }
+
     /// Kernel ids of this tracer's BPF programs.
     pub fn prog_ids(&self) -> Vec<u32> {
         self.shared.instance.prog_ids()
