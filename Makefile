@@ -5,7 +5,7 @@
 #   make test       the test suite (same as ./dev.sh test without the set-up)
 #   make vmlinux    regenerate vendor/$(ARCH)/vmlinux.h from the running kernel
 #   make gen        write the code generated from c/events/*.toml into build/ to read
-#   make bench-exec | bench-files | bench-transport | bench-latency | bench-profile | bench-criterion | bench
+#   make bench-exec | bench-files | bench-net | bench-transport | bench-latency | bench-profile | bench-criterion | bench
 #                   benchmarks (as root); each rewrites its table in BENCHMARKS.md
 #
 # There is one libbpf: the one libbpf-sys vendors and builds statically. Its
@@ -34,7 +34,7 @@ LOADER_OBJS := $(O)/obj/bootstrap.o $(patsubst c/loader/%.c,$(O)/obj/%.o,$(wildc
 	$(O)/obj/pt_kinds.o $(O)/obj/pt_json.o
 
 .PHONY: all lib example example-link test vmlinux gen clean FORCE \
-	bench bench-exec bench-files bench-transport bench-latency bench-profile bench-criterion
+	bench bench-exec bench-files bench-net bench-transport bench-latency bench-profile bench-criterion
 
 all: example
 
@@ -124,7 +124,7 @@ test:
 
 bench:
 	./dev.sh bench all
-bench-exec bench-files bench-transport bench-latency bench-profile bench-criterion:
+bench-exec bench-files bench-net bench-transport bench-latency bench-profile bench-criterion:
 	./dev.sh bench $(patsubst bench-%,%,$@)
 
 vmlinux:

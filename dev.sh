@@ -5,7 +5,7 @@
 #                         build everything, run the JSON-lines dumper
 #   ./dev.sh test         build everything, check formatting and lints, run
 #                         every test (what CI runs)
-#   ./dev.sh bench [exec|files|transport|latency|profile|criterion|all]
+#   ./dev.sh bench [exec|files|net|transport|latency|profile|criterion|all]
 #                         run benchmarks, write their tables into BENCHMARKS.md
 #   ./dev.sh setup        only install missing Debian packages
 set -euo pipefail
@@ -84,6 +84,7 @@ bench_programs() {
   gcc -O2 -static -o build/bench/pt-storm-child bench/tiny.c
   gcc -O2 -Wall -o build/bench/storm bench/storm.c
   gcc -O2 -Wall -o build/bench/pt-fstorm bench/fstorm.c
+  gcc -O2 -Wall -o build/bench/pt-netstorm bench/netstorm.c
   gcc -O1 -g -fno-omit-frame-pointer -Wl,--build-id -Wall -o build/bench/pt-prof-spin tests/fixtures/hot.c
 }
 
@@ -97,6 +98,9 @@ bench() {
     files)
       target/release/examples/bench_files --fstorm build/bench/pt-fstorm \
         --dump target/release/examples/dump --opensnoop /usr/sbin/opensnoop > "$out" ;;
+    net)
+      target/release/examples/bench_net --dump target/release/examples/dump \
+        --netstorm build/bench/pt-netstorm > "$out" ;;
     transport)
       # The consumer on CPU 1; the driver pins its producer to CPU 0.
       taskset -c 1 target/release/examples/bench_transport > "$out" ;;
@@ -113,10 +117,10 @@ bench() {
         cargo bench --bench buffer_churn 2>&1 | grep -E '^(decode|buffer_churn|routing)/|time:|thrpt:|allocations per event' | grep -v '%'
         echo '```'; } > "$out" ;;
     all)
-      for w in exec files transport latency profile criterion; do bench "$w"; done
+      for w in exec files net transport latency profile criterion; do bench "$w"; done
       return ;;
     *)
-      echo "dev.sh bench: unknown benchmark $which (exec, files, transport, latency, profile, criterion, all)" >&2; exit 2 ;;
+      echo "dev.sh bench: unknown benchmark $which (exec, files, net, transport, latency, profile, criterion, all)" >&2; exit 2 ;;
   esac
   splice "$which" "$out"
   cat "$out"
@@ -137,8 +141,9 @@ case "${1:-}" in
   bench)
     shift
     # libbpf-tools: execsnoop and opensnoop, the peers of the exec and file
-    # benchmarks.
-    setup libbpf-tools
+    # benchmarks; nginx, wrk and redis: the network benchmark's servers and
+    # clients (it starts and stops its own servers on loopback).
+    setup libbpf-tools nginx wrk redis-server redis-tools
     build
     bench_programs
     if [ "$(id -u)" != 0 ]; then

@@ -139,8 +139,8 @@ static __always_inline void pt_sock_ends(struct sock *sk, struct pt_conn *c)
 /* A TCP or UDP socket over IPv4 or IPv6. */
 static __always_inline bool pt_sock_followable(struct sock *sk)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	__u16 type = BPF_CORE_READ(sk, sk_type);
+	__u16 family = sk->__sk_common.skc_family;
+	__u16 type = sk->sk_type;
 
 	return (family == PT_AF_INET || family == PT_AF_INET6) &&
 	       (type == PT_SOCK_STREAM || type == PT_SOCK_DGRAM);
@@ -152,7 +152,7 @@ static __always_inline struct task_struct *pt_net_task(void)
 {
 	struct task_struct *task = pt_traced_current();
 
-	if (!task || (BPF_CORE_READ(task, flags) & PT_PF_KTHREAD))
+	if (!task || (task->flags & PT_PF_KTHREAD))
 		return NULL;
 	return task;
 }
@@ -362,8 +362,8 @@ static __always_inline __s32 pt_msg_source(struct task_struct *task, long ret,
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	__u32 nr = PT_SYSCALL_NR(regs);
-	__s32 fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
-	__u64 arg2 = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	__s32 fd = PT_REGS_PARM1_SYSCALL(regs);
+	__u64 arg2 = PT_REGS_PARM2_SYSCALL(regs);
 
 	b->buf = arg2;
 	b->count = 0;
@@ -376,7 +376,7 @@ static __always_inline __s32 pt_msg_source(struct task_struct *task, long ret,
 		return fd;
 	case PT_NR_READV:
 	case PT_NR_WRITEV:
-		b->count = PT_REGS_PARM3_CORE_SYSCALL(regs);
+		b->count = PT_REGS_PARM3_SYSCALL(regs);
 		return fd;
 	case PT_NR_RECVMSG:
 	case PT_NR_SENDMSG: {
@@ -390,7 +390,7 @@ static __always_inline __s32 pt_msg_source(struct task_struct *task, long ret,
 	}
 	case PT_NR_RECVMMSG:
 	case PT_NR_SENDMMSG:
-		if (!pt_mmsg_message(task, nr, fd, arg2, PT_REGS_PARM3_CORE_SYSCALL(regs), ret, b))
+		if (!pt_mmsg_message(task, nr, fd, arg2, PT_REGS_PARM3_SYSCALL(regs), ret, b))
 			b->none = true;
 		return fd;
 	case PT_NR_SENDFILE:

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <bpf/bpf.h>
 #include "internal.h"
 #include "proctap.skel.h"
@@ -64,6 +65,19 @@ bool pt_filter_tracks_names(const struct proctap_config *c)
 	return c->comm_prefix_len && (c->events & PT_FILTERED_KINDS & ~PROCTAP_EVENT(PT_KIND_EXEC));
 }
 
+/* The largest pid plus one (kernel.pid_max; the most it can be if
+ * unreadable). */
+static __u32 filter_pid_max(void)
+{
+	char text[32];
+	unsigned long v;
+
+	if (pt_read_text("/proc/sys/kernel/pid_max", text, sizeof(text)) <= 0 ||
+	    (v = strtoul(text, NULL, 10)) == 0 || v > (1u << 22))
+		return 1u << 22;
+	return v;
+}
+
 static int filter_configure(struct proctap *pt, struct proctap_error *err)
 {
 	const struct proctap_config *c = &pt->cfg;
@@ -87,14 +101,35 @@ static int filter_configure(struct proctap *pt, struct proctap_error *err)
 	}
 	bpf_map__set_autocreate(s->maps.pt_pids, c->npids > 0);
 	bpf_map__set_autocreate(s->maps.pt_named, names);
+	bpf_map__set_autocreate(s->maps.pt_maybe, c->npids > 0 || names);
+	if (c->npids > 0 || names)
+		bpf_map__set_max_entries(s->maps.pt_maybe, filter_pid_max() / 64 + 1);
 	return PROCTAP_OK;
+}
+
+/* Marks tgid in pt_maybe (the programs may mark other bits meanwhile). */
+static void filter_maybe_mark(struct proctap *pt, __u32 tgid)
+{
+	if (pt->maybe && tgid / 64 < pt->maybe_words)
+		__atomic_fetch_or(&pt->maybe[tgid / 64], 1ULL << (tgid % 64), __ATOMIC_RELAXED);
 }
 
 static int filter_prepare(struct proctap *pt, struct proctap_error *err)
 {
+	struct bpf_map *maybe = pt->skel->maps.pt_maybe;
+
+	if (pt->cfg.npids > 0 || pt_filter_tracks_names(&pt->cfg)) {
+		pt->maybe_words = bpf_map__max_entries(maybe);
+		pt->maybe_len = pt->maybe_words * sizeof(__u64);
+		pt->maybe = pt_mmap(bpf_map__fd(maybe), pt->maybe_len, true, 0);
+		if (!pt->maybe)
+			return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL,
+					       "mapping the filter's bitmap");
+	}
 	for (__u32 i = 0; i < pt->cfg.npids; i++) {
 		__u8 one = 1;
 
+		filter_maybe_mark(pt, pt->cfg.pids[i]);
 		if (bpf_map__update_elem(pt->skel->maps.pt_pids, &pt->cfg.pids[i], sizeof(__u32),
 					 &one, sizeof(one), BPF_ANY))
 			return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL,
@@ -127,7 +162,10 @@ static bool filter_name_matches(const struct proctap_config *c, __u32 pid)
 static void filter_enter_named(struct proctap *pt, int fd, __u32 pid)
 {
 	struct pt_named v = { 0 };
-	int e = pt_proc_enter(fd, pid, &v);
+	int e;
+
+	filter_maybe_mark(pt, pid);
+	e = pt_proc_enter(fd, pid, &v);
 
 	if (e == -E2BIG || e == -ENOMEM)
 		__atomic_fetch_add(&pt->ctl[0].counters[PT_CTR_EXIT_UNTRACKED], 1,
@@ -162,6 +200,13 @@ static int filter_start(struct proctap *pt, struct proctap_error *err)
 }
 
 /* The filtered kinds: its hooks run whatever is on. */
+static void filter_close(struct proctap *pt)
+{
+	if (pt->maybe)
+		munmap(pt->maybe, pt->maybe_len);
+	pt->maybe = NULL;
+}
+
 const struct pt_family pt_filter = {
 	.name = "filter",
 	.always = true,
@@ -169,4 +214,5 @@ const struct pt_family pt_filter = {
 	.configure = filter_configure,
 	.prepare = filter_prepare,
 	.start = filter_start,
+	.close = filter_close,
 };

@@ -118,6 +118,10 @@ struct proctap {
 	 * libbpf's ring_buffer) so the consumer position is published once per
 	 * batch of records instead of once per record */
 	int meta_fd;
+	/* filter: mmap of pt_maybe (tgids that may be traced), or NULL */
+	__u64 *maybe;
+	size_t maybe_len;
+	__u32 maybe_words;
 	/* cgroup socket programs: the cgroup2 root they attach to, or -1 */
 	int cgroup2_fd;
 	__u64 meta_mask;	/* ring bytes - 1 */

@@ -60,6 +60,39 @@ struct {
 	__uint(max_entries, 4096);
 } pt_exited SEC(".maps") __weak;
 
+/*
+ * A negative test before the maps above, for processes the filters leave
+ * out: bit tgid % 64 of word tgid / 64 is set for every tgid ever entered
+ * in pt_pids or pt_named (by the loader before attach, by the programs
+ * after). Bits are never cleared: a stale one (a reused pid) only costs
+ * the full check. The verifier inlines an array lookup, so a process left
+ * out costs no map helper call. Sized by the loader from pid_max.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 1);
+} pt_maybe SEC(".maps") __weak;
+
+static __always_inline bool pt_maybe_traced(__u32 tgid)
+{
+	__u32 word = tgid / 64;
+	__u64 *w = bpf_map_lookup_elem(&pt_maybe, &word);
+
+	return w && (*w >> (tgid % 64)) & 1;
+}
+
+static __always_inline void pt_maybe_mark(__u32 tgid)
+{
+	__u32 word = tgid / 64;
+	__u64 *w = bpf_map_lookup_elem(&pt_maybe, &word);
+
+	if (w)
+		__sync_fetch_and_or(w, 1ULL << (tgid % 64));
+}
+
 static __always_inline bool pt_pid_traced(__u32 tgid)
 {
 	return !pt_filter_pids || bpf_map_lookup_elem(&pt_pids, &tgid);
@@ -85,6 +118,7 @@ static __always_inline bool pt_name_decide(__u32 tgid, __u64 start_ns, bool matc
 		bpf_map_delete_elem(&pt_named, &tgid);
 		return true;
 	}
+	pt_maybe_mark(tgid);
 	return bpf_map_update_elem(&pt_named, &tgid, &v, BPF_ANY) == 0;
 }
 
@@ -111,6 +145,8 @@ static __always_inline bool pt_name_matched(__u32 tgid, struct task_struct *task
 /* Does the task's process pass the filters? */
 static __always_inline bool pt_task_traced(__u32 tgid, struct task_struct *task)
 {
+	if ((pt_filter_pids || pt_track_names) && !pt_maybe_traced(tgid))
+		return false;
 	return pt_pid_traced(tgid) && (!pt_track_names || pt_name_matched(tgid, task));
 }
 
@@ -118,8 +154,8 @@ static __always_inline bool pt_task_traced(__u32 tgid, struct task_struct *task)
  * else NULL. */
 static __always_inline struct task_struct *pt_traced_current(void)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 tgid = task->tgid; /* a load: cheaper than another helper call */
 
 	return tgid != pt_self_tgid && pt_task_traced(tgid, task) ? task : NULL;
 }

@@ -3,6 +3,7 @@
  * netsys.bpf.h - the data syscalls of sockets by number, per architecture,
  * and the syscall number in a thread's saved user registers: a socket
  * tracepoint finds which call moved the bytes (and so where they are).
+ * The registers come from bpf_task_pt_regs, a BTF pointer: read directly.
  */
 #ifndef PT_NETSYS_BPF_H
 #define PT_NETSYS_BPF_H
@@ -11,7 +12,7 @@
 #include <bpf/bpf_core_read.h>
 
 #if defined(__TARGET_ARCH_x86)
-#define PT_SYSCALL_NR(regs) ((__u32)BPF_CORE_READ(regs, orig_ax))
+#define PT_SYSCALL_NR(regs) ((__u32)(regs)->orig_ax)
 #define PT_NR_READ 0
 #define PT_NR_WRITE 1
 #define PT_NR_READV 19
@@ -25,7 +26,7 @@
 #define PT_NR_SENDMMSG 307
 #elif defined(__TARGET_ARCH_arm64)
 /* The generic syscall table (include/uapi/asm-generic/unistd.h). */
-#define PT_SYSCALL_NR(regs) ((__u32)BPF_CORE_READ(regs, syscallno))
+#define PT_SYSCALL_NR(regs) ((__u32)(regs)->syscallno)
 #define PT_NR_READ 63
 #define PT_NR_WRITE 64
 #define PT_NR_READV 65
