@@ -392,3 +392,53 @@ fn a_connection_given_up_on_is_counted_but_not_copied() {
     let Some(plain) = common::start(&Config::new().exec(false).exit(false).connections()) else { return };
     assert!(plain.give_up_connection(id).unwrap_err().to_string().contains("net_data is off"));
 }
+
+/// Our own DNS responder and its client over UDP (answers out of order, an
+/// NXDOMAIN), then a binary protocol on TCP: DNS records from both ends,
+/// paired by id, and no record from the binary bytes.
+#[test]
+fn l7_records_of_dns_over_udp_pair_by_id_and_binary_bytes_give_none() {
+    use proctap::l7::{Request, Response};
+    let config = Config::new().exec(false).exit(false).net_data().comm_prefix("python");
+    let Some(tracer) = common::start(&config) else { return };
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/l7dns.py");
+    let child = Command::new("python3").arg(&script).stdout(std::process::Stdio::piped()).spawn().expect("python3");
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("done"), "{out:?}");
+    let net =
+        |e: &Event<&[u8]>| matches!(e, Event::ConnOpen(_) | Event::NetData(_) | Event::ConnClose(_)) && e.pid() == pid;
+    // Two UDP sockets and two TCP ones close.
+    let events = common::collect_until(&tracer, TIMEOUT, net, |g| {
+        g.iter().filter(|e| matches!(e, Event::ConnClose(_))).count() >= 4
+    });
+    let mut l7 = proctap::l7::Tracker::new();
+    let mut records = Vec::new();
+    for e in &events {
+        l7.feed(e, &mut records);
+    }
+    let got: Vec<(&str, u16, String, u16, u16, Vec<String>)> = records
+        .iter()
+        .map(|r| match (&r.request, &r.response) {
+            (Some(Request::Dns(q)), Some(Response::Dns(p))) if q.id == p.id => {
+                (r.role, q.id, q.qname.clone(), q.qtype, p.rcode, p.answers.clone())
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    for role in ["client", "server"] {
+        let mine: Vec<_> =
+            got.iter().filter(|g| g.0 == role).map(|g| (g.1, g.2.as_str(), g.3, g.4, g.5.clone())).collect();
+        assert_eq!(
+            mine,
+            [
+                (0x2222, "example.test.", 28, 0, vec![]),
+                (0x1111, "example.test.", 1, 0, vec!["10.1.2.3".to_string()]),
+                (0x3333, "nx.example.test.", 1, 3, vec![]),
+            ],
+            "{role}: {records:?}"
+        );
+    }
+    // Each record's sizes are its datagrams'.
+    assert!(records.iter().all(|r| r.request_bytes >= 30 && r.response_bytes >= r.request_bytes && !r.truncated));
+}

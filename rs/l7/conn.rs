@@ -5,11 +5,14 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use super::stream::Direction;
-use super::{http1, redis, Evictions, Framed, Limits, Parse, Protocol, Record, Request, Response};
+use super::{dns, http1, redis, Evictions, Framed, Limits, Parse, Protocol, Record, Request, Response};
 use crate::NetDataDirection;
 
 struct Waiting {
     request: Request,
+    /// What its response names it by (a DNS id), for protocols that pair
+    /// by key rather than in order.
+    key: Option<u64>,
     start_ns: u64,
     bytes: u64,
     truncated: bool,
@@ -28,6 +31,8 @@ pub(super) struct Conn {
     /// The direction requests go (send for a client, recv for a server).
     pub(super) requests: Option<NetDataDirection>,
     pub(super) given_up: bool,
+    /// Datagrams (UDP: a message per syscall) or a byte stream (TCP).
+    pub(super) transport: dns::Transport,
     seen: u64,
     pub(super) send: Direction,
     pub(super) recv: Direction,
@@ -60,6 +65,7 @@ pub(super) fn new_conn(pid: u32, tid: u32, comm: String, ts_ns: u64) -> Conn {
         protocol: None,
         requests: None,
         given_up: false,
+        transport: dns::Transport::Stream,
         seen: 0,
         send: Direction::default(),
         recv: Direction::default(),
@@ -81,6 +87,8 @@ pub(super) fn infer(conn: &mut Conn, dir: NetDataDirection, limits: Limits) -> b
         Some(Protocol::Http1)
     } else if redis::looks_like_request(b) && b.len() >= 4 {
         Some(Protocol::Redis)
+    } else if dns::looks_like_query(b, conn.transport) {
+        Some(Protocol::Dns)
     } else {
         None
     };
@@ -137,6 +145,11 @@ pub(super) fn parse(
             (Some(Protocol::Http1), false) => map(http1::parse_response(b, method.as_deref()), Response::Http1),
             (Some(Protocol::Redis), true) => map(redis::parse_request(b), Request::Redis),
             (Some(Protocol::Redis), false) => map(redis::parse_response(b), Response::Redis),
+            // Queries and responses tell themselves apart.
+            (Some(Protocol::Dns), _) => map(dns::parse(b, conn.transport), |m| match m {
+                dns::Msg::Query(q) => Either::Request(Request::Dns(q)),
+                dns::Msg::Response(r) => Either::Response(Response::Dns(r)),
+            }),
             (None, _) => return,
         };
         let framed = match parsed {
@@ -182,9 +195,13 @@ fn done(
             }
             let method = match &request {
                 Request::Http1(r) => Some(r.method.clone()),
-                Request::Redis(_) => None,
+                _ => None,
             };
-            conn.waiting.push_back(Waiting { request, start_ns, bytes: size, truncated, method });
+            let key = match &request {
+                Request::Dns(q) => Some(u64::from(q.id)),
+                _ => None,
+            };
+            conn.waiting.push_back(Waiting { request, key, start_ns, bytes: size, truncated, method });
         }
         Either::Response(response) => {
             // An interim HTTP response (100 Continue) answers nothing yet.
@@ -196,11 +213,20 @@ fn done(
                     return;
                 }
             }
-            if conn.orphans > 0 {
-                conn.orphans -= 1; // the late answer of a request reported already
-                return;
-            }
-            if let Some(w) = conn.waiting.pop_front() {
+            let key = match &response {
+                Response::Dns(r) => Some(u64::from(r.id)),
+                _ => None,
+            };
+            let at = match key {
+                // A late answer finds no request waiting: it pairs with nothing.
+                Some(k) => conn.waiting.iter().position(|w| w.key == Some(k)),
+                None if conn.orphans > 0 => {
+                    conn.orphans -= 1; // the late answer of a request reported already
+                    return;
+                }
+                None => (!conn.waiting.is_empty()).then_some(0),
+            };
+            if let Some(w) = at.and_then(|i| conn.waiting.remove(i)) {
                 out.push(record(id, conn, w, Some((response, end_ns, size, truncated))));
             }
         }
@@ -243,6 +269,7 @@ fn record(id: u64, conn: &Conn, w: Waiting, response: Option<(Response, u64, u64
         protocol: match w.request {
             Request::Http1(_) => Protocol::Http1,
             Request::Redis(_) => Protocol::Redis,
+            Request::Dns(_) => Protocol::Dns,
         },
         pid: conn.pid,
         tid: conn.tid,

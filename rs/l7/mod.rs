@@ -10,7 +10,8 @@
 //! the bytes (a lost event, a message larger than what is kept) drops only
 //! what it covers: the requests waiting then are reported without a
 //! response, and parsing starts over at the next syscall's bytes. Pure:
-//! no I/O, no unsafe. Protocols so far: HTTP/1.x and Redis (RESP2/3).
+//! no I/O, no unsafe. Protocols so far: HTTP/1.x and Redis (RESP2/3),
+//! paired in order; DNS over UDP and TCP, paired by id.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), proctap::Error> {
@@ -30,6 +31,7 @@
 //! ```
 
 mod conn;
+pub mod dns;
 pub mod http1;
 pub mod redis;
 mod stream;
@@ -68,6 +70,7 @@ pub(crate) struct Framed<M> {
 pub enum Protocol {
     Http1,
     Redis,
+    Dns,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -75,6 +78,7 @@ pub enum Protocol {
 pub enum Request {
     Http1(http1::Request),
     Redis(redis::Request),
+    Dns(dns::Request),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,6 +86,7 @@ pub enum Request {
 pub enum Response {
     Http1(http1::Response),
     Redis(redis::Response),
+    Dns(dns::Response),
 }
 
 /// One request and its response (None: none came before the connection
@@ -237,6 +242,10 @@ impl Tracker {
         conn.role = role;
         conn.local = o.local;
         conn.remote = o.remote;
+        conn.transport = match o.protocol {
+            crate::ConnOpenProtocol::Udp => dns::Transport::Datagram,
+            _ => dns::Transport::Stream,
+        };
         conn.requests = role.map(|r| if r == "client" { NetDataDirection::Send } else { NetDataDirection::Recv });
     }
 

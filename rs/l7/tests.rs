@@ -318,3 +318,112 @@ fn a_connection_that_matches_nothing_is_given_up_once() {
     // Once, after more than 64 bytes, never again.
     assert_eq!(given_up, vec![CONN]);
 }
+
+/// A DNS message: a query for `name` of `qtype`, or (with `answer`) its
+/// response carrying one A record.
+fn dns_message(id: u16, name: &str, qtype: u16, answer: Option<[u8; 4]>) -> Vec<u8> {
+    let flags: u16 = if answer.is_some() { 0x8180 } else { 0x0100 };
+    let mut m = Vec::new();
+    for word in [id, flags, 1, u16::from(answer.is_some()), 0, 0] {
+        m.extend(word.to_be_bytes());
+    }
+    for label in name.split('.') {
+        m.push(label.len() as u8);
+        m.extend(label.as_bytes());
+    }
+    m.push(0);
+    m.extend(qtype.to_be_bytes());
+    m.extend(1u16.to_be_bytes());
+    if let Some(addr) = answer {
+        m.extend([0xc0, 12]); // the question's name
+        m.extend([0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        m.extend(addr);
+    }
+    m
+}
+
+fn udp_open() -> Event {
+    let Event::ConnOpen(mut o) = open(ConnOpenRole::Client) else { unreachable!() };
+    o.protocol = ConnOpenProtocol::Udp;
+    Event::ConnOpen(o)
+}
+
+#[test]
+fn dns_over_udp_pairs_by_id_whatever_the_order_of_the_answers() {
+    let (a, aaaa) = (dns_message(0x1111, "example.com", 1, None), dns_message(0x2222, "example.com", 28, None));
+    // The second query's answer comes first.
+    let answer_aaaa = dns_message(0x2222, "example.com", 28, Some([0, 0, 0, 0]));
+    let answer_a = dns_message(0x1111, "example.com", 1, Some([93, 184, 216, 34]));
+    let (mut send, mut recv) = (0, 0);
+    let mut events = vec![udp_open()];
+    for (ts, msg, dir) in [
+        (10, &a, NetDataDirection::Send),
+        (11, &aaaa, NetDataDirection::Send),
+        (20, &answer_aaaa, NetDataDirection::Recv),
+        (30, &answer_a, NetDataDirection::Recv),
+    ] {
+        let pos = if dir == NetDataDirection::Send { &mut send } else { &mut recv };
+        events.push(data(ts, dir, *pos, msg, msg.len() as u64));
+        *pos += msg.len() as u64;
+    }
+    let records = run(&events);
+    let pairs: Vec<_> = records
+        .iter()
+        .map(|r| match (&r.request, &r.response) {
+            (Some(Request::Dns(q)), Some(Response::Dns(p))) => (q.id, q.qtype, p.id, p.answers.clone(), r.latency_ns),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        pairs,
+        vec![
+            (0x2222, 28, 0x2222, vec!["0.0.0.0".to_string()], 9),
+            (0x1111, 1, 0x1111, vec!["93.184.216.34".into()], 20)
+        ]
+    );
+    let json = serde_json::to_value(&records[1]).unwrap();
+    assert_eq!(json["protocol"], "dns");
+    assert_eq!(json["request"], serde_json::json!({"id": 0x1111, "qname": "example.com.", "qtype": 1}));
+    assert_eq!(json["response"]["rcode"], 0);
+}
+
+#[test]
+fn dns_over_tcp_is_framed_by_its_lengths_however_split() {
+    let framed = |m: Vec<u8>| [(m.len() as u16).to_be_bytes().to_vec(), m].concat();
+    let queries = [framed(dns_message(7, "a.example", 1, None)), framed(dns_message(8, "b.example", 1, None))].concat();
+    let answers = [
+        framed(dns_message(7, "a.example", 1, Some([10, 0, 0, 1]))),
+        framed(dns_message(8, "b.example", 1, Some([10, 0, 0, 2]))),
+    ]
+    .concat();
+    for cut in [1, 2, 5, 14, queries.len() / 2] {
+        let mut events = vec![open(ConnOpenRole::Client)];
+        events.extend(segments(NetDataDirection::Send, &queries, &[cut], 10));
+        events.extend(segments(NetDataDirection::Recv, &answers, &[cut.min(answers.len() - 1)], 20));
+        let got: Vec<_> = run(&events)
+            .iter()
+            .map(|r| match (&r.request, &r.response) {
+                (Some(Request::Dns(q)), Some(Response::Dns(p))) => (q.qname.clone(), p.answers.clone()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a.example.".to_string(), vec!["10.0.0.1".to_string()]),
+                ("b.example.".into(), vec!["10.0.0.2".into()])
+            ],
+            "cut at {cut}"
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn dns_parsing_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        for transport in [dns::Transport::Datagram, dns::Transport::Stream] {
+            let _ = dns::parse(&bytes, transport);
+            let _ = dns::looks_like_query(&bytes, transport);
+        }
+    }
+}
