@@ -46,15 +46,18 @@ static void die(const char *what)
 /* A connected pair of sockets of type on 127.0.0.1: a sends, b receives. */
 static void pair(int type, int *a, int *b)
 {
-	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in addr = { .sin_family = AF_INET,
+				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(addr);
 	int l = socket(AF_INET, type, 0), one = 1;
 
-	if (l < 0 || bind(l, (struct sockaddr *)&addr, len) || getsockname(l, (struct sockaddr *)&addr, &len))
+	if (l < 0 || bind(l, (struct sockaddr *)&addr, len) ||
+	    getsockname(l, (struct sockaddr *)&addr, &len))
 		die("bind");
 	*a = socket(AF_INET, type, 0);
 	if (type == SOCK_STREAM) {
-		if (listen(l, 1) || connect(*a, (struct sockaddr *)&addr, len) || (*b = accept(l, NULL, NULL)) < 0)
+		if (listen(l, 1) || connect(*a, (struct sockaddr *)&addr, len) ||
+		    (*b = accept(l, NULL, NULL)) < 0)
 			die("connect");
 		close(l);
 		setsockopt(*a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -62,7 +65,8 @@ static void pair(int type, int *a, int *b)
 		struct sockaddr_in from;
 		socklen_t flen = sizeof(from);
 
-		if (connect(*a, (struct sockaddr *)&addr, len) || getsockname(*a, (struct sockaddr *)&from, &flen) ||
+		if (connect(*a, (struct sockaddr *)&addr, len) ||
+		    getsockname(*a, (struct sockaddr *)&from, &flen) ||
 		    connect(l, (struct sockaddr *)&from, flen))
 			die("connect");
 		*b = l;

@@ -363,6 +363,7 @@ fn a_connection_given_up_on_is_counted_but_not_copied() {
     let config = Config::new().exec(false).exit(false).net_data().pid(child.id());
     let Some(tracer) = common::start(&config) else {
         let _ = child.kill();
+        let _ = child.wait();
         return;
     };
     stdin.write_all(b"go\n").unwrap();
@@ -417,7 +418,8 @@ fn l7_records_of_dns_over_udp_pair_by_id_and_binary_bytes_give_none() {
     for e in &events {
         l7.feed(e, &mut records);
     }
-    let got: Vec<(&str, u16, String, u16, u16, Vec<String>)> = records
+    type Seen<'a> = (&'a str, u16, String, u16, u16, Vec<String>);
+    let got: Vec<Seen> = records
         .iter()
         .map(|r| match (&r.request, &r.response) {
             (Some(Request::Dns(q)), Some(Response::Dns(p))) if q.id == p.id => {

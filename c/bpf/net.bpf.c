@@ -50,8 +50,8 @@ enum { PT_NET_SEND = 1, PT_NET_RECV = 2 };
 
 /* A connection, in its socket's storage. */
 struct pt_conn {
-	__u64 id;	/* 0: not seen by a traced process yet (role only) */
-	__u64 sent;	/* bytes, by every message since first seen */
+	__u64 id;   /* 0: not seen by a traced process yet (role only) */
+	__u64 sent; /* bytes, by every message since first seen */
 	__u64 received;
 	__u64 giveup_gen; /* pt_net_giveup_gen when last checked */
 	__u32 role;
@@ -275,8 +275,8 @@ struct pt_msg_bufs {
 };
 
 /* Reports len bytes moved at pos of the connection. */
-static __always_inline void pt_data_report(struct pt_conn *c, __u32 direction, __u64 pos,
-					   __u64 len, struct pt_msg_bufs *b)
+static __always_inline void pt_data_report(struct pt_conn *c, __u32 direction, __u64 pos, __u64 len,
+					   struct pt_msg_bufs *b)
 {
 	struct pt_emit e;
 	struct pt_net_iov_walk walk = { .e = &e, .want = len, .iov = (const struct iovec *)b->buf };
@@ -298,8 +298,8 @@ static __always_inline void pt_data_report(struct pt_conn *c, __u32 direction, _
 		if (!b->count)
 			pt_net_data_data_umem(&e, (const void *)b->buf, len);
 		else
-			bpf_loop(b->count < PT_IOV_MAX ? b->count : PT_IOV_MAX, pt_net_iovec,
-				 &walk, 0);
+			bpf_loop(b->count < PT_IOV_MAX ? b->count : PT_IOV_MAX, pt_net_iovec, &walk,
+				 0);
 		if (r->data_len < len)
 			pt_net_data_set_truncated(&e);
 	}
@@ -327,9 +327,8 @@ static __always_inline bool pt_mmsg_bufs(__u64 vec, __u32 idx, struct pt_msg_buf
  * the call does (same fd and vector, the previous message's length written
  * back as seen), and restarts at 0 otherwise.
  */
-static __always_inline bool pt_mmsg_message(struct task_struct *task, __u32 nr, __s32 fd,
-					    __u64 vec, __u32 vlen, long ret,
-					    struct pt_msg_bufs *b)
+static __always_inline bool pt_mmsg_message(struct task_struct *task, __u32 nr, __s32 fd, __u64 vec,
+					    __u32 vlen, long ret, struct pt_msg_bufs *b)
 {
 	struct pt_mmsg_cursor *k = bpf_task_storage_get(&pt_net_calls, task, 0,
 							BPF_LOCAL_STORAGE_GET_F_CREATE);

@@ -41,8 +41,7 @@ int proctap_net_give_up(struct proctap *pt, __u64 conn_id)
 
 	if (!(pt->cfg.events & PROCTAP_EVENT(PT_KIND_NET_DATA)))
 		return -EINVAL;
-	if (bpf_map_update_elem(bpf_map__fd(pt->skel->maps.pt_net_giveup), &conn_id, &one,
-				BPF_ANY))
+	if (bpf_map_update_elem(bpf_map__fd(pt->skel->maps.pt_net_giveup), &conn_id, &one, BPF_ANY))
 		return -errno;
 	/* Connections look at the map only when this moved. */
 	__atomic_fetch_add(&pt->skel->bss->pt_net_giveup_gen, 1, __ATOMIC_RELEASE);
