@@ -134,15 +134,18 @@ impl Config {
     }
 
     /// Follows the TCP and UDP connections of traced processes: a
-    /// [`EventKind::ConnOpen`] when one is connected, accepted or first used,
-    /// a [`EventKind::ConnClose`] with the bytes moved when its socket's last
-    /// close comes (the two kinds come together).
+    /// [`EventKind::ConnOpen`] when a traced process first moves bytes on one
+    /// (with the role its TCP handshake gave), a [`EventKind::ConnClose`]
+    /// with the bytes moved when its socket's last close comes (the two
+    /// kinds come together). Hooks the socket layer's tracepoints, not
+    /// syscalls (Linux 6.3 or later), and a cgroup `sock_release` program on
+    /// the cgroup2 root.
     pub fn connections(self) -> Config {
         self.event(EventKind::ConnOpen, true).event(EventKind::ConnClose, true)
     }
 
     /// [`Config::connections`], plus what they carry (raw mode): a
-    /// [`EventKind::NetData`] per data syscall, with its position in the
+    /// [`EventKind::NetData`] per message, with its position in the
     /// connection's stream and its bytes up to `net_data_max`.
     pub fn net_data(self) -> Config {
         self.connections().event(EventKind::NetData, true)

@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use super::stream::Direction;
-use super::{dns, http1, redis, Evictions, Framed, Limits, Parse, Protocol, Record, Request, Response};
+use super::{
+    dns, http1, kafka, memcached, mongodb, redis, Evictions, Framed, Limits, Parse, Protocol, Record, Request, Response,
+};
 use crate::NetDataDirection;
 
 struct Waiting {
@@ -87,6 +89,12 @@ pub(super) fn infer(conn: &mut Conn, dir: NetDataDirection, limits: Limits) -> b
         Some(Protocol::Http1)
     } else if redis::looks_like_request(b) && b.len() >= 4 {
         Some(Protocol::Redis)
+    } else if memcached::looks_like_request(b) {
+        Some(Protocol::Memcached)
+    } else if mongodb::looks_like_request(b) {
+        Some(Protocol::Mongodb)
+    } else if kafka::looks_like_request(b) {
+        Some(Protocol::Kafka)
     } else if dns::looks_like_query(b, conn.transport) {
         Some(Protocol::Dns)
     } else {
@@ -150,6 +158,12 @@ pub(super) fn parse(
                 dns::Msg::Query(q) => Either::Request(Request::Dns(q)),
                 dns::Msg::Response(r) => Either::Response(Response::Dns(r)),
             }),
+            (Some(Protocol::Memcached), true) => map(memcached::parse_request(b), Request::Memcached),
+            (Some(Protocol::Memcached), false) => map(memcached::parse_response(b), Response::Memcached),
+            (Some(Protocol::Kafka), true) => map(kafka::parse_request(b), Request::Kafka),
+            (Some(Protocol::Kafka), false) => map(kafka::parse_response(b), Response::Kafka),
+            (Some(Protocol::Mongodb), true) => map(mongodb::parse_request(b), Request::Mongodb),
+            (Some(Protocol::Mongodb), false) => map(mongodb::parse_response(b), Response::Mongodb),
             (None, _) => return,
         };
         let framed = match parsed {
@@ -199,8 +213,16 @@ fn done(
             };
             let key = match &request {
                 Request::Dns(q) => Some(u64::from(q.id)),
+                Request::Kafka(q) => Some(q.correlation_id as u64),
+                Request::Mongodb(q) => Some(q.request_id as u64),
                 _ => None,
             };
+            // No response will come: reported alone at once.
+            if matches!(&request, Request::Memcached(q) if q.noreply) {
+                let w = Waiting { request, key, start_ns, bytes: size, truncated, method };
+                out.push(record(id, conn, w, None));
+                return;
+            }
             conn.waiting.push_back(Waiting { request, key, start_ns, bytes: size, truncated, method });
         }
         Either::Response(response) => {
@@ -215,6 +237,8 @@ fn done(
             }
             let key = match &response {
                 Response::Dns(r) => Some(u64::from(r.id)),
+                Response::Kafka(r) => Some(r.correlation_id as u64),
+                Response::Mongodb(r) => Some(r.response_to as u64),
                 _ => None,
             };
             let at = match key {
@@ -270,6 +294,9 @@ fn record(id: u64, conn: &Conn, w: Waiting, response: Option<(Response, u64, u64
             Request::Http1(_) => Protocol::Http1,
             Request::Redis(_) => Protocol::Redis,
             Request::Dns(_) => Protocol::Dns,
+            Request::Memcached(_) => Protocol::Memcached,
+            Request::Kafka(_) => Protocol::Kafka,
+            Request::Mongodb(_) => Protocol::Mongodb,
         },
         pid: conn.pid,
         tid: conn.tid,

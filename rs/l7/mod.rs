@@ -10,8 +10,9 @@
 //! the bytes (a lost event, a message larger than what is kept) drops only
 //! what it covers: the requests waiting then are reported without a
 //! response, and parsing starts over at the next syscall's bytes. Pure:
-//! no I/O, no unsafe. Protocols so far: HTTP/1.x and Redis (RESP2/3),
-//! paired in order; DNS over UDP and TCP, paired by id.
+//! no I/O, no unsafe. Protocols so far: HTTP/1.x, Redis (RESP2/3) and
+//! Memcached (text and meta), paired in order; DNS over UDP and TCP, Kafka
+//! and MongoDB, paired by id.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), proctap::Error> {
@@ -33,6 +34,9 @@
 mod conn;
 pub mod dns;
 pub mod http1;
+pub mod kafka;
+pub mod memcached;
+pub mod mongodb;
 pub mod redis;
 mod stream;
 #[cfg(test)]
@@ -71,6 +75,9 @@ pub enum Protocol {
     Http1,
     Redis,
     Dns,
+    Memcached,
+    Kafka,
+    Mongodb,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,6 +86,9 @@ pub enum Request {
     Http1(http1::Request),
     Redis(redis::Request),
     Dns(dns::Request),
+    Memcached(memcached::Request),
+    Kafka(kafka::Request),
+    Mongodb(mongodb::Request),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -87,6 +97,9 @@ pub enum Response {
     Http1(http1::Response),
     Redis(redis::Response),
     Dns(dns::Response),
+    Memcached(memcached::Response),
+    Kafka(kafka::Response),
+    Mongodb(mongodb::Response),
 }
 
 /// One request and its response (None: none came before the connection

@@ -427,3 +427,173 @@ proptest! {
         }
     }
 }
+
+/// (protocol, request summary, response summary) of each record.
+fn summaries(records: &[Record]) -> Vec<(Protocol, String, Option<String>)> {
+    records
+        .iter()
+        .map(|r| {
+            let q = serde_json::to_string(&r.request).unwrap();
+            (r.protocol, q, r.response.as_ref().map(|p| serde_json::to_string(p).unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn memcached_pipelined_commands_pair_in_order_and_noreply_stands_alone() {
+    let requests: &[u8] =
+        b"set k 0 0 5\r\nhello\r\nget k\r\nget missing other\r\nset q 0 0 1 noreply\r\nx\r\ndelete k\r\nmg k v\r\n";
+    let responses: &[u8] = b"STORED\r\nVALUE k 0 5\r\nhello\r\nEND\r\nEND\r\nDELETED\r\nEN\r\n";
+    let want = vec![
+        (Protocol::Memcached, r#"{"command":"set","key":"q","keys":1}"#.to_string(), None),
+        (
+            Protocol::Memcached,
+            r#"{"command":"set","key":"k","keys":1}"#.into(),
+            Some(r#"{"status":"STORED","values":0}"#.into()),
+        ),
+        (
+            Protocol::Memcached,
+            r#"{"command":"get","key":"k","keys":1}"#.into(),
+            Some(r#"{"status":"END","values":1}"#.into()),
+        ),
+        (
+            Protocol::Memcached,
+            r#"{"command":"get","key":"missing","keys":2}"#.into(),
+            Some(r#"{"status":"END","values":0}"#.into()),
+        ),
+        (
+            Protocol::Memcached,
+            r#"{"command":"delete","key":"k","keys":1}"#.into(),
+            Some(r#"{"status":"DELETED","values":0}"#.into()),
+        ),
+        (
+            Protocol::Memcached,
+            r#"{"command":"mg","key":"k","keys":1}"#.into(),
+            Some(r#"{"status":"EN","values":0}"#.into()),
+        ),
+    ];
+    for cut in [1, 7, 15, 20, 33, 60] {
+        let mut events = vec![open(ConnOpenRole::Client)];
+        events.extend(segments(NetDataDirection::Send, requests, &[cut], 10));
+        events.extend(segments(NetDataDirection::Recv, responses, &[cut], 20));
+        assert_eq!(summaries(&run(&events)), want, "cut at {cut}");
+    }
+}
+
+fn kafka_request(api_key: i16, version: i16, correlation: i32, client: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend(api_key.to_be_bytes());
+    body.extend(version.to_be_bytes());
+    body.extend(correlation.to_be_bytes());
+    body.extend((client.len() as i16).to_be_bytes());
+    body.extend(client.as_bytes());
+    body.extend([0u8; 9]); // the request's own fields
+    [(body.len() as i32).to_be_bytes().to_vec(), body].concat()
+}
+
+fn kafka_response(correlation: i32, body: usize) -> Vec<u8> {
+    let mut m = ((4 + body) as i32).to_be_bytes().to_vec();
+    m.extend(correlation.to_be_bytes());
+    m.extend(vec![0u8; body]);
+    m
+}
+
+#[test]
+fn kafka_pairs_by_correlation_id_even_out_of_order() {
+    let requests = [kafka_request(3, 12, 5, "cli"), kafka_request(18, 3, 6, "cli")].concat();
+    let responses = [kafka_response(6, 40), kafka_response(5, 300)].concat();
+    for cut in [2, 9, 13, 30] {
+        let mut events = vec![open(ConnOpenRole::Client)];
+        events.extend(segments(NetDataDirection::Send, &requests, &[cut], 10));
+        events.extend(segments(NetDataDirection::Recv, &responses, &[cut], 20));
+        let got = summaries(&run(&events));
+        assert_eq!(
+            got,
+            vec![
+                (
+                    Protocol::Kafka,
+                    r#"{"api_key":18,"api_version":3,"correlation_id":6,"client_id":"cli"}"#.to_string(),
+                    Some(r#"{"correlation_id":6}"#.to_string())
+                ),
+                (
+                    Protocol::Kafka,
+                    r#"{"api_key":3,"api_version":12,"correlation_id":5,"client_id":"cli"}"#.into(),
+                    Some(r#"{"correlation_id":5}"#.into())
+                ),
+            ],
+            "cut at {cut}"
+        );
+    }
+}
+
+/// A MongoDB OP_MSG (opcode 2013) whose body is the document `fields`
+/// (already encoded elements).
+fn mongo_msg(request_id: i32, response_to: i32, fields: &[u8]) -> Vec<u8> {
+    let doc = [((4 + fields.len() + 1) as i32).to_le_bytes().to_vec(), fields.to_vec(), vec![0]].concat();
+    let body = [0u32.to_le_bytes().to_vec(), vec![0], doc].concat();
+    let mut m = ((16 + body.len()) as i32).to_le_bytes().to_vec();
+    m.extend(request_id.to_le_bytes());
+    m.extend(response_to.to_le_bytes());
+    m.extend(2013i32.to_le_bytes());
+    m.extend(body);
+    m
+}
+
+/// BSON elements: a string field, a double field.
+fn bson_string(name: &str, value: &str) -> Vec<u8> {
+    [
+        vec![0x02],
+        name.as_bytes().to_vec(),
+        vec![0],
+        ((value.len() + 1) as i32).to_le_bytes().to_vec(),
+        value.as_bytes().to_vec(),
+        vec![0],
+    ]
+    .concat()
+}
+
+fn bson_double(name: &str, value: f64) -> Vec<u8> {
+    [vec![0x01], name.as_bytes().to_vec(), vec![0], value.to_le_bytes().to_vec()].concat()
+}
+
+#[test]
+fn mongodb_pairs_replies_with_their_requests_by_response_to() {
+    let find = mongo_msg(100, 0, &[bson_string("find", "coll"), bson_string("$db", "test")].concat());
+    let ping = mongo_msg(101, 0, &[bson_double("ping", 1.0), bson_string("$db", "admin")].concat());
+    let requests = [find, ping].concat();
+    let responses = [
+        mongo_msg(7, 101, &bson_double("ok", 1.0)),
+        mongo_msg(8, 100, &[bson_string("errmsg", "no"), bson_double("ok", 0.0)].concat()),
+    ]
+    .concat();
+    for cut in [3, 17, 40] {
+        let mut events = vec![open(ConnOpenRole::Client)];
+        events.extend(segments(NetDataDirection::Send, &requests, &[cut], 10));
+        events.extend(segments(NetDataDirection::Recv, &responses, &[cut], 20));
+        assert_eq!(
+            summaries(&run(&events)),
+            vec![
+                (
+                    Protocol::Mongodb,
+                    r#"{"op":"msg","command":"ping","request_id":101}"#.to_string(),
+                    Some(r#"{"op":"msg","response_to":101,"ok":1.0}"#.to_string())
+                ),
+                (
+                    Protocol::Mongodb,
+                    r#"{"op":"msg","command":"find","request_id":100}"#.into(),
+                    Some(r#"{"op":"msg","response_to":100,"ok":0.0}"#.into())
+                ),
+            ],
+            "cut at {cut}"
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn binary_protocol_parsers_take_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
+        let _ = (kafka::parse_request(&bytes), kafka::parse_response(&bytes), kafka::looks_like_request(&bytes));
+        let _ = (mongodb::parse_request(&bytes), mongodb::parse_response(&bytes), mongodb::looks_like_request(&bytes));
+        let _ = (memcached::parse_request(&bytes), memcached::parse_response(&bytes), memcached::looks_like_request(&bytes));
+    }
+}
