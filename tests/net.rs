@@ -444,3 +444,99 @@ fn l7_records_of_dns_over_udp_pair_by_id_and_binary_bytes_give_none() {
     // Each record's sizes are its datagrams'.
     assert!(records.iter().all(|r| r.request_bytes >= 30 && r.response_bytes >= r.request_bytes && !r.truncated));
 }
+
+/// The L7 records of process `pid`, from its net events until `closes`
+/// of its sockets closed.
+fn l7_records_of(tracer: &proctap::Tracer, pid: u32, closes: usize) -> Vec<proctap::l7::Record> {
+    let net =
+        |e: &Event<&[u8]>| matches!(e, Event::ConnOpen(_) | Event::NetData(_) | Event::ConnClose(_)) && e.pid() == pid;
+    let events = common::collect_until(tracer, TIMEOUT, net, |g| {
+        g.iter().filter(|e| matches!(e, Event::ConnClose(_))).count() >= closes
+    });
+    let mut l7 = proctap::l7::Tracker::new();
+    let mut records = Vec::new();
+    for e in &events {
+        l7.feed(e, &mut records);
+    }
+    records
+}
+
+/// A real memcached (started here), and generated Kafka and MongoDB bytes
+/// over real sockets: pipelined requests pair in order (memcached) or by
+/// id with answers out of order (Kafka, MongoDB), from both ends.
+#[test]
+fn l7_records_of_memcached_kafka_and_mongodb() {
+    let config = Config::new().exec(false).exit(false).net_data().comm_prefix("python");
+    let Some(tracer) = common::start(&config) else { return };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = Command::new("memcached")
+        .args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0", "-u", "root"])
+        .spawn()
+        .expect("memcached (./dev.sh test installs it)");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "memcached did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/l7wire.py");
+    let child = Command::new("python3")
+        .arg(&script)
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("done"), "{out:?}");
+    // The memcached client's socket, and two ends each of Kafka and MongoDB.
+    let records = l7_records_of(&tracer, pid, 5);
+    let seen = |protocol: &str, role: &str| -> Vec<(String, String)> {
+        records
+            .iter()
+            .filter(|r| serde_json::to_value(r.protocol).unwrap() == protocol && r.role == role)
+            .map(|r| {
+                let q = serde_json::to_string(&r.request).unwrap();
+                (q, r.response.as_ref().map_or("null".into(), |p| serde_json::to_string(p).unwrap()))
+            })
+            .collect()
+    };
+    let pairs = |want: &[(&str, &str)]| -> Vec<(String, String)> {
+        want.iter().map(|(q, p)| (q.to_string(), p.to_string())).collect()
+    };
+    assert_eq!(
+        seen("memcached", "client"),
+        pairs(&[
+            (r#"{"command":"set","key":"k","keys":1}"#, r#"{"status":"STORED","values":0}"#),
+            (r#"{"command":"get","key":"k","keys":1}"#, r#"{"status":"END","values":1}"#),
+            (r#"{"command":"get","key":"missing","keys":1}"#, r#"{"status":"END","values":0}"#),
+            (r#"{"command":"delete","key":"k","keys":1}"#, r#"{"status":"DELETED","values":0}"#),
+        ]),
+        "{records:?}"
+    );
+    for role in ["client", "server"] {
+        assert_eq!(
+            seen("kafka", role),
+            pairs(&[
+                (
+                    r#"{"api_key":18,"api_version":3,"correlation_id":6,"client_id":"pt-client"}"#,
+                    r#"{"correlation_id":6}"#
+                ),
+                (
+                    r#"{"api_key":3,"api_version":12,"correlation_id":5,"client_id":"pt-client"}"#,
+                    r#"{"correlation_id":5}"#
+                ),
+            ]),
+            "{role}: {records:?}"
+        );
+        assert_eq!(
+            seen("mongodb", role),
+            pairs(&[
+                (r#"{"op":"msg","command":"ping","request_id":101}"#, r#"{"op":"msg","response_to":101,"ok":1.0}"#),
+                (r#"{"op":"msg","command":"find","request_id":100}"#, r#"{"op":"msg","response_to":100,"ok":0.0}"#),
+            ]),
+            "{role}: {records:?}"
+        );
+    }
+}

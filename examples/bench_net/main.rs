@@ -79,7 +79,14 @@ struct Server {
 }
 
 impl Drop for Server {
+    /// SIGTERM first: nginx's master stops its workers (a SIGKILL would
+    /// leave them running); SIGKILL if it has not exited within 5 s.
     fn drop(&mut self) {
+        let _ = run_output("kill", &["-TERM", &self.child.id().to_string()]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = fs::remove_dir_all(&self.dir);
