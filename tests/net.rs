@@ -540,3 +540,47 @@ fn l7_records_of_memcached_kafka_and_mongodb() {
         );
     }
 }
+
+/// 3000 short connections to itself, each one byte each way.
+const SHORT_CONNECTIONS: &str = "
+import socket
+l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(64)
+for i in range(3000):
+    c = socket.create_connection(l.getsockname()); s, _ = l.accept()
+    c.sendall(b'q'); s.recv(1); s.sendall(b'a'); c.recv(1)
+    c.close(); s.close()
+l.close()
+";
+
+#[test]
+fn thousands_of_short_connections_get_distinct_ids_and_leave_nothing_behind() {
+    let config = Config::new().exec(false).exit(false).net_data().comm_prefix("python");
+    let Some(tracer) = common::start(&config) else { return };
+    let mut child = Command::new("python3").args(["-c", SHORT_CONNECTIONS]).spawn().expect("python3");
+    let pid = child.id();
+    // Read while it runs: 24000 events outgrow the channel's batches.
+    let net =
+        |e: &Event<&[u8]>| matches!(e, Event::ConnOpen(_) | Event::NetData(_) | Event::ConnClose(_)) && e.pid() == pid;
+    let events = common::collect_until(&tracer, Duration::from_secs(30), net, |g| {
+        g.iter().filter(|e| matches!(e, Event::ConnClose(_))).count() >= 6000
+    });
+    assert!(child.wait().unwrap().success());
+    let opens: Vec<u64> =
+        events.iter().filter_map(|e| if let Event::ConnOpen(o) = e { Some(o.conn_id) } else { None }).collect();
+    let closes: HashSet<u64> =
+        events.iter().filter_map(|e| if let Event::ConnClose(c) = e { Some(c.conn_id) } else { None }).collect();
+    let distinct: HashSet<u64> = opens.iter().copied().collect();
+    let stats = tracer.stats();
+    assert_eq!((opens.len(), distinct.len(), closes.len()), (6000, 6000, 6000), "{stats:?}");
+    assert_eq!(distinct, closes, "every connection seen is seen closed");
+    // The L7 side keeps nothing of closed connections (and gives up on
+    // these one-byte exchanges without a record).
+    let mut l7 = proctap::l7::Tracker::new();
+    let mut records = Vec::new();
+    for e in &events {
+        l7.feed(e, &mut records);
+    }
+    assert_eq!((l7.connections(), records.len()), (0, 0));
+    assert_eq!(stats.conn_open().counter("not_followed"), Some(0));
+    assert_eq!(stats.net_data().counter("truncated"), Some(0));
+}
