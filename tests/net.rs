@@ -584,3 +584,126 @@ fn thousands_of_short_connections_get_distinct_ids_and_leave_nothing_behind() {
     assert_eq!(stats.conn_open().counter("not_followed"), Some(0));
     assert_eq!(stats.net_data().counter("truncated"), Some(0));
 }
+
+/// A PostgreSQL server of its own (initdb in a temporary directory, trust
+/// authentication, loopback only), stopped and removed when dropped.
+struct Postgres {
+    server: std::process::Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("postgresql (./dev.sh test installs it)")
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").exists())
+            .expect("initdb under /usr/lib/postgresql/*/bin");
+        let dir = std::env::temp_dir().join(format!("proctap-pg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(Command::new("chown").arg("postgres").arg(&dir).status().unwrap().success());
+        let data = dir.join("data");
+        let init = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["--auth=trust", "-U", "postgres"])
+            .output()
+            .unwrap();
+        assert!(init.status.success(), "initdb: {init:?}");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-k")
+            .arg(&dir)
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "postgres did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Postgres { server, dir, port }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // SIGTERM: a smart shutdown; the postmaster stops its children.
+        let _ = Command::new("kill").args(["-TERM", &self.server.id().to_string()]).status();
+        let _ = Command::new("pkill").args(["-TERM", "-f", &self.dir.display().to_string()]).status();
+        let _ = self.server.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A real PostgreSQL and psql: the encryption request, the startup, a
+/// query with rows and one with an error, from both ends.
+#[test]
+fn l7_records_of_a_real_postgres_server_and_psql() {
+    let psql_config = Config::new().exec(false).exit(false).net_data().comm_prefix("psql");
+    let server_config = Config::new().exec(false).exit(false).net_data().comm_prefix("postgres");
+    let Some(psql_tracer) = common::start(&psql_config) else { return };
+    let Some(server_tracer) = common::start(&server_config) else { return };
+    let pg = Postgres::start();
+    let out = Command::new("psql")
+        .args(["-X", "-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "postgres", "-d", "postgres"])
+        .args(["-c", "select generate_series(1,3)", "-c", "selec"])
+        .output()
+        .expect("psql");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(3 rows)"), "{out:?}");
+    // The connection whose far end is `peer`: the client's to the server
+    // port, the server's to the client's port (not the test's readiness
+    // probe); its L7 records and its local port.
+    let summary = |tracer: &proctap::Tracer, peer: u16| -> (Vec<(&'static str, String, String)>, u16) {
+        let keep = |e: &Event<&[u8]>| match e {
+            Event::ConnOpen(o) => o.remote.map(|a| a.port()) == Some(peer),
+            Event::NetData(_) | Event::ConnClose(_) => true,
+            _ => false,
+        };
+        let events = common::collect_until(tracer, TIMEOUT, keep, |g| {
+            let ours: HashSet<u64> =
+                g.iter().filter_map(|e| if let Event::ConnOpen(o) = e { Some(o.conn_id) } else { None }).collect();
+            g.iter().any(|e| matches!(e, Event::ConnClose(c) if ours.contains(&c.conn_id)))
+        });
+        let mut l7 = proctap::l7::Tracker::new();
+        let mut records = Vec::new();
+        for e in &events {
+            l7.feed(e, &mut records);
+        }
+        let open = events.iter().find_map(|e| if let Event::ConnOpen(o) = e { Some(*o) } else { None });
+        let open = open.expect("the connection's conn_open");
+        let records = records
+            .iter()
+            .filter(|r| r.conn_id == open.conn_id && r.protocol == proctap::l7::Protocol::Postgres)
+            .map(|r| {
+                let q = serde_json::to_string(&r.request).unwrap();
+                (r.role, q, r.response.as_ref().map_or("null".into(), |p| serde_json::to_string(p).unwrap()))
+            })
+            .collect();
+        (records, open.local.map_or(0, |a| a.port()))
+    };
+    let want = |role: &'static str| -> Vec<(&'static str, String, String)> {
+        [
+            (r#"{"query":"ssl"}"#, r#"{"status":"ok"}"#),
+            (r#"{"query":"startup"}"#, r#"{"status":"ok"}"#),
+            (r#"{"query":"select generate_series(1,3)"}"#, r#"{"status":"ok","rows":3}"#),
+            (r#"{"query":"selec"}"#, r#"{"status":"error","error":"syntax error at or near \"selec\""}"#),
+        ]
+        .iter()
+        .map(|(q, p)| (role, q.to_string(), p.to_string()))
+        .collect()
+    };
+    let (client, client_port) = summary(&psql_tracer, pg.port);
+    assert_eq!(client, want("client"));
+    assert_eq!(summary(&server_tracer, client_port).0, want("server"));
+}

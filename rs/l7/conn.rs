@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 
 use super::stream::Direction;
 use super::{
-    dns, http1, kafka, memcached, mongodb, redis, Evictions, Framed, Limits, Parse, Protocol, Record, Request, Response,
+    dns, http1, kafka, memcached, mongodb, postgres, redis, Evictions, Framed, Limits, Parse, Protocol, Record,
+    Request, Response,
 };
 use crate::NetDataDirection;
 
@@ -89,6 +90,8 @@ pub(super) fn infer(conn: &mut Conn, dir: NetDataDirection, limits: Limits) -> b
         Some(Protocol::Http1)
     } else if redis::looks_like_request(b) && b.len() >= 4 {
         Some(Protocol::Redis)
+    } else if postgres::looks_like_request(b) {
+        Some(Protocol::Postgres)
     } else if memcached::looks_like_request(b) {
         Some(Protocol::Memcached)
     } else if mongodb::looks_like_request(b) {
@@ -164,6 +167,15 @@ pub(super) fn parse(
             (Some(Protocol::Kafka), false) => map(kafka::parse_response(b), Response::Kafka),
             (Some(Protocol::Mongodb), true) => map(mongodb::parse_request(b), Request::Mongodb),
             (Some(Protocol::Mongodb), false) => map(mongodb::parse_response(b), Response::Mongodb),
+            (Some(Protocol::Postgres), true) => map(postgres::parse_request(b), Request::Postgres),
+            (Some(Protocol::Postgres), false) => {
+                let expects = if method.as_deref() == Some(PG_ENCRYPTION) {
+                    postgres::Reply::Byte
+                } else {
+                    postgres::Reply::Messages
+                };
+                map(postgres::parse_response(b, expects), Response::Postgres)
+            }
             (None, _) => return,
         };
         let framed = match parsed {
@@ -209,8 +221,13 @@ fn done(
             }
             let method = match &request {
                 Request::Http1(r) => Some(r.method.clone()),
+                Request::Postgres(q) if q.expects == postgres::Reply::Byte => Some(PG_ENCRYPTION.to_string()),
                 _ => None,
             };
+            // PostgreSQL's Terminate: nothing to report.
+            if matches!(&request, Request::Postgres(q) if q.expects == postgres::Reply::None) {
+                return;
+            }
             let key = match &request {
                 Request::Dns(q) => Some(u64::from(q.id)),
                 Request::Kafka(q) => Some(q.correlation_id as u64),
@@ -257,6 +274,9 @@ fn done(
     }
 }
 
+/// The `method` of a PostgreSQL encryption request, whose answer is one byte.
+const PG_ENCRYPTION: &str = "postgres:encryption";
+
 /// A request or a response, as a parser of either gives it.
 enum Either {
     Request(Request),
@@ -297,6 +317,7 @@ fn record(id: u64, conn: &Conn, w: Waiting, response: Option<(Response, u64, u64
             Request::Memcached(_) => Protocol::Memcached,
             Request::Kafka(_) => Protocol::Kafka,
             Request::Mongodb(_) => Protocol::Mongodb,
+            Request::Postgres(_) => Protocol::Postgres,
         },
         pid: conn.pid,
         tid: conn.tid,

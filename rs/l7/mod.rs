@@ -10,8 +10,8 @@
 //! the bytes (a lost event, a message larger than what is kept) drops only
 //! what it covers: the requests waiting then are reported without a
 //! response, and parsing starts over at the next syscall's bytes. Pure:
-//! no I/O, no unsafe. Protocols so far: HTTP/1.x, Redis (RESP2/3) and
-//! Memcached (text and meta), paired in order; DNS over UDP and TCP, Kafka
+//! no I/O, no unsafe. Protocols so far: HTTP/1.x, Redis (RESP2/3),
+//! Memcached (text and meta) and PostgreSQL, paired in order; DNS over UDP and TCP, Kafka
 //! and MongoDB, paired by id.
 //!
 //! ```no_run
@@ -37,6 +37,7 @@ pub mod http1;
 pub mod kafka;
 pub mod memcached;
 pub mod mongodb;
+pub mod postgres;
 pub mod redis;
 mod stream;
 #[cfg(test)]
@@ -78,6 +79,7 @@ pub enum Protocol {
     Memcached,
     Kafka,
     Mongodb,
+    Postgres,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -89,6 +91,7 @@ pub enum Request {
     Memcached(memcached::Request),
     Kafka(kafka::Request),
     Mongodb(mongodb::Request),
+    Postgres(postgres::Request),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -100,6 +103,7 @@ pub enum Response {
     Memcached(memcached::Response),
     Kafka(kafka::Response),
     Mongodb(mongodb::Response),
+    Postgres(postgres::Response),
 }
 
 /// One request and its response (None: none came before the connection

@@ -597,3 +597,70 @@ proptest! {
         let _ = (memcached::parse_request(&bytes), memcached::parse_response(&bytes), memcached::looks_like_request(&bytes));
     }
 }
+
+/// A PostgreSQL typed message.
+fn pg(t: u8, body: &[u8]) -> Vec<u8> {
+    [vec![t], ((body.len() + 4) as i32).to_be_bytes().to_vec(), body.to_vec()].concat()
+}
+
+#[test]
+fn postgres_requests_pair_with_everything_up_to_ready_for_query() {
+    let startup = [&17i32.to_be_bytes()[..], &196_608i32.to_be_bytes(), b"user\0u\0\0\0"].concat();
+    let requests = [
+        [8i32.to_be_bytes(), 80_877_103i32.to_be_bytes()].concat(), // SSLRequest
+        startup[..17].to_vec(),
+        pg(b'Q', b"select 1; select 2\0"),
+        [pg(b'P', b"\0select $1\0\0\0"), pg(b'B', b"\0\0\0\0\0\0\0\0"), pg(b'E', b"\0\0\0\0\0"), pg(b'S', b"")]
+            .concat(),
+        pg(b'Q', b"selec\0"),
+        pg(b'X', b""),
+    ]
+    .concat();
+    let row = pg(b'D', b"\0\x01\0\0\0\x011");
+    let ready = pg(b'Z', b"I");
+    let responses = [
+        b"N".to_vec(),
+        pg(b'R', &[0, 0, 0, 0]),
+        pg(b'S', b"a\0b\0"),
+        ready.clone(),
+        pg(b'T', b"\0\x01x\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"),
+        row.clone(),
+        pg(b'C', b"SELECT 1\0"),
+        row.clone(),
+        pg(b'C', b"SELECT 1\0"),
+        ready.clone(),
+        pg(b'1', b""),
+        pg(b'2', b""),
+        row,
+        pg(b'C', b"SELECT 1\0"),
+        ready.clone(),
+        pg(b'E', b"SERROR\0C42601\0Msyntax error at or near \"selec\"\0\0"),
+        ready,
+    ]
+    .concat();
+    let want: Vec<(Protocol, String, Option<String>)> = [
+        (r#"{"query":"ssl"}"#, r#"{"status":"ok"}"#),
+        (r#"{"query":"startup"}"#, r#"{"status":"ok"}"#),
+        (r#"{"query":"select 1; select 2"}"#, r#"{"status":"ok","rows":2}"#),
+        (r#"{"query":"select $1"}"#, r#"{"status":"ok","rows":1}"#),
+        (r#"{"query":"selec"}"#, r#"{"status":"error","error":"syntax error at or near \"selec\""}"#),
+    ]
+    .iter()
+    .map(|(q, p)| (Protocol::Postgres, q.to_string(), Some(p.to_string())))
+    .collect();
+    for cut in [1, 8, 9, 30, 60] {
+        let mut events = vec![open(ConnOpenRole::Client)];
+        events.extend(segments(NetDataDirection::Send, &requests, &[cut], 10));
+        events.extend(segments(NetDataDirection::Recv, &responses, &[cut], 20));
+        assert_eq!(summaries(&run(&events)), want, "cut at {cut}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn postgres_parsing_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
+        let _ = (postgres::parse_request(&bytes), postgres::looks_like_request(&bytes));
+        let _ = postgres::parse_response(&bytes, postgres::Reply::Messages);
+        let _ = postgres::parse_response(&bytes, postgres::Reply::Byte);
+    }
+}
