@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use super::stream::Direction;
 use super::{
-    dns, http1, kafka, memcached, mongodb, postgres, redis, Evictions, Framed, Limits, Parse, Protocol, Record,
+    dns, http1, kafka, memcached, mongodb, mysql, postgres, redis, Evictions, Framed, Limits, Parse, Protocol, Record,
     Request, Response,
 };
 use crate::NetDataDirection;
@@ -92,6 +92,8 @@ pub(super) fn infer(conn: &mut Conn, dir: NetDataDirection, limits: Limits) -> b
         Some(Protocol::Redis)
     } else if postgres::looks_like_request(b) {
         Some(Protocol::Postgres)
+    } else if mysql::looks_like_request(b) {
+        Some(Protocol::Mysql)
     } else if memcached::looks_like_request(b) {
         Some(Protocol::Memcached)
     } else if mongodb::looks_like_request(b) {
@@ -167,6 +169,8 @@ pub(super) fn parse(
             (Some(Protocol::Kafka), false) => map(kafka::parse_response(b), Response::Kafka),
             (Some(Protocol::Mongodb), true) => map(mongodb::parse_request(b), Request::Mongodb),
             (Some(Protocol::Mongodb), false) => map(mongodb::parse_response(b), Response::Mongodb),
+            (Some(Protocol::Mysql), true) => map(mysql::parse_request(b), Request::Mysql),
+            (Some(Protocol::Mysql), false) => map(mysql::parse_response(b), Response::Mysql),
             (Some(Protocol::Postgres), true) => map(postgres::parse_request(b), Request::Postgres),
             (Some(Protocol::Postgres), false) => {
                 let expects = if method.as_deref() == Some(PG_ENCRYPTION) {
@@ -224,8 +228,10 @@ fn done(
                 Request::Postgres(q) if q.expects == postgres::Reply::Byte => Some(PG_ENCRYPTION.to_string()),
                 _ => None,
             };
-            // PostgreSQL's Terminate: nothing to report.
-            if matches!(&request, Request::Postgres(q) if q.expects == postgres::Reply::None) {
+            // PostgreSQL's Terminate, MySQL's COM_QUIT: nothing to report.
+            if matches!(&request, Request::Postgres(q) if q.expects == postgres::Reply::None)
+                || matches!(&request, Request::Mysql(q) if q.silent)
+            {
                 return;
             }
             let key = match &request {
@@ -251,6 +257,10 @@ fn done(
                     }
                     return;
                 }
+            }
+            // MySQL's greeting answers no request.
+            if matches!(&response, Response::Mysql(r) if r.greeting) {
+                return;
             }
             let key = match &response {
                 Response::Dns(r) => Some(u64::from(r.id)),
@@ -318,6 +328,7 @@ fn record(id: u64, conn: &Conn, w: Waiting, response: Option<(Response, u64, u64
             Request::Kafka(_) => Protocol::Kafka,
             Request::Mongodb(_) => Protocol::Mongodb,
             Request::Postgres(_) => Protocol::Postgres,
+            Request::Mysql(_) => Protocol::Mysql,
         },
         pid: conn.pid,
         tid: conn.tid,

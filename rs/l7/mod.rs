@@ -11,7 +11,7 @@
 //! what it covers: the requests waiting then are reported without a
 //! response, and parsing starts over at the next syscall's bytes. Pure:
 //! no I/O, no unsafe. Protocols so far: HTTP/1.x, Redis (RESP2/3),
-//! Memcached (text and meta) and PostgreSQL, paired in order; DNS over UDP and TCP, Kafka
+//! Memcached (text and meta), PostgreSQL and MySQL, paired in order; DNS over UDP and TCP, Kafka
 //! and MongoDB, paired by id.
 //!
 //! ```no_run
@@ -37,6 +37,7 @@ pub mod http1;
 pub mod kafka;
 pub mod memcached;
 pub mod mongodb;
+pub mod mysql;
 pub mod postgres;
 pub mod redis;
 mod stream;
@@ -80,6 +81,7 @@ pub enum Protocol {
     Kafka,
     Mongodb,
     Postgres,
+    Mysql,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -92,6 +94,7 @@ pub enum Request {
     Kafka(kafka::Request),
     Mongodb(mongodb::Request),
     Postgres(postgres::Request),
+    Mysql(mysql::Request),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -104,6 +107,7 @@ pub enum Response {
     Kafka(kafka::Response),
     Mongodb(mongodb::Response),
     Postgres(postgres::Response),
+    Mysql(mysql::Response),
 }
 
 /// One request and its response (None: none came before the connection

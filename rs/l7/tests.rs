@@ -664,3 +664,77 @@ proptest! {
         let _ = postgres::parse_response(&bytes, postgres::Reply::Byte);
     }
 }
+
+/// A MySQL packet.
+fn my(seq: u8, payload: &[u8]) -> Vec<u8> {
+    let n = payload.len();
+    [vec![n as u8, (n >> 8) as u8, (n >> 16) as u8, seq], payload.to_vec()].concat()
+}
+
+#[test]
+fn mysql_login_queries_and_result_sets_pair_in_order() {
+    let greeting = my(0, &[&[0x0a][..], b"10.11.6-MariaDB\0", &[0u8; 40]].concat());
+    let login = my(1, &[&[0x0d, 0xa2, 0x3a, 0x00][..], &[0, 0, 0, 1, 0x21], &[0u8; 23], b"root\0\0"].concat());
+    let requests = [
+        login,
+        my(0, b"\x03select a from t"),
+        my(0, b"\x03bad"),
+        my(0, b"\x03select 2"),
+        my(0, &[0x01]), // COM_QUIT
+    ]
+    .concat();
+    let greeting_len = greeting.len();
+    let ok = my(2, &[0, 0, 0, 2, 0, 0, 0]);
+    let column = my(2, &[&[3][..], b"def", &[0u8; 20]].concat());
+    let eof = my(3, &[0xfe, 0, 0, 2, 0]);
+    let row = |v: &[u8]| my(4, &[&[v.len() as u8][..], v].concat());
+    let responses = [
+        greeting,
+        ok,
+        // The older protocol: an EOF after the columns and at the end.
+        my(1, &[1]),
+        column.clone(),
+        eof.clone(),
+        row(b"x"),
+        row(b"y"),
+        eof,
+        my(1, &[&[0xff, 0x28, 0x04][..], b"#42000", b"You have an error"].concat()),
+        // CLIENT_DEPRECATE_EOF: no EOF after the columns, an OK with 0xfe last.
+        my(1, &[1]),
+        column,
+        row(b"2"),
+        my(4, &[0xfe, 0, 0, 2, 0, 0, 0]),
+    ]
+    .concat();
+    let want: Vec<(Protocol, String, Option<String>)> = [
+        (r#"{"query":"login"}"#, r#"{"status":"ok"}"#),
+        (r#"{"query":"select a from t"}"#, r#"{"status":"ok","rows":2}"#),
+        (r#"{"query":"bad"}"#, r#"{"status":"error","error":"You have an error"}"#),
+        (r#"{"query":"select 2"}"#, r#"{"status":"ok","rows":1}"#),
+    ]
+    .iter()
+    .map(|(q, p)| (Protocol::Mysql, q.to_string(), Some(p.to_string())))
+    .collect();
+    for cut in [1, 4, 20, 50, 70] {
+        let mut events = vec![open(ConnOpenRole::Client)];
+        // The greeting comes before the login.
+        let (first, rest) = responses.split_at(greeting_len);
+        events.extend(segments(NetDataDirection::Recv, first, &[cut], 5));
+        events.extend(segments(NetDataDirection::Send, &requests, &[cut], 10));
+        let mut tail = segments(NetDataDirection::Recv, rest, &[cut], 20);
+        for e in &mut tail {
+            if let Event::NetData(d) = e {
+                d.pos += first.len() as u64;
+            }
+        }
+        events.extend(tail);
+        assert_eq!(summaries(&run(&events)), want, "cut at {cut}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn mysql_parsing_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
+        let _ = (mysql::parse_request(&bytes), mysql::parse_response(&bytes), mysql::looks_like_request(&bytes));
+    }
+}
