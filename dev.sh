@@ -154,9 +154,9 @@ case "${1:-}" in
     shift
     # golang-go: `go tool pprof` reads the profiler's pprof output in a test;
     # clang-format-19 checks the C formatting; python3 serves and fetches
-    # HTTP, and redis-server, memcached and postgresql answer, in the L7 tests (they start and stop
+    # HTTP, and redis-server, memcached, postgresql and mariadb answer, in the L7 tests (they start and stop
     # their own servers on loopback).
-    setup golang-go clang-format-19 python3 redis-server memcached postgresql
+    setup golang-go clang-format-19 python3 redis-server memcached postgresql mariadb-server mariadb-client
     build
     lint
     if [ "$(id -u)" != 0 ]; then

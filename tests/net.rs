@@ -585,6 +585,50 @@ fn thousands_of_short_connections_get_distinct_ids_and_leave_nothing_behind() {
     assert_eq!(stats.net_data().counter("truncated"), Some(0));
 }
 
+/// (role, request JSON, response JSON) of each record.
+type Summary = Vec<(&'static str, String, String)>;
+
+/// The L7 records (of `protocol`) of the connection whose far end is port
+/// `peer` (a client's to the server port, the server's to the client's
+/// port: not a test's readiness probe), once it closed; and its local port.
+fn records_with_peer(tracer: &proctap::Tracer, peer: u16, protocol: proctap::l7::Protocol) -> (Summary, u16) {
+    let keep = |e: &Event<&[u8]>| match e {
+        Event::ConnOpen(o) => o.remote.map(|a| a.port()) == Some(peer),
+        Event::NetData(_) | Event::ConnClose(_) => true,
+        _ => false,
+    };
+    let events = common::collect_until(tracer, TIMEOUT, keep, |g| {
+        let ours: HashSet<u64> =
+            g.iter().filter_map(|e| if let Event::ConnOpen(o) = e { Some(o.conn_id) } else { None }).collect();
+        g.iter().any(|e| matches!(e, Event::ConnClose(c) if ours.contains(&c.conn_id)))
+    });
+    let mut l7 = proctap::l7::Tracker::new();
+    let mut records = Vec::new();
+    for e in &events {
+        l7.feed(e, &mut records);
+    }
+    let open = events.iter().find_map(|e| if let Event::ConnOpen(o) = e { Some(*o) } else { None });
+    let open = open.expect("the connection's conn_open");
+    let records = records
+        .iter()
+        .filter(|r| r.conn_id == open.conn_id && r.protocol == protocol)
+        .map(|r| {
+            let q = serde_json::to_string(&r.request).unwrap();
+            (r.role, q, r.response.as_ref().map_or("null".into(), |p| serde_json::to_string(p).unwrap()))
+        })
+        .collect();
+    (records, open.local.map_or(0, |a| a.port()))
+}
+
+/// Waits until something listens on the loopback port.
+fn wait_listening(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A PostgreSQL server of its own (initdb in a temporary directory, trust
 /// authentication, loopback only), stopped and removed when dropped.
 struct Postgres {
@@ -627,11 +671,7 @@ impl Postgres {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = std::time::Instant::now() + TIMEOUT;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "postgres did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(port, "postgres");
         Postgres { server, dir, port }
     }
 }
@@ -661,37 +701,6 @@ fn l7_records_of_a_real_postgres_server_and_psql() {
         .output()
         .expect("psql");
     assert!(String::from_utf8_lossy(&out.stdout).contains("(3 rows)"), "{out:?}");
-    // The connection whose far end is `peer`: the client's to the server
-    // port, the server's to the client's port (not the test's readiness
-    // probe); its L7 records and its local port.
-    let summary = |tracer: &proctap::Tracer, peer: u16| -> (Vec<(&'static str, String, String)>, u16) {
-        let keep = |e: &Event<&[u8]>| match e {
-            Event::ConnOpen(o) => o.remote.map(|a| a.port()) == Some(peer),
-            Event::NetData(_) | Event::ConnClose(_) => true,
-            _ => false,
-        };
-        let events = common::collect_until(tracer, TIMEOUT, keep, |g| {
-            let ours: HashSet<u64> =
-                g.iter().filter_map(|e| if let Event::ConnOpen(o) = e { Some(o.conn_id) } else { None }).collect();
-            g.iter().any(|e| matches!(e, Event::ConnClose(c) if ours.contains(&c.conn_id)))
-        });
-        let mut l7 = proctap::l7::Tracker::new();
-        let mut records = Vec::new();
-        for e in &events {
-            l7.feed(e, &mut records);
-        }
-        let open = events.iter().find_map(|e| if let Event::ConnOpen(o) = e { Some(*o) } else { None });
-        let open = open.expect("the connection's conn_open");
-        let records = records
-            .iter()
-            .filter(|r| r.conn_id == open.conn_id && r.protocol == proctap::l7::Protocol::Postgres)
-            .map(|r| {
-                let q = serde_json::to_string(&r.request).unwrap();
-                (r.role, q, r.response.as_ref().map_or("null".into(), |p| serde_json::to_string(p).unwrap()))
-            })
-            .collect();
-        (records, open.local.map_or(0, |a| a.port()))
-    };
     let want = |role: &'static str| -> Vec<(&'static str, String, String)> {
         [
             (r#"{"query":"ssl"}"#, r#"{"status":"ok"}"#),
@@ -703,7 +712,90 @@ fn l7_records_of_a_real_postgres_server_and_psql() {
         .map(|(q, p)| (role, q.to_string(), p.to_string()))
         .collect()
     };
-    let (client, client_port) = summary(&psql_tracer, pg.port);
+    let (client, client_port) = records_with_peer(&psql_tracer, pg.port, proctap::l7::Protocol::Postgres);
     assert_eq!(client, want("client"));
-    assert_eq!(summary(&server_tracer, client_port).0, want("server"));
+    assert_eq!(records_with_peer(&server_tracer, client_port, proctap::l7::Protocol::Postgres).0, want("server"));
+}
+
+/// A MariaDB server of its own (mariadb-install-db in a temporary
+/// directory, no grant tables, loopback only), stopped and removed when
+/// dropped.
+struct Mariadb {
+    server: std::process::Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl Mariadb {
+    fn start() -> Mariadb {
+        let dir = std::env::temp_dir().join(format!("proctap-mariadb-{}", std::process::id()));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&dir).unwrap();
+        let init = Command::new("mariadb-install-db")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--user=root", "--auth-root-authentication-method=normal"])
+            .output()
+            .expect("mariadb-install-db (./dev.sh test installs mariadb-server)");
+        assert!(init.status.success(), "mariadb-install-db: {init:?}");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = Command::new("mariadbd")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.join("sock").display()))
+            .arg(format!("--pid-file={}", dir.join("pid").display()))
+            .arg(format!("--port={port}"))
+            .args(["--bind-address=127.0.0.1", "--user=root", "--skip-grant-tables", "--skip-log-bin"])
+            .args(["--innodb-buffer-pool-size=16M"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_listening(port, "mariadbd");
+        Mariadb { server, dir, port }
+    }
+}
+
+impl Drop for Mariadb {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.server.id().to_string()]).status();
+        let _ = self.server.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A real MariaDB and its client: the login, a query with rows and one
+/// with an error, from both ends.
+#[test]
+fn l7_records_of_a_real_mariadb_server_and_client() {
+    // Each tracer's stream is read once: one per end ("mariadb" also
+    // names the server, mariadbd; the peer port tells them apart).
+    let client_config = Config::new().exec(false).exit(false).net_data().comm_prefix("mariadb");
+    let server_config = Config::new().exec(false).exit(false).net_data().comm_prefix("mariadbd");
+    let Some(client_tracer) = common::start(&client_config) else { return };
+    let Some(server_tracer) = common::start(&server_config) else { return };
+    let db = Mariadb::start();
+    let out = Command::new("mariadb")
+        .args(["-h", "127.0.0.1", "-P", &db.port.to_string(), "-u", "root"])
+        .args(["-e", "select 1 union select 2; selec"])
+        .output()
+        .expect("mariadb");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ERROR 1064"), "{out:?}");
+    let (client, client_port) = records_with_peer(&client_tracer, db.port, proctap::l7::Protocol::Mysql);
+    let (server, _) = records_with_peer(&server_tracer, client_port, proctap::l7::Protocol::Mysql);
+    for (role, got) in [("client", client), ("server", server)] {
+        let short: Vec<(&str, String, String)> =
+            got.iter().map(|(r, q, p)| (*r, q.clone(), p.chars().take(60).collect())).collect();
+        assert_eq!(
+            short,
+            [
+                (role, r#"{"query":"login"}"#.to_string(), r#"{"status":"ok"}"#.to_string()),
+                (role, r#"{"query":"select 1 union select 2"}"#.into(), r#"{"status":"ok","rows":2}"#.into()),
+                (
+                    role,
+                    r#"{"query":"selec"}"#.into(),
+                    r#"{"status":"error","error":"You have an error in your SQL syn"#.into()
+                ),
+            ],
+            "{role}"
+        );
+    }
 }

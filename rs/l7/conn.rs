@@ -170,7 +170,9 @@ pub(super) fn parse(
             (Some(Protocol::Mongodb), true) => map(mongodb::parse_request(b), Request::Mongodb),
             (Some(Protocol::Mongodb), false) => map(mongodb::parse_response(b), Response::Mongodb),
             (Some(Protocol::Mysql), true) => map(mysql::parse_request(b), Request::Mysql),
-            (Some(Protocol::Mysql), false) => map(mysql::parse_response(b), Response::Mysql),
+            (Some(Protocol::Mysql), false) => {
+                map(mysql::parse_response(b, method.as_deref() == Some(MYSQL_AUTH)), Response::Mysql)
+            }
             (Some(Protocol::Postgres), true) => map(postgres::parse_request(b), Request::Postgres),
             (Some(Protocol::Postgres), false) => {
                 let expects = if method.as_deref() == Some(PG_ENCRYPTION) {
@@ -226,6 +228,7 @@ fn done(
             let method = match &request {
                 Request::Http1(r) => Some(r.method.clone()),
                 Request::Postgres(q) if q.expects == postgres::Reply::Byte => Some(PG_ENCRYPTION.to_string()),
+                Request::Mysql(q) if q.query == "login" || q.query == "auth" => Some(MYSQL_AUTH.to_string()),
                 _ => None,
             };
             // PostgreSQL's Terminate, MySQL's COM_QUIT: nothing to report.
@@ -286,6 +289,9 @@ fn done(
 
 /// The `method` of a PostgreSQL encryption request, whose answer is one byte.
 const PG_ENCRYPTION: &str = "postgres:encryption";
+
+/// The `method` of a MySQL login or authentication step.
+const MYSQL_AUTH: &str = "mysql:auth";
 
 /// A request or a response, as a parser of either gives it.
 enum Either {

@@ -62,11 +62,11 @@ fn text(b: &[u8]) -> String {
 
 /// Whether the payload is a login (handshake response 41): capability
 /// flags with CLIENT_PROTOCOL_41, then max packet size, charset and 23
-/// zero bytes.
+/// filler bytes, zero but the last 4 (MariaDB's extended capabilities).
 fn is_login(p: &[u8]) -> bool {
     p.len() >= 32
         && u32::from_le_bytes([p[0], p[1], p[2], p[3]]) & CLIENT_PROTOCOL_41 != 0
-        && p[9..32].iter().all(|&c| c == 0)
+        && p[9..28].iter().all(|&c| c == 0)
 }
 
 pub(crate) fn parse_request(b: &[u8]) -> Parse<Request> {
@@ -108,7 +108,10 @@ fn one(msg: Response, used: usize) -> Parse<Response> {
     Parse::Message(Framed { msg, len: used, more: 0, size: used as u64 })
 }
 
-pub(crate) fn parse_response(b: &[u8]) -> Parse<Response> {
+/// The response at the start of `b`; `auth`: to a login or an
+/// authentication step (whose answers include 0x01 more-data packets, which
+/// elsewhere would start a one-column result set).
+pub(crate) fn parse_response(b: &[u8], auth: bool) -> Parse<Response> {
     let Some((_, p, used)) = packet(b, 0) else { return Parse::NeedMore };
     let Some(&first) = p.first() else { return Parse::Invalid };
     let ok = Response { status: "ok", error: None, rows: None, greeting: false };
@@ -116,7 +119,7 @@ pub(crate) fn parse_response(b: &[u8]) -> Parse<Response> {
         // OK, EOF, or an authentication step (switch, more data): one
         // packet. (A result set's first packet is its column count alone.)
         0x00 | 0xfe => one(ok, used),
-        0x01 if p.len() > 1 => one(ok, used),
+        0x01 if auth => one(ok, used),
         0x0a if p.len() > 30 => one(Response { greeting: true, ..ok }, used),
         // ERR: code, then '#' and a 5-byte SQL state (4.1), then the message.
         0xff => {
@@ -130,7 +133,8 @@ pub(crate) fn parse_response(b: &[u8]) -> Parse<Response> {
     }
 }
 
-/// A result set: the column count, its definitions, maybe an EOF (before
+/// A result set: the column count (MariaDB may add a metadata flag), its
+/// definitions, maybe an EOF (before
 /// CLIENT_DEPRECATE_EOF), the rows, the terminator (EOF, or OK with a 0xfe
 /// header); an ERR in place of a row ends it too.
 fn result_set(b: &[u8], p: &[u8], mut at: usize) -> Parse<Response> {
