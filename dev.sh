@@ -157,6 +157,9 @@ case "${1:-}" in
     # HTTP, and redis-server, memcached, postgresql and mariadb answer, in the L7 tests (they start and stop
     # their own servers on loopback).
     setup golang-go clang-format-19 python3 redis-server memcached postgresql mariadb-server mariadb-client
+    # h2 (PyPI): the HTTP/2 and gRPC test's client and server framing.
+    python3 -c 'import h2' 2>/dev/null || PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet h2 ||
+      PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --break-system-packages h2
     build
     lint
     if [ "$(id -u)" != 0 ]; then

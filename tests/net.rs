@@ -799,3 +799,50 @@ fn l7_records_of_a_real_mariadb_server_and_client() {
         );
     }
 }
+
+/// HTTP/2 and gRPC, framed and HPACK-encoded by Python's h2 over a real
+/// socket: streams pair by id (the second answered first), gRPC's status
+/// from the trailers, from both ends.
+#[test]
+fn l7_records_of_http2_and_grpc_from_both_ends() {
+    let config = Config::new().exec(false).exit(false).net_data().comm_prefix("python");
+    let Some(tracer) = common::start(&config) else { return };
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/l7h2.py");
+    let child = Command::new("python3").arg(&script).stdout(std::process::Stdio::piped()).spawn().expect("python3");
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("done"),
+        "{out:?} (h2: ./dev.sh test installs it)"
+    );
+    let records = l7_records_of(&tracer, pid, 2);
+    for role in ["client", "server"] {
+        let got: Vec<(String, String, String)> = records
+            .iter()
+            .filter(|r| r.role == role)
+            .map(|r| {
+                (
+                    serde_json::to_value(r.protocol).unwrap().as_str().unwrap().to_string(),
+                    serde_json::to_string(&r.request).unwrap(),
+                    serde_json::to_string(&r.response).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "grpc".to_string(),
+                    r#"{"method":"POST","path":"/pkg.Svc/Call","host":"h","stream_id":3}"#.to_string(),
+                    r#"{"status":200,"grpc_status":5}"#.to_string()
+                ),
+                (
+                    "http2".into(),
+                    r#"{"method":"GET","path":"/a?x=1","host":"h","stream_id":1}"#.into(),
+                    r#"{"status":404}"#.into()
+                ),
+            ],
+            "{role}: {records:?}"
+        );
+    }
+}

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 
 use super::stream::Direction;
 use super::{
-    dns, http1, kafka, memcached, mongodb, mysql, postgres, redis, Evictions, Framed, Limits, Parse, Protocol, Record,
-    Request, Response,
+    dns, http1, http2, kafka, memcached, mongodb, mysql, postgres, redis, Evictions, Framed, Limits, Parse, Protocol,
+    Record, Request, Response,
 };
 use crate::NetDataDirection;
 
@@ -34,6 +34,8 @@ pub(super) struct Conn {
     /// The direction requests go (send for a client, recv for a server).
     pub(super) requests: Option<NetDataDirection>,
     pub(super) given_up: bool,
+    /// HTTP/2's frames, header tables and streams.
+    h2: Option<Box<http2::Connection>>,
     /// Datagrams (UDP: a message per syscall) or a byte stream (TCP).
     pub(super) transport: dns::Transport,
     seen: u64,
@@ -68,6 +70,7 @@ pub(super) fn new_conn(pid: u32, tid: u32, comm: String, ts_ns: u64) -> Conn {
         protocol: None,
         requests: None,
         given_up: false,
+        h2: None,
         transport: dns::Transport::Stream,
         seen: 0,
         send: Direction::default(),
@@ -86,7 +89,10 @@ pub(super) fn infer(conn: &mut Conn, dir: NetDataDirection, limits: Limits) -> b
         NetDataDirection::Send => &conn.send.pending,
         _ => &conn.recv.pending,
     };
-    let found = if http1::looks_like_request(b) && b.len() >= 4 {
+    let preface = b.len() >= 14 && http2::PREFACE.starts_with(&b[..b.len().min(http2::PREFACE.len())]);
+    let found = if preface {
+        Some(Protocol::Http2)
+    } else if http1::looks_like_request(b) && b.len() >= 4 {
         Some(Protocol::Http1)
     } else if redis::looks_like_request(b) && b.len() >= 4 {
         Some(Protocol::Redis)
@@ -137,6 +143,9 @@ pub(super) fn parse(
     out: &mut Vec<Record>,
 ) {
     let is_request = conn.requests == Some(dir);
+    if conn.protocol == Some(Protocol::Http2) {
+        return parse_http2(id, conn, dir, is_request, ts_ns, out);
+    }
     let slot = usize::from(dir != NetDataDirection::Send);
     loop {
         let stream = if dir == NetDataDirection::Send { &mut conn.send } else { &mut conn.recv };
@@ -182,7 +191,8 @@ pub(super) fn parse(
                 };
                 map(postgres::parse_response(b, expects), Response::Postgres)
             }
-            (None, _) => return,
+            // HTTP/2 took its own path above.
+            (None | Some(Protocol::Http2 | Protocol::Grpc), _) => return,
         };
         let framed = match parsed {
             Parse::Message(f) => f,
@@ -202,6 +212,35 @@ pub(super) fn parse(
         }
         let flight = InFlight { msg: framed.msg, size: framed.size, start_ns: ts_ns, truncated };
         conn.in_flight[slot] = Some(flight);
+    }
+}
+
+/// HTTP/2: whole frames of the direction go to the connection's state;
+/// streams that ended give their records.
+fn parse_http2(id: u64, conn: &mut Conn, dir: NetDataDirection, client: bool, ts_ns: u64, out: &mut Vec<Record>) {
+    let stream = if dir == NetDataDirection::Send { &mut conn.send } else { &mut conn.recv };
+    if stream.skip > 0 {
+        return; // a DATA payload still passing
+    }
+    let h2 = conn.h2.get_or_insert_with(Default::default);
+    let mut ended = Vec::new();
+    let (used, more) = h2.feed(client, &stream.pending, ts_ns, stream.hole > 0, &mut ended);
+    if client {
+        h2.started(ts_ns);
+    }
+    stream.consume(used, more);
+    stream.cut = false;
+    for d in ended {
+        let w = Waiting {
+            request: Request::Http2(d.request),
+            key: None,
+            start_ns: d.start_ns,
+            bytes: d.request_bytes,
+            truncated: d.truncated,
+            method: None,
+        };
+        let response = d.response.map(|(r, bytes)| (Response::Http2(r), d.end_ns, bytes, d.truncated));
+        out.push(record(id, conn, w, response));
     }
 }
 
@@ -326,8 +365,10 @@ fn record(id: u64, conn: &Conn, w: Waiting, response: Option<(Response, u64, u64
     };
     Record {
         kind: "l7",
-        protocol: match w.request {
+        protocol: match &w.request {
             Request::Http1(_) => Protocol::Http1,
+            Request::Http2(q) if q.grpc => Protocol::Grpc,
+            Request::Http2(_) => Protocol::Http2,
             Request::Redis(_) => Protocol::Redis,
             Request::Dns(_) => Protocol::Dns,
             Request::Memcached(_) => Protocol::Memcached,
@@ -358,6 +399,21 @@ fn record(id: u64, conn: &Conn, w: Waiting, response: Option<(Response, u64, u64
 pub(super) fn drain(id: u64, conn: &mut Conn, out: &mut Vec<Record>) {
     while let Some(w) = conn.waiting.pop_front() {
         out.push(record(id, conn, w, None));
+    }
+    if let Some(mut h2) = conn.h2.take() {
+        let mut ended = Vec::new();
+        h2.drain(conn.opened, &mut ended);
+        for d in ended {
+            let w = Waiting {
+                request: Request::Http2(d.request),
+                key: None,
+                start_ns: d.start_ns,
+                bytes: d.request_bytes,
+                truncated: d.truncated,
+                method: None,
+            };
+            out.push(record(id, conn, w, None));
+        }
     }
     conn.orphans = 0; // after a gap, nothing is owed that can be told apart
 }

@@ -10,7 +10,8 @@
 //! the bytes (a lost event, a message larger than what is kept) drops only
 //! what it covers: the requests waiting then are reported without a
 //! response, and parsing starts over at the next syscall's bytes. Pure:
-//! no I/O, no unsafe. Protocols so far: HTTP/1.x, Redis (RESP2/3),
+//! no I/O, no unsafe. Protocols so far: HTTP/2 and gRPC (paired by
+//! stream, from the connection's preface on); HTTP/1.x, Redis (RESP2/3),
 //! Memcached (text and meta), PostgreSQL and MySQL, paired in order; DNS over UDP and TCP, Kafka
 //! and MongoDB, paired by id.
 //!
@@ -34,6 +35,7 @@
 mod conn;
 pub mod dns;
 pub mod http1;
+pub mod http2;
 pub mod kafka;
 pub mod memcached;
 pub mod mongodb;
@@ -75,6 +77,8 @@ pub(crate) struct Framed<M> {
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Http1,
+    Http2,
+    Grpc,
     Redis,
     Dns,
     Memcached,
@@ -88,6 +92,7 @@ pub enum Protocol {
 #[serde(untagged)]
 pub enum Request {
     Http1(http1::Request),
+    Http2(http2::Request),
     Redis(redis::Request),
     Dns(dns::Request),
     Memcached(memcached::Request),
@@ -101,6 +106,7 @@ pub enum Request {
 #[serde(untagged)]
 pub enum Response {
     Http1(http1::Response),
+    Http2(http2::Response),
     Redis(redis::Response),
     Dns(dns::Response),
     Memcached(memcached::Response),

@@ -739,3 +739,84 @@ proptest! {
         let _ = (mysql::parse_request(&bytes), mysql::parse_response(&bytes, false), mysql::parse_response(&bytes, true), mysql::looks_like_request(&bytes));
     }
 }
+
+/// An HTTP/2 frame.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let n = payload.len();
+    [vec![(n >> 16) as u8, (n >> 8) as u8, n as u8, kind, flags], stream.to_be_bytes().to_vec(), payload.to_vec()]
+        .concat()
+}
+
+#[test]
+fn http2_and_grpc_streams_pair_by_id_through_the_hpack_tables() {
+    let mut client = loona_hpack::Encoder::new();
+    let mut server = loona_hpack::Encoder::new();
+    let hdr = |e: &mut loona_hpack::Encoder, h: &[(&str, &str)]| {
+        e.encode(h.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+    };
+    let get = hdr(&mut client, &[(":method", "GET"), (":path", "/a?x=1"), (":authority", "h:80"), (":scheme", "http")]);
+    // Indexed from the table the first block filled.
+    let call = hdr(
+        &mut client,
+        &[
+            (":method", "POST"),
+            (":path", "/pkg.Svc/Call"),
+            (":authority", "h:80"),
+            ("content-type", "application/grpc"),
+        ],
+    );
+    let ok = hdr(&mut server, &[(":status", "200"), ("content-type", "application/grpc")]);
+    let trailers = hdr(&mut server, &[("grpc-status", "5")]);
+    let not_found = hdr(&mut server, &[(":status", "404")]);
+    let requests = [
+        crate::l7::http2::PREFACE.to_vec(),
+        h2_frame(4, 0, 0, &[]),
+        h2_frame(1, 0x4 | 0x1, 1, &get),
+        // A block split into HEADERS and CONTINUATION.
+        h2_frame(1, 0, 3, &call[..3]),
+        h2_frame(9, 0x4, 3, &call[3..]),
+        h2_frame(0, 0x1, 3, b"\0\0\0\0\x02hi"),
+    ]
+    .concat();
+    let responses = [
+        h2_frame(4, 0, 0, &[]),
+        h2_frame(1, 0x4, 3, &ok),
+        h2_frame(0, 0, 3, b"\0\0\0\0\x01!"),
+        h2_frame(1, 0x4 | 0x1, 3, &trailers),
+        h2_frame(1, 0x4, 1, &not_found),
+        h2_frame(0, 0x1, 1, &[b'z'; 300]),
+    ]
+    .concat();
+    for cut in [5, 24, 30, 40, 61] {
+        let mut events = vec![open(ConnOpenRole::Client)];
+        events.extend(segments(NetDataDirection::Send, &requests, &[cut], 10));
+        events.extend(segments(NetDataDirection::Recv, &responses, &[cut], 20));
+        let got = summaries(&run(&events));
+        assert_eq!(
+            got,
+            vec![
+                (
+                    Protocol::Grpc,
+                    r#"{"method":"POST","path":"/pkg.Svc/Call","host":"h:80","stream_id":3}"#.to_string(),
+                    Some(r#"{"status":200,"grpc_status":5}"#.to_string())
+                ),
+                (
+                    Protocol::Http2,
+                    r#"{"method":"GET","path":"/a?x=1","host":"h:80","stream_id":1}"#.into(),
+                    Some(r#"{"status":404}"#.into())
+                ),
+            ],
+            "cut at {cut}"
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn http2_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..700), client in any::<bool>()) {
+        let mut c = http2::Connection::default();
+        let mut out = Vec::new();
+        let (used, _) = c.feed(client, &bytes, 1, false, &mut out);
+        prop_assert!(used <= bytes.len());
+    }
+}
