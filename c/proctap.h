@@ -379,8 +379,8 @@ int proctap_watch_remove(struct proctap *pt, const char *prefix, __u32 len);
  * Stops copying the bytes of a connection (its conn_id) in net_data: a
  * consumer that found nothing to parse on it gives up, and the kernel then
  * only counts its bytes (conn_close still has them). Any thread. 0, or a
- * negative errno: -EINVAL when net_data is off, -E2BIG when 4096 give-ups
- * are pending (connections take theirs at their next message).
+ * negative errno: -EINVAL when net_data is off. (Connections take their
+ * give-up at their next message; of 4096 pending, the oldest make room.)
  */
 int proctap_net_give_up(struct proctap *pt, __u64 conn_id);
 

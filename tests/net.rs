@@ -846,3 +846,36 @@ fn l7_records_of_http2_and_grpc_from_both_ends() {
         );
     }
 }
+
+/// A child that waits for a line, then receives a 100-byte datagram into a
+/// 4-byte buffer with MSG_TRUNC (which returns the whole length).
+const TRUNC_CHILD: &str = "
+import socket, sys
+sys.stdin.readline()
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(('127.0.0.1', 0))
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.connect(a.getsockname())
+b.send(b'x' * 100)
+a.recvfrom(4, socket.MSG_TRUNC)
+a.close(); b.close()
+";
+
+#[test]
+fn a_receive_with_msg_trunc_copies_only_the_callers_buffer() {
+    use std::io::Write;
+    let mut child =
+        Command::new("python3").args(["-c", TRUNC_CHILD]).stdin(std::process::Stdio::piped()).spawn().expect("python3");
+    let mut stdin = child.stdin.take().unwrap();
+    let config = Config::new().exec(false).exit(false).net_data().pid(child.id());
+    let Some(tracer) = common::start(&config) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    };
+    stdin.write_all(b"go\n").unwrap();
+    let recv = |e: &Event<&[u8]>| matches!(e, Event::NetData(d) if d.direction == NetDataDirection::Recv);
+    let got = common::collect_until(&tracer, TIMEOUT, recv, |g| !g.is_empty());
+    assert!(child.wait().unwrap().success());
+    let Some(Event::NetData(d)) = got.first() else { panic!("the receive: {got:?}") };
+    // The kernel says 100 bytes; the caller's buffer held 4.
+    assert_eq!((d.len, d.data.as_slice(), d.truncated), (100, &b"xxxx"[..], true));
+}

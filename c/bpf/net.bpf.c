@@ -31,6 +31,8 @@
 #define PT_SOCK_STREAM 1
 #define PT_SOCK_DGRAM 2
 #define PT_MSG_PEEK 2
+#define PT_MSG_ERRQUEUE 0x2000
+#define PT_PF_IO_WORKER 0x00000010
 #define PT_PF_KTHREAD 0x00200000
 #define PT_TCP_ESTABLISHED 1
 #define PT_TCP_SYN_SENT 2
@@ -71,9 +73,11 @@ struct {
 	__type(value, struct pt_conn);
 } pt_conns SEC(".maps");
 
-/* Connections userspace gave up on (by id); entries leave as they are seen. */
+/* Connections userspace gave up on (by id); entries leave as they are
+ * seen, and the oldest make room (LRU) when a connection ended before it
+ * could take its own. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, __u64);
 	__type(value, __u8);
 	__uint(max_entries, 4096);
@@ -194,7 +198,11 @@ static __always_inline void pt_conn_opened(struct pt_conn *c, __s32 fd)
 	struct pt_emit e;
 
 	/* Unique for the uptime: no CPU sees two sockets in one nanosecond. */
-	c->id = bpf_ktime_get_ns() << 8 | (bpf_get_smp_processor_id() & 0xff);
+	__u64 id = bpf_ktime_get_ns() << 8 | (bpf_get_smp_processor_id() & 0xff);
+
+	/* Two threads may see it first at once: one reports it. */
+	if (__sync_val_compare_and_swap(&c->id, 0, id))
+		return;
 	c->fd = fd;
 	c->giveup_gen = pt_net_giveup_gen;
 	r = pt_conn_open_open(&e, bpf_get_current_pid_tgid());
@@ -202,7 +210,7 @@ static __always_inline void pt_conn_opened(struct pt_conn *c, __s32 fd)
 		return;
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
 	r->fd = fd;
-	r->conn_id = c->id;
+	r->conn_id = id;
 	r->role = c->role;
 	r->protocol = c->protocol;
 	r->family = c->family;
@@ -271,6 +279,7 @@ static long pt_net_iovec(__u32 i, void *ctx)
 struct pt_msg_bufs {
 	__u64 buf;   /* one buffer, or an iovec array */
 	__u64 count; /* iovecs; 0: buf is one buffer */
+	__u64 size;  /* one buffer's size (a MSG_TRUNC receive returns more) */
 	bool none;   /* no user buffer (sendfile, io_uring, ...) */
 };
 
@@ -296,7 +305,8 @@ static __always_inline void pt_data_report(struct pt_conn *c, __u32 direction, _
 	} else if (pt_net_data_reserve(&e,
 				       len > PT_NET_DATA_DATA_MAX ? PT_NET_DATA_DATA_MAX : len)) {
 		if (!b->count)
-			pt_net_data_data_umem(&e, (const void *)b->buf, len);
+			pt_net_data_data_umem(&e, (const void *)b->buf,
+					      len < b->size ? len : b->size);
 		else
 			bpf_loop(b->count < PT_IOV_MAX ? b->count : PT_IOV_MAX, pt_net_iovec, &walk,
 				 0);
@@ -366,7 +376,13 @@ static __always_inline __s32 pt_msg_source(struct task_struct *task, long ret,
 
 	b->buf = arg2;
 	b->count = 0;
+	b->size = PT_REGS_PARM3_SYSCALL(regs);
 	b->none = false;
+	/* io_uring's workers carry their creator's registers, not a call. */
+	if (task->flags & PT_PF_IO_WORKER) {
+		b->none = true;
+		return -1;
+	}
 	switch (nr) {
 	case PT_NR_READ:
 	case PT_NR_WRITE:
@@ -464,7 +480,9 @@ int BPF_PROG(pt_sock_sent, struct sock *sk, int ret, int flags)
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(pt_sock_received, struct sock *sk, int ret, int flags)
 {
-	if (flags & PT_MSG_PEEK) /* the bytes stay queued: the next read moves them */
+	/* Peeked bytes stay queued (the next read moves them); the error
+	 * queue is not the stream. */
+	if (flags & (PT_MSG_PEEK | PT_MSG_ERRQUEUE))
 		return 0;
 	return pt_sock_moved(sk, ret, PT_NET_RECV);
 }

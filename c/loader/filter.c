@@ -65,19 +65,6 @@ bool pt_filter_tracks_names(const struct proctap_config *c)
 	return c->comm_prefix_len && (c->events & PT_FILTERED_KINDS & ~PROCTAP_EVENT(PT_KIND_EXEC));
 }
 
-/* The largest pid plus one (kernel.pid_max; the most it can be if
- * unreadable). */
-static __u32 filter_pid_max(void)
-{
-	char text[32];
-	unsigned long v;
-
-	if (pt_read_text("/proc/sys/kernel/pid_max", text, sizeof(text)) <= 0 ||
-	    (v = strtoul(text, NULL, 10)) == 0 || v > (1u << 22))
-		return 1u << 22;
-	return v;
-}
-
 static int filter_configure(struct proctap *pt, struct proctap_error *err)
 {
 	const struct proctap_config *c = &pt->cfg;
@@ -103,7 +90,9 @@ static int filter_configure(struct proctap *pt, struct proctap_error *err)
 	bpf_map__set_autocreate(s->maps.pt_named, names);
 	bpf_map__set_autocreate(s->maps.pt_maybe, c->npids > 0 || names);
 	if (c->npids > 0 || names)
-		bpf_map__set_max_entries(s->maps.pt_maybe, filter_pid_max() / 64 + 1);
+		/* For the largest pid_max (PID_MAX_LIMIT, 2^22): 512 KiB, and
+		 * right even if kernel.pid_max is raised while tracing. */
+		bpf_map__set_max_entries(s->maps.pt_maybe, (1u << 22) / 64);
 	return PROCTAP_OK;
 }
 

@@ -403,6 +403,7 @@ pub(super) fn drain(id: u64, conn: &mut Conn, out: &mut Vec<Record>) {
     if let Some(mut h2) = conn.h2.take() {
         let mut ended = Vec::new();
         h2.drain(conn.opened, &mut ended);
+        conn.h2 = Some(h2);
         for d in ended {
             let w = Waiting {
                 request: Request::Http2(d.request),

@@ -275,11 +275,18 @@ impl Connection {
         }
     }
 
-    /// Every stream still open, ended without its response (at close).
+    /// Every stream still open, ended without its response (at close, or
+    /// at a gap: the header tables are unknown after one, so decoding
+    /// stops for good; the connection is never taken for a new one).
     pub(crate) fn drain(&mut self, ts_ns: u64, out: &mut Vec<Done>) {
         for (_, mut s) in self.streams.drain() {
             s.response = None;
             out.push(done(s, ts_ns));
+        }
+        self.preface_left = 0;
+        for side in &mut self.sides {
+            side.lost = true;
+            side.block = None;
         }
     }
 }

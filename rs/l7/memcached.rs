@@ -71,8 +71,17 @@ fn text(b: &[u8], kept: usize) -> String {
     String::from_utf8_lossy(&b[..b.len().min(kept)]).into_owned()
 }
 
+/// The largest data block taken (memcached's item size limit is at most
+/// 1 GiB): a bigger size is not the protocol's.
+const BLOCK_MAX: usize = 1 << 30;
+
+/// A data block's size with its CRLF.
 fn size(w: Option<&&[u8]>) -> Result<usize, ()> {
-    w.and_then(|w| std::str::from_utf8(w).ok()).and_then(|s| s.parse().ok()).ok_or(())
+    let n: usize = w.and_then(|w| std::str::from_utf8(w).ok()).and_then(|s| s.parse().ok()).ok_or(())?;
+    if n > BLOCK_MAX {
+        return Err(());
+    }
+    Ok(n + 2)
 }
 
 /// A whole message of `total` bytes (its data block's CRLF included) whose
@@ -107,12 +116,12 @@ pub(crate) fn parse_request(b: &[u8]) -> Parse<Request> {
     // The data block: "set k flags exptime bytes", "ms k bytes ...".
     let block = if STORAGE.contains(&c) {
         match size(w.get(4)) {
-            Ok(n) => n + 2,
+            Ok(n) => n,
             Err(()) => return Parse::Invalid,
         }
     } else if c == "ms" {
         match size(w.get(2)) {
-            Ok(n) => n + 2,
+            Ok(n) => n,
             Err(()) => return Parse::Invalid,
         }
     } else {
@@ -134,7 +143,7 @@ pub(crate) fn parse_response(b: &[u8]) -> Parse<Response> {
             // A classic value block, then more lines; a meta value ends it.
             b"VALUE" | b"VA" => {
                 let n = match size(w.get(if first == b"VA" { 1 } else { 3 })) {
-                    Ok(n) => n + 2,
+                    Ok(n) => n,
                     Err(()) => return Parse::Invalid,
                 };
                 values += 1;

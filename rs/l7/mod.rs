@@ -175,6 +175,9 @@ pub struct Evictions {
     pub requests: u64,
 }
 
+/// Given-up connections kept for [`Tracker::take_given_up`] at most.
+const GIVEN_UP_KEPT: usize = 4096;
+
 /// Turns net events into [`Record`]s.
 pub struct Tracker {
     limits: Limits,
@@ -279,7 +282,9 @@ impl Tracker {
     fn data<B: AsRef<[u8]>>(&mut self, d: &NetData<B>, out: &mut Vec<Record>) {
         let was = self.conns.get(&d.conn_id).is_some_and(|c| c.given_up);
         self.parse_data(d, out);
-        if !was && self.conns.get(&d.conn_id).is_some_and(|c| c.given_up) {
+        // Bounded for a caller that never takes them: the rest only cost
+        // copies in the kernel.
+        if !was && self.conns.get(&d.conn_id).is_some_and(|c| c.given_up) && self.given_up.len() < GIVEN_UP_KEPT {
             self.given_up.push(d.conn_id);
         }
     }

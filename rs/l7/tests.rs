@@ -820,3 +820,13 @@ proptest! {
         prop_assert!(used <= bytes.len());
     }
 }
+
+#[test]
+fn memcached_sizes_beyond_the_item_limit_are_not_the_protocol() {
+    for line in
+        [&b"set k 0 0 18446744073709551615\r\n"[..], b"ms k 99999999999999999999\r\n", b"set k 0 0 1073741825\r\n"]
+    {
+        assert!(matches!(memcached::parse_request(line), Parse::Invalid), "{}", String::from_utf8_lossy(line));
+    }
+    assert!(matches!(memcached::parse_response(b"VALUE k 0 18446744073709551615\r\n"), Parse::Invalid));
+}

@@ -136,8 +136,6 @@ impl Tracer {
             errno,
             message: match errno {
                 22 => "giving up on a connection: net_data is off (Config::net_data)".to_string(),
-                7 => "giving up on a connection: 4096 give-ups wait for their connections' next message; try later"
-                    .to_string(),
                 _ => format!("giving up on a connection: {}", std::io::Error::from_raw_os_error(errno)),
             },
         })
