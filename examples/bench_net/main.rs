@@ -289,7 +289,7 @@ fn run_workload(opts: &Options, workload: Workload, mode: Mode) -> Result<Run> {
     let mut run = Run::default();
     // Only the traced runs count program time: bpf_stats' clock reads
     // would add to every socket call of the others.
-    let _stats = if mode == Mode::Traced { Some(BpfStats::enable()?) } else { None };
+    let _stats = if mode == Mode::Traced { BpfStats::enable()? } else { BpfStats::disable()? };
     let comm = match mode {
         Mode::Traced => Some(workload.comm()),
         Mode::FilteredOut => Some(NOBODY),
@@ -343,10 +343,12 @@ fn storm_section(opts: &Options, md: &mut String) -> Result<()> {
     let mut rows = Vec::new();
     for (mode, size) in cases {
         eprintln!("storm {mode} {size}: no tracer, filtered out, traced");
+        let no_stats = BpfStats::disable()?;
         let none = storm_min(opts, mode, size, secs)?;
         let (mut filtered_tracer, _) = start_tracer(opts, "filtered", &["--net-raw", "--comm", NOBODY])?;
         let filtered = storm_min(opts, mode, size, secs)?;
         filtered_tracer.interrupt(Duration::from_secs(30))?;
+        drop(no_stats);
         // Raw mode (bytes copied whatever they are), output discarded.
         let stats = BpfStats::enable()?;
         let before: BTreeSet<u64> = bpf_progs()?.into_iter().map(|p| p.id).collect();
@@ -373,7 +375,7 @@ fn storm_section(opts: &Options, md: &mut String) -> Result<()> {
             format!("{} of {}", lost.events_lost, lost.events),
         ]);
     }
-    writeln!(md, "\nPer syscall, pt-netstorm (one thread on CPU 0; udp and tcp: write then read of SIZE bytes on a loopback pair). ns per syscall (no tracer and filtered out: the least of three runs); in brackets, added to no tracer. \"In-kernel\" is bpf_stats' run_time_ns / run_cnt of the two socket programs, with bpf_stats on (it adds its own clock reads).\n").unwrap();
+    writeln!(md, "\nPer syscall, pt-netstorm (one thread on CPU 0; udp and tcp: write then read of SIZE bytes on a loopback pair). ns per syscall (no tracer and filtered out: the least of three runs); in brackets, added to no tracer. \"In-kernel\" is bpf_stats' run_time_ns / run_cnt of the two socket programs; bpf_stats is on in the traced runs only (its clock reads add to every program run), off for no tracer and filtered out.\n").unwrap();
     md.push_str(&bench_util::table(
         &["syscalls", "no tracer", "filtered out", "traced (raw)", "in-kernel ns / message", "net_data lost"],
         &rows,
@@ -419,7 +421,7 @@ fn run(opts: &Options) -> Result<String> {
             bench_util::si(traced.bytes as f64),
         ]);
     }
-    writeln!(md, "Requests/s, and in brackets the ratio to no tracer. Traced: `dump --net --comm SERVER` (net_data, 16 KiB capture, L7 records on stdout). Filtered out: `dump --net --comm {NOBODY}`. bpf_stats is on in the traced runs only. The client, the server and the tracer share the machine's CPUs.\n").unwrap();
+    writeln!(md, "Requests/s, and in brackets the ratio to no tracer. Traced: `dump --net --comm SERVER` (net_data, 16 KiB capture, L7 records on stdout). Filtered out: `dump --net --comm {NOBODY}`. bpf_stats is on in the traced runs only, off in the others. The client, the server and the tracer share the machine's CPUs.\n").unwrap();
     md.push_str(&bench_util::table(
         &[
             "workload",

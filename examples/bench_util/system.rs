@@ -244,8 +244,18 @@ pub struct BpfStats(String);
 
 impl BpfStats {
     pub fn enable() -> Result<BpfStats> {
+        Self::set("1")
+    }
+
+    /// Off while it lives: every program run then skips bpf_stats' clock
+    /// reads (for measuring what a program adds, not what it takes).
+    pub fn disable() -> Result<BpfStats> {
+        Self::set("0")
+    }
+
+    fn set(value: &str) -> Result<BpfStats> {
         let old = read_text(BPF_STATS)?.trim().to_string();
-        fs::write(BPF_STATS, "1").map_err(|e| format!("{BPF_STATS}: {e}"))?;
+        fs::write(BPF_STATS, value).map_err(|e| format!("{BPF_STATS}: {e}"))?;
         Ok(BpfStats(old))
     }
 }
