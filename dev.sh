@@ -154,10 +154,12 @@ case "${1:-}" in
     shift
     # golang-go: `go tool pprof` reads the profiler's pprof output in a test;
     # clang-format-19 checks the C formatting; python3 serves and fetches
-    # HTTP, and redis-server, memcached, postgresql and mariadb answer, in the L7 tests (they start and stop
-    # their own servers on loopback).
-    setup golang-go clang-format-19 python3 redis-server memcached postgresql mariadb-server mariadb-client
-    # h2 (PyPI): the HTTP/2 and gRPC test's client and server framing.
+    # HTTP, and redis-server, memcached, postgresql and mariadb answer, in
+    # the L7 tests (they start and stop their own servers on loopback).
+    # python3-h2 frames HTTP/2 and gRPC in their test (Debian's python3); a
+    # python3 of its own (pyenv, a venv) gets h2 from PyPI.
+    setup golang-go clang-format-19 python3 python3-h2 python3-pip redis-server memcached postgresql \
+      mariadb-server mariadb-client
     python3 -c 'import h2' 2>/dev/null || PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet h2 ||
       PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --break-system-packages h2
     build
