@@ -144,7 +144,7 @@ pub(super) fn parse(
 ) {
     let is_request = conn.requests == Some(dir);
     if conn.protocol == Some(Protocol::Http2) {
-        return parse_http2(id, conn, dir, is_request, ts_ns, out);
+        return parse_http2(id, conn, dir, is_request, ts_ns, evicted, out);
     }
     let slot = usize::from(dir != NetDataDirection::Send);
     loop {
@@ -217,7 +217,15 @@ pub(super) fn parse(
 
 /// HTTP/2: whole frames of the direction go to the connection's state;
 /// streams that ended give their records.
-fn parse_http2(id: u64, conn: &mut Conn, dir: NetDataDirection, client: bool, ts_ns: u64, out: &mut Vec<Record>) {
+fn parse_http2(
+    id: u64,
+    conn: &mut Conn,
+    dir: NetDataDirection,
+    client: bool,
+    ts_ns: u64,
+    evicted: &mut Evictions,
+    out: &mut Vec<Record>,
+) {
     let stream = if dir == NetDataDirection::Send { &mut conn.send } else { &mut conn.recv };
     if stream.skip > 0 {
         return; // a DATA payload still passing
@@ -230,18 +238,25 @@ fn parse_http2(id: u64, conn: &mut Conn, dir: NetDataDirection, client: bool, ts
     }
     stream.consume(used, more);
     stream.cut = false;
+    evicted.requests += std::mem::take(&mut h2.dropped);
     for d in ended {
-        let w = Waiting {
-            request: Request::Http2(d.request),
-            key: None,
-            start_ns: d.start_ns,
-            bytes: d.request_bytes,
-            truncated: d.truncated,
-            method: None,
-        };
-        let response = d.response.map(|(r, bytes)| (Response::Http2(r), d.end_ns, bytes, d.truncated));
-        out.push(record(id, conn, w, response));
+        out.push(http2_record(id, conn, d));
     }
+}
+
+/// The record of an HTTP/2 stream that ended (with its response, if one
+/// came).
+fn http2_record(id: u64, conn: &Conn, d: http2::Done) -> Record {
+    let response = d.response.map(|(r, bytes)| (Response::Http2(r), d.end_ns, bytes, d.truncated));
+    let w = Waiting {
+        request: Request::Http2(d.request),
+        key: None,
+        start_ns: d.start_ns,
+        bytes: d.request_bytes,
+        truncated: d.truncated,
+        method: None,
+    };
+    record(id, conn, w, response)
 }
 
 /// A whole message: a request waits for its response, a response pairs.
@@ -405,15 +420,7 @@ pub(super) fn drain(id: u64, conn: &mut Conn, out: &mut Vec<Record>) {
         h2.drain(conn.opened, &mut ended);
         conn.h2 = Some(h2);
         for d in ended {
-            let w = Waiting {
-                request: Request::Http2(d.request),
-                key: None,
-                start_ns: d.start_ns,
-                bytes: d.request_bytes,
-                truncated: d.truncated,
-                method: None,
-            };
-            out.push(record(id, conn, w, None));
+            out.push(http2_record(id, conn, d));
         }
     }
     conn.orphans = 0; // after a gap, nothing is owed that can be told apart

@@ -65,8 +65,8 @@ struct Stream {
 /// One direction: its HPACK table, and a header block in assembly.
 struct Side {
     decoder: Decoder<'static>,
-    /// (stream, flags of the HEADERS frame, the block so far).
-    block: Option<(u32, u8, Vec<u8>)>,
+    /// (stream, the block so far).
+    block: Option<(u32, Vec<u8>)>,
     /// The table is unknown from here: no more decoding.
     lost: bool,
 }
@@ -92,7 +92,8 @@ pub(crate) struct Connection {
     sides: [Side; 2],
     preface_left: usize,
     streams: HashMap<u32, Stream>,
-    /// Streams not followed because STREAMS_MAX were open.
+    /// Streams not followed because STREAMS_MAX were open (the tracker
+    /// adds them to its evicted requests).
     pub(crate) dropped: u64,
 }
 
@@ -210,10 +211,10 @@ impl Connection {
             return;
         };
         match (kind, side.block.as_mut()) {
-            (CONTINUATION, Some((s, _, block))) if *s == stream && block.len() + fragment.len() <= BLOCK_MAX => {
+            (CONTINUATION, Some((s, block))) if *s == stream && block.len() + fragment.len() <= BLOCK_MAX => {
                 block.extend_from_slice(fragment)
             }
-            (HEADERS | PUSH_PROMISE, None) => side.block = Some((stream, flags, fragment.to_vec())),
+            (HEADERS | PUSH_PROMISE, None) => side.block = Some((stream, fragment.to_vec())),
             _ => {
                 side.lost = true;
                 return;
@@ -222,7 +223,7 @@ impl Connection {
         if flags & END_HEADERS == 0 {
             return;
         }
-        let Some((stream, _, block)) = side.block.take() else { return };
+        let Some((stream, block)) = side.block.take() else { return };
         let Ok(headers) = side.decoder.decode(&block) else {
             side.lost = true;
             return;

@@ -171,7 +171,8 @@ impl Default for Limits {
 pub struct Evictions {
     /// Connections forgotten because the table was full (oldest first).
     pub connections: u64,
-    /// Requests dropped because a connection had too many waiting.
+    /// Requests dropped because a connection had too many waiting (or,
+    /// HTTP/2, too many streams open).
     pub requests: u64,
 }
 
