@@ -8,7 +8,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proctap::{Config, Event, EventKind, Stats, Synthetic, SyntheticSource, SyntheticTransport};
 
@@ -307,19 +307,21 @@ fn per_kind_batches_hold_one_kind_each_and_its_loss_reports() {
         .batches_in_flight(4);
     let Some(tracer) = common::start(&config) else { return };
     let events = tracer.events().clone();
+    let (exec_tx, exec_rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut seen: HashMap<EventKind, u64> = HashMap::new();
-        let mut lost_reports = 0;
-        let mut execs = Vec::new();
+        let mut lost_reports: HashMap<EventKind, u64> = HashMap::new();
         for batch in events {
             let kind = batch.kind().expect("every batch says its kind");
             for event in &batch {
                 match &event {
                     Event::Lost(l) => {
                         assert_eq!(l.kind, kind, "a loss report rides with its kind");
-                        lost_reports += l.records;
+                        *lost_reports.entry(kind).or_default() += l.records;
                     }
-                    Event::Exec(e) => execs.push(e.pid),
+                    Event::Exec(e) => {
+                        let _ = exec_tx.send(e.pid);
+                    }
                     _ => {}
                 }
                 if !matches!(event, Event::Lost(_)) {
@@ -328,18 +330,34 @@ fn per_kind_batches_hold_one_kind_each_and_its_loss_reports() {
                 }
             }
         }
-        (seen, lost_reports, execs)
+        (seen, lost_reports)
     });
     trigger(50); // 3200 synthetic events: more than the 16 KiB ring holds
-    let mut child = std::process::Command::new("/bin/true").arg("per-kind").spawn().unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+                 // The flood shares the ring with the exec: an exec that finds it still
+                 // full is lost (and counted), so exec until one gets through, as the
+                 // poll thread drains on a busy machine at its own pace.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut arrived = false;
+    while !arrived && Instant::now() < deadline {
+        let mut child = std::process::Command::new("/bin/true").arg("per-kind").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let wait_until = Instant::now() + Duration::from_millis(500);
+        while let Ok(got) = exec_rx.recv_timeout(wait_until.saturating_duration_since(Instant::now())) {
+            if got == pid {
+                arrived = true;
+                break;
+            }
+        }
+    }
     tracer.stop_handle().stop();
-    let (seen, lost_reports, execs) = reader.join().unwrap();
+    let (seen, lost_reports) = reader.join().unwrap();
     let stats = tracer.stop().unwrap();
-    assert!(execs.contains(&pid), "the exec arrived in an exec batch");
+    assert!(arrived, "an exec arrived in an exec batch: {stats:?}");
     assert!(stats.synthetic().meta_lost > 0, "the test must overflow the ring: {stats:?}");
-    assert_eq!(lost_reports, stats.synthetic().meta_lost, "every loss reported, in synthetic batches");
+    for kind in [EventKind::Synthetic, EventKind::Exec] {
+        let reported = lost_reports.get(&kind).copied().unwrap_or(0);
+        assert_eq!(reported, stats.kind(kind).meta_lost, "every {kind} loss reported, in {kind} batches");
+    }
     assert_eq!(seen.get(&EventKind::Synthetic).copied(), Some(stats.synthetic().delivered));
 }
