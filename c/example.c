@@ -2,7 +2,7 @@
 /*
  * example.c - standalone JSON-lines dumper on libproctap.a.
  *
- *   ./example [--duration SECONDS] [--pid PID]... [--comm PREFIX]
+ *   ./example [--duration SECONDS] [--pid PID]... [--comm PREFIX] [--cgroup DIR]...
  *             [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]
  *             [--stdio] [--capture-fd FD]... [--write-max BYTES] [--oom]
  *             [--tracepoint CATEGORY:NAME]... [--net-raw]
@@ -20,7 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/time.h>
+#include <linux/magic.h>
 #include "proctap.h"
 
 static struct proctap *volatile g_pt;
@@ -83,7 +86,7 @@ static struct proctap_buf *swap(void *ctx, struct proctap_buf *filled, int last)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: example [--duration SECONDS] [--pid PID]... [--comm PREFIX]\n"
+		"usage: example [--duration SECONDS] [--pid PID]... [--comm PREFIX] [--cgroup DIR]...\n"
 		"               [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]\n"
 		"               [--stdio] [--capture-fd FD]... [--write-max BYTES] [--oom]\n"
 		"               [--tracepoint CATEGORY:NAME]... [--net-raw]\n");
@@ -114,6 +117,32 @@ static int parse_seconds(const char *s, double *out)
 		fprintf(stderr, "example: --duration: not a number of seconds: %s\n", s);
 		return -1;
 	}
+	return 0;
+}
+
+/* Adds a cgroup v2 directory to the cgroup filter (its id is its inode
+ * number); 0, or -1 with the reason printed. */
+static int add_cgroup(struct proctap_config *cfg, const char *dir)
+{
+	struct statfs fs;
+	struct stat st;
+
+	if (cfg->ncgroups >= PT_MAX_CGROUPS) {
+		fprintf(stderr, "example: at most %d --cgroup\n", PT_MAX_CGROUPS);
+		return -1;
+	}
+	if (statfs(dir, &fs) || stat(dir, &st)) {
+		fprintf(stderr, "example: --cgroup %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	if (fs.f_type != CGROUP2_SUPER_MAGIC || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr,
+			"example: --cgroup %s: not a cgroup v2 directory (on a v1/v2 hybrid, "
+			"under /sys/fs/cgroup/unified)\n",
+			dir);
+		return -1;
+	}
+	cfg->cgroup_ids[cfg->ncgroups++] = st.st_ino;
 	return 0;
 }
 
@@ -160,6 +189,7 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 		{ "duration", required_argument, NULL, 'd' },
 		{ "pid", required_argument, NULL, 'p' },
 		{ "comm", required_argument, NULL, 'c' },
+		{ "cgroup", required_argument, NULL, 'g' },
 		{ "argv-max", required_argument, NULL, 'a' },
 		{ "thread-exits", no_argument, NULL, 't' },
 		{ "fork", no_argument, NULL, 'f' },
@@ -200,6 +230,10 @@ static int parse_args(int argc, char **argv, struct proctap_config *cfg, double 
 				return 2;
 			}
 			memcpy(cfg->comm_prefix, optarg, cfg->comm_prefix_len);
+			break;
+		case 'g':
+			if (add_cgroup(cfg, optarg))
+				return 2;
 			break;
 		case 'a':
 			if (parse_u32(optarg, "--argv-max", &v))

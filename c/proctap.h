@@ -43,6 +43,9 @@
 #define PT_WATCH_MAX 256
 /* File descriptors whose writes can be captured at once. */
 #define PT_WRITE_FDS_MAX 8
+/* cgroups the cgroup filter can hold (a process in any of them, or below,
+ * is traced). */
+#define PT_MAX_CGROUPS 8
 
 /* Which transport the synthetic source writes to; proctap_config.synth_transport. */
 enum proctap_synth_transport {
@@ -223,8 +226,13 @@ struct proctap_config {
 	 * captured (0 <= fd, each once); write_nfds 0 means 1 and 2. */
 	__u32 write_nfds;
 	__s32 write_fds[PT_WRITE_FDS_MAX];
+	/* cgroup v2 ids (a cgroup2 directory's inode number, as events'
+	 * cgroup_id give them): only processes in one of these cgroups or
+	 * below are traced. ncgroups 0: no cgroup filter. */
+	__u32 ncgroups;
+	__u64 cgroup_ids[PT_MAX_CGROUPS];
 };
-#define PROCTAP_CONFIG_SIZE 4288
+#define PROCTAP_CONFIG_SIZE 4360
 _Static_assert(sizeof(struct proctap_config) == PROCTAP_CONFIG_SIZE, "config size");
 
 /* proctap_buf.kind of a buffer that may hold records of any kind. */

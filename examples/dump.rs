@@ -3,7 +3,7 @@
 //! level.
 //!
 //!     cargo run --release --example dump -- [--duration SECONDS] [--pid PID]...
-//!         [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]
+//!         [--comm PREFIX] [--cgroup DIR]... [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]
 //!         [--stdio] [--capture-fd FD]... [--write-max BYTES] [--oom] [--tracepoint CATEGORY:NAME]...
 //!         [--net-raw] [--net]
 //!
@@ -14,6 +14,7 @@
 mod tool;
 
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -61,7 +62,7 @@ impl StatsLine {
 }
 
 const USAGE: &str =
-    "usage: dump [--duration SECONDS] [--pid PID]... [--comm PREFIX] [--argv-max BYTES] [--thread-exits] [--fork] \
+    "usage: dump [--duration SECONDS] [--pid PID]... [--comm PREFIX] [--cgroup DIR]... [--argv-max BYTES] [--thread-exits] [--fork] \
                      [--failed-execs] [--files] [--stdio] [--capture-fd FD]... [--write-max BYTES] \
                      [--oom] [--tracepoint CATEGORY:NAME]... [--net-raw] [--net]";
 
@@ -84,6 +85,7 @@ fn parse_args() -> Result<(Config, Option<Duration>, Output), String> {
             "--duration" => duration = Some(args.seconds("--duration")?),
             "--pid" => config = config.pid(args.number("--pid")?),
             "--comm" => config = config.comm_prefix(args.value("--comm")?),
+            "--cgroup" => config = config.cgroup(std::ffi::OsStr::from_bytes(&args.value("--cgroup")?)),
             "--argv-max" => config = config.argv_max(args.number("--argv-max")?),
             "--thread-exits" => config = config.thread_exits(true),
             "--fork" => config = config.event(EventKind::Fork, true),

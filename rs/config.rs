@@ -7,7 +7,9 @@ use crate::binding::{config_check, max_record, sys};
 use crate::error::Error;
 use crate::event::{EventKind, KNOBS};
 
+mod cgroup;
 mod sources;
+use cgroup::CgroupTarget;
 pub(crate) use sources::check_comm_prefix;
 pub use sources::{Profiler, SyntheticSource, SyntheticTransport};
 
@@ -59,6 +61,7 @@ pub struct Config {
     thread_exits: bool,
     pids: Vec<u32>,
     comm_prefix: Vec<u8>,
+    cgroups: Vec<CgroupTarget>,
     batch_bytes: Option<usize>,
     batches_in_flight: usize,
     exit_probe: ExitProbe,
@@ -83,6 +86,7 @@ impl Default for Config {
             thread_exits: false,
             pids: Vec::new(),
             comm_prefix: Vec::new(),
+            cgroups: Vec::new(),
             batch_bytes: None,
             batches_in_flight: 16,
             exit_probe: ExitProbe::Auto,
@@ -249,6 +253,24 @@ impl Config {
         self
     }
 
+    /// Only processes in this cgroup v2 directory or below it (on a v1/v2
+    /// hybrid, under `/sys/fs/cgroup/unified`). Repeatable, at most 8: a
+    /// process in any of them is traced. Combines with [`Config::pid`] and
+    /// [`Config::comm_prefix`]: a process must pass each filter that is set.
+    /// Checked when the tracer starts: a path that is not a cgroup v2
+    /// directory is [`Error::InvalidConfig`] for field `cgroups`.
+    pub fn cgroup(mut self, dir: impl AsRef<std::path::Path>) -> Config {
+        self.cgroups.push(CgroupTarget::Path(dir.as_ref().to_path_buf()));
+        self
+    }
+
+    /// Like [`Config::cgroup`], by the cgroup v2 id events carry as
+    /// `cgroup_id` (the directory's inode number).
+    pub fn cgroup_id(mut self, id: u64) -> Config {
+        self.cgroups.push(CgroupTarget::Id(id));
+        self
+    }
+
     /// Size of one batch buffer (default: 256 KiB, or two of the largest records).
     pub fn batch_bytes(mut self, bytes: usize) -> Config {
         self.batch_bytes = Some(bytes);
@@ -406,8 +428,8 @@ impl Config {
         Ok(raw)
     }
 
-    /// Which processes (pids, command-name prefix, thread exits, exit
-    /// probe), and which of their fds' writes.
+    /// Which processes (pids, command-name prefix, cgroups, thread exits,
+    /// exit probe), and which of their fds' writes.
     fn filter_to_raw(&self, raw: &mut sys::proctap_config) -> Result<(), Error> {
         raw.thread_exits = u32::from(self.thread_exits);
         raw.exit_probe = match self.exit_probe {
@@ -427,6 +449,14 @@ impl Config {
             *dst = src as std::ffi::c_char;
         }
         raw.comm_prefix_len = self.comm_prefix.len() as u32;
+        if self.cgroups.len() > raw.cgroup_ids.len() {
+            let n = self.cgroups.len();
+            return Err(Error::invalid("cgroups", format!("{n} cgroups; at most {}", raw.cgroup_ids.len())));
+        }
+        for (dst, target) in raw.cgroup_ids.iter_mut().zip(&self.cgroups) {
+            *dst = target.resolve()?;
+        }
+        raw.ncgroups = self.cgroups.len() as u32;
         if self.capture_fds.len() > raw.write_fds.len() {
             let n = self.capture_fds.len();
             return Err(Error::invalid("capture_fd", format!("{n} fds; at most {}", raw.write_fds.len())));

@@ -6,10 +6,10 @@ mod common;
 
 use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt as _;
 use std::process::Command;
 use std::time::Duration;
 
+use common::cgroup::V2Cgroup;
 use proctap::{Config, Event, EventKind, Fork, Write};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -263,15 +263,6 @@ fn writes_rebuild_the_exact_stream_a_process_wrote() {
     let _ = std::fs::remove_file(&file);
 }
 
-/// The inode of the v2 cgroup `pid` is in (its `0::` line): the id BPF reads.
-fn v2_cgroup_id(pid: u32) -> u64 {
-    let lines = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    let path = lines.lines().find_map(|l| l.strip_prefix("0::")).expect("a v2 line in /proc/PID/cgroup");
-    let unified = std::path::Path::new("/sys/fs/cgroup/unified");
-    let root = if unified.join("cgroup.procs").exists() { unified } else { std::path::Path::new("/sys/fs/cgroup") };
-    std::fs::metadata(root.join(path.trim_start_matches('/'))).unwrap().ino()
-}
-
 /// A real OOM kill in a memory-limited cgroup (v1 or v2, whichever has the
 /// memory controller): the victim, its memory when chosen, its cgroups,
 /// and the task whose allocation set it off. The comm filter applies.
@@ -281,20 +272,25 @@ fn an_oom_kill_reports_the_victim_its_memory_and_the_trigger() {
     let exe = common::fixture::build_c("oomer.c", "ptoomer");
     let config = Config::new().exec(false).exit(false).event(EventKind::OomKill, true);
     let Some(tracer) = common::start(&config.clone().comm_prefix("ptoom")) else { return };
-    let Some(others) = common::start(&config.comm_prefix("ptnotoomer")) else { return };
+    let Some(others) = common::start(&config.clone().comm_prefix("ptnotoomer")) else { return };
     let limit = 32u64 << 20;
     let cgroup = common::cgroup::MemoryCgroup::new("proctap-oom", limit);
+    // The victim's v2 cgroup: the memory cgroup itself on v2; on v1 one of
+    // its own in the v2 tree, which the cgroup filter follows.
+    let v2_own = (cgroup.layout == common::cgroup::Layout::V1).then(|| V2Cgroup::new("proctap-oom-v2"));
+    let (v2_dir, v2_id) = match &v2_own {
+        Some(v2) => (v2.dir.clone(), v2.id()),
+        None => (cgroup.dir.clone(), cgroup.id()),
+    };
+    let elsewhere = V2Cgroup::new("proctap-oom-elsewhere");
+    let Some(by_cgroup) = common::start(&config.clone().cgroup(&v2_dir)) else { return };
+    let Some(other_cgroup) = common::start(&config.clone().cgroup(&elsewhere.dir)) else { return };
+    let join_v2 = v2_own.as_ref().map(|v2| format!("echo $$ > {} && ", v2.procs().display())).unwrap_or_default();
     let script = format!(
-        "echo $$ > {} && echo 500 > /proc/self/oom_score_adj && exec {}",
+        "{join_v2}echo $$ > {} && echo 500 > /proc/self/oom_score_adj && exec {}",
         cgroup.procs().display(),
         exe.display()
     );
-    // The v2 cgroup: the memory cgroup itself on v2; on v1, the one the
-    // shell inherits from this process (joining a v1 cgroup leaves it).
-    let v2_id = match cgroup.layout {
-        common::cgroup::Layout::V2 => cgroup.id(),
-        common::cgroup::Layout::V1 => v2_cgroup_id(std::process::id()),
-    };
     let mut child = Command::new("/bin/sh").arg("-c").arg(&script).spawn().unwrap();
     let pid = child.id();
     let status = child.wait().unwrap();
@@ -318,6 +314,11 @@ fn an_oom_kill_reports_the_victim_its_memory_and_the_trigger() {
     assert!(report.contains(&want), "kernel: {report}\nevent: {want}");
     assert!(report.ends_with(&format!("oom_score_adj:{}", kill.oom_score_adj)), "{report}");
     assert_eq!(others.stats().kind(EventKind::OomKill).emitted, 0, "a victim the filter does not trace");
+    // The cgroup filter follows the victim's cgroup (by its ancestry: the
+    // task that runs the OOM killer may be another).
+    let by_cgroup = common::collect_until(&by_cgroup, TIMEOUT, victim, |g| !g.is_empty());
+    assert!(matches!(&by_cgroup[..], [Event::OomKill(k)] if k.cgroup_id == v2_id), "{by_cgroup:?}");
+    assert_eq!(other_cgroup.stats().kind(EventKind::OomKill).emitted, 0, "a victim in another cgroup");
 }
 
 /// The last kernel log line holding `needle` (/dev/kmsg: root).

@@ -343,3 +343,29 @@ fn connections_in_both_dumpers() {
         );
     }
 }
+
+/// `--cgroup DIR` in both dumpers: a process that joined the cgroup is
+/// printed, one outside is not; a directory that is not cgroup v2 is a
+/// usage mistake (exit status 2).
+#[test]
+fn cgroup_filter_in_both_dumpers() {
+    let cgroup = common::cgroup::V2Cgroup::new("proctap-dumpcg");
+    let dir: &'static str = Box::leak(cgroup.dir.display().to_string().into_boxed_str());
+    for dumper in dumpers() {
+        let (mut inside, mut outside) = (0, 0);
+        let Dump { out, .. } = dump_while(&dumper, &["--cgroup", dir], || {
+            let script = format!("echo $$ > {dir}/cgroup.procs && exec /bin/true in-cgroup");
+            let mut child = Command::new("/bin/sh").arg("-c").arg(script).spawn().unwrap();
+            let mut other = Command::new("/bin/true").arg("outside").spawn().unwrap();
+            (inside, outside) = (child.id(), other.id());
+            assert!(child.wait().unwrap().success() && other.wait().unwrap().success());
+        });
+        let exec = line_of(&out, "exec", "in-cgroup");
+        assert!(exec.contains(&format!("\"pid\":{inside}")), "{}: {exec}", dumper.display());
+        assert!(!out.contains(&format!("\"pid\":{outside},")), "{}: {out}", dumper.display());
+        let bad = Command::new(&dumper).args(["--cgroup", "/proc", "--duration", "0"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert_eq!(bad.status.code(), Some(2), "{}: {stderr}", dumper.display());
+        assert!(stderr.contains("cgroup"), "{}: {stderr}", dumper.display());
+    }
+}

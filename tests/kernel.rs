@@ -184,6 +184,59 @@ fn comm_prefix_filter_matches_the_new_command_name() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A process in the filter's cgroup or below it is traced, one elsewhere
+/// is not; exec events carry the v2 cgroup the process runs in.
+#[test]
+fn cgroup_filter_traces_the_cgroup_and_below() {
+    use common::cgroup::V2Cgroup;
+    let top = V2Cgroup::new("proctap-cgfilter");
+    let below = top.child("below");
+    let other = V2Cgroup::new("proctap-cgother");
+    let Some(tracer) = common::start(&Config::new().cgroup(&top.dir)) else { return };
+    let spawn = |cgroup: &V2Cgroup, tag: &str| {
+        let script = format!("echo $$ > {} && exec /bin/true {tag}", cgroup.procs().display());
+        Command::new("/bin/sh").arg("-c").arg(script).spawn().unwrap()
+    };
+    let mut children = [spawn(&top, "in-top"), spawn(&below, "in-below"), spawn(&other, "elsewhere")];
+    let pids: Vec<u32> = children.iter().map(|c| c.id()).collect();
+    let mut outside = Command::new("/bin/true").arg("not-in-any").spawn().unwrap();
+    for child in &mut children {
+        assert!(child.wait().unwrap().success());
+    }
+    outside.wait().unwrap();
+
+    let got = common::exec_and_exit(&tracer, &pids[..2], TIMEOUT);
+    assert_eq!(one_exec(&got[&pids[0]]).argv.as_bytes(), b"/bin/true\0in-top\0");
+    assert_eq!(one_exec(&got[&pids[0]]).cgroup_id, top.id());
+    assert_eq!(one_exec(&got[&pids[1]]).argv.as_bytes(), b"/bin/true\0in-below\0");
+    assert_eq!(one_exec(&got[&pids[1]]).cgroup_id, below.id());
+    assert_eq!(one_exit(&got[&pids[1]]).exit_code, 0);
+    // Anything else would have arrived with or before those exits.
+    let extra = common::collect_until(&tracer, Duration::from_millis(300), |_| true, |_| false);
+    let strays: Vec<&Event> = extra.iter().filter(|e| e.pid() != pids[0] && e.pid() != pids[1]).collect();
+    assert!(strays.is_empty(), "only the two cgroups' processes: {strays:?}");
+    drop(tracer);
+
+    // Paths that are not cgroup v2 directories, and an id that names none.
+    let not_v2 = ["/proc", "/nonexistent-cgroup", "/sys/fs/cgroup/memory"];
+    for path in not_v2.iter().filter(|p| std::path::Path::new(p).exists() || p.starts_with("/nonexistent")) {
+        let err = proctap::Tracer::start(&Config::new().cgroup(path)).err();
+        assert!(
+            matches!(&err, Some(proctap::Error::InvalidConfig { field, .. }) if field == "cgroups"),
+            "{path}: {err:?}"
+        );
+    }
+    let removed = {
+        let gone = V2Cgroup::new("proctap-cggone");
+        gone.id()
+    };
+    let err = proctap::Tracer::start(&Config::new().cgroup_id(removed)).err();
+    assert!(
+        matches!(&err, Some(proctap::Error::InvalidConfig { field, reason }) if field == "cgroups" && reason.contains("names no cgroup")),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn two_instances_each_see_every_event() {
     let Some(first) = common::start(&Config::new()) else { return };

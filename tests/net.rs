@@ -363,3 +363,51 @@ fn a_receive_with_msg_trunc_copies_only_the_callers_buffer() {
     // The kernel says 100 bytes; the caller's buffer held 4.
     assert_eq!((d.len, d.data.as_slice(), d.truncated), (100, &b"xxxx"[..], true));
 }
+
+/// With a cgroup filter, the connections of a process in the cgroup (or
+/// below) are seen and those of the same program elsewhere are not.
+#[test]
+fn a_cgroup_filter_keeps_only_the_cgroups_connections() {
+    use common::cgroup::V2Cgroup;
+    use std::io::{BufRead, Write};
+    let cgroup = V2Cgroup::new("proctap-netcg");
+    let Some(tracer) = common::start(&Config::new().exec(false).exit(false).connections().cgroup(&cgroup.dir)) else {
+        return;
+    };
+    // Connects to itself and sends 4 bytes once told to; prints its client port.
+    let script = "import socket, sys
+sys.stdin.readline()
+l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(1)
+c = socket.create_connection(l.getsockname()); s, _ = l.accept()
+c.sendall(b'ping'); s.recv(4)
+print(c.getsockname()[1], flush=True)";
+    let spawn = |join: Option<&V2Cgroup>| {
+        let join = join.map(|g| format!("echo $$ > {} && ", g.procs().display())).unwrap_or_default();
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("{join}exec python3 -c \"{script}\""))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 (./dev.sh test installs it)")
+    };
+    let (inside, outside) = (spawn(Some(&cgroup)), spawn(None));
+    let port = |mut child: std::process::Child| {
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(child.wait().unwrap().success());
+        (child.id(), line.trim().parse::<u16>().unwrap())
+    };
+    let ((pin, port_in), (pout, _)) = (port(inside), port(outside));
+    let of_children = |e: &Event<&[u8]>| matches!(e, Event::ConnOpen(_)) && (e.pid() == pin || e.pid() == pout);
+    let mut got = common::collect_until(&tracer, TIMEOUT, of_children, |g| g.len() >= 2);
+    got.extend(common::collect_until(&tracer, Duration::from_millis(300), of_children, |_| false));
+    assert!(got.iter().all(|e| e.pid() == pin), "only the cgroup's process: {got:?}");
+    let client = got.iter().find_map(|e| match e {
+        Event::ConnOpen(o) if o.local.map(|a| a.port()) == Some(port_in) => Some(o),
+        _ => None,
+    });
+    assert!(client.is_some_and(|o| o.role.name() == "client"), "{got:?}");
+    assert_eq!(got.len(), 2, "both ends of the cgroup's connection: {got:?}");
+}

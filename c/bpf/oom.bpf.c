@@ -53,7 +53,7 @@ int BPF_PROG(pt_oom_victim, struct task_struct *victim, uid_t uid)
 	struct pt_emit e;
 	__u64 current = bpf_get_current_pid_tgid();
 
-	if (!pt_task_traced(tgid, victim))
+	if (!pt_other_task_traced(tgid, victim))
 		return 0;
 	r = pt_oom_kill_open(&e, (__u64)tgid << 32 | BPF_CORE_READ(victim, pid));
 	if (!r)

@@ -82,7 +82,7 @@ int BPF_PROG(pt_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	struct pt_emit e;
 	struct pt_exec *r;
 
-	if (!pt_pid_traced(tgid))
+	if (!pt_pid_traced(tgid) || (pt_ncgroups && !pt_current_in_cgroups()))
 		return 0;
 	bpf_get_current_comm(comm, sizeof(comm));
 	if (pt_comm_prefix_len) {

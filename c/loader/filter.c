@@ -2,12 +2,14 @@
 /*
  * filter.c - which processes are traced (lib/filter.bpf.h): the pid list,
  * the command-name decisions (made by the proc programs at exec and fork,
- * and here from /proc for processes already running at start), and the
- * tracer's own process. The kinds declared `filtered` use it, so it is set
+ * and here from /proc for processes already running at start), the cgroups,
+ * and the tracer's own process. The kinds declared `filtered` use it, so it is set
  * up whatever is on.
  */
+#define _GNU_SOURCE /* open_by_handle_at */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,9 @@
 #include <bpf/bpf.h>
 #include "internal.h"
 #include "proctap.skel.h"
+
+/* The handle type of kernfs (cgroup2) file handles: FILEID_KERNFS. */
+#define PT_FILEID_KERNFS 0xfe
 
 /* The filter's own config fields. */
 static int filter_check(const struct proctap_config *c, struct proctap_error *err)
@@ -34,6 +39,13 @@ static int filter_check(const struct proctap_config *c, struct proctap_error *er
 	if (memchr(c->comm_prefix, '\0', c->comm_prefix_len))
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "comm_prefix", NULL,
 			       "comm_prefix holds a NUL byte within its length");
+	if (c->ncgroups > PT_MAX_CGROUPS)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "cgroups", NULL,
+			       "%u cgroups given; at most %u", c->ncgroups, PT_MAX_CGROUPS);
+	for (__u32 i = 0; i < c->ncgroups; i++)
+		if (c->cgroup_ids[i] == 0)
+			return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "cgroups", NULL,
+				       "cgroup id 0 names no cgroup");
 	return PROCTAP_OK;
 }
 
@@ -79,6 +91,9 @@ static int filter_configure(struct proctap *pt, struct proctap_error *err)
 	s->rodata->pt_comm_prefix_len = c->comm_prefix_len;
 	memcpy((char *)s->rodata->pt_comm_prefix, c->comm_prefix, PT_COMM_LEN);
 	s->rodata->pt_track_names = names;
+	s->rodata->pt_ncgroups = c->ncgroups;
+	memcpy((__u64 *)s->rodata->pt_cgroup_ids, c->cgroup_ids, sizeof(c->cgroup_ids));
+	bpf_map__set_autocreate(s->maps.pt_cgroups, c->ncgroups > 0);
 	/* Exec and fork name processes. Maps only the code this config
 	 * reaches uses (libbpf poisons the others' references in code the
 	 * verifier prunes). */
@@ -103,9 +118,50 @@ static void filter_maybe_mark(struct proctap *pt, __u32 tgid)
 		__atomic_fetch_or(&pt->maybe[tgid / 64], 1ULL << (tgid % 64), __ATOMIC_RELAXED);
 }
 
+/*
+ * Enters cgroup i of the config in pt_cgroups: the cgroup is opened by its
+ * id (a kernfs file handle) from the cgroup2 root, so an id that names no
+ * cgroup, or one removed since, is an error here rather than a filter that
+ * silently passes nothing.
+ */
+static int filter_enter_cgroup(struct proctap *pt, __u32 i, struct proctap_error *err)
+{
+	__u64 id = pt->cfg.cgroup_ids[i];
+	union {
+		struct file_handle fh;
+		char bytes[sizeof(struct file_handle) + sizeof(__u64)];
+	} h;
+	int e, fd;
+
+	if (pt->cgroup2_fd < 0 && (e = pt_cgroup2_root(&pt->cgroup2_fd, err)))
+		return e;
+	memset(&h, 0, sizeof(h));
+	h.fh.handle_bytes = sizeof(id);
+	h.fh.handle_type = PT_FILEID_KERNFS;
+	memcpy(h.fh.f_handle, &id, sizeof(id));
+	fd = open_by_handle_at(pt->cgroup2_fd, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return pt_fail(err, errno == EPERM ? PROCTAP_E_PRIVILEGE : PROCTAP_E_CONFIG, errno,
+			       "cgroups", NULL,
+			       "cgroup id %llu names no cgroup v2 directory (%s): give the inode "
+			       "number of a directory in the cgroup2 tree (on a v1/v2 hybrid, "
+			       "under /sys/fs/cgroup/unified)",
+			       (unsigned long long)id, strerror(errno));
+	e = bpf_map__update_elem(pt->skel->maps.pt_cgroups, &i, sizeof(i), &fd, sizeof(fd),
+				 BPF_ANY);
+	close(fd);
+	return e ? pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL, "filling the cgroup filter")
+		 : PROCTAP_OK;
+}
+
 static int filter_prepare(struct proctap *pt, struct proctap_error *err)
 {
 	struct bpf_map *maybe = pt->skel->maps.pt_maybe;
+	int e;
+
+	for (__u32 i = 0; i < pt->cfg.ncgroups; i++)
+		if ((e = filter_enter_cgroup(pt, i, err)))
+			return e;
 
 	if (pt->cfg.npids > 0 || pt_filter_tracks_names(&pt->cfg)) {
 		pt->maybe_words = bpf_map__max_entries(maybe);

@@ -206,7 +206,7 @@ int pt_cgroup2_root(int *fd, struct proctap_error *err)
 	if (*fd >= 0)
 		return PROCTAP_OK;
 	return pt_fail(err, e == EPERM ? PROCTAP_E_PRIVILEGE : PROCTAP_E_SYSTEM, e, NULL, NULL,
-		       "connections need a cgroup2 hierarchy (for the socket release program); "
+		       "connections and the cgroup filter need a cgroup2 hierarchy; "
 		       "none is mounted and none could be mounted (%s): mount -t cgroup2 none "
 		       "/sys/fs/cgroup/unified",
 		       strerror(e));

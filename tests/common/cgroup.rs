@@ -86,3 +86,60 @@ impl Drop for MemoryCgroup {
         }
     }
 }
+
+/// A plain directory in the cgroup v2 tree (no controller enabled), made
+/// for one test: /sys/fs/cgroup/unified on a v1/v2 hybrid, /sys/fs/cgroup
+/// on pure v2. Removed on drop, once its processes are gone.
+pub struct V2Cgroup {
+    pub dir: PathBuf,
+}
+
+impl V2Cgroup {
+    /// A new cgroup named `name` (made unique per test process) at the top
+    /// of the v2 tree.
+    pub fn new(name: &str) -> V2Cgroup {
+        let root = v2_root().expect("a cgroup2 hierarchy mounted (the cgroup filter tests need one)");
+        V2Cgroup::make(root.join(format!("{name}-{}", std::process::id())))
+    }
+
+    /// A cgroup below this one.
+    pub fn child(&self, name: &str) -> V2Cgroup {
+        V2Cgroup::make(self.dir.join(name))
+    }
+
+    fn make(dir: PathBuf) -> V2Cgroup {
+        let _ = std::fs::remove_dir(&dir); // a crashed run's leftover
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        V2Cgroup { dir }
+    }
+
+    /// The file a process writes its pid to to join.
+    pub fn procs(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+
+    /// Its id as the kernel gives it to BPF: the directory's inode number.
+    pub fn id(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&self.dir).unwrap().ino()
+    }
+}
+
+impl Drop for V2Cgroup {
+    fn drop(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::remove_dir(&self.dir).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Where the cgroup2 hierarchy is mounted, from /proc/self/mountinfo.
+pub fn v2_root() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        let (head, tail) = line.split_once(" - ")?;
+        let mount_point = head.split(' ').nth(4)?;
+        tail.starts_with("cgroup2 ").then(|| PathBuf::from(mount_point))
+    })
+}

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * filter.bpf.h - which processes are traced: a pid list, and a command-name
- * prefix decided per process.
+ * filter.bpf.h - which processes are traced: a pid list, a command-name
+ * prefix decided per process, and cgroups (v2: a process in one of them or
+ * below). A process is traced when it passes every filter that is set.
  *
  * The prefix is matched when a process gets its name: at its exec, or at
  * its fork (a child is named after the thread that forked it). A process
@@ -29,6 +30,19 @@ const volatile bool pt_track_names __weak = false;
 /* The tracer's own process: never traced by the kinds that could feed its
  * own work back into the stream (its forks, its writes, its files). */
 const volatile __u32 pt_self_tgid __weak = 0;
+
+/* The cgroup filter: pt_ncgroups cgroup v2 ids, and the same cgroups in
+ * pt_cgroups (entered by the loader), where the kernel's own ancestry test
+ * reads them for the current task. */
+const volatile __u32 pt_ncgroups __weak = 0;
+const volatile __u64 pt_cgroup_ids[PT_MAX_CGROUPS] __weak = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, PT_MAX_CGROUPS);
+} pt_cgroups SEC(".maps") __weak;
 
 /* Traced tgids when pt_filter_pids is set. Whole-process exits remove theirs. */
 struct {
@@ -142,12 +156,61 @@ static __always_inline bool pt_name_matched(__u32 tgid, struct task_struct *task
 	return true;
 }
 
-/* Does the task's process pass the filters? */
+/* Is the current task in one of the filter's cgroups, or below one? One
+ * helper call per cgroup (the kernel compares its ancestor at that level). */
+static __always_inline bool pt_current_in_cgroups(void)
+{
+	for (__u32 i = 0; i < PT_MAX_CGROUPS && i < pt_ncgroups; i++)
+		if (bpf_current_task_under_cgroup(&pt_cgroups, i) == 1)
+			return true;
+	return false;
+}
+
+/* Deepest cgroup v2 nesting the walk below follows. */
+#define PT_CGROUP_DEPTH_MAX 32
+
+/* The same test for another task (an OOM victim), by walking its cgroup's
+ * ancestors by id: slower, for rare events only. */
+static __always_inline bool pt_task_in_cgroups(struct task_struct *task)
+{
+	struct cgroup *cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+
+	for (int depth = 0; depth < PT_CGROUP_DEPTH_MAX && cg; depth++) {
+		__u64 id = BPF_CORE_READ(cg, kn, id);
+
+		for (__u32 i = 0; i < PT_MAX_CGROUPS && i < pt_ncgroups; i++)
+			if (id == pt_cgroup_ids[i])
+				return true;
+		/* A cgroup's css (its first member) links to its parent's. */
+		cg = (struct cgroup *)BPF_CORE_READ(cg, self.parent);
+	}
+	return false;
+}
+
+/* The pid and name filters for tgid (task is one of its threads). */
+static __always_inline bool pt_process_listed(__u32 tgid, struct task_struct *task)
+{
+	return pt_pid_traced(tgid) && (!pt_track_names || pt_name_matched(tgid, task));
+}
+
+/* Does the current task's process pass the filters? */
 static __always_inline bool pt_task_traced(__u32 tgid, struct task_struct *task)
 {
 	if ((pt_filter_pids || pt_track_names) && !pt_maybe_traced(tgid))
 		return false;
-	return pt_pid_traced(tgid) && (!pt_track_names || pt_name_matched(tgid, task));
+	if (pt_ncgroups && !pt_current_in_cgroups())
+		return false;
+	return pt_process_listed(tgid, task);
+}
+
+/* Does another task's process (not the current one's) pass them? */
+static __always_inline bool pt_other_task_traced(__u32 tgid, struct task_struct *task)
+{
+	if ((pt_filter_pids || pt_track_names) && !pt_maybe_traced(tgid))
+		return false;
+	if (pt_ncgroups && !pt_task_in_cgroups(task))
+		return false;
+	return pt_process_listed(tgid, task);
 }
 
 /* The current task when its process is traced and not the tracer's own;
