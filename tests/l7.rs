@@ -491,3 +491,64 @@ fn l7_records_of_http2_and_grpc_from_both_ends() {
         );
     }
 }
+
+/// HTTP/2 traced from the middle of a connection (the tracer starts after
+/// its first exchange): recognised from its frames, records flagged
+/// mid_stream, and the fields the client's encoder sent as references to
+/// header table entries made before the join (the repeated path, the
+/// authority) are null, not guessed.
+#[test]
+fn l7_records_of_http2_joined_mid_stream() {
+    use std::io::{BufRead, Write};
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/l7h2.py");
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .arg("--join")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (./dev.sh test installs it, and h2)");
+    let pid = child.id();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let config = Config::new().exec(false).exit(false).net_data().pid(pid);
+    let Some(tracer) = common::start(&config) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    };
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert!(child.wait().unwrap().success() && line == "done\n", "{line:?}");
+    let records = l7_records_of(&tracer, pid, 2);
+    let mut got: Vec<(String, String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                serde_json::to_value(r.protocol).unwrap().as_str().unwrap().to_string(),
+                serde_json::to_string(&r.request).unwrap(),
+                serde_json::to_string(&r.response).unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    let want = [
+        (
+            "http2".to_string(),
+            r#"{"method":"GET","path":null,"host":null,"stream_id":3,"mid_stream":true}"#.to_string(),
+            r#"{"status":404}"#.to_string(),
+        ),
+        (
+            "grpc".into(),
+            r#"{"method":"POST","path":"/pkg.Svc/Call","host":null,"stream_id":5,"mid_stream":true}"#.into(),
+            r#"{"status":200,"grpc_status":5}"#.into(),
+        ),
+    ];
+    // Both ends: the client's and the server's socket, each joined.
+    let mut want = [want.clone(), want].concat();
+    want.sort();
+    assert_eq!(got, want, "{records:?}");
+}

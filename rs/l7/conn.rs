@@ -82,14 +82,22 @@ pub(super) fn new_conn(pid: u32, tid: u32, comm: String, ts_ns: u64) -> Conn {
     }
 }
 
-/// Locks the protocol in from the first bytes of a direction; false while
-/// undecided (or given up).
-pub(super) fn infer(conn: &mut Conn, dir: NetDataDirection, limits: Limits) -> bool {
+/// Locks the protocol in from the first bytes of a direction (`latest`:
+/// how many of them the last segment added); false while undecided (or
+/// given up).
+pub(super) fn infer(conn: &mut Conn, dir: NetDataDirection, latest: usize, limits: Limits) -> bool {
     let b = match dir {
         NetDataDirection::Send => &conn.send.pending,
         _ => &conn.recv.pending,
     };
     let preface = b.len() >= 14 && http2::PREFACE.starts_with(&b[..b.len().min(http2::PREFACE.len())]);
+    // HTTP/2 joined in its middle: the frames start at the waiting bytes, or
+    // at the last segment (earlier ones may have ended inside a frame).
+    let joined_at = || {
+        let last = b.len() - latest.min(b.len());
+        [0, last].into_iter().find(|&at| at < b.len() && http2::looks_like_frames(&b[at..]))
+    };
+    let mut joined = None;
     let found = if preface {
         Some(Protocol::Http2)
     } else if http1::looks_like_request(b) && b.len() >= 4 {
@@ -108,6 +116,9 @@ pub(super) fn infer(conn: &mut Conn, dir: NetDataDirection, limits: Limits) -> b
         Some(Protocol::Kafka)
     } else if dns::looks_like_query(b, conn.transport) {
         Some(Protocol::Dns)
+    } else if let Some(at) = joined_at() {
+        joined = Some(at);
+        Some(Protocol::Http2)
     } else {
         None
     };
@@ -116,6 +127,17 @@ pub(super) fn infer(conn: &mut Conn, dir: NetDataDirection, limits: Limits) -> b
         Some(p) if conn.requests.is_none_or(|r| r == dir) => {
             conn.protocol = Some(p);
             conn.requests = Some(dir);
+            if let Some(at) = joined {
+                conn.h2 = Some(Box::new(http2::Connection::new(true)));
+                // The other direction's bytes so far may end inside a
+                // frame: it starts at its next segment.
+                let (this, other) = match dir {
+                    NetDataDirection::Send => (&mut conn.send, &mut conn.recv),
+                    _ => (&mut conn.recv, &mut conn.send),
+                };
+                this.consume(at, 0);
+                other.restart();
+            }
             true
         }
         _ => {

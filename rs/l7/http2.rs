@@ -8,12 +8,19 @@
 //!
 //! HPACK is stateful: a header block that was not captured whole leaves
 //! that direction's table unknown, so decoding stops there (the streams
-//! open then are reported without their response). A connection whose
-//! preface was not seen (traced from its middle) is not recognised.
+//! open then are reported without their response).
+//!
+//! A connection traced from its middle (no preface) is recognised by its
+//! frames (`looks_like_frames`) and decoded with a table that knows it is
+//! partial (`hpack::Partial`): its records say `mid_stream`, and a field
+//! that referred to a header table entry made before the join is null,
+//! never guessed.
 
 use std::collections::HashMap;
 
 use loona_hpack::Decoder;
+
+use super::hpack;
 
 /// The client's connection preface.
 pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -26,6 +33,15 @@ const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
+const PRIORITY_FRAME: u8 = 2;
+const SETTINGS: u8 = 4;
+const PING: u8 = 6;
+const GOAWAY: u8 = 7;
+const WINDOW_UPDATE: u8 = 8;
+const ACK: u8 = 0x1;
+/// SETTINGS_MAX_FRAME_SIZE's initial value: the largest frame a join is
+/// recognised by.
+const FRAME_MAX: usize = 16 << 10;
 /// Streams followed at once per connection (the rest are counted).
 const STREAMS_MAX: usize = 1024;
 /// The largest header block assembled (a bigger one stops decoding).
@@ -35,18 +51,24 @@ const TEXT_KEPT: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Request {
-    pub method: String,
-    pub path: String,
+    /// None when it was not known (see `mid_stream`).
+    pub method: Option<String>,
+    pub path: Option<String>,
     pub host: Option<String>,
     /// HTTP/2's stream id.
     pub stream_id: u32,
+    /// The connection was traced from its middle: fields that referred to
+    /// header table entries made before are null.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mid_stream: bool,
     #[serde(skip)]
     pub(crate) grpc: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Response {
-    pub status: u16,
+    /// None when it was not known (a connection traced from its middle).
+    pub status: Option<u16>,
     /// gRPC's status (trailers, or headers of a trailers-only response).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_status: Option<u32>,
@@ -62,9 +84,16 @@ struct Stream {
     truncated: bool,
 }
 
+/// A direction's HPACK table: known from the connection's start, or
+/// partly, from a join in its middle.
+enum Table {
+    Whole(Decoder<'static>),
+    Joined(hpack::Partial),
+}
+
 /// One direction: its HPACK table, and a header block in assembly.
 struct Side {
-    decoder: Decoder<'static>,
+    table: Table,
     /// (stream, the block so far).
     block: Option<(u32, Vec<u8>)>,
     /// The table is unknown from here: no more decoding.
@@ -72,8 +101,17 @@ struct Side {
 }
 
 impl Side {
-    fn new() -> Side {
-        Side { decoder: Decoder::new(), block: None, lost: false }
+    fn new(mid_stream: bool) -> Side {
+        let table = if mid_stream { Table::Joined(hpack::Partial::default()) } else { Table::Whole(Decoder::new()) };
+        Side { table, block: None, lost: false }
+    }
+
+    /// Decodes a whole block: its fields, and how many were unknown.
+    fn decode(&mut self, block: &[u8]) -> Option<hpack::Block> {
+        match &mut self.table {
+            Table::Whole(d) => d.decode(block).ok().map(|fields| hpack::Block { fields, unknown: 0 }),
+            Table::Joined(t) => t.decode(block).ok(),
+        }
     }
 }
 
@@ -91,6 +129,7 @@ pub(crate) struct Done {
 pub(crate) struct Connection {
     sides: [Side; 2],
     preface_left: usize,
+    mid_stream: bool,
     streams: HashMap<u32, Stream>,
     /// Streams not followed because STREAMS_MAX were open (the tracker
     /// adds them to its evicted requests).
@@ -99,12 +138,45 @@ pub(crate) struct Connection {
 
 impl Default for Connection {
     fn default() -> Connection {
-        Connection {
-            sides: [Side::new(), Side::new()],
-            preface_left: PREFACE.len(),
-            streams: HashMap::new(),
-            dropped: 0,
+        Connection::new(false)
+    }
+}
+
+/// Does `b`, the first bytes seen of a connection's requests, look like
+/// HTTP/2 frames from a client, joined in the middle of the connection?
+/// Every whole frame must be a valid client frame (type, flags, stream,
+/// length), at least one a HEADERS frame of a client stream, and the last
+/// one may be cut. Strict on purpose: random bytes must not pass.
+pub(crate) fn looks_like_frames(b: &[u8]) -> bool {
+    let mut at = 0;
+    let mut headers = false;
+    while let Some((kind, flags, stream, len)) = frame_header(&b[at..]) {
+        if b[at + 5] & 0x80 != 0 || len > FRAME_MAX || !client_frame(kind, flags, stream, len) {
+            return false;
         }
+        headers |= kind == HEADERS;
+        at += 9 + len;
+        if at >= b.len() {
+            break;
+        }
+    }
+    headers && at >= b.len().min(9)
+}
+
+/// Is this frame header one a client may send (RFC 9113, section 6)?
+fn client_frame(kind: u8, flags: u8, stream: u32, len: usize) -> bool {
+    let on_stream = stream != 0;
+    match kind {
+        DATA => on_stream && flags & !(END_STREAM | PADDED) == 0,
+        HEADERS => stream % 2 == 1 && flags & !(END_STREAM | END_HEADERS | PADDED | PRIORITY) == 0,
+        PRIORITY_FRAME => on_stream && len == 5 && flags == 0,
+        RST_STREAM => on_stream && len == 4 && flags == 0,
+        SETTINGS => !on_stream && len % 6 == 0 && (flags == 0 || (flags == ACK && len == 0)),
+        PING => !on_stream && len == 8 && flags & !ACK == 0,
+        GOAWAY => !on_stream && len >= 8 && flags == 0,
+        WINDOW_UPDATE => len == 4 && flags == 0,
+        CONTINUATION => on_stream && flags & !END_HEADERS == 0,
+        _ => false, // PUSH_PROMISE comes from servers; others are unknown
     }
 }
 
@@ -130,6 +202,18 @@ fn text(v: &[u8]) -> String {
 }
 
 impl Connection {
+    /// A connection's state from its preface on, or (`mid_stream`) from
+    /// wherever it was joined, at a frame boundary of each direction.
+    pub(crate) fn new(mid_stream: bool) -> Connection {
+        Connection {
+            sides: [Side::new(mid_stream), Side::new(mid_stream)],
+            preface_left: if mid_stream { 0 } else { PREFACE.len() },
+            mid_stream,
+            streams: HashMap::new(),
+            dropped: 0,
+        }
+    }
+
     /// Takes the bytes of one side (`client`: the requests' side) at a
     /// frame boundary: returns how many it used and how many more of the
     /// last frame (a DATA payload) are to be passed over, with the streams
@@ -224,18 +308,18 @@ impl Connection {
             return;
         }
         let Some((stream, block)) = side.block.take() else { return };
-        let Ok(headers) = side.decoder.decode(&block) else {
+        let Some(decoded) = side.decode(&block) else {
             side.lost = true;
             return;
         };
         if kind != PUSH_PROMISE {
-            self.headers(client, stream, &headers);
+            self.headers(client, stream, &decoded);
         }
     }
 
     /// A decoded header block of a stream.
-    fn headers(&mut self, client: bool, stream: u32, headers: &[(Vec<u8>, Vec<u8>)]) {
-        let get = |name: &[u8]| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice());
+    fn headers(&mut self, client: bool, stream: u32, block: &hpack::Block) {
+        let get = |name: &[u8]| block.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice());
         if client {
             if self.streams.contains_key(&stream) {
                 return; // the request's trailers
@@ -245,10 +329,11 @@ impl Connection {
                 return;
             }
             let request = Request {
-                method: text(get(b":method").unwrap_or_default()),
-                path: text(get(b":path").unwrap_or_default()),
+                method: get(b":method").map(text),
+                path: get(b":path").map(text),
                 host: get(b":authority").or(get(b"host")).map(text),
                 stream_id: stream,
+                mid_stream: self.mid_stream,
                 grpc: get(b"content-type").is_some_and(|c| c.starts_with(b"application/grpc")),
             };
             let s =
@@ -261,8 +346,10 @@ impl Connection {
         match (&mut s.response, get(b":status").and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())) {
             // Informational (1xx) headers answer nothing yet.
             (_, Some(status)) if (100..200).contains(&status) => {}
-            (None, Some(status)) => s.response = Some(Response { status, grpc_status }),
+            (None, Some(status)) => s.response = Some(Response { status: Some(status), grpc_status }),
             (Some(r), _) => r.grpc_status = grpc_status.or(r.grpc_status),
+            // The status came from a table entry of before the join.
+            (None, None) if block.unknown > 0 => s.response = Some(Response { status: None, grpc_status }),
             (None, None) => {}
         }
     }

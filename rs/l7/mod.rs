@@ -34,6 +34,7 @@
 
 mod conn;
 pub mod dns;
+mod hpack;
 pub mod http1;
 pub mod http2;
 pub mod kafka;
@@ -312,10 +313,14 @@ impl Tracker {
         // Bytes went missing before these: the requests waiting cannot be
         // paired any more (how many answers the gap held is unknown); this
         // direction starts over here, the other goes on.
-        if dir.push(d.pos, d.len, bytes) == Continuity::Broken {
+        let before = dir.pending.len();
+        let broken = dir.push(d.pos, d.len, bytes) == Continuity::Broken;
+        // The bytes this segment added at the end of the waiting ones.
+        let latest = if broken { dir.pending.len() } else { dir.pending.len().saturating_sub(before) };
+        if broken {
             drain(d.conn_id, conn, out);
         }
-        if conn.protocol.is_none() && !infer(conn, d.direction, limits) {
+        if conn.protocol.is_none() && !infer(conn, d.direction, latest, limits) {
             return;
         }
         if conn.requests.is_none() || conn.protocol.is_none() {

@@ -97,6 +97,14 @@ impl Direction {
         }
     }
 
+    /// Drops what is waiting, without counting it as a loss: parsing
+    /// starts at the next segment (which must begin a message).
+    pub(crate) fn restart(&mut self) {
+        self.pending.clear();
+        self.skip = 0;
+        self.hole = 0;
+    }
+
     /// The bytes waiting cannot be parsed (an unknown or cut message):
     /// drop them and start over at the next segment.
     pub(crate) fn desync(&mut self) {

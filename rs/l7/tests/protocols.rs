@@ -472,6 +472,75 @@ fn http2_and_grpc_streams_pair_by_id_through_the_hpack_tables() {
     }
 }
 
+/// A connection traced from its middle: no preface, and header table
+/// entries made before the join. Its frames are recognised; a field that
+/// referred to an unknown entry is null, the others are right; the record
+/// says mid_stream.
+#[test]
+fn http2_joined_mid_stream_is_recognised_and_flagged() {
+    // Blocks as an encoder that indexes pseudo-headers (Python's hpack,
+    // nghttp2) makes them. Before the join it had inserted ":authority:
+    // h:80" (then index 62). After it, the first block inserts ":path:
+    // /pkg.Svc/Call" (0x44: incremental indexing, name :path), which moves
+    // the authority to 63 (0xbf), unknown here; the second block refers to
+    // both (0xbe, 0xbf). 0x83 is the static ":method: POST".
+    let call = [&[0x83, 0x44, 13][..], b"/pkg.Svc/Call", &[0xbf]].concat();
+    let again = [0x83, 0xbe, 0xbf];
+    // The server's status from an entry of before the join, then a
+    // static one.
+    let created = [0xbe];
+    let ok = [0x88];
+    let requests = [
+        // The tail of a DATA frame of before the join, in its own segment.
+        vec![b'q'; 7],
+        h2_frame(1, 0x4, 5, &call),
+        h2_frame(0, 0x1, 5, b"\0\0\0\0\x02hi"),
+        h2_frame(8, 0, 0, &[0, 0, 1, 0]),
+        h2_frame(1, 0x4 | 0x1, 7, &again),
+    ];
+    let responses = [h2_frame(1, 0x4 | 0x1, 5, &created), h2_frame(1, 0x4 | 0x1, 7, &ok)].concat();
+    let mut events = vec![open(ConnOpenRole::Client)];
+    let mut at = 0;
+    for (i, r) in requests.iter().enumerate() {
+        events.extend(segments(NetDataDirection::Send, r, &[], 10 + i as u64).into_iter().map(|mut e| {
+            if let Event::NetData(d) = &mut e {
+                d.pos += at;
+            }
+            e
+        }));
+        at += r.len() as u64;
+    }
+    events.extend(segments(NetDataDirection::Recv, &responses, &[], 20));
+    assert_eq!(
+        summaries(&run(&events)),
+        vec![
+            (
+                Protocol::Http2,
+                r#"{"method":"POST","path":"/pkg.Svc/Call","host":null,"stream_id":5,"mid_stream":true}"#.into(),
+                Some(r#"{"status":null}"#.into())
+            ),
+            (
+                Protocol::Http2,
+                r#"{"method":"POST","path":"/pkg.Svc/Call","host":null,"stream_id":7,"mid_stream":true}"#.into(),
+                Some(r#"{"status":200}"#.into())
+            ),
+        ]
+    );
+    // Random bytes, and the frames of other binary protocols, are not it.
+    assert!(!http2::looks_like_frames(b"\x00\x00\x00\x54\x00\x03\x00\x00user\0postgres\0\0"));
+    assert!(!http2::looks_like_frames(&[0x21, 0, 0, 0, 3, b's', b'e', b'l', b'e', b'c', b't']));
+    assert!(!http2::looks_like_frames(&h2_frame(0, 0x1, 5, b"data only")));
+    assert!(http2::looks_like_frames(&h2_frame(1, 0x4, 5, &call)));
+}
+
+proptest! {
+    #[test]
+    fn random_bytes_are_not_http2_frames(bytes in proptest::collection::vec(any::<u8>(), 9..400)) {
+        // A valid HEADERS frame header by chance is about 1 in 10^9.
+        prop_assert!(!http2::looks_like_frames(&bytes));
+    }
+}
+
 proptest! {
     #[test]
     fn http2_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..700), client in any::<bool>()) {
