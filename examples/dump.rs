@@ -37,11 +37,14 @@ struct StatsLine {
     ring_stalls: u64,
     argv_truncated: u64,
     argv_fault: u64,
+    /// With --net: what the L7 tracker could not keep or pair.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    l7_evicted: Option<proctap::l7::Evictions>,
     detail: Stats,
 }
 
 impl StatsLine {
-    fn new(stats: Stats) -> StatsLine {
+    fn new(stats: Stats, l7_evicted: Option<proctap::l7::Evictions>) -> StatsLine {
         StatsLine {
             kind: "stats",
             events: stats.events(),
@@ -56,6 +59,7 @@ impl StatsLine {
             ring_stalls: stats.ring_stalls,
             argv_truncated: stats.exec().counter("argv_truncated").unwrap_or(0),
             argv_fault: stats.exec().counter("argv_fault").unwrap_or(0),
+            l7_evicted,
             detail: stats,
         }
     }
@@ -121,8 +125,9 @@ fn parse_args() -> Result<(Config, Option<Duration>, Output), String> {
     Ok((config, duration, output))
 }
 
-/// Prints every event (and L7 records); false when stdout failed (full, or closed).
-fn print_events(tracer: &Tracer, output: &Output) -> bool {
+/// Prints every event (and L7 records); false when stdout failed (full, or
+/// closed). Gives the L7 tracker's evictions with --net.
+fn print_events(tracer: &Tracer, output: &Output) -> (bool, Option<proctap::l7::Evictions>) {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut l7 = proctap::l7::Tracker::new();
@@ -154,10 +159,10 @@ fn print_events(tracer: &Tracer, output: &Output) -> bool {
         if let Err(err) = written {
             eprintln!("dump: writing stdout: {err}");
             tracer.stop_handle().stop(); // the stats still print
-            return false;
+            return (false, output.l7.then(|| l7.evictions()));
         }
     }
-    true
+    (true, output.l7.then(|| l7.evictions()))
 }
 
 fn main() -> ExitCode {
@@ -185,9 +190,9 @@ fn main() -> ExitCode {
     if let Some(duration) = duration {
         stopper.after(duration);
     }
-    let mut ok = print_events(&tracer, &output);
+    let (mut ok, l7_evicted) = print_events(&tracer, &output);
     match tracer.stop() {
-        Ok(stats) => eprintln!("{}", serde_json::to_string(&StatsLine::new(stats)).unwrap_or_default()),
+        Ok(stats) => eprintln!("{}", serde_json::to_string(&StatsLine::new(stats, l7_evicted)).unwrap_or_default()),
         Err(err) => {
             eprintln!("dump: {err}");
             ok = false;

@@ -202,7 +202,12 @@ pub(super) fn parse(
             (Some(Protocol::Mongodb), false) => map(mongodb::parse_response(b), Response::Mongodb),
             (Some(Protocol::Mysql), true) => map(mysql::parse_request(b), Request::Mysql),
             (Some(Protocol::Mysql), false) => {
-                map(mysql::parse_response(b, method.as_deref() == Some(MYSQL_AUTH)), Response::Mysql)
+                let expects = match method.as_deref() {
+                    Some(MYSQL_AUTH) => mysql::Reply::Auth,
+                    Some(MYSQL_PREPARE) => mysql::Reply::Prepare,
+                    _ => mysql::Reply::Command,
+                };
+                map(mysql::parse_response(b, expects), Response::Mysql)
             }
             (Some(Protocol::Postgres), true) => map(postgres::parse_request(b), Request::Postgres),
             (Some(Protocol::Postgres), false) => {
@@ -304,7 +309,8 @@ fn done(
             let method = match &request {
                 Request::Http1(r) => Some(r.method.clone()),
                 Request::Postgres(q) if q.expects == postgres::Reply::Byte => Some(PG_ENCRYPTION.to_string()),
-                Request::Mysql(q) if q.query == "login" || q.query == "auth" => Some(MYSQL_AUTH.to_string()),
+                Request::Mysql(q) if q.expects == mysql::Reply::Auth => Some(MYSQL_AUTH.to_string()),
+                Request::Mysql(q) if q.expects == mysql::Reply::Prepare => Some(MYSQL_PREPARE.to_string()),
                 _ => None,
             };
             // PostgreSQL's Terminate, MySQL's COM_QUIT: nothing to report.
@@ -341,6 +347,24 @@ fn done(
             if matches!(&response, Response::Mysql(r) if r.greeting) {
                 return;
             }
+            // Memcached's quiet meta requests may get no response: which
+            // waiting one this answers, the quiet ones before it ending
+            // without one.
+            if let Response::Memcached(r) = &response {
+                if conn.waiting.iter().any(quiet) {
+                    let Some(i) = memcached_answered(&conn.waiting, r) else {
+                        evicted.ambiguous_responses += 1;
+                        return;
+                    };
+                    for w in conn.waiting.drain(..i).collect::<Vec<_>>() {
+                        out.push(record(id, conn, w, None));
+                    }
+                    if let Some(w) = conn.waiting.pop_front() {
+                        out.push(record(id, conn, w, Some((response, end_ns, size, truncated))));
+                    }
+                    return;
+                }
+            }
             let key = match &response {
                 Response::Dns(r) => Some(u64::from(r.id)),
                 Response::Kafka(r) => Some(r.correlation_id as u64),
@@ -363,11 +387,48 @@ fn done(
     }
 }
 
+/// A memcached meta request with the `q` flag (it may get no response).
+fn quiet(w: &Waiting) -> bool {
+    matches!(&w.request, Request::Memcached(q) if q.quiet)
+}
+
+/// Which waiting request (an index) a memcached response answers, when
+/// quiet ones wait: the one whose key or opaque token it echoes; else the
+/// first that is not quiet, if the response has its shape (MN answers mn;
+/// a classic line a classic command); else the only candidate. None when
+/// several could have caused it.
+fn memcached_answered(waiting: &VecDeque<Waiting>, r: &memcached::Response) -> Option<usize> {
+    let requests = waiting.iter().map(|w| match &w.request {
+        Request::Memcached(q) => Some(q),
+        _ => None,
+    });
+    let loud = waiting.iter().position(|w| !quiet(w));
+    let candidates = loud.map_or(waiting.len(), |i| i + 1);
+    let echoed = requests.take(candidates).position(|q| {
+        q.is_some_and(|q| {
+            (r.opaque.is_some() && r.opaque == q.opaque) || (r.key.is_some() && r.key == q.key && q.quiet)
+        })
+    });
+    if echoed.is_some() {
+        return echoed;
+    }
+    let meta_shaped = r.status.len() == 2 && r.status.bytes().all(|c| c.is_ascii_uppercase());
+    match (loud, &waiting.get(loud.unwrap_or(usize::MAX)).map(|w| &w.request)) {
+        (Some(i), Some(Request::Memcached(q))) if r.status == "MN" && q.command == "mn" => Some(i),
+        (Some(i), Some(Request::Memcached(q))) if !meta_shaped && q.command.len() != 2 => Some(i),
+        _ if candidates == 1 => Some(0),
+        _ => None,
+    }
+}
+
 /// The `method` of a PostgreSQL encryption request, whose answer is one byte.
 const PG_ENCRYPTION: &str = "postgres:encryption";
 
 /// The `method` of a MySQL login or authentication step.
 const MYSQL_AUTH: &str = "mysql:auth";
+
+/// The `method` of a MySQL COM_STMT_PREPARE.
+const MYSQL_PREPARE: &str = "mysql:prepare";
 
 /// A request or a response, as a parser of either gives it.
 enum Either {

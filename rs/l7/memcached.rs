@@ -1,8 +1,13 @@
 //! Memcached's text protocol, classic and meta commands: a request is a
 //! command line (plus a data block for storage commands), a response one
 //! or more lines (VALUE blocks then END for retrievals). Parsed by hand:
-//! the grammar is lines of words. Requests with `noreply` (or the meta
-//! `q` flag) get no response; they are reported without one at once.
+//! the grammar is lines of words. Requests with `noreply` get no
+//! response; they are reported without one at once. A meta request with
+//! the `q` flag gets one only when it is not the common case (a hit for
+//! mg, a failure for ms, md, ma): it waits, and a later response pairs
+//! with it by the key or opaque token the response echoes (`k`, `O`), or
+//! ends it without a response when a later request's answer comes first
+//! (the meta no-op, `mn`, is sent for that).
 
 use super::{Framed, Parse};
 
@@ -20,6 +25,12 @@ pub struct Request {
     pub keys: usize,
     #[serde(skip)]
     pub(crate) noreply: bool,
+    /// A meta request with the `q` flag: its response may not come.
+    #[serde(skip)]
+    pub(crate) quiet: bool,
+    /// A meta request's opaque token (`O` flag), which its response echoes.
+    #[serde(skip)]
+    pub(crate) opaque: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -29,6 +40,18 @@ pub struct Response {
     pub status: String,
     /// VALUE blocks (classic retrievals), or 1 for a meta VA.
     pub values: usize,
+    /// The key (`k` flag) and the opaque token (`O`) a meta response
+    /// echoes, which say which quiet request it answers.
+    #[serde(skip)]
+    pub(crate) key: Option<String>,
+    #[serde(skip)]
+    pub(crate) opaque: Option<String>,
+}
+
+/// The value of a meta flag (`k`, `O`: a letter and its token) among the
+/// words after a meta command's or response's fixed ones.
+fn flag(words: &[&[u8]], letter: u8) -> Option<String> {
+    words.iter().find(|w| w.len() > 1 && w[0] == letter).map(|w| text(&w[1..], KEY_KEPT))
 }
 
 /// Storage commands: their line ends with the data block's size.
@@ -101,7 +124,9 @@ pub(crate) fn parse_request(b: &[u8]) -> Parse<Request> {
         return Parse::Invalid;
     }
     let meta = c.len() == 2;
-    let noreply = w.last().is_some_and(|x| *x == b"noreply") || (meta && w.iter().skip(2).any(|f| *f == b"q"));
+    let noreply = w.last().is_some_and(|x| *x == b"noreply");
+    let quiet = meta && w.iter().skip(2).any(|f| *f == b"q");
+    let opaque = if meta { flag(w.get(2..).unwrap_or_default(), b'O') } else { None };
     // gat and gats give the expiry first, then keys; version and the like
     // name none.
     let first_key = if c.starts_with("ga") { 2 } else { 1 };
@@ -127,7 +152,7 @@ pub(crate) fn parse_request(b: &[u8]) -> Parse<Request> {
     } else {
         0
     };
-    framed(Request { command, key, keys, noreply }, b, used + block)
+    framed(Request { command, key, keys, noreply, quiet, opaque }, b, used + block)
 }
 
 /// The response at the start of `b`: lines up to the one that ends it.
@@ -149,8 +174,9 @@ pub(crate) fn parse_response(b: &[u8]) -> Parse<Response> {
                 values += 1;
                 let end = at + used + n;
                 if first == b"VA" {
-                    let status = "VA".to_string();
-                    return framed(Response { status, values }, &b[..b.len().min(end)], end);
+                    let (key, opaque) = (flag(&w[2..], b'k'), flag(&w[2..], b'O'));
+                    let msg = Response { status: "VA".to_string(), values, key, opaque };
+                    return framed(msg, &b[..b.len().min(end)], end);
                 }
                 if b.len() < end {
                     return Parse::NeedMore;
@@ -160,7 +186,10 @@ pub(crate) fn parse_response(b: &[u8]) -> Parse<Response> {
             b"STAT" => at += used,
             _ => {
                 let end = at + used;
-                return framed(Response { status: text(first, 32), values }, &b[..end], end);
+                // A meta status (two letters) may echo flags.
+                let flags = if first.len() == 2 { &w[1..] } else { &[][..] };
+                let (key, opaque) = (flag(flags, b'k'), flag(flags, b'O'));
+                return framed(Response { status: text(first, 32), values, key, opaque }, &b[..end], end);
             }
         }
     }

@@ -168,13 +168,17 @@ impl Default for Limits {
 }
 
 /// What the tracker dropped to stay within its limits.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Evictions {
     /// Connections forgotten because the table was full (oldest first).
     pub connections: u64,
     /// Requests dropped because a connection had too many waiting (or,
     /// HTTP/2, too many streams open).
     pub requests: u64,
+    /// Responses that could not be told apart: a memcached meta response
+    /// that any of several quiet requests may have caused, without the key
+    /// or opaque token that would say which.
+    pub ambiguous_responses: u64,
 }
 
 /// Given-up connections kept for [`Tracker::take_given_up`] at most.

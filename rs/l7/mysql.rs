@@ -32,6 +32,23 @@ pub struct Request {
     /// The command gets no response (COM_QUIT, COM_STMT_CLOSE, ...).
     #[serde(skip)]
     pub(crate) silent: bool,
+    /// What its response looks like.
+    #[serde(skip)]
+    pub(crate) expects: Reply,
+}
+
+/// The shape of a response, which only its request tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Reply {
+    /// OK, ERR, or a result set.
+    #[default]
+    Command,
+    /// A login's or an authentication step's: 0x01 packets carry more
+    /// authentication data (elsewhere they start a one-column result set).
+    Auth,
+    /// COM_STMT_PREPARE's: OK with the statement's parameter and column
+    /// counts, then their definitions.
+    Prepare,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -74,22 +91,23 @@ pub(crate) fn parse_request(b: &[u8]) -> Parse<Request> {
         return if b.len() >= 4 && b.len() > PAYLOAD_MAX { Parse::Invalid } else { Parse::NeedMore };
     };
     let Some(&command) = p.first() else { return Parse::Invalid };
-    let (query, silent) = if seq == 1 && is_login(p) {
-        ("login".to_string(), false)
+    let (query, silent, expects) = if seq == 1 && is_login(p) {
+        ("login".to_string(), false, Reply::Auth)
     } else if seq != 0 {
-        ("auth".to_string(), false)
+        ("auth".to_string(), false, Reply::Auth)
     } else {
         match command {
-            COM_QUERY | COM_STMT_PREPARE => (text(&p[1..]), false),
-            COM_PING => ("ping".into(), false),
-            COM_INIT_DB => ("init_db".into(), false),
-            COM_STMT_EXECUTE => ("execute".into(), false),
-            COM_QUIT | COM_STMT_CLOSE | COM_STMT_SEND_LONG_DATA => ("quit".into(), true),
-            c if c < 0x20 => (format!("command {c:#04x}"), false),
+            COM_QUERY => (text(&p[1..]), false, Reply::Command),
+            COM_STMT_PREPARE => (text(&p[1..]), false, Reply::Prepare),
+            COM_PING => ("ping".into(), false, Reply::Command),
+            COM_INIT_DB => ("init_db".into(), false, Reply::Command),
+            COM_STMT_EXECUTE => ("execute".into(), false, Reply::Command),
+            COM_QUIT | COM_STMT_CLOSE | COM_STMT_SEND_LONG_DATA => ("quit".into(), true, Reply::Command),
+            c if c < 0x20 => (format!("command {c:#04x}"), false, Reply::Command),
             _ => return Parse::Invalid,
         }
     };
-    Parse::Message(Framed { msg: Request { query, silent }, len: used, more: 0, size: used as u64 })
+    Parse::Message(Framed { msg: Request { query, silent, expects }, len: used, more: 0, size: used as u64 })
 }
 
 /// A length-encoded integer's value, if the payload starts with one.
@@ -108,18 +126,17 @@ fn one(msg: Response, used: usize) -> Parse<Response> {
     Parse::Message(Framed { msg, len: used, more: 0, size: used as u64 })
 }
 
-/// The response at the start of `b`; `auth`: to a login or an
-/// authentication step (whose answers include 0x01 more-data packets, which
-/// elsewhere would start a one-column result set).
-pub(crate) fn parse_response(b: &[u8], auth: bool) -> Parse<Response> {
+/// The response at the start of `b`, to a request that `expects` it.
+pub(crate) fn parse_response(b: &[u8], expects: Reply) -> Parse<Response> {
     let Some((_, p, used)) = packet(b, 0) else { return Parse::NeedMore };
     let Some(&first) = p.first() else { return Parse::Invalid };
     let ok = Response { status: "ok", error: None, rows: None, greeting: false };
     match first {
+        0x00 if expects == Reply::Prepare && p.len() >= 12 => prepared(b, p, used),
         // OK, EOF, or an authentication step (switch, more data): one
         // packet. (A result set's first packet is its column count alone.)
         0x00 | 0xfe => one(ok, used),
-        0x01 if auth => one(ok, used),
+        0x01 if expects == Reply::Auth => one(ok, used),
         0x0a if p.len() > 30 => one(Response { greeting: true, ..ok }, used),
         // ERR: code, then '#' and a 5-byte SQL state (4.1), then the message.
         0xff => {
@@ -131,6 +148,34 @@ pub(crate) fn parse_response(b: &[u8], auth: bool) -> Parse<Response> {
         }
         _ => result_set(b, p, used),
     }
+}
+
+/// COM_STMT_PREPARE_OK: status, statement id, column and parameter
+/// counts; then the parameters' definitions and the columns', each group
+/// closed by an EOF before CLIENT_DEPRECATE_EOF.
+fn prepared(b: &[u8], p: &[u8], mut at: usize) -> Parse<Response> {
+    let columns = u16::from_le_bytes([p[5], p[6]]);
+    let params = u16::from_le_bytes([p[7], p[8]]);
+    for group in [params, columns].into_iter().filter(|&n| n > 0) {
+        for _ in 0..group {
+            let Some((_, _, used)) = packet(b, at) else { return Parse::NeedMore };
+            at += used;
+        }
+        // An EOF (0xfe, at most 4 more bytes) closes the group, if the
+        // client did not ask to deprecate it. A definition starts with its
+        // catalog ("def"), never 0xfe.
+        match packet(b, at) {
+            Some((_, [0xfe, rest @ ..], used)) if rest.len() <= 4 => at += used,
+            Some(_) => {}
+            // Part of a packet: this response's EOF, or the next response.
+            // (Nothing after: a server writes a response whole, so an EOF
+            // would have come with it.)
+            None if (1..4).contains(&(b.len() - at)) || b.get(at + 4) == Some(&0xfe) => return Parse::NeedMore,
+            None => {}
+        }
+    }
+    let msg = Response { status: "ok", error: None, rows: None, greeting: false };
+    Parse::Message(Framed { msg, len: at, more: 0, size: at as u64 })
 }
 
 /// A result set: the column count (MariaDB may add a metadata flag), its

@@ -265,7 +265,7 @@ fn memory_stays_bounded_and_evictions_are_counted() {
         t.feed(&e, &mut out);
     }
     assert_eq!(t.connections(), 4);
-    assert_eq!(t.evictions(), Evictions { connections: 6, requests: 10 });
+    assert_eq!(t.evictions(), Evictions { connections: 6, requests: 10, ambiguous_responses: 0 });
 }
 
 #[test]

@@ -153,6 +153,50 @@ fn memcached_pipelined_commands_pair_in_order_and_noreply_stands_alone() {
     }
 }
 
+/// Quiet meta requests (`q`) answer only when not the common case: a
+/// response pairs with the one whose key or opaque it echoes, MN with mn,
+/// and the quiet ones it passed end without a response; a response that
+/// several quiet ones could have caused pairs with none and is counted.
+#[test]
+fn memcached_quiet_meta_requests_pair_by_what_their_responses_echo() {
+    let requests: &[u8] = b"mg a v q k\r\nmg b v q k\r\nmg c v q Oxyz\r\nmn\r\n\
+mg d v q\r\nmg e v q\r\nget f\r\nmg g v q\r\nmg h v q\r\nmn\r\n";
+    // b hit (echoes kb), c failed as a miss would not: it echoes its
+    // opaque; a and d, e miss (nothing). g or h hit: which, nothing says.
+    let responses: &[u8] = b"VA 1 kb\r\nx\r\nNS Oxyz\r\nMN\r\nEND\r\nVA 1\r\ny\r\nMN\r\n";
+    let m = |command: &str, key: &str, response: Option<&str>| {
+        (
+            Protocol::Memcached,
+            format!(r#"{{"command":"{command}","key":{key},"keys":{}}}"#, if key == "null" { 0 } else { 1 }),
+            response.map(String::from),
+        )
+    };
+    let want = vec![
+        m("mg", r#""a""#, None),
+        m("mg", r#""b""#, Some(r#"{"status":"VA","values":1}"#)),
+        m("mg", r#""c""#, Some(r#"{"status":"NS","values":0}"#)),
+        m("mn", "null", Some(r#"{"status":"MN","values":0}"#)),
+        m("mg", r#""d""#, None),
+        m("mg", r#""e""#, None),
+        m("get", r#""f""#, Some(r#"{"status":"END","values":0}"#)),
+        m("mg", r#""g""#, None),
+        m("mg", r#""h""#, None),
+        m("mn", "null", Some(r#"{"status":"MN","values":0}"#)),
+    ];
+    for cut in [1, 9, 30, 61, 90] {
+        let mut events = vec![open(ConnOpenRole::Client)];
+        events.extend(segments(NetDataDirection::Send, requests, &[cut], 10));
+        events.extend(segments(NetDataDirection::Recv, responses, &[cut], 20));
+        let mut t = Tracker::new();
+        let mut out = Vec::new();
+        for e in &events {
+            t.feed(e, &mut out);
+        }
+        assert_eq!(summaries(&out), want, "cut at {cut}");
+        assert_eq!(t.evictions().ambiguous_responses, 1, "g's or h's VA");
+    }
+}
+
 fn kafka_request(api_key: i16, version: i16, correlation: i32, client: &str) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend(api_key.to_be_bytes());
@@ -329,6 +373,11 @@ proptest! {
     }
 }
 
+/// A MySQL OK packet (the answer to "select 3" above).
+fn ok_again() -> Vec<u8> {
+    my(1, &[0, 0, 0, 2, 0, 0, 0])
+}
+
 /// A MySQL packet.
 fn my(seq: u8, payload: &[u8]) -> Vec<u8> {
     let n = payload.len();
@@ -344,6 +393,9 @@ fn mysql_login_queries_and_result_sets_pair_in_order() {
         my(0, b"\x03select a from t"),
         my(0, b"\x03bad"),
         my(0, b"\x03select 2"),
+        my(0, b"\x16select ? from t where b = ?"), // COM_STMT_PREPARE
+        my(0, b"\x16select 1"),
+        my(0, b"\x03select 3"),
         my(0, &[0x01]), // COM_QUIT
     ]
     .concat();
@@ -366,9 +418,21 @@ fn mysql_login_queries_and_result_sets_pair_in_order() {
         // CLIENT_DEPRECATE_EOF: no EOF after the columns, an OK with 0xfe
         // last; MariaDB's metadata flag after the column count.
         my(1, &[1, 1]),
-        column,
+        column.clone(),
         row(b"2"),
         my(4, &[0xfe, 0, 0, 2, 0, 0, 0]),
+        // COM_STMT_PREPARE_OK: statement 1, 1 column, 2 parameters; their
+        // definitions, each group with its EOF.
+        my(1, &[0, 1, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0]),
+        column.clone(),
+        column.clone(),
+        my(4, &[0xfe, 0, 0, 2, 0]),
+        column.clone(),
+        my(6, &[0xfe, 0, 0, 2, 0]),
+        // CLIENT_DEPRECATE_EOF: no EOFs; 1 column, no parameters.
+        my(1, &[0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+        column,
+        ok_again(),
     ]
     .concat();
     let want: Vec<(Protocol, String, Option<String>)> = [
@@ -376,6 +440,9 @@ fn mysql_login_queries_and_result_sets_pair_in_order() {
         (r#"{"query":"select a from t"}"#, r#"{"status":"ok","rows":2}"#),
         (r#"{"query":"bad"}"#, r#"{"status":"error","error":"You have an error"}"#),
         (r#"{"query":"select 2"}"#, r#"{"status":"ok","rows":1}"#),
+        (r#"{"query":"select ? from t where b = ?"}"#, r#"{"status":"ok"}"#),
+        (r#"{"query":"select 1"}"#, r#"{"status":"ok"}"#),
+        (r#"{"query":"select 3"}"#, r#"{"status":"ok"}"#),
     ]
     .iter()
     .map(|(q, p)| (Protocol::Mysql, q.to_string(), Some(p.to_string())))
@@ -400,7 +467,7 @@ fn mysql_login_queries_and_result_sets_pair_in_order() {
 proptest! {
     #[test]
     fn mysql_parsing_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
-        let _ = (mysql::parse_request(&bytes), mysql::parse_response(&bytes, false), mysql::parse_response(&bytes, true), mysql::looks_like_request(&bytes));
+        let _ = (mysql::parse_request(&bytes), mysql::parse_response(&bytes, mysql::Reply::Command), mysql::parse_response(&bytes, mysql::Reply::Auth), mysql::parse_response(&bytes, mysql::Reply::Prepare), mysql::looks_like_request(&bytes));
     }
 }
 
