@@ -224,6 +224,13 @@ pub(super) fn parse(
         let framed = match parsed {
             Parse::Message(f) => f,
             Parse::NeedMore => return,
+            // A datagram stands alone: a bad one is passed over, and the
+            // queries waiting keep their pairing. In a stream the framing
+            // is lost from here.
+            Parse::Invalid if conn.transport == dns::Transport::Datagram => {
+                stream.restart();
+                return;
+            }
             Parse::Invalid => {
                 stream.desync();
                 return;

@@ -41,12 +41,16 @@ fn dns_over_udp_pairs_by_id_whatever_the_order_of_the_answers() {
     // The second query's answer comes first.
     let answer_aaaa = dns_message(0x2222, "example.com", 28, Some([0, 0, 0, 0]));
     let answer_a = dns_message(0x1111, "example.com", 1, Some([93, 184, 216, 34]));
+    // A datagram that is no DNS message, between the answers: skipped
+    // alone, the query still waiting keeps its pairing.
+    let junk = vec![0xffu8; 5];
     let (mut send, mut recv) = (0, 0);
     let mut events = vec![udp_open()];
     for (ts, msg, dir) in [
         (10, &a, NetDataDirection::Send),
         (11, &aaaa, NetDataDirection::Send),
         (20, &answer_aaaa, NetDataDirection::Recv),
+        (25, &junk, NetDataDirection::Recv),
         (30, &answer_a, NetDataDirection::Recv),
     ] {
         let pos = if dir == NetDataDirection::Send { &mut send } else { &mut recv };
