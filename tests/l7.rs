@@ -339,17 +339,20 @@ impl Drop for Postgres {
 }
 
 /// A real PostgreSQL and psql: the encryption request, the startup, a
-/// query with rows and one with an error, from both ends.
+/// query with rows, one with 300 KB of them (more than the tracker keeps:
+/// taken in steps) and one with an error, from both ends. The whole
+/// syscall is captured (psql reads more than 16 KiB at once).
 #[test]
 fn l7_records_of_a_real_postgres_server_and_psql() {
-    let psql_config = Config::new().exec(false).exit(false).net_data().comm_prefix("psql");
-    let server_config = Config::new().exec(false).exit(false).net_data().comm_prefix("postgres");
+    let psql_config = Config::new().exec(false).exit(false).net_data().net_data_max(1 << 20).comm_prefix("psql");
+    let server_config = Config::new().exec(false).exit(false).net_data().net_data_max(1 << 20).comm_prefix("postgres");
     let Some(psql_tracer) = common::start(&psql_config) else { return };
     let Some(server_tracer) = common::start(&server_config) else { return };
     let pg = Postgres::start();
     let out = Command::new("psql")
         .args(["-X", "-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "postgres", "-d", "postgres"])
-        .args(["-c", "select generate_series(1,3)", "-c", "selec"])
+        .args(["-c", "select generate_series(1,3)", "-c", "select repeat('x', 100) from generate_series(1, 3000)"])
+        .args(["-c", "selec"])
         .output()
         .expect("psql");
     assert!(String::from_utf8_lossy(&out.stdout).contains("(3 rows)"), "{out:?}");
@@ -358,6 +361,7 @@ fn l7_records_of_a_real_postgres_server_and_psql() {
             (r#"{"query":"ssl"}"#, r#"{"status":"ok"}"#),
             (r#"{"query":"startup"}"#, r#"{"status":"ok"}"#),
             (r#"{"query":"select generate_series(1,3)"}"#, r#"{"status":"ok","rows":3}"#),
+            (r#"{"query":"select repeat('x', 100) from generate_series(1, 3000)"}"#, r#"{"status":"ok","rows":3000}"#),
             (r#"{"query":"selec"}"#, r#"{"status":"error","error":"syntax error at or near \"selec\""}"#),
         ]
         .iter()

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 
 use super::stream::Direction;
 use super::{
-    dns, http1, http2, kafka, memcached, mongodb, mysql, postgres, redis, Evictions, Framed, Limits, Parse, Protocol,
-    Record, Request, Response,
+    dns, http1, http2, kafka, memcached, mongodb, mysql, postgres, redis, Evictions, Framed, Limits, Parse, Partial,
+    Protocol, Record, Request, Response,
 };
 use crate::NetDataDirection;
 
@@ -44,6 +44,8 @@ pub(super) struct Conn {
     /// Per direction (send, recv): a message whose head is parsed and whose
     /// body is still coming; it counts once its last byte has passed.
     in_flight: [Option<InFlight>; 2],
+    /// Per direction: the long message being parsed in steps.
+    partial: [Partial; 2],
     waiting: VecDeque<Waiting>,
     /// Responses still owed to requests reported unanswered (timed out):
     /// they must not pair with the requests after them.
@@ -76,6 +78,7 @@ pub(super) fn new_conn(pid: u32, tid: u32, comm: String, ts_ns: u64) -> Conn {
         send: Direction::default(),
         recv: Direction::default(),
         in_flight: [None, None],
+        partial: [Partial::default(), Partial::default()],
         waiting: VecDeque::new(),
         orphans: 0,
         opened: ts_ns,
@@ -183,6 +186,7 @@ pub(super) fn parse(
             return;
         }
         let method = conn.waiting.front().and_then(|w| w.method.clone());
+        let partial = &mut conn.partial[slot];
         let b = &stream.pending[..];
         let parsed = match (conn.protocol, is_request) {
             (Some(Protocol::Http1), true) => map(http1::parse_request(b), Request::Http1),
@@ -207,7 +211,7 @@ pub(super) fn parse(
                     Some(MYSQL_PREPARE) => mysql::Reply::Prepare,
                     _ => mysql::Reply::Command,
                 };
-                map(mysql::parse_response(b, expects), Response::Mysql)
+                map(mysql::parse_response(b, expects, partial), Response::Mysql)
             }
             (Some(Protocol::Postgres), true) => map(postgres::parse_request(b), Request::Postgres),
             (Some(Protocol::Postgres), false) => {
@@ -216,13 +220,23 @@ pub(super) fn parse(
                 } else {
                     postgres::Reply::Messages
                 };
-                map(postgres::parse_response(b, expects), Response::Postgres)
+                map(postgres::parse_response(b, expects, partial), Response::Postgres)
             }
             // HTTP/2 took its own path above.
             (None | Some(Protocol::Http2 | Protocol::Grpc), _) => return,
         };
         let framed = match parsed {
             Parse::Message(f) => f,
+            Parse::Progress { len, more } => {
+                // A cut passed over since the last step (while skipping)
+                // or in this one belongs to the message in steps.
+                let partial = &mut conn.partial[slot];
+                partial.truncated |= std::mem::take(&mut stream.cut);
+                stream.consume(len, more);
+                partial.passed += len as u64 + more;
+                partial.truncated |= std::mem::take(&mut stream.cut) || (cut && more > 0);
+                continue;
+            }
             Parse::NeedMore => return,
             // A datagram stands alone: a bad one is passed over, and the
             // queries waiting keep their pairing. In a stream the framing
@@ -236,9 +250,14 @@ pub(super) fn parse(
                 return;
             }
         };
+        if conn.partial[slot].passed > 0 {
+            conn.partial[slot].truncated |= stream.cut; // passed over since its last step
+        }
         stream.cut = false;
         stream.consume(framed.len, framed.more);
         let truncated = cut && (framed.more > 0 || std::mem::take(&mut stream.cut));
+        // Its earlier steps, if it came in steps.
+        let truncated = truncated || std::mem::take(&mut conn.partial[slot]).truncated;
         if framed.more == u64::MAX {
             // Until the connection closes: counted now, as far as it is known.
             done(id, conn, framed.msg, framed.size, ts_ns, ts_ns, true, limits, evicted, out);
@@ -458,6 +477,7 @@ impl From<Response> for Either {
 fn map<M, T: Into<Either>>(p: Parse<M>, f: impl FnOnce(M) -> T) -> Parse<Either> {
     match p {
         Parse::Message(m) => Parse::Message(Framed { msg: f(m.msg).into(), len: m.len, more: m.more, size: m.size }),
+        Parse::Progress { len, more } => Parse::Progress { len, more },
         Parse::NeedMore => Parse::NeedMore,
         Parse::Invalid => Parse::Invalid,
     }
@@ -514,6 +534,7 @@ pub(super) fn drain(id: u64, conn: &mut Conn, out: &mut Vec<Record>) {
         }
     }
     conn.orphans = 0; // after a gap, nothing is owed that can be told apart
+    conn.partial = [Partial::default(), Partial::default()];
 }
 
 /// Reports, without a response, the requests waiting longer than

@@ -59,8 +59,34 @@ use stream::Continuity;
 /// A parser's answer for the bytes at a message boundary.
 pub(crate) enum Parse<M> {
     Message(Framed<M>),
+    /// `len` bytes here, and `more` still to come, belong to a message
+    /// whose end is further on: its parser kept what it needs of them in
+    /// the direction's [`Partial`], and they can go (a response larger than
+    /// the bytes kept, or with a capture cut inside, still pairs).
+    Progress {
+        len: usize,
+        more: u64,
+    },
     NeedMore,
     Invalid,
+}
+
+/// What a parser keeps of a long message between [`Parse::Progress`]
+/// steps (a PostgreSQL or MySQL result set): reset when it ends, or at a
+/// gap.
+#[derive(Debug, Default)]
+pub(crate) struct Partial {
+    /// Bytes of the message already passed.
+    pub(crate) passed: u64,
+    /// A capture cut fell inside them.
+    pub(crate) truncated: bool,
+    /// Rows counted so far.
+    pub(crate) rows: Option<u64>,
+    pub(crate) error: Option<String>,
+    /// Where the parser is in the message (its own numbering), and items
+    /// of that part still to come.
+    pub(crate) phase: u8,
+    pub(crate) left: u64,
 }
 
 /// A message and its framing.

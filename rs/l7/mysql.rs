@@ -7,7 +7,7 @@
 //! answers nothing. Parsed by hand: the framing is two fields, and the few
 //! payloads read (the query, the error, the terminators) are short.
 
-use super::{Framed, Parse};
+use super::{Framed, Parse, Partial};
 
 /// Bytes kept of a query or an error message.
 const TEXT_KEPT: usize = 1024;
@@ -126,8 +126,12 @@ fn one(msg: Response, used: usize) -> Parse<Response> {
     Parse::Message(Framed { msg, len: used, more: 0, size: used as u64 })
 }
 
-/// The response at the start of `b`, to a request that `expects` it.
-pub(crate) fn parse_response(b: &[u8], expects: Reply) -> Parse<Response> {
+/// The response at the start of `b`, to a request that `expects` it (after
+/// the steps in `partial`, for a result set taken in steps).
+pub(crate) fn parse_response(b: &[u8], expects: Reply, partial: &mut Partial) -> Parse<Response> {
+    if partial.phase != 0 {
+        return result_set(b, 0, partial);
+    }
     let Some((_, p, used)) = packet(b, 0) else { return Parse::NeedMore };
     let Some(&first) = p.first() else { return Parse::Invalid };
     let ok = Response { status: "ok", error: None, rows: None, greeting: false };
@@ -146,7 +150,14 @@ pub(crate) fn parse_response(b: &[u8], expects: Reply) -> Parse<Response> {
             };
             one(Response { status: "error", error: Some(text(message)), ..ok }, used)
         }
-        _ => result_set(b, p, used),
+        _ => match lenenc(p).filter(|&n| (1..=4096).contains(&n)) {
+            Some(columns) => {
+                partial.phase = COLUMNS;
+                partial.left = columns;
+                result_set(b, used, partial)
+            }
+            None => Parse::Invalid,
+        },
     }
 }
 
@@ -178,46 +189,82 @@ fn prepared(b: &[u8], p: &[u8], mut at: usize) -> Parse<Response> {
     Parse::Message(Framed { msg, len: at, more: 0, size: at as u64 })
 }
 
-/// A result set: the column count (MariaDB may add a metadata flag), its
-/// definitions, maybe an EOF (before
-/// CLIENT_DEPRECATE_EOF), the rows, the terminator (EOF, or OK with a 0xfe
-/// header); an ERR in place of a row ends it too.
-fn result_set(b: &[u8], p: &[u8], mut at: usize) -> Parse<Response> {
-    let Some(columns) = lenenc(p).filter(|&n| (1..=4096).contains(&n)) else { return Parse::Invalid };
-    for _ in 0..columns {
-        let Some((_, _, used)) = packet(b, at) else { return Parse::NeedMore };
-        at += used;
-    }
-    let mut rows = 0;
-    let mut after_columns = true;
+/// Result set phases (in `Partial::phase`): column definitions (`left`
+/// of them to come), then rows, right after the columns or not.
+const COLUMNS: u8 = 1;
+const ROWS_FIRST: u8 = 2;
+const ROWS: u8 = 3;
+
+/// A result set from `at`, its column count taken: the column definitions,
+/// maybe an EOF (before CLIENT_DEPRECATE_EOF), the rows, the terminator
+/// (EOF, or OK with a 0xfe header); an ERR in place of a row ends it too.
+/// MariaDB may add a metadata flag after the count. Taken in steps: whole
+/// packets as they come, and a row longer than the bytes here is passed.
+fn result_set(b: &[u8], mut at: usize, partial: &mut Partial) -> Parse<Response> {
     loop {
-        let Some((_, p, used)) = packet(b, at) else { return Parse::NeedMore };
+        let Some((_, p, used)) = packet(b, at) else { return step(b, at, partial) };
         at += used;
+        if partial.phase == COLUMNS {
+            partial.left -= 1;
+            if partial.left == 0 {
+                partial.phase = ROWS_FIRST;
+            }
+            continue;
+        }
         match p.first() {
             // An EOF right after the columns (the older protocol) opens the
             // rows; anywhere else 0xfe ends them.
             Some(0xfe) if p.len() < PAYLOAD_MAX => {
-                if after_columns && p.len() == 5 {
-                    after_columns = false;
+                if partial.phase == ROWS_FIRST && p.len() == 5 {
+                    partial.phase = ROWS;
                     continue;
                 }
-                let msg = Response { status: "ok", error: None, rows: Some(rows), greeting: false };
-                return Parse::Message(Framed { msg, len: at, more: 0, size: at as u64 });
+                let msg =
+                    Response { status: "ok", error: None, rows: Some(partial.rows.unwrap_or(0)), greeting: false };
+                return Parse::Message(Framed { msg, len: at, more: 0, size: partial.passed + at as u64 });
             }
             Some(0xff) => {
                 let msg = Response {
                     status: "error",
                     error: Some(text(p.get(9..).unwrap_or_default())),
-                    rows: Some(rows),
+                    rows: Some(partial.rows.unwrap_or(0)),
                     greeting: false,
                 };
-                return Parse::Message(Framed { msg, len: at, more: 0, size: at as u64 });
+                return Parse::Message(Framed { msg, len: at, more: 0, size: partial.passed + at as u64 });
             }
             _ => {
-                rows += 1;
-                after_columns = false;
+                *partial.rows.get_or_insert(0) += 1;
+                partial.phase = ROWS;
             }
         }
+    }
+}
+
+/// The whole packets before `at` are taken; the one at `at` is not all
+/// here. A column definition, or a row (not a terminator, which is short
+/// and comes whole), whose header and first byte are here is passed over
+/// whole.
+fn step(b: &[u8], at: usize, partial: &mut Partial) -> Parse<Response> {
+    if let (Some(h), Some(&first)) = (b.get(at..at + 4), b.get(at + 4)) {
+        let whole = 4 + (u64::from(h[0]) | u64::from(h[1]) << 8 | u64::from(h[2]) << 16);
+        let more = whole - (b.len() - at) as u64;
+        if partial.phase == COLUMNS {
+            partial.left -= 1;
+            if partial.left == 0 {
+                partial.phase = ROWS_FIRST;
+            }
+            return Parse::Progress { len: b.len(), more };
+        }
+        if first != 0xfe && first != 0xff {
+            *partial.rows.get_or_insert(0) += 1;
+            partial.phase = ROWS;
+            return Parse::Progress { len: b.len(), more };
+        }
+    }
+    if at > 0 {
+        Parse::Progress { len: at, more: 0 }
+    } else {
+        Parse::NeedMore
     }
 }
 

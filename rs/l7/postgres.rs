@@ -6,7 +6,7 @@
 //! Parsed by hand: the framing is two fields, and the few message bodies
 //! read (the query, the error's message, the command tag) are strings.
 
-use super::{Framed, Parse};
+use super::{Framed, Parse, Partial};
 
 /// The largest message taken (the server's own limit is 1 GiB; queries
 /// longer than this are framed as unparsable).
@@ -130,7 +130,10 @@ pub(crate) fn parse_request(b: &[u8]) -> Parse<Request> {
 }
 
 /// The response to a request expecting `expects`.
-pub(crate) fn parse_response(b: &[u8], expects: Reply) -> Parse<Response> {
+/// The response at the start of `b` (after the steps in `partial`):
+/// whole messages are taken in steps as they come, and a DataRow longer
+/// than the bytes here is passed over, so a result set of any size pairs.
+pub(crate) fn parse_response(b: &[u8], expects: Reply, partial: &mut Partial) -> Parse<Response> {
     if expects == Reply::Byte {
         return match b.first() {
             Some(b'S' | b'N' | b'G') => Parse::Message(Framed {
@@ -143,32 +146,53 @@ pub(crate) fn parse_response(b: &[u8], expects: Reply) -> Parse<Response> {
             None => Parse::NeedMore,
         };
     }
-    let (mut at, mut rows, mut error) = (0, None::<u64>, None);
+    let mut at = 0;
     loop {
         let (t, body, used) = match message(b, at) {
             Ok(Some(m)) => m,
-            Ok(None) => return Parse::NeedMore,
+            Ok(None) => return step(b, at, partial),
             Err(()) => return Parse::Invalid,
         };
         at += used;
         match t {
-            b'D' => *rows.get_or_insert(0) += 1,
+            b'D' => *partial.rows.get_or_insert(0) += 1,
             // ErrorResponse: fields (a code byte, a string); M is the message.
             b'E' => {
                 let mut fields = body.split(|&c| c == 0).filter(|f| !f.is_empty());
-                error = fields.find(|f| f[0] == b'M').map(|f| cstring(&f[1..])).or(Some(String::new()));
+                partial.error = fields.find(|f| f[0] == b'M').map(|f| cstring(&f[1..])).or(Some(String::new()));
             }
             b'Z' => {
+                let error = partial.error.take();
                 let status = if error.is_some() { "error" } else { "ok" };
                 return Parse::Message(Framed {
-                    msg: Response { status, error, rows },
+                    msg: Response { status, error, rows: partial.rows.take() },
                     len: at,
                     more: 0,
-                    size: at as u64,
+                    size: partial.passed + at as u64,
                 });
             }
             _ => {}
         }
+    }
+}
+
+/// The whole messages before `at` are taken; the one at `at` is not all
+/// here. A DataRow whose head is here is passed over whole (its columns are
+/// not read); any other is waited for.
+fn step(b: &[u8], at: usize, partial: &mut Partial) -> Parse<Response> {
+    if let (Some(b'D'), Some(len)) = (b.get(at), be32(b, at + 1)) {
+        let whole = 1 + len as u64;
+        if (5..=MESSAGE_MAX as u64).contains(&whole) {
+            *partial.rows.get_or_insert(0) += 1;
+            let here = (b.len() - at) as u64;
+            return Parse::Progress { len: b.len(), more: whole - here };
+        }
+        return Parse::Invalid;
+    }
+    if at > 0 {
+        Parse::Progress { len: at, more: 0 }
+    } else {
+        Parse::NeedMore
     }
 }
 

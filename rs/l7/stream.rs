@@ -31,7 +31,8 @@ pub(crate) struct Direction {
     pub(crate) cut: bool,
 }
 
-/// The most bytes kept per direction waiting for a message to complete.
+/// The most bytes kept per direction waiting for a message to complete
+/// (a segment is taken on top of them).
 pub(crate) const PENDING_MAX: usize = 64 << 10;
 
 impl Direction {
@@ -72,7 +73,9 @@ impl Direction {
             uncaptured -= h;
             self.cut |= h > 0;
         }
-        if self.pending.len() + data.len() > PENDING_MAX {
+        // Bytes wait up to PENDING_MAX, plus one segment (bounded by the
+        // capture cap), which its parser may take in steps.
+        if self.pending.len() > PENDING_MAX {
             // A message larger than we keep: give up on it.
             self.pending.clear();
             self.broken = true;

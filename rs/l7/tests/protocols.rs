@@ -372,8 +372,97 @@ proptest! {
     #[test]
     fn postgres_parsing_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
         let _ = (postgres::parse_request(&bytes), postgres::looks_like_request(&bytes));
-        let _ = postgres::parse_response(&bytes, postgres::Reply::Messages);
-        let _ = postgres::parse_response(&bytes, postgres::Reply::Byte);
+        let _ = postgres::parse_response(&bytes, postgres::Reply::Messages, &mut Default::default());
+        let _ = postgres::parse_response(&bytes, postgres::Reply::Byte, &mut Default::default());
+    }
+}
+
+/// Segments of `bytes` of `each` bytes, each captured only up to `cap`
+/// (the rest of it a capture cut), at their stream positions.
+fn capped(direction: NetDataDirection, bytes: &[u8], each: usize, cap: usize, ts: u64) -> Vec<Event> {
+    (0..bytes.len())
+        .step_by(each)
+        .map(|at| {
+            let end = (at + each).min(bytes.len());
+            let mut e = data(ts, direction, at as u64, &bytes[at..end.min(at + cap)], (end - at) as u64);
+            if let Event::NetData(d) = &mut e {
+                d.truncated = end - at > cap;
+            }
+            e
+        })
+        .collect()
+}
+
+/// Result sets larger than the bytes kept per direction (64 KiB), and one
+/// with a capture cut inside a long row, still pair, with their whole size
+/// and every row counted; the request after them pairs too.
+#[test]
+fn postgres_and_mysql_result_sets_of_any_size_pair() {
+    // PostgreSQL: 3000 rows of 100 bytes, one of 30000.
+    let row = pg(b'D', &[b'r'; 96]);
+    let long = pg(b'D', &[b'l'; 29996]);
+    let set = |rows: &[&[u8]]| {
+        [&pg(b'T', b"\0\x01a\0")[..], &rows.concat(), &pg(b'C', b"SELECT 3001\0"), &pg(b'Z', b"I")].concat()
+    };
+    let mut rows: Vec<&[u8]> = vec![&row; 3000];
+    rows.insert(1500, &long);
+    let big = set(&rows);
+    let small = set(&[&row]);
+    let requests = [pg(b'Q', b"select big\0"), pg(b'Q', b"select small\0")].concat();
+    let responses = [big.clone(), small.clone()].concat();
+    let long_at = big.len() - (1500 * row.len() + pg(b'C', b"SELECT 3001\0").len() + 6 + long.len());
+    let shift = |events: Vec<Event>, by: usize| {
+        events.into_iter().map(move |mut e| {
+            if let Event::NetData(d) = &mut e {
+                d.pos += by as u64;
+            }
+            e
+        })
+    };
+    for (each, cut) in [(8192, false), (4000, false), (8192, true)] {
+        let mut events = vec![open(ConnOpenRole::Client)];
+        events.extend(segments(NetDataDirection::Send, &requests, &[], 10));
+        if cut {
+            // One 20000-byte read inside the long row, captured up to the
+            // 16 KiB cap; the others whole.
+            let (a, b) = (long_at + 5000, long_at + 25000);
+            events.extend(capped(NetDataDirection::Recv, &responses[..a], each, each, 20));
+            events.extend(shift(capped(NetDataDirection::Recv, &responses[a..b], 20000, 16384, 21), a));
+            events.extend(shift(capped(NetDataDirection::Recv, &responses[b..], each, each, 22), b));
+        } else {
+            events.extend(capped(NetDataDirection::Recv, &responses, each, 16384, 20));
+        }
+        let records = run(&events);
+        let got: Vec<_> = records
+            .iter()
+            .map(|r| match &r.response {
+                Some(Response::Postgres(p)) => (p.rows, r.response_bytes, r.truncated),
+                other => panic!("{each}/{cut}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(got, [(Some(3001), big.len() as u64, cut), (Some(1), small.len() as u64, false)], "{each}/{cut}");
+    }
+
+    // MySQL: 2 columns, 2000 rows of 80 bytes, the older protocol's EOFs.
+    let column = my(2, &[&[3][..], b"def", &[0u8; 20]].concat());
+    let eof = my(4, &[0xfe, 0, 0, 2, 0]);
+    let mrow = my(5, &[&[79][..], &[b'v'; 79]].concat());
+    let mset = [&my(1, &[2])[..], &column, &column, &eof, &vec![mrow; 2000].concat(), &eof].concat();
+    let ok = my(1, &[0, 0, 0, 2, 0, 0, 0]);
+    let requests = [my(0, b"\x03select big"), my(0, b"\x03select 1")].concat();
+    let responses = [mset.clone(), ok.clone()].concat();
+    for each in [7000, 16384] {
+        let mut events = vec![open(ConnOpenRole::Client)];
+        events.extend(segments(NetDataDirection::Send, &requests, &[], 10));
+        events.extend(capped(NetDataDirection::Recv, &responses, each, 16384, 20));
+        let got: Vec<_> = run(&events)
+            .iter()
+            .map(|r| match &r.response {
+                Some(Response::Mysql(p)) => (p.rows, r.response_bytes),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, [(Some(2000), mset.len() as u64), (None, ok.len() as u64)], "{each}");
     }
 }
 
@@ -471,7 +560,7 @@ fn mysql_login_queries_and_result_sets_pair_in_order() {
 proptest! {
     #[test]
     fn mysql_parsing_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
-        let _ = (mysql::parse_request(&bytes), mysql::parse_response(&bytes, mysql::Reply::Command), mysql::parse_response(&bytes, mysql::Reply::Auth), mysql::parse_response(&bytes, mysql::Reply::Prepare), mysql::looks_like_request(&bytes));
+        let _ = (mysql::parse_request(&bytes), mysql::parse_response(&bytes, mysql::Reply::Command, &mut Default::default()), mysql::parse_response(&bytes, mysql::Reply::Auth, &mut Default::default()), mysql::parse_response(&bytes, mysql::Reply::Prepare, &mut Default::default()), mysql::looks_like_request(&bytes));
     }
 }
 
