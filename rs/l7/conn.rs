@@ -199,7 +199,7 @@ pub(super) fn parse(
                 dns::Msg::Response(r) => Either::Response(Response::Dns(r)),
             }),
             (Some(Protocol::Memcached), true) => map(memcached::parse_request(b), Request::Memcached),
-            (Some(Protocol::Memcached), false) => map(memcached::parse_response(b), Response::Memcached),
+            (Some(Protocol::Memcached), false) => map(memcached::parse_response(b, partial), Response::Memcached),
             (Some(Protocol::Kafka), true) => map(kafka::parse_request(b), Request::Kafka),
             (Some(Protocol::Kafka), false) => map(kafka::parse_response(b), Response::Kafka),
             (Some(Protocol::Mongodb), true) => map(mongodb::parse_request(b), Request::Mongodb),

@@ -9,7 +9,7 @@
 //! ends it without a response when a later request's answer comes first
 //! (the meta no-op, `mn`, is sent for that).
 
-use super::{Framed, Parse};
+use super::{Framed, Parse, Partial};
 
 /// The longest command or response line taken (keys are at most 250 bytes).
 const LINE_MAX: usize = 2048;
@@ -155,13 +155,17 @@ pub(crate) fn parse_request(b: &[u8]) -> Parse<Request> {
     framed(Request { command, key, keys, noreply, quiet, opaque }, b, used + block)
 }
 
-/// The response at the start of `b`: lines up to the one that ends it.
-pub(crate) fn parse_response(b: &[u8]) -> Parse<Response> {
+/// The response at the start of `b` (after the steps in `partial`): lines
+/// up to the one that ends it. A retrieval's VALUE blocks are taken in
+/// steps, so values of any size pair.
+pub(crate) fn parse_response(b: &[u8], partial: &mut Partial) -> Parse<Response> {
     let mut at = 0;
-    let mut values = 0;
+    let mut values = partial.rows.unwrap_or(0) as usize;
     loop {
         let Ok(found) = line(&b[at..]) else { return Parse::Invalid };
-        let Some((l, used)) = found else { return Parse::NeedMore };
+        let Some((l, used)) = found else {
+            return if at > 0 { Parse::Progress { len: at, more: 0 } } else { Parse::NeedMore };
+        };
         let w = words(l);
         let Some(&first) = w.first() else { return Parse::Invalid };
         match first {
@@ -179,7 +183,9 @@ pub(crate) fn parse_response(b: &[u8]) -> Parse<Response> {
                     return framed(msg, &b[..b.len().min(end)], end);
                 }
                 if b.len() < end {
-                    return Parse::NeedMore;
+                    // The rest of the block is passed over as it comes.
+                    partial.rows = Some(values as u64);
+                    return Parse::Progress { len: b.len(), more: (end - b.len()) as u64 };
                 }
                 at = end;
             }
@@ -189,7 +195,11 @@ pub(crate) fn parse_response(b: &[u8]) -> Parse<Response> {
                 // A meta status (two letters) may echo flags.
                 let flags = if first.len() == 2 { &w[1..] } else { &[][..] };
                 let (key, opaque) = (flag(flags, b'k'), flag(flags, b'O'));
-                return framed(Response { status: text(first, 32), values, key, opaque }, &b[..end], end);
+                let msg = Response { status: text(first, 32), values, key, opaque };
+                return match framed(msg, &b[..end], end) {
+                    Parse::Message(f) => Parse::Message(Framed { size: partial.passed + f.size, ..f }),
+                    other => other,
+                };
             }
         }
     }

@@ -309,7 +309,7 @@ proptest! {
     fn binary_protocol_parsers_take_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
         let _ = (kafka::parse_request(&bytes), kafka::parse_response(&bytes), kafka::looks_like_request(&bytes));
         let _ = (mongodb::parse_request(&bytes), mongodb::parse_response(&bytes), mongodb::looks_like_request(&bytes));
-        let _ = (memcached::parse_request(&bytes), memcached::parse_response(&bytes), memcached::looks_like_request(&bytes));
+        let _ = (memcached::parse_request(&bytes), memcached::parse_response(&bytes, &mut Default::default()), memcached::looks_like_request(&bytes));
     }
 }
 
@@ -463,6 +463,31 @@ fn postgres_and_mysql_result_sets_of_any_size_pair() {
             })
             .collect();
         assert_eq!(got, [(Some(2000), mset.len() as u64), (None, ok.len() as u64)], "{each}");
+    }
+}
+
+/// A memcached value of 200 KB, read 20000 bytes at a time and captured up
+/// to 16 KiB of each: the retrieval still pairs, with every value counted
+/// and its whole size; the next command pairs too.
+#[test]
+fn memcached_values_of_any_size_pair() {
+    let requests: &[u8] = b"get big other\r\nget x\r\n";
+    let first =
+        [&b"VALUE big 0 200000\r\n"[..], &vec![b'b'; 200_000], b"\r\nVALUE other 0 3\r\nabc\r\nEND\r\n"].concat();
+    let responses = [&first[..], b"END\r\n"].concat();
+    for (each, cap) in [(20000, 16384), (8192, 8192)] {
+        let mut events = vec![open(ConnOpenRole::Client)];
+        events.extend(segments(NetDataDirection::Send, requests, &[], 10));
+        events.extend(capped(NetDataDirection::Recv, &responses, each, cap, 20));
+        let got: Vec<_> = run(&events)
+            .iter()
+            .map(|r| match &r.response {
+                Some(Response::Memcached(m)) => (m.status.clone(), m.values, r.response_bytes, r.truncated),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let cut = each > cap;
+        assert_eq!(got, [("END".to_string(), 2, first.len() as u64, cut), ("END".into(), 0, 5, false)], "{each}/{cap}");
     }
 }
 
@@ -718,5 +743,8 @@ fn memcached_sizes_beyond_the_item_limit_are_not_the_protocol() {
     {
         assert!(matches!(memcached::parse_request(line), Parse::Invalid), "{}", String::from_utf8_lossy(line));
     }
-    assert!(matches!(memcached::parse_response(b"VALUE k 0 18446744073709551615\r\n"), Parse::Invalid));
+    assert!(matches!(
+        memcached::parse_response(b"VALUE k 0 18446744073709551615\r\n", &mut Default::default()),
+        Parse::Invalid
+    ));
 }
