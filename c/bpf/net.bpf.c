@@ -335,10 +335,16 @@ static __always_inline bool pt_mmsg_bufs(__u64 vec, __u32 idx, struct pt_msg_buf
  * moves them in order, one tracepoint each, and writes each one's length
  * into the caller's vector after it: the thread's cursor continues while
  * the call does (same fd and vector, the previous message's length written
- * back as seen), and restarts at 0 otherwise.
+ * back as seen), and restarts at 0 otherwise. A call ends early only on an
+ * error (a tracepoint with ret < 0 resets the cursor), or when a
+ * recvmmsg's timeout expires between two messages: nothing then tells the
+ * next call's first message from the old call's next one, so a recvmmsg
+ * with a timeout gives its messages after the first without bytes (a gap,
+ * flagged) rather than risk the bytes of the wrong buffer.
  */
 static __always_inline bool pt_mmsg_message(struct task_struct *task, __u32 nr, __s32 fd, __u64 vec,
-					    __u32 vlen, long ret, struct pt_msg_bufs *b)
+					    __u32 vlen, __u64 timeout, long ret,
+					    struct pt_msg_bufs *b)
 {
 	struct pt_mmsg_cursor *k = bpf_task_storage_get(&pt_net_calls, task, 0,
 							BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -361,6 +367,8 @@ static __always_inline bool pt_mmsg_message(struct task_struct *task, __u32 nr, 
 	k->vlen = vlen;
 	k->next = idx + 1;
 	k->last_len = ret;
+	if (nr == PT_NR_RECVMMSG && timeout && idx > 0)
+		return false;
 	return pt_mmsg_bufs(vec, idx, b, &written);
 }
 
@@ -405,7 +413,8 @@ static __always_inline __s32 pt_msg_source(struct task_struct *task, long ret,
 	}
 	case PT_NR_RECVMMSG:
 	case PT_NR_SENDMMSG:
-		if (!pt_mmsg_message(task, nr, fd, arg2, PT_REGS_PARM3_SYSCALL(regs), ret, b))
+		if (!pt_mmsg_message(task, nr, fd, arg2, PT_REGS_PARM3_SYSCALL(regs),
+				     PT_REGS_PARM5_SYSCALL(regs), ret, b))
 			b->none = true;
 		return fd;
 	case PT_NR_SENDFILE:
