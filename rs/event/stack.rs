@@ -119,6 +119,15 @@ impl BuildId {
     pub fn as_bytes(&self) -> &[u8; 20] {
         &self.0
     }
+
+    /// The id without the kernel's padding: the 16- and 8-byte ids some
+    /// linkers make (a UUID or a hash) come back zero-padded to 20, so a
+    /// zero tail of 4 or 12 bytes is taken for padding (a 20-byte SHA-1
+    /// ending in 4 zero bytes is a 1 in 2^32 chance).
+    pub fn unpadded(&self) -> &[u8] {
+        let len = [8, 16].into_iter().find(|&n| self.0[n..].iter().all(|&b| b == 0)).unwrap_or(20);
+        &self.0[..len]
+    }
 }
 
 impl fmt::Debug for BuildId {
@@ -127,10 +136,10 @@ impl fmt::Debug for BuildId {
     }
 }
 
-/// Lowercase hex of the padded bytes.
+/// Lowercase hex of the bytes, unpadded (as `readelf -n` shows them).
 impl fmt::Display for BuildId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Hex(&self.0).fmt(f)
+        Hex(self.unpadded()).fmt(f)
     }
 }
 

@@ -33,9 +33,17 @@ pub(crate) struct ElfFacts {
     pub has_symtab: bool,
     /// `.debug_info` with contents (not a NOBITS placeholder).
     pub has_debug_info: bool,
+    /// File ranges (offset, size) of the PLT sections (`.plt`, `.plt.sec`,
+    /// `.plt.got`): stubs that jump to other modules' functions.
+    pub plt: Vec<(u64, u64)>,
 }
 
 impl ElfFacts {
+    /// Is this file offset inside a PLT stub?
+    pub fn in_plt(&self, file_offset: u64) -> bool {
+        self.plt.iter().any(|&(offset, size)| file_offset >= offset && file_offset - offset < size)
+    }
+
     /// The virtual address of a file offset, through the PT_LOAD segment that
     /// holds it.
     pub fn file_offset_to_vaddr(&self, file_offset: u64) -> Option<u64> {
@@ -123,6 +131,9 @@ pub(crate) fn read(file: &File) -> Option<ElfFacts> {
                     SHT_NOBITS => {}
                     _ if size > 0 && matches!(name, Some(b".debug_info" | b".zdebug_info")) => {
                         facts.has_debug_info = true
+                    }
+                    _ if size > 0 && matches!(name, Some(b".plt" | b".plt.sec" | b".plt.got")) => {
+                        facts.plt.push((offset, size))
                     }
                     _ => {}
                 }

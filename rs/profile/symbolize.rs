@@ -106,6 +106,9 @@ pub struct Symbolizer {
     user: HashMap<(BuildId, u64), Arc<Location>>,
     raw: HashMap<(u32, u64), Arc<Location>>,
     maps: HashMap<u32, Vec<MapsEntry>>,
+    /// The system's library directories were indexed (once, at the first
+    /// build id no process' mappings named).
+    system_indexed: bool,
 }
 
 impl Default for Symbolizer {
@@ -139,6 +142,7 @@ impl Symbolizer {
             user: HashMap::new(),
             raw: HashMap::new(),
             maps: HashMap::new(),
+            system_indexed: false,
         }
     }
 
@@ -255,6 +259,18 @@ impl Symbolizer {
     fn resolve_in_object(&self, object: &Object, build_id: BuildId, file_offset: u64) -> Location {
         let module = object.module.clone();
         let found = |sym: &bz::Sym| to_location(sym, false, module.clone(), Some(build_id), file_offset);
+        let unnamed = |module: &Option<Arc<str>>| {
+            let name = match module {
+                Some(m) => format!("{}+{file_offset:#x}", base_name(m)),
+                None => format!("[build-id {}+{file_offset:#x}]", &build_id.to_string()[..16]),
+            };
+            Location::unresolved(false, module.clone(), Some(build_id), file_offset, name)
+        };
+        // A PLT stub has no symbol of its own: the nearest one before it
+        // (often _init) would be wrong.
+        if object.binary.as_ref().is_some_and(|(_, f)| f.in_plt(file_offset)) {
+            return unnamed(&module);
+        }
         let binary_has_dwarf = object.binary.as_ref().is_some_and(|(_, f)| f.has_debug_info);
         if !binary_has_dwarf {
             // The debug file has the binary's virtual addresses, but not its
@@ -278,11 +294,7 @@ impl Symbolizer {
                 return found(&sym);
             }
         }
-        let name = match &module {
-            Some(m) => format!("[{}+{file_offset:#x}]", base_name(m)),
-            None => format!("[build-id {}+{file_offset:#x}]", &build_id.to_string()[..16]),
-        };
-        Location::unresolved(false, module, Some(build_id), file_offset, name)
+        unnamed(&module)
     }
 
     /// The resolution plan for a build id; redone when the index learned the
@@ -292,6 +304,12 @@ impl Symbolizer {
             if known.binary.is_some() || self.index.path(&build_id).is_none() {
                 return known.clone();
             }
+        }
+        if self.index.path(&build_id).is_none() && !self.system_indexed {
+            // A library of a process gone before its mappings were read:
+            // most are the system's own.
+            self.system_indexed = true;
+            index_system_libraries(&mut self.index);
         }
         let facts_of = |path: &Path| File::open(path).ok().and_then(|f| elf::read(&f));
         let binary = self.index.path(&build_id).and_then(|p| Some((p.to_path_buf(), facts_of(p)?)));
@@ -338,7 +356,7 @@ impl Symbolizer {
                                 Arc::new(to_location(&sym, false, Some(module), None, file_offset))
                             }
                             _ => {
-                                let name = format!("[{}+{file_offset:#x}]", base_name(&module));
+                                let name = format!("{}+{file_offset:#x}", base_name(&module));
                                 Arc::new(Location::unresolved(false, Some(module), None, file_offset, name))
                             }
                         }
@@ -348,6 +366,34 @@ impl Symbolizer {
         };
         self.raw.insert((pid, ip), location.clone());
         location
+    }
+}
+
+/// Where the system keeps its shared libraries (Debian's multiarch
+/// directories first).
+const SYSTEM_LIBRARY_DIRS: &[&str] = &[
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib/aarch64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+    "/usr/local/lib",
+];
+
+/// Indexes the shared libraries (`*.so*`) directly in the system's library
+/// directories by build id.
+fn index_system_libraries(index: &mut BuildIdIndex) {
+    for dir in SYSTEM_LIBRARY_DIRS {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().contains(".so") && entry.file_type().is_ok_and(|t| !t.is_dir()) {
+                index.learn_file(&entry.path());
+            }
+        }
     }
 }
 

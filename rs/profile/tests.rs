@@ -157,6 +157,59 @@ fn fixture(name: &str) -> Fixture {
     Fixture { dir, binary, build_id, symbolizer }
 }
 
+/// (file offset, size) of a section, from `readelf -SW`.
+fn section(path: &Path, name: &str) -> Option<(u64, u64)> {
+    let table = run("readelf", &["-SW", path.to_str().unwrap()]);
+    table.lines().find_map(|l| {
+        let tokens: Vec<&str> = l.split_whitespace().collect();
+        let at = tokens.iter().position(|t| *t == name)?;
+        let hex = |i: usize| u64::from_str_radix(tokens.get(at + i)?, 16).ok();
+        Some((hex(3)?, hex(4)?))
+    })
+}
+
+/// A PLT stub (main calls printf through one) has no symbol: it is named
+/// by its module and offset, never after the symbol before it (_init).
+#[test]
+fn plt_stubs_are_not_named_after_the_symbol_before_them() {
+    let mut fx = fixture("plt");
+    let (offset, size) = [".plt.sec", ".plt"]
+        .iter()
+        .find_map(|name| section(&fx.binary, name))
+        .expect("the fixture calls printf through a PLT");
+    for at in [offset, offset + size / 2] {
+        let location = fx.symbolizer.symbolize_file_offset(fx.build_id, at);
+        assert!(!location.symbolized, "{location:?}");
+        assert_eq!(location.function(), format!("prog+{at:#x}"));
+    }
+    let _ = std::fs::remove_dir_all(&fx.dir);
+}
+
+/// A library of a process already gone (no mappings to learn it from) is
+/// found among the system's libraries by its build id, and named by its
+/// file, not by the id.
+#[test]
+fn a_system_library_is_found_by_its_build_id_alone() {
+    let libc = ["/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib64/libc.so.6"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("a libc.so.6 in the system's library directories");
+    let id = BuildIdIndex::new().learn_file(libc).expect("libc has a build id");
+    let mut symbolizer = Symbolizer::new();
+    let location = symbolizer.symbolize_file_offset(id, 0x30000);
+    assert_eq!(location.module.as_deref().map(|m| m.rsplit('/').next().unwrap()), Some("libc.so.6"), "{location:?}");
+    assert!(!location.function().contains("build-id"), "{location:?}");
+}
+
+#[test]
+fn build_ids_print_without_the_kernels_padding() {
+    for len in [8, 16, 20] {
+        let id = BuildId::from_note(&vec![0x5a; len]);
+        assert_eq!(id.to_string(), "5a".repeat(len));
+    }
+}
+
 #[test]
 fn build_id_note_matches_readelf() {
     let dir = temp_dir("note");
@@ -252,7 +305,7 @@ fn stripped_binary_resolves_through_build_id_debug_file() {
     assert_eq!(plain.index_mut().learn_file(&stripped), Some(id));
     let placeholder = plain.symbolize_user(1, frame, false);
     assert!(!placeholder.symbolized, "{placeholder:?}");
-    assert_eq!(placeholder.function(), format!("[prog.stripped+{:#x}]", offset + 1));
+    assert_eq!(placeholder.function(), format!("prog.stripped+{:#x}", offset + 1));
 
     let mut symbolizer = Symbolizer::new().debug_dirs(vec![debug_dir.clone()]);
     assert_eq!(symbolizer.index_mut().learn_file(&stripped), Some(id));
