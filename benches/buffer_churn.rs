@@ -123,6 +123,10 @@ fn sample(i: u32, frames: usize) -> Event {
         user_stack_error: None,
         kernel_stack: KernelStack((0..frames as u64).flat_map(|f| (0xffff_ffff_8100_0000 + f).to_ne_bytes()).collect()),
         user_stack: UserStack(user),
+        user_ip: 0,
+        user_sp: 0,
+        user_bp: 0,
+        user_stack_copy: Vec::new(),
         kernel_mode: false,
         data_lost: false,
     })

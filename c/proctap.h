@@ -175,6 +175,16 @@ _Static_assert(offsetof(struct pt_cpu_ctl, cons) == 64, "cons on its own line");
 extern "C" {
 #endif
 
+/* How the profiler takes user stacks; proctap_config.profile_unwind. */
+enum proctap_unwind {
+	/* The kernel walks frame pointers (build id + offset per frame): cheap,
+	 * but code built without frame pointers loses its callers. */
+	PROCTAP_UNWIND_FP = 0,
+	/* The kernel copies the user registers and the top of the user stack
+	 * (knob stack_copy_max), unwound in userspace from .eh_frame. */
+	PROCTAP_UNWIND_STACK_COPY = 1,
+};
+
 /* proctap_config.events: one bit per kind. */
 #define PROCTAP_EVENT(kind) (1ull << (kind))
 
@@ -222,6 +232,7 @@ struct proctap_config {
 	__u32 profile_hz;	/* samples per second per CPU; 0 means 19, at most 999 */
 	__u32 profile_all;	/* nonzero: sample every process, not just targets */
 	__u32 profile_children; /* nonzero: a profiled process' children are profiled */
+	__u32 profile_unwind;	/* proctap_unwind: how user stacks are taken */
 	/* Writes, with PROCTAP_EVENT(PT_KIND_WRITE): the fds whose writes are
 	 * captured (0 <= fd, each once); write_nfds 0 means 1 and 2. */
 	__u32 write_nfds;

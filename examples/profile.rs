@@ -2,7 +2,11 @@
 //! flamegraph and a gzipped pprof profile into DIR.
 //!
 //!     cargo run --release --example profile -- [--comm PREFIX]... [--pid PID]... [--all]
-//!         [--children] [--hz HZ] [--duration SECONDS] [--debug-dir DIR]... --out DIR
+//!         [--children] [--hz HZ] [--unwind copy|fp] [--duration SECONDS] [--debug-dir DIR]... --out DIR
+//!
+//! --unwind copy (the default) copies each sample's user stack and unwinds
+//! it here from the binaries' .eh_frame: whole chains without frame
+//! pointers. --unwind fp has the kernel walk frame pointers (cheaper).
 //!
 //! Processes whose command name starts with PREFIX are profiled from their
 //! exec on (the kernel adds them), as are those already running (a /proc
@@ -19,10 +23,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use proctap::profile::{Profile, Symbolizer};
-use proctap::{Config, Event, EventKind, Profiler, Tracer, UserFrame};
+use proctap::{Config, Event, EventKind, Profiler, Tracer, Unwind, UserFrame};
 
 const USAGE: &str = "usage: profile [--comm PREFIX]... [--pid PID]... [--all] [--children] [--hz HZ] \
-                     [--duration SECONDS] [--debug-dir DIR]... --out DIR";
+                     [--unwind copy|fp] [--duration SECONDS] [--debug-dir DIR]... --out DIR";
 
 struct Args {
     profiler: Profiler,
@@ -44,6 +48,15 @@ fn parse_args() -> Result<Args, String> {
             "--all" => (profiler, any_target) = (profiler.all(true), true),
             "--children" => profiler = profiler.children(true),
             "--hz" => profiler = profiler.hz(args.number("--hz")?),
+            "--unwind" => {
+                profiler = profiler.unwind(match args.value("--unwind")?.as_slice() {
+                    b"copy" => Unwind::StackCopy,
+                    b"fp" => Unwind::FramePointers,
+                    other => {
+                        return Err(format!("--unwind {}: use copy or fp\n{USAGE}", String::from_utf8_lossy(other)))
+                    }
+                })
+            }
             "--duration" => duration = args.seconds("--duration")?,
             "--debug-dir" => debug_dirs.push(path(args.value("--debug-dir")?)),
             "--out" => out = Some(path(args.value("--out")?)),

@@ -11,7 +11,7 @@ mod cgroup;
 mod sources;
 use cgroup::CgroupTarget;
 pub(crate) use sources::check_comm_prefix;
-pub use sources::{Profiler, SyntheticSource, SyntheticTransport};
+pub use sources::{Profiler, SyntheticSource, SyntheticTransport, Unwind};
 
 /// The knob of the synthetic source's payload (set through [`SyntheticSource`]).
 const SYNTH_PAYLOAD: &str = "synth_payload";

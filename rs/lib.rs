@@ -40,7 +40,7 @@ pub mod profile;
 pub mod l7;
 
 pub use binding::monotonic_ns;
-pub use config::{Config, ExitProbe, Profiler, SyntheticSource, SyntheticTransport};
+pub use config::{Config, ExitProbe, Profiler, SyntheticSource, SyntheticTransport, Unwind};
 pub use error::Error;
 // The event types: those generated from the registry (one per kind, with
 // their enums, `Event` and `EventKind`) and the value types they are made of.

@@ -99,10 +99,18 @@ fn sample() -> impl Strategy<Value = Event> {
         errno(),
         vec(any::<u64>(), 0..20),
         vec((prop_oneof![Just(1i32), any::<i32>()], any::<[u8; 20]>(), any::<u64>()), 0..10),
-        any::<bool>(),
+        (any::<bool>(), any::<(u64, u64, u64)>(), vec(any::<u8>(), 0..64)),
     )
         .prop_map(
-            |((ts_ns, pid, tid, cpu, cgroup_id, kernel_mode), comm, kerr, uerr, kstack, frames, data_lost)| {
+            |(
+                (ts_ns, pid, tid, cpu, cgroup_id, kernel_mode),
+                comm,
+                kerr,
+                uerr,
+                kstack,
+                frames,
+                (data_lost, (user_ip, user_sp, user_bp), copy),
+            )| {
                 let user: Vec<u8> = frames
                     .iter()
                     .flat_map(|(status, id, word)| {
@@ -128,6 +136,10 @@ fn sample() -> impl Strategy<Value = Event> {
                         kstack.iter().flat_map(|ip| ip.to_ne_bytes()).collect()
                     }),
                     user_stack: UserStack(if data_lost { vec![] } else { user }),
+                    user_ip,
+                    user_sp,
+                    user_bp,
+                    user_stack_copy: if data_lost { vec![] } else { copy },
                     kernel_mode,
                     data_lost,
                 })

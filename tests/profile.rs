@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::fixture::{self, HotBinaries};
 use proctap::profile::{Profile, Symbolizer};
-use proctap::{Config, Event, Profiler, StackSample, Tracer, TriggerReason};
+use proctap::{Config, Event, Profiler, StackSample, Tracer, TriggerReason, Unwind};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -288,13 +288,15 @@ fn children_of_targets_are_profiled_when_asked() {
     assert!(sampled.is_subset(&HashSet::from([shell_pid, child])), "{sampled:?}");
 }
 
+/// The frame-pointer walk: frames arrive as build id and file offset.
 #[test]
 fn samples_carry_user_frames_as_build_id_and_file_offset() {
     let _turn = turn();
     let bins = hot("frames");
     let kids = Reaper(vec![fixture::spawn(&bins.plain, &[])]);
     let pid = kids.0[0].id();
-    let Some(tracer) = common::start(&profile(Profiler::new().hz(199).pid(pid))) else { return };
+    let fp = Profiler::new().hz(199).pid(pid).unwind(Unwind::FramePointers);
+    let Some(tracer) = common::start(&profile(fp)) else { return };
     let events = common::collect_until(&tracer, Duration::from_secs(3), |e| e.pid() == pid, |got| got.len() >= 40);
     tracer.stop().unwrap();
     drop(kids);
@@ -392,10 +394,17 @@ fn samples_nested_inside_another_program_leave_every_record_intact() {
 /// Profiles `binary` (a hot fixture) at 199 Hz until `want` samples, learns
 /// its files while it runs, then kills it: symbolization happens after the
 /// process is gone, from build ids alone.
-fn profile_then_kill(binary: &std::path::Path, symbolizer: &mut Symbolizer, want: usize) -> Vec<StackSample> {
+fn profile_then_kill(
+    binary: &std::path::Path,
+    symbolizer: &mut Symbolizer,
+    want: usize,
+    unwind: Unwind,
+) -> Vec<StackSample> {
     let kids = Reaper(vec![fixture::spawn(binary, &[])]);
     let pid = kids.0[0].id();
-    let Some(tracer) = common::start(&profile(Profiler::new().hz(199).pid(pid))) else { return Vec::new() };
+    let Some(tracer) = common::start(&profile(Profiler::new().hz(199).pid(pid).unwind(unwind))) else {
+        return Vec::new();
+    };
     let events = common::collect_until(&tracer, Duration::from_secs(15), |e| e.pid() == pid, |got| got.len() >= want);
     symbolizer.learn_process(pid).unwrap();
     drop(kids);
@@ -439,7 +448,9 @@ fn hottest_frames_symbolize_to_the_fixtures_hot_functions() {
     let _turn = turn();
     let bins = hot("symbols");
     let mut symbolizer = Symbolizer::new();
-    let got = profile_then_kill(&bins.plain, &mut symbolizer, 200);
+    // The default, stack copies: unwound after the process exited, from
+    // what learn_process read while it ran.
+    let got = profile_then_kill(&bins.plain, &mut symbolizer, 200, Unwind::StackCopy);
     if got.is_empty() {
         return;
     }
@@ -464,7 +475,9 @@ fn a_stripped_binary_symbolizes_through_its_debug_file_found_by_build_id() {
     let bins = hot("stripped");
     // Without the debug directory the stripped binary's frames have no names.
     let mut bare = Symbolizer::new().debug_dirs(Vec::new());
-    let got = profile_then_kill(&bins.stripped, &mut bare, 200);
+    // Frame pointers: build-id frames, which a symbolizer that never saw
+    // the process resolves too.
+    let got = profile_then_kill(&bins.stripped, &mut bare, 200, Unwind::FramePointers);
     if got.is_empty() {
         return;
     }
@@ -475,4 +488,49 @@ fn a_stripped_binary_symbolizes_through_its_debug_file_found_by_build_id() {
     symbolizer.index_mut().learn_file(&bins.stripped).unwrap();
     assert_hot_profile(&profile_of(&got, &mut symbolizer));
     assert_leaf_has_file_and_line(&got, &mut symbolizer);
+}
+
+/// The hot program built -O2 -fomit-frame-pointer: the frame-pointer walk
+/// loses the leaves' callers there; the stack copy, unwound from .eh_frame,
+/// gives main;pt_hot_outer;leaf on nearly every sample. Symbolized while the
+/// process runs (the unwinder reads its mappings).
+#[test]
+fn stack_copy_unwinding_gives_whole_chains_without_frame_pointers() {
+    let _turn = turn();
+    let dir = std::env::temp_dir().join(format!("proctap-unwind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let binary = dir.join("hot-nofp");
+    let built = std::process::Command::new("cc")
+        .args(["-O2", "-g", "-fomit-frame-pointer", "-o"])
+        .arg(&binary)
+        .arg(fixture::hot_source())
+        .status()
+        .expect("cc");
+    assert!(built.success());
+    let mut chains = HashMap::new();
+    for unwind in [Unwind::StackCopy, Unwind::FramePointers] {
+        let kids = Reaper(vec![fixture::spawn(&binary, &[])]);
+        let pid = kids.0[0].id();
+        let Some(tracer) = common::start(&profile(Profiler::new().hz(199).pid(pid).unwind(unwind))) else { return };
+        let events =
+            common::collect_until(&tracer, Duration::from_secs(15), |e| e.pid() == pid, |got| got.len() >= 200);
+        let mut symbolizer = Symbolizer::new();
+        let profile = profile_of(&samples(&events).cloned().collect::<Vec<_>>(), &mut symbolizer);
+        drop(kids);
+        let total = profile.total_samples();
+        assert!(total >= 200, "{unwind:?}: {total} samples");
+        let whole = profile.inclusive_samples(fixture::HOT_OUTER).min(profile.inclusive_samples("main"));
+        chains.insert(format!("{unwind:?}"), (whole, total));
+        if unwind == Unwind::StackCopy {
+            assert_hot_profile(&profile);
+            let mut folded = Vec::new();
+            profile.write_folded(&mut folded).unwrap();
+            let folded = String::from_utf8(folded).unwrap();
+            assert!(folded.lines().any(|l| l.contains("main;pt_hot_outer;pt_hot_leaf_a ")), "{folded}");
+        }
+    }
+    // What the frame-pointer walk misses here (for the record; gcc at -O2
+    // without frame pointers leaves it nothing to walk).
+    eprintln!("whole chains (main and pt_hot_outer on the stack), of samples: {chains:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

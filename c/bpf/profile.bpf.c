@@ -24,8 +24,15 @@
 #include "pt_kinds.bpf.h"
 #include "lib/task.bpf.h"
 
+#define PT_PF_KTHREAD 0x00200000 /* PF_KTHREAD */
+#define ENOENT 2
+#define EFAULT 14
+
 /* Set by the loader before load. */
 const volatile bool pf_all = false; /* sample every process */
+/* Copy the user registers and stack for unwinding in userspace, instead of
+ * the kernel's frame-pointer walk. */
+const volatile bool pf_stack_copy = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -65,6 +72,43 @@ static __always_inline bool pf_is_target(__u32 tgid)
 	return true;
 }
 
+/* bpf_find_vma's callback: the end of the mapping that holds the stack. */
+static long pf_vma_end(struct task_struct *task, struct vm_area_struct *vma, void *end)
+{
+	*(__u64 *)end = vma->vm_end;
+	return 0;
+}
+
+/*
+ * The user registers (the ones saved when the thread entered the kernel,
+ * which are its user registers whatever the sample interrupted) and the
+ * stack from sp up to the end of its mapping, at most the cap. Returns the
+ * bytes copied, or a negative errno (a kernel thread: -ENOENT).
+ */
+static __always_inline long pf_copy_user_stack(struct pt_emit *e, struct pt_sample *r)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs;
+	__u64 end = 0, n = pt_knob_stack_copy_max;
+	long got = -EFAULT;
+
+	if (task->flags & PT_PF_KTHREAD)
+		return -ENOENT;
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	r->user_ip = PT_REGS_IP_CORE(regs);
+	r->user_sp = PT_REGS_SP_CORE(regs);
+	r->user_bp = PT_REGS_FP_CORE(regs);
+	/* Not past the stack's mapping: a read across its end fails whole. */
+	if (!bpf_find_vma(task, r->user_sp, pf_vma_end, &end, 0) && end > r->user_sp &&
+	    end - r->user_sp < n)
+		n = end - r->user_sp;
+	/* The mapping could not be looked at (its lock was busy): smaller
+	 * copies until one fits. */
+	for (int i = 0; i < 4 && got < 0 && n >= 64; i++, n /= 2)
+		got = pt_sample_user_stack_copy_umem(e, (const void *)r->user_sp, n);
+	return got;
+}
+
 SEC("perf_event")
 int pf_sample(struct bpf_perf_event_data *ctx)
 {
@@ -91,7 +135,9 @@ int pf_sample(struct bpf_perf_event_data *ctx)
 		} else if (n > 0) {
 			pt_sample_set_kernel_mode(&e);
 		}
-		n = pt_sample_user_stack_get(&e, ctx, BPF_F_USER_STACK | BPF_F_USER_BUILD_ID);
+		n = pf_stack_copy ? pf_copy_user_stack(&e, r)
+				  : pt_sample_user_stack_get(
+					    &e, ctx, BPF_F_USER_STACK | BPF_F_USER_BUILD_ID);
 		if (n < 0) {
 			r->ustack_err = n;
 			pt_sample_count_user_stack_errors(&e);

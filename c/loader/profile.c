@@ -30,6 +30,9 @@ static int profile_check(const struct proctap_config *c, struct proctap_error *e
 	if ((c->events & both) != both)
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "events", NULL,
 			       "samples and triggers come together (the profiler): enable both");
+	if (c->profile_unwind > PROCTAP_UNWIND_STACK_COPY)
+		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "profile_unwind", NULL,
+			       "profile_unwind %u is not a proctap_unwind", c->profile_unwind);
 	if (c->profile_hz < 1 || c->profile_hz > PT_PROFILE_HZ_MAX)
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "profile_hz", NULL,
 			       "profile_hz %u is outside 1..%u samples per second", c->profile_hz,
@@ -40,6 +43,7 @@ static int profile_check(const struct proctap_config *c, struct proctap_error *e
 static int profile_configure(struct proctap *pt, struct proctap_error *err)
 {
 	pt->skel->rodata->pf_all = pt->cfg.profile_all != 0;
+	pt->skel->rodata->pf_stack_copy = pt->cfg.profile_unwind == PROCTAP_UNWIND_STACK_COPY;
 	pt_set_autoload(pt, "pf_fork", pt->cfg.profile_children != 0);
 	return PROCTAP_OK;
 }

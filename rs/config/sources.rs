@@ -44,6 +44,7 @@ pub struct SyntheticSource {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profiler {
     pub(crate) hz: u32,
+    pub(crate) unwind: Unwind,
     pub(crate) all: bool,
     pub(crate) children: bool,
     pub(crate) pids: Vec<u32>,
@@ -54,6 +55,7 @@ impl Default for Profiler {
     fn default() -> Profiler {
         Profiler {
             hz: sys::PT_PROFILE_HZ_DEFAULT,
+            unwind: Unwind::StackCopy,
             all: false,
             children: false,
             pids: Vec::new(),
@@ -77,6 +79,17 @@ impl Profiler {
     /// The sampling frequency set (samples per second per CPU).
     pub fn sampling_hz(&self) -> u32 {
         self.hz
+    }
+
+    /// How user stacks are taken (see [`Unwind`]).
+    pub fn unwind(mut self, unwind: Unwind) -> Profiler {
+        self.unwind = unwind;
+        self
+    }
+
+    /// The unwinding set.
+    pub fn unwinding(&self) -> Unwind {
+        self.unwind
     }
 
     /// Samples every process (kernel threads too), not just targets.
@@ -105,6 +118,25 @@ impl Profiler {
     }
 }
 
+/// How the profiler takes user stacks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unwind {
+    /// The kernel walks frame pointers and reports each frame as build id
+    /// and file offset: the cheapest, and a frame survives its process,
+    /// but code built without frame pointers (most of a distribution's
+    /// libraries, -O2 leaf functions) loses its callers.
+    FramePointers,
+    /// The kernel copies the user registers and the top of the user stack
+    /// (the `stack_copy_max` cap, 16 KiB by default: set it with
+    /// [`Config::data_cap`](crate::Config::data_cap)), and
+    /// [`Symbolizer`](crate::profile::Symbolizer) unwinds it from the
+    /// binaries' `.eh_frame` tables, as perf's `--call-graph dwarf` does:
+    /// whole chains without frame pointers. It needs the process' mappings,
+    /// read while it runs. The default.
+    #[default]
+    StackCopy,
+}
+
 /// Checks a command-name prefix the way the kernel's watch list needs it.
 pub(crate) fn check_comm_prefix(prefix: &[u8]) -> Result<(), Error> {
     if prefix.is_empty() || prefix.len() >= sys::PT_COMM_LEN as usize || prefix.contains(&0) {
@@ -128,6 +160,10 @@ impl Profiler {
         raw.profile_hz = self.hz;
         raw.profile_all = u32::from(self.all);
         raw.profile_children = u32::from(self.children);
+        raw.profile_unwind = match self.unwind {
+            Unwind::FramePointers => sys::PROCTAP_UNWIND_FP,
+            Unwind::StackCopy => sys::PROCTAP_UNWIND_STACK_COPY,
+        };
         for prefix in &self.comm_prefixes {
             check_comm_prefix(prefix)?;
         }

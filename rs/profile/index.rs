@@ -21,6 +21,8 @@ pub(crate) struct MapsEntry {
     /// The path column without a " (deleted)" suffix; `[vdso]`, `[heap]`... or empty.
     pub path: String,
     pub deleted: bool,
+    /// Mapped executable (the perms column has `x`).
+    pub exec: bool,
 }
 
 impl MapsEntry {
@@ -42,7 +44,7 @@ pub(crate) fn parse_maps(text: &str) -> Vec<MapsEntry> {
                 rest = r;
                 f
             };
-            let (range, _perms, offset, dev, inode) = (field(), field(), field(), field(), field());
+            let (range, perms, offset, dev, inode) = (field(), field(), field(), field(), field());
             let path = rest.trim_start();
             let (start, end) = range.split_once('-')?;
             let (major, minor) = dev.split_once(':')?;
@@ -60,6 +62,7 @@ pub(crate) fn parse_maps(text: &str) -> Vec<MapsEntry> {
                 inode: inode.parse().ok()?,
                 path: path.to_string(),
                 deleted,
+                exec: perms.as_bytes().get(2) == Some(&b'x'),
             })
         })
         .collect()

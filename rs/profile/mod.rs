@@ -33,6 +33,7 @@ mod pprof;
 mod symbolize;
 #[cfg(test)]
 mod tests;
+mod unwind;
 
 pub use aggregate::Profile;
 pub use index::BuildIdIndex;

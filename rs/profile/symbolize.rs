@@ -11,6 +11,7 @@ use blazesym::symbolize::{self as bz, source};
 
 use super::elf::{self, ElfFacts};
 use super::index::{self, BuildIdIndex, MapsEntry};
+use super::unwind::StackUnwinder;
 use crate::{BuildId, StackSample, UserFrame};
 
 /// One function in a [`Location`]: the function itself, or one inlined into it.
@@ -106,6 +107,8 @@ pub struct Symbolizer {
     user: HashMap<(BuildId, u64), Arc<Location>>,
     raw: HashMap<(u32, u64), Arc<Location>>,
     maps: HashMap<u32, Vec<MapsEntry>>,
+    /// Copied user stacks ([`Unwind::StackCopy`](crate::Unwind::StackCopy)).
+    unwinder: StackUnwinder,
     /// The system's library directories were indexed (once, at the first
     /// build id no process' mappings named).
     system_indexed: bool,
@@ -143,6 +146,7 @@ impl Symbolizer {
             raw: HashMap::new(),
             maps: HashMap::new(),
             system_indexed: false,
+            unwinder: StackUnwinder::new(),
         }
     }
 
@@ -179,9 +183,15 @@ impl Symbolizer {
         &self.index
     }
 
-    /// Indexes a running process' files ([`BuildIdIndex::learn_process`]);
-    /// call it when a process starts being profiled, while it runs.
+    /// Indexes a running process' files ([`BuildIdIndex::learn_process`])
+    /// and reads its mappings for unwinding copied stacks; call it when a
+    /// process starts being profiled (and when it may have loaded more
+    /// libraries), while it runs: its samples then symbolize after it exits.
     pub fn learn_process(&mut self, pid: u32) -> io::Result<usize> {
+        self.unwinder.learn(pid);
+        if let Ok(maps) = index::read_maps(pid) {
+            self.maps.insert(pid, maps); // raw addresses resolve after its exit
+        }
         self.index.learn_process(pid)
     }
 
@@ -189,6 +199,7 @@ impl Symbolizer {
     /// (call it when the process exits; its build-id frames stay cached).
     pub fn forget_process(&mut self, pid: u32) {
         self.maps.remove(&pid);
+        self.unwinder.forget(pid);
         self.raw.retain(|&(p, _), _| p != pid);
     }
 
@@ -202,6 +213,14 @@ impl Symbolizer {
         }
         for (i, frame) in sample.user_stack.iter().enumerate() {
             out.push(self.symbolize_user(sample.pid, frame, i > 0));
+        }
+        // A copied stack, unwound here.
+        if sample.user_ip != 0 {
+            let (pid, stack) = (sample.pid, sample.user_stack_copy.as_ref());
+            let addresses = self.unwinder.unwind(pid, sample.user_ip, sample.user_sp, sample.user_bp, stack);
+            for (i, address) in addresses.into_iter().enumerate() {
+                out.push(self.symbolize_user(pid, UserFrame::Address(address), i > 0));
+            }
         }
         out
     }
@@ -340,7 +359,13 @@ impl Symbolizer {
         };
         let location = match entry {
             None => return unknown(None),
-            Some(e) if !e.is_file() => unknown((!e.path.is_empty()).then(|| Arc::from(e.path.as_str()))),
+            // A pseudo mapping ([vdso]) named, its offset in it; anonymous
+            // memory (JIT code) has no name.
+            Some(e) if !e.is_file() && !e.path.is_empty() => {
+                let name = format!("{}+{:#x}", e.path, ip - e.start);
+                Arc::new(Location::unresolved(false, Some(Arc::from(e.path.as_str())), None, ip - e.start, name))
+            }
+            Some(e) if !e.is_file() => unknown(None),
             Some(e) => {
                 let file_offset = ip - e.start + e.offset;
                 let _ = self.index.learn_process(pid);

@@ -127,6 +127,10 @@ fn sample(comm: &str, kernel: &[u64], user: &[UserFrame]) -> StackSample {
         user_stack: UserStack(user.iter().flat_map(|&f| raw_frame(f)).collect()),
         kernel_stack_error: None,
         user_stack_error: None,
+        user_ip: 0,
+        user_sp: 0,
+        user_bp: 0,
+        user_stack_copy: Vec::new(),
         data_lost: false,
     }
 }

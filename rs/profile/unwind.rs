@@ -1,0 +1,183 @@
+//! User stacks from a copy of the stack ([`Unwind::StackCopy`]): the
+//! registers and stack bytes a sample carries, unwound with the binaries'
+//! `.eh_frame` (and `.debug_frame`) tables by framehop, as perf's
+//! `--call-graph dwarf` and samply do. Frame pointers are not needed; where
+//! a module has no unwind table framehop falls back to them.
+//!
+//! Each process' executable mappings become framehop modules, read from
+//! `/proc/PID/maps` at its first sample (again when an address falls
+//! outside them: a library loaded since), and dropped at
+//! [`StackUnwinder::forget`]. The tables of a file are read once (by
+//! device and inode) and shared by every process that maps it.
+//!
+//! [`Unwind::StackCopy`]: crate::Unwind::StackCopy
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
+use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
+use object::{Object, ObjectSection, ObjectSegment};
+
+use super::index::{read_maps, MapsEntry};
+
+/// Frames followed at most (perf's default stack depth).
+const DEPTH_MAX: usize = 127;
+/// How often a process' mappings may be read again for an address none holds.
+const REREAD_AFTER: Duration = Duration::from_millis(200);
+
+type Bytes = Arc<[u8]>;
+
+/// A file's unwind tables and the sections framehop reads with them, by
+/// their addresses in the file (SVMAs).
+struct Tables {
+    text: Option<(Range<u64>, Bytes)>,
+    eh_frame: Option<(Range<u64>, Bytes)>,
+    eh_frame_hdr: Option<(Range<u64>, Bytes)>,
+    got: Option<Range<u64>>,
+    debug_frame: Option<Bytes>,
+    /// PT_LOAD segments: (file offset, virtual address, file size).
+    loads: Vec<(u64, u64, u64)>,
+}
+
+impl Tables {
+    fn read(path: &str) -> Option<Tables> {
+        let data = std::fs::read(path).ok()?;
+        let file = object::File::parse(&*data).ok()?;
+        let section = |name: &str| {
+            let s = file.section_by_name(name)?;
+            let bytes: Bytes = Arc::from(s.uncompressed_data().ok()?.as_ref());
+            Some((s.address()..s.address() + s.size(), bytes))
+        };
+        Some(Tables {
+            text: section(".text"),
+            eh_frame: section(".eh_frame"),
+            eh_frame_hdr: section(".eh_frame_hdr"),
+            got: file.section_by_name(".got").map(|s| s.address()..s.address() + s.size()),
+            debug_frame: section(".debug_frame").map(|(_, b)| b),
+            loads: file
+                .segments()
+                .map(|s| {
+                    let (offset, size) = s.file_range();
+                    (offset, s.address(), size)
+                })
+                .collect(),
+        })
+    }
+
+    /// Where the file's address 0 is in the process: the mapping of file
+    /// offset `offset` at `start` belongs to the segment holding that offset.
+    fn bias(&self, start: u64, offset: u64) -> Option<u64> {
+        let &(p_offset, p_vaddr, _) =
+            self.loads.iter().find(|&&(o, _, size)| offset >= o && offset - o < size.max(1))?;
+        start.checked_sub(p_vaddr + (offset - p_offset))
+    }
+
+    fn module(&self, name: &str, avma: Range<u64>, bias: u64) -> Module<Bytes> {
+        let info = ExplicitModuleSectionInfo {
+            base_svma: 0,
+            text_svma: self.text.as_ref().map(|(r, _)| r.clone()),
+            text: self.text.as_ref().map(|(_, b)| b.clone()),
+            got_svma: self.got.clone(),
+            eh_frame_svma: self.eh_frame.as_ref().map(|(r, _)| r.clone()),
+            eh_frame: self.eh_frame.as_ref().map(|(_, b)| b.clone()),
+            eh_frame_hdr_svma: self.eh_frame_hdr.as_ref().map(|(r, _)| r.clone()),
+            eh_frame_hdr: self.eh_frame_hdr.as_ref().map(|(_, b)| b.clone()),
+            debug_frame: self.debug_frame.clone(),
+            ..Default::default()
+        };
+        Module::new(name.to_string(), avma, bias, info)
+    }
+}
+
+/// A process' modules.
+struct Process {
+    unwinder: UnwinderX86_64<Bytes>,
+    /// The executable mappings the unwinder has.
+    ranges: Vec<Range<u64>>,
+    read_at: Instant,
+}
+
+/// Unwinds copied user stacks; holds per-process modules and per-file tables.
+#[derive(Default)]
+pub struct StackUnwinder {
+    cache: CacheX86_64,
+    processes: HashMap<u32, Process>,
+    /// By (device, inode); None: the file has no usable tables.
+    tables: HashMap<(u64, u64), Option<Arc<Tables>>>,
+}
+
+impl StackUnwinder {
+    pub fn new() -> StackUnwinder {
+        StackUnwinder::default()
+    }
+
+    /// The addresses of a stack, innermost first: the instruction pointer,
+    /// then return addresses. `stack` holds the bytes from `sp` up. Empty
+    /// when the process' mappings cannot be read (it is gone, and was not
+    /// sampled while it ran).
+    pub fn unwind(&mut self, pid: u32, ip: u64, sp: u64, bp: u64, stack: &[u8]) -> Vec<u64> {
+        if ip == 0 {
+            return Vec::new();
+        }
+        let stale = match self.processes.get(&pid) {
+            None => true,
+            Some(p) => !p.ranges.iter().any(|r| r.contains(&ip)) && p.read_at.elapsed() > REREAD_AFTER,
+        };
+        if stale {
+            if let Ok(maps) = read_maps(pid) {
+                let process = self.load(pid, &maps);
+                self.processes.insert(pid, process);
+            }
+        }
+        let Some(process) = self.processes.get(&pid) else { return vec![ip] };
+        let mut read_stack = |addr: u64| {
+            let at = addr.checked_sub(sp).ok_or(())? as usize;
+            let word = stack.get(at..at.checked_add(8).ok_or(())?).ok_or(())?;
+            Ok(u64::from_le_bytes(word.try_into().map_err(|_| ())?))
+        };
+        let mut frames =
+            process.unwinder.iter_frames(ip, UnwindRegsX86_64::new(ip, sp, bp), &mut self.cache, &mut read_stack);
+        let mut out = Vec::new();
+        while let Ok(Some(frame)) = frames.next() {
+            out.push(frame.address());
+            if out.len() >= DEPTH_MAX {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Reads a running process' mappings now, so that its samples unwind
+    /// even if they are symbolized after it exited.
+    pub fn learn(&mut self, pid: u32) {
+        if let Ok(maps) = read_maps(pid) {
+            let process = self.load(pid, &maps);
+            self.processes.insert(pid, process);
+        }
+    }
+
+    /// Drops a process' modules (at its exit).
+    pub fn forget(&mut self, pid: u32) {
+        self.processes.remove(&pid);
+    }
+
+    fn load(&mut self, pid: u32, maps: &[MapsEntry]) -> Process {
+        let mut unwinder = UnwinderX86_64::new();
+        let mut ranges = Vec::new();
+        for m in maps.iter().filter(|m| m.exec && m.is_file()) {
+            let tables = self
+                .tables
+                .entry((m.dev, m.inode))
+                .or_insert_with(|| Tables::read(&format!("/proc/{pid}/root{}", m.path)).map(Arc::new))
+                .clone();
+            let Some(tables) = tables else { continue };
+            let Some(bias) = tables.bias(m.start, m.offset) else { continue };
+            unwinder.add_module(tables.module(&m.path, m.start..m.end, bias));
+            ranges.push(m.start..m.end);
+        }
+        Process { unwinder, ranges, read_at: Instant::now() }
+    }
+}
