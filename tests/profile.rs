@@ -534,3 +534,73 @@ fn stack_copy_unwinding_gives_whole_chains_without_frame_pointers() {
     eprintln!("whole chains (main and pt_hot_outer on the stack), of samples: {chains:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Builds tests/fixtures/unwind.c (PIE or not) and its library, -O2
+/// -fomit-frame-pointer, into `dir`.
+fn build_unwind_fixture(dir: &std::path::Path, pie: bool) -> std::path::PathBuf {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let cc = |args: &[&std::ffi::OsStr]| {
+        let status = std::process::Command::new("cc").args(args).status().expect("cc");
+        assert!(status.success(), "cc {args:?}");
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let lib = dir.join("libptunwind.so");
+    let flags = ["-O2", "-g", "-fomit-frame-pointer"].map(os);
+    cc(&[&flags[..], &[os("-fPIC"), os("-shared"), os("-o"), lib.into(), fixtures.join("unwind_lib.c").into()]]
+        .concat()
+        .iter()
+        .map(|s| s.as_os_str())
+        .collect::<Vec<_>>());
+    let exe = dir.join(if pie { "unwind-pie" } else { "unwind-nopie" });
+    let mut args = flags.to_vec();
+    args.push(os(if pie { "-pie" } else { "-no-pie" }));
+    args.extend([os("-o"), exe.clone().into(), fixtures.join("unwind.c").into(), os("-L"), dir.into()]);
+    args.extend([os("-lptunwind"), os(&format!("-Wl,-rpath,{}", dir.display()))]);
+    cc(&args.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
+    exe
+}
+
+/// Whole chains without frame pointers through a libc callback (qsort
+/// calling the program's comparator) and into a shared library's static
+/// function, for a PIE and a non-PIE program, with a process that exited
+/// before its samples were symbolized.
+#[test]
+fn stack_copies_unwind_through_libc_callbacks_and_shared_libraries() {
+    let _turn = turn();
+    let dir = std::env::temp_dir().join(format!("proctap-unwind-chains-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for pie in [true, false] {
+        let exe = build_unwind_fixture(&dir, pie);
+        let mut symbolizer = Symbolizer::new();
+        let got = profile_then_kill(&exe, &mut symbolizer, 300, Unwind::StackCopy);
+        if got.is_empty() {
+            return;
+        }
+        let mut folded = Vec::new();
+        profile_of(&got, &mut symbolizer).write_folded(&mut folded).unwrap();
+        let folded = String::from_utf8(folded).unwrap();
+        // (samples whose innermost frame is `leaf`, those with the chain)
+        let share = |leaf: &str, chain: &dyn Fn(&str) -> bool| {
+            let mut of = (0u64, 0u64);
+            for line in folded.lines() {
+                let (stack, count) = line.rsplit_once(' ').unwrap();
+                if stack.ends_with(&format!(";{leaf}")) {
+                    of.0 += count.parse::<u64>().unwrap();
+                    if chain(stack) {
+                        of.1 += count.parse::<u64>().unwrap();
+                    }
+                }
+            }
+            of
+        };
+        let through_qsort = share("pt_cmp", &|s| {
+            // libc's sort frames between the program's caller and its callback.
+            s.split_once(";main;pt_sort_phase;").is_some_and(|(_, rest)| rest.matches(';').count() >= 1)
+        });
+        let into_library = share("pt_lib_inner", &|s| s.contains(";main;pt_lib_phase;pt_lib_spin;pt_lib_inner"));
+        for (what, (all, whole)) in [("qsort callback", through_qsort), ("library", into_library)] {
+            assert!(all >= 20 && whole * 10 >= all * 9, "pie={pie} {what}: {whole} of {all} whole\n{folded}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
