@@ -16,7 +16,7 @@
 
 mod tool;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,13 +86,38 @@ fn check_out_dir(dir: &std::path::Path) -> std::io::Result<()> {
 /// Feeds the build-id index while profiled processes still run, so their
 /// frames symbolize after they exit: when one starts being profiled, when it
 /// execs, and when a sample names a file the index does not know yet (a
-/// library loaded since), at most every 200 ms per process.
+/// library loaded since), at most every 200 ms per process. What it knows
+/// of a process is dropped a while after its exit (its last samples may
+/// still be on their way), so a long run's memory levels off.
 struct Learner {
     profiled: HashSet<u32>,
     last: HashMap<u32, Instant>,
+    exited: VecDeque<(Instant, u32)>,
 }
 
+/// How long after its exit a process' mappings are kept for its last samples.
+const FORGET_AFTER: Duration = Duration::from_secs(2);
+
 impl Learner {
+    fn exited(&mut self, pid: u32) {
+        if self.profiled.contains(&pid) {
+            self.exited.push_back((Instant::now(), pid));
+        }
+    }
+
+    /// Forgets the processes that exited long enough ago.
+    fn forget(&mut self, symbolizer: &mut Symbolizer) {
+        while let Some(&(at, pid)) = self.exited.front() {
+            if at.elapsed() < FORGET_AFTER {
+                break;
+            }
+            self.exited.pop_front();
+            self.profiled.remove(&pid);
+            self.last.remove(&pid);
+            symbolizer.forget_process(pid);
+        }
+    }
+
     fn learn(&mut self, symbolizer: &mut Symbolizer, pid: u32, force: bool) {
         let now = Instant::now();
         let recent = self.last.get(&pid).is_some_and(|t| now.duration_since(*t) < Duration::from_millis(200));
@@ -119,13 +144,14 @@ fn collect(tracer: &Tracer, args: &Args) -> Collected {
         dirs.push(PathBuf::from("/usr/lib/debug"));
         symbolizer = symbolizer.debug_dirs(dirs);
     }
-    let mut learner = Learner { profiled: HashSet::new(), last: HashMap::new() };
+    let mut learner = Learner { profiled: HashSet::new(), last: HashMap::new(), exited: VecDeque::new() };
     for pid in tracer.targets().pids().unwrap_or_default() {
         learner.profiled.insert(pid);
         learner.learn(&mut symbolizer, pid, true);
     }
     let mut got = Collected { profile: Profile::new(args.profiler.sampling_hz()), triggers: 0, lost: 0 };
     for batch in tracer.events() {
+        learner.forget(&mut symbolizer);
         for event in &batch {
             match &event {
                 Event::Sample(sample) => {
@@ -147,6 +173,7 @@ fn collect(tracer: &Tracer, args: &Args) -> Collected {
                 Event::Exec(exec) if learner.profiled.contains(&exec.pid) => {
                     learner.learn(&mut symbolizer, exec.pid, true);
                 }
+                Event::Exit(exit) => learner.exited(exit.pid),
                 Event::Lost(l) if l.kind == EventKind::Sample => got.lost += l.records,
                 _ => {}
             }
@@ -186,7 +213,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     // Exec events feed the index when a profiled process replaces its image.
-    let config = Config::new().exec(true).exit(false).argv_max(256).profile(args.profiler.clone());
+    let config = Config::new().exec(true).exit(true).argv_max(256).profile(args.profiler.clone());
     let tracer = match Tracer::start(&config) {
         Ok(tracer) => tracer,
         Err(e) => {

@@ -355,7 +355,11 @@ impl Symbolizer {
             }
         }
         let unknown = |module: Option<Arc<str>>| {
-            Arc::new(Location::unresolved(false, module, None, ip, format!("[unknown {ip:#x}]")))
+            // One location for every address no mapping names (a process
+            // gone before its mappings were read, anonymous memory): they
+            // differ per process (ASLR), and a long run must not keep one
+            // for each.
+            Arc::new(Location::unresolved(false, module, None, 0, "[unknown]".to_string()))
         };
         let location = match entry {
             None => return unknown(None),
