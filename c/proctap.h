@@ -233,6 +233,8 @@ struct proctap_config {
 	__u32 profile_all;	/* nonzero: sample every process, not just targets */
 	__u32 profile_children; /* nonzero: a profiled process' children are profiled */
 	__u32 profile_unwind;	/* proctap_unwind: how user stacks are taken */
+	__u32 offcpu_min_us;	/* off-CPU samples: the shortest sleep reported;
+	                          0 means 1000 */
 	/* Writes, with PROCTAP_EVENT(PT_KIND_WRITE): the fds whose writes are
 	 * captured (0 <= fd, each once); write_nfds 0 means 1 and 2. */
 	__u32 write_nfds;
@@ -243,7 +245,7 @@ struct proctap_config {
 	__u32 ncgroups;
 	__u64 cgroup_ids[PT_MAX_CGROUPS];
 };
-#define PROCTAP_CONFIG_SIZE 4360
+#define PROCTAP_CONFIG_SIZE 4368
 _Static_assert(sizeof(struct proctap_config) == PROCTAP_CONFIG_SIZE, "config size");
 
 /* proctap_buf.kind of a buffer that may hold records of any kind. */

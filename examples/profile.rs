@@ -8,6 +8,11 @@
 //! it here from the binaries' .eh_frame: whole chains without frame
 //! pointers. --unwind fp has the kernel walk frame pointers (cheaper).
 //!
+//! --off-cpu also records where the targets' threads sleep (1 ms or more;
+//! --off-cpu-min sets another threshold, and implies --off-cpu) and writes
+//! DIR/offcpu.folded (weighted in microseconds slept), offcpu.svg and
+//! offcpu.pb.gz beside the CPU profile.
+//!
 //! Processes whose command name starts with PREFIX are profiled from their
 //! exec on (the kernel adds them), as are those already running (a /proc
 //! scan). A summary is printed on stdout as one JSON line. It stops on
@@ -26,7 +31,8 @@ use proctap::profile::{Profile, Symbolizer};
 use proctap::{Config, Event, EventKind, Profiler, Tracer, Unwind, UserFrame};
 
 const USAGE: &str = "usage: profile [--comm PREFIX]... [--pid PID]... [--all] [--children] [--hz HZ] \
-                     [--unwind copy|fp] [--duration SECONDS] [--debug-dir DIR]... --out DIR";
+                     [--unwind copy|fp] [--off-cpu] [--off-cpu-min MICROSECONDS] [--duration SECONDS] \
+                     [--debug-dir DIR]... --out DIR";
 
 struct Args {
     profiler: Profiler,
@@ -48,6 +54,8 @@ fn parse_args() -> Result<Args, String> {
             "--all" => (profiler, any_target) = (profiler.all(true), true),
             "--children" => profiler = profiler.children(true),
             "--hz" => profiler = profiler.hz(args.number("--hz")?),
+            "--off-cpu" => profiler = profiler.off_cpu(Duration::from_micros(1000)),
+            "--off-cpu-min" => profiler = profiler.off_cpu(Duration::from_micros(args.number("--off-cpu-min")?.into())),
             "--unwind" => {
                 profiler = profiler.unwind(match args.value("--unwind")?.as_slice() {
                     b"copy" => Unwind::StackCopy,
@@ -131,6 +139,8 @@ impl Learner {
 /// What the sampling collected.
 struct Collected {
     profile: Profile,
+    /// With --off-cpu.
+    off_cpu: Option<Profile>,
     triggers: u64,
     lost: u64,
 }
@@ -149,7 +159,8 @@ fn collect(tracer: &Tracer, args: &Args) -> Collected {
         learner.profiled.insert(pid);
         learner.learn(&mut symbolizer, pid, true);
     }
-    let mut got = Collected { profile: Profile::new(args.profiler.sampling_hz()), triggers: 0, lost: 0 };
+    let off_cpu = args.profiler.off_cpu_threshold().map(|_| Profile::off_cpu());
+    let mut got = Collected { profile: Profile::new(args.profiler.sampling_hz()), off_cpu, triggers: 0, lost: 0 };
     for batch in tracer.events() {
         learner.forget(&mut symbolizer);
         for event in &batch {
@@ -174,6 +185,11 @@ fn collect(tracer: &Tracer, args: &Args) -> Collected {
                     learner.learn(&mut symbolizer, exec.pid, true);
                 }
                 Event::Exit(exit) => learner.exited(exit.pid),
+                Event::Offcpu(sleep) => {
+                    if let Some(off) = &mut got.off_cpu {
+                        off.add_off_cpu(sleep, &mut symbolizer);
+                    }
+                }
                 Event::Lost(l) if l.kind == EventKind::Sample => got.lost += l.records,
                 _ => {}
             }
@@ -183,7 +199,7 @@ fn collect(tracer: &Tracer, args: &Args) -> Collected {
 }
 
 /// Writes the folded stacks, the flamegraph and the pprof profile.
-fn write_files(profile: &Profile, out: &std::path::Path) -> std::io::Result<[PathBuf; 3]> {
+fn write_files(profile: &Profile, out: &std::path::Path, prefix: &str) -> std::io::Result<[PathBuf; 3]> {
     let write = |name: &str, f: &dyn Fn(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>| {
         let path = out.join(name);
         let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
@@ -191,10 +207,15 @@ fn write_files(profile: &Profile, out: &std::path::Path) -> std::io::Result<[Pat
         std::io::Write::flush(&mut file)?;
         Ok::<PathBuf, std::io::Error>(path)
     };
+    // The CPU profile keeps its historical names; off-CPU's are offcpu.*.
+    let (folded, svg, pprof) = match prefix {
+        "profile" => ("profile.folded".to_string(), "flamegraph.svg".to_string(), "profile.pb.gz".to_string()),
+        p => (format!("{p}.folded"), format!("{p}.svg"), format!("{p}.pb.gz")),
+    };
     Ok([
-        write("profile.folded", &|w| profile.write_folded(w))?,
-        write("flamegraph.svg", &|w| profile.write_flamegraph(w))?,
-        write("profile.pb.gz", &|w| profile.write_pprof(w))?,
+        write(&folded, &|w| profile.write_folded(w))?,
+        write(&svg, &|w| profile.write_flamegraph(w))?,
+        write(&pprof, &|w| profile.write_pprof(w))?,
     ])
 }
 
@@ -231,7 +252,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let written = match write_files(&got.profile, &args.out) {
+    let off_cpu = got.off_cpu.as_ref().map(|off| write_files(off, &args.out, "offcpu"));
+    let written = match write_files(&got.profile, &args.out, "profile").and_then(|cpu| {
+        let mut all = cpu.to_vec();
+        if let Some(off) = off_cpu {
+            all.extend(off?);
+        }
+        Ok(all)
+    }) {
         Ok(paths) => paths,
         Err(e) => {
             eprintln!("profile: writing into {}: {e}", args.out.display());
@@ -249,6 +277,7 @@ fn main() -> ExitCode {
         "kernel_stack_errors": stats.sample().counter("kernel_stack_errors"),
         "user_stack_errors": stats.sample().counter("user_stack_errors"),
         "top_self": top,
+        "off_cpu_sleeps": got.off_cpu.as_ref().map(|off| off.total_samples()),
         "files": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
     });
     println!("{summary}");

@@ -14,8 +14,8 @@ use std::net::{Ipv6Addr, SocketAddr};
 use proctap::{
     Argv, Comm, ConnClose, ConnCloseFamily, ConnCloseProtocol, ConnCloseRole, ConnOpen, ConnOpenFamily,
     ConnOpenProtocol, ConnOpenRole, Errno, Event, EventKind, Events, Exec, ExecFailed, Exit, Fork, KernelStack, Lost,
-    NetData, NetDataDirection, OomKill, Open, StackSample, Synthetic, Trigger, TriggerReason, UserStack, WallTime,
-    Write,
+    NetData, NetDataDirection, OffCpuSample, OomKill, Open, StackSample, Synthetic, Trigger, TriggerReason, UserStack,
+    WallTime, Write,
 };
 
 fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -366,8 +366,40 @@ fn synthetic() -> impl Strategy<Value = Event> {
     )
 }
 
+fn off_cpu() -> impl Strategy<Value = Event> {
+    (
+        any::<(u64, u32, u32, u16, u64, u64)>(),
+        comm(),
+        errno(),
+        errno(),
+        (vec(any::<u64>(), 0..20), vec(any::<u64>(), 0..20), any::<bool>()),
+    )
+        .prop_map(
+            |((ts_ns, pid, tid, cpu, cgroup_id, blocked_ns), comm, kerr, uerr, (kstack, ustack, data_lost))| {
+                let bytes =
+                    |v: Vec<u64>| if data_lost { vec![] } else { v.iter().flat_map(|a| a.to_ne_bytes()).collect() };
+                Event::Offcpu(OffCpuSample {
+                    ts_ns,
+                    time: WallTime::default(),
+                    pid,
+                    tid,
+                    cpu,
+                    comm,
+                    cgroup_id,
+                    blocked_ns,
+                    kernel_stack_error: kerr,
+                    user_stack_error: uerr,
+                    kernel_stack: bytes(kstack),
+                    user_stack: bytes(ustack),
+                    data_lost,
+                })
+            },
+        )
+}
+
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
+        off_cpu(),
         exec(),
         exit(),
         fork(),
@@ -394,6 +426,7 @@ fn as_decoded(mut event: Event, offset: i64) -> Event {
             x.duration_ns = x.ts_ns.saturating_sub(x.start_ns);
         }
         Event::Sample(s) => s.time = time,
+        Event::Offcpu(s) => s.time = time,
         Event::Trigger(t) => t.time = time,
         Event::Lost(l) => l.time = time,
         Event::Synthetic(s) => s.time = time,

@@ -604,3 +604,58 @@ fn stack_copies_unwind_through_libc_callbacks_and_shared_libraries() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Off-CPU samples: a program that sleeps 30 ms in nanosleep, 20 ms in a
+/// pipe read and 10 ms in a futex wait each round gets those shares of its
+/// blocked time, each under its own function; sleeps under the threshold
+/// are not reported.
+#[test]
+fn off_cpu_samples_give_each_blocking_function_its_share_of_blocked_time() {
+    let _turn = turn();
+    let dir = std::env::temp_dir().join(format!("proctap-offcpu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("sleeper");
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sleeper.c");
+    let built = std::process::Command::new("cc")
+        .args(["-O1", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
+        .arg(&exe)
+        .arg(&source)
+        .status()
+        .expect("cc");
+    assert!(built.success());
+    let kids = Reaper(vec![fixture::spawn(&exe, &[])]);
+    let pid = kids.0[0].id();
+    let config = profile(Profiler::new().pid(pid).off_cpu(Duration::from_millis(5)));
+    let Some(tracer) = common::start(&config) else { return };
+    let sleeps = |e: &Event<&[u8]>| matches!(e, Event::Offcpu(s) if s.pid == pid);
+    // 30 rounds of 60 ms: 90 sleeps of the main thread, 30 of the answerer.
+    let events = common::collect_until(&tracer, Duration::from_secs(10), sleeps, |got| got.len() >= 120);
+    let mut symbolizer = Symbolizer::new();
+    let mut off = Profile::off_cpu();
+    for e in &events {
+        if let Event::Offcpu(s) = e {
+            assert!(s.blocked_ns >= 5_000_000, "under the threshold: {s:?}");
+            off.add_off_cpu(s, &mut symbolizer);
+        }
+    }
+    drop(kids);
+    let (sleep, pipe, futex) = (
+        off.inclusive_blocked_ns("pt_sleep_phase"),
+        off.inclusive_blocked_ns("pt_pipe_phase"),
+        off.inclusive_blocked_ns("pt_futex_phase"),
+    );
+    let mut folded = Vec::new();
+    off.write_folded(&mut folded).unwrap();
+    let folded = String::from_utf8(folded).unwrap();
+    let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
+    assert!(futex > 0 && (2.5..3.5).contains(&ratio(sleep, futex)), "sleep {sleep} futex {futex}\n{folded}");
+    assert!((1.6..2.4).contains(&ratio(pipe, futex)), "pipe {pipe} futex {futex}\n{folded}");
+    // The kernel side says where: in the folded stacks, under the phase,
+    // ending where the thread slept (not in the tracer's own program).
+    assert!(folded.lines().any(|l| l.contains("pt_pipe_phase;") && l.contains("_[k]")), "{folded}");
+    assert!(folded.lines().all(|l| !l.contains("bpf_prog_") && !l.contains("bpf_trace_run")), "{folded}");
+    let mut pprof = Vec::new();
+    off.write_pprof(&mut pprof).unwrap();
+    assert_eq!(&pprof[..2], &[0x1f, 0x8b], "gzip");
+    let _ = std::fs::remove_dir_all(&dir);
+}

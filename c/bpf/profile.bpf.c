@@ -33,6 +33,25 @@ const volatile bool pf_all = false; /* sample every process */
 /* Copy the user registers and stack for unwinding in userspace, instead of
  * the kernel's frame-pointer walk. */
 const volatile bool pf_stack_copy = false;
+/* Off-CPU: the shortest sleep reported. */
+const volatile __u64 pf_offcpu_min_ns = 1000000;
+
+/* Where a target's thread went to sleep, and when: kept in the thread's
+ * storage from its switch out to its switch back in. */
+struct pf_blocked {
+	__u64 start_ns;
+	__s32 kerr, uerr;
+	__u32 klen, ulen; /* bytes of the stacks */
+	__u64 kstack[127];
+	__u64 ustack[127];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct pf_blocked);
+} pf_blocked SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -144,6 +163,69 @@ int pf_sample(struct bpf_perf_event_data *ctx)
 		}
 	}
 	pt_sample_commit(&e);
+	return 0;
+}
+
+/* A target's thread goes to sleep (not preempted: it waits for something):
+ * its stacks and the time, from its own context. */
+static __always_inline void pf_going_to_sleep(void *ctx, struct task_struct *prev)
+{
+	struct pf_blocked *b = bpf_task_storage_get(&pf_blocked, prev, 0,
+						    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	long n;
+
+	if (!b)
+		return;
+	n = bpf_get_stack(ctx, b->kstack, sizeof(b->kstack), 0);
+	b->kerr = n < 0 ? n : 0;
+	b->klen = n > 0 ? n : 0;
+	n = bpf_get_stack(ctx, b->ustack, sizeof(b->ustack), BPF_F_USER_STACK);
+	b->uerr = n < 0 ? n : 0;
+	b->ulen = n > 0 ? n : 0;
+	b->start_ns = bpf_ktime_get_ns();
+}
+
+/* A thread that slept runs again: its sleep, if long enough, is reported
+ * for it (though the program runs in the task switched out). */
+static __always_inline void pf_woken(struct task_struct *next)
+{
+	struct pf_blocked *b = bpf_task_storage_get(&pf_blocked, next, 0, 0);
+	struct pt_offcpu *r;
+	struct pt_emit e;
+	__u64 blocked;
+
+	if (!b || !b->start_ns)
+		return;
+	blocked = bpf_ktime_get_ns() - b->start_ns;
+	b->start_ns = 0;
+	if (blocked < pf_offcpu_min_ns)
+		return;
+	r = pt_offcpu_open(&e, (__u64)next->tgid << 32 | (__u32)next->pid);
+	if (!r)
+		return;
+	bpf_core_read(r->comm, sizeof(r->comm), &next->comm);
+	r->cgroup_id = BPF_CORE_READ(next, cgroups, dfl_cgrp, kn, id);
+	r->blocked_ns = blocked;
+	r->kstack_err = b->kerr;
+	r->ustack_err = b->uerr;
+	if (pt_offcpu_reserve(&e, PT_OFFCPU_DATA_MAX)) {
+		pt_offcpu_kernel_stack_kmem(&e, b->kstack, b->klen & 1023);
+		pt_offcpu_user_stack_kmem(&e, b->ustack, b->ulen & 1023);
+	}
+	pt_offcpu_commit(&e);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(pf_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	__u32 tgid = prev->tgid;
+
+	/* prev_state 0 is TASK_RUNNING: a preempted task did not block. */
+	if (!preempt && prev_state && tgid && (pf_all || pf_is_target(tgid)) &&
+	    !(prev->flags & PT_PF_KTHREAD))
+		pf_going_to_sleep(ctx, prev);
+	pf_woken(next);
 	return 0;
 }
 

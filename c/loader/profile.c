@@ -44,6 +44,9 @@ static int profile_configure(struct proctap *pt, struct proctap_error *err)
 {
 	pt->skel->rodata->pf_all = pt->cfg.profile_all != 0;
 	pt->skel->rodata->pf_stack_copy = pt->cfg.profile_unwind == PROCTAP_UNWIND_STACK_COPY;
+	pt->skel->rodata->pf_offcpu_min_ns = (__u64)(pt->cfg.offcpu_min_us ? pt->cfg.offcpu_min_us
+									   : 1000) *
+					     1000;
 	pt_set_autoload(pt, "pf_fork", pt->cfg.profile_children != 0);
 	return PROCTAP_OK;
 }

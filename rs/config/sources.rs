@@ -45,6 +45,8 @@ pub struct SyntheticSource {
 pub struct Profiler {
     pub(crate) hz: u32,
     pub(crate) unwind: Unwind,
+    /// Off-CPU samples, and the shortest sleep they report.
+    pub(crate) off_cpu: Option<std::time::Duration>,
     pub(crate) all: bool,
     pub(crate) children: bool,
     pub(crate) pids: Vec<u32>,
@@ -56,6 +58,7 @@ impl Default for Profiler {
         Profiler {
             hz: sys::PT_PROFILE_HZ_DEFAULT,
             unwind: Unwind::StackCopy,
+            off_cpu: None,
             all: false,
             children: false,
             pids: Vec::new(),
@@ -90,6 +93,20 @@ impl Profiler {
     /// The unwinding set.
     pub fn unwinding(&self) -> Unwind {
         self.unwind
+    }
+
+    /// Also reports where the targets' threads sleep: an
+    /// [`OffCpuSample`](crate::OffCpuSample) for every sleep of at least
+    /// `min` (1 µs to about 71 minutes), with the time it lasted and the
+    /// stacks where it began (user stacks by the frame-pointer walk).
+    pub fn off_cpu(mut self, min: std::time::Duration) -> Profiler {
+        self.off_cpu = Some(min);
+        self
+    }
+
+    /// The off-CPU threshold, when off-CPU samples are on.
+    pub fn off_cpu_threshold(&self) -> Option<std::time::Duration> {
+        self.off_cpu
     }
 
     /// Samples every process (kernel threads too), not just targets.
@@ -160,6 +177,13 @@ impl Profiler {
         raw.profile_hz = self.hz;
         raw.profile_all = u32::from(self.all);
         raw.profile_children = u32::from(self.children);
+        if let Some(min) = self.off_cpu {
+            let us = u32::try_from(min.as_micros()).ok().filter(|&us| us > 0).ok_or_else(|| {
+                Error::invalid("profile.off_cpu", format!("{min:?}: give 1 µs to {} s", u32::MAX / 1_000_000))
+            })?;
+            raw.events |= 1 << EventKind::Offcpu.id();
+            raw.offcpu_min_us = us;
+        }
         raw.profile_unwind = match self.unwind {
             Unwind::FramePointers => sys::PROCTAP_UNWIND_FP,
             Unwind::StackCopy => sys::PROCTAP_UNWIND_STACK_COPY,

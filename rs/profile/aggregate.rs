@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::sync::Arc;
 
 use super::symbolize::{Frame, Location, Symbolizer};
-use crate::{Errno, StackSample};
+use crate::{Errno, OffCpuSample, StackSample, UserFrame};
 
 /// Samples aggregated per distinct stack.
 ///
@@ -26,6 +26,10 @@ pub struct Profile {
     /// Location ids of each stack, outermost (the root) first → sample count.
     pub(super) stacks: HashMap<Vec<u32>, u64>,
     samples: u64,
+    /// An off-CPU profile: each stack also sums the time slept.
+    pub(super) off_cpu: bool,
+    /// Off-CPU: ns slept per stack.
+    pub(super) blocked_ns: HashMap<Vec<u32>, u64>,
     pub(super) first_wall_ns: Option<i64>,
     first_ts_ns: Option<u64>,
     last_ts_ns: Option<u64>,
@@ -42,9 +46,85 @@ impl Profile {
             location_ids: HashMap::new(),
             stacks: HashMap::new(),
             samples: 0,
+            off_cpu: false,
+            blocked_ns: HashMap::new(),
             first_wall_ns: None,
             first_ts_ns: None,
             last_ts_ns: None,
+        }
+    }
+
+    /// An empty off-CPU profile: [`add_off_cpu`](Self::add_off_cpu) adds
+    /// sleeps, each weighted by the time it lasted. Folded output and the
+    /// flamegraph count microseconds slept; pprof has the sample types
+    /// `samples/count` and `off-cpu/nanoseconds`.
+    pub fn off_cpu() -> Profile {
+        Profile { off_cpu: true, ..Profile::new(1) }
+    }
+
+    /// Symbolizes where a thread went to sleep and adds the time it slept.
+    pub fn add_off_cpu<B: AsRef<[u8]>>(&mut self, sleep: &OffCpuSample<B>, symbolizer: &mut Symbolizer) {
+        let comm = String::from_utf8_lossy(sleep.comm.as_bytes());
+        let root = if self.pid_in_root { format!("{comm}-{}", sleep.pid) } else { comm.into_owned() };
+        let mut stack = vec![self.placeholder(root, false)];
+        let words = |b: &[u8]| -> Vec<u64> {
+            b.chunks_exact(8).map(|w| u64::from_ne_bytes(w.try_into().unwrap_or([0; 8]))).collect()
+        };
+        if sleep.data_lost {
+            stack.push(self.placeholder("[stack data lost]".into(), false));
+        } else {
+            if let Some(err) = sleep.user_stack_error {
+                stack.push(self.placeholder(format!("[user stack unavailable: {}]", errno_name(err)), false));
+            }
+            let user = words(sleep.user_stack.as_ref());
+            for (i, &address) in user.iter().enumerate().rev() {
+                let location = symbolizer.symbolize_user(sleep.pid, UserFrame::Address(address), i > 0);
+                stack.push(self.location_id(location));
+            }
+            let kernel = words(sleep.kernel_stack.as_ref());
+            let mut kernel: Vec<Arc<Location>> =
+                kernel.iter().enumerate().map(|(i, &address)| symbolizer.symbolize_kernel(address, i > 0)).collect();
+            // The innermost frames are the tracer's own (the program and the
+            // tracepoint's call into it), not where the thread slept.
+            let tracer = |l: &Arc<Location>| {
+                let f = l.function();
+                f.starts_with("bpf_prog_") || f.starts_with("bpf_trace_run") || f.starts_with("__bpf_trace_")
+            };
+            let ours = kernel.iter().take_while(|l| tracer(l)).count();
+            kernel.drain(..ours);
+            for location in kernel.into_iter().rev() {
+                stack.push(self.location_id(location));
+            }
+            if let Some(err) = sleep.kernel_stack_error {
+                stack.push(self.placeholder(format!("[kernel stack unavailable: {}]", errno_name(err)), true));
+            }
+        }
+        *self.blocked_ns.entry(stack.clone()).or_insert(0) += sleep.blocked_ns;
+        *self.stacks.entry(stack).or_insert(0) += 1;
+        self.samples += 1;
+        self.first_wall_ns = Some(self.first_wall_ns.map_or(sleep.time.unix_ns, |t| t.min(sleep.time.unix_ns)));
+        self.first_ts_ns = Some(self.first_ts_ns.map_or(sleep.ts_ns, |t| t.min(sleep.ts_ns)));
+        self.last_ts_ns = Some(self.last_ts_ns.map_or(sleep.ts_ns, |t| t.max(sleep.ts_ns)));
+    }
+
+    /// Off-CPU: ns slept in stacks that contain `function` anywhere.
+    pub fn inclusive_blocked_ns(&self, function: &str) -> u64 {
+        self.blocked_ns
+            .iter()
+            .filter(|(stack, _)| {
+                stack.iter().any(|&id| self.location(id).frames.iter().any(|f| &*f.function == function))
+            })
+            .map(|(_, ns)| ns)
+            .sum()
+    }
+
+    /// What a stack counts for in folded output: samples, or (off-CPU)
+    /// microseconds slept.
+    fn folded_value(&self, stack: &Vec<u32>, count: u64) -> u64 {
+        if self.off_cpu {
+            self.blocked_ns.get(stack).copied().unwrap_or(0) / 1000
+        } else {
+            count
         }
     }
 
@@ -148,9 +228,13 @@ impl Profile {
                     }
                 }
             }
-            *merged.entry(line).or_default() += count;
+            *merged.entry(line).or_default() += self.folded_value(stack, *count);
         }
-        let mut lines: Vec<String> = merged.into_iter().map(|(stack, count)| format!("{stack} {count}")).collect();
+        let mut lines: Vec<String> = merged
+            .into_iter()
+            .filter(|&(_, count)| count > 0)
+            .map(|(stack, count)| format!("{stack} {count}"))
+            .collect();
         lines.sort();
         lines
     }
@@ -177,9 +261,15 @@ impl Profile {
             );
         }
         let mut options = inferno::flamegraph::Options::default();
-        options.title = "CPU profile".into();
-        options.subtitle = Some(format!("{} samples at {} Hz", self.samples, self.hz));
-        options.count_name = "samples".into();
+        if self.off_cpu {
+            options.title = "Off-CPU profile".into();
+            options.subtitle = Some(format!("{} sleeps", self.samples));
+            options.count_name = "µs".into();
+        } else {
+            options.title = "CPU profile".into();
+            options.subtitle = Some(format!("{} samples at {} Hz", self.samples, self.hz));
+            options.count_name = "samples".into();
+        }
         inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), out)
     }
 

@@ -119,7 +119,8 @@ pub(super) fn write(profile: &Profile, out: &mut impl Write) -> io::Result<()> {
 /// Sample types, then the samples in a stable order (leaf first in pprof).
 fn write_samples(msg: &mut Encoder, strings: &mut Strings, profile: &Profile) {
     let period = profile.period_ns();
-    for (kind, unit) in [("samples", "count"), ("cpu", "nanoseconds")] {
+    let time = if profile.off_cpu { "off-cpu" } else { "cpu" };
+    for (kind, unit) in [("samples", "count"), (time, "nanoseconds")] {
         let (kind, unit) = (strings.id(kind), strings.id(unit));
         msg.message(field::SAMPLE_TYPE, |m| {
             m.uint(1, kind);
@@ -131,7 +132,8 @@ fn write_samples(msg: &mut Encoder, strings: &mut Strings, profile: &Profile) {
     for (stack, &count) in stacks {
         msg.message(field::SAMPLE, |m| {
             m.packed(1, stack.iter().rev().map(|&id| u64::from(id)));
-            m.packed(2, [count, count * period]);
+            let ns = if profile.off_cpu { profile.blocked_ns.get(stack).copied().unwrap_or(0) } else { count * period };
+            m.packed(2, [count, ns]);
         });
     }
 }
@@ -224,13 +226,13 @@ fn write_locations(msg: &mut Encoder, strings: &mut Strings, profile: &Profile, 
 
 /// Time, duration and the sampling period.
 fn write_period(msg: &mut Encoder, strings: &mut Strings, profile: &Profile) {
-    let (cpu, nanoseconds) = (strings.id("cpu"), strings.id("nanoseconds"));
+    let (cpu, nanoseconds) = (strings.id(if profile.off_cpu { "off-cpu" } else { "cpu" }), strings.id("nanoseconds"));
     msg.uint(field::TIME_NANOS, profile.first_wall_ns.unwrap_or(0).max(0) as u64);
     msg.uint(field::DURATION_NANOS, profile.duration_ns());
     msg.message(field::PERIOD_TYPE, |m| {
         m.uint(1, cpu);
         m.uint(2, nanoseconds);
     });
-    msg.uint(field::PERIOD, profile.period_ns());
+    msg.uint(field::PERIOD, if profile.off_cpu { 1 } else { profile.period_ns() });
     msg.uint(field::DEFAULT_SAMPLE_TYPE, cpu);
 }
