@@ -13,25 +13,37 @@
 //! DIR/offcpu.folded (weighted in microseconds slept), offcpu.svg and
 //! offcpu.pb.gz beside the CPU profile.
 //!
+//! --psi RESOURCE:PERCENT (repeatable; RESOURCE cpu, memory or io, optionally
+//! RESOURCE:full:PERCENT) samples nothing until the cgroup of a --comm or
+//! --pid process stalls on RESOURCE over PERCENT of a 1 s window; then that
+//! cgroup's processes are profiled for --capture-window SECONDS (default 5),
+//! and each capture's start and stop print as JSON lines
+//! ({"type":"capture","state":"start"|"stop","cgroup":...,"trigger":{...}}).
+//!
 //! Processes whose command name starts with PREFIX are profiled from their
 //! exec on (the kernel adds them), as are those already running (a /proc
 //! scan). A summary is printed on stdout as one JSON line. It stops on
 //! SIGINT, SIGTERM or after --duration (0: at once), and writes its files
 //! in every case; an --out it cannot write fails before sampling.
 
+#[path = "profile_capture/mod.rs"]
+mod capture;
 mod tool;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proctap::profile::{Profile, Symbolizer};
 use proctap::{Config, Event, EventKind, Profiler, Tracer, Unwind, UserFrame};
 
 const USAGE: &str = "usage: profile [--comm PREFIX]... [--pid PID]... [--all] [--children] [--hz HZ] \
-                     [--unwind copy|fp] [--off-cpu] [--off-cpu-min MICROSECONDS] [--duration SECONDS] \
+                     [--unwind copy|fp] [--off-cpu] [--off-cpu-min MICROSECONDS] \
+                     [--psi RESOURCE:PERCENT]... [--capture-window SECONDS] [--duration SECONDS] \
                      [--debug-dir DIR]... --out DIR";
 
 struct Args {
@@ -39,18 +51,38 @@ struct Args {
     duration: Duration,
     out: PathBuf,
     debug_dirs: Vec<PathBuf>,
+    /// --psi: pressure triggers; the --comm and --pid processes then name
+    /// the cgroups to watch, and nothing is sampled until one fires.
+    psi: Vec<proctap::profile::psi::Trigger>,
+    capture_window: Duration,
+    watched: capture::Watched,
 }
 
 fn parse_args() -> Result<Args, String> {
     let (mut profiler, mut any_target) = (Profiler::new(), false);
     let mut duration = Duration::from_secs(10);
     let (mut out, mut debug_dirs) = (None, Vec::new());
+    let (mut psi, mut capture_window) = (Vec::new(), Duration::from_secs(5));
+    let mut watched = capture::Watched { pids: Vec::new(), comm_prefixes: Vec::new() };
     let mut args = tool::Args::new(USAGE);
     let path = |bytes: Vec<u8>| PathBuf::from(std::ffi::OsString::from_vec(bytes));
     while let Some(arg) = args.next_option() {
         match arg?.as_str() {
-            "--comm" => (profiler, any_target) = (profiler.comm_prefix(args.value("--comm")?), true),
-            "--pid" => (profiler, any_target) = (profiler.pid(args.number("--pid")?), true),
+            "--comm" => {
+                let prefix = args.value("--comm")?;
+                watched.comm_prefixes.push(prefix.clone());
+                (profiler, any_target) = (profiler.comm_prefix(prefix), true)
+            }
+            "--pid" => {
+                let pid = args.number("--pid")?;
+                watched.pids.push(pid);
+                (profiler, any_target) = (profiler.pid(pid), true)
+            }
+            "--psi" => {
+                let text = String::from_utf8_lossy(&args.value("--psi")?).into_owned();
+                psi.push(proctap::profile::psi::Trigger::parse(&text).map_err(|e| format!("--psi {e}\n{USAGE}"))?)
+            }
+            "--capture-window" => capture_window = args.seconds("--capture-window")?,
             "--all" => (profiler, any_target) = (profiler.all(true), true),
             "--children" => profiler = profiler.children(true),
             "--hz" => profiler = profiler.hz(args.number("--hz")?),
@@ -79,7 +111,18 @@ fn parse_args() -> Result<Args, String> {
         return Err(format!("nothing to profile: give --comm, --pid or --all\n{USAGE}"));
     }
     let out = out.ok_or_else(|| format!("--out DIR is required\n{USAGE}"))?;
-    Ok(Args { profiler, duration, out, debug_dirs })
+    if !psi.is_empty() {
+        if watched.pids.is_empty() && watched.comm_prefixes.is_empty() {
+            return Err(format!("--psi watches the cgroups of --comm or --pid processes: give one\n{USAGE}"));
+        }
+        // Sampling waits for pressure: the profiler starts with no targets.
+        let mut idle = Profiler::new().hz(profiler.sampling_hz()).unwind(profiler.unwinding());
+        if let Some(min) = profiler.off_cpu_threshold() {
+            idle = idle.off_cpu(min);
+        }
+        profiler = idle;
+    }
+    Ok(Args { profiler, duration, out, debug_dirs, psi, capture_window, watched })
 }
 
 /// Creates `dir` and checks a file can be written there, before sampling
@@ -244,7 +287,23 @@ fn main() -> ExitCode {
     };
     stopper.arm(tracer.stop_handle());
     stopper.after(args.duration);
+    let stop_captures = Arc::new(AtomicBool::new(false));
+    let captures = if args.psi.is_empty() {
+        None
+    } else {
+        let watched =
+            capture::Watched { pids: args.watched.pids.clone(), comm_prefixes: args.watched.comm_prefixes.clone() };
+        match capture::start(&tracer, args.psi.clone(), args.capture_window, watched, stop_captures.clone()) {
+            Ok(thread) => Some(thread),
+            Err(e) => {
+                eprintln!("profile: --psi: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
     let got = collect(&tracer, &args);
+    stop_captures.store(true, Ordering::Relaxed);
+    let captures = captures.map(|t| t.join().unwrap_or(0));
     let stats = match tracer.stop() {
         Ok(stats) => stats,
         Err(e) => {
@@ -278,6 +337,7 @@ fn main() -> ExitCode {
         "user_stack_errors": stats.sample().counter("user_stack_errors"),
         "top_self": top,
         "off_cpu_sleeps": got.off_cpu.as_ref().map(|off| off.total_samples()),
+        "captures": captures,
         "files": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
     });
     println!("{summary}");

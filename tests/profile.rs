@@ -659,3 +659,42 @@ fn off_cpu_samples_give_each_blocking_function_its_share_of_blocked_time() {
     assert_eq!(&pprof[..2], &[0x1f, 0x8b], "gzip");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Pressure-triggered capture (the profile example's --psi): more busy
+/// processes than CPUs in one cgroup make CPU pressure; a capture fires
+/// for that cgroup, prints its start and stop, and the profile shows their
+/// hot function.
+#[test]
+fn cpu_pressure_in_a_cgroup_starts_a_capture_of_its_processes() {
+    let _turn = turn();
+    let bins = hot("psi");
+    let cgroup = common::cgroup::V2Cgroup::new("proctap-psi");
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let busy: Vec<Child> = (0..2 * cpus)
+        .map(|_| {
+            let script = format!("echo $$ > {} && exec {} 15000", cgroup.procs().display(), bins.named.display());
+            std::process::Command::new("/bin/sh").arg("-c").arg(script).spawn().unwrap()
+        })
+        .collect();
+    let _kids = Reaper(busy);
+    let out = std::env::temp_dir().join(format!("proctap-psi-out-{}", std::process::id()));
+    let run = std::process::Command::new(common::tools::example("profile"))
+        .args(["--comm", &bins.comm, "--psi", "cpu:20", "--capture-window", "1", "--duration", "4", "--out"])
+        .arg(&out)
+        .output()
+        .expect("the profile example");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{run:?}");
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let name = format!("/{}", cgroup.dir.file_name().unwrap().to_string_lossy());
+    let capture =
+        |state: &str| lines.iter().find(|l| l["type"] == "capture" && l["state"] == state && l["cgroup"] == name);
+    let start = capture("start").unwrap_or_else(|| panic!("no capture of {name}: {stdout}"));
+    assert_eq!(start["trigger"]["resource"], "cpu");
+    assert!(start["trigger"]["stalled_us"].as_u64().unwrap() >= 200_000, "{start}");
+    assert_eq!(start["pids"].as_array().unwrap().len(), 2 * cpus, "{start}");
+    assert!(capture("stop").is_some(), "{stdout}");
+    let folded = std::fs::read_to_string(out.join("profile.folded")).unwrap();
+    assert!(folded.contains(fixture::HOT_LEAF_A), "{folded}");
+    let _ = std::fs::remove_dir_all(&out);
+}

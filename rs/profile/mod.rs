@@ -30,6 +30,7 @@ mod aggregate;
 mod elf;
 mod index;
 mod pprof;
+pub mod psi;
 mod symbolize;
 #[cfg(test)]
 mod tests;
