@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use bench_util::system::{is_root, load_average, prog_deltas, prog_snapshot, run_output, BpfStats, Prog, Result};
 use bench_util::{machine, self_cpu_ns, table, today};
-use proctap::{Config, Event, Profiler, Tracer, UserFrame};
+use proctap::{Config, Event, Profiler, Tracer, Unwind, UserFrame};
 
 const USAGE: &str = "usage: bench_profile --workload PATH [--seconds S] [--rounds N] [--rates HZ,HZ,...]";
 /// A comm prefix no process has: the profiler runs, its filter rejects everything.
@@ -253,7 +253,10 @@ fn run_mode(opts: &Options, mode: Mode, cpus: usize, units: u64, workload_comm: 
         Mode::Profile(hz) => (hz, workload_comm),
         Mode::Untracked(hz) => (hz, NO_MATCH),
     };
-    let config = Config::new().exec(false).exit(false).profile(Profiler::new().hz(hz).comm_prefix(prefix));
+    // The frame-pointer walk, whose frames this table counts (the
+    // stack-copy default is not measured here yet).
+    let profiler = Profiler::new().hz(hz).comm_prefix(prefix).unwind(Unwind::FramePointers);
+    let config = Config::new().exec(false).exit(false).profile(profiler);
     let tracer = Tracer::start(&config).map_err(|e| format!("profiler at {hz} Hz: {e}"))?;
     let done = Arc::new(AtomicBool::new(false));
     let consumer = consume(&tracer, done.clone());
@@ -425,7 +428,7 @@ fn run(opts: &Options) -> Result<String> {
         "Workload: {cpus} processes of `{comm}` (tests/fixtures/hot.c, -O1, frame pointers), one pinned to each CPU, \
 each doing {units} units of CPU work (calibrated to about {} s without the profiler). {} rounds; each round runs every \
 mode once, in table order. Profiler: `Config::new().exec(false).exit(false).profile(Profiler::new().hz(HZ)\
-.comm_prefix(\"{comm}\"))`, started before the workload, so the kernel adds each worker to the pid filter at its exec; \
+.comm_prefix(\"{comm}\").unwind(Unwind::FramePointers))`, started before the workload, so the kernel adds each worker to the pid filter at its exec; \
 \"untracked\" watches the prefix `{NO_MATCH}` that no process has, so every timer tick runs the program and leaves at the \
 filter. One consumer thread counts the samples. Load average (1 min) before the first round: {}.\n\n",
         opts.seconds,
