@@ -656,7 +656,14 @@ fn off_cpu_samples_give_each_blocking_function_its_share_of_blocked_time() {
     assert!(folded.lines().all(|l| !l.contains("bpf_prog_") && !l.contains("bpf_trace_run")), "{folded}");
     let mut pprof = Vec::new();
     off.write_pprof(&mut pprof).unwrap();
-    assert_eq!(&pprof[..2], &[0x1f, 0x8b], "gzip");
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(pprof.as_slice()), &mut raw).unwrap();
+    let decoded = <proctap::profile::proto::Profile as prost::Message>::decode(raw.as_slice()).unwrap();
+    let s = |i: i64| decoded.string_table[i as usize].as_str();
+    let types: Vec<(&str, &str)> = decoded.sample_type.iter().map(|t| (s(t.r#type), s(t.unit))).collect();
+    assert_eq!(types, [("samples", "count"), ("off-cpu", "nanoseconds")]);
+    let slept: i64 = decoded.sample.iter().map(|x| x.value[1]).sum();
+    assert_eq!(slept as u64, off.inclusive_blocked_ns("sleeper"), "every ns slept, in pprof too");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -30,6 +30,7 @@ mod aggregate;
 mod elf;
 mod index;
 mod pprof;
+pub mod proto;
 pub mod psi;
 mod symbolize;
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Unit tests: real binaries compiled with `cc`, no kernel programs needed.
 
+use prost::Message as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -396,80 +397,6 @@ prog;proctap_hot_loop;[kernel stack unavailable: EINVAL]_[k] 1
     let _ = std::fs::remove_dir_all(&fx.dir);
 }
 
-/// A protobuf message as (field, value) pairs; only the wire types pprof uses.
-#[derive(Debug, Clone)]
-enum Value {
-    Int(u64),
-    Bytes(Vec<u8>),
-}
-
-fn read_varint(buf: &[u8], at: &mut usize) -> u64 {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = buf[*at];
-        *at += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return v;
-        }
-    }
-    panic!("varint too long");
-}
-
-fn decode(buf: &[u8]) -> Vec<(u64, Value)> {
-    let mut at = 0;
-    let mut out = Vec::new();
-    while at < buf.len() {
-        let key = read_varint(buf, &mut at);
-        let value = match key & 7 {
-            0 => Value::Int(read_varint(buf, &mut at)),
-            2 => {
-                let len = read_varint(buf, &mut at) as usize;
-                at += len;
-                Value::Bytes(buf[at - len..at].to_vec())
-            }
-            w => panic!("unexpected wire type {w}"),
-        };
-        out.push((key >> 3, value));
-    }
-    out
-}
-
-fn field(msg: &[(u64, Value)], number: u64) -> Vec<Value> {
-    msg.iter().filter(|(f, _)| *f == number).map(|(_, v)| v.clone()).collect()
-}
-
-fn int(msg: &[(u64, Value)], number: u64) -> u64 {
-    field(msg, number).first().map_or(0, |v| match v {
-        Value::Int(i) => *i,
-        v => panic!("field {number} is {v:?}"),
-    })
-}
-
-fn bytes(v: &Value) -> &[u8] {
-    match v {
-        Value::Bytes(b) => b,
-        v => panic!("not bytes: {v:?}"),
-    }
-}
-
-/// Repeated varints, packed or not.
-fn ints(msg: &[(u64, Value)], number: u64) -> Vec<u64> {
-    let mut out = Vec::new();
-    for v in field(msg, number) {
-        match v {
-            Value::Int(i) => out.push(i),
-            Value::Bytes(b) => {
-                let mut at = 0;
-                while at < b.len() {
-                    out.push(read_varint(&b, &mut at));
-                }
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn pprof_output_is_consistent_and_opens_in_go_pprof() {
     let mut fx = fixture("pprof");
@@ -478,58 +405,51 @@ fn pprof_output_is_consistent_and_opens_in_go_pprof() {
     profile.write_pprof(&mut gz).unwrap();
     let mut raw = Vec::new();
     flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut raw).unwrap();
-    let msg = decode(&raw);
+    let msg = super::proto::Profile::decode(raw.as_slice()).expect("a perftools.profiles.Profile");
 
-    let strings: Vec<String> = field(&msg, 6).iter().map(|v| String::from_utf8(bytes(v).to_vec()).unwrap()).collect();
+    let strings = &msg.string_table;
     assert_eq!(strings[0], "");
-    let s = |i: u64| strings[i as usize].as_str();
-    let value_types: Vec<(String, String)> = field(&msg, 1)
-        .iter()
-        .map(|v| decode(bytes(v)))
-        .map(|t| (s(int(&t, 1)).to_string(), s(int(&t, 2)).to_string()))
-        .collect();
-    assert_eq!(value_types, [("samples".into(), "count".into()), ("cpu".into(), "nanoseconds".into())]);
-    let period_type = decode(bytes(&field(&msg, 11)[0]));
-    assert_eq!((s(int(&period_type, 1)), s(int(&period_type, 2))), ("cpu", "nanoseconds"));
-    let period = int(&msg, 12);
+    let s = |i: i64| strings[i as usize].as_str();
+    let value_types: Vec<(&str, &str)> = msg.sample_type.iter().map(|t| (s(t.r#type), s(t.unit))).collect();
+    assert_eq!(value_types, [("samples", "count"), ("cpu", "nanoseconds")]);
+    let period_type = msg.period_type.as_ref().unwrap();
+    assert_eq!((s(period_type.r#type), s(period_type.unit)), ("cpu", "nanoseconds"));
+    assert_eq!(s(msg.default_sample_type), "cpu");
+    let period = msg.period;
     assert_eq!(period, 1_000_000_000 / 99);
-    assert_eq!(int(&msg, 9), 1_700_000_000_000_000_000);
-    assert_eq!(int(&msg, 10), 500_000_000);
+    assert_eq!(msg.time_nanos, 1_700_000_000_000_000_000);
+    assert_eq!(msg.duration_nanos, 500_000_000);
 
-    let functions: std::collections::HashMap<u64, String> =
-        field(&msg, 5).iter().map(|v| decode(bytes(v))).map(|f| (int(&f, 1), s(int(&f, 2)).to_string())).collect();
-    let mappings: std::collections::HashMap<u64, (String, String)> = field(&msg, 3)
-        .iter()
-        .map(|v| decode(bytes(v)))
-        .map(|m| (int(&m, 1), (s(int(&m, 5)).to_string(), s(int(&m, 6)).to_string())))
-        .collect();
-    assert!(mappings.values().any(|(file, id)| file == fx.binary.to_str().unwrap() && *id == fx.build_id.to_string()));
-    assert!(mappings.values().any(|(file, _)| file == "[kernel.kallsyms]"));
+    let functions: std::collections::HashMap<u64, &str> = msg.function.iter().map(|f| (f.id, s(f.name))).collect();
+    let mappings: std::collections::HashMap<u64, (&str, &str)> =
+        msg.mapping.iter().map(|m| (m.id, (s(m.filename), s(m.build_id)))).collect();
+    assert!(mappings.values().any(|&(file, id)| file == fx.binary.to_str().unwrap() && id == fx.build_id.to_string()));
+    assert!(mappings.values().any(|&(file, _)| file == "[kernel.kallsyms]"));
     let mut locations = std::collections::HashMap::new();
-    for location in field(&msg, 4).iter().map(|v| decode(bytes(v))) {
-        let mapping = int(&location, 2);
+    for location in &msg.location {
+        let mapping = location.mapping_id;
         assert!(mapping == 0 || mappings.contains_key(&mapping), "location maps to unknown mapping {mapping}");
-        let names: Vec<String> =
-            field(&location, 4).iter().map(|l| functions[&int(&decode(bytes(l)), 1)].clone()).collect();
+        let names: Vec<&str> = location.line.iter().map(|l| functions[&l.function_id]).collect();
         assert!(!names.is_empty());
-        locations.insert(int(&location, 1), (int(&location, 3), names));
+        locations.insert(location.id, (location.address, names));
     }
-    let (hot_address, _) = locations.values().find(|(_, names)| names.last().unwrap() == "proctap_hot_loop").unwrap();
+    let (hot_address, _) = locations.values().find(|(_, names)| *names.last().unwrap() == "proctap_hot_loop").unwrap();
     assert_eq!(*hot_address, hot + 2);
 
     let mut total = 0;
     let mut hot_leaf = 0;
-    for sample in field(&msg, 2).iter().map(|v| decode(bytes(v))) {
-        let ids = ints(&sample, 1);
-        let values = ints(&sample, 2);
-        assert_eq!(values.len(), 2);
-        assert_eq!(values[1], values[0] * period);
-        total += values[0];
+    for sample in &msg.sample {
+        let ids = &sample.location_id;
+        assert_eq!(sample.value.len(), 2);
+        assert_eq!(sample.value[1], sample.value[0] * period);
+        total += sample.value[0];
         let leaf = &locations[&ids[0]].1;
         if leaf[0] == "proctap_hot_loop" {
-            hot_leaf += values[0];
+            hot_leaf += sample.value[0];
         }
         assert_eq!(locations[ids.last().unwrap()].1, ["prog"], "root is the comm");
+        let labels: Vec<(&str, &str)> = sample.label.iter().map(|l| (s(l.key), s(l.str))).collect();
+        assert_eq!(labels, [("comm", "prog")], "each sample says its command name");
     }
     assert_eq!(total, 8);
     assert_eq!(hot_leaf, 3);
