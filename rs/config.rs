@@ -7,7 +7,7 @@ use crate::binding::{config_check, max_record, sys};
 use crate::error::Error;
 use crate::event::{EventKind, KNOBS};
 
-mod cgroup;
+pub(crate) mod cgroup;
 mod sources;
 use cgroup::CgroupTarget;
 pub(crate) use sources::check_comm_prefix;

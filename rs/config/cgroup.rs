@@ -69,6 +69,14 @@ pub(crate) fn mount_fstype(mountinfo: &str, path: &Path) -> Option<String> {
     best.map(|(_, fstype)| fstype)
 }
 
+/// Where the cgroup2 hierarchy is mounted, from /proc/self/mountinfo's text.
+pub(crate) fn cgroup2_mount_point(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (head, tail) = line.split_once(" - ")?;
+        tail.starts_with("cgroup2 ").then(|| head.split(' ').nth(4).map(|m| PathBuf::from(unescape(m)))).flatten()
+    })
+}
+
 /// Mountinfo's octal escapes (`\040` for a space, and tab, newline, `\`).
 fn unescape(field: &str) -> String {
     let bytes = field.as_bytes();
@@ -115,6 +123,12 @@ mod tests {
         assert_eq!(at("/sys/fs/cgroup/unifiedx").as_deref(), Some("tmpfs"));
         assert_eq!(at("/tmp/with space/a").as_deref(), Some("cgroup2"));
         assert_eq!(at("/home").as_deref(), Some("ext4"));
+    }
+
+    #[test]
+    fn the_cgroup2_mount_is_found() {
+        assert_eq!(cgroup2_mount_point(HYBRID), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(cgroup2_mount_point("22 1 8:1 / / rw - ext4 /dev/root rw\n"), None);
     }
 
     #[test]

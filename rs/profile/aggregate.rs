@@ -100,11 +100,16 @@ impl Profile {
             }
         }
         *self.blocked_ns.entry(stack.clone()).or_insert(0) += sleep.blocked_ns;
+        self.count(stack, sleep.time.unix_ns, sleep.ts_ns);
+    }
+
+    /// Counts one sample of `stack`, taken at these times.
+    fn count(&mut self, stack: Vec<u32>, wall_ns: i64, ts_ns: u64) {
         *self.stacks.entry(stack).or_insert(0) += 1;
         self.samples += 1;
-        self.first_wall_ns = Some(self.first_wall_ns.map_or(sleep.time.unix_ns, |t| t.min(sleep.time.unix_ns)));
-        self.first_ts_ns = Some(self.first_ts_ns.map_or(sleep.ts_ns, |t| t.min(sleep.ts_ns)));
-        self.last_ts_ns = Some(self.last_ts_ns.map_or(sleep.ts_ns, |t| t.max(sleep.ts_ns)));
+        self.first_wall_ns = Some(self.first_wall_ns.map_or(wall_ns, |t| t.min(wall_ns)));
+        self.first_ts_ns = Some(self.first_ts_ns.map_or(ts_ns, |t| t.min(ts_ns)));
+        self.last_ts_ns = Some(self.last_ts_ns.map_or(ts_ns, |t| t.max(ts_ns)));
     }
 
     /// Off-CPU: ns slept in stacks that contain `function` anywhere.
@@ -169,11 +174,7 @@ impl Profile {
                 stack.push(self.placeholder(format!("[kernel stack unavailable: {}]", errno_name(err)), true));
             }
         }
-        *self.stacks.entry(stack).or_insert(0) += 1;
-        self.samples += 1;
-        self.first_wall_ns = Some(self.first_wall_ns.map_or(sample.time.unix_ns, |t| t.min(sample.time.unix_ns)));
-        self.first_ts_ns = Some(self.first_ts_ns.map_or(sample.ts_ns, |t| t.min(sample.ts_ns)));
-        self.last_ts_ns = Some(self.last_ts_ns.map_or(sample.ts_ns, |t| t.max(sample.ts_ns)));
+        self.count(stack, sample.time.unix_ns, sample.ts_ns);
     }
 
     fn location_id(&mut self, location: Arc<Location>) -> u32 {

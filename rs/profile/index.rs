@@ -142,7 +142,11 @@ impl BuildIdIndex {
     /// for the first time. Fails when the process' maps cannot be read (it
     /// exited, or belongs to another user and we are not root).
     pub fn learn_process(&mut self, pid: u32) -> io::Result<usize> {
-        let maps = read_maps(pid)?;
+        Ok(self.learn_maps(pid, &read_maps(pid)?))
+    }
+
+    /// [`learn_process`](Self::learn_process) with the mappings already read.
+    pub(crate) fn learn_maps(&mut self, pid: u32, maps: &[MapsEntry]) -> usize {
         let mut learned = 0;
         for entry in maps.iter().filter(|e| e.is_file()) {
             if self.seen.contains_key(&(entry.dev, entry.inode)) {
@@ -169,7 +173,7 @@ impl BuildIdIndex {
                 learned += 1;
             }
         }
-        Ok(learned)
+        learned
     }
 
     /// Indexes an opened mapped file. `here` is the path to try in our own

@@ -193,17 +193,11 @@ fn parse_total(text: &str, full: bool) -> Option<u64> {
     line.split_whitespace().find_map(|f| f.strip_prefix("total="))?.parse().ok()
 }
 
-/// Where the cgroup2 hierarchy is mounted (from /proc/self/mountinfo).
+/// Where the cgroup2 hierarchy is mounted.
 fn cgroup2_mount() -> io::Result<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
-    info.lines()
-        .find_map(|line| {
-            let (head, tail) = line.split_once(" - ")?;
-            tail.starts_with("cgroup2 ").then(|| head.split(' ').nth(4)).flatten().map(PathBuf::from)
-        })
-        .ok_or_else(|| {
-            io::Error::other("no cgroup2 hierarchy is mounted: mount -t cgroup2 none /sys/fs/cgroup/unified")
-        })
+    crate::config::cgroup::cgroup2_mount_point(&std::fs::read_to_string("/proc/self/mountinfo")?).ok_or_else(|| {
+        io::Error::other("no cgroup2 hierarchy is mounted: mount -t cgroup2 none /sys/fs/cgroup/unified")
+    })
 }
 
 #[cfg(test)]

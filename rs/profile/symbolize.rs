@@ -188,11 +188,11 @@ impl Symbolizer {
     /// process starts being profiled (and when it may have loaded more
     /// libraries), while it runs: its samples then symbolize after it exits.
     pub fn learn_process(&mut self, pid: u32) -> io::Result<usize> {
-        self.unwinder.learn(pid);
-        if let Ok(maps) = index::read_maps(pid) {
-            self.maps.insert(pid, maps); // raw addresses resolve after its exit
-        }
-        self.index.learn_process(pid)
+        let maps = index::read_maps(pid)?;
+        self.unwinder.learn(pid, &maps);
+        let learned = self.index.learn_maps(pid, &maps);
+        self.maps.insert(pid, maps); // raw addresses resolve after its exit
+        Ok(learned)
     }
 
     /// Drops what is cached about a process' raw addresses and mappings

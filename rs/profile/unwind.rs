@@ -150,13 +150,11 @@ impl StackUnwinder {
         out
     }
 
-    /// Reads a running process' mappings now, so that its samples unwind
+    /// Takes a running process' mappings now, so that its samples unwind
     /// even if they are symbolized after it exited.
-    pub fn learn(&mut self, pid: u32) {
-        if let Ok(maps) = read_maps(pid) {
-            let process = self.load(pid, &maps);
-            self.processes.insert(pid, process);
-        }
+    pub fn learn(&mut self, pid: u32, maps: &[MapsEntry]) {
+        let process = self.load(pid, maps);
+        self.processes.insert(pid, process);
     }
 
     /// Drops a process' modules (at its exit).
