@@ -150,10 +150,10 @@ struct Learner {
 const FORGET_AFTER: Duration = Duration::from_secs(2);
 
 impl Learner {
+    /// Every process' exit: the symbolizer may hold mappings of any
+    /// process (mapping records are host-wide), not only of targets.
     fn exited(&mut self, pid: u32) {
-        if self.profiled.contains(&pid) {
-            self.exited.push_back((Instant::now(), pid));
-        }
+        self.exited.push_back((Instant::now(), pid));
     }
 
     /// Forgets the processes that exited long enough ago.
@@ -228,6 +228,7 @@ fn collect(tracer: &Tracer, args: &Args) -> Collected {
                     learner.learn(&mut symbolizer, exec.pid, true);
                 }
                 Event::Exit(exit) => learner.exited(exit.pid),
+                Event::Mapping(mapping) => symbolizer.learn_mapping(mapping),
                 Event::Offcpu(sleep) => {
                     if let Some(off) = &mut got.off_cpu {
                         off.add_off_cpu(sleep, &mut symbolizer);

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::fixture::{self, HotBinaries};
 use proctap::profile::{Profile, Symbolizer};
-use proctap::{Config, Event, Profiler, StackSample, Tracer, TriggerReason, Unwind};
+use proctap::{Config, Event, MappingChange, Profiler, StackSample, Tracer, TriggerReason, Unwind};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -576,32 +576,80 @@ fn stack_copies_unwind_through_libc_callbacks_and_shared_libraries() {
         if got.is_empty() {
             return;
         }
-        let mut folded = Vec::new();
-        profile_of(&got, &mut symbolizer).write_folded(&mut folded).unwrap();
-        let folded = String::from_utf8(folded).unwrap();
-        // (samples whose innermost frame is `leaf`, those with the chain)
-        let share = |leaf: &str, chain: &dyn Fn(&str) -> bool| {
-            let mut of = (0u64, 0u64);
-            for line in folded.lines() {
-                let (stack, count) = line.rsplit_once(' ').unwrap();
-                if stack.ends_with(&format!(";{leaf}")) {
-                    of.0 += count.parse::<u64>().unwrap();
-                    if chain(stack) {
-                        of.1 += count.parse::<u64>().unwrap();
-                    }
+        assert_whole_chains(&format!("pie={pie}"), &profile_of(&got, &mut symbolizer));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Of the samples whose innermost frame is the qsort callback or the
+/// library's inner function, at least 90% carry the whole chain to main.
+fn assert_whole_chains(what: &str, profile: &Profile) {
+    let mut folded = Vec::new();
+    profile.write_folded(&mut folded).unwrap();
+    let folded = String::from_utf8(folded).unwrap();
+    // (samples whose innermost frame is `leaf`, those with the chain)
+    let share = |leaf: &str, chain: &dyn Fn(&str) -> bool| {
+        let mut of = (0u64, 0u64);
+        for line in folded.lines() {
+            let (stack, count) = line.rsplit_once(' ').unwrap();
+            if stack.ends_with(&format!(";{leaf}")) {
+                of.0 += count.parse::<u64>().unwrap();
+                if chain(stack) {
+                    of.1 += count.parse::<u64>().unwrap();
                 }
             }
-            of
-        };
-        let through_qsort = share("pt_cmp", &|s| {
-            // libc's sort frames between the program's caller and its callback.
-            s.split_once(";main;pt_sort_phase;").is_some_and(|(_, rest)| rest.matches(';').count() >= 1)
-        });
-        let into_library = share("pt_lib_inner", &|s| s.contains(";main;pt_lib_phase;pt_lib_spin;pt_lib_inner"));
-        for (what, (all, whole)) in [("qsort callback", through_qsort), ("library", into_library)] {
-            assert!(all >= 20 && whole * 10 >= all * 9, "pie={pie} {what}: {whole} of {all} whole\n{folded}");
+        }
+        of
+    };
+    let through_qsort = share("pt_cmp", &|s| {
+        // libc's sort frames between the program's caller and its callback.
+        s.split_once(";main;pt_sort_phase;").is_some_and(|(_, rest)| rest.matches(';').count() >= 1)
+    });
+    let into_library = share("pt_lib_inner", &|s| s.contains(";main;pt_lib_phase;pt_lib_spin;pt_lib_inner"));
+    for (chain, (all, whole)) in [("qsort callback", through_qsort), ("library", into_library)] {
+        assert!(all >= 20 && whole * 10 >= all * 9, "{what} {chain}: {whole} of {all} whole\n{folded}");
+    }
+}
+
+/// Processes that live 30 ms, caught at exec by their command name and
+/// symbolized only after every one has exited, with nothing read from
+/// /proc while they ran: the stream's mapping records (fork, exec, each
+/// executable mmap) are what the unwinder resolves them with.
+#[test]
+fn processes_that_exit_right_after_their_samples_still_resolve() {
+    let _turn = turn();
+    let dir = std::env::temp_dir().join(format!("proctap-unwind-short-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = build_unwind_fixture(&dir, true);
+    let config = profile(Profiler::new().hz(499).comm_prefix("unwind-pie").unwind(Unwind::StackCopy));
+    let Some(tracer) = common::start(&config) else { return };
+    let runs = std::thread::spawn(move || {
+        (0..40).all(|_| std::process::Command::new(&exe).arg("30").status().is_ok_and(|s| s.success()))
+    });
+    let mut events = common::collect_until(&tracer, Duration::from_secs(60), |_| true, |_| runs.is_finished());
+    assert!(runs.join().unwrap(), "the fixture runs");
+    events.extend(collect_for(&tracer, Duration::from_millis(300)));
+    events.extend(stop_and_collect(tracer).1);
+    let mut pids = HashSet::new();
+    let mut symbolizer = Symbolizer::new();
+    let mut profile = Profile::new(499);
+    let mut changes = HashMap::<_, usize>::new();
+    for event in &events {
+        match event {
+            Event::Mapping(m) => {
+                if m.change == MappingChange::Mmap && m.path.ends_with(b"/unwind-pie") {
+                    pids.insert(m.pid);
+                }
+                *changes.entry(format!("{:?}", m.change)).or_default() += 1;
+                symbolizer.learn_mapping(m)
+            }
+            Event::Sample(s) => profile.add(s, &mut symbolizer),
+            _ => {}
         }
     }
+    assert!(pids.len() >= 40, "mmap records of the fixture for {} processes ({changes:?})", pids.len());
+    assert!(pids.iter().all(|pid| std::fs::metadata(format!("/proc/{pid}")).is_err()));
+    assert_whole_chains("short-lived", &profile);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

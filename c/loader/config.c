@@ -148,17 +148,17 @@ static int pt_check_buffers(const struct proctap_config *c, struct proctap_error
 int proctap_config_check(const struct proctap_config *in, struct proctap_error *err)
 {
 	struct proctap_config c;
-	__u64 kernel_kinds = 0;
+	__u64 selectable = 0;
 	int e;
 
 	if (!in)
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "config", NULL, "config is NULL");
 	for (__u32 kind = 0; kind < PT_KIND_MAX; kind++)
-		if (pt_kind(kind) && pt_kind(kind)->from_kernel)
-			kernel_kinds |= PROCTAP_EVENT(kind);
-	if (in->events & ~kernel_kinds)
+		if (pt_kind(kind) && pt_kind(kind)->selectable)
+			selectable |= PROCTAP_EVENT(kind);
+	if (in->events & ~selectable)
 		return pt_fail(err, PROCTAP_E_CONFIG, EINVAL, "events", NULL,
-			       "events 0x%llx names kinds the kernel does not produce",
+			       "events 0x%llx names kinds a config cannot enable",
 			       (unsigned long long)in->events);
 	if ((e = pt_check_knobs(in, err)))
 		return e;

@@ -100,6 +100,8 @@ struct proctap {
 	/* profile family: pf_sample on each online CPU's cpu-clock */
 	struct bpf_link **perf_links;
 	int nperf;
+	/* profile family: the executable-mappings side band (mappings.c) */
+	struct pt_side *side;
 	/* synth family: consumers of the peer transports */
 	struct ring_buffer *rb;
 	struct perf_buffer *pb;
@@ -226,6 +228,12 @@ void pt_handover(struct proctap *pt, struct pt_route *r, int last);
 int pt_poll_open(struct proctap *pt, struct proctap_error *err);
 void pt_poll_close(struct proctap *pt);
 int pt_poll_add(struct proctap *pt, int fd, struct proctap_error *err);
+
+/* mappings.c: the profiler's side band of executable mappings */
+int pt_mappings_start(struct proctap *pt, struct proctap_error *err);
+int pt_mappings_drain(struct proctap *pt);
+__u64 pt_mappings_lost(const struct proctap *pt);
+void pt_mappings_close(struct proctap *pt);
 
 /* stats.c */
 void pt_report_losses(struct proctap *pt, const __u64 *lost);

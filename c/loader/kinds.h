@@ -30,7 +30,8 @@ struct pt_kind_info {
 	const char *name; /* NULL: no such kind */
 	__u32 meta_size;
 	__u16 flags_valid; /* every flag bit the kind sets, data_lost included */
-	bool from_kernel;  /* false: made by the loader (loss reports) */
+	bool from_kernel;  /* false: made by the loader (loss reports, mappings) */
+	bool selectable;   /* a config can enable it (not loss reports) */
 	bool lazy_wake;
 	__u16 ndata;
 	struct pt_data_info data[PT_DATA_FIELDS_MAX];

@@ -107,12 +107,14 @@ static int pt_drain(struct proctap *pt)
 	pt_bump(&pt->wakeups);
 	pt_meta_lost(pt, lost);
 	for (;;) {
-		int n = pt_meta_consume(pt, PT_DRAIN_BUDGET);
+		/* The families' rings first: the profiler's mapping records
+		 * must come before the samples that need them. */
 		int m = pt_family_drain(pt);
+		int n;
 
 		if (m < 0)
 			return m;
-		n += m;
+		n = pt_meta_consume(pt, PT_DRAIN_BUDGET) + m;
 		total += n;
 		if (n < PT_DRAIN_BUDGET)
 			break;
@@ -136,7 +138,7 @@ static void pt_ring_balance(struct proctap *pt, __u64 *emitted, __u64 *consumed)
 	*emitted = *consumed = 0;
 	for (int k = 0; k < PT_KIND_MAX; k++) {
 		*emitted += st.emitted[k];
-		if (k != PT_KIND_LOST) /* made here, not taken off the ring */
+		if (pt_kind(k) && pt_kind(k)->from_kernel) /* not made here */
 			*consumed += st.delivered[k];
 	}
 	*consumed += st.invalid + st.oversize + st.abandoned;

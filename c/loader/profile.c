@@ -62,6 +62,7 @@ static void profile_detach(struct proctap *pt)
 static void profile_close(struct proctap *pt)
 {
 	profile_detach(pt);
+	pt_mappings_close(pt);
 	free(pt->perf_links);
 	pt->perf_links = NULL;
 }
@@ -105,8 +106,17 @@ static int profile_start(struct proctap *pt, struct proctap_error *err)
 		.freq = 1,
 		.sample_freq = pt->cfg.profile_hz,
 	};
-	bool *online = calloc(pt->ncpus, sizeof(*online));
+	bool *online;
 	int e = PROCTAP_OK;
+
+	/* The side band first: a process started while samplers attach has
+	 * its mappings recorded. */
+	if (pt->cfg.events & PROCTAP_EVENT(PT_KIND_MAPPING)) {
+		e = pt_mappings_start(pt, err);
+		if (e)
+			return e;
+	}
+	online = calloc(pt->ncpus, sizeof(*online));
 
 	pt->perf_links = calloc(pt->ncpus, sizeof(*pt->perf_links));
 	if (!online || !pt->perf_links) {
@@ -133,6 +143,7 @@ const struct pt_family pt_family_profile = {
 	.check = profile_check,
 	.configure = profile_configure,
 	.start = profile_start,
+	.drain = pt_mappings_drain,
 	.detach = profile_detach,
 	.close = profile_close,
 };

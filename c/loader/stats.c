@@ -24,6 +24,7 @@ void proctap_stats(struct proctap *pt, struct proctap_stats *out)
 		for (int i = 0; i < PT_COUNTERS_MAX; i++)
 			out->counters[i] += c->counters[i];
 	}
+	out->meta_lost[PT_KIND_MAPPING] += pt_mappings_lost(pt);
 	for (int k = 0; k < PT_KIND_MAX; k++)
 		out->delivered[k] = atomic_load_explicit(&pt->delivered[k], memory_order_relaxed);
 	out->invalid = atomic_load_explicit(&pt->invalid, memory_order_relaxed);
@@ -50,6 +51,7 @@ void pt_meta_lost(struct proctap *pt, __u64 *lost)
 		for (int i = 0; i < pt->nkinds; i++)
 			lost[pt->kinds[i]] += __atomic_load_n(&pt->ctl[cpu].meta_lost[pt->kinds[i]],
 							      __ATOMIC_RELAXED);
+	lost[PT_KIND_MAPPING] += pt_mappings_lost(pt); /* the side band's ring */
 }
 
 /*

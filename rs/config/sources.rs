@@ -186,7 +186,12 @@ impl Profiler {
         }
         raw.profile_unwind = match self.unwind {
             Unwind::FramePointers => sys::PROCTAP_UNWIND_FP,
-            Unwind::StackCopy => sys::PROCTAP_UNWIND_STACK_COPY,
+            Unwind::StackCopy => {
+                // Copied stacks unwind with the process' mappings, which
+                // the stream then carries (for processes gone by then).
+                raw.events |= 1 << EventKind::Mapping.id();
+                sys::PROCTAP_UNWIND_STACK_COPY
+            }
         };
         for prefix in &self.comm_prefixes {
             check_comm_prefix(prefix)?;

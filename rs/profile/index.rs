@@ -147,19 +147,28 @@ impl BuildIdIndex {
 
     /// [`learn_process`](Self::learn_process) with the mappings already read.
     pub(crate) fn learn_maps(&mut self, pid: u32, maps: &[MapsEntry]) -> usize {
+        self.learn_entries(pid, maps) + self.learn_exe(pid)
+    }
+
+    /// Indexes the files of these mappings of a process (not yet seen ones).
+    pub(crate) fn learn_entries(&mut self, pid: u32, maps: &[MapsEntry]) -> usize {
         let mut learned = 0;
         for entry in maps.iter().filter(|e| e.is_file()) {
             if self.seen.contains_key(&(entry.dev, entry.inode)) {
                 continue;
             }
-            let map_files = format!("/proc/{pid}/map_files/{:x}-{:x}", entry.start, entry.end);
-            let in_root = format!("/proc/{pid}/root{}", entry.path);
-            let Ok(file) = File::open(&map_files).or_else(|_| File::open(&in_root)) else { continue };
+            let Some(file) = open_mapped(pid, entry) else { continue };
             let key = (entry.dev, entry.inode);
             let name = Path::new(&entry.path);
             self.learn_open(file, Some(key), name, (!entry.deleted).then_some(name));
             learned += 1;
         }
+        learned
+    }
+
+    /// Indexes a running process' executable (`/proc/PID/exe`).
+    fn learn_exe(&mut self, pid: u32) -> usize {
+        let mut learned = 0;
         let exe = format!("/proc/{pid}/exe");
         if let (Ok(file), Ok(name)) = (File::open(&exe), std::fs::read_link(&exe)) {
             let text = name.to_string_lossy();
@@ -230,6 +239,19 @@ impl BuildIdIndex {
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
+}
+
+/// Opens a mapped file: through the process while it runs (its own view
+/// of the file systems), else at its path here when that is the same file
+/// (device and inode), as for a process that exited.
+pub(crate) fn open_mapped(pid: u32, entry: &MapsEntry) -> Option<File> {
+    let map_files = format!("/proc/{pid}/map_files/{:x}-{:x}", entry.start, entry.end);
+    let in_root = format!("/proc/{pid}/root{}", entry.path);
+    File::open(map_files).or_else(|_| File::open(in_root)).ok().or_else(|| {
+        let file = File::open(&entry.path).ok()?;
+        let meta = file.metadata().ok()?;
+        ((meta.dev(), meta.ino()) == (entry.dev, entry.inode)).then_some(file)
+    })
 }
 
 fn read_build_id(file: &File) -> Option<BuildId> {

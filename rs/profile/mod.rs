@@ -29,6 +29,7 @@
 mod aggregate;
 mod elf;
 mod index;
+mod maps;
 mod pprof;
 pub mod proto;
 pub mod psi;

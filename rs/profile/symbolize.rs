@@ -11,8 +11,9 @@ use blazesym::symbolize::{self as bz, source};
 
 use super::elf::{self, ElfFacts};
 use super::index::{self, BuildIdIndex, MapsEntry};
+use super::maps::Mappings;
 use super::unwind::StackUnwinder;
-use crate::{BuildId, StackSample, UserFrame};
+use crate::{BuildId, Mapping, StackSample, UserFrame};
 
 /// One function in a [`Location`]: the function itself, or one inlined into it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -105,8 +106,10 @@ pub struct Symbolizer {
     objects: HashMap<BuildId, Arc<Object>>,
     kernel: HashMap<u64, Arc<Location>>,
     user: HashMap<(BuildId, u64), Arc<Location>>,
-    raw: HashMap<(u32, u64), Arc<Location>>,
-    maps: HashMap<u32, Vec<MapsEntry>>,
+    /// Raw user addresses by (pid, generation of its mappings, address).
+    raw: HashMap<(u32, u64, u64), Arc<Location>>,
+    /// Processes' mappings (from `/proc` and from mapping records).
+    maps: Mappings,
     /// Copied user stacks ([`Unwind::StackCopy`](crate::Unwind::StackCopy)).
     unwinder: StackUnwinder,
     /// The system's library directories were indexed (once, at the first
@@ -144,7 +147,7 @@ impl Symbolizer {
             kernel: HashMap::new(),
             user: HashMap::new(),
             raw: HashMap::new(),
-            maps: HashMap::new(),
+            maps: Mappings::default(),
             system_indexed: false,
             unwinder: StackUnwinder::new(),
         }
@@ -189,18 +192,37 @@ impl Symbolizer {
     /// libraries), while it runs: its samples then symbolize after it exits.
     pub fn learn_process(&mut self, pid: u32) -> io::Result<usize> {
         let maps = index::read_maps(pid)?;
-        self.unwinder.learn(pid, &maps);
         let learned = self.index.learn_maps(pid, &maps);
-        self.maps.insert(pid, maps); // raw addresses resolve after its exit
+        self.maps.learn(pid, maps); // raw addresses resolve after its exit
         Ok(learned)
+    }
+
+    /// Takes a [`Mapping`] record (an executable mmap, an exec or a fork):
+    /// with them, copied stacks of processes that exited before their
+    /// samples were read still unwind and symbolize. Feed every mapping
+    /// record of the stream, in order, before the samples that follow it
+    /// ([`Unwind::StackCopy`](crate::Unwind::StackCopy) enables them).
+    pub fn learn_mapping<B: AsRef<[u8]>>(&mut self, mapping: &Mapping<B>) {
+        if let Some(entry) = self.maps.record(mapping) {
+            if entry.is_file() {
+                // While the process most likely still runs: its view of the file.
+                self.index.learn_entries(mapping.pid, std::slice::from_ref(&entry));
+            }
+        }
+    }
+
+    /// Processes whose mappings are held (from `/proc` or records): each is
+    /// dropped by [`forget_process`](Self::forget_process).
+    pub fn processes_held(&self) -> usize {
+        self.maps.len()
     }
 
     /// Drops what is cached about a process' raw addresses and mappings
     /// (call it when the process exits; its build-id frames stay cached).
     pub fn forget_process(&mut self, pid: u32) {
-        self.maps.remove(&pid);
+        self.maps.forget(pid);
         self.unwinder.forget(pid);
-        self.raw.retain(|&(p, _), _| p != pid);
+        self.raw.retain(|&(p, _, _), _| p != pid);
     }
 
     /// Symbolizes both stacks of a sample: kernel locations, then user
@@ -217,7 +239,10 @@ impl Symbolizer {
         // A copied stack, unwound here.
         if sample.user_ip != 0 {
             let (pid, stack) = (sample.pid, sample.user_stack_copy.as_ref());
-            let addresses = self.unwinder.unwind(pid, sample.user_ip, sample.user_sp, sample.user_bp, stack);
+            let addresses = match self.maps.for_address(pid, sample.user_ip) {
+                Some(maps) => self.unwinder.unwind(pid, maps, sample.user_ip, sample.user_sp, sample.user_bp, stack),
+                None => vec![sample.user_ip], // gone, and no record told its mappings
+            };
             for (i, address) in addresses.into_iter().enumerate() {
                 out.push(self.symbolize_user(pid, UserFrame::Address(address), i > 0));
             }
@@ -343,17 +368,13 @@ impl Symbolizer {
 
     /// Symbolizes a raw user address through the process' current mappings.
     fn symbolize_address(&mut self, pid: u32, ip: u64) -> Arc<Location> {
-        if let Some(hit) = self.raw.get(&(pid, ip)) {
+        let generation = self.maps.get(pid).map_or(0, |m| m.generation);
+        if let Some(hit) = self.raw.get(&(pid, generation, ip)) {
             return hit.clone();
         }
-        let find = |maps: &[MapsEntry]| maps.iter().find(|e| e.start <= ip && ip < e.end).cloned();
-        let mut entry = self.maps.get(&pid).and_then(|m| find(m));
-        if entry.is_none() {
-            if let Ok(maps) = index::read_maps(pid) {
-                entry = find(&maps);
-                self.maps.insert(pid, maps);
-            }
-        }
+        let maps = self.maps.for_address(pid, ip);
+        let generation = maps.map_or(0, |m| m.generation);
+        let entry: Option<MapsEntry> = maps.and_then(|m| m.find(ip)).cloned();
         let unknown = |module: Option<Arc<str>>| {
             // One location for every address no mapping names (a process
             // gone before its mappings were read, anonymous memory): they
@@ -372,7 +393,7 @@ impl Symbolizer {
             Some(e) if !e.is_file() => unknown(None),
             Some(e) => {
                 let file_offset = ip - e.start + e.offset;
-                let _ = self.index.learn_process(pid);
+                self.index.learn_entries(pid, std::slice::from_ref(&e));
                 match self.index.build_id_of(e.dev, e.inode) {
                     Some(id) => self.symbolize_file_offset(id, file_offset),
                     None => {
@@ -393,7 +414,7 @@ impl Symbolizer {
                 }
             }
         };
-        self.raw.insert((pid, ip), location.clone());
+        self.raw.insert((pid, generation, ip), location.clone());
         location
     }
 }

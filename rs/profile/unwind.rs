@@ -4,29 +4,29 @@
 //! `--call-graph dwarf` and samply do. Frame pointers are not needed; where
 //! a module has no unwind table framehop falls back to them.
 //!
-//! Each process' executable mappings become framehop modules, read from
-//! `/proc/PID/maps` at its first sample (again when an address falls
-//! outside them: a library loaded since), and dropped at
-//! [`StackUnwinder::forget`]. The tables of a file are read once (by
-//! device and inode) and shared by every process that maps it.
+//! Each process' executable mappings ([`ProcessMaps`]: from `/proc` or
+//! from the stream's mapping records) become framehop modules, rebuilt when
+//! the mappings change and dropped at [`StackUnwinder::forget`]. The tables
+//! of a file are read once (by device and inode) and shared by every
+//! process that maps it.
 //!
 //! [`Unwind::StackCopy`]: crate::Unwind::StackCopy
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
 use object::{Object, ObjectSection, ObjectSegment};
 
-use super::index::{read_maps, MapsEntry};
+use super::index::open_mapped;
+use super::maps::ProcessMaps;
 
 /// Frames followed at most (perf's default stack depth).
 const DEPTH_MAX: usize = 127;
-/// How often a process' mappings may be read again for an address none holds.
-const REREAD_AFTER: Duration = Duration::from_millis(200);
 
 type Bytes = Arc<[u8]>;
 
@@ -43,8 +43,9 @@ struct Tables {
 }
 
 impl Tables {
-    fn read(path: &str) -> Option<Tables> {
-        let data = std::fs::read(path).ok()?;
+    fn read(mut file: File) -> Option<Tables> {
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).ok()?;
         let file = object::File::parse(&*data).ok()?;
         let section = |name: &str| {
             let s = file.section_by_name(name)?;
@@ -92,12 +93,10 @@ impl Tables {
     }
 }
 
-/// A process' modules.
+/// A process' modules, built from one generation of its mappings.
 struct Process {
     unwinder: UnwinderX86_64<Bytes>,
-    /// The executable mappings the unwinder has.
-    ranges: Vec<Range<u64>>,
-    read_at: Instant,
+    generation: u64,
 }
 
 /// Unwinds copied user stacks; holds per-process modules and per-file tables.
@@ -115,22 +114,15 @@ impl StackUnwinder {
     }
 
     /// The addresses of a stack, innermost first: the instruction pointer,
-    /// then return addresses. `stack` holds the bytes from `sp` up. Empty
-    /// when the process' mappings cannot be read (it is gone, and was not
-    /// sampled while it ran).
-    pub fn unwind(&mut self, pid: u32, ip: u64, sp: u64, bp: u64, stack: &[u8]) -> Vec<u64> {
+    /// then return addresses. `stack` holds the bytes from `sp` up; `maps`
+    /// are the process' mappings (its modules are rebuilt when they changed).
+    pub fn unwind(&mut self, pid: u32, maps: &ProcessMaps, ip: u64, sp: u64, bp: u64, stack: &[u8]) -> Vec<u64> {
         if ip == 0 {
             return Vec::new();
         }
-        let stale = match self.processes.get(&pid) {
-            None => true,
-            Some(p) => !p.ranges.iter().any(|r| r.contains(&ip)) && p.read_at.elapsed() > REREAD_AFTER,
-        };
-        if stale {
-            if let Ok(maps) = read_maps(pid) {
-                let process = self.load(pid, &maps);
-                self.processes.insert(pid, process);
-            }
+        if self.processes.get(&pid).is_none_or(|p| p.generation != maps.generation) {
+            let process = self.load(pid, maps);
+            self.processes.insert(pid, process);
         }
         let Some(process) = self.processes.get(&pid) else { return vec![ip] };
         let mut read_stack = |addr: u64| {
@@ -150,32 +142,23 @@ impl StackUnwinder {
         out
     }
 
-    /// Takes a running process' mappings now, so that its samples unwind
-    /// even if they are symbolized after it exited.
-    pub fn learn(&mut self, pid: u32, maps: &[MapsEntry]) {
-        let process = self.load(pid, maps);
-        self.processes.insert(pid, process);
-    }
-
     /// Drops a process' modules (at its exit).
     pub fn forget(&mut self, pid: u32) {
         self.processes.remove(&pid);
     }
 
-    fn load(&mut self, pid: u32, maps: &[MapsEntry]) -> Process {
+    fn load(&mut self, pid: u32, maps: &ProcessMaps) -> Process {
         let mut unwinder = UnwinderX86_64::new();
-        let mut ranges = Vec::new();
-        for m in maps.iter().filter(|m| m.exec && m.is_file()) {
+        for m in maps.entries.iter().filter(|m| m.exec && m.is_file()) {
             let tables = self
                 .tables
                 .entry((m.dev, m.inode))
-                .or_insert_with(|| Tables::read(&format!("/proc/{pid}/root{}", m.path)).map(Arc::new))
+                .or_insert_with(|| open_mapped(pid, m).and_then(Tables::read).map(Arc::new))
                 .clone();
             let Some(tables) = tables else { continue };
             let Some(bias) = tables.bias(m.start, m.offset) else { continue };
             unwinder.add_module(tables.module(&m.path, m.start..m.end, bias));
-            ranges.push(m.start..m.end);
         }
-        Process { unwinder, ranges, read_at: Instant::now() }
+        Process { unwinder, generation: maps.generation }
     }
 }

@@ -88,7 +88,7 @@ pub fn helpers(reg: &Registry) -> String {
     for knob in &reg.knobs {
         let _ = writeln!(o, "const volatile __u32 pt_knob_{} __weak = {};", knob.name, knob.default);
     }
-    for k in reg.kinds.iter().filter(|k| k.family != "loader") {
+    for k in reg.kinds.iter().filter(|k| k.from_kernel()) {
         kind_helpers(&mut o, reg, k);
     }
     o.push_str("\n#endif /* PT_KINDS_BPF_H */\n");

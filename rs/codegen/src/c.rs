@@ -198,7 +198,7 @@ pub fn table(reg: &Registry) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "// SPDX-License-Identifier: Apache-2.0\n/* {BANNER} */");
     o.push_str("#include \"proctap.h\"\n#include \"kinds.h\"\n\n");
-    let kernel_kinds: u64 = reg.kinds.iter().filter(|k| k.family != "loader").map(|k| 1u64 << k.id).sum();
+    let selectable: u64 = reg.kinds.iter().filter(|k| k.selectable()).map(|k| 1u64 << k.id).sum();
     o.push_str("const struct pt_kind_info pt_kind_info[PT_KIND_MAX] = {\n");
     for k in &reg.kinds {
         let u = k.upper();
@@ -208,8 +208,9 @@ pub fn table(reg: &Registry) -> String {
         let _ = writeln!(o, "\t\t.meta_size = PT_{u}_SIZE,\n\t\t.flags_valid = {flags:#06x},");
         let _ = writeln!(
             o,
-            "\t\t.from_kernel = {},\n\t\t.lazy_wake = {},",
-            u8::from(k.family != "loader"),
+            "\t\t.from_kernel = {},\n\t\t.selectable = {},\n\t\t.lazy_wake = {},",
+            u8::from(k.from_kernel()),
+            u8::from(k.selectable()),
             u8::from(k.lazy_wake)
         );
         let _ = writeln!(o, "\t\t.ndata = {},\n\t\t.data = {{", k.data.len());
@@ -233,7 +234,7 @@ pub fn table(reg: &Registry) -> String {
             .iter()
             .filter_map(|f| match &f.ty {
                 FieldType::Enum(values) => Some((f, values.iter().map(|v| 1u64 << v.value).sum::<u64>())),
-                FieldType::Kind => Some((f, kernel_kinds)),
+                FieldType::Kind => Some((f, selectable)),
                 _ => None,
             })
             .map(|(f, mask)| format!("\t\t\t{{ .off = {}, .values = {mask:#x}ull }},", f.offset))

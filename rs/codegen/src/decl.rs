@@ -22,6 +22,10 @@ pub(crate) struct KindDecl {
     pub(crate) programs: Vec<String>,
     #[serde(default)]
     pub(crate) wake: Option<String>,
+    /// "loader": the loader makes its records (from a ring of its own), not
+    /// a kernel program, though a config enables it like any other kind.
+    #[serde(default)]
+    pub(crate) source: Option<String>,
     #[serde(default)]
     pub(crate) filtered: bool,
     #[serde(default, rename = "field")]

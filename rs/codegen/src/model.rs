@@ -217,6 +217,9 @@ pub struct Kind {
     pub tid: bool,
     pub cpu: bool,
     pub programs: Vec<String>,
+    /// Its records are made by the loader (`source = "loader"`, or the
+    /// loader family's loss reports), not by kernel programs.
+    pub loader_made: bool,
     pub lazy_wake: bool,
     /// Its events follow the process filter (pids, comm prefix).
     pub filtered: bool,
@@ -232,6 +235,16 @@ pub struct Kind {
 }
 
 impl Kind {
+    /// A config can enable it (every kind but the loader family's).
+    pub fn selectable(&self) -> bool {
+        self.family != "loader"
+    }
+
+    /// Kernel programs emit its records (through the rings).
+    pub fn from_kernel(&self) -> bool {
+        !self.loader_made
+    }
+
     /// The Rust enum variant and EventKind name.
     pub fn variant(&self) -> String {
         camel(&self.name)

@@ -271,6 +271,14 @@ fn check_identity(c: &Checker, d: &KindDecl) -> Result<Kind, Error> {
         Some("lazy") => true,
         Some(other) => return Err(c.err(format!("wake `{other}`: use prompt or lazy"))),
     };
+    let loader_made = match d.source.as_deref() {
+        None | Some("kernel") => d.family == "loader",
+        Some("loader") if !d.programs.is_empty() => {
+            return Err(c.err("source = \"loader\": the loader makes its records, so it has no programs"))
+        }
+        Some("loader") => true,
+        Some(other) => return Err(c.err(format!("source `{other}`: use kernel or loader"))),
+    };
     if d.programs.len() > PROGRAMS_MAX {
         return Err(c.err(format!("{} programs; at most {PROGRAMS_MAX}", d.programs.len())));
     }
@@ -290,6 +298,7 @@ fn check_identity(c: &Checker, d: &KindDecl) -> Result<Kind, Error> {
         tid,
         cpu,
         programs: d.programs.clone(),
+        loader_made,
         lazy_wake,
         filtered: d.filtered,
         fields: Vec::new(),

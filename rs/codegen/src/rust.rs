@@ -130,8 +130,8 @@ fn kind_enum(o: &mut String, reg: &Registry) {
     table(o, "pub(crate) fn index(self) -> usize", &|k| {
         reg.kinds.iter().position(|x| x.id == k.id).unwrap_or(0).to_string()
     });
-    o.push_str("    /// Whether kernel programs produce it (the loader makes the others).\n");
-    table(o, "pub(crate) fn is_traced(self) -> bool", &|k| (k.family != "loader").to_string());
+    o.push_str("    /// Whether a config can enable it (the loader makes loss reports on its own).\n");
+    table(o, "pub(crate) fn is_traced(self) -> bool", &|k| k.selectable().to_string());
     o.push_str("    /// Whether it is a tracepoint declared at build time (PROCTAP_EVENTS).\n");
     table(o, "pub fn is_tracepoint(self) -> bool", &|k| k.tracepoint.is_some().to_string());
     o.push_str("    /// Its counters: (name, index into the counter array).\n");
@@ -162,7 +162,7 @@ fn kind_enum(o: &mut String, reg: &Registry) {
 /// `stats.exec()` and the like: each kind's counters by name.
 fn stats_accessors(o: &mut String, reg: &Registry) {
     o.push_str("impl crate::Stats {\n");
-    for k in reg.kinds.iter().filter(|k| k.family != "loader" && k.tracepoint.is_none()) {
+    for k in reg.kinds.iter().filter(|k| k.selectable() && k.tracepoint.is_none()) {
         let _ = writeln!(o, "    /// Counters of {} events.", k.name);
         if k.hidden {
             o.push_str("    #[doc(hidden)]\n");

@@ -458,6 +458,7 @@ pub(crate) fn decl(tp: &Tracepoint, file: &Path) -> KindDecl {
         header: vec!["pid".into(), "tid".into()],
         programs: vec![tp.program()],
         wake: None,
+        source: None,
         filtered: true,
         fields,
         data,

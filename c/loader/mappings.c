@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * mappings.c - the profiler's side band: the kernel's own perf records of
+ * executable mmaps, of execs (the comm change an exec makes) and of forks,
+ * taken from a dummy software event on every online CPU and put in the
+ * stream as mapping records.
+ *
+ * The stack-copy unwinder needs the mappings of the process a sample came
+ * from. /proc/PID/maps has them only while the process lives, and a
+ * short-lived process is often gone before its first sample is read. perf
+ * record solves this the same way: it keeps the kernel's MMAP2, COMM and
+ * FORK records beside the samples.
+ *
+ * Ordering: each poll round drains these before it takes samples off the
+ * metadata ring, and puts them in time order. A mapping made before a
+ * sample was written before it, so its record is in this round or an
+ * earlier one, except when the mapping and the sample both happen between
+ * this drain and the ring read that follows (microseconds).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/sysmacros.h>
+#include <linux/perf_event.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "internal.h"
+
+/* Pages of each CPU's side-band ring (plus its header page): 256 KiB holds
+ * about 2000 mmap records, many poll rounds of an exec storm. */
+#define SIDE_PAGES 64
+
+/* perf's sample_id trailer (sample_id_all with TID | TIME). */
+struct side_id {
+	__u32 pid, tid;
+	__u64 time;
+};
+
+struct side_mmap2 {
+	struct perf_event_header h;
+	__u32 pid, tid;
+	__u64 addr, len, pgoff;
+	__u32 maj, min;
+	__u64 ino, ino_generation;
+	__u32 prot, flags;
+	char filename[];
+};
+
+struct side_task { /* PERF_RECORD_FORK and _EXIT */
+	struct perf_event_header h;
+	__u32 pid, ppid, tid, ptid;
+	__u64 time;
+};
+
+struct side_comm {
+	struct perf_event_header h;
+	__u32 pid, tid;
+	char comm[];
+};
+
+struct side_lost {
+	struct perf_event_header h;
+	__u64 id, lost;
+};
+
+/* One record of a round: the fixed part and where its path is. */
+struct side_item {
+	struct pt_mapping rec;
+	size_t path_off;
+	size_t seq; /* order read: a CPU's ring is in time order */
+};
+
+struct pt_side {
+	int map_fd;
+	struct perf_buffer *pb;
+	struct side_item *items;
+	size_t n, cap;
+	char *paths;
+	size_t paths_len, paths_cap;
+	_Atomic __u64 lost; /* records the kernel could not write (ring full) */
+};
+
+static void *side_grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+	size_t c = *cap ? *cap : 64;
+	void *q;
+
+	while (c < need)
+		c *= 2;
+	if (c == *cap)
+		return p;
+	q = realloc(p, c * elem);
+	if (q)
+		*cap = c;
+	return q;
+}
+
+/* Queues one record with its path (len bytes, no NUL). */
+static void side_push(struct pt_side *s, const struct pt_mapping *rec, const char *path, size_t len)
+{
+	struct side_item *items;
+	char *paths;
+
+	items = side_grow(s->items, &s->cap, s->n + 1, sizeof(*items));
+	if (!items) {
+		s->lost++; /* out of memory: counted like a full ring */
+		return;
+	}
+	s->items = items;
+	paths = side_grow(s->paths, &s->paths_cap, s->paths_len + len, 1);
+	if (!paths) {
+		s->lost++;
+		return;
+	}
+	s->paths = paths;
+	memcpy(s->paths + s->paths_len, path, len);
+	s->items[s->n].rec = *rec;
+	s->items[s->n].rec.path_len = len;
+	s->items[s->n].rec.hdr.data_len = len;
+	s->items[s->n].path_off = s->paths_len;
+	s->items[s->n].seq = s->n;
+	s->paths_len += len;
+	s->n++;
+}
+
+static const struct side_id *side_trailer(const struct perf_event_header *h, size_t fixed)
+{
+	if (h->size < fixed + sizeof(struct side_id))
+		return NULL;
+	return (const struct side_id *)((const char *)h + h->size - sizeof(struct side_id));
+}
+
+static void side_mmap(struct pt_side *s, const struct perf_event_header *h)
+{
+	const struct side_mmap2 *m = (const void *)h;
+	const struct side_id *id = side_trailer(h, sizeof(*m));
+	struct pt_mapping rec = { 0 };
+	size_t room;
+
+	if (!id || (h->misc & PERF_RECORD_MISC_MMAP_BUILD_ID))
+		return;
+	room = h->size - sizeof(*m) - sizeof(*id);
+	rec.hdr.kind = PT_KIND_MAPPING;
+	rec.hdr.ts_ns = id->time;
+	rec.hdr.pid = m->pid;
+	rec.hdr.tid = m->tid;
+	rec.change = PT_MAPPING_CHANGE_MMAP;
+	rec.start = m->addr;
+	rec.len = m->len;
+	rec.pgoff = m->pgoff;
+	rec.dev = makedev(m->maj, m->min);
+	rec.inode = m->ino;
+	side_push(s, &rec, m->filename, strnlen(m->filename, room < 4095 ? room : 4095));
+}
+
+static void side_task(struct pt_side *s, const struct perf_event_header *h)
+{
+	const struct side_task *t = (const void *)h;
+	struct pt_mapping rec = { 0 };
+
+	if (h->size < sizeof(*t) || t->pid == t->ppid) /* a new thread shares its mappings */
+		return;
+	rec.hdr.kind = PT_KIND_MAPPING;
+	rec.hdr.ts_ns = t->time;
+	rec.hdr.pid = t->pid;
+	rec.hdr.tid = t->tid;
+	rec.change = PT_MAPPING_CHANGE_FORK;
+	rec.parent_pid = t->ppid;
+	side_push(s, &rec, "", 0);
+}
+
+static void side_exec(struct pt_side *s, const struct perf_event_header *h)
+{
+	const struct side_comm *c = (const void *)h;
+	const struct side_id *id = side_trailer(h, sizeof(*c));
+	struct pt_mapping rec = { 0 };
+
+	if (!id || !(h->misc & PERF_RECORD_MISC_COMM_EXEC))
+		return;
+	rec.hdr.kind = PT_KIND_MAPPING;
+	rec.hdr.ts_ns = id->time;
+	rec.hdr.pid = c->pid;
+	rec.hdr.tid = c->tid;
+	rec.change = PT_MAPPING_CHANGE_EXEC;
+	side_push(s, &rec, "", 0);
+}
+
+static enum bpf_perf_event_ret side_on_record(void *ctx, int cpu, struct perf_event_header *h)
+{
+	struct pt_side *s = ctx;
+
+	(void)cpu;
+	switch (h->type) {
+	case PERF_RECORD_MMAP2:
+		side_mmap(s, h);
+		break;
+	case PERF_RECORD_FORK:
+		side_task(s, h);
+		break;
+	case PERF_RECORD_COMM:
+		side_exec(s, h);
+		break;
+	case PERF_RECORD_LOST:
+		if (h->size >= sizeof(struct side_lost))
+			s->lost += ((const struct side_lost *)h)->lost;
+		break;
+	default:
+		break;
+	}
+	return LIBBPF_PERF_EVENT_CONT;
+}
+
+static int side_by_time(const void *a, const void *b)
+{
+	const struct side_item *x = a, *y = b;
+
+	if (x->rec.hdr.ts_ns != y->rec.hdr.ts_ns)
+		return x->rec.hdr.ts_ns < y->rec.hdr.ts_ns ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int pt_mappings_start(struct proctap *pt, struct proctap_error *err)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.config = PERF_COUNT_SW_DUMMY, /* counts nothing: side-band records only */
+		.size = sizeof(attr),
+		.sample_type = PERF_SAMPLE_TID | PERF_SAMPLE_TIME,
+		.sample_id_all = 1,
+		.mmap = 1,  /* executable mappings only (no mmap_data); the kernel
+			    * makes none unless some event asks for .mmap */
+		.mmap2 = 1, /* ... in the MMAP2 form, with device and inode */
+		.comm = 1,
+		.comm_exec = 1,
+		.task = 1,
+		.use_clockid = 1,
+		.clockid = CLOCK_MONOTONIC, /* the clock of every record's ts_ns */
+		.watermark = 1,
+		.wakeup_watermark = SIDE_PAGES * PT_PAGE_SIZE / 2, /* drained by poll rounds */
+	};
+	struct pt_side *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return pt_fail(err, PROCTAP_E_SYSTEM, ENOMEM, NULL, NULL, "out of memory");
+	pt->side = s;
+	s->map_fd = bpf_map_create(BPF_MAP_TYPE_PERF_EVENT_ARRAY, "pt_side", sizeof(int),
+				   sizeof(int), pt->ncpus, NULL);
+	if (s->map_fd < 0)
+		return pt_kernel_error(err, PROCTAP_E_SYSTEM, errno, NULL,
+				       "creating the mappings side band's perf event array");
+	s->pb = perf_buffer__new_raw(s->map_fd, SIDE_PAGES, &attr, side_on_record, s, NULL);
+	if (!s->pb)
+		return pt_kernel_error(err, PROCTAP_E_ATTACH, errno, NULL,
+				       "opening the perf side band of executable mappings");
+	return PROCTAP_OK;
+}
+
+/* Takes what the side band holds and appends it in time order: mapping
+ * records, or a loss report. Returns the records taken, or -errno. */
+int pt_mappings_drain(struct proctap *pt)
+{
+	struct pt_side *s = pt->side;
+	int e;
+
+	if (!s || !s->pb)
+		return 0;
+	s->n = 0;
+	s->paths_len = 0;
+	e = perf_buffer__consume(s->pb);
+	if (e < 0)
+		return e;
+	qsort(s->items, s->n, sizeof(*s->items), side_by_time);
+	for (size_t i = 0; i < s->n; i++) {
+		const struct side_item *it = &s->items[i];
+
+		pt_append(pt, PT_KIND_MAPPING, &it->rec.hdr, sizeof(it->rec),
+			  (const __u8 *)s->paths + it->path_off);
+	}
+	return s->n > INT_MAX ? INT_MAX : (int)s->n;
+}
+
+/* Records the side band's ring could not hold (reported as lost mapping
+ * records, and in proctap_stats' meta_lost). */
+__u64 pt_mappings_lost(const struct proctap *pt)
+{
+	return pt->side ? atomic_load_explicit(&pt->side->lost, memory_order_relaxed) : 0;
+}
+
+void pt_mappings_close(struct proctap *pt)
+{
+	struct pt_side *s = pt->side;
+
+	if (!s)
+		return;
+	perf_buffer__free(s->pb);
+	if (s->map_fd >= 0)
+		close(s->map_fd);
+	free(s->items);
+	free(s->paths);
+	free(s);
+	pt->side = NULL;
+}

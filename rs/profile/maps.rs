@@ -1,0 +1,144 @@
+//! Per-process executable mappings, from `/proc/PID/maps` while a process
+//! runs and from the stream's [`Mapping`] records, which outlive it.
+//!
+//! A process made after the tracer started is known from records alone: its
+//! fork copies the parent's list, its exec empties it, each executable mmap
+//! adds to it. Processes that were running before are read from `/proc`
+//! when first needed.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::index::{read_maps, MapsEntry};
+use crate::{Mapping, MappingChange};
+
+/// How often a process' mappings may be read again for an address none holds.
+const REREAD_AFTER: Duration = Duration::from_millis(200);
+
+/// One process' mappings, and a generation that changes with them (so
+/// that what was built from them can tell it is stale).
+#[derive(Clone, Debug)]
+pub(crate) struct ProcessMaps {
+    pub entries: Vec<MapsEntry>,
+    pub generation: u64,
+    /// When `/proc` was last read for it (`None`: never, records only).
+    read_at: Option<Instant>,
+}
+
+impl ProcessMaps {
+    pub fn find(&self, address: u64) -> Option<&MapsEntry> {
+        self.entries.iter().find(|e| e.start <= address && address < e.end)
+    }
+
+    /// Adds a mapping; what it overlaps was unmapped by it.
+    fn insert(&mut self, entry: MapsEntry) {
+        self.entries.retain(|e| e.end <= entry.start || entry.end <= e.start);
+        self.entries.push(entry);
+    }
+
+    fn may_reread(&self) -> bool {
+        self.read_at.is_none_or(|at| at.elapsed() > REREAD_AFTER)
+    }
+}
+
+/// The mappings of every process known, by pid.
+#[derive(Debug, Default)]
+pub(crate) struct Mappings {
+    by_pid: HashMap<u32, ProcessMaps>,
+    generations: u64,
+}
+
+impl Mappings {
+    fn next_generation(&mut self) -> u64 {
+        self.generations += 1;
+        self.generations
+    }
+
+    /// Takes mappings read from `/proc` now.
+    pub fn learn(&mut self, pid: u32, entries: Vec<MapsEntry>) {
+        let generation = self.next_generation();
+        self.by_pid.insert(pid, ProcessMaps { entries, generation, read_at: Some(Instant::now()) });
+    }
+
+    /// Reads a process' mappings from `/proc`; false when it is gone.
+    fn read(&mut self, pid: u32) -> bool {
+        match read_maps(pid) {
+            Ok(entries) => {
+                self.learn(pid, entries);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Applies a [`Mapping`] record. Returns the entry an mmap added.
+    pub fn record<B: AsRef<[u8]>>(&mut self, m: &Mapping<B>) -> Option<MapsEntry> {
+        let generation = self.next_generation();
+        match m.change {
+            MappingChange::Exec => {
+                self.by_pid.insert(m.pid, ProcessMaps { entries: Vec::new(), generation, read_at: None });
+                None
+            }
+            MappingChange::Fork => {
+                if !self.by_pid.contains_key(&m.parent_pid) {
+                    self.read(m.parent_pid); // running since before the tracer
+                }
+                let entries = self.by_pid.get(&m.parent_pid).map(|p| p.entries.clone()).unwrap_or_default();
+                self.by_pid.insert(m.pid, ProcessMaps { entries, generation, read_at: None });
+                None
+            }
+            MappingChange::Mmap => {
+                if !self.by_pid.contains_key(&m.pid) && self.read(m.pid) {
+                    return None; // what was just read holds the new mapping
+                }
+                let path = String::from_utf8_lossy(m.path.as_ref()).into_owned();
+                let (path, deleted) = match path.strip_suffix(" (deleted)") {
+                    Some(p) => (p.to_string(), true),
+                    None => (path, false),
+                };
+                let entry = MapsEntry {
+                    start: m.start,
+                    end: m.start.saturating_add(m.len),
+                    offset: m.file_offset,
+                    dev: m.dev,
+                    inode: m.inode,
+                    path,
+                    deleted,
+                    exec: true,
+                };
+                let process =
+                    self.by_pid.entry(m.pid).or_insert(ProcessMaps { entries: Vec::new(), generation, read_at: None });
+                process.insert(entry.clone());
+                process.generation = generation;
+                Some(entry)
+            }
+        }
+    }
+
+    /// The mappings to resolve `address` of `pid` with: those known, read
+    /// (again) from `/proc` when none is known or none holds the address
+    /// (a library loaded since; at most every 200 ms). `None` when the
+    /// process is gone and no record told its mappings.
+    pub fn for_address(&mut self, pid: u32, address: u64) -> Option<&ProcessMaps> {
+        let stale = match self.by_pid.get(&pid) {
+            None => true,
+            Some(p) => p.find(address).is_none() && p.may_reread(),
+        };
+        if stale {
+            self.read(pid);
+        }
+        self.by_pid.get(&pid)
+    }
+
+    pub fn get(&self, pid: u32) -> Option<&ProcessMaps> {
+        self.by_pid.get(&pid)
+    }
+
+    pub fn forget(&mut self, pid: u32) {
+        self.by_pid.remove(&pid);
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_pid.len()
+    }
+}
