@@ -92,7 +92,7 @@ impl Serialize for UserFrame {
         let mut map = s.serialize_map(Some(2))?;
         match self {
             UserFrame::FileOffset { build_id, file_offset } => {
-                map.serialize_entry("build_id", &Hex(build_id.as_bytes()))?;
+                map.serialize_entry("build_id", &Hex(build_id.unpadded()))?;
                 map.serialize_entry("offset", &format!("{file_offset:#x}"))?;
             }
             UserFrame::Address(ip) => map.serialize_entry("ip", &format!("{ip:#x}"))?,

@@ -23,13 +23,11 @@ pub struct Profile {
     /// Location `i` has id `i + 1` (pprof ids are 1-based).
     pub(super) locations: Vec<Arc<Location>>,
     location_ids: HashMap<Arc<Location>, u32>,
-    /// Location ids of each stack, outermost (the root) first → sample count.
-    pub(super) stacks: HashMap<Vec<u32>, u64>,
+    /// What was counted per thread and stack.
+    pub(super) stacks: HashMap<Sampled, Tally>,
     samples: u64,
     /// An off-CPU profile: each stack also sums the time slept.
     pub(super) off_cpu: bool,
-    /// Off-CPU: ns slept per stack.
-    pub(super) blocked_ns: HashMap<Vec<u32>, u64>,
     pub(super) first_wall_ns: Option<i64>,
     first_ts_ns: Option<u64>,
     last_ts_ns: Option<u64>,
@@ -47,7 +45,6 @@ impl Profile {
             stacks: HashMap::new(),
             samples: 0,
             off_cpu: false,
-            blocked_ns: HashMap::new(),
             first_wall_ns: None,
             first_ts_ns: None,
             last_ts_ns: None,
@@ -99,13 +96,16 @@ impl Profile {
                 stack.push(self.placeholder(format!("[kernel stack unavailable: {}]", errno_name(err)), true));
             }
         }
-        *self.blocked_ns.entry(stack.clone()).or_insert(0) += sleep.blocked_ns;
-        self.count(stack, sleep.time.unix_ns, sleep.ts_ns);
+        let key = Sampled { comm: comm_of(&sleep.comm), pid: sleep.pid, tid: sleep.tid, stack };
+        self.count(key, sleep.blocked_ns, sleep.time.unix_ns, sleep.ts_ns);
     }
 
-    /// Counts one sample of `stack`, taken at these times.
-    fn count(&mut self, stack: Vec<u32>, wall_ns: i64, ts_ns: u64) {
-        *self.stacks.entry(stack).or_insert(0) += 1;
+    /// Counts one sample of a thread's stack (that slept `blocked_ns`),
+    /// taken at these times.
+    fn count(&mut self, key: Sampled, blocked_ns: u64, wall_ns: i64, ts_ns: u64) {
+        let tally = self.stacks.entry(key).or_default();
+        tally.samples += 1;
+        tally.blocked_ns += blocked_ns;
         self.samples += 1;
         self.first_wall_ns = Some(self.first_wall_ns.map_or(wall_ns, |t| t.min(wall_ns)));
         self.first_ts_ns = Some(self.first_ts_ns.map_or(ts_ns, |t| t.min(ts_ns)));
@@ -114,22 +114,26 @@ impl Profile {
 
     /// Off-CPU: ns slept in stacks that contain `function` anywhere.
     pub fn inclusive_blocked_ns(&self, function: &str) -> u64 {
-        self.blocked_ns
-            .iter()
-            .filter(|(stack, _)| {
-                stack.iter().any(|&id| self.location(id).frames.iter().any(|f| &*f.function == function))
-            })
-            .map(|(_, ns)| ns)
-            .sum()
+        self.containing(function).map(|tally| tally.blocked_ns).sum()
     }
 
-    /// What a stack counts for in folded output: samples, or (off-CPU)
+    /// The tallies of stacks that contain `function` anywhere.
+    fn containing<'a>(&'a self, function: &'a str) -> impl Iterator<Item = &'a Tally> + 'a {
+        self.stacks
+            .iter()
+            .filter(move |(key, _)| {
+                key.stack.iter().any(|&id| self.location(id).frames.iter().any(|f| &*f.function == function))
+            })
+            .map(|(_, tally)| tally)
+    }
+
+    /// What a tally counts for in folded output: samples, or (off-CPU)
     /// microseconds slept.
-    fn folded_value(&self, stack: &Vec<u32>, count: u64) -> u64 {
+    fn folded_value(&self, tally: &Tally) -> u64 {
         if self.off_cpu {
-            self.blocked_ns.get(stack).copied().unwrap_or(0) / 1000
+            tally.blocked_ns / 1000
         } else {
-            count
+            tally.samples
         }
     }
 
@@ -174,7 +178,8 @@ impl Profile {
                 stack.push(self.placeholder(format!("[kernel stack unavailable: {}]", errno_name(err)), true));
             }
         }
-        self.count(stack, sample.time.unix_ns, sample.ts_ns);
+        let key = Sampled { comm: comm_of(&sample.comm), pid: sample.pid, tid: sample.tid, stack };
+        self.count(key, 0, sample.time.unix_ns, sample.ts_ns);
     }
 
     fn location_id(&mut self, location: Arc<Location>) -> u32 {
@@ -208,12 +213,13 @@ impl Profile {
 
     /// One line per distinct stack of names, `root;outer;...;inner count`,
     /// sorted. Stacks that differ only in addresses within the same
-    /// functions are one line: folded stacks name functions, not addresses.
+    /// functions, or only in the thread, are one line: folded stacks name
+    /// functions, not addresses.
     fn folded_lines(&self) -> Vec<String> {
         let mut merged: HashMap<String, u64> = HashMap::new();
-        for (stack, count) in &self.stacks {
+        for (key, tally) in &self.stacks {
             let mut line = String::new();
-            for &id in stack {
+            for &id in &key.stack {
                 let location = self.location(id);
                 for frame in location.frames.iter().rev() {
                     if !line.is_empty() {
@@ -229,7 +235,7 @@ impl Profile {
                     }
                 }
             }
-            *merged.entry(line).or_default() += self.folded_value(stack, *count);
+            *merged.entry(line).or_default() += self.folded_value(tally);
         }
         let mut lines: Vec<String> = merged
             .into_iter()
@@ -286,9 +292,9 @@ impl Profile {
     /// without the `_[k]` suffix.
     pub fn functions_by_self_samples(&self) -> Vec<(String, u64)> {
         let mut counts: HashMap<&str, u64> = HashMap::new();
-        for (stack, count) in &self.stacks {
-            if let Some(frame) = stack.last().and_then(|&id| self.location(id).frames.first()) {
-                *counts.entry(&frame.function).or_insert(0) += count;
+        for (key, tally) in &self.stacks {
+            if let Some(frame) = key.stack.last().and_then(|&id| self.location(id).frames.first()) {
+                *counts.entry(&frame.function).or_insert(0) += tally.samples;
             }
         }
         let mut out: Vec<(String, u64)> = counts.into_iter().map(|(f, c)| (f.to_string(), c)).collect();
@@ -298,14 +304,29 @@ impl Profile {
 
     /// Samples whose stack contains `function` anywhere (each sample counted once).
     pub fn inclusive_samples(&self, function: &str) -> u64 {
-        self.stacks
-            .iter()
-            .filter(|(stack, _)| {
-                stack.iter().any(|&id| self.location(id).frames.iter().any(|f| &*f.function == function))
-            })
-            .map(|(_, count)| count)
-            .sum()
+        self.containing(function).map(|tally| tally.samples).sum()
     }
+}
+
+/// A thread's stack: location ids, outermost (the root) first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct Sampled {
+    pub comm: String,
+    pub pid: u32,
+    pub tid: u32,
+    pub stack: Vec<u32>,
+}
+
+/// What was counted of one [`Sampled`] stack.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Tally {
+    pub samples: u64,
+    /// Off-CPU: ns slept.
+    pub blocked_ns: u64,
+}
+
+fn comm_of(comm: &crate::Comm) -> String {
+    String::from_utf8_lossy(comm.as_bytes()).into_owned()
 }
 
 /// `EFAULT` and friends, for placeholder frames.

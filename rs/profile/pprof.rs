@@ -48,24 +48,28 @@ pub(super) fn write(profile: &Profile, out: &mut impl Write) -> io::Result<()> {
 }
 
 /// Sample types, then the samples in a stable order (leaf first in pprof),
-/// each labelled with its command name (the stack's root).
+/// each labelled with its command name (the stack's root), pid and tid.
 fn write_samples(msg: &mut proto::Profile, strings: &mut Strings, profile: &Profile) {
     let period = profile.period_ns();
     let time = if profile.off_cpu { "off-cpu" } else { "cpu" };
     for (kind, unit) in [("samples", "count"), (time, "nanoseconds")] {
         msg.sample_type.push(proto::ValueType { r#type: strings.id(kind), unit: strings.id(unit) });
     }
-    let comm_key = strings.id("comm");
-    let mut stacks: Vec<(&Vec<u32>, &u64)> = profile.stacks.iter().collect();
-    stacks.sort();
-    for (stack, &count) in stacks {
-        let ns = if profile.off_cpu { profile.blocked_ns.get(stack).copied().unwrap_or(0) } else { count * period };
-        let root = stack.first().and_then(|&id| profile.location(id).frames.first()).map(|f| f.function.to_string());
-        let label = root.map(|comm| proto::Label { key: comm_key, str: strings.id(&comm), num: 0 });
+    let [comm, pid, tid] = ["comm", "pid", "tid"].map(|key| strings.id(key));
+    let mut stacks: Vec<_> = profile.stacks.iter().collect();
+    stacks.sort_by(|a, b| a.0.cmp(b.0));
+    for (key, tally) in stacks {
+        let ns = if profile.off_cpu { tally.blocked_ns } else { tally.samples * period };
+        let number = |key, num: u32| proto::Label { key, str: 0, num: i64::from(num) };
+        let label = vec![
+            proto::Label { key: comm, str: strings.id(&key.comm), num: 0 },
+            number(pid, key.pid),
+            number(tid, key.tid),
+        ];
         msg.sample.push(proto::Sample {
-            location_id: stack.iter().rev().map(|&id| u64::from(id)).collect(),
-            value: vec![count as i64, ns as i64],
-            label: label.into_iter().collect(),
+            location_id: key.stack.iter().rev().map(|&id| u64::from(id)).collect(),
+            value: vec![tally.samples as i64, ns as i64],
+            label,
         });
     }
 }

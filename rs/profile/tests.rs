@@ -344,7 +344,9 @@ fn fixture_profile(fx: &mut Fixture) -> (Profile, u64) {
         profile.add(&sample("prog", &[], &user), &mut fx.symbolizer);
     }
     for _ in 0..2 {
-        profile.add(&sample("prog", &[KERNEL_B + 0x10, KERNEL_A + 0x21], &user), &mut fx.symbolizer);
+        let mut other_thread = sample("prog", &[KERNEL_B + 0x10, KERNEL_A + 0x21], &user);
+        other_thread.tid = 4243;
+        profile.add(&other_thread, &mut fx.symbolizer);
     }
     let mut lost = sample("prog", &[], &[]);
     lost.data_lost = true;
@@ -438,6 +440,7 @@ fn pprof_output_is_consistent_and_opens_in_go_pprof() {
 
     let mut total = 0;
     let mut hot_leaf = 0;
+    let mut tids = std::collections::HashSet::new();
     for sample in &msg.sample {
         let ids = &sample.location_id;
         assert_eq!(sample.value.len(), 2);
@@ -448,9 +451,12 @@ fn pprof_output_is_consistent_and_opens_in_go_pprof() {
             hot_leaf += sample.value[0];
         }
         assert_eq!(locations[ids.last().unwrap()].1, ["prog"], "root is the comm");
-        let labels: Vec<(&str, &str)> = sample.label.iter().map(|l| (s(l.key), s(l.str))).collect();
-        assert_eq!(labels, [("comm", "prog")], "each sample says its command name");
+        let labels: Vec<(&str, &str, i64)> = sample.label.iter().map(|l| (s(l.key), s(l.str), l.num)).collect();
+        let tid = if locations[&ids[0]].1 == ["fake_kernel_work"] && ids.len() == 5 { 4243 } else { 4242 };
+        assert_eq!(labels, [("comm", "prog", 0), ("pid", "", 4242), ("tid", "", tid)], "{:?}", locations[&ids[0]]);
+        tids.insert(tid);
     }
+    assert_eq!(tids.len(), 2, "samples of two threads");
     assert_eq!(total, 8);
     assert_eq!(hot_leaf, 3);
 
