@@ -14,8 +14,9 @@ cd "$(dirname "$0")"
 # Debian packages the build needs: clang for the BPF object, llvm-strip,
 # libclang for bindgen, bpftool for skeletons (and tests), libelf/zlib that
 # libbpf links, make and a C compiler for the C core; binutils (objcopy,
-# strip, readelf) for the profiler tests' split-debug fixture.
-PACKAGES=(clang-19 llvm-19 libclang1-19 libelf-dev zlib1g-dev bpftool make gcc libc6-dev pkg-config binutils)
+# strip, readelf) for the profiler tests' split-debug fixture; debuginfod
+# (elfutils' server) for the profiler's debuginfod test.
+PACKAGES=(clang-19 llvm-19 libclang1-19 libelf-dev zlib1g-dev bpftool make gcc libc6-dev pkg-config binutils debuginfod)
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -142,8 +143,9 @@ case "${1:-}" in
     shift
     # libbpf-tools: execsnoop and opensnoop, the peers of the exec and file
     # benchmarks; nginx, wrk and redis: the network benchmark's servers and
-    # clients (it starts and stops its own servers on loopback).
-    setup libbpf-tools nginx wrk redis-server redis-tools
+    # clients (it starts and stops its own servers on loopback); linux-perf:
+    # the profiler benchmark's peer.
+    setup libbpf-tools nginx wrk redis-server redis-tools linux-perf
     build
     bench_programs
     if [ "$(id -u)" != 0 ]; then

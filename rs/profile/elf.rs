@@ -4,6 +4,9 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::BuildId;
 
 const PT_LOAD: u32 = 1;
 const PT_NOTE: u32 = 4;
@@ -95,6 +98,12 @@ fn build_id_in_notes(notes: &[u8]) -> Option<Vec<u8>> {
         at = end;
     }
     None
+}
+
+/// Does the ELF file at `path` carry this GNU build id?
+pub(crate) fn has_build_id(path: &Path, build_id: &BuildId) -> bool {
+    let facts = File::open(path).ok().and_then(|f| read(&f));
+    facts.and_then(|f| f.build_id).is_some_and(|id| BuildId::from_note(&id) == *build_id)
 }
 
 /// Reads the facts of an open ELF64 little-endian file; `None` when it is

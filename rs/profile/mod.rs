@@ -22,11 +22,14 @@
 //! * [`Symbolizer`](crate::profile::Symbolizer) (blazesym underneath) turns kernel addresses and
 //!   `(build id, file offset)` user frames into [`Location`](crate::profile::Location)s: function,
 //!   file and line, inlined functions, module. Stripped binaries resolve
-//!   through debug files found by build id (`/usr/lib/debug/.build-id/...`).
+//!   through debug files found by build id (`/usr/lib/debug/.build-id/...`),
+//!   else through the debuginfod servers in `DEBUGINFOD_URLS` ([`Debuginfod`](crate::profile::Debuginfod),
+//!   with an on-disk cache).
 //! * [`Profile`](crate::profile::Profile) counts samples per stack and writes folded stacks, a
 //!   flamegraph SVG (inferno) and a gzipped pprof `profile.proto`.
 
 mod aggregate;
+pub mod debuginfod;
 mod elf;
 mod index;
 mod maps;
@@ -36,8 +39,11 @@ pub mod psi;
 mod symbolize;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_debuginfod;
 mod unwind;
 
 pub use aggregate::Profile;
+pub use debuginfod::{Debuginfod, DebuginfodError};
 pub use index::BuildIdIndex;
 pub use symbolize::{Frame, Location, Symbolizer};

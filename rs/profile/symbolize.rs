@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use blazesym::symbolize::{self as bz, source};
 
+use super::debuginfod::Debuginfod;
 use super::elf::{self, ElfFacts};
 use super::index::{self, BuildIdIndex, MapsEntry};
 use super::maps::Mappings;
@@ -79,7 +80,7 @@ struct Object {
     /// Display name for frames.
     module: Option<Arc<str>>,
     binary: Option<(PathBuf, ElfFacts)>,
-    /// A separate debug file found by build id.
+    /// A separate debug file found by build id (debug directories, then debuginfod).
     debug: Option<PathBuf>,
 }
 
@@ -94,6 +95,8 @@ struct Object {
 ///   (`DIR/.build-id/ab/cdef....debug` in each [debug directory](Self::debug_dirs))
 ///   is used instead; the binary itself must still be known, as its program
 ///   headers turn file offsets into addresses. Works after the process exited.
+///   When no debug directory has it, [debuginfod](Self::debuginfod) servers
+///   (`DEBUGINFOD_URLS`) are asked.
 /// * Raw-address user frames resolve through the live `/proc/PID/maps`.
 ///
 /// Results are cached per (build id, offset) and per kernel address, so a
@@ -102,6 +105,7 @@ pub struct Symbolizer {
     blaze: bz::Symbolizer,
     index: BuildIdIndex,
     debug_dirs: Vec<PathBuf>,
+    debuginfod: Option<Debuginfod>,
     kallsyms: PathBuf,
     objects: HashMap<BuildId, Arc<Object>>,
     kernel: HashMap<u64, Arc<Location>>,
@@ -125,7 +129,11 @@ impl Default for Symbolizer {
 
 impl std::fmt::Debug for Symbolizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Symbolizer").field("index", &self.index).field("debug_dirs", &self.debug_dirs).finish()
+        f.debug_struct("Symbolizer")
+            .field("index", &self.index)
+            .field("debug_dirs", &self.debug_dirs)
+            .field("debuginfod", &self.debuginfod)
+            .finish()
     }
 }
 
@@ -134,14 +142,16 @@ fn blaze_symbolizer(debug_dirs: &[PathBuf]) -> bz::Symbolizer {
 }
 
 impl Symbolizer {
-    /// A symbolizer with an empty index, debug directory `/usr/lib/debug`
-    /// and `/proc/kallsyms`.
+    /// A symbolizer with an empty index, debug directory `/usr/lib/debug`,
+    /// the debuginfod servers in `DEBUGINFOD_URLS` (none when it is unset:
+    /// no network) and `/proc/kallsyms`.
     pub fn new() -> Symbolizer {
         let debug_dirs = vec![PathBuf::from("/usr/lib/debug")];
         Symbolizer {
             blaze: blaze_symbolizer(&debug_dirs),
             index: BuildIdIndex::new(),
             debug_dirs,
+            debuginfod: Debuginfod::from_env(),
             kallsyms: PathBuf::from("/proc/kallsyms"),
             objects: HashMap::new(),
             kernel: HashMap::new(),
@@ -158,6 +168,22 @@ impl Symbolizer {
     pub fn debug_dirs(mut self, dirs: Vec<PathBuf>) -> Symbolizer {
         self.blaze = blaze_symbolizer(&dirs);
         self.debug_dirs = dirs;
+        self.objects.clear();
+        self.user.clear();
+        self.raw.clear();
+        self
+    }
+
+    /// Fetches debug files from these debuginfod servers (replaces the
+    /// default, [`Debuginfod::from_env`]); `None` turns the network off.
+    ///
+    /// They are asked only for a binary that is known (its program headers
+    /// are needed to place file offsets, so a debug file alone would not
+    /// help), has no DWARF of its own, and whose debug file no debug
+    /// directory holds: a download is slow and may be large, so it is kept
+    /// for frames that cannot get file and line any other way.
+    pub fn debuginfod(mut self, client: Option<Debuginfod>) -> Symbolizer {
+        self.debuginfod = client;
         self.objects.clear();
         self.user.clear();
         self.raw.clear();
@@ -357,9 +383,11 @@ impl Symbolizer {
         }
         let facts_of = |path: &Path| File::open(path).ok().and_then(|f| elf::read(&f));
         let binary = self.index.path(&build_id).and_then(|p| Some((p.to_path_buf(), facts_of(p)?)));
-        let debug = debug_file_candidates(&self.debug_dirs, &build_id)
-            .into_iter()
-            .find(|p| facts_of(p).is_some_and(|f| f.build_id.as_deref().map(BuildId::from_note) == Some(build_id)));
+        let mut debug =
+            debug_file_candidates(&self.debug_dirs, &build_id).into_iter().find(|p| elf::has_build_id(p, &build_id));
+        if debug.is_none() && binary.as_ref().is_some_and(|(_, f)| !f.has_debug_info) {
+            debug = self.debuginfod.as_mut().and_then(|d| d.fetch(&build_id).ok());
+        }
         let module = self.index.original_path(&build_id).map(|p| Arc::from(p.to_string_lossy().as_ref()));
         let object = Arc::new(Object { module, binary, debug });
         self.objects.insert(build_id, object.clone());

@@ -25,24 +25,24 @@ int main(int argc, char **argv) {
 }
 "#;
 /// Lines of `proctap_hot_loop` and `mix` in PROGRAM.
-const HOT_LINES: std::ops::RangeInclusive<u32> = 2..=10;
+pub(super) const HOT_LINES: std::ops::RangeInclusive<u32> = 2..=10;
 
 /// A fresh directory under the system temp dir.
-fn temp_dir(name: &str) -> PathBuf {
+pub(super) fn temp_dir(name: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let dir = std::env::temp_dir().join(format!("proctap-profile-{name}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-fn run(program: &str, args: &[&str]) -> String {
+pub(super) fn run(program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     assert!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
 /// Compiles PROGRAM with DWARF and a build id: `DIR/prog`.
-fn compile(dir: &Path) -> PathBuf {
+pub(super) fn compile(dir: &Path) -> PathBuf {
     let source = dir.join("prog.c");
     std::fs::write(&source, PROGRAM).unwrap();
     let binary = dir.join("prog");
@@ -62,7 +62,7 @@ fn compile(dir: &Path) -> PathBuf {
 }
 
 /// `readelf -n`'s build id of a file.
-fn readelf_build_id(path: &Path) -> BuildId {
+pub(super) fn readelf_build_id(path: &Path) -> BuildId {
     let notes = run("readelf", &["-n", path.to_str().unwrap()]);
     let hex = notes.lines().find_map(|l| l.trim().strip_prefix("Build ID: ")).expect("readelf shows no build id");
     let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
@@ -70,7 +70,7 @@ fn readelf_build_id(path: &Path) -> BuildId {
 }
 
 /// The file offset and size of a function, from `nm -S` and `readelf -lW` (PT_LOAD).
-fn function_file_offset(path: &Path, function: &str) -> (u64, u64) {
+pub(super) fn function_file_offset(path: &Path, function: &str) -> (u64, u64) {
     let p = path.to_str().unwrap();
     let symbols = run("nm", &["-S", p]);
     let (addr, size) = symbols
@@ -307,7 +307,7 @@ fn stripped_binary_resolves_through_build_id_debug_file() {
 
     let frame = UserFrame::FileOffset { build_id: id, file_offset: offset + 1 };
     // Without the debug file the stripped binary has no name for it.
-    let mut plain = Symbolizer::new().debug_dirs(vec![dir.join("none")]);
+    let mut plain = Symbolizer::new().debug_dirs(vec![dir.join("none")]).debuginfod(None);
     assert_eq!(plain.index_mut().learn_file(&stripped), Some(id));
     let placeholder = plain.symbolize_user(1, frame, false);
     assert!(!placeholder.symbolized, "{placeholder:?}");
@@ -397,6 +397,32 @@ prog;proctap_hot_loop;[kernel stack unavailable: EINVAL]_[k] 1
     };
     assert_eq!(per_pid, "prog-4242 1\n");
     let _ = std::fs::remove_dir_all(&fx.dir);
+}
+
+/// Past max_threads, samples of new threads still count, without pid and tid.
+#[test]
+fn threads_past_the_cap_count_without_their_pid_and_tid() {
+    let mut symbolizer = Symbolizer::new().debuginfod(None);
+    let mut profile = Profile::new(99).max_threads(2);
+    for tid in [1, 2, 3, 3, 1] {
+        let mut s = sample("prog", &[], &[]);
+        s.tid = tid;
+        profile.add(&s, &mut symbolizer);
+    }
+    let mut gz = Vec::new();
+    profile.write_pprof(&mut gz).unwrap();
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut raw).unwrap();
+    let msg = super::proto::Profile::decode(raw.as_slice()).unwrap();
+    let s = |i: i64| msg.string_table[i as usize].as_str();
+    let mut by_tid: Vec<(Option<i64>, i64)> = msg
+        .sample
+        .iter()
+        .map(|x| (x.label.iter().find(|l| s(l.key) == "tid").map(|l| l.num), x.value[0]))
+        .collect();
+    by_tid.sort();
+    assert_eq!(by_tid, [(None, 2), (Some(1), 2), (Some(2), 1)]);
+    assert_eq!(profile.total_samples(), 5);
 }
 
 #[test]
