@@ -227,7 +227,7 @@ fn collect(tracer: &Tracer, args: &Args) -> Collected {
                 Event::Exec(exec) if learner.profiled.contains(&exec.pid) => {
                     learner.learn(&mut symbolizer, exec.pid, true);
                 }
-                Event::Exit(exit) => learner.exited(exit.pid),
+                Event::Exit(exit) if !exit.thread_exit => learner.exited(exit.pid),
                 Event::Mapping(mapping) => symbolizer.learn_mapping(mapping),
                 Event::Offcpu(sleep) => {
                     if let Some(off) = &mut got.off_cpu {

@@ -184,14 +184,13 @@ impl Profiler {
             raw.events |= 1 << EventKind::Offcpu.id();
             raw.offcpu_min_us = us;
         }
+        // Copied stacks unwind with the process' mappings, build-id frames
+        // name their file through them, and raw addresses resolve in them:
+        // the stream carries them, for processes gone by then.
+        raw.events |= 1 << EventKind::Mapping.id();
         raw.profile_unwind = match self.unwind {
             Unwind::FramePointers => sys::PROCTAP_UNWIND_FP,
-            Unwind::StackCopy => {
-                // Copied stacks unwind with the process' mappings, which
-                // the stream then carries (for processes gone by then).
-                raw.events |= 1 << EventKind::Mapping.id();
-                sys::PROCTAP_UNWIND_STACK_COPY
-            }
+            Unwind::StackCopy => sys::PROCTAP_UNWIND_STACK_COPY,
         };
         for prefix in &self.comm_prefixes {
             check_comm_prefix(prefix)?;

@@ -1,11 +1,14 @@
 //! [`Profile`]: samples counted per stack, and the text/SVG outputs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::sync::Arc;
 
 use super::symbolize::{Frame, Location, Symbolizer};
 use crate::{Errno, OffCpuSample, StackSample, UserFrame};
+
+/// Threads told apart by default (see [`Profile::max_threads`]).
+const DEFAULT_MAX_THREADS: usize = 10_000;
 
 /// Samples aggregated per distinct stack.
 ///
@@ -25,6 +28,9 @@ pub struct Profile {
     location_ids: HashMap<Arc<Location>, u32>,
     /// What was counted per thread and stack.
     pub(super) stacks: HashMap<Sampled, Tally>,
+    /// Threads whose samples carry their pid and tid (at most `max_threads`).
+    threads: HashSet<(u32, u32)>,
+    max_threads: usize,
     samples: u64,
     /// An off-CPU profile: each stack also sums the time slept.
     pub(super) off_cpu: bool,
@@ -43,6 +49,8 @@ impl Profile {
             locations: Vec::new(),
             location_ids: HashMap::new(),
             stacks: HashMap::new(),
+            threads: HashSet::new(),
+            max_threads: DEFAULT_MAX_THREADS,
             samples: 0,
             off_cpu: false,
             first_wall_ns: None,
@@ -96,7 +104,7 @@ impl Profile {
                 stack.push(self.placeholder(format!("[kernel stack unavailable: {}]", errno_name(err)), true));
             }
         }
-        let key = Sampled { comm: comm_of(&sleep.comm), pid: sleep.pid, tid: sleep.tid, stack };
+        let key = Sampled { comm: comm_of(&sleep.comm), thread: self.thread(sleep.pid, sleep.tid), stack };
         self.count(key, sleep.blocked_ns, sleep.time.unix_ns, sleep.ts_ns);
     }
 
@@ -135,6 +143,27 @@ impl Profile {
         } else {
             tally.samples
         }
+    }
+
+    /// How many threads' samples are told apart by pid and tid (pprof's
+    /// `pid` and `tid` labels): 10 000 unless set. Samples of threads seen
+    /// after that many carry their command name only, so that a long run
+    /// through many short-lived processes keeps bounded memory.
+    pub fn max_threads(mut self, threads: usize) -> Profile {
+        self.max_threads = threads;
+        self
+    }
+
+    /// The (pid, tid) a sample is counted under, while there is room.
+    fn thread(&mut self, pid: u32, tid: u32) -> Option<(u32, u32)> {
+        if self.threads.contains(&(pid, tid)) {
+            return Some((pid, tid));
+        }
+        if self.threads.len() >= self.max_threads {
+            return None;
+        }
+        self.threads.insert((pid, tid));
+        Some((pid, tid))
     }
 
     /// Roots stacks at `comm-pid` instead of `comm`, separating processes
@@ -178,7 +207,7 @@ impl Profile {
                 stack.push(self.placeholder(format!("[kernel stack unavailable: {}]", errno_name(err)), true));
             }
         }
-        let key = Sampled { comm: comm_of(&sample.comm), pid: sample.pid, tid: sample.tid, stack };
+        let key = Sampled { comm: comm_of(&sample.comm), thread: self.thread(sample.pid, sample.tid), stack };
         self.count(key, 0, sample.time.unix_ns, sample.ts_ns);
     }
 
@@ -312,8 +341,8 @@ impl Profile {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) struct Sampled {
     pub comm: String,
-    pub pid: u32,
-    pub tid: u32,
+    /// (pid, tid); `None` past [`Profile::max_threads`].
+    pub thread: Option<(u32, u32)>,
     pub stack: Vec<u32>,
 }
 

@@ -48,7 +48,8 @@ pub(super) fn write(profile: &Profile, out: &mut impl Write) -> io::Result<()> {
 }
 
 /// Sample types, then the samples in a stable order (leaf first in pprof),
-/// each labelled with its command name (the stack's root), pid and tid.
+/// each labelled with its command name, pid and tid (the last two up to
+/// [`Profile::max_threads`](super::Profile::max_threads) threads).
 fn write_samples(msg: &mut proto::Profile, strings: &mut Strings, profile: &Profile) {
     let period = profile.period_ns();
     let time = if profile.off_cpu { "off-cpu" } else { "cpu" };
@@ -61,11 +62,10 @@ fn write_samples(msg: &mut proto::Profile, strings: &mut Strings, profile: &Prof
     for (key, tally) in stacks {
         let ns = if profile.off_cpu { tally.blocked_ns } else { tally.samples * period };
         let number = |key, num: u32| proto::Label { key, str: 0, num: i64::from(num) };
-        let label = vec![
-            proto::Label { key: comm, str: strings.id(&key.comm), num: 0 },
-            number(pid, key.pid),
-            number(tid, key.tid),
-        ];
+        let mut label = vec![proto::Label { key: comm, str: strings.id(&key.comm), num: 0 }];
+        if let Some((p, t)) = key.thread {
+            label.extend([number(pid, p), number(tid, t)]);
+        }
         msg.sample.push(proto::Sample {
             location_id: key.stack.iter().rev().map(|&id| u64::from(id)).collect(),
             value: vec![tally.samples as i64, ns as i64],

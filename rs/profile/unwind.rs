@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -33,7 +32,7 @@ type Bytes = Arc<[u8]>;
 /// A file's unwind tables and the sections framehop reads with them, by
 /// their addresses in the file (SVMAs).
 struct Tables {
-    text: Option<(Range<u64>, Bytes)>,
+    text: Option<Range<u64>>,
     eh_frame: Option<(Range<u64>, Bytes)>,
     eh_frame_hdr: Option<(Range<u64>, Bytes)>,
     got: Option<Range<u64>>,
@@ -43,20 +42,25 @@ struct Tables {
 }
 
 impl Tables {
-    fn read(mut file: File) -> Option<Tables> {
-        let mut data = Vec::new();
-        file.read_to_end(&mut data).ok()?;
-        let file = object::File::parse(&*data).ok()?;
+    /// Reads the file's headers and the sections unwinding needs, not the
+    /// whole file (a large library's code would stay in memory for
+    /// nothing: unwinding needs only its address range). .eh_frame holds
+    /// a rule for every instruction (gcc and clang emit asynchronous
+    /// unwind tables on x86-64), so no code is analysed.
+    fn read(file: File) -> Option<Tables> {
+        let cache = object::ReadCache::new(file);
+        let file = object::File::parse(&cache).ok()?;
+        let range = |s: &object::Section<'_, '_, &object::ReadCache<File>>| s.address()..s.address() + s.size();
         let section = |name: &str| {
             let s = file.section_by_name(name)?;
             let bytes: Bytes = Arc::from(s.uncompressed_data().ok()?.as_ref());
-            Some((s.address()..s.address() + s.size(), bytes))
+            Some((range(&s), bytes))
         };
         Some(Tables {
-            text: section(".text"),
+            text: file.section_by_name(".text").map(|s| range(&s)),
             eh_frame: section(".eh_frame"),
             eh_frame_hdr: section(".eh_frame_hdr"),
-            got: file.section_by_name(".got").map(|s| s.address()..s.address() + s.size()),
+            got: file.section_by_name(".got").map(|s| range(&s)),
             debug_frame: section(".debug_frame").map(|(_, b)| b),
             loads: file
                 .segments()
@@ -79,8 +83,7 @@ impl Tables {
     fn module(&self, name: &str, avma: Range<u64>, bias: u64) -> Module<Bytes> {
         let info = ExplicitModuleSectionInfo {
             base_svma: 0,
-            text_svma: self.text.as_ref().map(|(r, _)| r.clone()),
-            text: self.text.as_ref().map(|(_, b)| b.clone()),
+            text_svma: self.text.clone(),
             got_svma: self.got.clone(),
             eh_frame_svma: self.eh_frame.as_ref().map(|(r, _)| r.clone()),
             eh_frame: self.eh_frame.as_ref().map(|(_, b)| b.clone()),
