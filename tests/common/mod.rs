@@ -3,6 +3,7 @@
 
 pub mod cgroup;
 pub mod fixture;
+pub mod profiling;
 pub mod tools;
 
 use std::collections::HashMap;
