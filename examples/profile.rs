@@ -190,7 +190,8 @@ struct Collected {
 
 /// Aggregates samples until the tracer stops (the duration, or a signal)
 /// and its channel closes with the last batch read.
-fn collect(tracer: &Tracer, args: &Args) -> Collected {
+/// Also says how many processes the symbolizer still held at the end.
+fn collect(tracer: &Tracer, args: &Args) -> (Collected, usize) {
     let mut symbolizer = Symbolizer::new();
     if !args.debug_dirs.is_empty() {
         let mut dirs = args.debug_dirs.clone();
@@ -239,7 +240,7 @@ fn collect(tracer: &Tracer, args: &Args) -> Collected {
             }
         }
     }
-    got
+    (got, symbolizer.processes_held())
 }
 
 /// Writes the folded stacks, the flamegraph and the pprof profile.
@@ -302,7 +303,7 @@ fn main() -> ExitCode {
             }
         }
     };
-    let got = collect(&tracer, &args);
+    let (got, held) = collect(&tracer, &args);
     stop_captures.store(true, Ordering::Relaxed);
     let captures = captures.map(|t| t.join().unwrap_or(0));
     let stats = match tracer.stop() {
@@ -339,6 +340,7 @@ fn main() -> ExitCode {
         "top_self": top,
         "off_cpu_sleeps": got.off_cpu.as_ref().map(|off| off.total_samples()),
         "captures": captures,
+        "held": {"stacks": got.profile.size().0, "locations": got.profile.size().1, "processes": held},
         "files": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
     });
     println!("{summary}");

@@ -188,6 +188,12 @@ impl Profile {
         self.samples
     }
 
+    /// Distinct (thread, stack of locations) counted so far, and distinct
+    /// locations: what the profile holds in memory.
+    pub fn size(&self) -> (usize, usize) {
+        (self.stacks.len(), self.locations.len())
+    }
+
     /// Symbolizes a sample's stacks and counts it.
     pub fn add<B: AsRef<[u8]>>(&mut self, sample: &StackSample<B>, symbolizer: &mut Symbolizer) {
         let comm = String::from_utf8_lossy(sample.comm.as_bytes());

@@ -293,7 +293,10 @@ impl Symbolizer {
         let module: Arc<str> = "[kernel]".into();
         let result = self.blaze.symbolize_single(&src, bz::Input::AbsAddr(address)).ok();
         let location = match result.as_ref().and_then(|r| r.as_sym()) {
-            Some(sym) => to_location(sym, true, Some(module), None, address),
+            // At the function's address: kallsyms names nothing finer, and
+            // one location per function keeps a long profile's distinct
+            // stacks bounded by the kernel's code paths, not its addresses.
+            Some(sym) => to_location(sym, true, Some(module), None, sym.addr),
             None => Location::unresolved(true, Some(module), None, address, format!("[unknown {address:#x}]")),
         };
         let location = Arc::new(location);
