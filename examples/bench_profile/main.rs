@@ -2,6 +2,8 @@
 //!
 //!     bench_profile --workload build/bench/pt-prof-spin
 //!         [--seconds 3] [--rounds 7] [--rates 19,99,999]
+//!         [--chain-seconds 4] [--chain-rounds 3] [--soak-seconds 300]
+//!         [--tables overhead,chains,soak]
 //!
 //! Run as root. The workload is the profiler tests' hot program
 //! (tests/fixtures/hot.c, frame pointers on) doing a fixed number of work
@@ -17,14 +19,23 @@
 //! leaves at the pid filter). Interleaving the modes round by round spreads
 //! the drift of a noisy machine over all of them; each ratio to "none" is
 //! taken within its round, and the table gives the median over rounds.
-//! Prints a Markdown section on stdout, progress on stderr. Every number in
-//! it is measured here; nothing is asserted.
+//! The second table (chains.rs) puts proctap's two unwinding modes beside
+//! perf's frame-pointer and DWARF modes on a program with known call
+//! chains: how many samples carry the whole chain, and what each costs.
+//! The third (soak.rs) follows the profile example's memory over a long
+//! system-wide run during an exec storm (built by `make bench-profile`:
+//! target/release/examples/profile, build/bench/storm and pt-storm-child).
+//!
+//! Prints Markdown on stdout, progress on stderr. Every number in it is
+//! measured here; nothing is asserted.
 
-#[path = "bench_util/mod.rs"]
+#[path = "../bench_util/mod.rs"]
 mod bench_util;
+mod chains;
+mod soak;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,7 +46,8 @@ use bench_util::system::{is_root, load_average, prog_deltas, prog_snapshot, run_
 use bench_util::{machine, self_cpu_ns, table, today};
 use proctap::{Config, Event, Profiler, Tracer, Unwind, UserFrame};
 
-const USAGE: &str = "usage: bench_profile --workload PATH [--seconds S] [--rounds N] [--rates HZ,HZ,...]";
+const USAGE: &str = "usage: bench_profile --workload PATH [--seconds S] [--rounds N] [--rates HZ,HZ,...] \
+                     [--chain-seconds S] [--chain-rounds N] [--soak-seconds S] [--tables overhead,chains,soak]";
 /// A comm prefix no process has: the profiler runs, its filter rejects everything.
 const NO_MATCH: &str = "pt-prof-nomatch";
 
@@ -44,6 +56,12 @@ struct Options {
     seconds: f64,
     rounds: usize,
     rates: Vec<u32>,
+    chain_seconds: u64,
+    chain_rounds: usize,
+    soak_seconds: u64,
+    overhead: bool,
+    chains: bool,
+    soak: bool,
 }
 
 fn parse_options() -> Result<Options> {
@@ -52,6 +70,12 @@ fn parse_options() -> Result<Options> {
         seconds: 3.0,
         rounds: 7,
         rates: vec![19, 99, 999],
+        chain_seconds: 4,
+        chain_rounds: 3,
+        soak_seconds: 300,
+        overhead: true,
+        chains: true,
+        soak: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -77,6 +101,27 @@ fn parse_options() -> Result<Options> {
                     .collect::<Result<_>>()?;
                 if o.rates.is_empty() || o.rates.contains(&0) {
                     return Err("--rates: give one or more frequencies in Hz".into());
+                }
+            }
+            "--chain-seconds" => {
+                o.chain_seconds = value()?.parse().map_err(|_| "--chain-seconds: not a whole number".to_string())?
+            }
+            "--chain-rounds" => {
+                o.chain_rounds = value()?.parse().map_err(|_| "--chain-rounds: not a whole number".to_string())?
+            }
+            "--soak-seconds" => {
+                o.soak_seconds = value()?.parse().map_err(|_| "--soak-seconds: not a whole number".to_string())?
+            }
+            "--tables" => {
+                let tables = value()?;
+                (o.overhead, o.chains, o.soak) = (false, false, false);
+                for t in tables.split(',') {
+                    match t.trim() {
+                        "overhead" => o.overhead = true,
+                        "chains" => o.chains = true,
+                        "soak" => o.soak = true,
+                        other => return Err(format!("--tables: no table '{other}' (overhead, chains, soak)")),
+                    }
                 }
             }
             "-h" | "--help" => {
@@ -173,7 +218,7 @@ fn run_workload(opts: &Options, cpus: usize, units: u64) -> Result<Work> {
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     None,
-    Profile(u32),
+    Profile(u32, Unwind),
     Untracked(u32),
 }
 
@@ -181,7 +226,8 @@ impl Mode {
     fn label(self) -> String {
         match self {
             Mode::None => "none".into(),
-            Mode::Profile(hz) => format!("{hz} Hz"),
+            Mode::Profile(hz, Unwind::FramePointers) => format!("{hz} Hz, fp"),
+            Mode::Profile(hz, _) => format!("{hz} Hz, copy"),
             Mode::Untracked(hz) => format!("{hz} Hz, untracked"),
         }
     }
@@ -245,17 +291,15 @@ struct Run {
 }
 
 fn run_mode(opts: &Options, mode: Mode, cpus: usize, units: u64, workload_comm: &str) -> Result<Run> {
-    let (hz, prefix) = match mode {
+    let (hz, prefix, unwind) = match mode {
         Mode::None => {
             let work = run_workload(opts, cpus, units)?;
             return Ok(Run { work, ..Run::default() });
         }
-        Mode::Profile(hz) => (hz, workload_comm),
-        Mode::Untracked(hz) => (hz, NO_MATCH),
+        Mode::Profile(hz, unwind) => (hz, workload_comm, unwind),
+        Mode::Untracked(hz) => (hz, NO_MATCH, Unwind::StackCopy),
     };
-    // The frame-pointer walk, whose frames this table counts (the
-    // stack-copy default is not measured here yet).
-    let profiler = Profiler::new().hz(hz).comm_prefix(prefix).unwind(Unwind::FramePointers);
+    let profiler = Profiler::new().hz(hz).comm_prefix(prefix).unwind(unwind);
     let config = Config::new().exec(false).exit(false).profile(profiler);
     let tracer = Tracer::start(&config).map_err(|e| format!("profiler at {hz} Hz: {e}"))?;
     let done = Arc::new(AtomicBool::new(false));
@@ -351,7 +395,7 @@ fn report(modes: &[Mode], runs: &[Vec<Run>], cpus: usize) -> String {
             row.extend([
                 format!("{:.1}", samples as f64 / wall),
                 match mode {
-                    Mode::Profile(hz) => format!("{:.3}", samples as f64 / (*hz as f64 * worker_cpu)),
+                    Mode::Profile(hz, _) => format!("{:.3}", samples as f64 / (*hz as f64 * worker_cpu)),
                     _ => "—".into(),
                 },
                 per(sum(|r| r.all_prog_ns), samples),
@@ -389,7 +433,82 @@ fn run(opts: &Options) -> Result<String> {
         .ok_or("--workload has no file name")?;
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let _stats = BpfStats::enable()?;
+    let mut out = String::new();
+    if opts.overhead {
+        out += &overhead_table(opts, cpus, &comm)?;
+    }
+    if opts.chains {
+        out += &chains_table(opts, cpus)?;
+    }
+    if opts.soak {
+        let programs = soak::Programs {
+            profile: Path::new("target/release/examples/profile"),
+            storm: Path::new("build/bench/storm"),
+            child: Path::new("build/bench/pt-storm-child"),
+        };
+        out += &soak::run(&programs, opts.soak_seconds, Duration::from_secs(15))?;
+    }
+    Ok(out)
+}
 
+/// proctap's two modes beside perf's two on the known-chains fixture.
+fn chains_table(opts: &Options, cpus: usize) -> Result<String> {
+    run_output("perf", &["--version"]).map_err(|e| format!("perf (linux-perf) is needed: {e}"))?;
+    let scratch = std::env::temp_dir().join(format!("pt-bench-chains-{}", std::process::id()));
+    let builds = [chains::build(&scratch, true)?, chains::build(&scratch, false)?];
+    let (hz, ms) = (99, opts.chain_seconds * 1000);
+    let mut runs = Vec::new();
+    for round in 0..opts.chain_rounds {
+        let mut per_build = Vec::new();
+        for build in &builds {
+            let mut per_who = Vec::new();
+            for who in chains::Who::ALL {
+                let o = chains::run(who, build, hz, cpus, ms, &scratch)?;
+                eprintln!(
+                    "chains round {}/{}: {} / {}: {} samples, {} of {} whole",
+                    round + 1,
+                    opts.chain_rounds,
+                    build.label,
+                    who.label(),
+                    o.samples,
+                    o.chains.whole,
+                    o.chains.leaf
+                );
+                per_who.push(o);
+                sleep(Duration::from_millis(200));
+            }
+            per_build.push(per_who);
+        }
+        runs.push(per_build);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    let mut out = String::from("\n## Stack correctness and cost beside perf\n\n");
+    out += &format!("`make bench-profile` · {} · {} (UTC)\n\n", machine(), today());
+    out += &format!(
+        "Workload: tests/fixtures/unwind.c and its shared library (main → pt_sort_phase → qsort in libc → the \
+comparator pt_cmp; main → pt_lib_phase → pt_lib_spin → pt_lib_inner in the library), built two ways; {cpus} \
+processes, one pinned to each CPU, for {} s; every profiler at {hz} Hz; {} rounds, every profiler once per round \
+and build, sums over rounds. perf {} attaches by pid just after the workers start; proctap watches their \
+command name.\n\n",
+        opts.chain_seconds,
+        opts.chain_rounds,
+        run_output("perf", &["--version"]).unwrap_or_default().trim().trim_start_matches("perf version "),
+    );
+    out += &chains::report(&builds, &runs, cpus);
+    out += "\nwhole chains: of the samples whose innermost user frame is pt_cmp or pt_lib_inner, those with the \
+whole chain to main (for pt_cmp: pt_sort_phase right under main and at least one libc frame between it and \
+pt_cmp), from `perf script --no-inline` or from proctap's folded profile. CPU share: recording CPU (perf record, \
+a waited-for child, in clock ticks; proctap: every thread of this process, the poll thread and a consumer that \
+keeps every event) plus making stacks (`perf script`; proctap's `Symbolizer` and `Profile` on the kept events) \
+plus proctap's BPF run time (bpf_stats), over the run's wall time times the CPUs. perf's in-kernel work (the \
+sample interrupt and, in dwarf mode, an 8 KiB stack copy per sample) has no counter here: its share is a lower \
+bound. bytes per sample: perf.data's size; proctap's stack bytes received (the stack copy, 32 bytes per \
+build-id frame, 8 per kernel frame).\n";
+    Ok(out)
+}
+
+/// What profiling costs the CPU-bound workload, mode by mode.
+fn overhead_table(opts: &Options, cpus: usize, comm: &str) -> Result<String> {
     // Calibrate: units per round so that a round takes about --seconds.
     let probe = 2000;
     let probe_ns = run_workload(opts, cpus, probe)?.work_ns;
@@ -397,14 +516,16 @@ fn run(opts: &Options) -> Result<String> {
     eprintln!("calibration: {probe} units in {:.3} s per worker; {units} units per round", probe_ns as f64 / 1e9);
 
     let mut modes = vec![Mode::None];
-    modes.extend(opts.rates.iter().map(|&hz| Mode::Profile(hz)));
+    for unwind in [Unwind::FramePointers, Unwind::StackCopy] {
+        modes.extend(opts.rates.iter().map(|&hz| Mode::Profile(hz, unwind)));
+    }
     modes.push(Mode::Untracked(*opts.rates.iter().max().unwrap_or(&999)));
     let load0 = load_average();
     let mut runs = Vec::new();
     for round in 0..opts.rounds {
         let mut this = Vec::new();
         for &mode in &modes {
-            let r = run_mode(opts, mode, cpus, units, &comm)?;
+            let r = run_mode(opts, mode, cpus, units, comm)?;
             eprintln!(
                 "round {}/{}: {:<18} work {:.3} s, {} samples, {} triggers, {} lost reports, {} perf_event runs",
                 round + 1,
@@ -428,7 +549,7 @@ fn run(opts: &Options) -> Result<String> {
         "Workload: {cpus} processes of `{comm}` (tests/fixtures/hot.c, -O1, frame pointers), one pinned to each CPU, \
 each doing {units} units of CPU work (calibrated to about {} s without the profiler). {} rounds; each round runs every \
 mode once, in table order. Profiler: `Config::new().exec(false).exit(false).profile(Profiler::new().hz(HZ)\
-.comm_prefix(\"{comm}\").unwind(Unwind::FramePointers))`, started before the workload, so the kernel adds each worker to the pid filter at its exec; \
+.comm_prefix(\"{comm}\").unwind(UNWIND))` (UNWIND `FramePointers` for \"fp\", `StackCopy` for \"copy\"), started before the workload, so the kernel adds each worker to the pid filter at its exec; \
 \"untracked\" watches the prefix `{NO_MATCH}` that no process has, so every timer tick runs the program and leaves at the \
 filter. One consumer thread counts the samples. Load average (1 min) before the first round: {}.\n\n",
         opts.seconds,

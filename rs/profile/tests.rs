@@ -415,11 +415,8 @@ fn threads_past_the_cap_count_without_their_pid_and_tid() {
     flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut raw).unwrap();
     let msg = super::proto::Profile::decode(raw.as_slice()).unwrap();
     let s = |i: i64| msg.string_table[i as usize].as_str();
-    let mut by_tid: Vec<(Option<i64>, i64)> = msg
-        .sample
-        .iter()
-        .map(|x| (x.label.iter().find(|l| s(l.key) == "tid").map(|l| l.num), x.value[0]))
-        .collect();
+    let mut by_tid: Vec<(Option<i64>, i64)> =
+        msg.sample.iter().map(|x| (x.label.iter().find(|l| s(l.key) == "tid").map(|l| l.num), x.value[0])).collect();
     by_tid.sort();
     assert_eq!(by_tid, [(None, 2), (Some(1), 2), (Some(2), 1)]);
     assert_eq!(profile.total_samples(), 5);
