@@ -80,11 +80,13 @@ fn l7_records_of_a_real_redis_server_pair_pipelined_commands() {
         .spawn()
         .expect("redis-server (./dev.sh test installs it)");
     wait_listening(port, "redis-server");
-    python_fixture("l7redis.py", &[&port.to_string()]);
+    let ours = [python_fixture("l7redis.py", &[&port.to_string()]), server.id()];
     let records_of = |tracer: &proctap::Tracer, role: &str| {
         let mut l7 = proctap::l7::Tracker::new();
         let mut records = Vec::new();
-        let net = |e: &Event<&[u8]>| matches!(e, Event::ConnOpen(_) | Event::NetData(_) | Event::ConnClose(_));
+        let net = |e: &Event<&[u8]>| {
+            matches!(e, Event::ConnOpen(_) | Event::NetData(_) | Event::ConnClose(_)) && ours.contains(&e.pid())
+        };
         let done = |g: &[Event]| {
             g.iter().filter(|e| matches!(e, Event::NetData(_))).count() >= 4
                 && g.iter().any(|e| matches!(e, Event::ConnClose(_)))
@@ -94,7 +96,9 @@ fn l7_records_of_a_real_redis_server_pair_pipelined_commands() {
         }
         records
             .into_iter()
-            .filter(|r| r.role == role)
+            // The client tracer sees every python process: other tests of
+            // this program run theirs at the same time.
+            .filter(|r| r.role == role && ours.contains(&r.pid))
             .map(|r| match (r.request, r.response) {
                 (Some(proctap::l7::Request::Redis(q)), Some(proctap::l7::Response::Redis(p))) => {
                     (q.command.join(" "), p.kind, p.value.to_string())
