@@ -51,6 +51,17 @@ fn events(w: &RecordWriter, offset: i64) -> Vec<Event> {
     Events::new(w.bytes(), offset).map(|e| e.to_owned_event()).collect()
 }
 
+/// Profiles flush every 100 ms unless told otherwise; other configs every 10 ms.
+#[test]
+fn a_profile_flushes_less_often_unless_told() {
+    use proctap::Profiler;
+    use std::time::Duration;
+    assert_eq!(Config::new().effective_flush_interval(), Duration::from_millis(10));
+    assert_eq!(Config::new().profile(Profiler::new()).effective_flush_interval(), Duration::from_millis(100));
+    let told = Config::new().flush_interval(Duration::from_millis(5)).profile(Profiler::new());
+    assert_eq!(told.effective_flush_interval(), Duration::from_millis(5));
+}
+
 #[test]
 fn exec_record_decodes_every_field() {
     let mut w = RecordWriter::new();

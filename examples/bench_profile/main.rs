@@ -47,7 +47,7 @@ use bench_util::{machine, self_cpu_ns, table, today};
 use proctap::{Config, Event, Profiler, Tracer, Unwind, UserFrame};
 
 const USAGE: &str = "usage: bench_profile --workload PATH [--seconds S] [--rounds N] [--rates HZ,HZ,...] \
-                     [--chain-seconds S] [--chain-rounds N] [--soak-seconds S] [--tables overhead,chains,soak]";
+                     [--chain-seconds S] [--chain-rounds N] [--soak-seconds S] [--flush-ms MS] [--tables overhead,chains,soak]";
 /// A comm prefix no process has: the profiler runs, its filter rejects everything.
 const NO_MATCH: &str = "pt-prof-nomatch";
 
@@ -59,6 +59,8 @@ struct Options {
     chain_seconds: u64,
     chain_rounds: usize,
     soak_seconds: u64,
+    /// The tracer's flush interval in the overhead table (None: the library's default).
+    flush: Option<Duration>,
     overhead: bool,
     chains: bool,
     soak: bool,
@@ -73,6 +75,7 @@ fn parse_options() -> Result<Options> {
         chain_seconds: 4,
         chain_rounds: 3,
         soak_seconds: 300,
+        flush: None,
         overhead: true,
         chains: true,
         soak: true,
@@ -108,6 +111,10 @@ fn parse_options() -> Result<Options> {
             }
             "--chain-rounds" => {
                 o.chain_rounds = value()?.parse().map_err(|_| "--chain-rounds: not a whole number".to_string())?
+            }
+            "--flush-ms" => {
+                let ms: u64 = value()?.parse().map_err(|_| "--flush-ms: not a whole number".to_string())?;
+                o.flush = Some(Duration::from_millis(ms.max(1)));
             }
             "--soak-seconds" => {
                 o.soak_seconds = value()?.parse().map_err(|_| "--soak-seconds: not a whole number".to_string())?
@@ -300,7 +307,10 @@ fn run_mode(opts: &Options, mode: Mode, cpus: usize, units: u64, workload_comm: 
         Mode::Untracked(hz) => (hz, NO_MATCH, Unwind::StackCopy),
     };
     let profiler = Profiler::new().hz(hz).comm_prefix(prefix).unwind(unwind);
-    let config = Config::new().exec(false).exit(false).profile(profiler);
+    let mut config = Config::new().exec(false).exit(false).profile(profiler);
+    if let Some(flush) = opts.flush {
+        config = config.flush_interval(flush);
+    }
     let tracer = Tracer::start(&config).map_err(|e| format!("profiler at {hz} Hz: {e}"))?;
     let done = Arc::new(AtomicBool::new(false));
     let consumer = consume(&tracer, done.clone());
@@ -548,12 +558,13 @@ fn overhead_table(opts: &Options, cpus: usize, comm: &str) -> Result<String> {
     out += &format!(
         "Workload: {cpus} processes of `{comm}` (tests/fixtures/hot.c, -O1, frame pointers), one pinned to each CPU, \
 each doing {units} units of CPU work (calibrated to about {} s without the profiler). {} rounds; each round runs every \
-mode once, in table order. Profiler: `Config::new().exec(false).exit(false).profile(Profiler::new().hz(HZ)\
-.comm_prefix(\"{comm}\").unwind(UNWIND))` (UNWIND `FramePointers` for \"fp\", `StackCopy` for \"copy\"), started before the workload, so the kernel adds each worker to the pid filter at its exec; \
+mode once, in table order. Profiler: `Config::new().exec(false).exit(false).flush_interval({:?})\
+.profile(Profiler::new().hz(HZ).comm_prefix(\"{comm}\").unwind(UNWIND))` (UNWIND `FramePointers` for \"fp\", `StackCopy` for \"copy\"), started before the workload, so the kernel adds each worker to the pid filter at its exec; \
 \"untracked\" watches the prefix `{NO_MATCH}` that no process has, so every timer tick runs the program and leaves at the \
 filter. One consumer thread counts the samples. Load average (1 min) before the first round: {}.\n\n",
         opts.seconds,
         opts.rounds,
+        opts.flush.unwrap_or_else(|| Config::new().profile(Profiler::new()).effective_flush_interval()),
         load0,
     );
     out += &report(&modes, &runs, cpus);
