@@ -223,7 +223,15 @@ impl Debuginfod {
                 Err(e) => failures.push(e),
             }
         }
-        mark_miss(&dir, &dest);
+        // Only an answer says the file does not exist: a failure of the
+        // network, a server or the cache may pass, and is not remembered on
+        // disk (in memory it is, for this client).
+        let answered = |e: &DebuginfodError| {
+            matches!(e, DebuginfodError::NotFound { .. } | DebuginfodError::BuildIdMismatch { .. })
+        };
+        if failures.iter().all(answered) {
+            mark_miss(&dir, &dest);
+        }
         Err(DebuginfodError::Missed { build_id: hex.to_string(), failures })
     }
 
@@ -291,16 +299,28 @@ fn cached(path: &Path, build_id: &BuildId, miss_ttl: Duration) -> Cached {
     Cached::Nothing
 }
 
-/// Leaves the negative entry: an empty file, modified now. Best effort:
-/// without it the miss still holds in memory.
+/// Leaves the negative entry: an empty file, modified now, put in place by
+/// a rename (which replaces whatever is at `dest`, a link included, rather
+/// than writing through it). Best effort: without it the miss still holds
+/// in memory.
 fn mark_miss(dir: &Path, dest: &Path) {
-    if fs::metadata(dest).is_ok_and(|m| m.len() > 0) {
+    if fs::symlink_metadata(dest).is_ok_and(|m| m.is_file() && m.len() > 0) {
         return; // another process fetched it meanwhile
     }
-    let marked = fs::create_dir_all(dir)
-        .and_then(|()| File::create(dest))
-        .and_then(|file| file.set_modified(std::time::SystemTime::now()));
-    let _ = marked;
+    let tmp = temp_path(dir);
+    let marked = create_private(dir, &tmp).and_then(|_| fs::rename(&tmp, dest));
+    if marked.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+}
+
+/// Creates `dir` (owner-only when new) and a new file in it that must not
+/// exist yet: a link planted at that name makes it fail instead of being
+/// followed (the cache may be in a shared temporary directory).
+fn create_private(dir: &Path, path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
 }
 
 /// A temporary file name in `dir`, unique in this process and across processes.
@@ -316,8 +336,7 @@ fn cache_error(path: &Path, source: io::Error) -> DebuginfodError {
 
 /// Writes the body to `tmp` (at most `limit` bytes) and syncs it.
 fn save(body: &mut impl Read, url: &str, dir: &Path, tmp: &Path, limit: u64) -> Result<(), DebuginfodError> {
-    fs::create_dir_all(dir).map_err(|e| cache_error(dir, e))?;
-    let mut file = File::create(tmp).map_err(|e| cache_error(tmp, e))?;
+    let mut file = create_private(dir, tmp).map_err(|e| cache_error(tmp, e))?;
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
     loop {

@@ -159,11 +159,13 @@ fn stripped_binary_resolves_through_debuginfod() {
     assert!(matches!(&failures(expired.fetch(&unknown))[..], [DebuginfodError::NotFound { .. }]));
     assert_eq!(expired.requests(), 1);
 
-    // Over the size cap: refused, nothing kept but the miss marker.
+    // Over the size cap: refused, nothing kept, and no miss on disk (the
+    // cap is this client's; the server has the file).
     let small_cache = dir.join("cache-small");
     let mut small = client(&small_cache).max_size(64);
     assert!(matches!(&failures(small.fetch(&id))[..], [DebuginfodError::TooLarge { limit: 64, .. }]));
-    assert_eq!(fs::metadata(small_cache.join(id.to_string()).join("debuginfo")).unwrap().len(), 0);
+    let entry = small_cache.join(id.to_string());
+    assert!(fs::read_dir(&entry).map_or(true, |mut files| files.next().is_none()), "{entry:?} holds something");
 
     // The server gone, the cache alone resolves it.
     drop(server);
@@ -210,8 +212,17 @@ fn debuginfod_rejects_a_file_with_another_build_id() {
     );
     assert_eq!(client.requests(), 2);
     assert_eq!(server.join().unwrap(), format!("GET /buildid/{}/debuginfo HTTP/1.1", "cd".repeat(20)));
-    // Nothing kept but the miss marker: no file, no temporary file.
+    // Nothing kept: no file, no temporary file, and no miss on disk (one
+    // server did not answer; it may have the file next time).
     let entry = dir.join("cache").join(wanted.to_string());
+    assert!(fs::read_dir(&entry).unwrap().next().is_none());
+    // A server that answers with the wrong file only: a miss, on disk.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let only = format!("http://{}", listener.local_addr().unwrap());
+    let server = serve_once(listener, fs::read(compile(&dir)).unwrap());
+    let mut client = Debuginfod::new(&only).cache_dir(dir.join("cache"));
+    assert!(matches!(&failures(client.fetch(&wanted))[..], [DebuginfodError::BuildIdMismatch { .. }]));
+    server.join().unwrap();
     let names: Vec<_> = fs::read_dir(&entry).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, ["debuginfo"]);
     assert_eq!(fs::metadata(entry.join("debuginfo")).unwrap().len(), 0);
