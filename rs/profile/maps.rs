@@ -54,24 +54,37 @@ impl Mappings {
         self.generations
     }
 
-    /// Takes mappings read from `/proc` now.
+    /// Takes mappings read from `/proc` now. The generation changes only
+    /// when they did: what was built from them stays valid otherwise.
     pub fn learn(&mut self, pid: u32, entries: Vec<MapsEntry>) {
+        let now = Some(Instant::now());
+        if let Some(known) = self.by_pid.get_mut(&pid).filter(|p| p.entries == entries) {
+            known.read_at = now;
+            return;
+        }
         let generation = self.next_generation();
-        self.by_pid.insert(pid, ProcessMaps { entries, generation, read_at: Some(Instant::now()) });
+        self.by_pid.insert(pid, ProcessMaps { entries, generation, read_at: now });
     }
 
-    /// Reads a process' mappings from `/proc`; false when it is gone.
+    /// Reads a process' mappings from `/proc`; false when it is gone (what
+    /// records told of it stays, and is not read for again before
+    /// [`REREAD_AFTER`]).
     fn read(&mut self, pid: u32) -> bool {
         match read_maps(pid) {
             Ok(entries) => {
                 self.learn(pid, entries);
                 true
             }
-            Err(_) => false,
+            Err(_) => {
+                if let Some(known) = self.by_pid.get_mut(&pid) {
+                    known.read_at = Some(Instant::now());
+                }
+                false
+            }
         }
     }
 
-    /// Applies a [`Mapping`] record. Returns the entry an mmap added.
+    /// Applies a [`Mapping`] record. Returns the entry an mmap made.
     pub fn record<B: AsRef<[u8]>>(&mut self, m: &Mapping<B>) -> Option<MapsEntry> {
         let generation = self.next_generation();
         match m.change {
@@ -88,9 +101,7 @@ impl Mappings {
                 None
             }
             MappingChange::Mmap => {
-                if !self.by_pid.contains_key(&m.pid) && self.read(m.pid) {
-                    return None; // what was just read holds the new mapping
-                }
+                let fresh = !self.by_pid.contains_key(&m.pid) && self.read(m.pid);
                 let path = String::from_utf8_lossy(m.path.as_ref()).into_owned();
                 let (path, deleted) = match path.strip_suffix(" (deleted)") {
                     Some(p) => (p.to_string(), true),
@@ -106,6 +117,9 @@ impl Mappings {
                     deleted,
                     exec: true,
                 };
+                if fresh {
+                    return Some(entry); // what was just read holds it
+                }
                 let process =
                     self.by_pid.entry(m.pid).or_insert(ProcessMaps { entries: Vec::new(), generation, read_at: None });
                 process.insert(entry.clone());

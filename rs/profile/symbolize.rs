@@ -111,7 +111,10 @@ pub struct Symbolizer {
     kernel: HashMap<u64, Arc<Location>>,
     user: HashMap<(BuildId, u64), Arc<Location>>,
     /// Raw user addresses by (pid, generation of its mappings, address).
-    raw: HashMap<(u32, u64, u64), Arc<Location>>,
+    /// By (pid, address): the location, and the generation of the
+    /// process' mappings it was resolved with (a newer one resolves again
+    /// and replaces it, so a process keeps one entry per address).
+    raw: HashMap<(u32, u64), (u64, Arc<Location>)>,
     /// Processes' mappings (from `/proc` and from mapping records).
     maps: Mappings,
     /// Copied user stacks ([`Unwind::StackCopy`](crate::Unwind::StackCopy)).
@@ -248,7 +251,7 @@ impl Symbolizer {
     pub fn forget_process(&mut self, pid: u32) {
         self.maps.forget(pid);
         self.unwinder.forget(pid);
-        self.raw.retain(|&(p, _, _), _| p != pid);
+        self.raw.retain(|&(p, _), _| p != pid);
     }
 
     /// Symbolizes both stacks of a sample: kernel locations, then user
@@ -400,7 +403,7 @@ impl Symbolizer {
     /// Symbolizes a raw user address through the process' current mappings.
     fn symbolize_address(&mut self, pid: u32, ip: u64) -> Arc<Location> {
         let generation = self.maps.get(pid).map_or(0, |m| m.generation);
-        if let Some(hit) = self.raw.get(&(pid, generation, ip)) {
+        if let Some((_, hit)) = self.raw.get(&(pid, ip)).filter(|(g, _)| *g == generation) {
             return hit.clone();
         }
         let maps = self.maps.for_address(pid, ip);
@@ -445,7 +448,7 @@ impl Symbolizer {
                 }
             }
         };
-        self.raw.insert((pid, generation, ip), location.clone());
+        self.raw.insert((pid, ip), (generation, location.clone()));
         location
     }
 }

@@ -153,12 +153,15 @@ impl StackUnwinder {
     fn load(&mut self, pid: u32, maps: &ProcessMaps) -> Process {
         let mut unwinder = UnwinderX86_64::new();
         for m in maps.entries.iter().filter(|m| m.exec && m.is_file()) {
-            let tables = self
-                .tables
-                .entry((m.dev, m.inode))
-                .or_insert_with(|| open_mapped(pid, m).and_then(Tables::read).map(Arc::new))
-                .clone();
-            let Some(tables) = tables else { continue };
+            let key = (m.dev, m.inode);
+            if let std::collections::hash_map::Entry::Vacant(vacant) = self.tables.entry(key) {
+                // A file that could not be opened (its process gone, and
+                // not at its path here) is tried again for the next
+                // process; one that opened but has no tables is not.
+                let Some(file) = open_mapped(pid, m) else { continue };
+                vacant.insert(Tables::read(file).map(Arc::new));
+            }
+            let Some(tables) = self.tables.get(&key).cloned().flatten() else { continue };
             let Some(bias) = tables.bias(m.start, m.offset) else { continue };
             unwinder.add_module(tables.module(&m.path, m.start..m.end, bias));
         }
