@@ -103,14 +103,7 @@ fn exit(i: u32) -> Event {
 
 /// A sample with `frames` kernel and user frames.
 fn sample(i: u32, frames: usize) -> Event {
-    let user: Vec<u8> = (0..frames as u64)
-        .flat_map(|f| {
-            let mut frame = 1i32.to_ne_bytes().to_vec();
-            frame.extend_from_slice(&[0xab; 20]);
-            frame.extend_from_slice(&(0x1000 + f * 64).to_ne_bytes());
-            frame
-        })
-        .collect();
+    let user: Vec<u8> = (0..frames as u64).flat_map(|f| (0x5555_0000_1000 + f * 64).to_ne_bytes()).collect();
     Event::Sample(StackSample {
         ts_ns: u64::from(i) * 1000 + 250,
         time: WallTime::default(),

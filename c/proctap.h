@@ -33,9 +33,6 @@
 #define PT_PENDING_MAX 32
 /* Most synthetic events per trigger. */
 #define PT_SYNTH_BATCH_MAX 1024
-/* Bytes of one user frame: struct bpf_stack_build_id (status, build id, offset or ip). */
-#define PT_USER_FRAME_SIZE 32
-#define PT_BUILD_ID_SIZE 20
 /* Profiler: sampling frequency default and bound, target and watch-list capacity. */
 #define PT_PROFILE_HZ_DEFAULT 19
 #define PT_PROFILE_HZ_MAX 999

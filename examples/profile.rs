@@ -30,7 +30,7 @@
 mod capture;
 mod tool;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proctap::profile::{Profile, Symbolizer};
-use proctap::{Config, Event, EventKind, Profiler, Tracer, Unwind, UserFrame};
+use proctap::{Config, Event, EventKind, Profiler, Tracer, Unwind};
 
 const USAGE: &str = "usage: profile [--comm PREFIX]... [--pid PID]... [--all] [--children] [--hz HZ] \
                      [--unwind copy|fp] [--off-cpu] [--off-cpu-min MICROSECONDS] \
@@ -135,14 +135,12 @@ fn check_out_dir(dir: &std::path::Path) -> std::io::Result<()> {
 }
 
 /// Feeds the build-id index while profiled processes still run, so their
-/// frames symbolize after they exit: when one starts being profiled, when it
-/// execs, and when a sample names a file the index does not know yet (a
-/// library loaded since), at most every 200 ms per process. What it knows
+/// frames symbolize after they exit: when one starts being profiled and
+/// when it execs (mapping records tell what it maps later). What it knows
 /// of a process is dropped a while after its exit (its last samples may
 /// still be on their way), so a long run's memory levels off.
 struct Learner {
     profiled: HashSet<u32>,
-    last: HashMap<u32, Instant>,
     exited: VecDeque<(Instant, u32)>,
 }
 
@@ -164,18 +162,12 @@ impl Learner {
             }
             self.exited.pop_front();
             self.profiled.remove(&pid);
-            self.last.remove(&pid);
             symbolizer.forget_process(pid);
         }
     }
 
-    fn learn(&mut self, symbolizer: &mut Symbolizer, pid: u32, force: bool) {
-        let now = Instant::now();
-        let recent = self.last.get(&pid).is_some_and(|t| now.duration_since(*t) < Duration::from_millis(200));
-        if force || !recent {
-            self.last.insert(pid, now);
-            let _ = symbolizer.learn_process(pid); // it may have exited: frames then show their offsets
-        }
+    fn learn(&mut self, symbolizer: &mut Symbolizer, pid: u32) {
+        let _ = symbolizer.learn_process(pid); // it may have exited: mapping records then tell
     }
 }
 
@@ -198,10 +190,10 @@ fn collect(tracer: &Tracer, args: &Args) -> (Collected, usize) {
         dirs.push(PathBuf::from("/usr/lib/debug"));
         symbolizer = symbolizer.debug_dirs(dirs);
     }
-    let mut learner = Learner { profiled: HashSet::new(), last: HashMap::new(), exited: VecDeque::new() };
+    let mut learner = Learner { profiled: HashSet::new(), exited: VecDeque::new() };
     for pid in tracer.targets().pids().unwrap_or_default() {
         learner.profiled.insert(pid);
-        learner.learn(&mut symbolizer, pid, true);
+        learner.learn(&mut symbolizer, pid);
     }
     let off_cpu = args.profiler.off_cpu_threshold().map(|_| Profile::off_cpu());
     let mut got = Collected { profile: Profile::new(args.profiler.sampling_hz()), off_cpu, triggers: 0, lost: 0 };
@@ -210,23 +202,18 @@ fn collect(tracer: &Tracer, args: &Args) -> (Collected, usize) {
         for event in &batch {
             match &event {
                 Event::Sample(sample) => {
-                    let unknown = sample.user_stack.iter().any(|f| match f {
-                        UserFrame::FileOffset { build_id, .. } => symbolizer.index().path(&build_id).is_none(),
-                        UserFrame::Address(_) => false,
-                    });
-                    let new = learner.profiled.insert(sample.pid);
-                    if new || unknown {
-                        learner.learn(&mut symbolizer, sample.pid, new);
+                    if learner.profiled.insert(sample.pid) {
+                        learner.learn(&mut symbolizer, sample.pid);
                     }
                     got.profile.add(sample, &mut symbolizer);
                 }
                 Event::Trigger(trigger) => {
                     got.triggers += 1;
                     learner.profiled.insert(trigger.pid);
-                    learner.learn(&mut symbolizer, trigger.pid, true);
+                    learner.learn(&mut symbolizer, trigger.pid);
                 }
                 Event::Exec(exec) if learner.profiled.contains(&exec.pid) => {
-                    learner.learn(&mut symbolizer, exec.pid, true);
+                    learner.learn(&mut symbolizer, exec.pid);
                 }
                 Event::Exit(exit) if !exit.thread_exit => learner.exited(exit.pid),
                 Event::Mapping(mapping) => symbolizer.learn_mapping(mapping),

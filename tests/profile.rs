@@ -239,9 +239,10 @@ fn children_of_targets_are_profiled_when_asked() {
     assert!(sampled.is_subset(&HashSet::from([shell_pid, child])), "{sampled:?}");
 }
 
-/// The frame-pointer walk: frames arrive as build id and file offset.
+/// The frame-pointer walk: frames arrive as raw return addresses, which
+/// the symbolizer names through the process' mappings.
 #[test]
-fn samples_carry_user_frames_as_build_id_and_file_offset() {
+fn frame_pointer_samples_carry_return_addresses_that_symbolize() {
     let _turn = turn();
     let bins = hot("frames");
     let kids = Reaper(vec![fixture::spawn(&bins.plain, &[])]);
@@ -250,30 +251,26 @@ fn samples_carry_user_frames_as_build_id_and_file_offset() {
     let Some(tracer) = common::start(&profile(fp)) else { return };
     let events = common::collect_until(&tracer, Duration::from_secs(3), |e| e.pid() == pid, |got| got.len() >= 40);
     tracer.stop().unwrap();
-    drop(kids);
-    let build_id = proctap::BuildId::from_note(&hex(&bins.build_id));
-    let mut in_binary = 0;
+    // While the process runs: its /proc maps name the frames.
+    let mut symbolizer = Symbolizer::new();
+    let mut whole = 0;
     for s in samples(&events) {
-        assert!(!s.data_lost && s.user_stack_error.is_none(), "{s:?}");
-        // main -> pt_hot_outer -> leaf, at least, with frame pointers.
-        if s.user_stack
-            .iter()
-            .filter(|f| matches!(f, proctap::UserFrame::FileOffset { build_id: b, .. } if *b == build_id))
-            .count()
-            >= 3
-        {
-            in_binary += 1;
+        assert!(!s.data_lost && s.user_stack_error.is_none() && s.user_ip == 0, "{s:?}");
+        let names: Vec<String> = symbolizer.symbolize_sample(s).iter().map(|l| l.function().to_string()).collect();
+        // main -> pt_hot_outer -> leaf, innermost first, with frame pointers.
+        let leaf = names.iter().position(|f| f.starts_with("pt_hot_leaf_"));
+        let outer = names.iter().position(|f| f == "pt_hot_outer");
+        let main = names.iter().position(|f| f == "main");
+        if matches!((leaf, outer, main), (Some(l), Some(o), Some(m)) if l < o && o < m) {
+            whole += 1;
         }
     }
+    drop(kids);
     let total = samples(&events).count();
     if let Some(s) = samples(&events).next() {
         eprintln!("{}", serde_json::to_string(&Event::Sample(s.clone())).unwrap());
     }
-    assert!(total >= 40 && in_binary * 10 >= total * 8, "{in_binary} of {total} samples walk 3+ frames of the fixture");
-}
-
-fn hex(text: &str) -> Vec<u8> {
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+    assert!(total >= 40 && whole * 10 >= total * 8, "{whole} of {total} samples name leaf, pt_hot_outer and main");
 }
 
 /// A sample taken while another program of proctap's is between reserving

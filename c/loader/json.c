@@ -229,7 +229,8 @@ static void pt_json_addr(struct pt_json *j, __u64 v)
 	pt_json_fmt(j, "\"0x%llx\"", v);
 }
 
-void pt_json_kstack(struct pt_json *j, const char *key, const __u8 *s, __u32 n)
+/* Addresses of a stack, 8 bytes each, as hex strings. */
+void pt_json_addresses(struct pt_json *j, const char *key, const __u8 *s, __u32 n)
 {
 	pt_json_key(j, key);
 	pt_json_raw(j, "[");
@@ -240,49 +241,6 @@ void pt_json_kstack(struct pt_json *j, const char *key, const __u8 *s, __u32 n)
 		if (i)
 			pt_json_raw(j, ",");
 		pt_json_addr(j, ip);
-	}
-	pt_json_raw(j, "]");
-}
-
-/* A build id's length without the kernel's zero padding: the 8- and
- * 16-byte ids some linkers make come padded to 20 (a 20-byte SHA-1 with a
- * zero tail of 4 bytes is a 1 in 2^32 chance); as BuildId::unpadded. */
-static __u32 pt_build_id_len(const __u8 *id)
-{
-	static const __u32 lens[] = { 8, 16 };
-
-	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
-		__u32 n = lens[k];
-
-		while (n < PT_BUILD_ID_SIZE && !id[n])
-			n++;
-		if (n == PT_BUILD_ID_SIZE)
-			return lens[k];
-	}
-	return PT_BUILD_ID_SIZE;
-}
-
-/* Frames of struct bpf_stack_build_id: status, build id, offset or ip. */
-void pt_json_ustack(struct pt_json *j, const char *key, const __u8 *s, __u32 n)
-{
-	pt_json_key(j, key);
-	pt_json_raw(j, "[");
-	for (__u32 i = 0; i + PT_USER_FRAME_SIZE <= n; i += PT_USER_FRAME_SIZE) {
-		__s32 status;
-		__u64 word;
-
-		memcpy(&status, s + i, sizeof(status));
-		memcpy(&word, s + i + 24, sizeof(word));
-		pt_json_raw(j, i ? ",{" : "{");
-		if (status == 1) {
-			pt_json_raw(j, "\"build_id\":\"");
-			pt_json_hex(j, s + i + 4, pt_build_id_len(s + i + 4));
-			pt_json_raw(j, "\",\"offset\":");
-		} else {
-			pt_json_raw(j, "\"ip\":");
-		}
-		pt_json_addr(j, word);
-		pt_json_raw(j, "}");
 	}
 	pt_json_raw(j, "]");
 }

@@ -32,8 +32,7 @@ void pt_json_time(struct pt_json *j, const char *key, __u64 ts_ns, __s64 offset)
 void pt_json_bytes(struct pt_json *j, const char *key, const __u8 *s, __u32 n);
 void pt_json_comm(struct pt_json *j, const char *key, const char *comm);
 void pt_json_argv(struct pt_json *j, const char *key, const __u8 *s, __u32 n);
-void pt_json_kstack(struct pt_json *j, const char *key, const __u8 *s, __u32 n);
-void pt_json_ustack(struct pt_json *j, const char *key, const __u8 *s, __u32 n);
+void pt_json_addresses(struct pt_json *j, const char *key, const __u8 *s, __u32 n);
 void pt_json_errno(struct pt_json *j, const char *key, __s32 err);
 void pt_json_exit_status(struct pt_json *j, __u32 status);
 void pt_json_result(struct pt_json *j, const char *key, __s64 ret);

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use bench_util::system::{is_root, load_average, prog_deltas, prog_snapshot, run_output, BpfStats, Prog, Result};
 use bench_util::{machine, self_cpu_ns, table, today};
-use proctap::{Config, Event, Profiler, Tracer, Unwind, UserFrame};
+use proctap::{Config, Event, Profiler, Tracer, Unwind};
 
 const USAGE: &str = "usage: bench_profile --workload PATH [--seconds S] [--rounds N] [--rates HZ,HZ,...] \
                      [--chain-seconds S] [--chain-rounds N] [--soak-seconds S] [--flush-ms MS] [--tables overhead,chains,soak]";
@@ -245,7 +245,6 @@ impl Mode {
 struct Seen {
     samples: u64,
     user_frames: u64,
-    build_id_frames: u64,
     kernel_frames: u64,
     triggers: u64,
     lost_records: u64,
@@ -266,8 +265,6 @@ fn consume(tracer: &Tracer, done: Arc<AtomicBool>) -> JoinHandle<Seen> {
                     Event::Sample(s) => {
                         seen.samples += 1;
                         seen.user_frames += s.user_stack.len() as u64;
-                        seen.build_id_frames +=
-                            s.user_stack.iter().filter(|f| matches!(f, UserFrame::FileOffset { .. })).count() as u64;
                         seen.kernel_frames += s.kernel_stack.len() as u64;
                     }
                     Event::Trigger(_) => seen.triggers += 1,
@@ -374,7 +371,7 @@ fn report(modes: &[Mode], runs: &[Vec<Run>], cpus: usize) -> String {
         "tracer CPU % of one CPU",
         "profiler's share of all CPU time",
         "tracer µs per sample",
-        "user frames per sample (with build id)",
+        "user frames per sample (fp walk)",
         "kernel frames per sample",
         "lost / emitted",
     ];
@@ -417,7 +414,7 @@ fn report(modes: &[Mode], runs: &[Vec<Run>], cpus: usize) -> String {
                     (sum(|r| r.all_prog_ns) as f64 / bpf_window + cpu_ns as f64 / window) / 1e9 / cpus as f64 * 100.0
                 ),
                 if samples == 0 { "n/a".into() } else { format!("{:.1}", cpu_ns as f64 / 1e3 / samples as f64) },
-                format!("{} ({})", frames(sum(|r| r.seen.user_frames)), frames(sum(|r| r.seen.build_id_frames))),
+                frames(sum(|r| r.seen.user_frames)),
                 frames(sum(|r| r.seen.kernel_frames)),
                 format!("{} / {}", sum(|r| r.lost), sum(|r| r.emitted)),
             ]);
@@ -580,8 +577,8 @@ tracer's perf_event programs over the workload, every round summed; kernel.bpf_s
 `bpftool` reads (every CPU's timer runs the program, whatever runs there, tracked or not). tracer CPU: CPU time of all of this process's threads \
 (/proc/self/task/*/schedstat: the C poll thread, the consumer, the idle driver) from the workload's start until 300 ms \
 after its end, over that time. profiler's share: in-kernel run time of all its programs per second plus tracer CPU per second, \
-over the {cpus} CPUs: the CPU the profiler took, independent of how noisy the work times are. user frames (with build id): frames per sample, and those the kernel resolved to \
-(build id, file offset). lost / emitted: the tracer's sample counters (metadata ring full + data pages full) over \
+over the {cpus} CPUs: the CPU the profiler took, independent of how noisy the work times are. user frames (fp walk): return addresses per sample \
+of the kernel's frame-pointer walk (the copy mode unwinds in userspace instead). lost / emitted: the tracer's sample counters (metadata ring full + data pages full) over \
 samples the kernel emitted.\n");
     Ok(out)
 }

@@ -1,5 +1,6 @@
-//! Stacks of a sample: kernel return addresses and user frames (build id
-//! and file offset, or a raw address), and why a walk failed.
+//! Stacks of a sample: kernel and user return addresses, user frames to
+//! symbolize (build id and file offset, or a raw address), and why a walk
+//! failed.
 
 use std::fmt;
 
@@ -8,83 +9,58 @@ use serde::{Serialize, Serializer};
 
 use super::bytes::Hex;
 
-/// Bytes of one user frame (`struct bpf_stack_build_id`).
-const USER_FRAME_SIZE: usize = 32;
+/// Defines a list of return addresses as the kernel writes it: 8 bytes
+/// each, native endian, innermost first.
+macro_rules! addresses {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct $name<B = Vec<u8>>(pub B);
 
-/// Kernel return addresses of a sample (8 bytes each, native endian).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KernelStack<B = Vec<u8>>(pub B);
+        impl<B: AsRef<[u8]>> $name<B> {
+            /// The addresses, innermost first.
+            pub fn iter(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
+                self.0.as_ref().chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
+            }
 
-impl<B: AsRef<[u8]>> KernelStack<B> {
-    /// The addresses, innermost first.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
-        self.0.as_ref().chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
-    }
+            pub fn len(&self) -> usize {
+                self.0.as_ref().len() / 8
+            }
 
-    pub fn len(&self) -> usize {
-        self.0.as_ref().len() / 8
-    }
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+        }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+        impl<B: AsRef<[u8]>> Serialize for $name<B> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.iter().map(|ip| format!("{ip:#x}")))
+            }
+        }
+    };
 }
 
-impl<B: AsRef<[u8]>> Serialize for KernelStack<B> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter().map(|ip| format!("{ip:#x}")))
-    }
+addresses! {
+    /// Kernel return addresses of a sample.
+    KernelStack
 }
 
-/// User frames of a sample, as the kernel resolved them (32 bytes each:
-/// `struct bpf_stack_build_id`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UserStack<B = Vec<u8>>(pub B);
-
-impl<B: AsRef<[u8]>> UserStack<B> {
-    /// The frames, innermost first.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = UserFrame> + '_ {
-        self.0.as_ref().chunks_exact(USER_FRAME_SIZE).map(UserFrame::from_raw)
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.as_ref().len() / USER_FRAME_SIZE
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+addresses! {
+    /// User return addresses of a sample, from the kernel's frame-pointer
+    /// walk: raw virtual addresses of the sampled process, which
+    /// [`Symbolizer`](crate::profile::Symbolizer) maps to files with its
+    /// mappings.
+    UserStack
 }
 
-impl<B: AsRef<[u8]>> Serialize for UserStack<B> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
-    }
-}
-
-/// One user frame.
+/// One user frame to symbolize.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UserFrame {
-    /// The kernel found the mapped ELF file: its build id and the frame's
-    /// offset in that file. Symbolizes after the process is gone.
+    /// An offset in the ELF file with this build id: symbolizes without the
+    /// process.
     FileOffset { build_id: BuildId, file_offset: u64 },
-    /// The kernel could not read the file's build id (anonymous or JIT
-    /// memory, a file without one, or the page was not resident): the raw
-    /// virtual address, meaningful only with the process' mappings.
+    /// A raw virtual address, meaningful only with the process' mappings.
     Address(u64),
-}
-
-impl UserFrame {
-    fn from_raw(raw: &[u8]) -> UserFrame {
-        // struct bpf_stack_build_id: __s32 status; u8 build_id[20]; union { u64 offset; u64 ip; }
-        let word = |at: usize| u64::from_ne_bytes(raw[at..at + 8].try_into().unwrap_or([0; 8]));
-        let status = i32::from_ne_bytes(raw[..4].try_into().unwrap_or([0; 4]));
-        if status == 1 {
-            UserFrame::FileOffset { build_id: BuildId::from_note(&raw[4..24]), file_offset: word(24) }
-        } else {
-            UserFrame::Address(word(24))
-        }
-    }
 }
 
 impl Serialize for UserFrame {

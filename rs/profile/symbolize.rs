@@ -262,8 +262,8 @@ impl Symbolizer {
         for (i, address) in sample.kernel_stack.iter().enumerate() {
             out.push(self.symbolize_kernel(address, i > 0));
         }
-        for (i, frame) in sample.user_stack.iter().enumerate() {
-            out.push(self.symbolize_user(sample.pid, frame, i > 0));
+        for (i, address) in sample.user_stack.iter().enumerate() {
+            out.push(self.symbolize_user(sample.pid, UserFrame::Address(address), i > 0));
         }
         // A copied stack, unwound here.
         if sample.user_ip != 0 {

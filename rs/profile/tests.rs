@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::*;
-use crate::{BuildId, Comm, Errno, KernelStack, StackSample, UserFrame, UserStack, WallTime};
+use crate::{BuildId, Comm, Errno, KernelStack, Mapping, MappingChange, StackSample, UserFrame, UserStack, WallTime};
 
 const PROGRAM: &str = r#"#include <stdio.h>
 static inline __attribute__((always_inline)) unsigned mix(unsigned x) {
@@ -97,35 +97,51 @@ pub(super) fn function_file_offset(path: &Path, function: &str) -> (u64, u64) {
     panic!("no PT_LOAD holds {function} at {addr:#x}");
 }
 
-/// A user frame as the kernel writes it (struct bpf_stack_build_id).
-fn raw_frame(frame: UserFrame) -> [u8; 32] {
-    let mut raw = [0u8; 32];
-    match frame {
-        UserFrame::FileOffset { build_id, file_offset } => {
-            raw[..4].copy_from_slice(&1i32.to_ne_bytes());
-            raw[4..24].copy_from_slice(build_id.as_bytes());
-            raw[24..].copy_from_slice(&file_offset.to_ne_bytes());
-        }
-        UserFrame::Address(ip) => {
-            raw[..4].copy_from_slice(&2i32.to_ne_bytes());
-            raw[24..].copy_from_slice(&ip.to_ne_bytes());
-        }
-    }
-    raw
+/// Where the fixtures' samples (pid PID) have their binary mapped.
+const BASE: u64 = 0x5555_0000_0000;
+const PID: u32 = 4242;
+
+/// Tells the symbolizer, as mapping records do, that PID maps the fixture's
+/// binary at BASE from its start.
+fn map_binary(fx: &mut Fixture) {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&fx.binary).unwrap();
+    let mut record = Mapping {
+        ts_ns: 0,
+        time: WallTime::default(),
+        pid: PID,
+        tid: PID,
+        change: MappingChange::Exec,
+        parent_pid: 0,
+        start: 0,
+        len: 0,
+        file_offset: 0,
+        dev: 0,
+        inode: 0,
+        path: Vec::new(),
+        data_lost: false,
+    };
+    fx.symbolizer.learn_mapping(&record);
+    record.change = MappingChange::Mmap;
+    (record.start, record.len, record.dev, record.inode) = (BASE, meta.len(), meta.dev(), meta.ino());
+    record.path = fx.binary.as_os_str().as_bytes().to_vec();
+    fx.symbolizer.learn_mapping(&record);
 }
 
-fn sample(comm: &str, kernel: &[u64], user: &[UserFrame]) -> StackSample {
+/// A frame-pointer sample of PID; `user` holds raw addresses.
+fn sample(comm: &str, kernel: &[u64], user: &[u64]) -> StackSample {
     StackSample {
         ts_ns: 1_000,
         time: WallTime { unix_ns: 1_700_000_000_000_000_000 },
-        pid: 4242,
-        tid: 4242,
+        pid: PID,
+        tid: PID,
         cpu: 0,
         comm: Comm::new(comm.as_bytes()),
         cgroup_id: 0,
         kernel_mode: !kernel.is_empty(),
         kernel_stack: KernelStack(kernel.iter().flat_map(|a| a.to_ne_bytes()).collect()),
-        user_stack: UserStack(user.iter().flat_map(|&f| raw_frame(f)).collect()),
+        user_stack: UserStack(user.iter().flat_map(|a| a.to_ne_bytes()).collect()),
         kernel_stack_error: None,
         user_stack_error: None,
         user_ip: 0,
@@ -336,7 +352,8 @@ fn stripped_binary_resolves_through_build_id_debug_file() {
 fn fixture_profile(fx: &mut Fixture) -> (Profile, u64) {
     let (hot, _) = function_file_offset(&fx.binary, "proctap_hot_loop");
     let (main, _) = function_file_offset(&fx.binary, "main");
-    let fo = |file_offset| UserFrame::FileOffset { build_id: fx.build_id, file_offset };
+    map_binary(fx);
+    let fo = |file_offset| BASE + file_offset;
     let mut profile = Profile::new(99);
     // Return address after a call into main: +9 lands inside main after the -1.
     let user = [fo(hot + 2), fo(main + 9)];

@@ -91,7 +91,7 @@ fn sample() -> impl Strategy<Value = Event> {
         errno(),
         errno(),
         vec(any::<u64>(), 0..20),
-        vec((prop_oneof![Just(1i32), any::<i32>()], build_id(), any::<u64>()), 0..10),
+        vec(any::<u64>(), 0..20),
         (any::<bool>(), any::<(u64, u64, u64)>(), vec(any::<u8>(), 0..64)),
     )
         .prop_map(
@@ -101,18 +101,9 @@ fn sample() -> impl Strategy<Value = Event> {
                 kerr,
                 uerr,
                 kstack,
-                frames,
+                ustack,
                 (data_lost, (user_ip, user_sp, user_bp), copy),
             )| {
-                let user: Vec<u8> = frames
-                    .iter()
-                    .flat_map(|(status, id, word)| {
-                        let mut f = status.to_ne_bytes().to_vec();
-                        f.extend_from_slice(id);
-                        f.extend_from_slice(&word.to_ne_bytes());
-                        f
-                    })
-                    .collect();
                 Event::Sample(StackSample {
                     ts_ns,
                     time: WallTime::default(),
@@ -128,7 +119,11 @@ fn sample() -> impl Strategy<Value = Event> {
                     } else {
                         kstack.iter().flat_map(|ip| ip.to_ne_bytes()).collect()
                     }),
-                    user_stack: UserStack(if data_lost { vec![] } else { user }),
+                    user_stack: UserStack(if data_lost {
+                        vec![]
+                    } else {
+                        ustack.iter().flat_map(|ip| ip.to_ne_bytes()).collect()
+                    }),
                     user_ip,
                     user_sp,
                     user_bp,
@@ -138,14 +133,6 @@ fn sample() -> impl Strategy<Value = Event> {
                 })
             },
         )
-}
-
-/// 20 bytes, or 8 or 16 padded with zeros as the kernel pads them.
-fn build_id() -> impl Strategy<Value = [u8; 20]> {
-    (any::<[u8; 20]>(), prop_oneof![Just(8usize), Just(16), Just(20)]).prop_map(|(mut id, len)| {
-        id[len..].fill(0);
-        id
-    })
 }
 
 fn trigger() -> impl Strategy<Value = Event> {

@@ -40,8 +40,7 @@ fn print_item(o: &mut String, item: &Item) {
             let helper = match d.ty {
                 DataType::String | DataType::Bytes => "pt_json_bytes",
                 DataType::Argv => "pt_json_argv",
-                DataType::KStack => "pt_json_kstack",
-                DataType::UStack => "pt_json_ustack",
+                DataType::KStack | DataType::UStack => "pt_json_addresses",
             };
             let _ = writeln!(o, "\t{helper}(j, \"{}\", d_{}, r->{}_len);", d.key, d.name, d.name);
         }

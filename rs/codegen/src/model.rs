@@ -79,7 +79,7 @@ pub enum DataType {
     Bytes,
     /// Kernel return addresses, 8 bytes each.
     KStack,
-    /// User frames, 32 bytes each (struct bpf_stack_build_id).
+    /// User return addresses, 8 bytes each.
     UStack,
 }
 
@@ -98,8 +98,7 @@ impl DataType {
     /// Lengths are multiples of this.
     pub fn unit(self) -> u32 {
         match self {
-            DataType::KStack => 8,
-            DataType::UStack => 32,
+            DataType::KStack | DataType::UStack => 8,
             _ => 1,
         }
     }
