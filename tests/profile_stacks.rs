@@ -242,7 +242,8 @@ fn assert_whole_chains(what: &str, profile: &Profile) {
 /// Processes that live 30 ms, caught at exec by their command name and
 /// symbolized only after every one has exited, with nothing read from
 /// /proc while they ran: the stream's mapping records (fork, exec, each
-/// executable mmap) are what the unwinder resolves them with.
+/// executable mmap) are what the unwinder resolves them with, and each
+/// one's exit record follows its mappings.
 #[test]
 fn processes_that_exit_right_after_their_samples_still_resolve() {
     let _turn = turn();
@@ -262,11 +263,16 @@ fn processes_that_exit_right_after_their_samples_still_resolve() {
     let mut symbolizer = Symbolizer::new();
     let mut profile = Profile::new(499);
     let mut changes = HashMap::<_, usize>::new();
+    let mut exited = HashSet::new();
     for event in &events {
         match event {
             Event::Mapping(m) => {
                 if m.change == MappingChange::Mmap && m.path.ends_with(b"/unwind-pie") {
+                    assert!(!exited.contains(&m.pid), "pid {} maps after its exit record", m.pid);
                     pids.insert(m.pid);
+                }
+                if m.change == MappingChange::Exit {
+                    exited.insert(m.pid);
                 }
                 *changes.entry(format!("{:?}", m.change)).or_default() += 1;
                 symbolizer.learn_mapping(m)
@@ -277,6 +283,13 @@ fn processes_that_exit_right_after_their_samples_still_resolve() {
     }
     assert!(pids.len() >= 40, "mmap records of the fixture for {} processes ({changes:?})", pids.len());
     assert!(pids.iter().all(|pid| std::fs::metadata(format!("/proc/{pid}")).is_err()));
+    // Each one's exit is in the stream too: what lets a consumer drop it.
+    assert!(
+        pids.is_subset(&exited),
+        "exit records for {} of {} processes",
+        pids.intersection(&exited).count(),
+        pids.len()
+    );
     assert_whole_chains("short-lived", &profile);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * mappings.c - the profiler's side band: the kernel's own perf records of
- * executable mmaps, of execs (the comm change an exec makes) and of forks,
+ * executable mmaps, of execs (the comm change an exec makes), of forks and of exits,
  * taken from a dummy software event on every online CPU and put in the
  * stream as mapping records.
  *
  * The stack-copy unwinder needs the mappings of the process a sample came
  * from. /proc/PID/maps has them only while the process lives, and a
  * short-lived process is often gone before its first sample is read. perf
- * record solves this the same way: it keeps the kernel's MMAP2, COMM and
- * FORK records beside the samples.
+ * record solves this the same way: it keeps the kernel's MMAP2, COMM, FORK
+ * and EXIT records beside the samples. The exits let a consumer drop what
+ * it holds of a process without being told by anyone else.
  *
  * Ordering: each poll round drains these before it takes samples off the
  * metadata ring, and puts them in time order. A mapping made before a
@@ -156,19 +157,24 @@ static void side_mmap(struct pt_side *s, const struct perf_event_header *h)
 	side_push(s, &rec, m->filename, strnlen(m->filename, room < 4095 ? room : 4095));
 }
 
+/* A fork of a new process, or the exit of a process' first thread (the
+ * kernel reports every thread's; the others change nothing here). */
 static void side_task(struct pt_side *s, const struct perf_event_header *h)
 {
 	const struct side_task *t = (const void *)h;
+	bool exit = h->type == PERF_RECORD_EXIT;
 	struct pt_mapping rec = { 0 };
 
-	if (h->size < sizeof(*t) || t->pid == t->ppid) /* a new thread shares its mappings */
+	if (h->size < sizeof(*t))
+		return;
+	if (exit ? t->tid != t->pid : t->pid == t->ppid) /* a thread shares its mappings */
 		return;
 	rec.hdr.kind = PT_KIND_MAPPING;
 	rec.hdr.ts_ns = t->time;
 	rec.hdr.pid = t->pid;
 	rec.hdr.tid = t->tid;
-	rec.change = PT_MAPPING_CHANGE_FORK;
-	rec.parent_pid = t->ppid;
+	rec.change = exit ? PT_MAPPING_CHANGE_EXIT : PT_MAPPING_CHANGE_FORK;
+	rec.parent_pid = exit ? 0 : t->ppid;
 	side_push(s, &rec, "", 0);
 }
 
@@ -198,6 +204,7 @@ static enum bpf_perf_event_ret side_on_record(void *ctx, int cpu, struct perf_ev
 		side_mmap(s, h);
 		break;
 	case PERF_RECORD_FORK:
+	case PERF_RECORD_EXIT:
 		side_task(s, h);
 		break;
 	case PERF_RECORD_COMM:

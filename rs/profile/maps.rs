@@ -4,9 +4,10 @@
 //! A process made after the tracer started is known from records alone: its
 //! fork copies the parent's list, its exec empties it, each executable mmap
 //! adds to it. Processes that were running before are read from `/proc`
-//! when first needed.
+//! when first needed. Its exit record lets it go [`KEEP_AFTER_EXIT_NS`]
+//! later, in the stream's time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::index::{read_maps, MapsEntry};
@@ -14,6 +15,11 @@ use crate::{Mapping, MappingChange};
 
 /// How often a process' mappings may be read again for an address none holds.
 const REREAD_AFTER: Duration = Duration::from_millis(200);
+
+/// How long, in the stream's time, a process' mappings stay after its exit
+/// record: the samples it took before may still be on their way (records
+/// come in poll rounds, 100 ms apart when profiling).
+pub(crate) const KEEP_AFTER_EXIT_NS: u64 = 2_000_000_000;
 
 /// One process' mappings, and a generation that changes with them (so
 /// that what was built from them can tell it is stale).
@@ -46,6 +52,9 @@ impl ProcessMaps {
 pub(crate) struct Mappings {
     by_pid: HashMap<u32, ProcessMaps>,
     generations: u64,
+    /// Exit records in stream order: (time, pid, generation of its
+    /// mappings then; a pid reused since has another).
+    exited: VecDeque<(u64, u32, u64)>,
 }
 
 impl Mappings {
@@ -88,6 +97,12 @@ impl Mappings {
     pub fn record<B: AsRef<[u8]>>(&mut self, m: &Mapping<B>) -> Option<MapsEntry> {
         let generation = self.next_generation();
         match m.change {
+            MappingChange::Exit => {
+                if let Some(p) = self.by_pid.get(&m.pid) {
+                    self.exited.push_back((m.ts_ns, m.pid, p.generation));
+                }
+                None
+            }
             MappingChange::Exec => {
                 self.by_pid.insert(m.pid, ProcessMaps { entries: Vec::new(), generation, read_at: None });
                 None
@@ -146,6 +161,23 @@ impl Mappings {
 
     pub fn get(&self, pid: u32) -> Option<&ProcessMaps> {
         self.by_pid.get(&pid)
+    }
+
+    /// Processes that exited [`KEEP_AFTER_EXIT_NS`] before `now_ns` (the
+    /// stream's clock), and whose pid was not reused since: the caller
+    /// forgets them.
+    pub fn expired(&mut self, now_ns: u64) -> Vec<u32> {
+        let mut gone = Vec::new();
+        while let Some(&(at, pid, generation)) = self.exited.front() {
+            if now_ns.saturating_sub(at) < KEEP_AFTER_EXIT_NS {
+                break;
+            }
+            self.exited.pop_front();
+            if self.by_pid.get(&pid).is_some_and(|p| p.generation == generation) {
+                gone.push(pid);
+            }
+        }
+        gone
     }
 
     pub fn forget(&mut self, pid: u32) {

@@ -41,6 +41,8 @@ mod symbolize;
 mod tests;
 #[cfg(test)]
 mod tests_debuginfod;
+#[cfg(test)]
+mod tests_maps;
 mod unwind;
 
 pub use aggregate::Profile;

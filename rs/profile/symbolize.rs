@@ -110,11 +110,11 @@ pub struct Symbolizer {
     objects: HashMap<BuildId, Arc<Object>>,
     kernel: HashMap<u64, Arc<Location>>,
     user: HashMap<(BuildId, u64), Arc<Location>>,
-    /// Raw user addresses by (pid, generation of its mappings, address).
-    /// By (pid, address): the location, and the generation of the
-    /// process' mappings it was resolved with (a newer one resolves again
-    /// and replaces it, so a process keeps one entry per address).
-    raw: HashMap<(u32, u64), (u64, Arc<Location>)>,
+    /// Raw user addresses by pid, then address: the location, and the
+    /// generation of the process' mappings it was resolved with (a newer
+    /// one resolves again and replaces it, so a process keeps one entry per
+    /// address).
+    raw: HashMap<u32, HashMap<u64, (u64, Arc<Location>)>>,
     /// Processes' mappings (from `/proc` and from mapping records).
     maps: Mappings,
     /// Copied user stacks ([`Unwind::StackCopy`](crate::Unwind::StackCopy)).
@@ -231,12 +231,19 @@ impl Symbolizer {
     /// samples were read still unwind and symbolize. Feed every mapping
     /// record of the stream, in order, before the samples that follow it
     /// ([`Unwind::StackCopy`](crate::Unwind::StackCopy) enables them).
+    ///
+    /// A process' exit record lets go of what is held for it two seconds
+    /// later in the stream's time, as [`forget_process`](Self::forget_process)
+    /// does: a long run's memory does not grow with the processes it saw.
     pub fn learn_mapping<B: AsRef<[u8]>>(&mut self, mapping: &Mapping<B>) {
         if let Some(entry) = self.maps.record(mapping) {
             if entry.is_file() {
                 // While the process most likely still runs: its view of the file.
                 self.index.learn_entries(mapping.pid, std::slice::from_ref(&entry));
             }
+        }
+        for pid in self.maps.expired(mapping.ts_ns) {
+            self.forget_process(pid);
         }
     }
 
@@ -247,11 +254,13 @@ impl Symbolizer {
     }
 
     /// Drops what is cached about a process' raw addresses and mappings
-    /// (call it when the process exits; its build-id frames stay cached).
+    /// (its build-id frames stay cached). Mapping records do this two
+    /// seconds after a process' exit; call it for processes known only
+    /// from `/proc`, when their exit is seen otherwise.
     pub fn forget_process(&mut self, pid: u32) {
         self.maps.forget(pid);
         self.unwinder.forget(pid);
-        self.raw.retain(|&(p, _), _| p != pid);
+        self.raw.remove(&pid);
     }
 
     /// Symbolizes both stacks of a sample: kernel locations, then user
@@ -403,7 +412,7 @@ impl Symbolizer {
     /// Symbolizes a raw user address through the process' current mappings.
     fn symbolize_address(&mut self, pid: u32, ip: u64) -> Arc<Location> {
         let generation = self.maps.get(pid).map_or(0, |m| m.generation);
-        if let Some((_, hit)) = self.raw.get(&(pid, ip)).filter(|(g, _)| *g == generation) {
+        if let Some((_, hit)) = self.raw.get(&pid).and_then(|r| r.get(&ip)).filter(|(g, _)| *g == generation) {
             return hit.clone();
         }
         let maps = self.maps.for_address(pid, ip);
@@ -448,7 +457,7 @@ impl Symbolizer {
                 }
             }
         };
-        self.raw.insert((pid, ip), (generation, location.clone()));
+        self.raw.entry(pid).or_default().insert(ip, (generation, location.clone()));
         location
     }
 }

@@ -386,9 +386,10 @@ fn off_cpu() -> impl Strategy<Value = Event> {
 }
 
 fn mapping() -> impl Strategy<Value = Event> {
-    (any::<(u64, u32, u32, u32)>(), 0u8..3, any::<(u64, u64, u64, u64, u64)>(), bytes(300), any::<bool>()).prop_map(
+    (any::<(u64, u32, u32, u32)>(), 0u8..4, any::<(u64, u64, u64, u64, u64)>(), bytes(300), any::<bool>()).prop_map(
         |((ts_ns, pid, tid, parent_pid), change, (start, len, file_offset, dev, inode), path, data_lost)| {
-            let change = [MappingChange::Mmap, MappingChange::Exec, MappingChange::Fork][usize::from(change)];
+            let change = [MappingChange::Mmap, MappingChange::Exec, MappingChange::Fork, MappingChange::Exit]
+                [usize::from(change)];
             Event::Mapping(Mapping {
                 ts_ns,
                 time: WallTime::default(),
