@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::fixture::{self, HotBinaries};
 use common::profiling::{collect_for, profile, samples, stop_and_collect, turn, Reaper};
 use proctap::profile::{Profile, Symbolizer};
-use proctap::{Event, MappingChange, Profiler, StackSample, Unwind};
+use proctap::{Event, MappingChange, Profiler, Unwind};
 
 fn hot(name: &str) -> HotBinaries {
     fixture::build_hot(name)
@@ -21,38 +21,39 @@ fn hot(name: &str) -> HotBinaries {
 
 /// Profiles `binary` (a hot fixture) at 199 Hz until `want` samples, learns
 /// its files while it runs, then kills it: symbolization happens after the
-/// process is gone, from build ids alone.
-fn profile_then_kill(
-    binary: &std::path::Path,
-    symbolizer: &mut Symbolizer,
-    want: usize,
-    unwind: Unwind,
-) -> Vec<StackSample> {
+/// process is gone. Returns its samples and mapping records.
+fn profile_then_kill(binary: &std::path::Path, symbolizer: &mut Symbolizer, want: usize, unwind: Unwind) -> Vec<Event> {
     let kids = Reaper(vec![fixture::spawn(binary, &[])]);
     let pid = kids.0[0].id();
     let Some(tracer) = common::start(&profile(Profiler::new().hz(199).pid(pid).unwind(unwind))) else {
         return Vec::new();
     };
-    let events = common::collect_until(&tracer, Duration::from_secs(15), |e| e.pid() == pid, |got| got.len() >= want);
+    let events =
+        common::collect_until(&tracer, Duration::from_secs(15), |e| e.pid() == pid, |got| samples(got).count() >= want);
     symbolizer.learn_process(pid).unwrap();
     drop(kids);
     tracer.stop().unwrap();
     assert!(std::fs::metadata(format!("/proc/{pid}")).is_err(), "the process is gone before symbolizing");
-    samples(&events).cloned().collect()
+    events
 }
 
-/// The samples aggregated at the 199 Hz profile_then_kill samples at.
-fn profile_of(samples: &[StackSample], symbolizer: &mut Symbolizer) -> Profile {
+/// The samples aggregated at the 199 Hz profile_then_kill samples at, the
+/// mapping records learned in stream order.
+fn profile_of(events: &[Event], symbolizer: &mut Symbolizer) -> Profile {
     let mut profile = Profile::new(199);
-    for sample in samples {
-        profile.add(sample, symbolizer);
+    for event in events {
+        match event {
+            Event::Mapping(m) => symbolizer.learn_mapping(m),
+            Event::Sample(s) => profile.add(s, symbolizer),
+            _ => {}
+        }
     }
     profile
 }
 
 /// The innermost frame of a user-mode sample names hot.c and a line.
-fn assert_leaf_has_file_and_line(samples: &[StackSample], symbolizer: &mut Symbolizer) {
-    let sample = samples.iter().find(|s| s.kernel_stack.is_empty()).expect("a sample taken in user mode");
+fn assert_leaf_has_file_and_line(events: &[Event], symbolizer: &mut Symbolizer) {
+    let sample = samples(events).find(|s| s.kernel_stack.is_empty()).expect("a sample taken in user mode");
     let leaf = symbolizer.symbolize_sample(sample).into_iter().next().unwrap();
     let frame = leaf.frames.last().unwrap();
     assert!(frame.file.as_deref().is_some_and(|f| f.ends_with("hot.c")) && frame.line.is_some(), "{leaf:?}");
@@ -103,8 +104,9 @@ fn a_stripped_binary_symbolizes_through_its_debug_file_found_by_build_id() {
     let bins = hot("stripped");
     // Without the debug directory the stripped binary's frames have no names.
     let mut bare = Symbolizer::new().debug_dirs(Vec::new());
-    // Frame pointers: build-id frames, which a symbolizer that never saw
-    // the process resolves too.
+    // Frame pointers: raw addresses, which a symbolizer that never saw the
+    // process places with the stream's mapping records (made from /proc at
+    // the tracer's start for a process already running).
     let got = profile_then_kill(&bins.stripped, &mut bare, 200, Unwind::FramePointers);
     if got.is_empty() {
         return;
@@ -112,8 +114,11 @@ fn a_stripped_binary_symbolizes_through_its_debug_file_found_by_build_id() {
     let profile = profile_of(&got, &mut bare);
     assert_eq!(profile.inclusive_samples(fixture::HOT_LEAF_A), 0, "no names without the debug file");
 
+    let name = bins.stripped.file_name().unwrap().as_encoded_bytes();
+    let mapped =
+        got.iter().any(|e| matches!(e, Event::Mapping(m) if m.change == MappingChange::Mmap && m.path.ends_with(name)));
+    assert!(mapped, "a mapping record of the running binary, made at the start");
     let mut symbolizer = Symbolizer::new().debug_dirs(vec![bins.debug_dir.clone()]);
-    symbolizer.index_mut().learn_file(&bins.stripped).unwrap();
     assert_hot_profile(&profile_of(&got, &mut symbolizer));
     assert_leaf_has_file_and_line(&got, &mut symbolizer);
 }
@@ -140,10 +145,14 @@ fn stack_copy_unwinding_gives_whole_chains_without_frame_pointers() {
         let kids = Reaper(vec![fixture::spawn(&binary, &[])]);
         let pid = kids.0[0].id();
         let Some(tracer) = common::start(&profile(Profiler::new().hz(199).pid(pid).unwind(unwind))) else { return };
-        let events =
-            common::collect_until(&tracer, Duration::from_secs(15), |e| e.pid() == pid, |got| got.len() >= 200);
+        let events = common::collect_until(
+            &tracer,
+            Duration::from_secs(15),
+            |e| e.pid() == pid,
+            |got| samples(got).count() >= 200,
+        );
         let mut symbolizer = Symbolizer::new();
-        let profile = profile_of(&samples(&events).cloned().collect::<Vec<_>>(), &mut symbolizer);
+        let profile = profile_of(&events, &mut symbolizer);
         drop(kids);
         let total = profile.total_samples();
         assert!(total >= 200, "{unwind:?}: {total} samples");
@@ -292,4 +301,51 @@ fn processes_that_exit_right_after_their_samples_still_resolve() {
     );
     assert_whole_chains("short-lived", &profile);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The stream is in time order across the side band and the ring: a sample
+/// a process took just before it exec'd comes before the exec's mapping
+/// record, even within one poll round, so it is unwound with the mappings
+/// it ran with. Each `sh` below spins a few milliseconds (sampled at 999 Hz)
+/// and then execs.
+#[test]
+fn samples_taken_before_an_exec_come_before_its_record() {
+    let _turn = turn();
+    let Some(tracer) = common::start(&profile(Profiler::new().hz(999).all(true))) else { return };
+    let script = "for n in $(seq 40); do sh -c 'i=0; while [ $i -lt 4000 ]; do i=$((i+1)); done; exec true'; done";
+    let runs = std::thread::spawn(move || std::process::Command::new("sh").args(["-c", script]).status());
+    let mut events = common::collect_until(&tracer, Duration::from_secs(60), |_| true, |_| runs.is_finished());
+    assert!(runs.join().unwrap().is_ok_and(|s| s.success()), "the workload runs");
+    events.extend(stop_and_collect(tracer).1);
+
+    let mut execs = HashMap::<u32, Vec<u64>>::new();
+    for event in &events {
+        if let Event::Mapping(m) = event {
+            if m.change == MappingChange::Exec {
+                execs.entry(m.pid).or_default().push(m.ts_ns);
+            }
+        }
+    }
+    // Per pid, the newest exec or mmap record delivered so far.
+    let mut newest = HashMap::<u32, u64>::new();
+    let (mut before_an_exec, mut late) = (0, Vec::new());
+    for event in &events {
+        match event {
+            Event::Mapping(m) if matches!(m.change, MappingChange::Exec | MappingChange::Mmap) => {
+                let at = newest.entry(m.pid).or_default();
+                *at = (*at).max(m.ts_ns);
+            }
+            Event::Sample(s) => {
+                if execs.get(&s.pid).is_some_and(|at| at.iter().any(|&t| t > s.ts_ns)) {
+                    before_an_exec += 1;
+                }
+                if newest.get(&s.pid).is_some_and(|&t| t > s.ts_ns) {
+                    late.push((s.pid, s.ts_ns, newest[&s.pid]));
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(before_an_exec >= 20, "only {before_an_exec} samples were taken before their process exec'd");
+    assert!(late.is_empty(), "{} samples came after a later mapping record of their process: {late:?}", late.len());
 }

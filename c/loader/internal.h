@@ -232,6 +232,7 @@ int pt_poll_add(struct proctap *pt, int fd, struct proctap_error *err);
 /* mappings.c: the profiler's side band of executable mappings */
 int pt_mappings_start(struct proctap *pt, struct proctap_error *err);
 int pt_mappings_drain(struct proctap *pt);
+void pt_mappings_flush(struct proctap *pt, __u64 ts);
 __u64 pt_mappings_lost(const struct proctap *pt);
 void pt_mappings_close(struct proctap *pt);
 

@@ -10,16 +10,24 @@
  * short-lived process is often gone before its first sample is read. perf
  * record solves this the same way: it keeps the kernel's MMAP2, COMM, FORK
  * and EXIT records beside the samples. The exits let a consumer drop what
- * it holds of a process without being told by anyone else.
+ * it holds of a process without being told by anyone else. At the start,
+ * the executable mappings of every running process are read from /proc
+ * into mmap records, as perf record synthesizes them.
  *
- * Ordering: each poll round drains these before it takes samples off the
- * metadata ring, and puts them in time order. A mapping made before a
- * sample was written before it, so its record is in this round or an
- * earlier one, except when the mapping and the sample both happen between
- * this drain and the ring read that follows (microseconds).
+ * Ordering: each poll round drains these before it takes records off the
+ * metadata ring and sorts them by time; then each record taken off the ring
+ * is preceded by the mapping records stamped before it, and the rest follow
+ * at the end of the round. So the stream is in time order: a sample taken
+ * just before an exec is unwound with the mappings before it. A mapping made
+ * before a sample was written before it, so its record is in this round or
+ * an earlier one, except when the mapping and the sample both happen between
+ * the side band's drain and the ring read that follows (microseconds).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -79,6 +87,7 @@ struct pt_side {
 	struct perf_buffer *pb;
 	struct side_item *items;
 	size_t n, cap;
+	size_t next; /* the first item not appended yet */
 	char *paths;
 	size_t paths_len, paths_cap;
 	_Atomic __u64 lost; /* records the kernel could not write (ring full) */
@@ -127,6 +136,19 @@ static void side_push(struct pt_side *s, const struct pt_mapping *rec, const cha
 	s->n++;
 }
 
+/* The header every mapping record starts with. */
+static struct pt_mapping side_record(__u32 change, __u32 pid, __u32 tid, __u64 ts)
+{
+	struct pt_mapping rec = { 0 };
+
+	rec.hdr.kind = PT_KIND_MAPPING;
+	rec.hdr.ts_ns = ts;
+	rec.hdr.pid = pid;
+	rec.hdr.tid = tid;
+	rec.change = change;
+	return rec;
+}
+
 static const struct side_id *side_trailer(const struct perf_event_header *h, size_t fixed)
 {
 	if (h->size < fixed + sizeof(struct side_id))
@@ -138,17 +160,13 @@ static void side_mmap(struct pt_side *s, const struct perf_event_header *h)
 {
 	const struct side_mmap2 *m = (const void *)h;
 	const struct side_id *id = side_trailer(h, sizeof(*m));
-	struct pt_mapping rec = { 0 };
+	struct pt_mapping rec;
 	size_t room;
 
 	if (!id || (h->misc & PERF_RECORD_MISC_MMAP_BUILD_ID))
 		return;
 	room = h->size - sizeof(*m) - sizeof(*id);
-	rec.hdr.kind = PT_KIND_MAPPING;
-	rec.hdr.ts_ns = id->time;
-	rec.hdr.pid = m->pid;
-	rec.hdr.tid = m->tid;
-	rec.change = PT_MAPPING_CHANGE_MMAP;
+	rec = side_record(PT_MAPPING_CHANGE_MMAP, m->pid, m->tid, id->time);
 	rec.start = m->addr;
 	rec.len = m->len;
 	rec.pgoff = m->pgoff;
@@ -163,17 +181,14 @@ static void side_task(struct pt_side *s, const struct perf_event_header *h)
 {
 	const struct side_task *t = (const void *)h;
 	bool exit = h->type == PERF_RECORD_EXIT;
-	struct pt_mapping rec = { 0 };
+	struct pt_mapping rec;
 
 	if (h->size < sizeof(*t))
 		return;
 	if (exit ? t->tid != t->pid : t->pid == t->ppid) /* a thread shares its mappings */
 		return;
-	rec.hdr.kind = PT_KIND_MAPPING;
-	rec.hdr.ts_ns = t->time;
-	rec.hdr.pid = t->pid;
-	rec.hdr.tid = t->tid;
-	rec.change = exit ? PT_MAPPING_CHANGE_EXIT : PT_MAPPING_CHANGE_FORK;
+	rec = side_record(exit ? PT_MAPPING_CHANGE_EXIT : PT_MAPPING_CHANGE_FORK, t->pid, t->tid,
+			  t->time);
 	rec.parent_pid = exit ? 0 : t->ppid;
 	side_push(s, &rec, "", 0);
 }
@@ -182,15 +197,11 @@ static void side_exec(struct pt_side *s, const struct perf_event_header *h)
 {
 	const struct side_comm *c = (const void *)h;
 	const struct side_id *id = side_trailer(h, sizeof(*c));
-	struct pt_mapping rec = { 0 };
+	struct pt_mapping rec;
 
 	if (!id || !(h->misc & PERF_RECORD_MISC_COMM_EXEC))
 		return;
-	rec.hdr.kind = PT_KIND_MAPPING;
-	rec.hdr.ts_ns = id->time;
-	rec.hdr.pid = c->pid;
-	rec.hdr.tid = c->tid;
-	rec.change = PT_MAPPING_CHANGE_EXEC;
+	rec = side_record(PT_MAPPING_CHANGE_EXEC, c->pid, c->tid, id->time);
 	side_push(s, &rec, "", 0);
 }
 
@@ -218,6 +229,65 @@ static enum bpf_perf_event_ret side_on_record(void *ctx, int cpu, struct perf_ev
 		break;
 	}
 	return LIBBPF_PERF_EVENT_CONT;
+}
+
+/* The executable mappings of one running process, from /proc/PID/maps. */
+static void side_scan_process(struct pt_side *s, __u32 pid, __u64 ts)
+{
+	char path[64], line[PATH_MAX + 128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%u/maps", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return; /* gone already, or not ours to read */
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long start, end, pgoff, inode;
+		unsigned int maj, min;
+		struct pt_mapping rec;
+		char perms[5];
+		size_t len;
+		int at = 0;
+
+		if (sscanf(line, "%llx-%llx %4s %llx %x:%x %llu %n", &start, &end, perms, &pgoff,
+			   &maj, &min, &inode, &at) < 7 ||
+		    !at || perms[2] != 'x' || end <= start)
+			continue;
+		len = strcspn(line + at, "\n");
+		if (!len)
+			continue; /* anonymous: nothing names it */
+		rec = side_record(PT_MAPPING_CHANGE_MMAP, pid, pid, ts);
+		rec.start = start;
+		rec.len = end - start;
+		rec.pgoff = pgoff;
+		rec.dev = makedev(maj, min);
+		rec.inode = inode;
+		side_push(s, &rec, line + at, len);
+	}
+	fclose(f);
+}
+
+/*
+ * Records of the executable mappings of every process running now, as perf
+ * record makes at its start: the side band tells only of changes, and a
+ * process started before the tracer may exit before a consumer reads its
+ * /proc. Stamped ts, before any sample, so they come first.
+ */
+static void side_scan(struct pt_side *s, __u64 ts)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *d;
+
+	if (!proc)
+		return;
+	while ((d = readdir(proc))) {
+		char *end;
+		unsigned long pid = strtoul(d->d_name, &end, 10);
+
+		if (d->d_name[0] >= '1' && d->d_name[0] <= '9' && !*end && pid <= UINT32_MAX)
+			side_scan_process(s, (__u32)pid, ts);
+	}
+	closedir(proc);
 }
 
 static int side_by_time(const void *a, const void *b)
@@ -262,11 +332,29 @@ int pt_mappings_start(struct proctap *pt, struct proctap_error *err)
 	if (!s->pb)
 		return pt_kernel_error(err, PROCTAP_E_ATTACH, errno, NULL,
 				       "opening the perf side band of executable mappings");
+	/* After the side band opened: a mapping made during the scan is in
+	 * one or the other, or both (which does no harm). */
+	side_scan(s, pt_ts(CLOCK_MONOTONIC));
 	return PROCTAP_OK;
 }
 
-/* Takes what the side band holds and appends it in time order: mapping
- * records, or a loss report. Returns the records taken, or -errno. */
+/* Appends the round's mapping records stamped at or before ts, in time
+ * order (ts = UINT64_MAX: all that are left). */
+void pt_mappings_flush(struct proctap *pt, __u64 ts)
+{
+	struct pt_side *s = pt->side;
+
+	for (; s && s->next < s->n && s->items[s->next].rec.hdr.ts_ns <= ts; s->next++) {
+		const struct side_item *it = &s->items[s->next];
+
+		pt_append(pt, PT_KIND_MAPPING, &it->rec.hdr, sizeof(it->rec),
+			  (const __u8 *)s->paths + it->path_off);
+	}
+}
+
+/* Takes what the side band holds and sorts it by time, to be merged with
+ * the ring's records (pt_mappings_flush). What an earlier drain of this
+ * round left is appended first. Returns the records taken, or -errno. */
 int pt_mappings_drain(struct proctap *pt)
 {
 	struct pt_side *s = pt->side;
@@ -274,18 +362,13 @@ int pt_mappings_drain(struct proctap *pt)
 
 	if (!s || !s->pb)
 		return 0;
-	s->n = 0;
+	pt_mappings_flush(pt, UINT64_MAX);
+	s->n = s->next = 0;
 	s->paths_len = 0;
 	e = perf_buffer__consume(s->pb);
 	if (e < 0)
 		return e;
 	qsort(s->items, s->n, sizeof(*s->items), side_by_time);
-	for (size_t i = 0; i < s->n; i++) {
-		const struct side_item *it = &s->items[i];
-
-		pt_append(pt, PT_KIND_MAPPING, &it->rec.hdr, sizeof(it->rec),
-			  (const __u8 *)s->paths + it->path_off);
-	}
 	return s->n > INT_MAX ? INT_MAX : (int)s->n;
 }
 

@@ -5,6 +5,7 @@
  * until every emitted record was delivered or counted.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -123,6 +124,7 @@ static int pt_drain(struct proctap *pt)
 		/* Under sustained load hand over by age, not only when full. */
 		pt_handover_all(pt, true, 0);
 	}
+	pt_mappings_flush(pt, UINT64_MAX); /* the round's mapping records after its last sample */
 	pt_report_losses(pt, lost);
 	if (pt_handover_due(pt))
 		pt_handover_all(pt, false, 0);
@@ -285,8 +287,12 @@ int pt_poll_open(struct proctap *pt, struct proctap_error *err)
 
 	pt->flush_ns = (__u64)pt->cfg.flush_us * 1000;
 	pt->busy_poll = pt->cfg.busy_poll != 0;
+	/* Mapping records first: a hand-over of every batch gives them to the
+	 * caller before the samples that need them. */
+	if (pt->cfg.events & PROCTAP_EVENT(PT_KIND_MAPPING))
+		pt->kinds[pt->nkinds++] = PT_KIND_MAPPING;
 	for (__u32 kind = 0; kind < PT_KIND_MAX; kind++)
-		if (pt->cfg.events & PROCTAP_EVENT(kind))
+		if (kind != PT_KIND_MAPPING && (pt->cfg.events & PROCTAP_EVENT(kind)))
 			pt->kinds[pt->nkinds++] = kind;
 	pt->nroutes = pt->cfg.per_kind_batches ? pt->nkinds : 1;
 	pt->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

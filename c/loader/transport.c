@@ -254,8 +254,15 @@ void pt_append(struct proctap *pt, __u32 route, const struct pt_hdr *h, size_t m
 	struct pt_hdr *out;
 	__u8 *dst;
 
-	if (r->buf && r->buf->len + rec_size > r->buf->cap && r->buf->records)
+	if (r->buf && r->buf->len + rec_size > r->buf->cap && r->buf->records) {
+		struct pt_route *maps = &pt->routes[PT_KIND_MAPPING];
+
+		/* With a batch per kind, the mapping records this batch's
+		 * samples may need are handed over before it. */
+		if (pt->cfg.per_kind_batches && r != maps && maps->buf && maps->buf->records)
+			pt_handover(pt, maps, 0);
 		pt_handover(pt, r, 0);
+	}
 	if (!r->buf && !pt_route_fill(pt, r)) {
 		/* The caller refused a buffer (it is stopping): consume and count
 		 * (a loss report is no event: what it reports is counted already). */
@@ -300,11 +307,13 @@ static void pt_on_meta(struct proctap *pt, const struct pt_hdr *h, size_t size)
 	k = h->data_len > h->data_span || off + h->data_len > pt->elem_size
 		    ? NULL
 		    : pt_record_valid(pt, h, size);
-	if (k)
+	if (k) {
+		pt_mappings_flush(pt, h->ts_ns); /* what happened before it goes first */
 		pt_append(pt, h->kind, h, k->meta_size,
 			  pt->pages + (size_t)h->cpu * pt->elem_size + off);
-	else
+	} else {
 		pt_bump(&pt->invalid);
+	}
 	pt_release(pt, h->cpu, h->data_pos, h->data_span);
 }
 
