@@ -270,7 +270,7 @@ fn proctap(unwind: Unwind, build: &Build, hz: u32, cpus: usize, ms: u64) -> Resu
         match event {
             Event::Mapping(m) => symbolizer.learn_mapping(m),
             Event::Sample(s) if s.comm.as_bytes() == comm.as_bytes() => {
-                bytes += (s.user_stack_copy.len() + s.user_stack.len() * 32 + s.kernel_stack.len() * 8) as u64;
+                bytes += (s.user_stack_copy.len() + s.user_stack.len() * 8 + s.kernel_stack.len() * 8) as u64;
                 profile.add(s, &mut symbolizer);
             }
             _ => {}

@@ -509,8 +509,8 @@ a waited-for child, in clock ticks; proctap: every thread of this process, the p
 keeps every event) plus making stacks (`perf script`; proctap's `Symbolizer` and `Profile` on the kept events) \
 plus proctap's BPF run time (bpf_stats), over the run's wall time times the CPUs. perf's in-kernel work (the \
 sample interrupt and, in dwarf mode, an 8 KiB stack copy per sample) has no counter here: its share is a lower \
-bound. bytes per sample: perf.data's size; proctap's stack bytes received (the stack copy, 32 bytes per \
-build-id frame, 8 per kernel frame).\n";
+bound. bytes per sample: perf.data's size; proctap's stack bytes received (the stack copy, 8 per \
+return address of either stack).\n";
     Ok(out)
 }
 
