@@ -402,6 +402,17 @@ int proctap_watch_remove(struct proctap *pt, const char *prefix, __u32 len);
  */
 int proctap_net_give_up(struct proctap *pt, __u64 conn_id);
 
+/*
+ * Puts a capture record into the stream: a pressure watch of the caller's
+ * says a capture of a cgroup starts or stops. rec is a struct pt_capture of
+ * size bytes with the cgroup path (cgroup_len = hdr.data_len bytes) right
+ * after it; the loader stamps the time and merges it with the samples in
+ * time order at the next poll round. Any thread. 0, or a negative errno:
+ * -EINVAL when the instance does not profile, -EBADMSG for a record that is
+ * not a whole, valid capture.
+ */
+int proctap_capture_mark(struct proctap *pt, const void *rec, size_t size);
+
 /* CLOCK_MONOTONIC now, in nanoseconds: the clock of every ts_ns. */
 __u64 proctap_monotonic_ns(void);
 

@@ -17,8 +17,9 @@
 //! RESOURCE:full:PERCENT) samples nothing until the cgroup of a --comm or
 //! --pid process stalls on RESOURCE over PERCENT of a 1 s window; then that
 //! cgroup's processes are profiled for --capture-window SECONDS (default 5),
-//! and each capture's start and stop print as JSON lines
-//! ({"type":"capture","state":"start"|"stop","cgroup":...,"trigger":{...}}).
+//! and each capture's start and stop, as the stream gives them, print as
+//! JSON lines ({"type":"capture","state":"start"|"stop","cgroup":...,
+//! "targets":N,"trigger":{...}}).
 //!
 //! Processes whose command name starts with PREFIX are profiled from their
 //! exec on (the kernel adds them), as are those already running (a /proc
@@ -26,20 +27,17 @@
 //! SIGINT, SIGTERM or after --duration (0: at once), and writes its files
 //! in every case; an --out it cannot write fails before sampling.
 
-#[path = "profile_capture/mod.rs"]
-mod capture;
 mod tool;
 
 use std::collections::{HashSet, VecDeque};
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proctap::profile::{Profile, Symbolizer};
-use proctap::{Config, Event, EventKind, Profiler, Tracer, Unwind};
+use proctap::profile::{capture, Profile, Symbolizer};
+use proctap::{Capture, CaptureStall, Config, Event, EventKind, Profiler, Tracer, Unwind};
 
 const USAGE: &str = "usage: profile [--comm PREFIX]... [--pid PID]... [--all] [--children] [--hz HZ] \
                      [--unwind copy|fp] [--off-cpu] [--off-cpu-min MICROSECONDS] \
@@ -222,12 +220,32 @@ fn collect(tracer: &Tracer, args: &Args) -> (Collected, usize) {
                         off.add_off_cpu(sleep, &mut symbolizer);
                     }
                 }
+                Event::Capture(c) => print_capture(c),
                 Event::Lost(l) if l.kind == EventKind::Sample => got.lost += l.records,
                 _ => {}
             }
         }
     }
     (got, symbolizer.processes_held())
+}
+
+/// A capture's start or stop, as one JSON line on stdout.
+fn print_capture(c: &Capture<&[u8]>) {
+    let line = serde_json::json!({
+        "type": "capture",
+        "state": c.state,
+        "cgroup": String::from_utf8_lossy(c.cgroup),
+        "targets": c.targets,
+        "trigger": {
+            "resource": c.resource,
+            "kind": if c.stall == CaptureStall::Full { "full" } else { "some" },
+            "percent": c.threshold_us as f64 * 100.0 / c.window_us.max(1) as f64,
+            "threshold_us": c.threshold_us,
+            "stalled_us": c.stalled_us,
+            "window_us": c.window_us,
+        },
+    });
+    println!("{line}");
 }
 
 /// Writes the folded stacks, the flamegraph and the pprof profile.
@@ -274,25 +292,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    stopper.arm(tracer.stop_handle());
-    stopper.after(args.duration);
-    let stop_captures = Arc::new(AtomicBool::new(false));
     let captures = if args.psi.is_empty() {
         None
     } else {
-        let watched =
-            capture::Watched { pids: args.watched.pids.clone(), comm_prefixes: args.watched.comm_prefixes.clone() };
-        match capture::start(&tracer, args.psi.clone(), args.capture_window, watched, stop_captures.clone()) {
-            Ok(thread) => Some(thread),
+        match capture::start(tracer.targets(), args.psi.clone(), args.capture_window, args.watched.clone()) {
+            Ok(captures) => Some(Arc::new(captures)),
             Err(e) => {
                 eprintln!("profile: --psi: {e}");
                 return ExitCode::FAILURE;
             }
         }
     };
+    // Captures end before the tracer stops: their stops are in the stream.
+    if let Some(captures) = &captures {
+        let captures = captures.clone();
+        stopper.before_stop(move || {
+            captures.stop();
+        });
+    }
+    stopper.arm(tracer.stop_handle());
+    stopper.after(args.duration);
     let (got, held) = collect(&tracer, &args);
-    stop_captures.store(true, Ordering::Relaxed);
-    let captures = captures.map(|t| t.join().unwrap_or(0));
+    let captures = captures.map(|c| c.stop());
     let stats = match tracer.stop() {
         Ok(stats) => stats,
         Err(e) => {

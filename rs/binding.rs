@@ -161,6 +161,14 @@ impl Instance {
         errno_result(unsafe { sys::proctap_target_remove(self.raw.as_ptr(), pid) })
     }
 
+    /// Queues a capture record (as `Event::encode` writes it) for the
+    /// stream; Err(errno) as proctap_capture_mark says.
+    pub(crate) fn capture_mark(&self, record: &[u8]) -> Result<(), i32> {
+        // SAFETY: raw is open; record is valid for record.len() bytes, which
+        // the loader copies under its own lock before returning.
+        errno_result(unsafe { sys::proctap_capture_mark(self.raw.as_ptr(), record.as_ptr().cast(), record.len()) })
+    }
+
     pub(crate) fn targets(&self) -> Result<Vec<u32>, i32> {
         let mut pids = vec![0u32; 1024];
         loop {

@@ -37,6 +37,7 @@ fn as_decoded(mut event: Event, offset: i64) -> Event {
         Event::ConnClose(c) => c.time = time,
         Event::NetData(d) => d.time = time,
         Event::Mapping(m) => m.time = time,
+        Event::Capture(c) => c.time = time,
         _ => unreachable!("a kind this test does not generate"),
     }
     event

@@ -433,9 +433,54 @@ fn cpu_pressure_in_a_cgroup_starts_a_capture_of_its_processes() {
     let start = capture("start").unwrap_or_else(|| panic!("no capture of {name}: {stdout}"));
     assert_eq!(start["trigger"]["resource"], "cpu");
     assert!(start["trigger"]["stalled_us"].as_u64().unwrap() >= 200_000, "{start}");
-    assert_eq!(start["pids"].as_array().unwrap().len(), 2 * cpus, "{start}");
+    assert_eq!(start["targets"], 2 * cpus, "{start}");
     assert!(capture("stop").is_some(), "{stdout}");
     let folded = std::fs::read_to_string(out.join("profile.folded")).unwrap();
     assert!(folded.contains(fixture::HOT_LEAF_A), "{folded}");
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A capture mark goes into the stream whole, stamped by the loader with
+/// the stream's clock; a mark a tracer cannot take is refused with a typed
+/// error.
+#[test]
+fn capture_marks_reach_the_stream_and_bad_ones_are_refused() {
+    use proctap::{Capture, CaptureResource, CaptureStall, CaptureState, Error, WallTime};
+    let _turn = turn();
+    let mark = |cgroup: &[u8]| Capture {
+        ts_ns: 0,
+        time: WallTime::default(),
+        state: CaptureState::Start,
+        resource: CaptureResource::Memory,
+        stall: CaptureStall::Full,
+        targets: 3,
+        threshold_us: 100_000,
+        window_us: 1_000_000,
+        stalled_us: 250_000,
+        cgroup: cgroup.to_vec(),
+        data_lost: false,
+    };
+    let Some(tracer) = common::start(&profile(Profiler::new().hz(99).comm_prefix("proctap-nomatch"))) else { return };
+    let before = proctap::monotonic_ns();
+    tracer.targets().mark_capture(&mark(b"/system.slice/db.service")).unwrap();
+    let after = proctap::monotonic_ns();
+    let too_long = tracer.targets().mark_capture(&mark(&[b'a'; 5000]));
+    assert!(matches!(too_long, Err(Error::Target { errno: 74, .. })), "{too_long:?}");
+    let events = common::collect_until(
+        &tracer,
+        Duration::from_secs(3),
+        |e| matches!(e, Event::Capture(_)),
+        |got| !got.is_empty(),
+    );
+    tracer.stop().unwrap();
+    let Some(Event::Capture(got)) = events.first() else { panic!("no capture event: {events:?}") };
+    assert!((before..=after).contains(&got.ts_ns), "stamped {} outside [{before}, {after}]", got.ts_ns);
+    assert_eq!(Capture { ts_ns: 0, time: WallTime::default(), ..got.clone() }, mark(b"/system.slice/db.service"));
+    assert_eq!(events.len(), 1, "only the valid mark: {events:?}");
+
+    // A tracer that does not profile takes none.
+    let Some(plain) = common::start(&Config::new().exec(false).exit(true)) else { return };
+    let refused = plain.targets().mark_capture(&mark(b"/"));
+    plain.stop().unwrap();
+    assert!(matches!(refused, Err(Error::Target { errno: 22, .. })), "{refused:?}");
 }

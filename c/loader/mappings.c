@@ -12,7 +12,9 @@
  * and EXIT records beside the samples. The exits let a consumer drop what
  * it holds of a process without being told by anyone else. At the start,
  * the executable mappings of every running process are read from /proc
- * into mmap records, as perf record synthesizes them.
+ * into mmap records, as perf record synthesizes them. The caller's capture
+ * marks (proctap_capture_mark) join the same merge, so a capture's start
+ * and stop come in time order with the samples they bracket.
  *
  * Ordering: each poll round drains these before it takes records off the
  * metadata ring and sorts them by time; then each record taken off the ring
@@ -26,6 +28,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,11 +78,23 @@ struct side_lost {
 	__u64 id, lost;
 };
 
-/* One record of a round: the fixed part and where its path is. */
+/* One record of a round: the fixed part and where its data (a path or a
+ * cgroup) is. */
 struct side_item {
-	struct pt_mapping rec;
+	union {
+		struct pt_hdr hdr;
+		struct pt_mapping mapping;
+		struct pt_capture capture;
+	} rec;
+	__u32 meta_size;
 	size_t path_off;
 	size_t seq; /* order read: a CPU's ring is in time order */
+};
+
+/* A record the caller made (a capture mark), until the next drain. */
+struct side_mark {
+	void *rec;
+	size_t size;
 };
 
 struct pt_side {
@@ -90,7 +105,10 @@ struct pt_side {
 	size_t next; /* the first item not appended yet */
 	char *paths;
 	size_t paths_len, paths_cap;
-	_Atomic __u64 lost; /* records the kernel could not write (ring full) */
+	_Atomic __u64 lost;	    /* records the kernel could not write (ring full) */
+	pthread_mutex_t inbox_lock; /* the caller's marks, from any thread */
+	struct side_mark *inbox;
+	size_t inbox_n, inbox_cap;
 };
 
 static void *side_grow(void *p, size_t *cap, size_t need, size_t elem)
@@ -108,12 +126,15 @@ static void *side_grow(void *p, size_t *cap, size_t need, size_t elem)
 	return q;
 }
 
-/* Queues one record with its path (len bytes, no NUL). */
-static void side_push(struct pt_side *s, const struct pt_mapping *rec, const char *path, size_t len)
+/* Queues one record: meta_size bytes of fixed part, then len of data. */
+static void side_push_record(struct pt_side *s, const struct pt_hdr *h, size_t meta_size,
+			     const char *data, size_t len)
 {
 	struct side_item *items;
 	char *paths;
 
+	if (meta_size > sizeof(items->rec))
+		return;
 	items = side_grow(s->items, &s->cap, s->n + 1, sizeof(*items));
 	if (!items) {
 		s->lost++; /* out of memory: counted like a full ring */
@@ -126,14 +147,21 @@ static void side_push(struct pt_side *s, const struct pt_mapping *rec, const cha
 		return;
 	}
 	s->paths = paths;
-	memcpy(s->paths + s->paths_len, path, len);
-	s->items[s->n].rec = *rec;
-	s->items[s->n].rec.path_len = len;
+	memcpy(s->paths + s->paths_len, data, len);
+	memcpy(&s->items[s->n].rec, h, meta_size);
 	s->items[s->n].rec.hdr.data_len = len;
+	s->items[s->n].meta_size = meta_size;
 	s->items[s->n].path_off = s->paths_len;
 	s->items[s->n].seq = s->n;
 	s->paths_len += len;
 	s->n++;
+}
+
+/* Queues a mapping record with its path (len bytes, no NUL). */
+static void side_push(struct pt_side *s, struct pt_mapping *rec, const char *path, size_t len)
+{
+	rec->path_len = len;
+	side_push_record(s, &rec->hdr, sizeof(*rec), path, len);
 }
 
 /* The header every mapping record starts with. */
@@ -322,6 +350,7 @@ int pt_mappings_start(struct proctap *pt, struct proctap_error *err)
 
 	if (!s)
 		return pt_fail(err, PROCTAP_E_SYSTEM, ENOMEM, NULL, NULL, "out of memory");
+	pthread_mutex_init(&s->inbox_lock, NULL);
 	pt->side = s;
 	s->map_fd = bpf_map_create(BPF_MAP_TYPE_PERF_EVENT_ARRAY, "pt_side", sizeof(int),
 				   sizeof(int), pt->ncpus, NULL);
@@ -338,6 +367,67 @@ int pt_mappings_start(struct proctap *pt, struct proctap_error *err)
 	return PROCTAP_OK;
 }
 
+/* Moves the caller's marks among this round's records. */
+static void side_take_marks(struct pt_side *s)
+{
+	struct side_mark *marks;
+	size_t n;
+
+	pthread_mutex_lock(&s->inbox_lock);
+	marks = s->inbox;
+	n = s->inbox_n;
+	s->inbox = NULL;
+	s->inbox_n = s->inbox_cap = 0;
+	pthread_mutex_unlock(&s->inbox_lock);
+	for (size_t i = 0; i < n; i++) {
+		const struct pt_capture *c = marks[i].rec;
+
+		side_push_record(s, &c->hdr, sizeof(*c), (const char *)(c + 1), c->cgroup_len);
+		free(marks[i].rec);
+	}
+	free(marks);
+}
+
+/* A capture record from the caller: whole, of a known state, resource and
+ * stall, its cgroup within the cap. */
+static bool side_capture_valid(const struct pt_capture *c, size_t size)
+{
+	return size >= sizeof(*c) && c->hdr.kind == PT_KIND_CAPTURE &&
+	       c->hdr.data_len == c->cgroup_len && c->cgroup_len <= PT_CAPTURE_DATA_MAX &&
+	       sizeof(*c) + c->cgroup_len <= size && c->state <= PT_CAPTURE_STATE_STOP &&
+	       c->resource <= PT_CAPTURE_RESOURCE_IO && c->stall <= PT_CAPTURE_STALL_FULL;
+}
+
+int proctap_capture_mark(struct proctap *pt, const void *rec, size_t size)
+{
+	struct pt_side *s = pt->side;
+	struct side_mark *inbox;
+	struct pt_capture *copy;
+
+	if (!s)
+		return -EINVAL;
+	if (!rec || !side_capture_valid(rec, size))
+		return -EBADMSG;
+	copy = malloc(size);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, rec, size);
+	copy->hdr.ts_ns = pt_ts(CLOCK_MONOTONIC);
+	copy->hdr.pid = copy->hdr.tid = copy->hdr.cpu = 0;
+	pthread_mutex_lock(&s->inbox_lock);
+	inbox = side_grow(s->inbox, &s->inbox_cap, s->inbox_n + 1, sizeof(*inbox));
+	if (inbox) {
+		s->inbox = inbox;
+		s->inbox[s->inbox_n++] = (struct side_mark){ copy, size };
+	}
+	pthread_mutex_unlock(&s->inbox_lock);
+	if (!inbox) {
+		free(copy);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* Appends the round's mapping records stamped at or before ts, in time
  * order (ts = UINT64_MAX: all that are left). */
 void pt_mappings_flush(struct proctap *pt, __u64 ts)
@@ -347,7 +437,7 @@ void pt_mappings_flush(struct proctap *pt, __u64 ts)
 	for (; s && s->next < s->n && s->items[s->next].rec.hdr.ts_ns <= ts; s->next++) {
 		const struct side_item *it = &s->items[s->next];
 
-		pt_append(pt, PT_KIND_MAPPING, &it->rec.hdr, sizeof(it->rec),
+		pt_append(pt, it->rec.hdr.kind, &it->rec.hdr, it->meta_size,
 			  (const __u8 *)s->paths + it->path_off);
 	}
 }
@@ -365,6 +455,7 @@ int pt_mappings_drain(struct proctap *pt)
 	pt_mappings_flush(pt, UINT64_MAX);
 	s->n = s->next = 0;
 	s->paths_len = 0;
+	side_take_marks(s);
 	e = perf_buffer__consume(s->pb);
 	if (e < 0)
 		return e;
@@ -390,6 +481,10 @@ void pt_mappings_close(struct proctap *pt)
 		close(s->map_fd);
 	free(s->items);
 	free(s->paths);
+	for (size_t i = 0; i < s->inbox_n; i++)
+		free(s->inbox[i].rec);
+	free(s->inbox);
+	pthread_mutex_destroy(&s->inbox_lock);
 	free(s);
 	pt->side = NULL;
 }

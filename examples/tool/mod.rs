@@ -54,6 +54,9 @@ impl Args {
     }
 }
 
+/// What runs before the tracer is stopped.
+type BeforeStop = Box<dyn FnOnce() + Send>;
+
 /// Stops the tracer on SIGINT or SIGTERM. Install it before starting the
 /// tracer: a signal that comes first is remembered, and `arm` stops the
 /// tracer at once.
@@ -61,6 +64,8 @@ impl Args {
 pub struct Stopper {
     signalled: Arc<AtomicBool>,
     handle: Arc<Mutex<Option<StopHandle>>>,
+    /// Run once, before the tracer is told to stop.
+    before: Arc<Mutex<Option<BeforeStop>>>,
 }
 
 impl Stopper {
@@ -81,8 +86,17 @@ impl Stopper {
         }
     }
 
+    /// Runs `f` once before stopping the tracer (what must still reach the
+    /// stream). Set it before `arm`.
+    pub fn before_stop(&self, f: impl FnOnce() + Send + 'static) {
+        *self.before.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(f));
+    }
+
     pub fn stop(&self) {
         self.signalled.store(true, Ordering::SeqCst);
+        if let Some(f) = self.before.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            f();
+        }
         if let Some(handle) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             handle.stop();
         }

@@ -29,6 +29,7 @@
 //!   flamegraph SVG (inferno) and a gzipped pprof `profile.proto`.
 
 mod aggregate;
+pub mod capture;
 pub mod debuginfod;
 mod elf;
 mod index;

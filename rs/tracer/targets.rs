@@ -4,6 +4,7 @@ use std::sync::{Arc, Weak};
 
 use crate::binding::{sys, Instance};
 use crate::error::Error;
+use crate::{Capture, Event};
 
 use super::Shared;
 
@@ -60,6 +61,29 @@ impl Targets {
         }
     }
 
+    /// Puts a capture's start or stop into the stream, where it comes in
+    /// time order with the samples it brackets
+    /// ([`profile::capture`](crate::profile::capture) does this for its
+    /// pressure triggers). The loader stamps the time: `ts_ns` and `time`
+    /// are not read. Fails when the tracer does not profile, or the cgroup
+    /// path is longer than 4096 bytes.
+    pub fn mark_capture(&self, capture: &Capture) -> Result<(), Error> {
+        let shared = self.instance(&"capture")?;
+        let mut record = Vec::new();
+        Event::Capture(capture.clone()).encode(&mut record);
+        shared.instance.capture_mark(&record).map_err(|errno| Error::Target {
+            target: "capture".into(),
+            errno,
+            message: match errno {
+                EINVAL => "this tracer does not profile (Config::profile)".into(),
+                EBADMSG => {
+                    format!("not a valid capture: is the cgroup path ({} bytes) at most 4096?", capture.cgroup.len())
+                }
+                _ => format!("queueing the capture: {}", std::io::Error::from_raw_os_error(errno)),
+            },
+        })
+    }
+
     fn instance(&self, target: &dyn std::fmt::Display) -> Result<Arc<Shared>, Error> {
         self.shared.upgrade().ok_or_else(|| Error::Target {
             target: target.to_string(),
@@ -73,6 +97,7 @@ const ENOENT: i32 = 2;
 const ESRCH: i32 = 3;
 const EINVAL: i32 = 22;
 const E2BIG: i32 = 7;
+const EBADMSG: i32 = 74;
 
 fn target_error(target: &dyn std::fmt::Display, errno: i32, doing: &str) -> Error {
     let message = match errno {

@@ -5,10 +5,10 @@ use proptest::prelude::*;
 use std::net::{Ipv6Addr, SocketAddr};
 
 use proctap::{
-    Argv, Comm, ConnClose, ConnCloseFamily, ConnCloseProtocol, ConnCloseRole, ConnOpen, ConnOpenFamily,
-    ConnOpenProtocol, ConnOpenRole, Errno, Event, EventKind, Exec, ExecFailed, Exit, Fork, KernelStack, Lost, Mapping,
-    MappingChange, NetData, NetDataDirection, OffCpuSample, OomKill, Open, StackSample, Synthetic, Trigger,
-    TriggerReason, UserStack, WallTime, Write,
+    Argv, Capture, CaptureResource, CaptureStall, CaptureState, Comm, ConnClose, ConnCloseFamily, ConnCloseProtocol,
+    ConnCloseRole, ConnOpen, ConnOpenFamily, ConnOpenProtocol, ConnOpenRole, Errno, Event, EventKind, Exec, ExecFailed,
+    Exit, Fork, KernelStack, Lost, Mapping, MappingChange, NetData, NetDataDirection, OffCpuSample, OomKill, Open,
+    StackSample, Synthetic, Trigger, TriggerReason, UserStack, WallTime, Write,
 };
 
 fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -409,6 +409,28 @@ fn mapping() -> impl Strategy<Value = Event> {
     )
 }
 
+fn capture() -> impl Strategy<Value = Event> {
+    (any::<u64>(), (any::<bool>(), 0u8..3, any::<bool>()), any::<(u32, u64, u64, u64)>(), bytes(300), any::<bool>())
+        .prop_map(
+            |(ts_ns, (stop, resource, full), (targets, threshold_us, window_us, stalled_us), cgroup, data_lost)| {
+                Event::Capture(Capture {
+                    ts_ns,
+                    time: WallTime::default(),
+                    state: if stop { CaptureState::Stop } else { CaptureState::Start },
+                    resource: [CaptureResource::Cpu, CaptureResource::Memory, CaptureResource::Io]
+                        [usize::from(resource)],
+                    stall: if full { CaptureStall::Full } else { CaptureStall::Some },
+                    targets,
+                    threshold_us,
+                    window_us,
+                    stalled_us,
+                    cgroup: if data_lost { Vec::new() } else { cgroup },
+                    data_lost,
+                })
+            },
+        )
+}
+
 /// An event of any kind the tests know.
 pub fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
@@ -426,6 +448,7 @@ pub fn event() -> impl Strategy<Value = Event> {
         trigger(),
         lost(),
         synthetic(),
-        mapping()
+        mapping(),
+        capture()
     ]
 }
