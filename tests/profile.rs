@@ -348,57 +348,82 @@ fn off_cpu_samples_give_each_blocking_function_its_share_of_blocked_time() {
     let _turn = turn();
     let dir = std::env::temp_dir().join(format!("proctap-offcpu-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let exe = dir.join("sleeper");
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sleeper.c");
-    let built = std::process::Command::new("cc")
-        .args(["-O1", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
-        .arg(&exe)
-        .arg(&source)
-        .status()
-        .expect("cc");
-    assert!(built.success());
-    let kids = Reaper(vec![fixture::spawn(&exe, &[])]);
+    // Frame pointers walked by the kernel; and without them (-O2), the
+    // stack copied at the switch and unwound here, through libc's wrappers.
+    for (name, flags, unwind) in [
+        ("sleeper", "-fno-omit-frame-pointer", Unwind::FramePointers),
+        ("sleeper-nofp", "-fomit-frame-pointer", Unwind::StackCopy),
+    ] {
+        let exe = dir.join(name);
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sleeper.c");
+        let opt = if unwind == Unwind::StackCopy { "-O2" } else { "-O1" };
+        let built = std::process::Command::new("cc")
+            .args([opt, "-g", flags, "-pthread", "-o"])
+            .arg(&exe)
+            .arg(&source)
+            .status()
+            .expect("cc");
+        assert!(built.success());
+        let off = off_cpu_profile(&exe, unwind);
+        let (sleep, pipe, futex) = (
+            off.inclusive_blocked_ns("pt_sleep_phase"),
+            off.inclusive_blocked_ns("pt_pipe_phase"),
+            off.inclusive_blocked_ns("pt_futex_phase"),
+        );
+        let mut folded = Vec::new();
+        off.write_folded(&mut folded).unwrap();
+        let folded = String::from_utf8(folded).unwrap();
+        let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
+        let what = format!("{unwind:?}");
+        assert!(
+            futex > 0 && (2.5..3.5).contains(&ratio(sleep, futex)),
+            "{what}: sleep {sleep} futex {futex}\n{folded}"
+        );
+        assert!((1.6..2.4).contains(&ratio(pipe, futex)), "{what}: pipe {pipe} futex {futex}\n{folded}");
+        // The kernel side says where: in the folded stacks, under the phase,
+        // ending where the thread slept (not in the tracer's own program).
+        assert!(folded.lines().any(|l| l.contains("pt_pipe_phase;") && l.contains("_[k]")), "{folded}");
+        assert!(folded.lines().all(|l| !l.contains("bpf_prog_") && !l.contains("bpf_trace_run")), "{folded}");
+        if unwind == Unwind::StackCopy {
+            // Whole chains: every sleep of the main thread under main.
+            let under_main = off.inclusive_blocked_ns("main");
+            assert!(under_main >= (sleep + pipe) * 95 / 100, "{what}: {under_main} ns under main\n{folded}");
+            continue;
+        }
+        let mut pprof = Vec::new();
+        off.write_pprof(&mut pprof).unwrap();
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(pprof.as_slice()), &mut raw).unwrap();
+        let decoded = <proctap::profile::proto::Profile as prost::Message>::decode(raw.as_slice()).unwrap();
+        let s = |i: i64| decoded.string_table[i as usize].as_str();
+        let types: Vec<(&str, &str)> = decoded.sample_type.iter().map(|t| (s(t.r#type), s(t.unit))).collect();
+        assert_eq!(types, [("samples", "count"), ("off-cpu", "nanoseconds")]);
+        let slept: i64 = decoded.sample.iter().map(|x| x.value[1]).sum();
+        assert_eq!(slept as u64, off.inclusive_blocked_ns(name), "every ns slept, in pprof too");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The off-CPU profile of 120 sleeps of the sleeper fixture.
+fn off_cpu_profile(exe: &std::path::Path, unwind: Unwind) -> Profile {
+    let kids = Reaper(vec![fixture::spawn(exe, &[])]);
     let pid = kids.0[0].id();
-    let config = profile(Profiler::new().pid(pid).off_cpu(Duration::from_millis(5)));
-    let Some(tracer) = common::start(&config) else { return };
+    let config = profile(Profiler::new().pid(pid).unwind(unwind).off_cpu(Duration::from_millis(5)));
+    let Some(tracer) = common::start(&config) else { return Profile::off_cpu() };
     let sleeps = |e: &Event<&[u8]>| matches!(e, Event::Offcpu(s) if s.pid == pid);
     // 30 rounds of 60 ms: 90 sleeps of the main thread, 30 of the answerer.
     let events = common::collect_until(&tracer, Duration::from_secs(10), sleeps, |got| got.len() >= 120);
+    tracer.stop().unwrap();
     let mut symbolizer = Symbolizer::new();
     let mut off = Profile::off_cpu();
     for e in &events {
         if let Event::Offcpu(s) = e {
             assert!(s.blocked_ns >= 5_000_000, "under the threshold: {s:?}");
+            assert_eq!(s.user_ip != 0, unwind == Unwind::StackCopy, "{s:?}");
             off.add_off_cpu(s, &mut symbolizer);
         }
     }
-    drop(kids);
-    let (sleep, pipe, futex) = (
-        off.inclusive_blocked_ns("pt_sleep_phase"),
-        off.inclusive_blocked_ns("pt_pipe_phase"),
-        off.inclusive_blocked_ns("pt_futex_phase"),
-    );
-    let mut folded = Vec::new();
-    off.write_folded(&mut folded).unwrap();
-    let folded = String::from_utf8(folded).unwrap();
-    let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
-    assert!(futex > 0 && (2.5..3.5).contains(&ratio(sleep, futex)), "sleep {sleep} futex {futex}\n{folded}");
-    assert!((1.6..2.4).contains(&ratio(pipe, futex)), "pipe {pipe} futex {futex}\n{folded}");
-    // The kernel side says where: in the folded stacks, under the phase,
-    // ending where the thread slept (not in the tracer's own program).
-    assert!(folded.lines().any(|l| l.contains("pt_pipe_phase;") && l.contains("_[k]")), "{folded}");
-    assert!(folded.lines().all(|l| !l.contains("bpf_prog_") && !l.contains("bpf_trace_run")), "{folded}");
-    let mut pprof = Vec::new();
-    off.write_pprof(&mut pprof).unwrap();
-    let mut raw = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(pprof.as_slice()), &mut raw).unwrap();
-    let decoded = <proctap::profile::proto::Profile as prost::Message>::decode(raw.as_slice()).unwrap();
-    let s = |i: i64| decoded.string_table[i as usize].as_str();
-    let types: Vec<(&str, &str)> = decoded.sample_type.iter().map(|t| (s(t.r#type), s(t.unit))).collect();
-    assert_eq!(types, [("samples", "count"), ("off-cpu", "nanoseconds")]);
-    let slept: i64 = decoded.sample.iter().map(|x| x.value[1]).sum();
-    assert_eq!(slept as u64, off.inclusive_blocked_ns("sleeper"), "every ns slept, in pprof too");
-    let _ = std::fs::remove_dir_all(&dir);
+    off
 }
 
 /// Pressure-triggered capture (the profile example's --psi): more busy

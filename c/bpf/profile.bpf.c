@@ -43,6 +43,10 @@ const volatile bool pf_stack_copy = false;
 /* Off-CPU: the shortest sleep reported. */
 const volatile __u64 pf_offcpu_min_ns = 1000000;
 
+/* The most user stack an off-CPU sample keeps (the offcpu_stack_copy_max
+ * knob's bound): it waits in the thread's storage while the thread sleeps. */
+#define PF_OFFCPU_COPY_MAX 8192
+
 /* Where a target's thread went to sleep, and when: kept in the thread's
  * storage from its switch out to its switch back in. */
 struct pf_blocked {
@@ -50,7 +54,10 @@ struct pf_blocked {
 	__s32 kerr, uerr;
 	__u32 klen, ulen; /* bytes of the stacks */
 	__u64 kstack[127];
-	__u64 ustack[127];
+	__u64 ustack[127];		 /* the frame-pointer walk */
+	__u64 user_ip, user_sp, user_bp; /* the stack copy: registers, */
+	__u32 copy_len;			 /* bytes, */
+	__u8 copy[PF_OFFCPU_COPY_MAX];	 /* and the stack from user_sp up */
 };
 
 struct {
@@ -132,7 +139,8 @@ static long pf_vma_span(struct task_struct *task, struct vm_area_struct *vma, vo
  * so the 8 bytes of argc are still inside the mapping. Other stacks come
  * from pf_stacks, checked against the address space and the span.
  */
-static __always_inline __u64 pf_stack_end(struct task_struct *task, __u64 sp, bool *cached)
+static __always_inline __u64 pf_stack_end(struct task_struct *task, __u64 sp, __u64 cap,
+					  bool *cached)
 {
 	struct mm_struct *mm = task->mm;
 	struct pf_stack_span span = {}, *known;
@@ -143,7 +151,7 @@ static __always_inline __u64 pf_stack_end(struct task_struct *task, __u64 sp, bo
 	if (!mm)
 		return 0;
 	top = mm->start_stack;
-	if (task->pid == task->tgid && sp < top && top - sp < pt_knob_stack_copy_max)
+	if (task->pid == task->tgid && sp < top && top - sp < cap)
 		return top + 8;
 	known = bpf_map_lookup_elem(&pf_stacks, &tid);
 	if (known && known->mm == (__u64)mm && known->start <= sp && sp < known->end) {
@@ -178,7 +186,7 @@ static __always_inline long pf_copy_user_stack(struct pt_emit *e, struct pt_samp
 	r->user_sp = PT_REGS_SP_CORE(regs);
 	r->user_bp = PT_REGS_FP_CORE(regs);
 	/* Not past the stack's mapping: a read across its end fails whole. */
-	end = pf_stack_end(task, r->user_sp, &cached);
+	end = pf_stack_end(task, r->user_sp, n, &cached);
 	if (end > r->user_sp && end - r->user_sp < n)
 		n = end - r->user_sp;
 	got = pt_sample_user_stack_copy_umem(e, (const void *)r->user_sp, n);
@@ -236,6 +244,39 @@ int pf_sample(struct bpf_perf_event_data *ctx)
 	return 0;
 }
 
+/* The user registers and stack of a thread going to sleep (the current
+ * task), into its storage, as pf_copy_user_stack copies a sample's. */
+static __always_inline long pf_copy_blocked_stack(struct task_struct *task, struct pf_blocked *b)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__u64 end, n = pt_knob_offcpu_stack_copy_max;
+	bool cached;
+
+	b->user_ip = PT_REGS_IP_CORE(regs);
+	b->user_sp = PT_REGS_SP_CORE(regs);
+	b->user_bp = PT_REGS_FP_CORE(regs);
+	b->copy_len = 0;
+	end = pf_stack_end(task, b->user_sp, n, &cached);
+	if (end > b->user_sp && end - b->user_sp < n)
+		n = end - b->user_sp;
+	if (n > PF_OFFCPU_COPY_MAX)
+		n = PF_OFFCPU_COPY_MAX;
+	for (int i = 0; i < 5 && n >= 64; i++) {
+		if (!bpf_probe_read_user(b->copy, n, (const void *)b->user_sp)) {
+			b->copy_len = n;
+			return 0;
+		}
+		if (cached) {
+			__u32 tid = task->pid;
+
+			bpf_map_delete_elem(&pf_stacks, &tid);
+			cached = false;
+		}
+		n >>= 1;
+	}
+	return -EFAULT;
+}
+
 /* A target's thread goes to sleep (not preempted: it waits for something):
  * its stacks and the time, from its own context. */
 static __always_inline void pf_going_to_sleep(void *ctx, struct task_struct *prev)
@@ -249,9 +290,12 @@ static __always_inline void pf_going_to_sleep(void *ctx, struct task_struct *pre
 	n = bpf_get_stack(ctx, b->kstack, sizeof(b->kstack), 0);
 	b->kerr = n < 0 ? n : 0;
 	b->klen = n > 0 ? n : 0;
-	n = bpf_get_stack(ctx, b->ustack, sizeof(b->ustack), BPF_F_USER_STACK);
+	if (pf_stack_copy)
+		n = pf_copy_blocked_stack(prev, b);
+	else
+		n = bpf_get_stack(ctx, b->ustack, sizeof(b->ustack), BPF_F_USER_STACK);
 	b->uerr = n < 0 ? n : 0;
-	b->ulen = n > 0 ? n : 0;
+	b->ulen = !pf_stack_copy && n > 0 ? n : 0;
 	b->start_ns = bpf_ktime_get_ns();
 }
 
@@ -278,9 +322,17 @@ static __always_inline void pf_woken(struct task_struct *next)
 	r->blocked_ns = blocked;
 	r->kstack_err = b->kerr;
 	r->ustack_err = b->uerr;
+	r->user_ip = b->user_ip;
+	r->user_sp = b->user_sp;
+	r->user_bp = b->user_bp;
 	if (pt_offcpu_reserve(&e, PT_OFFCPU_DATA_MAX)) {
+		__u32 copied = b->copy_len;
+
+		if (copied > PF_OFFCPU_COPY_MAX)
+			copied = PF_OFFCPU_COPY_MAX;
 		pt_offcpu_kernel_stack_kmem(&e, b->kstack, b->klen & 1023);
 		pt_offcpu_user_stack_kmem(&e, b->ustack, b->ulen & 1023);
+		pt_offcpu_user_stack_copy_kmem(&e, b->copy, copied);
 	}
 	pt_offcpu_commit(&e);
 }

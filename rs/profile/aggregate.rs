@@ -81,21 +81,30 @@ impl Profile {
             if let Some(err) = sleep.user_stack_error {
                 stack.push(self.placeholder(format!("[user stack unavailable: {}]", errno_name(err)), false));
             }
-            let user = words(sleep.user_stack.as_ref());
-            for (i, &address) in user.iter().enumerate().rev() {
-                let location = symbolizer.symbolize_user(sleep.pid, UserFrame::Address(address), i > 0);
+            let mut user: Vec<Arc<Location>> = words(sleep.user_stack.as_ref())
+                .iter()
+                .enumerate()
+                .map(|(i, &address)| symbolizer.symbolize_user(sleep.pid, UserFrame::Address(address), i > 0))
+                .collect();
+            if sleep.user_ip != 0 {
+                let regs = (sleep.user_ip, sleep.user_sp, sleep.user_bp);
+                user.extend(symbolizer.symbolize_stack_copy(sleep.pid, regs, sleep.user_stack_copy.as_ref()));
+            }
+            for location in user.into_iter().rev() {
                 stack.push(self.location_id(location));
             }
             let kernel = words(sleep.kernel_stack.as_ref());
             let mut kernel: Vec<Arc<Location>> =
                 kernel.iter().enumerate().map(|(i, &address)| symbolizer.symbolize_kernel(address, i > 0)).collect();
             // The innermost frames are the tracer's own (the program and the
-            // tracepoint's call into it), not where the thread slept.
+            // tracepoint's call into it), not where the thread slept. The
+            // program has no name once it is unloaded, so everything up to
+            // the tracepoint's glue (a kernel function, always named) goes.
             let tracer = |l: &Arc<Location>| {
                 let f = l.function();
-                f.starts_with("bpf_prog_") || f.starts_with("bpf_trace_run") || f.starts_with("__bpf_trace_")
+                ["bpf_prog_", "bpf_trace_run", "__bpf_trace_", "__traceiter_"].iter().any(|p| f.starts_with(p))
             };
-            let ours = kernel.iter().take_while(|l| tracer(l)).count();
+            let ours = kernel.iter().take(4).rposition(tracer).map_or(0, |i| i + 1);
             kernel.drain(..ours);
             for location in kernel.into_iter().rev() {
                 stack.push(self.location_id(location));

@@ -274,18 +274,23 @@ impl Symbolizer {
         for (i, address) in sample.user_stack.iter().enumerate() {
             out.push(self.symbolize_user(sample.pid, UserFrame::Address(address), i > 0));
         }
-        // A copied stack, unwound here.
         if sample.user_ip != 0 {
-            let (pid, stack) = (sample.pid, sample.user_stack_copy.as_ref());
-            let addresses = match self.maps.for_address(pid, sample.user_ip) {
-                Some(maps) => self.unwinder.unwind(pid, maps, sample.user_ip, sample.user_sp, sample.user_bp, stack),
-                None => vec![sample.user_ip], // gone, and no record told its mappings
-            };
-            for (i, address) in addresses.into_iter().enumerate() {
-                out.push(self.symbolize_user(pid, UserFrame::Address(address), i > 0));
-            }
+            let regs = (sample.user_ip, sample.user_sp, sample.user_bp);
+            out.extend(self.symbolize_stack_copy(sample.pid, regs, sample.user_stack_copy.as_ref()));
         }
         out
+    }
+
+    /// Unwinds a copied user stack ([`Unwind::StackCopy`](crate::Unwind::StackCopy))
+    /// from the registers `(ip, sp, bp)` and symbolizes its frames,
+    /// innermost first: an on-CPU or an off-CPU sample's.
+    pub fn symbolize_stack_copy(&mut self, pid: u32, regs: (u64, u64, u64), stack: &[u8]) -> Vec<Arc<Location>> {
+        let (ip, sp, bp) = regs;
+        let addresses = match self.maps.for_address(pid, ip) {
+            Some(maps) => self.unwinder.unwind(pid, maps, ip, sp, bp, stack),
+            None => vec![ip], // gone, and no record told its mappings
+        };
+        addresses.into_iter().enumerate().map(|(i, a)| self.symbolize_user(pid, UserFrame::Address(a), i > 0)).collect()
     }
 
     /// Symbolizes a kernel address; `return_address` for every frame but the

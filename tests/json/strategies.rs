@@ -361,9 +361,17 @@ fn off_cpu() -> impl Strategy<Value = Event> {
         errno(),
         errno(),
         (vec(any::<u64>(), 0..20), vec(any::<u64>(), 0..20), any::<bool>()),
+        (any::<(u64, u64, u64)>(), vec(any::<u8>(), 0..64)),
     )
         .prop_map(
-            |((ts_ns, pid, tid, cpu, cgroup_id, blocked_ns), comm, kerr, uerr, (kstack, ustack, data_lost))| {
+            |(
+                (ts_ns, pid, tid, cpu, cgroup_id, blocked_ns),
+                comm,
+                kerr,
+                uerr,
+                (kstack, ustack, data_lost),
+                ((user_ip, user_sp, user_bp), copy),
+            )| {
                 let bytes =
                     |v: Vec<u64>| if data_lost { vec![] } else { v.iter().flat_map(|a| a.to_ne_bytes()).collect() };
                 Event::Offcpu(OffCpuSample {
@@ -377,8 +385,12 @@ fn off_cpu() -> impl Strategy<Value = Event> {
                     blocked_ns,
                     kernel_stack_error: kerr,
                     user_stack_error: uerr,
+                    user_ip,
+                    user_sp,
+                    user_bp,
                     kernel_stack: bytes(kstack),
                     user_stack: bytes(ustack),
+                    user_stack_copy: if data_lost { vec![] } else { copy },
                     data_lost,
                 })
             },
