@@ -174,8 +174,9 @@ extern "C" {
 
 /* How the profiler takes user stacks; proctap_config.profile_unwind. */
 enum proctap_unwind {
-	/* The kernel walks frame pointers (build id + offset per frame): cheap,
-	 * but code built without frame pointers loses its callers. */
+	/* The kernel walks frame pointers (raw return addresses, placed with
+	 * the mapping records): cheap, but code built without frame pointers
+	 * loses its callers. */
 	PROCTAP_UNWIND_FP = 0,
 	/* The kernel copies the user registers and the top of the user stack
 	 * (knob stack_copy_max), unwound in userspace from .eh_frame. */
@@ -278,7 +279,9 @@ typedef struct proctap_buf *(*proctap_swap_fn)(void *ctx, struct proctap_buf *fi
 /* Totals over all CPUs plus loader-side counters. */
 struct proctap_stats {
 	__u64 emitted[PT_KIND_MAX];	 /* kernel: records submitted */
-	__u64 meta_lost[PT_KIND_MAX];	 /* kernel: metadata ring full, event lost */
+	__u64 meta_lost[PT_KIND_MAX];	 /* kernel: metadata ring full, event lost;
+					  * loader-made kinds: side band full,
+					  * or no batch took them (at stop) */
 	__u64 data_lost[PT_KIND_MAX];	 /* kernel: data pages full, record without data */
 	__u64 data_bytes[PT_KIND_MAX];	 /* kernel: bytes written into the data pages */
 	__u64 delivered[PT_KIND_MAX];	 /* loader: records appended to caller buffers */
@@ -409,7 +412,9 @@ int proctap_net_give_up(struct proctap *pt, __u64 conn_id);
  * after it; the loader stamps the time and merges it with the samples in
  * time order at the next poll round. Any thread. 0, or a negative errno:
  * -EINVAL when the instance does not profile, -EBADMSG for a record that is
- * not a whole, valid capture.
+ * not a whole, valid capture, -ESHUTDOWN once proctap_run has returned (the
+ * stream has ended). A mark stamped while a round reads the ring may come
+ * after samples of that round stamped later.
  */
 int proctap_capture_mark(struct proctap *pt, const void *rec, size_t size);
 

@@ -364,7 +364,7 @@ fn off_cpu_samples_give_each_blocking_function_its_share_of_blocked_time() {
             .status()
             .expect("cc");
         assert!(built.success());
-        let off = off_cpu_profile(&exe, unwind);
+        let Some(off) = off_cpu_profile(&exe, unwind) else { return };
         let (sleep, pipe, futex) = (
             off.inclusive_blocked_ns("pt_sleep_phase"),
             off.inclusive_blocked_ns("pt_pipe_phase"),
@@ -404,12 +404,13 @@ fn off_cpu_samples_give_each_blocking_function_its_share_of_blocked_time() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The off-CPU profile of 120 sleeps of the sleeper fixture.
-fn off_cpu_profile(exe: &std::path::Path, unwind: Unwind) -> Profile {
+/// The off-CPU profile of 120 sleeps of the sleeper fixture (None: no BPF
+/// here, and not under CI).
+fn off_cpu_profile(exe: &std::path::Path, unwind: Unwind) -> Option<Profile> {
     let kids = Reaper(vec![fixture::spawn(exe, &[])]);
     let pid = kids.0[0].id();
     let config = profile(Profiler::new().pid(pid).unwind(unwind).off_cpu(Duration::from_millis(5)));
-    let Some(tracer) = common::start(&config) else { return Profile::off_cpu() };
+    let tracer = common::start(&config)?;
     let sleeps = |e: &Event<&[u8]>| matches!(e, Event::Offcpu(s) if s.pid == pid);
     // 30 rounds of 60 ms: 90 sleeps of the main thread, 30 of the answerer.
     let events = common::collect_until(&tracer, Duration::from_secs(10), sleeps, |got| got.len() >= 120);
@@ -423,7 +424,7 @@ fn off_cpu_profile(exe: &std::path::Path, unwind: Unwind) -> Profile {
             off.add_off_cpu(s, &mut symbolizer);
         }
     }
-    off
+    Some(off)
 }
 
 /// Pressure-triggered capture (the profile example's --psi): more busy
@@ -485,27 +486,46 @@ fn capture_marks_reach_the_stream_and_bad_ones_are_refused() {
         cgroup: cgroup.to_vec(),
         data_lost: false,
     };
-    let Some(tracer) = common::start(&profile(Profiler::new().hz(99).comm_prefix("proctap-nomatch"))) else { return };
-    let before = proctap::monotonic_ns();
-    tracer.targets().mark_capture(&mark(b"/system.slice/db.service")).unwrap();
-    let after = proctap::monotonic_ns();
-    let too_long = tracer.targets().mark_capture(&mark(&[b'a'; 5000]));
-    assert!(matches!(too_long, Err(Error::Target { errno: 74, .. })), "{too_long:?}");
-    let events = common::collect_until(
-        &tracer,
-        Duration::from_secs(3),
-        |e| matches!(e, Event::Capture(_)),
-        |got| !got.is_empty(),
-    );
-    tracer.stop().unwrap();
-    let Some(Event::Capture(got)) = events.first() else { panic!("no capture event: {events:?}") };
-    assert!((before..=after).contains(&got.ts_ns), "stamped {} outside [{before}, {after}]", got.ts_ns);
-    assert_eq!(Capture { ts_ns: 0, time: WallTime::default(), ..got.clone() }, mark(b"/system.slice/db.service"));
-    assert_eq!(events.len(), 1, "only the valid mark: {events:?}");
+    // Mixed batches, and a batch per kind (the capture kind's own).
+    for per_kind in [false, true] {
+        let config = profile(Profiler::new().hz(99).comm_prefix("proctap-nomatch")).per_kind_batches(per_kind);
+        if !one_capture_mark_arrives(&config, &mark) {
+            return;
+        }
+    }
 
     // A tracer that does not profile takes none.
     let Some(plain) = common::start(&Config::new().exec(false).exit(true)) else { return };
     let refused = plain.targets().mark_capture(&mark(b"/"));
     plain.stop().unwrap();
     assert!(matches!(refused, Err(Error::Target { errno: 22, .. })), "{refused:?}");
+}
+
+/// Marks one valid capture and one that is too long: the valid one, and
+/// only it, arrives whole and stamped; after the stop, marks are refused.
+/// False when BPF is not available here.
+fn one_capture_mark_arrives(config: &Config, mark: &dyn Fn(&[u8]) -> proctap::Capture) -> bool {
+    use proctap::{Capture, Error, WallTime};
+    let Some(tracer) = common::start(config) else { return false };
+    let before = proctap::monotonic_ns();
+    tracer.targets().mark_capture(&mark(b"/system.slice/db.service")).unwrap();
+    let after = proctap::monotonic_ns();
+    let too_long = tracer.targets().mark_capture(&mark(&[b'a'; 5000]));
+    assert!(matches!(too_long, Err(Error::Target { errno: 74, .. })), "{too_long:?}");
+    let targets = tracer.targets();
+    let (_, events) = stop_and_collect(tracer);
+    let captures: Vec<&Capture> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Capture(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let [got] = captures[..] else { panic!("one capture event, the valid mark: {captures:?}") };
+    assert!((before..=after).contains(&got.ts_ns), "stamped {} outside [{before}, {after}]", got.ts_ns);
+    assert_eq!(Capture { ts_ns: 0, time: WallTime::default(), ..got.clone() }, mark(b"/system.slice/db.service"));
+    // The stream has ended: a mark now is refused, not dropped.
+    let late = targets.mark_capture(&mark(b"/late"));
+    assert!(matches!(late, Err(Error::Target { .. })), "{late:?}");
+    true
 }

@@ -155,6 +155,9 @@ struct proctap {
 	_Atomic __u64 invalid;
 	_Atomic __u64 oversize;
 	_Atomic __u64 abandoned;
+	/* records the loader made (mapping, capture) and could not deliver:
+	 * counted with the kind's meta_lost, as the kernel's are */
+	_Atomic __u64 loader_lost[PT_KIND_MAX];
 	_Atomic __u64 ring_stalls;
 	_Atomic __u64 handovers;
 	_Atomic __u64 wakeups;
@@ -233,6 +236,7 @@ int pt_poll_add(struct proctap *pt, int fd, struct proctap_error *err);
 int pt_mappings_start(struct proctap *pt, struct proctap_error *err);
 int pt_mappings_drain(struct proctap *pt);
 void pt_mappings_flush(struct proctap *pt, __u64 ts);
+void pt_mappings_seal(struct proctap *pt);
 __u64 pt_mappings_lost(const struct proctap *pt);
 void pt_mappings_close(struct proctap *pt);
 

@@ -103,12 +103,14 @@ struct pt_side {
 	struct side_item *items;
 	size_t n, cap;
 	size_t next; /* the first item not appended yet */
+	size_t seq;  /* items queued so far: their order among equal times */
 	char *paths;
 	size_t paths_len, paths_cap;
 	_Atomic __u64 lost;	    /* records the kernel could not write (ring full) */
 	pthread_mutex_t inbox_lock; /* the caller's marks, from any thread */
 	struct side_mark *inbox;
 	size_t inbox_n, inbox_cap;
+	bool sealed; /* the stream ended: marks are refused */
 };
 
 static void *side_grow(void *p, size_t *cap, size_t need, size_t elem)
@@ -152,7 +154,7 @@ static void side_push_record(struct pt_side *s, const struct pt_hdr *h, size_t m
 	s->items[s->n].rec.hdr.data_len = len;
 	s->items[s->n].meta_size = meta_size;
 	s->items[s->n].path_off = s->paths_len;
-	s->items[s->n].seq = s->n;
+	s->items[s->n].seq = s->seq++;
 	s->paths_len += len;
 	s->n++;
 }
@@ -392,7 +394,7 @@ static void side_take_marks(struct pt_side *s)
  * stall, its cgroup within the cap. */
 static bool side_capture_valid(const struct pt_capture *c, size_t size)
 {
-	return size >= sizeof(*c) && c->hdr.kind == PT_KIND_CAPTURE &&
+	return size >= sizeof(*c) && c->hdr.kind == PT_KIND_CAPTURE && !c->hdr.flags &&
 	       c->hdr.data_len == c->cgroup_len && c->cgroup_len <= PT_CAPTURE_DATA_MAX &&
 	       sizeof(*c) + c->cgroup_len <= size && c->state <= PT_CAPTURE_STATE_STOP &&
 	       c->resource <= PT_CAPTURE_RESOURCE_IO && c->stall <= PT_CAPTURE_STALL_FULL;
@@ -400,9 +402,10 @@ static bool side_capture_valid(const struct pt_capture *c, size_t size)
 
 int proctap_capture_mark(struct proctap *pt, const void *rec, size_t size)
 {
-	struct pt_side *s = pt->side;
+	struct pt_side *s = pt ? pt->side : NULL;
 	struct side_mark *inbox;
 	struct pt_capture *copy;
+	bool sealed;
 
 	if (!s)
 		return -EINVAL;
@@ -415,7 +418,8 @@ int proctap_capture_mark(struct proctap *pt, const void *rec, size_t size)
 	copy->hdr.ts_ns = pt_ts(CLOCK_MONOTONIC);
 	copy->hdr.pid = copy->hdr.tid = copy->hdr.cpu = 0;
 	pthread_mutex_lock(&s->inbox_lock);
-	inbox = side_grow(s->inbox, &s->inbox_cap, s->inbox_n + 1, sizeof(*inbox));
+	sealed = s->sealed;
+	inbox = sealed ? NULL : side_grow(s->inbox, &s->inbox_cap, s->inbox_n + 1, sizeof(*inbox));
 	if (inbox) {
 		s->inbox = inbox;
 		s->inbox[s->inbox_n++] = (struct side_mark){ copy, size };
@@ -423,9 +427,26 @@ int proctap_capture_mark(struct proctap *pt, const void *rec, size_t size)
 	pthread_mutex_unlock(&s->inbox_lock);
 	if (!inbox) {
 		free(copy);
-		return -ENOMEM;
+		return sealed ? -ESHUTDOWN : -ENOMEM;
 	}
 	return 0;
+}
+
+/* The stream ends (after the last drain): marks queued since go in last,
+ * and later ones are refused with -ESHUTDOWN rather than left unread. */
+void pt_mappings_seal(struct proctap *pt)
+{
+	struct pt_side *s = pt->side;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->inbox_lock);
+	s->sealed = true;
+	pthread_mutex_unlock(&s->inbox_lock);
+	s->n = s->next = 0;
+	s->paths_len = 0;
+	side_take_marks(s);
+	pt_mappings_flush(pt, UINT64_MAX);
 }
 
 /* Appends the round's mapping records stamped at or before ts, in time
@@ -443,24 +464,36 @@ void pt_mappings_flush(struct proctap *pt, __u64 ts)
 }
 
 /* Takes what the side band holds and sorts it by time, to be merged with
- * the ring's records (pt_mappings_flush). What an earlier drain of this
- * round left is appended first. Returns the records taken, or -errno. */
+ * the ring's records (pt_mappings_flush). Returns the records taken, or
+ * -errno. */
 int pt_mappings_drain(struct proctap *pt)
 {
 	struct pt_side *s = pt->side;
+	size_t kept;
 	int e;
 
 	if (!s || !s->pb)
 		return 0;
-	pt_mappings_flush(pt, UINT64_MAX);
-	s->n = s->next = 0;
-	s->paths_len = 0;
+	if (s->next == s->n) {
+		s->n = s->next = 0;
+		s->paths_len = 0;
+	} else if (s->next) {
+		/* A round that takes more than the ring's budget drains again:
+		 * what the last pass left is stamped after the ring records
+		 * taken so far, not after those still in the ring, so it is
+		 * sorted with the new records rather than appended now (its
+		 * paths stay where they are). */
+		memmove(s->items, s->items + s->next, (s->n - s->next) * sizeof(*s->items));
+		s->n -= s->next;
+		s->next = 0;
+	}
+	kept = s->n;
 	side_take_marks(s);
 	e = perf_buffer__consume(s->pb);
 	if (e < 0)
 		return e;
 	qsort(s->items, s->n, sizeof(*s->items), side_by_time);
-	return s->n > INT_MAX ? INT_MAX : (int)s->n;
+	return s->n - kept > INT_MAX ? INT_MAX : (int)(s->n - kept);
 }
 
 /* Records the side band's ring could not hold (reported as lost mapping

@@ -11,12 +11,38 @@
 #include <sys/eventfd.h>
 #include "internal.h"
 
+/* Kinds whose batches go to the caller before any other batch, with a
+ * batch per kind: the mappings and captures that the samples of the other
+ * batches need or fall within. */
+static const __u32 pt_lead_kinds[] = { PT_KIND_MAPPING, PT_KIND_CAPTURE };
+
+static void pt_handover_at(struct proctap *pt, struct pt_route *r, int last, __s64 offset);
+
+/* Before route r goes, the lead kinds' batches that hold records. */
+static void pt_handover_leads(struct proctap *pt, struct pt_route *r, int last, __s64 offset)
+{
+	for (size_t i = 0; i < sizeof(pt_lead_kinds) / sizeof(pt_lead_kinds[0]); i++) {
+		struct pt_route *lead = &pt->routes[pt_lead_kinds[i]];
+
+		if (lead == r)
+			return; /* the leads go in their own order */
+		if (lead->buf && lead->buf->records)
+			pt_handover_at(pt, lead, last, offset);
+	}
+}
+
 /* Hands route r's buffer over, stamped with the realtime offset; with
  * last = 0 takes the next one. */
 static void pt_handover_at(struct proctap *pt, struct pt_route *r, int last, __s64 offset)
 {
 	struct proctap_buf *next;
-	__u32 kind = r->buf->kind;
+	__u32 kind;
+
+	if (pt->cfg.per_kind_batches)
+		pt_handover_leads(pt, r, last, offset);
+	if (!r->buf)
+		return; /* nothing to hand over */
+	kind = r->buf->kind;
 
 	r->buf->realtime_offset_ns = offset;
 	pt->last_handover_ts = pt_ts(CLOCK_MONOTONIC);
@@ -108,8 +134,8 @@ static int pt_drain(struct proctap *pt)
 	pt_bump(&pt->wakeups);
 	pt_meta_lost(pt, lost);
 	for (;;) {
-		/* The families' rings first: the profiler's mapping records
-		 * must come before the samples that need them. */
+		/* The families' rings first: the side band's records are
+		 * then merged by time with the ring's (pt_mappings_flush). */
 		int m = pt_family_drain(pt);
 		int n;
 
@@ -124,7 +150,7 @@ static int pt_drain(struct proctap *pt)
 		/* Under sustained load hand over by age, not only when full. */
 		pt_handover_all(pt, true, 0);
 	}
-	pt_mappings_flush(pt, UINT64_MAX); /* the round's mapping records after its last sample */
+	pt_mappings_flush(pt, UINT64_MAX); /* those stamped after the round's last record */
 	pt_report_losses(pt, lost);
 	if (pt_handover_due(pt))
 		pt_handover_all(pt, false, 0);
@@ -264,6 +290,7 @@ int proctap_run(struct proctap *pt, proctap_swap_fn swap, void *ctx)
 	fin = pt_finish(pt);
 	if (!err)
 		err = fin;
+	pt_mappings_seal(pt); /* the caller's last marks, and no more */
 	pt_handover_all(pt, false, 1);
 	return err;
 }
@@ -287,12 +314,13 @@ int pt_poll_open(struct proctap *pt, struct proctap_error *err)
 
 	pt->flush_ns = (__u64)pt->cfg.flush_us * 1000;
 	pt->busy_poll = pt->cfg.busy_poll != 0;
-	/* Mapping records first: a hand-over of every batch gives them to the
-	 * caller before the samples that need them. */
-	if (pt->cfg.events & PROCTAP_EVENT(PT_KIND_MAPPING))
-		pt->kinds[pt->nkinds++] = PT_KIND_MAPPING;
+	/* The lead kinds first (pt_handover_leads). */
+	for (size_t i = 0; i < sizeof(pt_lead_kinds) / sizeof(pt_lead_kinds[0]); i++)
+		if (pt->cfg.events & PROCTAP_EVENT(pt_lead_kinds[i]))
+			pt->kinds[pt->nkinds++] = pt_lead_kinds[i];
 	for (__u32 kind = 0; kind < PT_KIND_MAX; kind++)
-		if (kind != PT_KIND_MAPPING && (pt->cfg.events & PROCTAP_EVENT(kind)))
+		if (kind != PT_KIND_MAPPING && kind != PT_KIND_CAPTURE &&
+		    (pt->cfg.events & PROCTAP_EVENT(kind)))
 			pt->kinds[pt->nkinds++] = kind;
 	pt->nroutes = pt->cfg.per_kind_batches ? pt->nkinds : 1;
 	pt->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -26,6 +26,9 @@ void proctap_stats(struct proctap *pt, struct proctap_stats *out)
 	}
 	out->meta_lost[PT_KIND_MAPPING] += pt_mappings_lost(pt);
 	for (int k = 0; k < PT_KIND_MAX; k++)
+		out->meta_lost[k] += atomic_load_explicit(&pt->loader_lost[k],
+							  memory_order_relaxed);
+	for (int k = 0; k < PT_KIND_MAX; k++)
 		out->delivered[k] = atomic_load_explicit(&pt->delivered[k], memory_order_relaxed);
 	out->invalid = atomic_load_explicit(&pt->invalid, memory_order_relaxed);
 	out->oversize = atomic_load_explicit(&pt->oversize, memory_order_relaxed);
@@ -52,6 +55,9 @@ void pt_meta_lost(struct proctap *pt, __u64 *lost)
 			lost[pt->kinds[i]] += __atomic_load_n(&pt->ctl[cpu].meta_lost[pt->kinds[i]],
 							      __ATOMIC_RELAXED);
 	lost[PT_KIND_MAPPING] += pt_mappings_lost(pt); /* the side band's ring */
+	for (int i = 0; i < pt->nkinds; i++)
+		lost[pt->kinds[i]] += atomic_load_explicit(&pt->loader_lost[pt->kinds[i]],
+							   memory_order_relaxed);
 }
 
 /*

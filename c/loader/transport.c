@@ -246,6 +246,16 @@ static bool pt_route_fill(struct proctap *pt, struct pt_route *r)
  * caller's buffer of the route of kind `route`, handing the buffer over
  * first when the record does not fit. Counts it delivered, or why it was not.
  */
+/* A record that could not be appended: the kernel's count in ctr (the
+ * ring's balance at stop relies on those), the loader's own as lost. */
+static void pt_count_dropped(struct proctap *pt, __u32 kind, _Atomic __u64 *ctr)
+{
+	if (pt_kind(kind)->from_kernel)
+		pt_bump(ctr);
+	else if (kind != PT_KIND_LOST)
+		pt_bump(&pt->loader_lost[kind & (PT_KIND_MAX - 1)]);
+}
+
 void pt_append(struct proctap *pt, __u32 route, const struct pt_hdr *h, size_t meta_size,
 	       const __u8 *data)
 {
@@ -254,25 +264,16 @@ void pt_append(struct proctap *pt, __u32 route, const struct pt_hdr *h, size_t m
 	struct pt_hdr *out;
 	__u8 *dst;
 
-	if (r->buf && r->buf->len + rec_size > r->buf->cap && r->buf->records) {
-		struct pt_route *maps = &pt->routes[PT_KIND_MAPPING];
-
-		/* With a batch per kind, the mapping records this batch's
-		 * samples may need are handed over before it. */
-		if (pt->cfg.per_kind_batches && r != maps && maps->buf && maps->buf->records)
-			pt_handover(pt, maps, 0);
-		pt_handover(pt, r, 0);
-	}
+	if (r->buf && r->buf->len + rec_size > r->buf->cap && r->buf->records)
+		pt_handover(pt, r, 0); /* the lead kinds' batches go first */
 	if (!r->buf && !pt_route_fill(pt, r)) {
 		/* The caller refused a buffer (it is stopping): consume and count
 		 * (a loss report is no event: what it reports is counted already). */
-		if (pt_kind(h->kind)->from_kernel)
-			pt_bump(&pt->abandoned);
+		pt_count_dropped(pt, h->kind, &pt->abandoned);
 		return;
 	}
 	if (r->buf->len + rec_size > r->buf->cap) {
-		if (pt_kind(h->kind)->from_kernel)
-			pt_bump(&pt->oversize);
+		pt_count_dropped(pt, h->kind, &pt->oversize);
 		return;
 	}
 	if (!r->buf->records)

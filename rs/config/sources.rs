@@ -138,18 +138,22 @@ impl Profiler {
 /// How the profiler takes user stacks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Unwind {
-    /// The kernel walks frame pointers and reports each frame as build id
-    /// and file offset: the cheapest, and a frame survives its process,
-    /// but code built without frame pointers (most of a distribution's
-    /// libraries, -O2 leaf functions) loses its callers.
+    /// The kernel walks frame pointers and reports each frame's raw
+    /// address, which the symbolizer places with the process' mappings:
+    /// the cheapest, but code built without frame pointers (most of a
+    /// distribution's libraries, -O2 leaf functions) loses its callers.
     FramePointers,
     /// The kernel copies the user registers and the top of the user stack
     /// (the `stack_copy_max` cap, 16 KiB by default: set it with
     /// [`Config::data_cap`](crate::Config::data_cap)), and
     /// [`Symbolizer`](crate::profile::Symbolizer) unwinds it from the
     /// binaries' `.eh_frame` tables, as perf's `--call-graph dwarf` does:
-    /// whole chains without frame pointers. It needs the process' mappings,
-    /// read while it runs. The default.
+    /// whole chains without frame pointers. The default.
+    ///
+    /// Either way the stream carries every process' mappings (mapping
+    /// records: read from /proc at start, then the kernel's account of
+    /// each fork, exec, executable mmap and exit), so a process gone
+    /// before its samples are read still resolves.
     #[default]
     StackCopy,
 }
@@ -184,10 +188,11 @@ impl Profiler {
             raw.events |= 1 << EventKind::Offcpu.id();
             raw.offcpu_min_us = us;
         }
-        // Copied stacks unwind with the process' mappings, build-id frames
-        // name their file through them, and raw addresses resolve in them:
-        // the stream carries them, for processes gone by then.
-        raw.events |= 1 << EventKind::Mapping.id();
+        // Copied stacks unwind with the process' mappings and raw
+        // addresses resolve in them: the stream carries them, for
+        // processes gone by then. Captures (Targets::mark_capture) may
+        // come too.
+        raw.events |= 1 << EventKind::Mapping.id() | 1 << EventKind::Capture.id();
         raw.profile_unwind = match self.unwind {
             Unwind::FramePointers => sys::PROCTAP_UNWIND_FP,
             Unwind::StackCopy => sys::PROCTAP_UNWIND_STACK_COPY,

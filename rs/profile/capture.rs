@@ -104,12 +104,15 @@ pub fn start(
                 if running.contains_key(&fired.cgroup) {
                     continue;
                 }
-                let pids: Vec<u32> = cgroup_processes(&fired.dir)
+                let found: Vec<u32> = cgroup_processes(&fired.dir)
                     .unwrap_or_default()
                     .into_iter()
-                    .filter(|&pid| pid != std::process::id() && targets.add_pid(pid).is_ok())
+                    .filter(|&pid| pid != std::process::id())
                     .collect();
-                mark(&targets, CaptureState::Start, &fired, pids.len());
+                // Marked before its targets are added: no sample of theirs
+                // comes before the start.
+                mark(&targets, CaptureState::Start, &fired, found.len());
+                let pids: Vec<u32> = found.into_iter().filter(|&pid| targets.add_pid(pid).is_ok()).collect();
                 started += 1;
                 running.insert(fired.cgroup.clone(), Running { pids, until: Instant::now() + window, fired });
             }
@@ -130,6 +133,8 @@ pub fn start(
     Ok(Captures { stop, thread: Mutex::new(Some(thread)), started: Mutex::new(0) })
 }
 
+/// Its targets go first, then the stop is marked: no sample of theirs
+/// comes after it.
 fn end(targets: &Targets, c: Running) {
     for &pid in &c.pids {
         let _ = targets.remove_pid(pid);

@@ -165,7 +165,9 @@ impl Mappings {
 
     /// Processes that exited [`KEEP_AFTER_EXIT_NS`] before `now_ns` (the
     /// stream's clock), and whose pid was not reused since: the caller
-    /// forgets them.
+    /// forgets them. The exit record is its first thread's: a process
+    /// whose first thread left early (pthread_exit) still has /proc/PID,
+    /// and is looked at again later.
     pub fn expired(&mut self, now_ns: u64) -> Vec<u32> {
         let mut gone = Vec::new();
         while let Some(&(at, pid, generation)) = self.exited.front() {
@@ -174,7 +176,11 @@ impl Mappings {
             }
             self.exited.pop_front();
             if self.by_pid.get(&pid).is_some_and(|p| p.generation == generation) {
-                gone.push(pid);
+                if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    self.exited.push_back((now_ns, pid, generation));
+                } else {
+                    gone.push(pid);
+                }
             }
         }
         gone

@@ -97,7 +97,9 @@ struct Object {
 ///   headers turn file offsets into addresses. Works after the process exited.
 ///   When no debug directory has it, [debuginfod](Self::debuginfod) servers
 ///   (`DEBUGINFOD_URLS`) are asked.
-/// * Raw-address user frames resolve through the live `/proc/PID/maps`.
+/// * Raw-address user frames (frame-pointer samples, unwound stack copies)
+///   resolve through the process' mappings: the stream's mapping records
+///   ([`learn_mapping`](Self::learn_mapping)), or the live `/proc/PID/maps`.
 ///
 /// Results are cached per (build id, offset) and per kernel address, so a
 /// long profile symbolizes each distinct address once.
@@ -226,9 +228,9 @@ impl Symbolizer {
         Ok(learned)
     }
 
-    /// Takes a [`Mapping`] record (an executable mmap, an exec or a fork):
-    /// with them, copied stacks of processes that exited before their
-    /// samples were read still unwind and symbolize. Feed every mapping
+    /// Takes a [`Mapping`] record (an executable mmap, an exec, a fork or
+    /// an exit): with them, the stacks of processes that exited before
+    /// their samples were read still unwind and symbolize. Feed every mapping
     /// record of the stream, in order, before the samples that follow it
     /// ([`Unwind::StackCopy`](crate::Unwind::StackCopy) enables them).
     ///

@@ -60,3 +60,15 @@ fn a_pid_reused_after_an_exit_is_not_forgotten_with_it() {
     symbolizer.learn_mapping(&record(MappingChange::Exec, PID + 4, 13 * SECOND));
     assert_eq!(symbolizer.processes_held(), 1, "only PID + 4");
 }
+
+#[test]
+fn a_process_whose_first_thread_exited_is_kept_while_it_runs() {
+    let me = std::process::id();
+    let mut symbolizer = Symbolizer::new();
+    symbolizer.learn_mapping(&record(MappingChange::Exec, me, SECOND));
+    symbolizer.learn_mapping(&record(MappingChange::Exit, me, 2 * SECOND));
+    symbolizer.learn_mapping(&record(MappingChange::Exec, PID, 5 * SECOND));
+    assert_eq!(symbolizer.processes_held(), 2, "this process still runs: kept");
+    symbolizer.learn_mapping(&record(MappingChange::Exec, PID + 1, 9 * SECOND));
+    assert_eq!(symbolizer.processes_held(), 3, "and looked at again, still kept");
+}

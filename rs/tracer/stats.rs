@@ -17,6 +17,8 @@ pub struct KindStats {
     /// Records appended to a batch.
     pub delivered: u64,
     /// Metadata ring full: the event is lost entirely (reserve failure).
+    /// For the kinds the loader makes (mapping, capture): records the
+    /// perf side band could not hold, or that no batch took (at stop).
     pub meta_lost: u64,
     /// Data pages full: the record was delivered without its variable data.
     pub data_lost: u64,

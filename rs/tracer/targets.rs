@@ -76,6 +76,7 @@ impl Targets {
             errno,
             message: match errno {
                 EINVAL => "this tracer does not profile (Config::profile)".into(),
+                ESHUTDOWN => "the tracer has stopped: its stream has ended".into(),
                 EBADMSG => {
                     format!("not a valid capture: is the cgroup path ({} bytes) at most 4096?", capture.cgroup.len())
                 }
@@ -98,6 +99,7 @@ const ESRCH: i32 = 3;
 const EINVAL: i32 = 22;
 const E2BIG: i32 = 7;
 const EBADMSG: i32 = 74;
+const ESHUTDOWN: i32 = 108;
 
 fn target_error(target: &dyn std::fmt::Display, errno: i32, doing: &str) -> Error {
     let message = match errno {
