@@ -349,3 +349,55 @@ fn samples_taken_before_an_exec_come_before_its_record() {
     assert!(before_an_exec >= 20, "only {before_an_exec} samples were taken before their process exec'd");
     assert!(late.is_empty(), "{} samples came after a later mapping record of their process: {late:?}", late.len());
 }
+
+/// A copied stack too short for its chain says so: with a 512-byte cap the
+/// unwinding of the unwind fixture's deeper stacks (qsort's merge sort,
+/// libc's start-up frames) runs out of copied bytes before `_start`, and
+/// the profile ends those chains with a placeholder instead of passing
+/// them off as whole: every chain is whole or marked. With the default
+/// cap, none is cut.
+#[test]
+fn a_chain_cut_by_the_stack_copy_cap_says_so() {
+    let _turn = turn();
+    let dir = std::env::temp_dir().join(format!("proctap-unwind-cut-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = build_unwind_fixture(&dir, true);
+    let mut counts = Vec::new();
+    for cap in [512, 16384] {
+        let kids = Reaper(vec![fixture::spawn(&exe, &[])]);
+        let pid = kids.0[0].id();
+        let config = profile(Profiler::new().hz(199).pid(pid)).data_cap("stack_copy_max", cap);
+        let Some(tracer) = common::start(&config) else { return };
+        let events = common::collect_until(
+            &tracer,
+            Duration::from_secs(15),
+            |e| e.pid() == pid,
+            |got| samples(got).count() >= 200,
+        );
+        let mut symbolizer = Symbolizer::new();
+        let profile = profile_of(&events, &mut symbolizer);
+        drop(kids);
+        tracer.stop().unwrap();
+        let mut folded = Vec::new();
+        profile.write_folded(&mut folded).unwrap();
+        let (mut whole, mut cut, mut neither) = (0u64, 0u64, Vec::new());
+        for line in String::from_utf8(folded).unwrap().lines() {
+            let (stack, count) = line.rsplit_once(' ').unwrap();
+            let count: u64 = count.parse().unwrap();
+            if stack.contains(";_start;") {
+                whole += count;
+            } else if stack.contains(";[unwind stopped: end of the stack copy];") {
+                cut += count;
+            } else {
+                neither.push(line.to_string());
+            }
+        }
+        counts.push((cap, whole, cut));
+        // A sample taken in the kernel with no user frames is the only other form.
+        assert!(neither.iter().all(|l| !l.contains(";pt_")), "{cap} B: chains neither whole nor marked: {neither:?}");
+    }
+    let [(_, _, cut_small), (_, whole, cut_default)] = counts[..] else { unreachable!() };
+    assert!(cut_small >= 20, "512 B: {counts:?}");
+    assert!(cut_default == 0 && whole >= 180, "16 KiB: {counts:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

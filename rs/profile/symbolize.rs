@@ -13,7 +13,7 @@ use super::debuginfod::Debuginfod;
 use super::elf::{self, ElfFacts};
 use super::index::{self, BuildIdIndex, MapsEntry};
 use super::maps::Mappings;
-use super::unwind::StackUnwinder;
+use super::unwind::{StackUnwinder, UnwindStop};
 use crate::{BuildId, Mapping, StackSample, UserFrame};
 
 /// One function in a [`Location`]: the function itself, or one inlined into it.
@@ -121,6 +121,8 @@ pub struct Symbolizer {
     maps: Mappings,
     /// Copied user stacks ([`Unwind::StackCopy`](crate::Unwind::StackCopy)).
     unwinder: StackUnwinder,
+    /// One placeholder location per reason an unwinding stopped short.
+    stops: HashMap<UnwindStop, Arc<Location>>,
     /// The system's library directories were indexed (once, at the first
     /// build id no process' mappings named).
     system_indexed: bool,
@@ -140,6 +142,11 @@ impl std::fmt::Debug for Symbolizer {
             .field("debuginfod", &self.debuginfod)
             .finish()
     }
+}
+
+/// The frame that ends a chain whose unwinding stopped short.
+fn stop_location(stop: UnwindStop) -> Location {
+    Location::unresolved(false, None, None, 0, stop.placeholder().to_string())
 }
 
 fn blaze_symbolizer(debug_dirs: &[PathBuf]) -> bz::Symbolizer {
@@ -162,6 +169,7 @@ impl Symbolizer {
             kernel: HashMap::new(),
             user: HashMap::new(),
             raw: HashMap::new(),
+            stops: HashMap::new(),
             maps: Mappings::default(),
             system_indexed: false,
             unwinder: StackUnwinder::new(),
@@ -288,11 +296,21 @@ impl Symbolizer {
     /// innermost first: an on-CPU or an off-CPU sample's.
     pub fn symbolize_stack_copy(&mut self, pid: u32, regs: (u64, u64, u64), stack: &[u8]) -> Vec<Arc<Location>> {
         let (ip, sp, bp) = regs;
-        let addresses = match self.maps.for_address(pid, ip) {
+        let (addresses, stop) = match self.maps.for_address(pid, ip) {
             Some(maps) => self.unwinder.unwind(pid, maps, ip, sp, bp, stack),
-            None => vec![ip], // gone, and no record told its mappings
+            None => (vec![ip], None), // gone, and no record told its mappings: [unknown]
         };
-        addresses.into_iter().enumerate().map(|(i, a)| self.symbolize_user(pid, UserFrame::Address(a), i > 0)).collect()
+        let mut out: Vec<Arc<Location>> = addresses
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| self.symbolize_user(pid, UserFrame::Address(a), i > 0))
+            .collect();
+        // A chain cut short says so where it ends, rather than passing for
+        // a whole one.
+        if let Some(stop) = stop {
+            out.push(self.stops.entry(stop).or_insert_with(|| Arc::new(stop_location(stop))).clone());
+        }
+        out
     }
 
     /// Symbolizes a kernel address; `return_address` for every frame but the

@@ -102,6 +102,33 @@ struct Process {
     generation: u64,
 }
 
+/// Why the unwinding of a copied stack stopped before its outermost frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnwindStop {
+    /// The next frame is above the copied bytes (a deep stack, or a cap
+    /// smaller than the stack: raise `stack_copy_max`).
+    CopyEnds,
+    /// The frame count reached its bound.
+    Depth,
+    /// No unwind tables led further (code without .eh_frame, JIT code, or
+    /// a corrupt stack).
+    Unwinding,
+    /// The process' modules could not be loaded.
+    NoModules,
+}
+
+impl UnwindStop {
+    /// The placeholder frame that ends such a chain in a profile.
+    pub fn placeholder(self) -> &'static str {
+        match self {
+            UnwindStop::CopyEnds => "[unwind stopped: end of the stack copy]",
+            UnwindStop::Depth => "[unwind stopped: 127 frames]",
+            UnwindStop::Unwinding => "[unwind stopped: no unwind rule]",
+            UnwindStop::NoModules => "[unwind stopped: no modules]",
+        }
+    }
+}
+
 /// Unwinds copied user stacks; holds per-process modules and per-file tables.
 #[derive(Default)]
 pub struct StackUnwinder {
@@ -117,17 +144,27 @@ impl StackUnwinder {
     }
 
     /// The addresses of a stack, innermost first: the instruction pointer,
-    /// then return addresses. `stack` holds the bytes from `sp` up; `maps`
-    /// are the process' mappings (its modules are rebuilt when they changed).
-    pub fn unwind(&mut self, pid: u32, maps: &ProcessMaps, ip: u64, sp: u64, bp: u64, stack: &[u8]) -> Vec<u64> {
+    /// then return addresses; and why the walk stopped short of the stack's
+    /// outermost frame, if it did. `stack` holds the bytes from `sp` up;
+    /// `maps` are the process' mappings (its modules are rebuilt when they
+    /// changed).
+    pub fn unwind(
+        &mut self,
+        pid: u32,
+        maps: &ProcessMaps,
+        ip: u64,
+        sp: u64,
+        bp: u64,
+        stack: &[u8],
+    ) -> (Vec<u64>, Option<UnwindStop>) {
         if ip == 0 {
-            return Vec::new();
+            return (Vec::new(), None);
         }
         if self.processes.get(&pid).is_none_or(|p| p.generation != maps.generation) {
             let process = self.load(pid, maps);
             self.processes.insert(pid, process);
         }
-        let Some(process) = self.processes.get(&pid) else { return vec![ip] };
+        let Some(process) = self.processes.get(&pid) else { return (vec![ip], Some(UnwindStop::NoModules)) };
         let mut read_stack = |addr: u64| {
             let at = addr.checked_sub(sp).ok_or(())? as usize;
             let word = stack.get(at..at.checked_add(8).ok_or(())?).ok_or(())?;
@@ -136,13 +173,18 @@ impl StackUnwinder {
         let mut frames =
             process.unwinder.iter_frames(ip, UnwindRegsX86_64::new(ip, sp, bp), &mut self.cache, &mut read_stack);
         let mut out = Vec::new();
-        while let Ok(Some(frame)) = frames.next() {
-            out.push(frame.address());
+        loop {
+            match frames.next() {
+                Ok(Some(frame)) => out.push(frame.address()),
+                // A null return address ends a thread's first frame.
+                Ok(None) | Err(framehop::Error::ReturnAddressIsNull) => return (out, None),
+                Err(framehop::Error::CouldNotReadStack(_)) => return (out, Some(UnwindStop::CopyEnds)),
+                Err(_) => return (out, Some(UnwindStop::Unwinding)),
+            }
             if out.len() >= DEPTH_MAX {
-                break;
+                return (out, Some(UnwindStop::Depth));
             }
         }
-        out
     }
 
     /// Drops a process' modules (at its exit).
