@@ -44,6 +44,8 @@ mod tests;
 mod tests_debuginfod;
 #[cfg(test)]
 mod tests_maps;
+#[cfg(test)]
+mod tests_output;
 mod unwind;
 
 pub use aggregate::Profile;
