@@ -18,15 +18,21 @@ pub struct Programs<'a> {
     pub child: &'a Path,
 }
 
-/// One reading: seconds since the start, the profiler's RSS in KiB.
+/// One reading: seconds since the start, the profiler's RSS in KiB, and
+/// of it the anonymous memory (the heap) and the pages of mapped files
+/// (binaries and the debug information read through mmap: clean pages the
+/// kernel can drop).
 struct Reading {
     at_s: u64,
     rss_kib: u64,
+    anon_kib: u64,
+    file_kib: u64,
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
+fn reading(pid: u32, at_s: u64) -> Option<Reading> {
     let status = read_text(format!("/proc/{pid}/status")).ok()?;
-    proc_field(&status, "VmRSS")?.split_whitespace().next()?.parse().ok()
+    let kib = |field: &str| -> Option<u64> { proc_field(&status, field)?.split_whitespace().next()?.parse().ok() };
+    Some(Reading { at_s, rss_kib: kib("VmRSS")?, anon_kib: kib("RssAnon")?, file_kib: kib("RssFile")? })
 }
 
 /// Runs the soak for `seconds`, reading RSS every `every`.
@@ -59,8 +65,8 @@ pub fn run(programs: &Programs, seconds: u64, every: Duration) -> Result<String>
     let start = Instant::now();
     let mut readings = Vec::new();
     while start.elapsed().as_secs() + 1 < storm_seconds {
-        if let Some(rss_kib) = rss_kib(profile.id()) {
-            readings.push(Reading { at_s: start.elapsed().as_secs(), rss_kib });
+        if let Some(r) = reading(profile.id(), start.elapsed().as_secs()) {
+            readings.push(r);
         }
         sleep(every);
     }
@@ -76,13 +82,13 @@ pub fn run(programs: &Programs, seconds: u64, every: Duration) -> Result<String>
     Ok(report(&readings, seconds, execs, &summary))
 }
 
-/// MiB per minute between two readings.
-fn slope(a: &Reading, b: &Reading) -> f64 {
+/// MiB per minute between two readings, of the part `kib` picks.
+fn slope(a: &Reading, b: &Reading, kib: fn(&Reading) -> u64) -> f64 {
     let minutes = (b.at_s.saturating_sub(a.at_s)) as f64 / 60.0;
     if minutes == 0.0 {
         return 0.0;
     }
-    (b.rss_kib as f64 - a.rss_kib as f64) / 1024.0 / minutes
+    (kib(b) as f64 - kib(a) as f64) / 1024.0 / minutes
 }
 
 fn report(readings: &[Reading], seconds: u64, execs: u64, summary: &serde_json::Value) -> String {
@@ -90,11 +96,14 @@ fn report(readings: &[Reading], seconds: u64, execs: u64, summary: &serde_json::
     out += &format!(
         "The profile example (`--all --hz 99`, stack copies, mapping records) for {seconds} s while `bench/storm` \
 runs {execs} short-lived processes (vfork + exec of a static tiny program, one worker per CPU). RSS of the \
-profile process (VmRSS), read as it runs.\n\n"
+profile process (VmRSS), read as it runs, and of it the anonymous memory (RssAnon: the heap) and the pages of \
+mapped files (RssFile: the binaries and debug information the symbolizer reads through mmap, clean pages the \
+kernel can take back).\n\n"
     );
+    let mib = |kib: u64| format!("{:.1}", kib as f64 / 1024.0);
     let rows: Vec<Vec<String>> =
-        readings.iter().map(|r| vec![r.at_s.to_string(), format!("{:.1}", r.rss_kib as f64 / 1024.0)]).collect();
-    out += &table(&["s", "RSS MiB"], &rows);
+        readings.iter().map(|r| vec![r.at_s.to_string(), mib(r.rss_kib), mib(r.anon_kib), mib(r.file_kib)]).collect();
+    out += &table(&["s", "RSS MiB", "anonymous MiB", "file pages MiB"], &rows);
     // The first minute warms up: kallsyms, the system's libraries and every
     // binary sampled for the first time are read then.
     let warm = readings.iter().position(|r| r.at_s >= 60);
@@ -102,10 +111,13 @@ profile process (VmRSS), read as it runs.\n\n"
         let warm = &readings[warm];
         if last.at_s > warm.at_s {
             out += &format!(
-                "\nGrowth: {:.2} MiB/min over the first {} s (warming up), {:.2} MiB/min from then to the end.\n",
-                slope(first, warm),
+                "\nGrowth, MiB/min: over the first {} s (warming up) RSS {:.2}; from then to the end RSS {:.2}, of \
+which anonymous {:.2} and file pages {:.2}.\n",
                 warm.at_s,
-                slope(warm, last)
+                slope(first, warm, |r| r.rss_kib),
+                slope(warm, last, |r| r.rss_kib),
+                slope(warm, last, |r| r.anon_kib),
+                slope(warm, last, |r| r.file_kib)
             );
         }
     }
