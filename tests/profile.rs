@@ -167,7 +167,8 @@ fn targets_are_added_and_removed_at_run_time_with_typed_errors() {
     assert_eq!(samples(&quiet).count(), 0, "no targets, no samples");
     targets.add_pid(pid).unwrap();
     targets.add_pid(pid).unwrap(); // twice is fine
-    let on = common::collect_until(&tracer, Duration::from_secs(10), |e| e.pid() == pid, |got| got.len() >= 5);
+    let on =
+        common::collect_until(&tracer, Duration::from_secs(10), |e| e.pid() == pid, |got| samples(got).count() >= 5);
     assert!(samples(&on).count() >= 5);
     assert!(targets.remove_pid(pid).unwrap());
     assert!(!targets.remove_pid(pid).unwrap(), "not a target any more");
@@ -249,7 +250,8 @@ fn frame_pointer_samples_carry_return_addresses_that_symbolize() {
     let pid = kids.0[0].id();
     let fp = Profiler::new().hz(199).pid(pid).unwind(Unwind::FramePointers);
     let Some(tracer) = common::start(&profile(fp)) else { return };
-    let events = common::collect_until(&tracer, Duration::from_secs(3), |e| e.pid() == pid, |got| got.len() >= 40);
+    let events =
+        common::collect_until(&tracer, Duration::from_secs(3), |e| e.pid() == pid, |got| samples(got).count() >= 40);
     tracer.stop().unwrap();
     // While the process runs: its /proc maps name the frames.
     let mut symbolizer = Symbolizer::new();
