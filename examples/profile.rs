@@ -29,12 +29,11 @@
 
 mod tool;
 
-use std::collections::{HashSet, VecDeque};
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proctap::profile::{capture, Profile, Symbolizer};
 use proctap::{Capture, CaptureStall, Config, Event, EventKind, Profiler, Tracer, Unwind};
@@ -132,43 +131,6 @@ fn check_out_dir(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::remove_file(&probe)
 }
 
-/// Feeds the build-id index while profiled processes still run, so their
-/// frames symbolize after they exit: when one starts being profiled and
-/// when it execs (mapping records tell what it maps later). What it knows
-/// of a process is dropped a while after its exit (its last samples may
-/// still be on their way), so a long run's memory levels off.
-struct Learner {
-    profiled: HashSet<u32>,
-    exited: VecDeque<(Instant, u32)>,
-}
-
-/// How long after its exit a process' mappings are kept for its last samples.
-const FORGET_AFTER: Duration = Duration::from_secs(2);
-
-impl Learner {
-    /// Every process' exit: the symbolizer may hold mappings of any
-    /// process (mapping records are host-wide), not only of targets.
-    fn exited(&mut self, pid: u32) {
-        self.exited.push_back((Instant::now(), pid));
-    }
-
-    /// Forgets the processes that exited long enough ago.
-    fn forget(&mut self, symbolizer: &mut Symbolizer) {
-        while let Some(&(at, pid)) = self.exited.front() {
-            if at.elapsed() < FORGET_AFTER {
-                break;
-            }
-            self.exited.pop_front();
-            self.profiled.remove(&pid);
-            symbolizer.forget_process(pid);
-        }
-    }
-
-    fn learn(&mut self, symbolizer: &mut Symbolizer, pid: u32) {
-        let _ = symbolizer.learn_process(pid); // it may have exited: mapping records then tell
-    }
-}
-
 /// What the sampling collected.
 struct Collected {
     profile: Profile,
@@ -188,32 +150,16 @@ fn collect(tracer: &Tracer, args: &Args) -> (Collected, usize) {
         dirs.push(PathBuf::from("/usr/lib/debug"));
         symbolizer = symbolizer.debug_dirs(dirs);
     }
-    let mut learner = Learner { profiled: HashSet::new(), exited: VecDeque::new() };
-    for pid in tracer.targets().pids().unwrap_or_default() {
-        learner.profiled.insert(pid);
-        learner.learn(&mut symbolizer, pid);
-    }
     let off_cpu = args.profiler.off_cpu_threshold().map(|_| Profile::off_cpu());
     let mut got = Collected { profile: Profile::new(args.profiler.sampling_hz()), off_cpu, triggers: 0, lost: 0 };
+    // The stream's mapping records (every running process' at start, then
+    // each fork, exec, mmap and exit) are all the symbolizer needs: no
+    // /proc read per process, and each is forgotten after its exit.
     for batch in tracer.events() {
-        learner.forget(&mut symbolizer);
         for event in &batch {
             match &event {
-                Event::Sample(sample) => {
-                    if learner.profiled.insert(sample.pid) {
-                        learner.learn(&mut symbolizer, sample.pid);
-                    }
-                    got.profile.add(sample, &mut symbolizer);
-                }
-                Event::Trigger(trigger) => {
-                    got.triggers += 1;
-                    learner.profiled.insert(trigger.pid);
-                    learner.learn(&mut symbolizer, trigger.pid);
-                }
-                Event::Exec(exec) if learner.profiled.contains(&exec.pid) => {
-                    learner.learn(&mut symbolizer, exec.pid);
-                }
-                Event::Exit(exit) if !exit.thread_exit => learner.exited(exit.pid),
+                Event::Sample(sample) => got.profile.add(sample, &mut symbolizer),
+                Event::Trigger(_) => got.triggers += 1,
                 Event::Mapping(mapping) => symbolizer.learn_mapping(mapping),
                 Event::Offcpu(sleep) => {
                     if let Some(off) = &mut got.off_cpu {
@@ -283,8 +229,7 @@ fn main() -> ExitCode {
         eprintln!("profile: cannot write into --out {}: {e}", args.out.display());
         return ExitCode::FAILURE;
     }
-    // Exec events feed the index when a profiled process replaces its image.
-    let config = Config::new().exec(true).exit(true).argv_max(256).profile(args.profiler.clone());
+    let config = Config::new().exec(false).exit(false).profile(args.profiler.clone());
     let tracer = match Tracer::start(&config) {
         Ok(tracer) => tracer,
         Err(e) => {

@@ -28,13 +28,17 @@ fn profile_then_kill(binary: &std::path::Path, symbolizer: &mut Symbolizer, want
     let Some(tracer) = common::start(&profile(Profiler::new().hz(199).pid(pid).unwind(unwind))) else {
         return Vec::new();
     };
-    let events =
-        common::collect_until(&tracer, Duration::from_secs(15), |e| e.pid() == pid, |got| samples(got).count() >= want);
+    let events = events_until_samples(&tracer, pid, want);
     symbolizer.learn_process(pid).unwrap();
     drop(kids);
     tracer.stop().unwrap();
     assert!(std::fs::metadata(format!("/proc/{pid}")).is_err(), "the process is gone before symbolizing");
     events
+}
+
+/// The events of `pid` until `want` samples came (15 s at most).
+fn events_until_samples(tracer: &proctap::Tracer, pid: u32, want: usize) -> Vec<Event> {
+    common::collect_until(tracer, Duration::from_secs(15), |e| e.pid() == pid, |got| samples(got).count() >= want)
 }
 
 /// The samples aggregated at the 199 Hz profile_then_kill samples at, the
@@ -145,12 +149,7 @@ fn stack_copy_unwinding_gives_whole_chains_without_frame_pointers() {
         let kids = Reaper(vec![fixture::spawn(&binary, &[])]);
         let pid = kids.0[0].id();
         let Some(tracer) = common::start(&profile(Profiler::new().hz(199).pid(pid).unwind(unwind))) else { return };
-        let events = common::collect_until(
-            &tracer,
-            Duration::from_secs(15),
-            |e| e.pid() == pid,
-            |got| samples(got).count() >= 200,
-        );
+        let events = events_until_samples(&tracer, pid, 200);
         let mut symbolizer = Symbolizer::new();
         let profile = profile_of(&events, &mut symbolizer);
         drop(kids);
@@ -368,12 +367,7 @@ fn a_chain_cut_by_the_stack_copy_cap_says_so() {
         let pid = kids.0[0].id();
         let config = profile(Profiler::new().hz(199).pid(pid)).data_cap("stack_copy_max", cap);
         let Some(tracer) = common::start(&config) else { return };
-        let events = common::collect_until(
-            &tracer,
-            Duration::from_secs(15),
-            |e| e.pid() == pid,
-            |got| samples(got).count() >= 200,
-        );
+        let events = events_until_samples(&tracer, pid, 200);
         let mut symbolizer = Symbolizer::new();
         let profile = profile_of(&events, &mut symbolizer);
         drop(kids);

@@ -102,6 +102,7 @@ struct proctap {
 	int nperf;
 	/* profile family: the executable-mappings side band (mappings.c) */
 	struct pt_side *side;
+	struct pt_marks *marks; /* the caller's capture marks (marks.c) */
 	/* synth family: consumers of the peer transports */
 	struct ring_buffer *rb;
 	struct perf_buffer *pb;
@@ -237,6 +238,14 @@ int pt_mappings_start(struct proctap *pt, struct proctap_error *err);
 int pt_mappings_drain(struct proctap *pt);
 void pt_mappings_flush(struct proctap *pt, __u64 ts);
 void pt_mappings_seal(struct proctap *pt);
+void pt_side_queue(struct proctap *pt, const struct pt_hdr *h, size_t meta_size, const void *data,
+		   size_t len);
+/* Grows an array of elem-sized items to hold need (doubling); NULL when out of memory. */
+void *pt_grow(void *p, size_t *cap, size_t need, size_t elem);
+int pt_marks_open(struct proctap *pt);
+void pt_marks_close(struct proctap *pt);
+void pt_marks_take(struct proctap *pt);
+void pt_marks_seal(struct proctap *pt);
 __u64 pt_mappings_lost(const struct proctap *pt);
 void pt_mappings_close(struct proctap *pt);
 

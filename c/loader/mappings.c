@@ -13,8 +13,8 @@
  * it holds of a process without being told by anyone else. At the start,
  * the executable mappings of every running process are read from /proc
  * into mmap records, as perf record synthesizes them. The caller's capture
- * marks (proctap_capture_mark) join the same merge, so a capture's start
- * and stop come in time order with the samples they bracket.
+ * marks (marks.c) join the same merge, so a capture's start and stop come
+ * in time order with the samples they bracket.
  *
  * Ordering: each poll round drains these before it takes records off the
  * metadata ring and sorts them by time; then each record taken off the ring
@@ -28,7 +28,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,12 +90,6 @@ struct side_item {
 	size_t seq; /* order read: a CPU's ring is in time order */
 };
 
-/* A record the caller made (a capture mark), until the next drain. */
-struct side_mark {
-	void *rec;
-	size_t size;
-};
-
 struct pt_side {
 	int map_fd;
 	struct perf_buffer *pb;
@@ -106,14 +99,10 @@ struct pt_side {
 	size_t seq;  /* items queued so far: their order among equal times */
 	char *paths;
 	size_t paths_len, paths_cap;
-	_Atomic __u64 lost;	    /* records the kernel could not write (ring full) */
-	pthread_mutex_t inbox_lock; /* the caller's marks, from any thread */
-	struct side_mark *inbox;
-	size_t inbox_n, inbox_cap;
-	bool sealed; /* the stream ended: marks are refused */
+	_Atomic __u64 lost; /* records the kernel could not write (ring full) */
 };
 
-static void *side_grow(void *p, size_t *cap, size_t need, size_t elem)
+void *pt_grow(void *p, size_t *cap, size_t need, size_t elem)
 {
 	size_t c = *cap ? *cap : 64;
 	void *q;
@@ -137,13 +126,13 @@ static void side_push_record(struct pt_side *s, const struct pt_hdr *h, size_t m
 
 	if (meta_size > sizeof(items->rec))
 		return;
-	items = side_grow(s->items, &s->cap, s->n + 1, sizeof(*items));
+	items = pt_grow(s->items, &s->cap, s->n + 1, sizeof(*items));
 	if (!items) {
 		s->lost++; /* out of memory: counted like a full ring */
 		return;
 	}
 	s->items = items;
-	paths = side_grow(s->paths, &s->paths_cap, s->paths_len + len, 1);
+	paths = pt_grow(s->paths, &s->paths_cap, s->paths_len + len, 1);
 	if (!paths) {
 		s->lost++;
 		return;
@@ -352,8 +341,9 @@ int pt_mappings_start(struct proctap *pt, struct proctap_error *err)
 
 	if (!s)
 		return pt_fail(err, PROCTAP_E_SYSTEM, ENOMEM, NULL, NULL, "out of memory");
-	pthread_mutex_init(&s->inbox_lock, NULL);
 	pt->side = s;
+	if (pt_marks_open(pt))
+		return pt_fail(err, PROCTAP_E_SYSTEM, ENOMEM, NULL, NULL, "out of memory");
 	s->map_fd = bpf_map_create(BPF_MAP_TYPE_PERF_EVENT_ARRAY, "pt_side", sizeof(int),
 				   sizeof(int), pt->ncpus, NULL);
 	if (s->map_fd < 0)
@@ -369,83 +359,26 @@ int pt_mappings_start(struct proctap *pt, struct proctap_error *err)
 	return PROCTAP_OK;
 }
 
-/* Moves the caller's marks among this round's records. */
-static void side_take_marks(struct pt_side *s)
+/* Queues a record the caller made (pt_marks_take) among this round's. */
+void pt_side_queue(struct proctap *pt, const struct pt_hdr *h, size_t meta_size, const void *data,
+		   size_t len)
 {
-	struct side_mark *marks;
-	size_t n;
-
-	pthread_mutex_lock(&s->inbox_lock);
-	marks = s->inbox;
-	n = s->inbox_n;
-	s->inbox = NULL;
-	s->inbox_n = s->inbox_cap = 0;
-	pthread_mutex_unlock(&s->inbox_lock);
-	for (size_t i = 0; i < n; i++) {
-		const struct pt_capture *c = marks[i].rec;
-
-		side_push_record(s, &c->hdr, sizeof(*c), (const char *)(c + 1), c->cgroup_len);
-		free(marks[i].rec);
-	}
-	free(marks);
-}
-
-/* A capture record from the caller: whole, of a known state, resource and
- * stall, its cgroup within the cap. */
-static bool side_capture_valid(const struct pt_capture *c, size_t size)
-{
-	return size >= sizeof(*c) && c->hdr.kind == PT_KIND_CAPTURE && !c->hdr.flags &&
-	       c->hdr.data_len == c->cgroup_len && c->cgroup_len <= PT_CAPTURE_DATA_MAX &&
-	       sizeof(*c) + c->cgroup_len <= size && c->state <= PT_CAPTURE_STATE_STOP &&
-	       c->resource <= PT_CAPTURE_RESOURCE_IO && c->stall <= PT_CAPTURE_STALL_FULL;
-}
-
-int proctap_capture_mark(struct proctap *pt, const void *rec, size_t size)
-{
-	struct pt_side *s = pt ? pt->side : NULL;
-	struct side_mark *inbox;
-	struct pt_capture *copy;
-	bool sealed;
-
-	if (!s)
-		return -EINVAL;
-	if (!rec || !side_capture_valid(rec, size))
-		return -EBADMSG;
-	copy = malloc(size);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, rec, size);
-	copy->hdr.ts_ns = pt_ts(CLOCK_MONOTONIC);
-	copy->hdr.pid = copy->hdr.tid = copy->hdr.cpu = 0;
-	pthread_mutex_lock(&s->inbox_lock);
-	sealed = s->sealed;
-	inbox = sealed ? NULL : side_grow(s->inbox, &s->inbox_cap, s->inbox_n + 1, sizeof(*inbox));
-	if (inbox) {
-		s->inbox = inbox;
-		s->inbox[s->inbox_n++] = (struct side_mark){ copy, size };
-	}
-	pthread_mutex_unlock(&s->inbox_lock);
-	if (!inbox) {
-		free(copy);
-		return sealed ? -ESHUTDOWN : -ENOMEM;
-	}
-	return 0;
+	if (pt->side)
+		side_push_record(pt->side, h, meta_size, data, len);
 }
 
 /* The stream ends (after the last drain): marks queued since go in last,
- * and later ones are refused with -ESHUTDOWN rather than left unread. */
+ * and later ones are refused. */
 void pt_mappings_seal(struct proctap *pt)
 {
 	struct pt_side *s = pt->side;
 
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->inbox_lock);
-	s->sealed = true;
-	pthread_mutex_unlock(&s->inbox_lock);
+	pt_marks_seal(pt);
 	s->n = s->next = 0;
 	s->paths_len = 0;
-	side_take_marks(s);
+	pt_marks_take(pt);
 	pt_mappings_flush(pt, UINT64_MAX);
 }
 
@@ -488,7 +421,7 @@ int pt_mappings_drain(struct proctap *pt)
 		s->next = 0;
 	}
 	kept = s->n;
-	side_take_marks(s);
+	pt_marks_take(pt);
 	e = perf_buffer__consume(s->pb);
 	if (e < 0)
 		return e;
@@ -507,6 +440,7 @@ void pt_mappings_close(struct proctap *pt)
 {
 	struct pt_side *s = pt->side;
 
+	pt_marks_close(pt);
 	if (!s)
 		return;
 	perf_buffer__free(s->pb);
@@ -514,10 +448,6 @@ void pt_mappings_close(struct proctap *pt)
 		close(s->map_fd);
 	free(s->items);
 	free(s->paths);
-	for (size_t i = 0; i < s->inbox_n; i++)
-		free(s->inbox[i].rec);
-	free(s->inbox);
-	pthread_mutex_destroy(&s->inbox_lock);
 	free(s);
 	pt->side = NULL;
 }

@@ -309,7 +309,8 @@ static void pt_on_meta(struct proctap *pt, const struct pt_hdr *h, size_t size)
 		    ? NULL
 		    : pt_record_valid(pt, h, size);
 	if (k) {
-		pt_mappings_flush(pt, h->ts_ns); /* what happened before it goes first */
+		if (pt->side) /* profiling: the side band's records before it go first */
+			pt_mappings_flush(pt, h->ts_ns);
 		pt_append(pt, h->kind, h, k->meta_size,
 			  pt->pages + (size_t)h->cpu * pt->elem_size + off);
 	} else {
