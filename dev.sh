@@ -15,9 +15,8 @@ cd "$(dirname "$0")"
 # libclang for bindgen, bpftool for skeletons (and tests), libelf/zlib that
 # libbpf links, make and a C compiler for the C core; binutils (objcopy,
 # strip, readelf) for the profiler tests' split-debug fixture; debuginfod
-# (elfutils' server) for the profiler's debuginfod test; clang-format for
-# the lint.
-PACKAGES=(clang-19 clang-format-19 llvm-19 libclang1-19 libelf-dev zlib1g-dev bpftool make gcc libc6-dev pkg-config binutils debuginfod)
+# (elfutils' server) for the profiler's debuginfod test.
+PACKAGES=(clang-19 llvm-19 libclang1-19 libelf-dev zlib1g-dev bpftool make gcc libc6-dev pkg-config binutils debuginfod)
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
