@@ -21,6 +21,13 @@
 //! JSON lines ({"type":"capture","state":"start"|"stop","cgroup":...,
 //! "targets":N,"trigger":{...}}).
 //!
+//! --errors prints, as JSON lines, each sample whose stack is missing or
+//! cut short ({"type":"stack_error","error":"user_stack","reason":"EFAULT",
+//! "pid":...}: the kernel could not walk it, its data was lost, or the
+//! unwinding of its copy stopped short) and each report of samples lost
+//! whole ({"type":"lost","kind":"sample","records":N}). The summary counts
+//! them either way.
+//!
 //! Processes whose command name starts with PREFIX are profiled from their
 //! exec on (the kernel adds them), as are those already running (a /proc
 //! scan). A summary is printed on stdout as one JSON line. It stops on
@@ -35,13 +42,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use proctap::profile::{capture, Profile, Symbolizer};
-use proctap::{Capture, CaptureStall, Config, Event, EventKind, Profiler, Tracer, Unwind};
+use proctap::profile::{capture, Profile, SampleErrors, Symbolizer};
+use proctap::{Capture, CaptureStall, Comm, Config, Event, EventKind, Profiler, Tracer, Unwind};
 
 const USAGE: &str = "usage: profile [--comm PREFIX]... [--pid PID]... [--all] [--children] [--hz HZ] \
                      [--unwind copy|fp] [--off-cpu] [--off-cpu-min MICROSECONDS] \
                      [--psi RESOURCE:PERCENT]... [--capture-window SECONDS] [--duration SECONDS] \
-                     [--debug-dir DIR]... --out DIR";
+                     [--errors] [--debug-dir DIR]... --out DIR";
 
 struct Args {
     profiler: Profiler,
@@ -53,6 +60,8 @@ struct Args {
     psi: Vec<proctap::profile::psi::Trigger>,
     capture_window: Duration,
     watched: capture::Watched,
+    /// --errors: print each stack error and loss as it comes.
+    errors: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -61,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
     let (mut out, mut debug_dirs) = (None, Vec::new());
     let (mut psi, mut capture_window) = (Vec::new(), Duration::from_secs(5));
     let mut watched = capture::Watched { pids: Vec::new(), comm_prefixes: Vec::new() };
+    let mut errors = false;
     let mut args = tool::Args::new(USAGE);
     let path = |bytes: Vec<u8>| PathBuf::from(std::ffi::OsString::from_vec(bytes));
     while let Some(arg) = args.next_option() {
@@ -95,6 +105,7 @@ fn parse_args() -> Result<Args, String> {
                 })
             }
             "--duration" => duration = args.seconds("--duration")?,
+            "--errors" => errors = true,
             "--debug-dir" => debug_dirs.push(path(args.value("--debug-dir")?)),
             "--out" => out = Some(path(args.value("--out")?)),
             "-h" | "--help" => {
@@ -119,7 +130,7 @@ fn parse_args() -> Result<Args, String> {
         }
         profiler = idle;
     }
-    Ok(Args { profiler, duration, out, debug_dirs, psi, capture_window, watched })
+    Ok(Args { profiler, duration, out, debug_dirs, psi, capture_window, watched, errors })
 }
 
 /// Creates `dir` and checks a file can be written there, before sampling
@@ -158,21 +169,53 @@ fn collect(tracer: &Tracer, args: &Args) -> (Collected, usize) {
     for batch in tracer.events() {
         for event in &batch {
             match &event {
-                Event::Sample(sample) => got.profile.add(sample, &mut symbolizer),
+                Event::Sample(sample) => {
+                    let errors = got.profile.add(sample, &mut symbolizer);
+                    if args.errors {
+                        print_errors(errors, sample.pid, sample.tid, &sample.comm, sample.ts_ns, "cpu");
+                    }
+                }
                 Event::Trigger(_) => got.triggers += 1,
                 Event::Mapping(mapping) => symbolizer.learn_mapping(mapping),
                 Event::Offcpu(sleep) => {
                     if let Some(off) = &mut got.off_cpu {
-                        off.add_off_cpu(sleep, &mut symbolizer);
+                        let errors = off.add_off_cpu(sleep, &mut symbolizer);
+                        if args.errors {
+                            print_errors(errors, sleep.pid, sleep.tid, &sleep.comm, sleep.ts_ns, "off-cpu");
+                        }
                     }
                 }
                 Event::Capture(c) => print_capture(c),
-                Event::Lost(l) if l.kind == EventKind::Sample => got.lost += l.records,
+                Event::Lost(l) if matches!(l.kind, EventKind::Sample | EventKind::Offcpu) => {
+                    if l.kind == EventKind::Sample {
+                        got.lost += l.records;
+                    }
+                    if args.errors {
+                        println!("{}", serde_json::json!({"type": "lost", "kind": l.kind, "records": l.records}));
+                    }
+                }
                 _ => {}
             }
         }
     }
     (got, symbolizer.processes_held())
+}
+
+/// A sample's stack errors, one JSON line each on stdout.
+fn print_errors(errors: SampleErrors, pid: u32, tid: u32, comm: &Comm, ts_ns: u64, profile: &str) {
+    for error in errors.iter() {
+        let line = serde_json::json!({
+            "type": "stack_error",
+            "error": error.part(),
+            "reason": error.reason(),
+            "profile": profile,
+            "pid": pid,
+            "tid": tid,
+            "comm": String::from_utf8_lossy(comm.as_bytes()),
+            "ts_ns": ts_ns,
+        });
+        println!("{line}");
+    }
 }
 
 /// A capture's start or stop, as one JSON line on stdout.
@@ -290,12 +333,25 @@ fn main() -> ExitCode {
         "samples_without_data": stats.sample().data_lost,
         "kernel_stack_errors": stats.sample().counter("kernel_stack_errors"),
         "user_stack_errors": stats.sample().counter("user_stack_errors"),
+        "stack_errors": errors_by_name(&got.profile),
+        "off_cpu_stack_errors": got.off_cpu.as_ref().map(errors_by_name),
         "top_self": top,
         "off_cpu_sleeps": got.off_cpu.as_ref().map(|off| off.total_samples()),
         "captures": captures,
-        "held": {"stacks": got.profile.size().0, "locations": got.profile.size().1, "processes": held},
+        "held": {
+            "entries": got.profile.size().0,
+            "stacks": got.profile.distinct_stacks(),
+            "locations": got.profile.size().1,
+            "processes": held,
+        },
+        "samples_of_stacks_not_kept": got.profile.stacks_not_kept(),
         "files": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
     });
     println!("{summary}");
     ExitCode::SUCCESS
+}
+
+/// A profile's stack errors, `{"user_stack:EFAULT": N, ...}`.
+fn errors_by_name(profile: &Profile) -> serde_json::Value {
+    profile.stack_errors().into_iter().map(|(error, n)| (error.to_string(), serde_json::Value::from(n))).collect()
 }

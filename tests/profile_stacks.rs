@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::fixture::{self, HotBinaries};
 use common::profiling::{collect_for, profile, samples, stop_and_collect, turn, Reaper};
-use proctap::profile::{Profile, Symbolizer};
+use proctap::profile::{Profile, StackError, Symbolizer, UnwindStop};
 use proctap::{Event, MappingChange, Profiler, Unwind};
 
 fn hot(name: &str) -> HotBinaries {
@@ -48,7 +48,9 @@ fn profile_of(events: &[Event], symbolizer: &mut Symbolizer) -> Profile {
     for event in events {
         match event {
             Event::Mapping(m) => symbolizer.learn_mapping(m),
-            Event::Sample(s) => profile.add(s, symbolizer),
+            Event::Sample(s) => {
+                profile.add(s, symbolizer);
+            }
             _ => {}
         }
     }
@@ -285,7 +287,9 @@ fn processes_that_exit_right_after_their_samples_still_resolve() {
                 *changes.entry(format!("{:?}", m.change)).or_default() += 1;
                 symbolizer.learn_mapping(m)
             }
-            Event::Sample(s) => profile.add(s, &mut symbolizer),
+            Event::Sample(s) => {
+                profile.add(s, &mut symbolizer);
+            }
             _ => {}
         }
     }
@@ -387,6 +391,9 @@ fn a_chain_cut_by_the_stack_copy_cap_says_so() {
             }
         }
         counts.push((cap, whole, cut));
+        // The same samples, counted typed.
+        let typed = profile.stack_errors().into_iter().find(|(e, _)| *e == StackError::Unwind(UnwindStop::CopyEnds));
+        assert_eq!(typed.map_or(0, |(_, n)| n), cut, "{cap} B: {:?}", profile.stack_errors());
         // A sample taken in the kernel with no user frames is the only other form.
         assert!(neither.iter().all(|l| !l.contains(";pt_")), "{cap} B: chains neither whole nor marked: {neither:?}");
     }

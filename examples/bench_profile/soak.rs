@@ -112,20 +112,33 @@ kernel can take back).\n\n"
         if last.at_s > warm.at_s {
             out += &format!(
                 "\nGrowth, MiB/min: over the first {} s (warming up) RSS {:.2}; from then to the end RSS {:.2}, of \
-which anonymous {:.2} and file pages {:.2}.\n",
+which anonymous {:.2} and file pages {:.2}.",
                 warm.at_s,
                 slope(first, warm, |r| r.rss_kib),
                 slope(warm, last, |r| r.rss_kib),
                 slope(warm, last, |r| r.anon_kib),
                 slope(warm, last, |r| r.file_kib)
             );
+            // Levelling off shows as a second half that grows slower than the first.
+            let middle = &readings[(readings.iter().position(|r| r.at_s >= (warm.at_s + last.at_s) / 2)).unwrap_or(0)];
+            out += &format!(
+                " Anonymous memory after warming up, first half {:.2} and second half {:.2}.\n",
+                slope(warm, middle, |r| r.anon_kib),
+                slope(middle, last, |r| r.anon_kib)
+            );
         }
     }
     let held = &summary["held"];
     out += &format!(
-        "\nAt the end the profile held {} distinct (thread, stack) entries and {} locations of {} samples, and the \
-symbolizer the mappings of {} processes (each is dropped 2 s after its exit).\n",
-        held["stacks"], held["locations"], summary["samples"], held["processes"]
+        "\nAt the end the profile held {} distinct stacks, counted in {} (thread, stack) entries, and {} locations, \
+of {} samples ({} of them under `[stack not kept]`, past the profile's cap on distinct stacks); the symbolizer \
+held the mappings of {} processes (each is dropped 2 s after its exit).\n",
+        held["stacks"],
+        held["entries"],
+        held["locations"],
+        summary["samples"],
+        summary["samples_of_stacks_not_kept"],
+        held["processes"]
     );
     out
 }

@@ -121,7 +121,7 @@ impl fmt::Display for BuildId {
 
 /// An error the kernel reported as a negative errno (for a stack: what
 /// `bpf_get_stack` returned, for example `EFAULT`, user memory not readable).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Errno {
     /// The errno, positive.
     pub errno: i32,

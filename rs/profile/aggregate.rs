@@ -4,11 +4,16 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::sync::Arc;
 
+use super::errors::{errno_name, SampleErrors, StackError};
+use super::intern::Interner;
 use super::symbolize::{Frame, Location, Symbolizer};
-use crate::{Errno, OffCpuSample, StackSample, UserFrame};
+use crate::{Comm, OffCpuSample, StackSample, UserFrame};
 
 /// Threads told apart by default (see [`Profile::max_threads`]).
 const DEFAULT_MAX_THREADS: usize = 10_000;
+
+/// Distinct stacks kept by default (see [`Profile::max_stacks`]).
+const DEFAULT_MAX_STACKS: usize = 200_000;
 
 /// Samples aggregated per distinct stack.
 ///
@@ -19,18 +24,31 @@ const DEFAULT_MAX_THREADS: usize = 10_000;
 /// a placeholder frame that says why (`[user stack unavailable: EFAULT]`,
 /// `[kernel stack unavailable: ...]`, `[stack data lost]`), so totals match
 /// the number of samples received.
+///
+/// Memory is bounded over long runs: locations, stacks and command names
+/// are each stored once, a counted (thread, stack) costs a few integers,
+/// and both the threads told apart and the distinct stacks have a cap
+/// ([`max_threads`](Self::max_threads), [`max_stacks`](Self::max_stacks))
+/// past which samples still count, with less detail.
 #[derive(Debug)]
 pub struct Profile {
     hz: u32,
     pid_in_root: bool,
-    /// Location `i` has id `i + 1` (pprof ids are 1-based).
-    pub(super) locations: Vec<Arc<Location>>,
-    location_ids: HashMap<Arc<Location>, u32>,
+    /// Every frame's location (pprof's location ids are these ids).
+    pub(super) locations: Interner<Location>,
+    /// Stacks of location ids, outermost (the root) first.
+    stacks: Interner<[u32]>,
+    comms: Interner<str>,
     /// What was counted per thread and stack.
-    pub(super) stacks: HashMap<Sampled, Tally>,
+    pub(super) counts: HashMap<Sampled, Tally>,
     /// Threads whose samples carry their pid and tid (at most `max_threads`).
     threads: HashSet<(u32, u32)>,
     max_threads: usize,
+    max_stacks: usize,
+    /// Samples counted under an over-the-cap stack.
+    stacks_not_kept: u64,
+    /// Samples per reason their stack is missing or cut short.
+    errors: HashMap<StackError, u64>,
     samples: u64,
     /// An off-CPU profile: each stack also sums the time slept.
     pub(super) off_cpu: bool,
@@ -46,11 +64,15 @@ impl Profile {
         Profile {
             hz: hz.max(1),
             pid_in_root: false,
-            locations: Vec::new(),
-            location_ids: HashMap::new(),
-            stacks: HashMap::new(),
+            locations: Interner::default(),
+            stacks: Interner::default(),
+            comms: Interner::default(),
+            counts: HashMap::new(),
             threads: HashSet::new(),
             max_threads: DEFAULT_MAX_THREADS,
+            max_stacks: DEFAULT_MAX_STACKS,
+            stacks_not_kept: 0,
+            errors: HashMap::new(),
             samples: 0,
             off_cpu: false,
             first_wall_ns: None,
@@ -68,10 +90,20 @@ impl Profile {
     }
 
     /// Symbolizes where a thread went to sleep and adds the time it slept.
-    pub fn add_off_cpu<B: AsRef<[u8]>>(&mut self, sleep: &OffCpuSample<B>, symbolizer: &mut Symbolizer) {
-        let comm = String::from_utf8_lossy(sleep.comm.as_bytes());
-        let root = if self.pid_in_root { format!("{comm}-{}", sleep.pid) } else { comm.into_owned() };
-        let mut stack = vec![self.placeholder(root, false)];
+    /// Returns what went wrong with its stacks, if anything.
+    pub fn add_off_cpu<B: AsRef<[u8]>>(
+        &mut self,
+        sleep: &OffCpuSample<B>,
+        symbolizer: &mut Symbolizer,
+    ) -> SampleErrors {
+        let mut errors = SampleErrors {
+            kernel_stack: sleep.kernel_stack_error,
+            user_stack: sleep.user_stack_error,
+            data_lost: sleep.data_lost,
+            unwind: None,
+        };
+        let thread = self.thread(sleep.pid, sleep.tid);
+        let mut stack = vec![self.root(&sleep.comm, thread)];
         let words = |b: &[u8]| -> Vec<u64> {
             b.chunks_exact(8).map(|w| u64::from_ne_bytes(w.try_into().unwrap_or([0; 8]))).collect()
         };
@@ -89,6 +121,7 @@ impl Profile {
             if sleep.user_ip != 0 {
                 let regs = (sleep.user_ip, sleep.user_sp, sleep.user_bp);
                 user.extend(symbolizer.symbolize_stack_copy(sleep.pid, regs, sleep.user_stack_copy.as_ref()));
+                errors.unwind = user.last().and_then(|outermost| symbolizer.unwind_stop(outermost));
             }
             for location in user.into_iter().rev() {
                 stack.push(self.location_id(location));
@@ -113,14 +146,29 @@ impl Profile {
                 stack.push(self.placeholder(format!("[kernel stack unavailable: {}]", errno_name(err)), true));
             }
         }
-        let key = Sampled { comm: comm_of(&sleep.comm), thread: self.thread(sleep.pid, sleep.tid), stack };
+        let key = self.key(&sleep.comm, thread, stack);
         self.count(key, sleep.blocked_ns, sleep.time.unix_ns, sleep.ts_ns);
+        self.count_errors(errors)
+    }
+
+    fn count_errors(&mut self, errors: SampleErrors) -> SampleErrors {
+        for error in errors.iter() {
+            *self.errors.entry(error).or_default() += 1;
+        }
+        errors
+    }
+
+    /// How many samples met each [`StackError`], by error.
+    pub fn stack_errors(&self) -> Vec<(StackError, u64)> {
+        let mut errors: Vec<(StackError, u64)> = self.errors.iter().map(|(&e, &n)| (e, n)).collect();
+        errors.sort();
+        errors
     }
 
     /// Counts one sample of a thread's stack (that slept `blocked_ns`),
     /// taken at these times.
     fn count(&mut self, key: Sampled, blocked_ns: u64, wall_ns: i64, ts_ns: u64) {
-        let tally = self.stacks.entry(key).or_default();
+        let tally = self.counts.entry(key).or_default();
         tally.samples += 1;
         tally.blocked_ns += blocked_ns;
         self.samples += 1;
@@ -136,10 +184,10 @@ impl Profile {
 
     /// The tallies of stacks that contain `function` anywhere.
     fn containing<'a>(&'a self, function: &'a str) -> impl Iterator<Item = &'a Tally> + 'a {
-        self.stacks
+        self.counts
             .iter()
             .filter(move |(key, _)| {
-                key.stack.iter().any(|&id| self.location(id).frames.iter().any(|f| &*f.function == function))
+                self.stack(key).iter().any(|&id| self.location(id).frames.iter().any(|f| &*f.function == function))
             })
             .map(|(_, tally)| tally)
     }
@@ -197,17 +245,29 @@ impl Profile {
         self.samples
     }
 
-    /// Distinct (thread, stack of locations) counted so far, and distinct
-    /// locations: what the profile holds in memory.
+    /// Distinct (thread, stack) entries counted so far, and distinct
+    /// locations: what the profile holds in memory (see also
+    /// [`distinct_stacks`](Self::distinct_stacks)).
     pub fn size(&self) -> (usize, usize) {
-        (self.stacks.len(), self.locations.len())
+        (self.counts.len(), self.locations.len())
     }
 
-    /// Symbolizes a sample's stacks and counts it.
-    pub fn add<B: AsRef<[u8]>>(&mut self, sample: &StackSample<B>, symbolizer: &mut Symbolizer) {
-        let comm = String::from_utf8_lossy(sample.comm.as_bytes());
-        let root = if self.pid_in_root { format!("{comm}-{}", sample.pid) } else { comm.into_owned() };
-        let mut stack = vec![self.placeholder(root, false)];
+    /// Distinct stacks held, whichever threads they were counted for.
+    pub fn distinct_stacks(&self) -> usize {
+        self.stacks.len()
+    }
+
+    /// Symbolizes a sample's stacks and counts it. Returns what went wrong
+    /// with its stacks, if anything (also counted: [`stack_errors`](Self::stack_errors)).
+    pub fn add<B: AsRef<[u8]>>(&mut self, sample: &StackSample<B>, symbolizer: &mut Symbolizer) -> SampleErrors {
+        let mut errors = SampleErrors {
+            kernel_stack: sample.kernel_stack_error,
+            user_stack: sample.user_stack_error,
+            data_lost: sample.data_lost,
+            unwind: None,
+        };
+        let thread = self.thread(sample.pid, sample.tid);
+        let mut stack = vec![self.root(&sample.comm, thread)];
         if sample.data_lost {
             stack.push(self.placeholder("[stack data lost]".into(), false));
         } else {
@@ -215,6 +275,7 @@ impl Profile {
                 stack.push(self.placeholder(format!("[user stack unavailable: {}]", errno_name(err)), false));
             }
             let innermost_first = symbolizer.symbolize_sample(sample);
+            errors.unwind = innermost_first.last().and_then(|outermost| symbolizer.unwind_stop(outermost));
             for location in innermost_first.into_iter().rev() {
                 stack.push(self.location_id(location));
             }
@@ -222,18 +283,65 @@ impl Profile {
                 stack.push(self.placeholder(format!("[kernel stack unavailable: {}]", errno_name(err)), true));
             }
         }
-        let key = Sampled { comm: comm_of(&sample.comm), thread: self.thread(sample.pid, sample.tid), stack };
+        let key = self.key(&sample.comm, thread, stack);
         self.count(key, 0, sample.time.unix_ns, sample.ts_ns);
+        self.count_errors(errors)
+    }
+
+    /// The root frame: the command name, with the pid when
+    /// [`pid_in_root`](Self::pid_in_root) is on and the thread is told apart.
+    fn root(&mut self, comm: &Comm, thread: Option<(u32, u32)>) -> u32 {
+        let comm = String::from_utf8_lossy(comm.as_bytes());
+        let root = match thread {
+            Some((pid, _)) if self.pid_in_root => format!("{comm}-{pid}"),
+            _ => comm.into_owned(),
+        };
+        self.placeholder(root, false)
+    }
+
+    /// Where a sample is counted: its thread and stack, or past
+    /// [`max_stacks`](Self::max_stacks), its root and a frame that says the
+    /// stack was not kept (without pid and tid).
+    fn key(&mut self, comm: &Comm, thread: Option<(u32, u32)>, stack: Vec<u32>) -> Sampled {
+        let comm = self.comms.intern(&*String::from_utf8_lossy(comm.as_bytes()));
+        if let Some(id) = self.stacks.get(&stack) {
+            return Sampled { comm, thread, stack: id };
+        }
+        if self.stacks.len() < self.max_stacks {
+            return Sampled { comm, thread, stack: self.stacks.intern_arc(stack.into()) };
+        }
+        self.stacks_not_kept += 1;
+        let marker = self.placeholder("[stack not kept: the profile holds max_stacks stacks]".into(), false);
+        Sampled { comm, thread: None, stack: self.stacks.intern(&[stack[0], marker][..]) }
+    }
+
+    /// How many distinct stacks are kept (200 000 unless set). A sample whose
+    /// stack is new once the profile holds that many is counted under its
+    /// root and `[stack not kept: ...]`, so totals stay exact and memory
+    /// stays bounded however many distinct stacks a long run meets.
+    pub fn max_stacks(mut self, stacks: usize) -> Profile {
+        self.max_stacks = stacks;
+        self
+    }
+
+    /// Samples counted under `[stack not kept: ...]` (see
+    /// [`max_stacks`](Self::max_stacks)).
+    pub fn stacks_not_kept(&self) -> u64 {
+        self.stacks_not_kept
+    }
+
+    /// The counted stack of a key: location ids, outermost first.
+    pub(super) fn stack(&self, key: &Sampled) -> &[u32] {
+        self.stacks.resolve(key.stack)
+    }
+
+    /// The command name of a key.
+    pub(super) fn comm(&self, key: &Sampled) -> &str {
+        self.comms.resolve(key.comm)
     }
 
     fn location_id(&mut self, location: Arc<Location>) -> u32 {
-        if let Some(&id) = self.location_ids.get(&location) {
-            return id;
-        }
-        self.locations.push(location.clone());
-        let id = self.locations.len() as u32;
-        self.location_ids.insert(location, id);
-        id
+        self.locations.intern_arc(location)
     }
 
     /// A frame that is no code address: the root or a missing-stack marker.
@@ -244,7 +352,7 @@ impl Profile {
     }
 
     pub(super) fn location(&self, id: u32) -> &Location {
-        &self.locations[id as usize - 1]
+        self.locations.resolve(id)
     }
 
     /// Wall-clock span from the first to the last sample.
@@ -261,9 +369,9 @@ impl Profile {
     /// functions, not addresses.
     fn folded_lines(&self) -> Vec<String> {
         let mut merged: HashMap<String, u64> = HashMap::new();
-        for (key, tally) in &self.stacks {
+        for (key, tally) in &self.counts {
             let mut line = String::new();
-            for &id in &key.stack {
+            for &id in self.stack(key) {
                 let location = self.location(id);
                 for frame in location.frames.iter().rev() {
                     if !line.is_empty() {
@@ -336,8 +444,8 @@ impl Profile {
     /// without the `_[k]` suffix.
     pub fn functions_by_self_samples(&self) -> Vec<(String, u64)> {
         let mut counts: HashMap<&str, u64> = HashMap::new();
-        for (key, tally) in &self.stacks {
-            if let Some(frame) = key.stack.last().and_then(|&id| self.location(id).frames.first()) {
+        for (key, tally) in &self.counts {
+            if let Some(frame) = self.stack(key).last().and_then(|&id| self.location(id).frames.first()) {
                 *counts.entry(&frame.function).or_insert(0) += tally.samples;
             }
         }
@@ -352,13 +460,16 @@ impl Profile {
     }
 }
 
-/// A thread's stack: location ids, outermost (the root) first.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// What one count is kept under: ids into the profile's interners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) struct Sampled {
-    pub comm: String,
-    /// (pid, tid); `None` past [`Profile::max_threads`].
+    /// The command name ([`Profile::comm`]).
+    comm: u32,
+    /// (pid, tid); `None` past [`Profile::max_threads`] or
+    /// [`Profile::max_stacks`].
     pub thread: Option<(u32, u32)>,
-    pub stack: Vec<u32>,
+    /// The stack ([`Profile::stack`]).
+    stack: u32,
 }
 
 /// What was counted of one [`Sampled`] stack.
@@ -367,25 +478,4 @@ pub(super) struct Tally {
     pub samples: u64,
     /// Off-CPU: ns slept.
     pub blocked_ns: u64,
-}
-
-fn comm_of(comm: &crate::Comm) -> String {
-    String::from_utf8_lossy(comm.as_bytes()).into_owned()
-}
-
-/// `EFAULT` and friends, for placeholder frames.
-fn errno_name(err: Errno) -> String {
-    let name = match err.errno.unsigned_abs() {
-        1 => "EPERM",
-        2 => "ENOENT",
-        7 => "E2BIG",
-        12 => "ENOMEM",
-        14 => "EFAULT",
-        16 => "EBUSY",
-        22 => "EINVAL",
-        28 => "ENOSPC",
-        95 => "EOPNOTSUPP",
-        n => return format!("errno {n}"),
-    };
-    name.to_string()
 }

@@ -32,7 +32,9 @@ mod aggregate;
 pub mod capture;
 pub mod debuginfod;
 mod elf;
+mod errors;
 mod index;
+mod intern;
 mod maps;
 mod pprof;
 pub mod proto;
@@ -50,5 +52,6 @@ mod unwind;
 
 pub use aggregate::Profile;
 pub use debuginfod::{Debuginfod, DebuginfodError};
+pub use errors::{SampleErrors, StackError, UnwindStop};
 pub use index::BuildIdIndex;
 pub use symbolize::{Frame, Location, Symbolizer};

@@ -57,17 +57,17 @@ fn write_samples(msg: &mut proto::Profile, strings: &mut Strings, profile: &Prof
         msg.sample_type.push(proto::ValueType { r#type: strings.id(kind), unit: strings.id(unit) });
     }
     let [comm, pid, tid] = ["comm", "pid", "tid"].map(|key| strings.id(key));
-    let mut stacks: Vec<_> = profile.stacks.iter().collect();
-    stacks.sort_by(|a, b| a.0.cmp(b.0));
+    let mut stacks: Vec<_> = profile.counts.iter().collect();
+    stacks.sort_by_key(|(key, _)| (profile.comm(key), key.thread, profile.stack(key)));
     for (key, tally) in stacks {
         let ns = if profile.off_cpu { tally.blocked_ns } else { tally.samples * period };
         let number = |key, num: u32| proto::Label { key, str: 0, num: i64::from(num) };
-        let mut label = vec![proto::Label { key: comm, str: strings.id(&key.comm), num: 0 }];
+        let mut label = vec![proto::Label { key: comm, str: strings.id(profile.comm(key)), num: 0 }];
         if let Some((p, t)) = key.thread {
             label.extend([number(pid, p), number(tid, t)]);
         }
         msg.sample.push(proto::Sample {
-            location_id: key.stack.iter().rev().map(|&id| u64::from(id)).collect(),
+            location_id: profile.stack(key).iter().rev().map(|&id| u64::from(id)).collect(),
             value: vec![tally.samples as i64, ns as i64],
             label,
         });
@@ -90,7 +90,7 @@ fn write_mappings(msg: &mut proto::Profile, strings: &mut Strings, profile: &Pro
     let mut mappings: Vec<Mapping> = Vec::new();
     let mut mapping_of: HashMap<(String, String), usize> = HashMap::new();
     let mut location_mapping = Vec::with_capacity(profile.locations.len());
-    for location in &profile.locations {
+    for location in profile.locations.iter() {
         let Some(module) = &location.module else {
             location_mapping.push(0);
             continue;

@@ -36,7 +36,8 @@ fn fixture_profile(fx: &mut Fixture) -> (Profile, u64) {
     let mut kfault = sample("prog", &[], &[fo(hot + 2)]);
     kfault.kernel_stack_error = Some(Errno { errno: 22 });
     kfault.ts_ns = 1_000 + 500_000_000;
-    profile.add(&kfault, &mut fx.symbolizer);
+    let errors = profile.add(&kfault, &mut fx.symbolizer);
+    assert_eq!(errors.iter().collect::<Vec<_>>(), [StackError::KernelStack(Errno { errno: 22 })]);
     (profile, hot)
 }
 
@@ -56,6 +57,14 @@ prog;proctap_hot_loop;[kernel stack unavailable: EINVAL]_[k] 1
 ";
     assert_eq!(text, expected);
     assert_eq!(profile.total_samples(), 8);
+    let errors = [
+        (StackError::KernelStack(Errno { errno: 22 }), 1),
+        (StackError::UserStack(Errno { errno: 14 }), 1),
+        (StackError::DataLost, 1),
+    ];
+    assert_eq!(profile.stack_errors(), errors);
+    let names: Vec<String> = errors.iter().map(|(e, _)| e.to_string()).collect();
+    assert_eq!(names, ["kernel_stack:EINVAL", "user_stack:EFAULT", "data_lost"]);
     let by_self = profile.functions_by_self_samples();
     assert_eq!(by_self[..2], [("fake_kernel_work".to_string(), 3), ("proctap_hot_loop".to_string(), 3)]);
     assert_eq!(profile.inclusive_samples("proctap_hot_loop"), 6);
@@ -69,7 +78,7 @@ prog;proctap_hot_loop;[kernel stack unavailable: EINVAL]_[k] 1
 
     let per_pid = {
         let mut p = Profile::new(99).pid_in_root(true);
-        p.add(&sample("prog", &[], &[]), &mut fx.symbolizer);
+        assert!(p.add(&sample("prog", &[], &[]), &mut fx.symbolizer).is_empty());
         let mut out = Vec::new();
         p.write_folded(&mut out).unwrap();
         String::from_utf8(out).unwrap()
@@ -99,6 +108,39 @@ fn threads_past_the_cap_count_without_their_pid_and_tid() {
     by_tid.sort();
     assert_eq!(by_tid, [(None, 2), (Some(1), 2), (Some(2), 1)]);
     assert_eq!(profile.total_samples(), 5);
+}
+
+/// Past max_stacks, samples whose stack is new still count, under their
+/// root and a marker frame; stacks already held keep counting in full.
+#[test]
+fn stacks_past_the_cap_count_under_a_marker() {
+    let mut fx = fixture("stack-cap");
+    let mut profile = Profile::new(99).max_stacks(2).pid_in_root(true).max_threads(1);
+    let (entry, work) = (KERNEL_A + 1, KERNEL_B + 1);
+    let stacks: [&[u64]; 4] = [&[entry], &[work], &[work, entry], &[entry, work]];
+    for (pid, stack) in [(4242, 0), (4242, 1), (4242, 2), (4242, 0), (7, 3), (7, 2)] {
+        let mut s = sample("prog", stacks[stack], &[]);
+        (s.pid, s.tid) = (pid, pid);
+        profile.add(&s, &mut fx.symbolizer);
+    }
+    assert_eq!(profile.total_samples(), 6);
+    assert_eq!(profile.stacks_not_kept(), 3);
+    assert_eq!(profile.distinct_stacks(), 4, "two kept, and one marker stack per root");
+    let mut out = Vec::new();
+    profile.write_folded(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let counts: u64 = text.lines().map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap()).sum();
+    assert_eq!(counts, 6, "{text}");
+    let marker = "[stack not kept: the profile holds max_stacks stacks]";
+    // Thread 7 is past max_threads: its root is the bare command name.
+    assert!(text.contains(&format!("prog-4242;{marker} 1\n")), "{text}");
+    assert!(
+        text.contains(&format!("\nprog;{marker} 2\n")) || text.starts_with(&format!("prog;{marker} 2\n")),
+        "{text}"
+    );
+    assert_eq!(profile.inclusive_samples(marker), 3);
+    assert_eq!(profile.inclusive_samples("fake_kernel_entry"), 2);
+    let _ = std::fs::remove_dir_all(&fx.dir);
 }
 
 #[test]

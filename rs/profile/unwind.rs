@@ -103,7 +103,7 @@ struct Process {
 }
 
 /// Why the unwinding of a copied stack stopped before its outermost frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UnwindStop {
     /// The next frame is above the copied bytes (a deep stack, or a cap
     /// smaller than the stack: raise `stack_copy_max`).
@@ -125,6 +125,16 @@ impl UnwindStop {
             UnwindStop::Depth => "[unwind stopped: 127 frames]",
             UnwindStop::Unwinding => "[unwind stopped: no unwind rule]",
             UnwindStop::NoModules => "[unwind stopped: no modules]",
+        }
+    }
+
+    /// A one-word name: `end_of_copy`, `depth`, `no_unwind_rule` or `no_modules`.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnwindStop::CopyEnds => "end_of_copy",
+            UnwindStop::Depth => "depth",
+            UnwindStop::Unwinding => "no_unwind_rule",
+            UnwindStop::NoModules => "no_modules",
         }
     }
 }

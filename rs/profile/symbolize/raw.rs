@@ -34,6 +34,13 @@ impl Symbolizer {
         out
     }
 
+    /// Why an unwinding stopped short, when `location` is the placeholder
+    /// frame [`symbolize_stack_copy`](Self::symbolize_stack_copy) ended a
+    /// chain with.
+    pub fn unwind_stop(&self, location: &Arc<Location>) -> Option<UnwindStop> {
+        self.stops.iter().find(|(_, l)| Arc::ptr_eq(l, location)).map(|(&stop, _)| stop)
+    }
+
     /// Symbolizes a raw user address through the process' current mappings.
     pub(super) fn symbolize_address(&mut self, pid: u32, ip: u64) -> Arc<Location> {
         let generation = self.maps.get(pid).map_or(0, |m| m.generation);
