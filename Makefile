@@ -23,6 +23,11 @@ CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wno-unused-parameter
 
 GEN := $(O)/gen
+# The object's BTF names source files: the same names from any checkout and
+# build directory, so a rebuild is byte-identical to prebuilt/. (The last
+# matching map wins: the build directories are inside the checkout.)
+REPRODUCIBLE := -ffile-prefix-map=$(CURDIR)=. -ffile-prefix-map=$(abspath $(O))=out \
+	$(if $(LIBBPF_INCLUDE),-ffile-prefix-map=$(abspath $(LIBBPF_INCLUDE))=libbpf)
 BPF_HEADERS := c/proctap.h $(wildcard c/bpf/lib/*.h) $(GEN)/pt_kinds.h $(GEN)/pt_kinds.bpf.h
 BPF_SRCS := $(wildcard c/bpf/*.bpf.c)
 # User tracepoints (PROCTAP_EVENTS): build.rs writes their programs here.
@@ -31,7 +36,10 @@ BPF_OBJS := $(patsubst c/bpf/%.bpf.c,$(O)/bpf/%.bpf.o,$(BPF_SRCS)) \
 	$(patsubst $(GEN)/%.bpf.c,$(O)/bpf/%.bpf.o,$(GEN_BPF_SRCS))
 LOADER_HEADERS := c/proctap.h $(wildcard c/loader/*.h) $(GEN)/pt_kinds.h $(O)/proctap.skel.h
 LOADER_OBJS := $(O)/obj/bootstrap.o $(patsubst c/loader/%.c,$(O)/obj/%.o,$(wildcard c/loader/*.c)) \
-	$(O)/obj/pt_kinds.o $(O)/obj/pt_json.o
+	$(O)/obj/pt_kinds.o $(O)/obj/pt_json.o $(O)/obj/bpf_object.o
+# With BPF_PREBUILT=1 the BPF object and its skeleton are the checked-in
+# copies for the target architecture: no clang or bpftool needed.
+PREBUILT := prebuilt/$(ARCH)
 
 .PHONY: all lib example example-link test vmlinux gen clean FORCE \
 	bench bench-exec bench-files bench-net bench-transport bench-latency bench-profile bench-criterion
@@ -51,11 +59,21 @@ define bpf_compile
 	@mkdir -p $(@D)
 	$(CLANG) -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(BPF_ARCH) \
 		-Ic -Ic/bpf -I$(GEN) -Ivendor/$(ARCH) -I$(LIBBPF_INCLUDE) -Wall -Wno-unused-function \
-		-c $< -o $@.tmp
+		$(REPRODUCIBLE) -c $< -o $@.tmp
 	$(LLVM_STRIP) -g $@.tmp
 	mv $@.tmp $@
 endef
 
+ifeq ($(BPF_PREBUILT),1)
+$(O)/proctap.bpf.o: $(PREBUILT)/proctap.bpf.o
+	@test -f $< || { echo "no prebuilt BPF object for $(ARCH): build with proctap's bpf-rebuild feature" >&2; exit 1; }
+	@mkdir -p $(@D)
+	cp $< $@
+
+$(O)/proctap.skel.h: $(PREBUILT)/proctap.skel.h
+	@mkdir -p $(@D)
+	cp $< $@
+else
 $(O)/bpf/%.bpf.o: c/bpf/%.bpf.c $(BPF_HEADERS) vendor/$(ARCH)/vmlinux.h
 	$(bpf_compile)
 
@@ -67,9 +85,18 @@ $(O)/bpf/%.bpf.o: $(GEN)/%.bpf.c $(BPF_HEADERS) vendor/$(ARCH)/vmlinux.h
 $(O)/proctap.bpf.o: $(BPF_OBJS)
 	$(BPFTOOL) gen object $@ $^
 
-$(O)/proctap.skel.h: $(O)/proctap.bpf.o
-	$(BPFTOOL) gen skeleton $< name proctap_bpf > $@.tmp
+# The skeleton without the object's bytes (bpf_object.S links them in), so
+# that both can be checked in (prebuilt/, refreshed by ./dev.sh prebuilt).
+$(O)/proctap.skel.h: $(O)/proctap.bpf.o c/tools/skel-bytes.awk
+	$(BPFTOOL) gen skeleton $< name proctap_bpf > $@.full
+	awk -f c/tools/skel-bytes.awk $@.full > $@.tmp
+	rm $@.full
 	mv $@.tmp $@
+endif
+
+$(O)/obj/bpf_object.o: c/loader/bpf_object.S $(O)/proctap.bpf.o
+	@mkdir -p $(@D)
+	$(CC) -Wa,-I$(O) -c $< -o $@
 
 $(O)/obj/%.o: c/%.c $(LOADER_HEADERS)
 	@mkdir -p $(@D)
@@ -101,13 +128,13 @@ ifdef LINK_EXAMPLE
 include $(O)/cargo-paths.mk
 example-link:
 	$(CC) $(CFLAGS) $(WARN) -Ic -I$(PROCTAP_OUT)/gen -I$(LIBBPF_OUT)/include c/example.c \
-		$(PROCTAP_OUT)/libproctap.a $(LIBBPF_OUT)/libbpf.a -lelf -lz -o example
+		$(PROCTAP_OUT)/libproctap.a $(LIBBPF_OUT)/libbpf.a -lelf $(LIBBPF_OUT)/libz.a -o example
 else
 # One build does both: compile, and leave its messages (one JSON object a
 # line, diagnostics rendered on stderr) for finding the out_dirs.
 $(O)/cargo-paths.mk: FORCE
 	@mkdir -p $(O)
-	$(CARGO) build --release --examples --message-format=json-render-diagnostics > $(O)/cargo.json
+	$(CARGO) build --release --examples --features bpf-rebuild --message-format=json-render-diagnostics > $(O)/cargo.json
 	@grep '"reason":"build-script-executed"' $(O)/cargo.json | \
 	 sed -nE 's/.*[#/](libbpf-sys|proctap)[@#][^"]*".*"out_dir":"([^"]*)".*/\1 \2/p' | \
 	 awk '$$1=="libbpf-sys"{print "LIBBPF_OUT := " $$2} $$1=="proctap"{print "PROCTAP_OUT := " $$2}' > $@.tmp
@@ -120,7 +147,7 @@ example: $(O)/cargo-paths.mk c/example.c c/proctap.h
 endif
 
 test:
-	$(CARGO) test --release --workspace
+	$(CARGO) test --release --workspace --features proctap/bpf-rebuild
 
 bench:
 	./dev.sh bench all

@@ -7,6 +7,8 @@
 #                         every test (what CI runs)
 #   ./dev.sh bench [exec|files|net|transport|latency|profile|criterion|all]
 #                         run benchmarks, write their tables into BENCHMARKS.md
+#   ./dev.sh prebuilt     rebuild the BPF object, skeleton and bindings and copy
+#                         them into prebuilt/ (commit them with the sources)
 #   ./dev.sh setup        only install missing Debian packages
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -35,10 +37,14 @@ setup() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   if ! command -v cargo >/dev/null; then
-    echo "dev.sh: cargo not found; install a Rust toolchain (rustup, Rust >= 1.85) and retry" >&2
+    echo "dev.sh: cargo not found; install a Rust toolchain (rustup, Rust >= 1.88) and retry" >&2
     exit 1
   fi
 }
+
+# Every build here compiles the BPF pieces from source (a crate depending on
+# proctap uses prebuilt/ instead); the tests check that prebuilt/ matches.
+FEATURES=(--features proctap/bpf-rebuild)
 
 # Build chatter goes to stderr: stdout carries the JSON lines.
 build() {
@@ -58,8 +64,8 @@ lint() {
   c_files=$(find c tests/fixtures bench -name '*.c' -o -name '*.h' | sort)
   # shellcheck disable=SC2086
   clang-format-19 --dry-run --Werror --style=file $c_files
-  cargo clippy --release --workspace --all-targets --quiet -- -D warnings
-  RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --quiet
+  cargo clippy --release --workspace --all-targets "${FEATURES[@]}" --quiet -- -D warnings
+  RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace "${FEATURES[@]}" --quiet
 }
 
 # Replaces the section between <!-- bench-NAME --> and <!-- /bench-NAME -->
@@ -115,7 +121,7 @@ bench() {
         echo "Per-event cost = 1 / thrpt (elements are events); allocations per event counted by a global allocator."; echo
         echo '```'
         # Not criterion's comparison with an earlier run (the lines with %).
-        cargo bench --bench buffer_churn 2>&1 | grep -E '^(decode|buffer_churn|routing)/|time:|thrpt:|allocations per event' | grep -v '%'
+        cargo bench "${FEATURES[@]}" --bench buffer_churn 2>&1 | grep -E '^(decode|buffer_churn|routing)/|time:|thrpt:|allocations per event' | grep -v '%'
         echo '```'; } > "$out" ;;
     all)
       for w in exec files net transport latency profile criterion; do bench "$w"; done
@@ -169,7 +175,11 @@ case "${1:-}" in
     if [ "$(id -u)" != 0 ]; then
       echo "dev.sh: not root: kernel tests will say SKIPPED (run as root to include them)" >&2
     fi
-    cargo test --release --workspace "$@" ;;
+    cargo test --release --workspace "${FEATURES[@]}" "$@" ;;
+  prebuilt)
+    setup
+    PROCTAP_BLESS=1 cargo test --release "${FEATURES[@]}" --lib prebuilt_outputs_match_the_sources
+    git status --short prebuilt ;;
   *)
     sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2 ;;

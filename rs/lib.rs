@@ -30,6 +30,8 @@ mod binding;
 mod config;
 mod error;
 mod event;
+#[cfg(test)]
+mod prebuilt_tests;
 mod tracer;
 
 /// CPU profiles from stack samples: symbolization, folded stacks, flamegraphs, pprof.

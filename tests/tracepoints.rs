@@ -37,13 +37,16 @@ fn target_dir() -> PathBuf {
     root().join("target/tracepoints-build")
 }
 
-/// `cargo build --release --example dump` with PROCTAP_EVENTS = `events`:
+/// `cargo build --release --features bpf-rebuild --example dump` with
+/// PROCTAP_EVENTS = `events` (declared tracepoints are compiled into the
+/// BPF object, so they need the feature):
 /// its output (JSON messages on stdout, diagnostics on stderr), and success.
 fn cargo_build(events: &Path) -> (String, String, bool) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(root())
-        .args(["build", "--release", "--example", "dump", "--message-format=json-render-diagnostics"])
+        .args(["build", "--release", "--features", "bpf-rebuild", "--example", "dump"])
+        .arg("--message-format=json-render-diagnostics")
         .arg("--target-dir")
         .arg(target_dir())
         .env("PROCTAP_EVENTS", events)
@@ -78,7 +81,9 @@ fn link_c_example(messages: &str, dir: &Path) -> PathBuf {
         .arg("c/example.c")
         .arg(proctap.join("libproctap.a"))
         .arg(libbpf.join("libbpf.a"))
-        .args(["-lelf", "-lz", "-o"])
+        .arg("-lelf")
+        .arg(libbpf.join("libz.a"))
+        .arg("-o")
         .arg(&exe)
         .current_dir(root())
         .status()

@@ -171,7 +171,7 @@ fn client_frame(kind: u8, flags: u8, stream: u32, len: usize) -> bool {
         HEADERS => stream % 2 == 1 && flags & !(END_STREAM | END_HEADERS | PADDED | PRIORITY) == 0,
         PRIORITY_FRAME => on_stream && len == 5 && flags == 0,
         RST_STREAM => on_stream && len == 4 && flags == 0,
-        SETTINGS => !on_stream && len % 6 == 0 && (flags == 0 || (flags == ACK && len == 0)),
+        SETTINGS => !on_stream && len.is_multiple_of(6) && (flags == 0 || (flags == ACK && len == 0)),
         PING => !on_stream && len == 8 && flags & !ACK == 0,
         GOAWAY => !on_stream && len >= 8 && flags == 0,
         WINDOW_UPDATE => len == 4 && flags == 0,
