@@ -60,6 +60,15 @@ fn main() {
         }
     }
 
+    // For the test that rebuilds every architecture's object (prebuilt_tests.rs).
+    println!("cargo:rustc-env=PROCTAP_LIBBPF_INCLUDE={libbpf_include}");
+    // Documentation builds (docs.rs sets DOCS_RS) link nothing: no C, no
+    // BPF toolchain, the checked-in bindings.
+    println!("cargo:rerun-if-env-changed=DOCS_RS");
+    if env::var_os("DOCS_RS").is_some() {
+        prebuilt_bindings(&root, &out);
+        return;
+    }
     make_lib(&root, &out, &libbpf_include, arch);
     println!("cargo:rustc-link-search=native={}", out.display());
     println!("cargo:rustc-link-lib=static=proctap");
@@ -118,10 +127,14 @@ fn bindings(root: &Path, out: &Path, libbpf_include: &str) {
     bindings.write_to_file(out.join("proctap_sys.rs")).expect("writing bindings into OUT_DIR");
 }
 
-/// The checked-in bindings (both architectures are LP64 with the same
-/// layouts; the layout tests in them check it on each).
 #[cfg(not(feature = "bpf-rebuild"))]
 fn bindings(root: &Path, out: &Path, _libbpf_include: &str) {
+    prebuilt_bindings(root, out)
+}
+
+/// The checked-in bindings (both architectures are LP64 with the same
+/// layouts; the layout tests in them check it on each).
+fn prebuilt_bindings(root: &Path, out: &Path) {
     let prebuilt = root.join("prebuilt/proctap_sys.rs");
     std::fs::copy(&prebuilt, out.join("proctap_sys.rs"))
         .unwrap_or_else(|e| panic!("{}: {e} (build with the bpf-rebuild feature to generate it)", prebuilt.display()));

@@ -3,17 +3,51 @@
 //! uses them and needs no BPF toolchain, so they must never go stale.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-/// (freshly built in OUT_DIR, checked in) pairs of this architecture.
-fn pairs() -> Vec<(PathBuf, PathBuf)> {
+/// The architectures prebuilt/ holds objects for.
+const ARCHES: [&str; 2] = ["x86_64", "aarch64"];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// (freshly built, checked in) pairs: this build's own outputs in OUT_DIR,
+/// and the other architectures' objects built into `scratch`.
+fn pairs(scratch: &Path) -> Vec<(PathBuf, PathBuf)> {
     let out = Path::new(env!("OUT_DIR"));
-    let prebuilt = Path::new(env!("CARGO_MANIFEST_DIR")).join("prebuilt");
-    let arch = prebuilt.join(std::env::consts::ARCH);
-    vec![
-        (out.join("proctap.bpf.o"), arch.join("proctap.bpf.o")),
-        (out.join("proctap.skel.h"), arch.join("proctap.skel.h")),
-        (out.join("proctap_sys.rs"), prebuilt.join("proctap_sys.rs")),
-    ]
+    let prebuilt = root().join("prebuilt");
+    let mut pairs = vec![(out.join("proctap_sys.rs"), prebuilt.join("proctap_sys.rs"))];
+    for arch in ARCHES {
+        let built = if arch == std::env::consts::ARCH { out.to_path_buf() } else { build_objects(arch, scratch) };
+        for file in ["proctap.bpf.o", "proctap.skel.h"] {
+            pairs.push((built.join(file), prebuilt.join(arch).join(file)));
+        }
+    }
+    pairs
+}
+
+/// Another architecture's BPF object and skeleton, made by `make` from this
+/// build's generated headers (the registry's, the same for every arch) and
+/// vendor/ARCH/vmlinux.h.
+fn build_objects(arch: &str, scratch: &Path) -> PathBuf {
+    let dir = scratch.join(arch);
+    std::fs::create_dir_all(dir.join("gen")).unwrap();
+    for entry in std::fs::read_dir(Path::new(env!("OUT_DIR")).join("gen")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join("gen").join(entry.file_name())).unwrap();
+    }
+    let status = Command::new("make")
+        .current_dir(root())
+        .arg("--no-print-directory")
+        .arg(format!("O={}", dir.display()))
+        .arg(format!("ARCH={arch}"))
+        .arg(format!("LIBBPF_INCLUDE={}", env!("PROCTAP_LIBBPF_INCLUDE")))
+        .arg(dir.join("proctap.skel.h"))
+        .status()
+        .expect("running make");
+    assert!(status.success(), "building the {arch} BPF object");
+    dir
 }
 
 /// With the `bpf-rebuild` feature (as `./dev.sh` and CI build), the fresh
@@ -34,8 +68,9 @@ fn prebuilt_outputs_match_the_sources() {
         return;
     }
     let bless = std::env::var_os("PROCTAP_BLESS").is_some();
+    let scratch = std::env::temp_dir().join(format!("proctap-prebuilt-{}", std::process::id()));
     let mut stale = Vec::new();
-    for (fresh, kept) in pairs() {
+    for (fresh, kept) in pairs(&scratch) {
         let bytes = std::fs::read(&fresh).unwrap_or_else(|e| panic!("{}: {e}", fresh.display()));
         if std::fs::read(&kept).ok().as_ref() == Some(&bytes) {
             continue;
@@ -47,5 +82,6 @@ fn prebuilt_outputs_match_the_sources() {
             stale.push(kept.display().to_string());
         }
     }
+    let _ = std::fs::remove_dir_all(&scratch);
     assert!(stale.is_empty(), "stale: {stale:?}; run ./dev.sh prebuilt and commit the result");
 }

@@ -88,14 +88,22 @@ fn shadow_toolchain(dir: &Path) -> PathBuf {
 /// `cargo build --release --offline` of the consumer with the toolchain
 /// shadowed; `events` sets PROCTAP_EVENTS.
 fn build(dir: &Path, shadow: &Path, events: Option<&Path>) -> std::process::Output {
+    let mut cmd = cargo(dir, shadow);
+    cmd.args(["build", "--release", "--offline"]);
+    if let Some(events) = events {
+        cmd.env("PROCTAP_EVENTS", events);
+    }
+    cmd.output().expect("running cargo")
+}
+
+/// cargo in the consumer's directory, with the BPF toolchain shadowed.
+fn cargo(dir: &Path, shadow: &Path) -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let path = format!("{}:{}", shadow.display(), std::env::var("PATH").unwrap_or_default());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(dir)
-        .args(["build", "--release", "--offline"])
         // Kept between runs: only the first builds the dependencies.
-        .arg("--target-dir")
-        .arg(root().join("target/consumer-build"))
+        .env("CARGO_TARGET_DIR", root().join("target/consumer-build"))
         .env("PATH", path)
         .env("CLANG", shadow.join("clang"))
         .env("BPFTOOL", shadow.join("bpftool"))
@@ -103,10 +111,7 @@ fn build(dir: &Path, shadow: &Path, events: Option<&Path>) -> std::process::Outp
         .env("LIBCLANG_PATH", shadow)
         .env_remove("PROCTAP_EVENTS")
         .env_remove("RUSTFLAGS");
-    if let Some(events) = events {
-        cmd.env("PROCTAP_EVENTS", events);
-    }
-    cmd.output().expect("running cargo")
+    cmd
 }
 
 #[test]
@@ -139,6 +144,14 @@ fn a_dependent_crate_builds_without_the_bpf_toolchain_and_traces() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "PROCTAP_EVENTS built without bpf-rebuild");
     assert!(stderr.contains("bpf-rebuild") && stderr.contains("clang"), "{stderr}");
+
+    // Documentation builds as docs.rs makes it (DOCS_RS): no C, no BPF toolchain.
+    let docs =
+        cargo(&dir, &shadow).args(["doc", "--offline", "--no-deps", "-p", "proctap"]).env("DOCS_RS", "1").output();
+    let docs = docs.expect("running cargo doc");
+    assert!(docs.status.success(), "cargo doc with DOCS_RS:\n{}", String::from_utf8_lossy(&docs.stderr));
+    let page = root().join("target/consumer-build/doc/proctap/struct.Tracer.html");
+    assert!(page.exists(), "{} was not written", page.display());
 
     let run = Command::new(&exe).output().expect("running the consumer");
     let stdout = String::from_utf8_lossy(&run.stdout);

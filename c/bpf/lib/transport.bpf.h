@@ -44,6 +44,14 @@ static __always_inline void pt_count(__u64 *counter, __u64 n)
  * compare-and-swap from winning in a few tries, which is as good as full).
  * Sets *urgent when this reservation filled the ring past half: the
  * consumer is then woken even if it only paused between polls.
+ *
+ * cons is read with acquire semantics, which weakly ordered CPUs (arm64)
+ * need: the consumer stores it with release after reading the bytes it
+ * frees, and our writes into those bytes must not move before this load.
+ * The load itself is plain (BPF's load-acquire instruction needs kernel
+ * 6.15 and LLVM 21), but the only path to a write is a successful
+ * compare-and-swap, a fully ordered atomic on every JIT: every load before
+ * it, cons included, completes before any store after it.
  */
 static __always_inline __s64 pt_data_reserve(struct pt_cpu_ctl *ctl, __u32 len, bool *urgent)
 {
