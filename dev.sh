@@ -175,7 +175,15 @@ case "${1:-}" in
     if [ "$(id -u)" != 0 ]; then
       echo "dev.sh: not root: kernel tests will say SKIPPED (run as root to include them)" >&2
     fi
-    cargo test --release --workspace "${FEATURES[@]}" "$@" ;;
+    cargo test --release --workspace "${FEATURES[@]}" "$@"
+    if [ $# -eq 0 ]; then
+      # The library without its default features (no profiler userspace)
+      # builds, with the dumper, and its own tests pass.
+      cargo test --release -p proctap --no-default-features "${FEATURES[@]}" --lib --example dump
+      # The packages (proctap and its build-time generator) build from their
+      # tarballs alone, with the prebuilt BPF pieces.
+      cargo package --workspace --offline --allow-dirty --quiet
+    fi ;;
   prebuilt)
     setup
     PROCTAP_BLESS=1 cargo test --release "${FEATURES[@]}" --lib prebuilt_outputs_match_the_sources

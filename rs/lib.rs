@@ -35,6 +35,8 @@ mod prebuilt_tests;
 mod tracer;
 
 /// CPU profiles from stack samples: symbolization, folded stacks, flamegraphs, pprof.
+/// (The default `profile` feature.)
+#[cfg(feature = "profile")]
 pub mod profile;
 
 /// L7 requests and responses paired from the bytes of followed connections.

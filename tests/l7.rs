@@ -101,7 +101,7 @@ fn l7_records_of_a_real_redis_server_pair_pipelined_commands() {
             .filter(|r| r.role == role && ours.contains(&r.pid))
             .map(|r| match (r.request, r.response) {
                 (Some(proctap::l7::Request::Redis(q)), Some(proctap::l7::Response::Redis(p))) => {
-                    (q.command.join(" "), p.kind, p.value.to_string())
+                    (q.command.join(" "), p.kind, serde_json::to_string(&p.value).unwrap())
                 }
                 other => panic!("{other:?}"),
             })

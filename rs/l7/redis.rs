@@ -25,7 +25,41 @@ pub struct Response {
     pub kind: &'static str,
     /// Short form: the text of strings, errors and numbers, the element
     /// count of aggregates, null for null.
-    pub value: serde_json::Value,
+    pub value: Value,
+}
+
+/// A reply's short form; in JSON a string, a number, a boolean or null.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    /// An integer reply, or the element count of an aggregate.
+    Integer(i64),
+    /// Strings, errors, doubles and big numbers, as their text.
+    Text(String),
+}
+
+impl Value {
+    /// The text of a string, error or number reply.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+impl From<String> for Value {
+    fn from(text: String) -> Value {
+        Value::Text(text)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(text: &str) -> Value {
+        Value::Text(text.to_string())
+    }
 }
 
 /// Does this look like the start of a RESP command, `*N\r\n$M\r\n` (an
@@ -71,13 +105,13 @@ fn value(b: &[u8], depth: usize) -> Result<Option<(Response, usize)>, ()> {
     }
     let Some((head, used)) = line(b) else { return Ok(None) };
     let (&t, rest) = head.split_first().ok_or(())?;
-    let simple = |kind: &'static str, v: serde_json::Value| Ok(Some((Response { kind, value: v }, used)));
+    let simple = |kind: &'static str, v: Value| Ok(Some((Response { kind, value: v }, used)));
     match t {
         b'+' => simple("string", text(rest).into()),
         b'-' => simple("error", text(rest).into()),
-        b':' => simple("integer", number(rest)?.into()),
-        b'_' => simple("null", serde_json::Value::Null),
-        b'#' => simple("bool", (rest == b"t").into()),
+        b':' => simple("integer", Value::Integer(number(rest)?)),
+        b'_' => simple("null", Value::Null),
+        b'#' => simple("bool", Value::Bool(rest == b"t")),
         b',' => simple("double", text(rest).into()),
         b'(' => simple("bignum", text(rest).into()),
         b'$' | b'!' | b'=' => {
@@ -88,7 +122,7 @@ fn value(b: &[u8], depth: usize) -> Result<Option<(Response, usize)>, ()> {
                 _ => "verbatim",
             };
             if n < 0 {
-                return simple("null", serde_json::Value::Null);
+                return simple("null", Value::Null);
             }
             let end = used.checked_add(usize::try_from(n).map_err(|_| ())?).ok_or(())?;
             if b.len() < end + 2 {
@@ -102,7 +136,7 @@ fn value(b: &[u8], depth: usize) -> Result<Option<(Response, usize)>, ()> {
         b'*' | b'%' | b'~' | b'>' | b'|' => {
             let n = number(rest)?;
             if n < 0 {
-                return simple("null", serde_json::Value::Null);
+                return simple("null", Value::Null);
             }
             if n > ELEMENTS_MAX {
                 return Err(());
@@ -122,7 +156,7 @@ fn value(b: &[u8], depth: usize) -> Result<Option<(Response, usize)>, ()> {
                     None => return Ok(None),
                 }
             }
-            Ok(Some((Response { kind, value: n.into() }, at)))
+            Ok(Some((Response { kind, value: Value::Integer(n) }, at)))
         }
         _ => Err(()),
     }

@@ -228,7 +228,7 @@ fn pipelined_redis_commands_pair_in_order() {
     events.extend(segments(NetDataDirection::Send, requests, &[5, 17], 1));
     events.extend(segments(NetDataDirection::Recv, responses, &[3], 2));
     let records = run(&events);
-    let got: Vec<(Vec<String>, &str, serde_json::Value)> = records
+    let got: Vec<(Vec<String>, &str, super::redis::Value)> = records
         .iter()
         .map(|r| match (&r.request, &r.response) {
             (Some(Request::Redis(q)), Some(Response::Redis(p))) => (q.command.clone(), p.kind, p.value.clone()),
@@ -238,7 +238,7 @@ fn pipelined_redis_commands_pair_in_order() {
     assert_eq!(
         got,
         [
-            (vec!["GET".to_string(), "k".into()], "null", serde_json::Value::Null),
+            (vec!["GET".to_string(), "k".into()], "null", super::redis::Value::Null),
             (vec!["SET".into(), "k".into(), "v".into()], "string", "OK".into()),
             (vec!["PING".into()], "string", "PONG".into()),
         ]
