@@ -41,7 +41,7 @@ LOADER_OBJS := $(O)/obj/bootstrap.o $(patsubst c/loader/%.c,$(O)/obj/%.o,$(wildc
 # copies for the target architecture: no clang or bpftool needed.
 PREBUILT := prebuilt/$(ARCH)
 
-.PHONY: all lib example example-link test vmlinux gen clean FORCE \
+.PHONY: all lib example example-link test test-kernels vmlinux gen clean FORCE \
 	bench bench-exec bench-files bench-net bench-transport bench-latency bench-profile bench-criterion
 
 all: example
@@ -148,6 +148,10 @@ endif
 
 test:
 	$(CARGO) test --release --workspace --features proctap/bpf-rebuild
+
+# The kernel test suite on Debian's 6.1, 6.12 and sid kernels in qemu.
+test-kernels:
+	tests/vm/kernels.sh
 
 bench:
 	./dev.sh bench all

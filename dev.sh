@@ -165,9 +165,10 @@ case "${1:-}" in
     # HTTP, and redis-server, memcached, postgresql and mariadb answer, in
     # the L7 tests (they start and stop their own servers on loopback).
     # python3-h2 frames HTTP/2 and gRPC in their test (Debian's python3); a
-    # python3 of its own (pyenv, a venv) gets h2 from PyPI.
+    # python3 of its own (pyenv, a venv) gets h2 from PyPI. qemu, busybox,
+    # kmod (depmod) and cpio boot the kernel matrix (tests/vm/kernels.sh).
     setup golang-go clang-format-19 python3 python3-h2 python3-pip redis-server memcached postgresql \
-      mariadb-server mariadb-client
+      mariadb-server mariadb-client qemu-system-x86 busybox-static kmod cpio
     python3 -c 'import h2' 2>/dev/null || PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet h2 ||
       PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --break-system-packages h2
     build
@@ -183,6 +184,9 @@ case "${1:-}" in
       # The packages (proctap and its build-time generator) build from their
       # tarballs alone, with the prebuilt BPF pieces.
       cargo package --workspace --offline --allow-dirty --quiet
+      # The kernel test suite on Debian's 6.1 and 6.12 kernels in qemu
+      # (make test-kernels runs sid's newest too).
+      tests/vm/kernels.sh 6.1 6.12
     fi ;;
   prebuilt)
     setup

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# The kernel matrix (make test-kernels): boots Debian's kernels in qemu and
+# runs the kernel test suite (tests/kernel.rs) in each, on this machine's
+# own files (the host root over virtio-9p), as root with CI=true. Prints
+# one line per kernel: KERNEL <version> <arch>: N passed, M failed.
+#
+#   tests/vm/kernels.sh [6.1|6.12|sid]...      (default: all three)
+#
+# Kernels: 6.1 from bookworm, 6.12 (trixie's, as bookworm's security
+# updates carry it), the newest in sid; their packages are downloaded with
+# apt into target/vm (kept between runs). KVM when the CPU exposes it to
+# this machine (vmx/svm), TCG otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+work=$root/target/vm
+mkdir -p "$work"
+
+for tool in qemu-system-x86_64 busybox depmod cpio; do
+  command -v "$tool" >/dev/null || { echo "kernels.sh: $tool missing (./dev.sh setup installs it)" >&2; exit 1; }
+done
+
+# apt with its own state, to search suites this machine does not use.
+apt_for() { # suite
+  local dir=$work/apt-$1
+  if [ ! -d "$dir/lists" ]; then
+    mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/etc"
+    echo "deb http://deb.debian.org/debian $1 main" > "$dir/etc/sources.list"
+    [ "$1" = bookworm ] && echo "deb http://deb.debian.org/debian-security bookworm-security main" >> "$dir/etc/sources.list"
+    apt-get -o Dir::State="$dir" -o Dir::State::Lists="$dir/lists" -o Dir::Cache="$dir/cache" \
+      -o Dir::Etc::SourceList="$dir/etc/sources.list" -o Dir::Etc::SourceParts=/nonexistent \
+      -o Dir::State::status=/var/lib/dpkg/status -o APT::Architectures=amd64 update -qq >&2
+  fi
+  echo "-o Dir::State=$dir -o Dir::State::Lists=$dir/lists -o Dir::Cache=$dir/cache \
+-o Dir::Etc::SourceList=$dir/etc/sources.list -o Dir::Etc::SourceParts=/nonexistent \
+-o Dir::State::status=/var/lib/dpkg/status -o APT::Architectures=amd64"
+}
+
+# The newest linux-image package of a suite matching a pattern.
+newest_image() { # suite pattern
+  local opts
+  opts=$(apt_for "$1")
+  # shellcheck disable=SC2086
+  apt-cache $opts search --names-only "$2" | awk '{print $1}' | sort -V | tail -1
+}
+
+# Downloads and unpacks a kernel package (and, where the image package is
+# only a meta package, as in sid, its linux-binary and linux-modules
+# packages); prints the unpacked directory.
+fetch() { # suite package
+  local opts dir=$work/$2 pkg
+  if [ ! -f "$dir/.complete" ]; then
+    opts=$(apt_for "$1")
+    rm -rf "$dir" && mkdir -p "$dir"
+    local pkgs=("$2") i=0
+    while [ $i -lt ${#pkgs[@]} ]; do
+      pkg=${pkgs[$i]}
+      i=$((i + 1))
+      # shellcheck disable=SC2086
+      (cd "$work" && apt-get $opts download "$pkg" >&2 2>/dev/null)
+      dpkg-deb -x "$work/$pkg"_*.deb "$dir"
+      rm -f "$work/$pkg"_*.deb
+      if [ "$pkg" = "$2" ] && [ -z "$(find "$dir" -name 'vmlinuz*' -print -quit)" ]; then
+        pkgs+=("linux-binary-${2#linux-image-}" "linux-modules-${2#linux-image-}")
+      fi
+    done
+    touch "$dir/.complete"
+  fi
+  echo "$dir"
+}
+
+# An initramfs: busybox, tests/vm/init, and the modules 9p needs in load order.
+initramfs() { # modules-base-dir version (base/lib/modules/version)
+  local dir=$1 ver=$2 ird=$work/initrd-$2
+  rm -rf "$ird" && mkdir -p "$ird/bin" "$ird/mods"
+  cp "$(command -v busybox)" "$ird/bin/busybox"
+  cp tests/vm/init "$ird/init"
+  depmod -b "$dir" "$ver"
+  local deps=$dir/lib/modules/$ver/modules.dep order=()
+  add() { # module path relative to the modules dir
+    local m d
+    for m in "${order[@]}"; do [ "$m" = "$1" ] && return; done
+    for d in $(awk -F: -v m="$1" '$1 == m { print $2 }' "$deps"); do add "$d"; done
+    order+=("$1")
+  }
+  local name path
+  for name in virtio_pci 9pnet_virtio 9p; do
+    path=$(awk -F: -v n="$name" '{ b = $1; sub(/.*\//, "", b); sub(/\.ko.*/, "", b); if (b == n) print $1 }' "$deps")
+    [ -n "$path" ] && add "$path" # built in when absent
+  done
+  for path in "${order[@]}"; do
+    case $path in
+      *.ko.xz) xz -dc "$dir/lib/modules/$ver/$path" > "$ird/mods/$(basename "$path" .xz)" ;;
+      *.ko.zst) zstd -qdc "$dir/lib/modules/$ver/$path" > "$ird/mods/$(basename "$path" .zst)" ;;
+      *) cp "$dir/lib/modules/$ver/$path" "$ird/mods/" ;;
+    esac
+    basename "${path%.xz}" | sed 's/\.zst$//' >> "$ird/mods/order"
+  done
+  touch "$ird/mods/order"
+  (cd "$ird" && find . | cpio -o -H newc --quiet | gzip -1) > "$ird.gz"
+  echo "$ird.gz"
+}
+
+accel=tcg
+if [ -w /dev/kvm ] && grep -qE '\b(vmx|svm)\b' /proc/cpuinfo; then accel=kvm; fi
+
+# The kernel test suite's binary, built as CI builds it.
+suite=$(cargo test --release --features proctap/bpf-rebuild --test kernel --no-run --message-format=json 2>/dev/null |
+  sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+[ -x "$suite" ] || { echo "kernels.sh: could not build tests/kernel.rs" >&2; exit 1; }
+# The guest runs this script on the host's files (not /tmp: the guest's is its own).
+runner=$work/run-suite.sh
+printf '#!/bin/sh\ncd %s && CI=true %s --test-threads 1 --color never 2>&1\n' "$root" "$suite" > "$runner"
+chmod +x "$runner"
+
+status=0
+for which in "${@:-6.1 6.12 sid}"; do
+  for k in $which; do
+    case $k in
+      6.1) suite_name=bookworm; pattern='^linux-image-6\.1\.0-[0-9]+-amd64$' ;;
+      6.12) suite_name=bookworm; pattern='^linux-image-6\.12\.[0-9]+\+deb12-amd64$' ;;
+      sid) suite_name=sid; pattern='^linux-image-[0-9.]+(\+[a-z0-9]+)?-amd64$' ;;
+      *) echo "kernels.sh: unknown kernel $k (6.1, 6.12 or sid)" >&2; exit 2 ;;
+    esac
+    pkg=$(newest_image "$suite_name" "$pattern")
+    [ -n "$pkg" ] || { echo "KERNEL $k x86_64: no package found"; status=1; continue; }
+    dir=$(fetch "$suite_name" "$pkg")
+    kernel=$(find "$dir" -type f -name 'vmlinuz*' | head -1)
+    modules=$(find "$dir" -type d -path '*lib/modules/*' -prune | head -1)
+    [ -n "$kernel" ] && [ -n "$modules" ] || { echo "KERNEL $k x86_64: $pkg has no kernel or modules"; status=1; continue; }
+    ver=$(basename "$modules")
+    ird=$(initramfs "${modules%/lib/modules/*}" "$ver")
+    log=$work/$ver.log
+    start=$(date +%s)
+    timeout 1800 qemu-system-x86_64 -accel "$accel" -cpu max -smp 2 -m 3G -nographic -no-reboot \
+      -kernel "$kernel" -initrd "$ird" \
+      -append "console=ttyS0 panic=-1 quiet pt_cmd=$runner" \
+      -fsdev local,id=host,path=/,security_model=none,multidevs=remap \
+      -device virtio-9p-pci,fsdev=host,mount_tag=host 2>&1 | tr -d '\r' > "$log" || true
+    passed=$(grep -c '^test .* ok$' "$log" || true)
+    failed=$(grep -c '^test .* FAILED$' "$log" || true)
+    echo "KERNEL $ver x86_64: $passed passed, $failed failed ($accel, $(( $(date +%s) - start )) s; log: $log)"
+    if [ "$failed" != 0 ] || [ "$passed" = 0 ]; then
+      grep -E '^test .* FAILED$|panicked|^init:' "$log" | head -20 >&2
+      status=1
+    fi
+  done
+done
+exit $status
