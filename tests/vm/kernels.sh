@@ -108,9 +108,10 @@ if [ -w /dev/kvm ] && grep -qE '\b(vmx|svm)\b' /proc/cpuinfo; then accel=kvm; fi
 suite=$(cargo test --release --features proctap/bpf-rebuild --test kernel --no-run --message-format=json 2>/dev/null |
   sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 [ -x "$suite" ] || { echo "kernels.sh: could not build tests/kernel.rs" >&2; exit 1; }
-# The guest runs this script on the host's files (not /tmp: the guest's is its own).
+# The guest runs this script on the host's files; its temporary files go to
+# the guest's own /run.
 runner=$work/run-suite.sh
-printf '#!/bin/sh\ncd %s && CI=true %s --test-threads 1 --color never 2>&1\n' "$root" "$suite" > "$runner"
+printf '#!/bin/sh\ncd %s && TMPDIR=/run CI=true %s --test-threads 1 --color never 2>&1\n' "$root" "$suite" > "$runner"
 chmod +x "$runner"
 
 status=0
