@@ -41,7 +41,7 @@ LOADER_OBJS := $(O)/obj/bootstrap.o $(patsubst c/loader/%.c,$(O)/obj/%.o,$(wildc
 # copies for the target architecture: no clang or bpftool needed.
 PREBUILT := prebuilt/$(ARCH)
 
-.PHONY: all lib example example-link test test-kernels vmlinux gen clean FORCE \
+.PHONY: all lib example example-link test test-kernels test-arm64 vmlinux gen clean FORCE \
 	bench bench-exec bench-files bench-net bench-transport bench-latency bench-profile bench-criterion
 
 all: example
@@ -149,9 +149,13 @@ endif
 test:
 	$(CARGO) test --release --workspace --features proctap/bpf-rebuild
 
-# The kernel test suite on Debian's 6.1, 6.12 and sid kernels in qemu.
+# The kernel test suite on Debian's 6.1, 6.12 and sid kernels in qemu;
+# the C dumper, cross-built, on Debian's arm64 kernel.
 test-kernels:
 	tests/vm/kernels.sh
+
+test-arm64:
+	tests/vm/arm64.sh
 
 bench:
 	./dev.sh bench all

@@ -166,9 +166,11 @@ case "${1:-}" in
     # the L7 tests (they start and stop their own servers on loopback).
     # python3-h2 frames HTTP/2 and gRPC in their test (Debian's python3); a
     # python3 of its own (pyenv, a venv) gets h2 from PyPI. qemu, busybox,
-    # kmod (depmod) and cpio boot the kernel matrix (tests/vm/kernels.sh).
+    # kmod (depmod) and cpio boot the kernel matrix (tests/vm/kernels.sh);
+    # qemu's arm64 system and the aarch64 gcc run tests/vm/arm64.sh.
     setup golang-go clang-format-19 python3 python3-h2 python3-pip redis-server memcached postgresql \
-      mariadb-server mariadb-client qemu-system-x86 busybox-static kmod cpio
+      mariadb-server mariadb-client qemu-system-x86 busybox-static kmod cpio \
+      qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross
     python3 -c 'import h2' 2>/dev/null || PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet h2 ||
       PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --break-system-packages h2
     build
@@ -185,8 +187,10 @@ case "${1:-}" in
       # tarballs alone, with the prebuilt BPF pieces.
       cargo package --workspace --offline --allow-dirty --quiet
       # The kernel test suite on Debian's 6.1 and 6.12 kernels in qemu
-      # (make test-kernels runs sid's newest too).
+      # (make test-kernels runs sid's newest too), and the C dumper on an
+      # arm64 kernel.
       tests/vm/kernels.sh 6.1 6.12
+      tests/vm/arm64.sh
     fi ;;
   prebuilt)
     setup

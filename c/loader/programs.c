@@ -5,10 +5,12 @@
  * load itself, and the generic attach and detach.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "internal.h"
 #include "proctap.skel.h"
 
@@ -63,15 +65,57 @@ int pt_programs_select(struct proctap *pt, struct proctap_error *err)
 	return PROCTAP_OK;
 }
 
+/* The tracefs directory of syscall tracepoints, or NULL without one. */
+static const char *pt_syscall_events(void)
+{
+	static const char *const dirs[] = { "/sys/kernel/tracing/events/syscalls",
+					    "/sys/kernel/debug/tracing/events/syscalls" };
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		if (access(dirs[i], F_OK) == 0)
+			return dirs[i];
+	return NULL;
+}
+
+/*
+ * A syscall this architecture does not have (open and creat on arm64, whose
+ * table has only openat) has no tracepoint: its programs are left out
+ * rather than failing the attach. Only when the kernel has syscall
+ * tracepoints at all; without any, the attach fails and says so.
+ */
+static void pt_skip_absent_syscalls(struct proctap *pt)
+{
+	const char *events = pt_syscall_events();
+	struct bpf_program *prog;
+	char path[PATH_MAX];
+
+	if (!events)
+		return;
+	bpf_object__for_each_program(prog, pt->skel->obj) {
+		const char *sec = bpf_program__section_name(prog);
+
+		if (!bpf_program__autoload(prog) || strncmp(sec, "tracepoint/syscalls/", 20))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", events, sec + 20);
+		if (access(path, F_OK) != 0 && errno == ENOENT)
+			bpf_program__set_autoload(prog, false);
+	}
+}
+
 /* Classic tracepoints (syscalls) are found through tracefs. */
 static int pt_tracefs_if_needed(struct proctap *pt, struct proctap_error *err)
 {
 	struct bpf_program *prog;
+	int e;
 
 	bpf_object__for_each_program(prog, pt->skel->obj) {
 		if (bpf_program__autoload(prog) &&
-		    !strncmp(bpf_program__section_name(prog), "tracepoint/", 11))
-			return pt_tracefs_ready(err);
+		    !strncmp(bpf_program__section_name(prog), "tracepoint/", 11)) {
+			if ((e = pt_tracefs_ready(err)))
+				return e;
+			pt_skip_absent_syscalls(pt);
+			return PROCTAP_OK;
+		}
 	}
 	return PROCTAP_OK;
 }
