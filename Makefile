@@ -66,7 +66,6 @@ endef
 
 ifeq ($(BPF_PREBUILT),1)
 $(O)/proctap.bpf.o: $(PREBUILT)/proctap.bpf.o
-	@test -f $< || { echo "no prebuilt BPF object for $(ARCH): build with proctap's bpf-rebuild feature" >&2; exit 1; }
 	@mkdir -p $(@D)
 	cp $< $@
 
@@ -96,7 +95,7 @@ endif
 
 $(O)/obj/bpf_object.o: c/loader/bpf_object.S $(O)/proctap.bpf.o
 	@mkdir -p $(@D)
-	$(CC) -Wa,-I$(O) -c $< -o $@
+	$(CC) -DPT_BPF_OBJECT='"$(abspath $(O)/proctap.bpf.o)"' -c $< -o $@
 
 $(O)/obj/%.o: c/%.c $(LOADER_HEADERS)
 	@mkdir -p $(@D)

@@ -28,8 +28,12 @@ fn main() {
     let libbpf_include =
         env::var("DEP_BPF_INCLUDE").expect("libbpf-sys did not export its include directory (DEP_BPF_INCLUDE)");
 
+    // A watched path that does not exist reruns the script every build: a
+    // package has no vendor/ (only bpf-rebuild reads it).
     for path in ["c", "vendor", "prebuilt", "Makefile"] {
-        println!("cargo:rerun-if-changed={path}");
+        if root.join(path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
     }
     for var in ["CLANG", "BPFTOOL", "LLVM_STRIP", "CC"] {
         println!("cargo:rerun-if-env-changed={var}");
@@ -96,6 +100,10 @@ fn make_lib(root: &Path, out: &Path, libbpf_include: &str, arch: &str) {
         .arg(format!("LIBBPF_INCLUDE={libbpf_include}"))
         .arg(format!("ARCH={arch}"));
     if !REBUILD {
+        let object = root.join("prebuilt").join(arch).join("proctap.bpf.o");
+        if !object.exists() {
+            panic!("{} is missing: build with proctap's bpf-rebuild feature (clang, bpftool)", object.display());
+        }
         make.arg("BPF_PREBUILT=1");
     }
     let status = make

@@ -123,6 +123,13 @@ fn a_dependent_crate_builds_without_the_bpf_toolchain_and_traces() {
     assert!(built.status.success(), "the consumer did not build:\n{stderr}");
     let ran = std::fs::read_to_string(dir.join("ran")).unwrap_or_default();
     assert!(ran.is_empty(), "the build ran BPF tools: {ran}");
+    // libclang is loaded by bindgen, not run: neither bindgen nor clang-sys
+    // may be part of the build at all.
+    let builds = std::fs::read_dir(root().join("target/consumer-build/release/build")).unwrap();
+    let names: Vec<String> = builds.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let libclang: Vec<&String> =
+        names.iter().filter(|n| n.starts_with("bindgen-") || n.starts_with("clang-sys-")).collect();
+    assert!(libclang.is_empty(), "the consumer's build compiled {libclang:?}");
 
     let exe = root().join("target/consumer-build/release/pt-consumer");
     // libbpf and zlib are linked in; libelf.so.1 is the one library beyond libc's.

@@ -77,11 +77,23 @@ static const char *pt_syscall_events(void)
 	return NULL;
 }
 
+/* Legacy syscalls newer architectures' tables lack (arm64 has only openat). */
+static bool pt_legacy_syscall(const char *tracepoint)
+{
+	static const char *const legacy[] = { "sys_enter_open", "sys_exit_open", "sys_enter_creat",
+					      "sys_exit_creat" };
+
+	for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++)
+		if (!strcmp(tracepoint, legacy[i]))
+			return true;
+	return false;
+}
+
 /*
- * A syscall this architecture does not have (open and creat on arm64, whose
- * table has only openat) has no tracepoint: its programs are left out
- * rather than failing the attach. Only when the kernel has syscall
- * tracepoints at all; without any, the attach fails and says so.
+ * A legacy syscall this architecture does not have has no tracepoint: its
+ * programs are left out rather than failing the attach. Only those, and
+ * only when the kernel has syscall tracepoints at all: any other missing
+ * tracepoint fails the attach and says so.
  */
 static void pt_skip_absent_syscalls(struct proctap *pt)
 {
@@ -94,7 +106,8 @@ static void pt_skip_absent_syscalls(struct proctap *pt)
 	bpf_object__for_each_program(prog, pt->skel->obj) {
 		const char *sec = bpf_program__section_name(prog);
 
-		if (!bpf_program__autoload(prog) || strncmp(sec, "tracepoint/syscalls/", 20))
+		if (!bpf_program__autoload(prog) || strncmp(sec, "tracepoint/syscalls/", 20) ||
+		    !pt_legacy_syscall(sec + 20))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", events, sec + 20);
 		if (access(path, F_OK) != 0 && errno == ENOENT)

@@ -108,10 +108,10 @@ impl Profile {
             b.chunks_exact(8).map(|w| u64::from_ne_bytes(w.try_into().unwrap_or([0; 8]))).collect()
         };
         if sleep.data_lost {
-            stack.push(self.placeholder("[stack data lost]".into(), false));
+            stack.push(placeholder("[stack data lost]".into(), false));
         } else {
             if let Some(err) = sleep.user_stack_error {
-                stack.push(self.placeholder(format!("[user stack unavailable: {}]", errno_name(err)), false));
+                stack.push(placeholder(format!("[user stack unavailable: {}]", errno_name(err)), false));
             }
             let mut user: Vec<Arc<Location>> = words(sleep.user_stack.as_ref())
                 .iter()
@@ -124,7 +124,7 @@ impl Profile {
                 errors.unwind = user.last().and_then(|outermost| symbolizer.unwind_stop(outermost));
             }
             for location in user.into_iter().rev() {
-                stack.push(self.location_id(location));
+                stack.push(location);
             }
             let kernel = words(sleep.kernel_stack.as_ref());
             let mut kernel: Vec<Arc<Location>> =
@@ -140,10 +140,10 @@ impl Profile {
             let ours = kernel.iter().take(4).rposition(tracer).map_or(0, |i| i + 1);
             kernel.drain(..ours);
             for location in kernel.into_iter().rev() {
-                stack.push(self.location_id(location));
+                stack.push(location);
             }
             if let Some(err) = sleep.kernel_stack_error {
-                stack.push(self.placeholder(format!("[kernel stack unavailable: {}]", errno_name(err)), true));
+                stack.push(placeholder(format!("[kernel stack unavailable: {}]", errno_name(err)), true));
             }
         }
         let key = self.key(&sleep.comm, thread, stack);
@@ -269,18 +269,18 @@ impl Profile {
         let thread = self.thread(sample.pid, sample.tid);
         let mut stack = vec![self.root(&sample.comm, thread)];
         if sample.data_lost {
-            stack.push(self.placeholder("[stack data lost]".into(), false));
+            stack.push(placeholder("[stack data lost]".into(), false));
         } else {
             if let Some(err) = sample.user_stack_error {
-                stack.push(self.placeholder(format!("[user stack unavailable: {}]", errno_name(err)), false));
+                stack.push(placeholder(format!("[user stack unavailable: {}]", errno_name(err)), false));
             }
             let innermost_first = symbolizer.symbolize_sample(sample);
             errors.unwind = innermost_first.last().and_then(|outermost| symbolizer.unwind_stop(outermost));
             for location in innermost_first.into_iter().rev() {
-                stack.push(self.location_id(location));
+                stack.push(location);
             }
             if let Some(err) = sample.kernel_stack_error {
-                stack.push(self.placeholder(format!("[kernel stack unavailable: {}]", errno_name(err)), true));
+                stack.push(placeholder(format!("[kernel stack unavailable: {}]", errno_name(err)), true));
             }
         }
         let key = self.key(&sample.comm, thread, stack);
@@ -290,35 +290,43 @@ impl Profile {
 
     /// The root frame: the command name, with the pid when
     /// [`pid_in_root`](Self::pid_in_root) is on and the thread is told apart.
-    fn root(&mut self, comm: &Comm, thread: Option<(u32, u32)>) -> u32 {
+    fn root(&self, comm: &Comm, thread: Option<(u32, u32)>) -> Arc<Location> {
         let comm = String::from_utf8_lossy(comm.as_bytes());
         let root = match thread {
             Some((pid, _)) if self.pid_in_root => format!("{comm}-{pid}"),
             _ => comm.into_owned(),
         };
-        self.placeholder(root, false)
+        placeholder(root, false)
     }
 
     /// Where a sample is counted: its thread and stack, or past
-    /// [`max_stacks`](Self::max_stacks), its root and a frame that says the
-    /// stack was not kept (without pid and tid).
-    fn key(&mut self, comm: &Comm, thread: Option<(u32, u32)>, stack: Vec<u32>) -> Sampled {
-        let comm = self.comms.intern(&*String::from_utf8_lossy(comm.as_bytes()));
-        if let Some(id) = self.stacks.get(&stack) {
+    /// [`max_stacks`](Self::max_stacks), its bare command name and a frame
+    /// that says the stack was not kept (without pid and tid). Nothing of a
+    /// stack that is not kept is stored, its locations included.
+    fn key(&mut self, comm: &Comm, thread: Option<(u32, u32)>, stack: Vec<Arc<Location>>) -> Sampled {
+        let name = String::from_utf8_lossy(comm.as_bytes());
+        let comm = self.comms.intern(&*name);
+        // A stack whose locations are all known may be known too; one with a
+        // new location is new.
+        let known: Option<Vec<u32>> = stack.iter().map(|l| self.locations.get(l)).collect();
+        if let Some(id) = known.as_ref().and_then(|ids| self.stacks.get(ids)) {
             return Sampled { comm, thread, stack: id };
         }
         if self.stacks.len() < self.max_stacks {
-            return Sampled { comm, thread, stack: self.stacks.intern_arc(stack.into()) };
+            let ids: Vec<u32> = stack.into_iter().map(|l| self.locations.intern_arc(l)).collect();
+            return Sampled { comm, thread, stack: self.stacks.intern_arc(ids.into()) };
         }
         self.stacks_not_kept += 1;
-        let marker = self.placeholder("[stack not kept: the profile holds max_stacks stacks]".into(), false);
-        Sampled { comm, thread: None, stack: self.stacks.intern(&[stack[0], marker][..]) }
+        let root = self.locations.intern_arc(placeholder(name.into_owned(), false));
+        let marker = self.locations.intern_arc(placeholder(NOT_KEPT.into(), false));
+        Sampled { comm, thread: None, stack: self.stacks.intern(&[root, marker][..]) }
     }
 
     /// How many distinct stacks are kept (200 000 unless set). A sample whose
     /// stack is new once the profile holds that many is counted under its
-    /// root and `[stack not kept: ...]`, so totals stay exact and memory
-    /// stays bounded however many distinct stacks a long run meets.
+    /// command name and `[stack not kept: ...]`, without pid and tid, so
+    /// totals stay exact and memory stays bounded however many distinct
+    /// stacks a long run meets (those marker stacks add one per command name).
     pub fn max_stacks(mut self, stacks: usize) -> Profile {
         self.max_stacks = stacks;
         self
@@ -338,17 +346,6 @@ impl Profile {
     /// The command name of a key.
     pub(super) fn comm(&self, key: &Sampled) -> &str {
         self.comms.resolve(key.comm)
-    }
-
-    fn location_id(&mut self, location: Arc<Location>) -> u32 {
-        self.locations.intern_arc(location)
-    }
-
-    /// A frame that is no code address: the root or a missing-stack marker.
-    fn placeholder(&mut self, name: String, kernel: bool) -> u32 {
-        let frames = vec![Frame { function: name.into(), file: None, line: None }];
-        let location = Location { kernel, module: None, build_id: None, address: 0, frames, symbolized: false };
-        self.location_id(Arc::new(location))
     }
 
     pub(super) fn location(&self, id: u32) -> &Location {
@@ -478,4 +475,13 @@ pub(super) struct Tally {
     pub samples: u64,
     /// Off-CPU: ns slept.
     pub blocked_ns: u64,
+}
+
+/// The frame under which samples of stacks past the cap are counted.
+const NOT_KEPT: &str = "[stack not kept: the profile holds max_stacks stacks]";
+
+/// A frame that is no code address: the root or a missing-stack marker.
+fn placeholder(name: String, kernel: bool) -> Arc<Location> {
+    let frames = vec![Frame { function: name.into(), file: None, line: None }];
+    Arc::new(Location { kernel, module: None, build_id: None, address: 0, frames, symbolized: false })
 }

@@ -11,6 +11,7 @@
 # apt into target/vm (kept between runs). KVM when the CPU exposes it to
 # this machine (vmx/svm), TCG otherwise.
 set -euo pipefail
+shopt -s inherit_errexit # failures inside $(...) stop the script too
 cd "$(dirname "$0")/../.."
 root=$PWD
 work=$root/target/vm
@@ -23,13 +24,14 @@ done
 # apt with its own state, to search suites this machine does not use.
 apt_for() { # suite
   local dir=$work/apt-$1
-  if [ ! -d "$dir/lists" ]; then
+  if [ ! -f "$dir/.updated" ]; then
     mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/etc"
     echo "deb http://deb.debian.org/debian $1 main" > "$dir/etc/sources.list"
     [ "$1" = bookworm ] && echo "deb http://deb.debian.org/debian-security bookworm-security main" >> "$dir/etc/sources.list"
     apt-get -o Dir::State="$dir" -o Dir::State::Lists="$dir/lists" -o Dir::Cache="$dir/cache" \
       -o Dir::Etc::SourceList="$dir/etc/sources.list" -o Dir::Etc::SourceParts=/nonexistent \
       -o Dir::State::status=/var/lib/dpkg/status -o APT::Architectures=amd64 update -qq >&2
+    touch "$dir/.updated"
   fi
   echo "-o Dir::State=$dir -o Dir::State::Lists=$dir/lists -o Dir::Cache=$dir/cache \
 -o Dir::Etc::SourceList=$dir/etc/sources.list -o Dir::Etc::SourceParts=/nonexistent \
@@ -57,13 +59,14 @@ fetch() { # suite package
       pkg=${pkgs[$i]}
       i=$((i + 1))
       # shellcheck disable=SC2086
-      (cd "$work" && apt-get $opts download "$pkg" >&2 2>/dev/null)
+      (cd "$work" && apt-get $opts download "$pkg" >&2)
       dpkg-deb -x "$work/$pkg"_*.deb "$dir"
       rm -f "$work/$pkg"_*.deb
       if [ "$pkg" = "$2" ] && [ -z "$(find "$dir" -name 'vmlinuz*' -print -quit)" ]; then
         pkgs+=("linux-binary-${2#linux-image-}" "linux-modules-${2#linux-image-}")
       fi
     done
+    [ -n "$(find "$dir" -name 'vmlinuz*' -print -quit)" ] || { echo "kernels.sh: $2 has no kernel" >&2; return 1; }
     touch "$dir/.complete"
   fi
   echo "$dir"
@@ -111,7 +114,7 @@ suite=$(cargo test --release --features proctap/bpf-rebuild --test kernel --no-r
 # The guest runs this script on the host's files; its temporary files go to
 # the guest's own /run.
 runner=$work/run-suite.sh
-printf '#!/bin/sh\ncd %s && TMPDIR=/run CI=true %s --test-threads 1 --color never 2>&1\n' "$root" "$suite" > "$runner"
+printf '#!/bin/sh\ncd "%s" && TMPDIR=/run CI=true "%s" --test-threads 1 --color never 2>&1\n' "$root" "$suite" > "$runner"
 chmod +x "$runner"
 
 status=0
@@ -141,8 +144,12 @@ for which in "${@:-6.1 6.12 sid}"; do
     passed=$(grep -c '^test .* ok$' "$log" || true)
     failed=$(grep -c '^test .* FAILED$' "$log" || true)
     echo "KERNEL $ver x86_64: $passed passed, $failed failed ($accel, $(( $(date +%s) - start )) s; log: $log)"
-    if [ "$failed" != 0 ] || [ "$passed" = 0 ]; then
-      grep -E '^test .* FAILED$|panicked|^init:' "$log" | head -20 >&2
+    # A pass needs the suite's own verdict and the guest's clean exit: a
+    # crash or a timeout part way must not read as passed.
+    if [ "$failed" != 0 ] || [ "$passed" = 0 ] || ! grep -q '^test result: ok\.' "$log" ||
+      ! grep -q '^init: exit status 0$' "$log"; then
+      echo "KERNEL $ver x86_64: FAILED (see $log)"
+      grep -E '^test .* FAILED$|panicked|^init:' "$log" | head -20 >&2 || true
       status=1
     fi
   done
