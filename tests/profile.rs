@@ -311,7 +311,12 @@ fn samples_nested_inside_another_program_leave_every_record_intact() {
                     Event::Sample(s) => {
                         samples += 1;
                         kernel_samples += u64::from(s.kernel_mode);
-                        assert!(s.data_lost || s.user_stack_error.is_none() && s.kernel_stack_error.is_none(), "{s:?}");
+                        // Intact, not necessarily whole: copying a thread's user
+                        // stack from the timer cannot fault pages in, so a copy can
+                        // end in EFAULT (seen once in CI, on a new thread). That is a
+                        // typed error, not a damaged record.
+                        let user_ok = s.user_stack_error.is_none_or(|e| e.errno == 14);
+                        assert!(s.data_lost || user_ok && s.kernel_stack_error.is_none(), "{s:?}");
                     }
                     _ => {}
                 }
