@@ -202,8 +202,9 @@ struct proctap_config {
 	 * knob's bit; the others take their default. */
 	__u32 knobs[PT_KNOBS_MAX];
 	__u32 knobs_set;
-	__u32 pages_per_cpu;	/* data pages per CPU, power of two; 0: at least 64,
-	                          enough for two of the largest records */
+	__u32 pages_per_cpu;	/* data pages per CPU, power of two; 0: at least 64
+	                          (512 with net_data), enough for two of the
+	                          largest records */
 	__u32 ringbuf_bytes;	/* metadata ring size, power of two >= 4096; 0 means 1 MiB */
 	__u32 flush_us;		/* upper bound on how long a record waits in a
 	                          caller buffer before it is handed over; 0 means 10000 */

@@ -219,8 +219,9 @@ impl Config {
         self
     }
 
-    /// 4 KiB data pages per CPU, a power of two (default: at least 64 and
-    /// room for two records of `argv_max`).
+    /// 4 KiB data pages per CPU, a power of two (default: at least 64, 512
+    /// with [`net_data`](Self::net_data), and room for two records of
+    /// `argv_max`).
     pub fn pages_per_cpu(mut self, pages: u32) -> Config {
         self.pages_per_cpu = pages;
         self

@@ -86,6 +86,14 @@ void pt_config_resolve(const struct proctap_config *in, struct proctap_config *o
 		__u64 record = pt_data_max(out);
 
 		out->pages_per_cpu = PT_DEFAULT_PAGES;
+		for (const struct pt_family *const *f = pt_families; *f; f++) {
+			__u32 pages = (*f)->default_pages && pt_family_on(*f, out)
+					      ? (*f)->default_pages(out)
+					      : 0;
+
+			if (pages > out->pages_per_cpu)
+				out->pages_per_cpu = pages;
+		}
 		while ((__u64)out->pages_per_cpu * PT_PAGE_SIZE < 2 * record &&
 		       (__u64)out->pages_per_cpu * 2 * PT_PAGE_SIZE + pt_slack(out) <= PT_ELEM_MAX)
 			out->pages_per_cpu *= 2;

@@ -47,6 +47,10 @@ struct pt_family {
 	bool always; /* on whatever is enabled (the filter serves every kind) */
 	/* Maps only its programs use: not created while the family is off. */
 	const char *const *maps;
+	/* Data pages per CPU its config needs at least, when pages_per_cpu is
+	 * left 0 (a flow of bytes needs more than PT_DEFAULT_PAGES); NULL: no
+	 * more than that. */
+	__u32 (*default_pages)(const struct proctap_config *c);
 	/* Defaults of the family's own config fields. */
 	void (*resolve)(struct proctap_config *c);
 	/* Rules of the family's own config fields (no kernel access). */
