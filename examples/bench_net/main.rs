@@ -3,7 +3,8 @@
 //!
 //!     bench_net --dump target/release/examples/dump --netstorm build/bench/pt-netstorm [--seconds 5]
 //!
-//! Run as root. Each workload runs three times, side by side: no tracer;
+//! Run as root. Each workload runs in three modes, back to back, in each of
+//! three rounds: no tracer;
 //! proctap's `dump --net` tracing the server (net_data with the default
 //! 16 KiB capture, L7 records); `dump --net` running with every process
 //! filtered out. The workloads are nginx under wrk, and redis-server under
@@ -11,7 +12,8 @@
 //! and stopped after. Then the socket storm (pt-netstorm, one thread)
 //! measures per syscall: the in-kernel cost of a traced message at 64 B,
 //! 1 KiB and 16 KiB (bpf_stats), and the time added to the syscalls of a
-//! process that is not traced. A Markdown section goes to stdout; every
+//! process that is not traced (rounds of no tracer and filtered out, back to
+//! back). A Markdown section goes to stdout; every
 //! number in it is measured in this run, nothing is asserted.
 
 use std::collections::BTreeSet;
@@ -36,6 +38,9 @@ const USAGE: &str = "usage: bench_net --dump PATH --netstorm PATH [--seconds S]"
 /// A command-name prefix no process has: the tracer runs, everything is
 /// filtered out.
 const NOBODY: &str = "pt-nomatch";
+/// Rounds of each workload (no tracer, traced, filtered out).
+const WORKLOAD_ROUNDS: usize = 3;
+
 /// The body nginx answers every request with.
 const BODY_BYTES: usize = 1024;
 
@@ -317,15 +322,8 @@ fn run_workload(opts: &Options, workload: Workload, mode: Mode) -> Result<Run> {
 
 // ---- the socket storm -------------------------------------------------------
 
-/// The least ns per syscall of pt-netstorm in three runs in this mode and
-/// size: the VM's noise only ever adds.
-fn storm_min(opts: &Options, mode: &str, size: u32, seconds: u64) -> Result<f64> {
-    let mut best = f64::MAX;
-    for _ in 0..3 {
-        best = best.min(storm(opts, mode, size, seconds)?);
-    }
-    Ok(best)
-}
+/// Rounds of the untracked-process comparison.
+const UNTRACKED_ROUNDS: usize = 5;
 
 /// ns per syscall of pt-netstorm in this mode and size.
 fn storm(opts: &Options, mode: &str, size: u32, seconds: u64) -> Result<f64> {
@@ -337,18 +335,61 @@ fn storm(opts: &Options, mode: &str, size: u32, seconds: u64) -> Result<f64> {
     v["ns_per_syscall"].as_f64().ok_or(format!("pt-netstorm: no ns_per_syscall: {out}"))
 }
 
+/// What a tracer that filters pt-netstorm out costs its syscalls.
+struct Untracked {
+    none: f64,
+    filtered: f64,
+    /// The median of the rounds' differences.
+    added: f64,
+    added_range: (f64, f64),
+    /// The socket programs' own ns per run for the filtered-out process
+    /// (bpf_stats, in a run of its own).
+    kernel_ns: Option<f64>,
+}
+
+/// Rounds of no tracer then filtered out, back to back: each round's
+/// difference is taken within the round, so the VM's drift over the
+/// minutes of the benchmark cancels, and the median over rounds is given.
+fn untracked(opts: &Options, mode: &str, size: u32, seconds: u64) -> Result<Untracked> {
+    let no_stats = BpfStats::disable()?;
+    let (mut nones, mut filtereds, mut added) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..UNTRACKED_ROUNDS {
+        let none = storm(opts, mode, size, seconds)?;
+        let (mut tracer, _) = start_tracer(opts, "filtered", &["--net-raw", "--comm", NOBODY])?;
+        let filtered = storm(opts, mode, size, seconds)?;
+        tracer.interrupt(Duration::from_secs(30))?;
+        nones.push(none);
+        filtereds.push(filtered);
+        added.push(filtered - none);
+    }
+    drop(no_stats);
+    let kernel_ns = {
+        let _stats = BpfStats::enable()?;
+        let (mut tracer, ids) = start_tracer(opts, "filtered", &["--net-raw", "--comm", NOBODY])?;
+        let snap = prog_snapshot(&ids)?;
+        storm(opts, mode, size, seconds)?;
+        let (ns, _) = socket_program_cost(&snap, &prog_snapshot(&ids)?);
+        tracer.interrupt(Duration::from_secs(30))?;
+        ns
+    };
+    let lo = added.iter().copied().fold(f64::MAX, f64::min);
+    let hi = added.iter().copied().fold(f64::MIN, f64::max);
+    Ok(Untracked {
+        none: bench_util::median(nones),
+        filtered: bench_util::median(filtereds),
+        added: bench_util::median(added),
+        added_range: (lo, hi),
+        kernel_ns,
+    })
+}
+
 fn storm_section(opts: &Options, md: &mut String) -> Result<()> {
     let secs = opts.seconds.div_ceil(3).max(1);
     let cases: [(&str, u32); 5] = [("getppid", 64), ("udp", 64), ("tcp", 64), ("tcp", 1024), ("tcp", 16384)];
     let mut rows = Vec::new();
     for (mode, size) in cases {
-        eprintln!("storm {mode} {size}: no tracer, filtered out, traced");
-        let no_stats = BpfStats::disable()?;
-        let none = storm_min(opts, mode, size, secs)?;
-        let (mut filtered_tracer, _) = start_tracer(opts, "filtered", &["--net-raw", "--comm", NOBODY])?;
-        let filtered = storm_min(opts, mode, size, secs)?;
-        filtered_tracer.interrupt(Duration::from_secs(30))?;
-        drop(no_stats);
+        eprintln!("storm {mode} {size}: no tracer and filtered out ({UNTRACKED_ROUNDS} rounds), traced");
+        let u = untracked(opts, mode, size, secs)?;
         // Raw mode (bytes copied whatever they are), output discarded.
         let stats = BpfStats::enable()?;
         let before: BTreeSet<u64> = bpf_progs()?.into_iter().map(|p| p.id).collect();
@@ -366,18 +407,30 @@ fn storm_section(opts: &Options, md: &mut String) -> Result<()> {
         drop(stats);
         let mut lost = Run::default();
         net_losses(&traced.stderr_text(), &mut lost);
+        let ns = |n: Option<f64>| n.map_or("-".into(), |n| format!("{n:.0}"));
         rows.push(vec![
             format!("{mode} {}", if mode == "getppid" { String::new() } else { format!("{size} B") }),
-            format!("{none:.0}"),
-            format!("{filtered:.0} ({:+.0})", filtered - none),
-            format!("{traced_ns:.0} ({:+.0})", traced_ns - none),
-            kernel_ns.map_or("-".into(), |n| format!("{n:.0}")),
+            format!("{:.0}", u.none),
+            format!("{:.0}", u.filtered),
+            format!("{:+.0} [{:+.0}, {:+.0}]", u.added, u.added_range.0, u.added_range.1),
+            ns(u.kernel_ns),
+            format!("{traced_ns:.0} ({:+.0})", traced_ns - u.none),
+            ns(kernel_ns),
             format!("{} of {}", lost.events_lost, lost.events),
         ]);
     }
-    writeln!(md, "\nPer syscall, pt-netstorm (one thread on CPU 0; udp and tcp: write then read of SIZE bytes on a loopback pair). ns per syscall (no tracer and filtered out: the least of three runs); in brackets, added to no tracer. \"In-kernel\" is bpf_stats' run_time_ns / run_cnt of the two socket programs; bpf_stats is on in the traced runs only (its clock reads add to every program run), off for no tracer and filtered out.\n").unwrap();
+    writeln!(md, "\nPer syscall, pt-netstorm (one thread on CPU 0; udp and tcp: write then read of SIZE bytes on a loopback pair), ns per syscall. No tracer and filtered out (`dump --net-raw --comm {NOBODY}`) run back to back in each of {UNTRACKED_ROUNDS} rounds of {secs} s: their medians, and the median of the rounds' differences with the lowest and highest. \"In-kernel\" is bpf_stats' run_time_ns / run_cnt of the two socket programs, in runs of their own (its clock reads add to every program run): for the filtered-out process, the programs' own share of what it pays; for the traced one, the cost of a reported message. Traced (raw): `dump --net-raw --comm pt-netstorm`, output discarded, in brackets added to no tracer.\n").unwrap();
     md.push_str(&bench_util::table(
-        &["syscalls", "no tracer", "filtered out", "traced (raw)", "in-kernel ns / message", "net_data lost"],
+        &[
+            "syscalls",
+            "no tracer",
+            "filtered out",
+            "added, filtered out",
+            "in-kernel ns, filtered out",
+            "traced (raw)",
+            "in-kernel ns / message, traced",
+            "net_data lost",
+        ],
         &rows,
     ));
     Ok(())
@@ -406,22 +459,30 @@ fn run(opts: &Options) -> Result<String> {
     .unwrap();
     let mut rows = Vec::new();
     for workload in [Workload::Nginx, Workload::Redis { pipeline: 1 }, Workload::Redis { pipeline: 16 }] {
-        eprintln!("{}: no tracer, traced, filtered out", workload.label());
-        let none = run_workload(opts, workload, Mode::NoTracer)?;
-        let traced = run_workload(opts, workload, Mode::Traced)?;
-        let filtered = run_workload(opts, workload, Mode::FilteredOut)?;
+        eprintln!("{}: no tracer, traced, filtered out ({WORKLOAD_ROUNDS} rounds)", workload.label());
+        let mut rounds = Vec::new();
+        for _ in 0..WORKLOAD_ROUNDS {
+            let none = run_workload(opts, workload, Mode::NoTracer)?;
+            let traced = run_workload(opts, workload, Mode::Traced)?;
+            let filtered = run_workload(opts, workload, Mode::FilteredOut)?;
+            rounds.push((none, traced, filtered));
+        }
+        // The round whose traced ratio is the median gives the details.
+        rounds.sort_by(|a, b| (a.1.rps / a.0.rps).total_cmp(&(b.1.rps / b.0.rps)));
+        let filtered_ratio = bench_util::median(rounds.iter().map(|r| r.2.rps / r.0.rps).collect());
+        let (none, traced, _) = &rounds[rounds.len() / 2];
         rows.push(vec![
             workload.label(),
             format!("{:.0}", none.rps),
             ratio(traced.rps, none.rps),
-            ratio(filtered.rps, none.rps),
+            format!("{filtered_ratio:.3}×"),
             traced.ns_per_message.map_or("-".into(), |n| format!("{n:.0} ({} msgs)", traced.messages)),
             traced.l7_records.to_string(),
             format!("{} of {} ({} of them data)", traced.events_lost, traced.events, traced.bytes_lost_events),
             bench_util::si(traced.bytes as f64),
         ]);
     }
-    writeln!(md, "Requests/s, and in brackets the ratio to no tracer. Traced: `dump --net --comm SERVER` (net_data, 16 KiB capture, L7 records on stdout). Filtered out: `dump --net --comm {NOBODY}`. bpf_stats is on in the traced runs only, off in the others. The client, the server and the tracer share the machine's CPUs.\n").unwrap();
+    writeln!(md, "Each workload runs {WORKLOAD_ROUNDS} rounds of no tracer, traced and filtered out, back to back; ratios are taken within a round. The row shows the round with the median traced ratio (its requests/s, and in brackets the ratio to no tracer); filtered out is the median of the rounds' ratios. Traced: `dump --net --comm SERVER` (net_data, 16 KiB capture, L7 records on stdout). Filtered out: `dump --net --comm {NOBODY}`. bpf_stats is on in the traced runs only, off in the others. The client, the server and the tracer share the machine's CPUs.\n").unwrap();
     md.push_str(&bench_util::table(
         &[
             "workload",

@@ -11,7 +11,7 @@ use std::thread::{sleep, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::bench_util::system::{load_average, prog_deltas, prog_snapshot, Prog, Result};
-use crate::bench_util::{machine, self_cpu_ns, table, today};
+use crate::bench_util::{machine, median, self_cpu_ns, table, today};
 use crate::{Options, NO_MATCH};
 use proctap::{Config, Event, Profiler, Tracer, Unwind};
 
@@ -220,15 +220,6 @@ fn run_mode(opts: &Options, mode: Mode, cpus: usize, units: u64, workload_comm: 
 }
 
 // ---- report ---------------------------------------------------------------------
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
 
 fn report(modes: &[Mode], runs: &[Vec<Run>], cpus: usize) -> String {
     let header = [
