@@ -309,18 +309,20 @@ _Static_assert(sizeof(struct proctap_stats) == PROCTAP_STATS_SIZE, "stats size")
 /* Error classes; proctap_error.code. */
 enum proctap_errc {
 	PROCTAP_OK = 0,
-	PROCTAP_E_CONFIG = 1,	 /* invalid config; field names the field */
-	PROCTAP_E_PRIVILEGE = 2, /* needs root or CAP_BPF + CAP_PERFMON */
-	PROCTAP_E_NO_BTF = 3,	 /* kernel has no BTF at /sys/kernel/btf/vmlinux */
-	PROCTAP_E_LOAD = 4,	 /* the verifier or the kernel refused a program/map */
-	PROCTAP_E_ATTACH = 5,	 /* attaching a program failed; program names it */
-	PROCTAP_E_SYSTEM = 6,	 /* another system call failed (mmap, epoll, ...) */
+	PROCTAP_E_CONFIG = 1,	   /* invalid config; field names the field */
+	PROCTAP_E_PRIVILEGE = 2,   /* needs root or CAP_BPF + CAP_PERFMON */
+	PROCTAP_E_NO_BTF = 3,	   /* kernel has no BTF at /sys/kernel/btf/vmlinux */
+	PROCTAP_E_LOAD = 4,	   /* the verifier or the kernel refused a program/map */
+	PROCTAP_E_ATTACH = 5,	   /* attaching a program failed; program names it */
+	PROCTAP_E_SYSTEM = 6,	   /* another system call failed (mmap, epoll, ...) */
+	PROCTAP_E_UNSUPPORTED = 7, /* the kernel lacks what an enabled kind needs;
+	                              field names the feature */
 };
 
 struct proctap_error {
 	__s32 code;	  /* enum proctap_errc */
 	__s32 errnum;	  /* errno, positive, when the kernel said no */
-	char field[32];	  /* PROCTAP_E_CONFIG: the config field */
+	char field[32];	  /* PROCTAP_E_CONFIG: the config field; UNSUPPORTED: the feature */
 	char program[32]; /* PROCTAP_E_ATTACH/LOAD: the BPF program */
 	char message[192];
 };

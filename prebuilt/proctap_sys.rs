@@ -418,6 +418,7 @@ pub const PROCTAP_E_NO_BTF: proctap_errc = 3;
 pub const PROCTAP_E_LOAD: proctap_errc = 4;
 pub const PROCTAP_E_ATTACH: proctap_errc = 5;
 pub const PROCTAP_E_SYSTEM: proctap_errc = 6;
+pub const PROCTAP_E_UNSUPPORTED: proctap_errc = 7;
 pub type proctap_errc = ::std::os::raw::c_uint;
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]

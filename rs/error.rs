@@ -26,6 +26,12 @@ pub enum Error {
     #[error("attaching BPF program `{program}` failed: {message} (errno {errno}); does this kernel have the tracepoint and BTF?")]
     Attach { program: String, errno: i32, message: String },
 
+    /// The running kernel lacks what an enabled kind needs; `feature`
+    /// names it (a tracepoint, a helper). Leave that kind out on this
+    /// kernel, or run a newer one.
+    #[error("this kernel lacks {feature}: {message}")]
+    Unsupported { feature: String, message: String },
+
     /// Another system call failed.
     #[error("{message} (errno {errno})")]
     System { errno: i32, message: String },
@@ -60,7 +66,36 @@ impl Error {
             sys::PROCTAP_E_NO_BTF => Error::NoBtf { message },
             sys::PROCTAP_E_LOAD => Error::Load { errno, message },
             sys::PROCTAP_E_ATTACH => Error::Attach { program: c_text(&err.program), errno, message },
+            sys::PROCTAP_E_UNSUPPORTED => Error::Unsupported { feature: c_text(&err.field), message },
             _ => Error::System { errno, message },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c_error(code: u32, field: &str, message: &str) -> sys::proctap_error {
+        let mut err = sys::proctap_error { code: code as i32, errnum: 95, ..Default::default() };
+        for (dst, src) in err.field.iter_mut().zip(field.bytes()) {
+            *dst = src as _;
+        }
+        for (dst, src) in err.message.iter_mut().zip(message.bytes()) {
+            *dst = src as _;
+        }
+        err
+    }
+
+    #[test]
+    fn a_missing_kernel_feature_is_named() {
+        let err = Error::from_c(&c_error(sys::PROCTAP_E_UNSUPPORTED, "tracepoint sock_send_length", "no such"));
+        match &err {
+            Error::Unsupported { feature, message } => {
+                assert_eq!((feature.as_str(), message.as_str()), ("tracepoint sock_send_length", "no such"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(err.to_string(), "this kernel lacks tracepoint sock_send_length: no such");
     }
 }

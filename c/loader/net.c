@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include "internal.h"
 #include "proctap.skel.h"
 
@@ -42,9 +43,38 @@ static __u32 net_default_pages(const struct proctap_config *c)
 	return c->events & PROCTAP_EVENT(PT_KIND_NET_DATA) ? NET_DATA_PAGES : 0;
 }
 
+/*
+ * The socket layer's per-message tracepoints (sock_send_length and
+ * sock_recv_length, Linux 6.3 and later): every connection kind hangs on
+ * them. An older kernel gets a typed error naming them, not a load failure.
+ */
+static int net_check_kernel(struct proctap_error *err)
+{
+	static const struct {
+		const char *tp, *feature, *program;
+	} need[] = {
+		{ "sock_send_length", "tracepoint sock_send_length", "pt_sock_sent" },
+		{ "sock_recv_length", "tracepoint sock_recv_length", "pt_sock_received" },
+	};
+
+	for (unsigned i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+		if (pt_tracepoint_arg_kind(need[i].tp, 1) != BTF_KIND_PTR) /* (ctx, sk, ...) */
+			return pt_fail(
+				err, PROCTAP_E_UNSUPPORTED, ENOTSUP, need[i].feature,
+				need[i].program,
+				"connection and net_data events need the kernel's tracepoints "
+				"sock_send_length and sock_recv_length (Linux 6.3 and later); "
+				"this kernel has no %s",
+				need[i].tp);
+	return PROCTAP_OK;
+}
+
 static int net_configure(struct proctap *pt, struct proctap_error *err)
 {
-	(void)err;
+	int e = net_check_kernel(err);
+
+	if (e)
+		return e;
 	pt->skel->rodata->pt_net_data_events = pt->cfg.events & PROCTAP_EVENT(PT_KIND_NET_DATA);
 	return PROCTAP_OK;
 }

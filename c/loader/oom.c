@@ -23,9 +23,11 @@ static int oom_configure(struct proctap *pt, struct proctap_error *err)
 	__u32 shift = 0;
 
 	if (!oom_victim_has_task())
-		return pt_fail(err, PROCTAP_E_LOAD, ENOTSUP, NULL, "pt_oom_victim",
+		return pt_fail(err, PROCTAP_E_UNSUPPORTED, ENOTSUP, "tracepoint mark_victim(task)",
+			       "pt_oom_victim",
 			       "oom_kill events need a kernel whose mark_victim tracepoint passes "
-			       "the victim task (BTF btf_trace_mark_victim); this one does not");
+			       "the victim task (BTF btf_trace_mark_victim); "
+			       "this one does not");
 	while ((1L << (shift + 10)) < page)
 		shift++;
 	pt->skel->rodata->pt_page_kb_shift = shift;

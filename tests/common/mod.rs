@@ -28,12 +28,34 @@ fn started(result: Result<Tracer, proctap::Error>) -> Option<Tracer> {
         Ok(tracer) => Some(tracer),
         // A test's own mistake, not the machine's: never a skip.
         Err(err @ proctap::Error::InvalidConfig { .. }) => panic!("the test's config is invalid: {err}"),
+        // An older kernel: the typed error must name what it lacks, and
+        // the kernel's own BTF must confirm it (then the test has asserted
+        // what this kernel can do).
+        Err(proctap::Error::Unsupported { feature, message }) => {
+            let tp = feature.strip_prefix("tracepoint ").unwrap_or_else(|| {
+                panic!("proctap says this kernel lacks {feature:?}, which this test cannot check: {message}")
+            });
+            assert!(
+                !kernel_has_tracepoint(tp),
+                "proctap says this kernel lacks {feature}, but its BTF has btf_trace_{tp}: {message}"
+            );
+            eprintln!("UNSUPPORTED on this kernel, as its BTF confirms: {feature} ({message})");
+            None
+        }
         Err(err) if ci => panic!("CI=true: kernel tests must run, but proctap could not start: {err}"),
         Err(err) => {
             eprintln!("SKIPPED: kernel test needs root and a BPF-capable kernel with BTF: {err}");
             None
         }
     }
+}
+
+/// Does the running kernel's BTF have tracepoint `tp` (its btf_trace_
+/// typedef, a whole string of the string section)?
+fn kernel_has_tracepoint(tp: &str) -> bool {
+    let btf = std::fs::read("/sys/kernel/btf/vmlinux").expect("reading /sys/kernel/btf/vmlinux");
+    let name = format!("\0btf_trace_{tp}\0");
+    btf.windows(name.len()).any(|w| w == name.as_bytes())
 }
 
 /// Collects owned events until `done` says so or `timeout` passes.

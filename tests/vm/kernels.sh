@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The kernel matrix (make test-kernels): boots Debian's kernels in qemu and
-# runs the kernel test suite (tests/kernel.rs) in each, on this machine's
+# runs the kernel test suites (tests/kernel.rs, tests/net.rs) in each, on this machine's
 # own files (the host root over virtio-9p), as root with CI=true. Prints
 # one line per kernel: KERNEL <version> <arch>: N passed, M failed.
 #
@@ -107,15 +107,25 @@ initramfs() { # modules-base-dir version (base/lib/modules/version)
 accel=tcg
 if [ -w /dev/kvm ] && grep -qE '\b(vmx|svm)\b' /proc/cpuinfo; then accel=kvm; fi
 
-# The kernel test suite's binary, built as CI builds it.
-suite=$(cargo test --release --features proctap/bpf-rebuild --test kernel --no-run --message-format=json 2>/dev/null |
-  sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
-[ -x "$suite" ] || { echo "kernels.sh: could not build tests/kernel.rs" >&2; exit 1; }
-# The guest runs this script on the host's files; its temporary files go to
-# the guest's own /run.
+# The suites the guest runs, built as CI builds them: the kernel test suite
+# (exec, exit, the filters) and the connection tests (tests/net.rs: on a
+# kernel without the socket tracepoints they assert the typed error).
+suites="kernel net"
 runner=$work/run-suite.sh
-printf '#!/bin/sh\ncd "%s" && TMPDIR=/run CI=true "%s" --test-threads 1 --color never 2>&1\n' "$root" "$suite" > "$runner"
+printf '#!/bin/sh\ncd "%s" || exit 1\nstatus=0\n' "$root" > "$runner"
+for s in $suites; do
+  bin=$(cargo test --release --features proctap/bpf-rebuild --test "$s" --no-run --message-format=json 2>/dev/null |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+  [ -x "$bin" ] || { echo "kernels.sh: could not build tests/$s.rs" >&2; exit 1; }
+  # The guest runs this script on the host's files; its temporary files go
+  # to the guest's own /run.
+  # Each test's output goes to the log too: it says when a test asserted
+  # that the kernel lacks a feature (UNSUPPORTED ...) instead of tracing.
+  printf 'echo "suite %s"\nTMPDIR=/run CI=true "%s" --test-threads 1 --color never --show-output 2>&1 || status=1\n' "$s" "$bin" >> "$runner"
+done
+echo 'exit $status' >> "$runner"
 chmod +x "$runner"
+nsuites=$(echo $suites | wc -w)
 
 status=0
 for which in "${@:-6.1 6.12 sid}"; do
@@ -143,10 +153,11 @@ for which in "${@:-6.1 6.12 sid}"; do
       -device virtio-9p-pci,fsdev=host,mount_tag=host 2>&1 | tr -d '\r' > "$log" || true
     passed=$(grep -c '^test .* ok$' "$log" || true)
     failed=$(grep -c '^test .* FAILED$' "$log" || true)
-    echo "KERNEL $ver x86_64: $passed passed, $failed failed ($accel, $(( $(date +%s) - start )) s; log: $log)"
+    unsupported=$(grep -o '^UNSUPPORTED on this kernel, as its BTF confirms: [^(]*' "$log" | sed 's/.*confirms: //; s/ *$//' | sort -u | paste -sd, - || true)
+    echo "KERNEL $ver x86_64: $passed passed, $failed failed ($accel, $(( $(date +%s) - start )) s; log: $log)${unsupported:+; the kernel lacks: $unsupported}"
     # A pass needs the suite's own verdict and the guest's clean exit: a
     # crash or a timeout part way must not read as passed.
-    if [ "$failed" != 0 ] || [ "$passed" = 0 ] || ! grep -q '^test result: ok\.' "$log" ||
+    if [ "$failed" != 0 ] || [ "$passed" = 0 ] || [ "$(grep -c '^test result: ok\.' "$log")" != "$nsuites" ] ||
       ! grep -q '^init: exit status 0$' "$log"; then
       echo "KERNEL $ver x86_64: FAILED (see $log)"
       grep -E '^test .* FAILED$|panicked|^init:' "$log" | head -20 >&2 || true
