@@ -110,7 +110,8 @@ if [ -w /dev/kvm ] && grep -qE '\b(vmx|svm)\b' /proc/cpuinfo; then accel=kvm; fi
 # The suites the guest runs, built as CI builds them: the kernel test suite
 # (exec, exit, the filters) and the connection tests (tests/net.rs: on a
 # kernel without the socket tracepoints they assert the typed error).
-suites="kernel net"
+# PT_VM_SUITES names others (test file stems) for a run by hand.
+suites=${PT_VM_SUITES:-kernel net}
 runner=$work/run-suite.sh
 printf '#!/bin/sh\ncd "%s" || exit 1\nstatus=0\n' "$root" > "$runner"
 for s in $suites; do
