@@ -330,18 +330,26 @@ fn a_multithreaded_exit_is_one_process_exit_and_thread_exits_count_every_thread(
         let Some(tracer) = common::start(&config) else { return };
         let pids = run_exit_groups(50, 8);
         let mine: std::collections::HashSet<u32> = pids.iter().copied().collect();
-        let got = common::exec_and_exit(&tracer, &pids, TIMEOUT);
-        let late = common::collect_until(&tracer, Duration::from_millis(300), |e| mine.contains(&e.pid()), |_| false);
-        for pid in &pids {
-            let exits: Vec<&Exit> = got[pid]
-                .1
-                .iter()
-                .chain(&late)
+        let exits_of = |got: &[Event], pid: u32| -> Vec<Exit> {
+            got.iter()
                 .filter_map(|e| match e {
-                    Event::Exit(x) if x.pid == *pid => Some(x),
+                    Event::Exit(x) if x.pid == pid => Some(x.clone()),
                     _ => None,
                 })
-                .collect();
+                .collect()
+        };
+        // Until every process has its 9 exits (the first thread exit of the
+        // last one may come a while before the rest in an emulated VM),
+        // then a little longer for any extra.
+        let mut got = common::collect_until(
+            &tracer,
+            TIMEOUT,
+            |e| mine.contains(&e.pid()),
+            |got| pids.iter().all(|p| exits_of(got, *p).len() >= 9),
+        );
+        got.extend(common::collect_until(&tracer, Duration::from_millis(300), |e| mine.contains(&e.pid()), |_| false));
+        for pid in &pids {
+            let exits = exits_of(&got, *pid);
             let process = exits.iter().filter(|x| !x.thread_exit).count();
             assert_eq!(process, 1, "{probe:?}: one process exit for {pid}: {exits:?}");
             assert_eq!(exits.len(), 9, "{probe:?}: 8 threads + main for {pid}: {exits:?}");

@@ -42,6 +42,24 @@ pub fn dumpers() -> Vec<PathBuf> {
     all.to_vec()
 }
 
+/// True when the kernel lacks the socket tracepoints that connection and
+/// net_data events need (before Linux 6.3), after asserting that each
+/// dumper refuses `args` there with exit status 1 and an error naming the
+/// missing tracepoint: the test has then checked what this kernel can do.
+pub fn net_unsupported(dumpers: &[PathBuf], args: &[&'static str]) -> bool {
+    if super::kernel_has_tracepoint("sock_send_length") {
+        return false;
+    }
+    for dumper in dumpers {
+        let out = Command::new(dumper).args(args).args(["--duration", "0"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}: {stderr}", dumper.display());
+        assert!(stderr.contains("sock_send_length"), "{}: {stderr}", dumper.display());
+        eprintln!("UNSUPPORTED on this kernel, as its BTF confirms: tracepoint sock_send_length ({})", stderr.trim());
+    }
+    true
+}
+
 /// Waits for a child, killing it after `limit`; None when it had to be killed.
 pub fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;

@@ -113,7 +113,9 @@ if [ -w /dev/kvm ] && grep -qE '\b(vmx|svm)\b' /proc/cpuinfo; then accel=kvm; fi
 # PT_VM_SUITES names others (test file stems) for a run by hand.
 suites=${PT_VM_SUITES:-kernel net}
 runner=$work/run-suite.sh
-printf '#!/bin/sh\ncd "%s" || exit 1\nstatus=0\n' "$root" > "$runner"
+# The host's PATH and HOME: the suites find cargo (tests/tracepoints.rs
+# builds) and the Python the L7 clients run in, as on the host.
+printf '#!/bin/sh\ncd "%s" || exit 1\nexport PATH="%s" HOME="%s"\nstatus=0\n' "$root" "$PATH" "$HOME" > "$runner"
 for s in $suites; do
   bin=$(cargo test --release --features proctap/bpf-rebuild --test "$s" --no-run --message-format=json 2>/dev/null |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)

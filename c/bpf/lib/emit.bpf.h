@@ -183,8 +183,14 @@ static __always_inline long pt_emit_piece(struct pt_emit *e, __u32 *len, __u32 o
 	    off + PT_PIECE_MAX > e->reserved)
 		return -ENOSPC;
 	n = bpf_probe_read_user_str(e->dst + off, PT_PIECE_MAX, src);
-	if (n <= 0)
+	if (n < 0)
 		return n;
+	/* Older kernels (6.1's strncpy_from_user_nofault) return 0, not 1,
+	 * for an empty string: it is still a piece of one byte, its NUL. */
+	if (n == 0) {
+		e->dst[off] = 0;
+		n = 1;
+	}
 	if (n > PT_PIECE_MAX)
 		n = PT_PIECE_MAX;
 	*len += n;
