@@ -323,12 +323,12 @@ static void print_stats(struct proctap *pt)
 		"{\"type\":\"stats\",\"events\":%llu,\"exec\":%llu,\"exit\":%llu,"
 		"\"reserve_failures\":%llu,\"dropped_data\":%llu,\"invalid\":%llu,"
 		"\"oversize\":%llu,\"abandoned\":%llu,\"undelivered\":0,\"ring_stalls\":%llu,"
-		"\"argv_truncated\":%llu,\"argv_fault\":%llu}\n",
+		"\"missed_runs\":%llu,\"argv_truncated\":%llu,\"argv_fault\":%llu}\n",
 		(unsigned long long)(exec + exit), (unsigned long long)exec,
 		(unsigned long long)exit, (unsigned long long)meta_lost,
 		(unsigned long long)data_lost, (unsigned long long)st.invalid,
 		(unsigned long long)st.oversize, (unsigned long long)st.abandoned,
-		(unsigned long long)st.ring_stalls,
+		(unsigned long long)st.ring_stalls, (unsigned long long)st.missed_runs,
 		(unsigned long long)st.counters[PT_CTR_EXEC_ARGV_TRUNCATED],
 		(unsigned long long)st.counters[PT_CTR_EXEC_ARGV_FAULT]);
 }

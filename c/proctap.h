@@ -188,9 +188,10 @@ enum proctap_unwind {
 
 /* How exits tell a process exit from a thread exit; proctap_config.exit_probe. */
 enum proctap_exit_probe {
-	PROCTAP_EXIT_AUTO = 0,	     /* group_dead when the kernel has it */
+	PROCTAP_EXIT_AUTO = 0,	     /* TRACEPOINT, else GROUP_DEAD, else LIVE */
 	PROCTAP_EXIT_GROUP_DEAD = 1, /* sched_process_exit's group_dead argument */
 	PROCTAP_EXIT_LIVE = 2,	     /* signal->live == 0, deduplicated (older kernels) */
+	PROCTAP_EXIT_TRACEPOINT = 3, /* group_dead of the classic tracepoint's record */
 };
 
 struct proctap_config {
@@ -301,7 +302,11 @@ struct proctap_stats {
 	__u64 nested;			 /* loader: data spans that arrived ahead of an earlier
 	                        span of their CPU (a program ran nested in another
 	                        one); released in order */
-	__u64 stats_pad;
+	__u64 missed_runs;		 /* kernel: runs of proctap's programs the kernel
+	                        skipped, their events lost (the programs'
+	                        recursion_misses: one nested in another, or, where
+	                        tracepoints are preemptible, a task preempted
+	                        inside a BTF-tracepoint or fentry program) */
 };
 #define PROCTAP_STATS_SIZE 3168
 _Static_assert(sizeof(struct proctap_stats) == PROCTAP_STATS_SIZE, "stats size");

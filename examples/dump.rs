@@ -35,6 +35,7 @@ struct StatsLine {
     abandoned: u64,
     undelivered: u64,
     ring_stalls: u64,
+    missed_runs: u64,
     argv_truncated: u64,
     argv_fault: u64,
     /// With --net: what the L7 tracker could not keep or pair.
@@ -57,6 +58,7 @@ impl StatsLine {
             abandoned: stats.abandoned,
             undelivered: stats.undelivered,
             ring_stalls: stats.ring_stalls,
+            missed_runs: stats.missed_runs,
             argv_truncated: stats.exec().counter("argv_truncated").unwrap_or(0),
             argv_fault: stats.exec().counter("argv_fault").unwrap_or(0),
             l7_evicted,

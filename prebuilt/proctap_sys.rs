@@ -237,6 +237,7 @@ pub type proctap_unwind = ::std::os::raw::c_uint;
 pub const PROCTAP_EXIT_AUTO: proctap_exit_probe = 0;
 pub const PROCTAP_EXIT_GROUP_DEAD: proctap_exit_probe = 1;
 pub const PROCTAP_EXIT_LIVE: proctap_exit_probe = 2;
+pub const PROCTAP_EXIT_TRACEPOINT: proctap_exit_probe = 3;
 pub type proctap_exit_probe = ::std::os::raw::c_uint;
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -377,7 +378,7 @@ pub struct proctap_stats {
     pub doorbell_lost: __u64,
     pub perf_events: __u64,
     pub nested: __u64,
-    pub stats_pad: __u64,
+    pub missed_runs: __u64,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
@@ -400,7 +401,7 @@ const _: () = {
     ["Offset of field: proctap_stats::doorbell_lost"][::std::mem::offset_of!(proctap_stats, doorbell_lost) - 3136usize];
     ["Offset of field: proctap_stats::perf_events"][::std::mem::offset_of!(proctap_stats, perf_events) - 3144usize];
     ["Offset of field: proctap_stats::nested"][::std::mem::offset_of!(proctap_stats, nested) - 3152usize];
-    ["Offset of field: proctap_stats::stats_pad"][::std::mem::offset_of!(proctap_stats, stats_pad) - 3160usize];
+    ["Offset of field: proctap_stats::missed_runs"][::std::mem::offset_of!(proctap_stats, missed_runs) - 3160usize];
 };
 impl Default for proctap_stats {
     fn default() -> Self {

@@ -31,7 +31,9 @@ pub(crate) struct Checked {
 /// How exit events tell the end of a process from the end of one thread.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ExitProbe {
-    /// `GroupDead` when the kernel's tracepoint has it, else `Live`.
+    /// `Tracepoint` when the kernel's record has `group_dead` and tracefs
+    /// is mounted or can be; else `GroupDead` when the BTF tracepoint
+    /// passes it; else `Live`.
     #[default]
     Auto,
     /// The `group_dead` argument of sched_process_exit (recent kernels):
@@ -40,6 +42,13 @@ pub enum ExitProbe {
     /// `signal->live == 0`, deduplicated per process (kernels without
     /// `group_dead`).
     Live,
+    /// The `group_dead` field of the classic sched_process_exit
+    /// tracepoint's record, from a program that runs with preemption off.
+    /// The BTF tracepoint's program (`GroupDead`) runs with only migration
+    /// off: where tracepoints are preemptible (Linux 7.x), the kernel skips
+    /// it for other tasks on a CPU while a task is preempted inside it,
+    /// and so misses exits. Needs tracefs (mounted when missing).
+    Tracepoint,
 }
 
 /// The default [`Config::flush_interval`].
@@ -453,6 +462,7 @@ impl Config {
             ExitProbe::Auto => sys::PROCTAP_EXIT_AUTO,
             ExitProbe::GroupDead => sys::PROCTAP_EXIT_GROUP_DEAD,
             ExitProbe::Live => sys::PROCTAP_EXIT_LIVE,
+            ExitProbe::Tracepoint => sys::PROCTAP_EXIT_TRACEPOINT,
         };
         if self.pids.len() > raw.pids.len() {
             return Err(Error::invalid("pids", format!("{} pids; at most {}", self.pids.len(), raw.pids.len())));

@@ -137,17 +137,25 @@ fn exit_codes_and_signals_are_decoded() {
 
 #[test]
 fn pid_filter_reports_only_the_listed_process() {
-    let spawn =
-        |tag: &str| Command::new("/bin/sh").args(["-c", &format!("sleep 0.5; exec /bin/true {tag}")]).spawn().unwrap();
+    use std::io::Write;
+    // Each waits for a line on stdin, sent once the tracer runs (a start
+    // can take over a second in an emulated kernel-matrix guest).
+    let spawn = |tag: &str| {
+        Command::new("/bin/sh")
+            .args(["-c", &format!("read go; exec /bin/true {tag}")])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
     let mut inside = spawn("filtered-in");
     let mut outside = spawn("filtered-out");
-    let Some(tracer) = common::start(&Config::new().pid(inside.id())) else {
-        let _ = (inside.wait(), outside.wait());
-        return;
-    };
+    let tracer = common::start(&Config::new().pid(inside.id()));
+    for child in [&mut inside, &mut outside] {
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        child.wait().unwrap();
+    }
+    let Some(tracer) = tracer else { return };
     let (pin, pout) = (inside.id(), outside.id());
-    inside.wait().unwrap();
-    outside.wait().unwrap();
 
     let got = common::collect_until(
         &tracer,
@@ -304,6 +312,18 @@ fn run_exit_groups(runs: usize, threads: usize) -> Vec<u32> {
         .collect()
 }
 
+/// Exits the kernel may skip: none, but with the BTF-tracepoint `Live`
+/// probe on a kernel whose tracepoints are preemptible (7.x), where the
+/// kernel skips the program for a task while another is preempted inside
+/// it; then each skipped run must be counted.
+fn skips_allowed(tracer: &proctap::Tracer, probe: proctap::ExitProbe) -> u64 {
+    if probe == proctap::ExitProbe::Live {
+        tracer.stats().missed_runs
+    } else {
+        0
+    }
+}
+
 /// Both parts share the helper's command name, so they run in one test,
 /// one after the other.
 #[test]
@@ -318,12 +338,18 @@ fn a_multithreaded_exit_is_one_process_exit_and_thread_exits_count_every_thread(
         let mine: std::collections::HashSet<u32> = pids.iter().copied().collect();
         let late = common::collect_until(&tracer, Duration::from_millis(300), |e| mine.contains(&e.pid()), |_| false);
         assert!(late.is_empty(), "{probe:?}: extra exits {late:?}");
+        let mut missing = 0;
         for pid in &pids {
-            let exits = &got.get(pid).unwrap_or_else(|| panic!("{probe:?}: no exit for {pid}")).1;
+            let Some((_, exits)) = got.get(pid) else {
+                missing += 1;
+                continue;
+            };
             assert_eq!(exits.len(), 1, "{probe:?}: pid {pid} must exit once: {exits:?}");
             let Event::Exit(x) = &exits[0] else { unreachable!() };
             assert_eq!((x.exit_code, x.signal, x.thread_exit), (5, None, false), "{probe:?}");
         }
+        let allowed = skips_allowed(&tracer, probe);
+        assert!(missing <= allowed, "{probe:?}: {missing} processes without an exit; runs skipped: {allowed}");
         tracer.stop().unwrap();
 
         let config = config.thread_exits(true);
@@ -333,7 +359,7 @@ fn a_multithreaded_exit_is_one_process_exit_and_thread_exits_count_every_thread(
         let exits_of = |got: &[Event], pid: u32| -> Vec<Exit> {
             got.iter()
                 .filter_map(|e| match e {
-                    Event::Exit(x) if x.pid == pid => Some(x.clone()),
+                    Event::Exit(x) if x.pid == pid => Some(*x),
                     _ => None,
                 })
                 .collect()
@@ -348,12 +374,19 @@ fn a_multithreaded_exit_is_one_process_exit_and_thread_exits_count_every_thread(
             |got| pids.iter().all(|p| exits_of(got, *p).len() >= 9),
         );
         got.extend(common::collect_until(&tracer, Duration::from_millis(300), |e| mine.contains(&e.pid()), |_| false));
+        let allowed = skips_allowed(&tracer, probe);
+        let mut missing = 0;
         for pid in &pids {
             let exits = exits_of(&got, *pid);
             let process = exits.iter().filter(|x| !x.thread_exit).count();
-            assert_eq!(process, 1, "{probe:?}: one process exit for {pid}: {exits:?}");
-            assert_eq!(exits.len(), 9, "{probe:?}: 8 threads + main for {pid}: {exits:?}");
+            assert!(exits.len() <= 9 && process <= 1, "{probe:?}: extra exits for {pid}: {exits:?}");
+            assert!(exits.len() < 9 || process == 1, "{probe:?}: one process exit for {pid}: {exits:?}");
+            missing += 9 - exits.len() as u64;
         }
+        assert!(
+            missing <= allowed,
+            "{probe:?}: {missing} exits missing (8 threads + main each); runs skipped: {allowed}"
+        );
         tracer.stop().unwrap();
     }
 }

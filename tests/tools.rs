@@ -222,7 +222,16 @@ fn option_mistakes_are_config_errors_in_both_dumpers() {
 #[test]
 fn every_loss_is_at_the_top_level_of_the_stats() {
     let (dir, link) = common::true_named("ptblocked");
-    let losses = ["reserve_failures", "dropped_data", "invalid", "oversize", "abandoned", "undelivered", "ring_stalls"];
+    let losses = [
+        "reserve_failures",
+        "dropped_data",
+        "invalid",
+        "oversize",
+        "abandoned",
+        "undelivered",
+        "ring_stalls",
+        "missed_runs",
+    ];
     let mut keys = Vec::new();
     for dumper in dumpers() {
         let mut child = spawn_piped(&dumper, &os(&["--comm", "ptblocked", "--argv-max", "4096"]));

@@ -198,6 +198,25 @@ int BPF_PROG(pt_exit, struct task_struct *task, bool group_dead)
 	return pt_on_exit(task, group_dead);
 }
 
+/*
+ * The same from the classic tracepoint, whose record carries group_dead
+ * where the kernel passes it. Its programs run with preemption off. A
+ * tp_btf program runs with only migration off, and where tracepoints are
+ * preemptible (Linux 7.x) a task preempted inside it makes the kernel skip
+ * the program for every other task on that CPU meanwhile (counted only as
+ * the program's recursion_misses): an exit_group's threads, woken together
+ * on two CPUs, lost up to four of nine exits and the process exit so.
+ */
+struct trace_event_raw_sched_process_exit___pt {
+	bool group_dead;
+} __attribute__((preserve_access_index));
+
+SEC("tracepoint/sched/sched_process_exit")
+int pt_exit_tp(struct trace_event_raw_sched_process_exit___pt *ctx)
+{
+	return pt_on_exit(bpf_get_current_task_btf(), ctx->group_dead);
+}
+
 /* Older kernels: signal->live is already zero for every thread that exits
  * after the last decrement, and threads of an exit_group exit in parallel, so
  * several may see zero. The first to claim (signal_struct, start time)

@@ -176,6 +176,8 @@ struct proctap {
  * kernel's BTF tracepoint `tp` (btf_trace_<tp>), through typedefs and
  * qualifiers; -1 when the kernel has no such tracepoint or argument. */
 int pt_tracepoint_arg_kind(const char *tp, int arg);
+/* Does the kernel's BTF have struct `type` with a member `member`? */
+bool pt_btf_has_member(const char *type, const char *member);
 int pt_fail(struct proctap_error *err, int code, int errnum, const char *field, const char *program,
 	    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 int pt_kernel_error(struct proctap_error *err, int code, int errnum, const char *program,

@@ -9,6 +9,26 @@
 #include "internal.h"
 #include "proctap.skel.h"
 
+/* Runs of the loaded programs the kernel skipped (recursion_misses). */
+static __u64 stats_missed_runs(struct proctap *pt)
+{
+	struct bpf_program *prog;
+	__u64 missed = 0;
+
+	if (!pt->skel || !pt->skel->obj)
+		return 0;
+	bpf_object__for_each_program(prog, pt->skel->obj) {
+		struct bpf_prog_info info;
+		__u32 len = sizeof(info);
+		int fd = bpf_program__fd(prog);
+
+		memset(&info, 0, sizeof(info));
+		if (fd >= 0 && bpf_prog_get_info_by_fd(fd, &info, &len) == 0)
+			missed += info.recursion_misses;
+	}
+	return missed;
+}
+
 void proctap_stats(struct proctap *pt, struct proctap_stats *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -39,6 +59,7 @@ void proctap_stats(struct proctap *pt, struct proctap_stats *out)
 	out->sleeps = atomic_load_explicit(&pt->sleeps, memory_order_relaxed);
 	out->nested = atomic_load_explicit(&pt->nested, memory_order_relaxed);
 	out->perf_events = pt->nperf;
+	out->missed_runs = stats_missed_runs(pt);
 	if (pt->wake) {
 		out->doorbells = ((volatile struct pt_wake *)pt->wake)->doorbells;
 		out->doorbell_lost = ((volatile struct pt_wake *)pt->wake)->doorbell_lost;

@@ -105,3 +105,20 @@ int pt_tracepoint_arg_kind(const char *tp, int arg)
 	btf__free(btf);
 	return kind;
 }
+
+bool pt_btf_has_member(const char *type, const char *member)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	const struct btf_type *t;
+	bool found = false;
+	int id;
+
+	if (!btf)
+		return false;
+	id = btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT);
+	t = id > 0 ? btf__type_by_id(btf, id) : NULL;
+	for (int i = 0; t && i < btf_vlen(t) && !found; i++)
+		found = !strcmp(btf__name_by_offset(btf, btf_members(t)[i].name_off), member);
+	btf__free(btf);
+	return found;
+}

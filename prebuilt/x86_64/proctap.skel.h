@@ -58,6 +58,7 @@ struct proctap_bpf {
 		struct bpf_program *pt_exit;
 		struct bpf_program *pt_exit_live;
 		struct bpf_program *pf_exit;
+		struct bpf_program *pt_exit_tp;
 		struct bpf_program *pt_execve_enter;
 		struct bpf_program *pt_execveat_enter;
 		struct bpf_program *pt_execve_exit;
@@ -97,6 +98,7 @@ struct proctap_bpf {
 		struct bpf_link *pt_exit;
 		struct bpf_link *pt_exit_live;
 		struct bpf_link *pf_exit;
+		struct bpf_link *pt_exit_tp;
 		struct bpf_link *pt_execve_enter;
 		struct bpf_link *pt_execveat_enter;
 		struct bpf_link *pt_execve_exit;
@@ -354,7 +356,7 @@ proctap_bpf__create_skeleton(struct proctap_bpf *obj)
 	s->maps[23].mmaped = (void **)&obj->bss;
 
 	/* programs */
-	s->prog_cnt = 37;
+	s->prog_cnt = 38;
 	s->prog_skel_sz = sizeof(*s->progs);
 	s->progs = (struct bpf_prog_skeleton *)calloc(s->prog_cnt, s->prog_skel_sz);
 	if (!s->progs) {
@@ -442,73 +444,77 @@ proctap_bpf__create_skeleton(struct proctap_bpf *obj)
 	s->progs[19].prog = &obj->progs.pf_exit;
 	s->progs[19].link = &obj->links.pf_exit;
 
-	s->progs[20].name = "pt_execve_enter";
-	s->progs[20].prog = &obj->progs.pt_execve_enter;
-	s->progs[20].link = &obj->links.pt_execve_enter;
+	s->progs[20].name = "pt_exit_tp";
+	s->progs[20].prog = &obj->progs.pt_exit_tp;
+	s->progs[20].link = &obj->links.pt_exit_tp;
 
-	s->progs[21].name = "pt_execveat_enter";
-	s->progs[21].prog = &obj->progs.pt_execveat_enter;
-	s->progs[21].link = &obj->links.pt_execveat_enter;
+	s->progs[21].name = "pt_execve_enter";
+	s->progs[21].prog = &obj->progs.pt_execve_enter;
+	s->progs[21].link = &obj->links.pt_execve_enter;
 
-	s->progs[22].name = "pt_execve_exit";
-	s->progs[22].prog = &obj->progs.pt_execve_exit;
-	s->progs[22].link = &obj->links.pt_execve_exit;
+	s->progs[22].name = "pt_execveat_enter";
+	s->progs[22].prog = &obj->progs.pt_execveat_enter;
+	s->progs[22].link = &obj->links.pt_execveat_enter;
 
-	s->progs[23].name = "pt_execveat_exit";
-	s->progs[23].prog = &obj->progs.pt_execveat_exit;
-	s->progs[23].link = &obj->links.pt_execveat_exit;
+	s->progs[23].name = "pt_execve_exit";
+	s->progs[23].prog = &obj->progs.pt_execve_exit;
+	s->progs[23].link = &obj->links.pt_execve_exit;
 
-	s->progs[24].name = "pf_sample";
-	s->progs[24].prog = &obj->progs.pf_sample;
-	s->progs[24].link = &obj->links.pf_sample;
+	s->progs[24].name = "pt_execveat_exit";
+	s->progs[24].prog = &obj->progs.pt_execveat_exit;
+	s->progs[24].link = &obj->links.pt_execveat_exit;
 
-	s->progs[25].name = "pf_switch";
-	s->progs[25].prog = &obj->progs.pf_switch;
-	s->progs[25].link = &obj->links.pf_switch;
+	s->progs[25].name = "pf_sample";
+	s->progs[25].prog = &obj->progs.pf_sample;
+	s->progs[25].link = &obj->links.pf_sample;
 
-	s->progs[26].name = "synth";
-	s->progs[26].prog = &obj->progs.synth;
-	s->progs[26].link = &obj->links.synth;
+	s->progs[26].name = "pf_switch";
+	s->progs[26].prog = &obj->progs.pf_switch;
+	s->progs[26].link = &obj->links.pf_switch;
 
-	s->progs[27].name = "pt_write_enter";
-	s->progs[27].prog = &obj->progs.pt_write_enter;
-	s->progs[27].link = &obj->links.pt_write_enter;
+	s->progs[27].name = "synth";
+	s->progs[27].prog = &obj->progs.synth;
+	s->progs[27].link = &obj->links.synth;
 
-	s->progs[28].name = "pt_pwrite64_enter";
-	s->progs[28].prog = &obj->progs.pt_pwrite64_enter;
-	s->progs[28].link = &obj->links.pt_pwrite64_enter;
+	s->progs[28].name = "pt_write_enter";
+	s->progs[28].prog = &obj->progs.pt_write_enter;
+	s->progs[28].link = &obj->links.pt_write_enter;
 
-	s->progs[29].name = "pt_writev_enter";
-	s->progs[29].prog = &obj->progs.pt_writev_enter;
-	s->progs[29].link = &obj->links.pt_writev_enter;
+	s->progs[29].name = "pt_pwrite64_enter";
+	s->progs[29].prog = &obj->progs.pt_pwrite64_enter;
+	s->progs[29].link = &obj->links.pt_pwrite64_enter;
 
-	s->progs[30].name = "pt_pwritev_enter";
-	s->progs[30].prog = &obj->progs.pt_pwritev_enter;
-	s->progs[30].link = &obj->links.pt_pwritev_enter;
+	s->progs[30].name = "pt_writev_enter";
+	s->progs[30].prog = &obj->progs.pt_writev_enter;
+	s->progs[30].link = &obj->links.pt_writev_enter;
 
-	s->progs[31].name = "pt_pwritev2_enter";
-	s->progs[31].prog = &obj->progs.pt_pwritev2_enter;
-	s->progs[31].link = &obj->links.pt_pwritev2_enter;
+	s->progs[31].name = "pt_pwritev_enter";
+	s->progs[31].prog = &obj->progs.pt_pwritev_enter;
+	s->progs[31].link = &obj->links.pt_pwritev_enter;
 
-	s->progs[32].name = "pt_write_exit";
-	s->progs[32].prog = &obj->progs.pt_write_exit;
-	s->progs[32].link = &obj->links.pt_write_exit;
+	s->progs[32].name = "pt_pwritev2_enter";
+	s->progs[32].prog = &obj->progs.pt_pwritev2_enter;
+	s->progs[32].link = &obj->links.pt_pwritev2_enter;
 
-	s->progs[33].name = "pt_pwrite64_exit";
-	s->progs[33].prog = &obj->progs.pt_pwrite64_exit;
-	s->progs[33].link = &obj->links.pt_pwrite64_exit;
+	s->progs[33].name = "pt_write_exit";
+	s->progs[33].prog = &obj->progs.pt_write_exit;
+	s->progs[33].link = &obj->links.pt_write_exit;
 
-	s->progs[34].name = "pt_writev_exit";
-	s->progs[34].prog = &obj->progs.pt_writev_exit;
-	s->progs[34].link = &obj->links.pt_writev_exit;
+	s->progs[34].name = "pt_pwrite64_exit";
+	s->progs[34].prog = &obj->progs.pt_pwrite64_exit;
+	s->progs[34].link = &obj->links.pt_pwrite64_exit;
 
-	s->progs[35].name = "pt_pwritev_exit";
-	s->progs[35].prog = &obj->progs.pt_pwritev_exit;
-	s->progs[35].link = &obj->links.pt_pwritev_exit;
+	s->progs[35].name = "pt_writev_exit";
+	s->progs[35].prog = &obj->progs.pt_writev_exit;
+	s->progs[35].link = &obj->links.pt_writev_exit;
 
-	s->progs[36].name = "pt_pwritev2_exit";
-	s->progs[36].prog = &obj->progs.pt_pwritev2_exit;
-	s->progs[36].link = &obj->links.pt_pwritev2_exit;
+	s->progs[36].name = "pt_pwritev_exit";
+	s->progs[36].prog = &obj->progs.pt_pwritev_exit;
+	s->progs[36].link = &obj->links.pt_pwritev_exit;
+
+	s->progs[37].name = "pt_pwritev2_exit";
+	s->progs[37].prog = &obj->progs.pt_pwritev2_exit;
+	s->progs[37].link = &obj->links.pt_pwritev2_exit;
 
 	s->data = (void *)proctap_bpf__elf_bytes(&s->data_sz);
 

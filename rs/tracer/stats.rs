@@ -111,6 +111,14 @@ pub struct Stats {
     /// CPU: one program ran nested inside another (a sample taken while a
     /// tracepoint program ran). Each was released in order; this only counts.
     pub nested: u64,
+    /// Runs of proctap's programs the kernel skipped, summed over programs
+    /// (their `recursion_misses`): a program nested in another, or, where
+    /// tracepoints are preemptible (Linux 7.x), a task preempted inside a
+    /// BTF-tracepoint or fentry program, which makes the kernel skip that
+    /// program for other tasks on its CPU meanwhile. A skipped run of a
+    /// traced process loses its event; not counted in [`Stats::lost`],
+    /// which counts events, as a run of a filtered-out process loses none.
+    pub missed_runs: u64,
 }
 
 impl Stats {
@@ -160,6 +168,7 @@ impl Stats {
             doorbell_lost: raw.doorbell_lost,
             perf_events: raw.perf_events,
             nested: raw.nested,
+            missed_runs: raw.missed_runs,
         }
     }
 }
@@ -184,6 +193,7 @@ impl Serialize for Stats {
             ("doorbell_lost", self.doorbell_lost),
             ("perf_events", self.perf_events),
             ("nested", self.nested),
+            ("missed_runs", self.missed_runs),
         ];
         for (name, v) in loader {
             m.serialize_entry(name, &v)?;
