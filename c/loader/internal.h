@@ -256,6 +256,9 @@ __u64 pt_mappings_lost(const struct proctap *pt);
 void pt_mappings_close(struct proctap *pt);
 
 /* stats.c */
+/* proctap_stats without what needs a system call per program (missed_runs
+ * stays 0): for the loader's own checks. */
+void pt_stats_read(struct proctap *pt, struct proctap_stats *out);
 void pt_report_losses(struct proctap *pt, const __u64 *lost);
 void pt_meta_lost(struct proctap *pt, __u64 *lost);
 

@@ -164,7 +164,7 @@ static void pt_ring_balance(struct proctap *pt, __u64 *emitted, __u64 *consumed)
 {
 	struct proctap_stats st;
 
-	proctap_stats(pt, &st);
+	pt_stats_read(pt, &st);
 	*emitted = *consumed = 0;
 	for (int k = 0; k < PT_KIND_MAX; k++) {
 		*emitted += st.emitted[k];
@@ -206,8 +206,7 @@ static int pt_finish(struct proctap *pt)
 	pt_programs_detach(pt);
 	ended = pt_runs_ended();
 	for (int i = 0; i < 100 && !err; i++) {
-		if (!ended)
-			usleep(1000);
+		usleep(1000);
 		err = pt_drain(pt);
 		err = err < 0 ? err : 0;
 		pt_ring_balance(pt, &emitted, &consumed);

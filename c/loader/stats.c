@@ -9,27 +9,39 @@
 #include "internal.h"
 #include "proctap.skel.h"
 
-/* Runs of the loaded programs the kernel skipped (recursion_misses). */
+/* A loaded program's info from the kernel; false when it has none. */
+static bool stats_prog_info(struct bpf_program *prog, struct bpf_prog_info *info)
+{
+	__u32 len = sizeof(*info);
+	int fd = bpf_program__fd(prog);
+
+	memset(info, 0, sizeof(*info));
+	return fd >= 0 && bpf_prog_get_info_by_fd(fd, info, &len) == 0;
+}
+
+/* Runs of the loaded programs the kernel skipped (recursion_misses): a
+ * system call per program, so only proctap_stats asks. */
 static __u64 stats_missed_runs(struct proctap *pt)
 {
 	struct bpf_program *prog;
+	struct bpf_prog_info info;
 	__u64 missed = 0;
 
 	if (!pt->skel || !pt->skel->obj)
 		return 0;
-	bpf_object__for_each_program(prog, pt->skel->obj) {
-		struct bpf_prog_info info;
-		__u32 len = sizeof(info);
-		int fd = bpf_program__fd(prog);
-
-		memset(&info, 0, sizeof(info));
-		if (fd >= 0 && bpf_prog_get_info_by_fd(fd, &info, &len) == 0)
+	bpf_object__for_each_program(prog, pt->skel->obj)
+		if (stats_prog_info(prog, &info))
 			missed += info.recursion_misses;
-	}
 	return missed;
 }
 
 void proctap_stats(struct proctap *pt, struct proctap_stats *out)
+{
+	pt_stats_read(pt, out);
+	out->missed_runs = stats_missed_runs(pt);
+}
+
+void pt_stats_read(struct proctap *pt, struct proctap_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	for (__u32 cpu = 0; pt->ctl && cpu < pt->ncpus; cpu++) {
@@ -59,7 +71,6 @@ void proctap_stats(struct proctap *pt, struct proctap_stats *out)
 	out->sleeps = atomic_load_explicit(&pt->sleeps, memory_order_relaxed);
 	out->nested = atomic_load_explicit(&pt->nested, memory_order_relaxed);
 	out->perf_events = pt->nperf;
-	out->missed_runs = stats_missed_runs(pt);
 	if (pt->wake) {
 		out->doorbells = ((volatile struct pt_wake *)pt->wake)->doorbells;
 		out->doorbell_lost = ((volatile struct pt_wake *)pt->wake)->doorbell_lost;
@@ -109,18 +120,11 @@ void pt_report_losses(struct proctap *pt, const __u64 *lost)
 int proctap_prog_ids(struct proctap *pt, __u32 *ids, int max)
 {
 	struct bpf_program *prog;
+	struct bpf_prog_info info;
 	int n = 0;
 
-	bpf_object__for_each_program(prog, pt->skel->obj) {
-		struct bpf_prog_info info;
-		__u32 len = sizeof(info);
-		int fd = bpf_program__fd(prog);
-
-		if (fd < 0 || n >= max)
-			continue;
-		memset(&info, 0, sizeof(info));
-		if (bpf_prog_get_info_by_fd(fd, &info, &len) == 0)
+	bpf_object__for_each_program(prog, pt->skel->obj)
+		if (n < max && stats_prog_info(prog, &info))
 			ids[n++] = info.id;
-	}
 	return n;
 }
