@@ -337,6 +337,8 @@ fn main() -> ExitCode {
         "off_cpu_stack_errors": got.off_cpu.as_ref().map(errors_by_name),
         "top_self": top,
         "off_cpu_sleeps": got.off_cpu.as_ref().map(|off| off.total_samples()),
+        "off_cpu_sleeps_lost": got.off_cpu.as_ref().map(|_| stats.offcpu().meta_lost),
+        "off_cpu_sleeps_untracked": got.off_cpu.as_ref().map(|_| stats.offcpu().counter("sleeps_untracked")),
         "captures": captures,
         "held": {
             "entries": got.profile.size().0,

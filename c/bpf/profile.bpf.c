@@ -32,6 +32,7 @@
 #include "lib/task.bpf.h"
 
 #define PT_PF_KTHREAD 0x00200000 /* PF_KTHREAD */
+#define PT_TASK_DEAD 0x0080	 /* TASK_DEAD, in prev_state */
 #define ENOENT 2
 #define EFAULT 14
 
@@ -66,6 +67,56 @@ struct {
 	__type(key, int);
 	__type(value, struct pf_blocked);
 } pf_blocked SEC(".maps");
+
+/*
+ * Where the thread's storage would be made with kmalloc, it is kept in a
+ * hash map by tid instead. pf_switch runs under the run queue's lock, and
+ * before 6.4 the kernel allocates task storage with kmalloc (GFP_ATOMIC):
+ * an allocation that has to wake kswapd wakes it through the run queue
+ * lock this CPU already holds, and the CPU spins on it for ever (a soft
+ * lockup, seen on 6.1). A hash map without preallocation takes its elements
+ * from the BPF allocator (since 6.1), which never allocates in the caller's
+ * context: when its per-CPU cache is empty the lookup fails, and the sleep
+ * is counted (sleeps_untracked). The loader picks the hash map where the
+ * kernel's BTF shows task storage without that allocator.
+ */
+const volatile bool pf_blocked_by_tid = false;
+#define PF_BLOCKED_MAX 16384
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32); /* tid; deleted when the thread exits */
+	__type(value, struct pf_blocked);
+	__uint(max_entries, PF_BLOCKED_MAX);
+} pf_blocked_tids SEC(".maps");
+
+/* The zeroed value a new pf_blocked_tids element is made from. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct pf_blocked);
+	__uint(max_entries, 1);
+} pf_blocked_zero SEC(".maps");
+
+/* The thread's blocked state, made for it if create and missing; NULL when
+ * it has none (or none could be made). */
+static __always_inline struct pf_blocked *pf_blocked_of(struct task_struct *task, bool create)
+{
+	__u32 tid = task->pid, zero = 0;
+	struct pf_blocked *b, *blank;
+
+	if (!pf_blocked_by_tid)
+		return bpf_task_storage_get(&pf_blocked, task, 0,
+					    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	b = bpf_map_lookup_elem(&pf_blocked_tids, &tid);
+	if (b || !create)
+		return b;
+	blank = bpf_map_lookup_elem(&pf_blocked_zero, &zero);
+	if (!blank || bpf_map_update_elem(&pf_blocked_tids, &tid, blank, BPF_NOEXIST))
+		return NULL;
+	return bpf_map_lookup_elem(&pf_blocked_tids, &tid);
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -281,12 +332,15 @@ static __always_inline long pf_copy_blocked_stack(struct task_struct *task, stru
  * its stacks and the time, from its own context. */
 static __always_inline void pf_going_to_sleep(void *ctx, struct task_struct *prev)
 {
-	struct pf_blocked *b = bpf_task_storage_get(&pf_blocked, prev, 0,
-						    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct pf_blocked *b = pf_blocked_of(prev, true);
+	struct pt_emit e;
 	long n;
 
-	if (!b)
+	if (!b) {
+		if (pt_emit_init(&e))
+			pt_offcpu_count_sleeps_untracked(&e);
 		return;
+	}
 	n = bpf_get_stack(ctx, b->kstack, sizeof(b->kstack), 0);
 	b->kerr = n < 0 ? n : 0;
 	b->klen = n > 0 ? n : 0;
@@ -303,7 +357,7 @@ static __always_inline void pf_going_to_sleep(void *ctx, struct task_struct *pre
  * for it (though the program runs in the task switched out). */
 static __always_inline void pf_woken(struct task_struct *next)
 {
-	struct pf_blocked *b = bpf_task_storage_get(&pf_blocked, next, 0, 0);
+	struct pf_blocked *b = pf_blocked_of(next, false);
 	struct pt_offcpu *r;
 	struct pt_emit e;
 	__u64 blocked;
@@ -343,9 +397,10 @@ int BPF_PROG(pf_switch, bool preempt, struct task_struct *prev, struct task_stru
 {
 	__u32 tgid = prev->tgid;
 
-	/* prev_state 0 is TASK_RUNNING: a preempted task did not block. */
-	if (!preempt && prev_state && tgid && (pf_all || pf_is_target(tgid)) &&
-	    !(prev->flags & PT_PF_KTHREAD))
+	/* prev_state 0 is TASK_RUNNING: a preempted task did not block. A
+	 * thread's last switch (TASK_DEAD) is no sleep: it never runs again. */
+	if (!preempt && prev_state && !(prev_state & PT_TASK_DEAD) && tgid &&
+	    (pf_all || pf_is_target(tgid)) && !(prev->flags & PT_PF_KTHREAD))
 		pf_going_to_sleep(ctx, prev);
 	pf_woken(next);
 	return 0;
@@ -415,12 +470,15 @@ int BPF_PROG(pf_fork, struct task_struct *parent, struct task_struct *child)
 
 /* The last thread of a process leaves: so does its target entry (pids are
  * reused). Every thread exiting after signal->live reached zero may delete;
- * deleting twice is harmless. */
+ * deleting twice is harmless. Every thread also drops its blocked state
+ * where that is kept by tid. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(pf_exit, struct task_struct *task)
 {
-	__u32 tgid;
+	__u32 tgid, tid = task->pid;
 
+	if (pf_blocked_by_tid) /* task storage goes with the task by itself */
+		bpf_map_delete_elem(&pf_blocked_tids, &tid);
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	tgid = BPF_CORE_READ(task, tgid);

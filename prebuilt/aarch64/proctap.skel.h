@@ -27,6 +27,8 @@ struct proctap_bpf {
 		struct bpf_map *pt_net_calls;
 		struct bpf_map *pt_exit_seen;
 		struct bpf_map *pf_blocked;
+		struct bpf_map *pf_blocked_tids;
+		struct bpf_map *pf_blocked_zero;
 		struct bpf_map *pf_targets;
 		struct bpf_map *pf_watch;
 		struct bpf_map *pf_stacks;
@@ -146,7 +148,8 @@ struct proctap_bpf {
 		bool pf_all;
 		bool pf_stack_copy;
 		__u64 pf_offcpu_min_ns;
-		char __pad4[68];
+		bool pf_blocked_by_tid;
+		char __pad4[67];
 		__u32 synth_tgid;
 		__u32 synth_batch;
 		char __pad5[4];
@@ -273,7 +276,7 @@ proctap_bpf__create_skeleton(struct proctap_bpf *obj)
 	s->obj = &obj->obj;
 
 	/* maps */
-	s->map_cnt = 24;
+	s->map_cnt = 26;
 	s->map_skel_sz = sizeof(*s->maps);
 	s->maps = (struct bpf_map_skeleton *)calloc(s->map_cnt, s->map_skel_sz);
 	if (!s->maps) {
@@ -326,34 +329,40 @@ proctap_bpf__create_skeleton(struct proctap_bpf *obj)
 	s->maps[14].name = "pf_blocked";
 	s->maps[14].map = &obj->maps.pf_blocked;
 
-	s->maps[15].name = "pf_targets";
-	s->maps[15].map = &obj->maps.pf_targets;
+	s->maps[15].name = "pf_blocked_tids";
+	s->maps[15].map = &obj->maps.pf_blocked_tids;
 
-	s->maps[16].name = "pf_watch";
-	s->maps[16].map = &obj->maps.pf_watch;
+	s->maps[16].name = "pf_blocked_zero";
+	s->maps[16].map = &obj->maps.pf_blocked_zero;
 
-	s->maps[17].name = "pf_stacks";
-	s->maps[17].map = &obj->maps.pf_stacks;
+	s->maps[17].name = "pf_targets";
+	s->maps[17].map = &obj->maps.pf_targets;
 
-	s->maps[18].name = "synth_rb";
-	s->maps[18].map = &obj->maps.synth_rb;
+	s->maps[18].name = "pf_watch";
+	s->maps[18].map = &obj->maps.pf_watch;
 
-	s->maps[19].name = "synth_pb";
-	s->maps[19].map = &obj->maps.synth_pb;
+	s->maps[19].name = "pf_stacks";
+	s->maps[19].map = &obj->maps.pf_stacks;
 
-	s->maps[20].name = "synth_cpu";
-	s->maps[20].map = &obj->maps.synth_cpu;
+	s->maps[20].name = "synth_rb";
+	s->maps[20].map = &obj->maps.synth_rb;
 
-	s->maps[21].name = "pt_write_offsets";
-	s->maps[21].map = &obj->maps.pt_write_offsets;
+	s->maps[21].name = "synth_pb";
+	s->maps[21].map = &obj->maps.synth_pb;
 
-	s->maps[22].name = "proctap_.rodata";
-	s->maps[22].map = &obj->maps.rodata;
-	s->maps[22].mmaped = (void **)&obj->rodata;
+	s->maps[22].name = "synth_cpu";
+	s->maps[22].map = &obj->maps.synth_cpu;
 
-	s->maps[23].name = "proctap_.bss";
-	s->maps[23].map = &obj->maps.bss;
-	s->maps[23].mmaped = (void **)&obj->bss;
+	s->maps[23].name = "pt_write_offsets";
+	s->maps[23].map = &obj->maps.pt_write_offsets;
+
+	s->maps[24].name = "proctap_.rodata";
+	s->maps[24].map = &obj->maps.rodata;
+	s->maps[24].mmaped = (void **)&obj->rodata;
+
+	s->maps[25].name = "proctap_.bss";
+	s->maps[25].map = &obj->maps.bss;
+	s->maps[25].mmaped = (void **)&obj->bss;
 
 	/* programs */
 	s->prog_cnt = 38;
@@ -573,6 +582,7 @@ proctap_bpf__assert(struct proctap_bpf *s __attribute__((unused)))
 	_Static_assert(sizeof(s->rodata->pf_all) == 1, "unexpected size of 'pf_all'");
 	_Static_assert(sizeof(s->rodata->pf_stack_copy) == 1, "unexpected size of 'pf_stack_copy'");
 	_Static_assert(sizeof(s->rodata->pf_offcpu_min_ns) == 8, "unexpected size of 'pf_offcpu_min_ns'");
+	_Static_assert(sizeof(s->rodata->pf_blocked_by_tid) == 1, "unexpected size of 'pf_blocked_by_tid'");
 	_Static_assert(sizeof(s->rodata->synth_tgid) == 4, "unexpected size of 'synth_tgid'");
 	_Static_assert(sizeof(s->rodata->synth_batch) == 4, "unexpected size of 'synth_batch'");
 	_Static_assert(sizeof(s->rodata->synth_syscall) == 8, "unexpected size of 'synth_syscall'");
