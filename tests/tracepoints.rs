@@ -37,6 +37,19 @@ fn target_dir() -> PathBuf {
     root().join("target/tracepoints-build")
 }
 
+/// The declaration file `name`.json, beside that build, rewritten only when
+/// its text changes: a path and a file that stay the same keep a finished
+/// build fresh, so a run after the first does not compile again. The kernel
+/// matrix relies on that: the host builds, the emulated guest only runs.
+fn declaration(name: &str, text: &str) -> PathBuf {
+    let file = target_dir().join(format!("{name}.json"));
+    std::fs::create_dir_all(target_dir()).unwrap();
+    if std::fs::read_to_string(&file).ok().as_deref() != Some(text) {
+        std::fs::write(&file, text).unwrap();
+    }
+    file
+}
+
 /// `cargo build --release --features bpf-rebuild --example dump` with
 /// PROCTAP_EVENTS = `events` (declared tracepoints are compiled into the
 /// BPF object, so they need the feature):
@@ -104,8 +117,7 @@ fn declared_tracepoints_trace_a_real_open_and_a_real_signal_in_both_dumpers() {
         return; // said why (and fails under CI=true)
     }
     let dir = scratch("ok");
-    let events = dir.join("events.json");
-    std::fs::write(&events, EVENTS).unwrap();
+    let events = declaration("declared", EVENTS);
     let (messages, diagnostics, ok) = cargo_build(&events);
     assert!(ok, "the build with PROCTAP_EVENTS failed:\n{diagnostics}");
     let dumpers = [target_dir().join("release/examples/dump"), link_c_example(&messages, &dir)];
@@ -185,7 +197,6 @@ fn a_bad_declaration_fails_the_build_naming_the_entry_and_the_attribute() {
         eprintln!("SKIPPED: the build types tracepoints from the kernel's BTF, which this machine lacks");
         return;
     }
-    let dir = scratch("bad");
     let cases = [
         (
             r#"[{"tracepoint": "signal:signal_generate", "attributes": ["sig", "sgi"]}]"#,
@@ -197,11 +208,9 @@ fn a_bad_declaration_fails_the_build_naming_the_entry_and_the_attribute() {
         ),
     ];
     for (text, want) in cases {
-        let events = dir.join("events.json");
-        std::fs::write(&events, text).unwrap();
+        let events = declaration("bad", text);
         let (_, diagnostics, ok) = cargo_build(&events);
         assert!(!ok, "accepted: {text}");
         assert!(diagnostics.contains(want), "want {want:?} in:\n{diagnostics}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
