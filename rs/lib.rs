@@ -49,6 +49,8 @@ pub use error::Error;
 // The event types: those generated from the registry (one per kind, with
 // their enums, `Event` and `EventKind`) and the value types they are made of.
 pub use event::*;
+#[cfg(feature = "tokio")]
+pub use tracer::BatchStream;
 pub use tracer::{Batch, KindStats, Stats, StopHandle, Targets, Tracer};
 
 /// Encoding of records as the C loader writes them, and the C library's

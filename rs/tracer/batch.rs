@@ -79,6 +79,9 @@ pub(super) enum Sink {
     /// The handler of [`Tracer::start_with_handler`], called on the poll
     /// thread (only that thread touches it), and what its panic said.
     Handler { handler: RefCell<Box<dyn FnMut(Batch) + Send>>, panicked: RefCell<Option<String>> },
+    /// The channel behind [`super::BatchStream`].
+    #[cfg(feature = "tokio")]
+    Stream(tokio::sync::mpsc::Sender<Batch>),
 }
 
 /// The poll thread's side of the buffer exchange.
@@ -101,6 +104,13 @@ impl Exchange for Exchanger {
             // The channel holds as many batches as there are buffers: no wait.
             Sink::Channel(events) => {
                 if events.try_send(batch).is_err() {
+                    self.undelivered.fetch_add(records, Ordering::Relaxed);
+                }
+            }
+            // Also as many batches as buffers; fails only when dropped.
+            #[cfg(feature = "tokio")]
+            Sink::Stream(batches) => {
+                if batches.try_send(batch).is_err() {
                     self.undelivered.fetch_add(records, Ordering::Relaxed);
                 }
             }
@@ -162,7 +172,7 @@ impl Exchanger {
                 Some(message) => Err(Error::HandlerPanicked { message }),
                 None => polled,
             },
-            Sink::Channel(_) => polled,
+            _ => polled,
         }
     }
 }

@@ -1,9 +1,12 @@
 //! The running tracer: a poll thread, a pool of reusable batch buffers, and
 //! the channel of filled [`Batch`]es (or a handler called on the poll
-//! thread: [`Tracer::start_with_handler`], the lowest-latency path).
+//! thread: [`Tracer::start_with_handler`], the lowest-latency path; or an
+//! async stream: [`Tracer::start_stream`], with the `tokio` feature).
 
 mod batch;
 mod stats;
+#[cfg(feature = "tokio")]
+mod stream;
 mod targets;
 
 use std::cell::RefCell;
@@ -20,6 +23,8 @@ use crate::error::Error;
 
 pub use batch::{Batch, BatchPipe};
 pub use stats::{KindStats, Stats};
+#[cfg(feature = "tokio")]
+pub use stream::BatchStream;
 pub use targets::Targets;
 
 use batch::{Exchanger, Sink};
@@ -83,6 +88,22 @@ impl Tracer {
         let (_, events) = bounded(0);
         let sink = Sink::Handler { handler: RefCell::new(Box::new(handler)), panicked: RefCell::new(None) };
         Tracer::launch(config, sink, events)
+    }
+
+    /// Like [`Tracer::start`], but batches arrive on an async
+    /// [`BatchStream`] for tokio tasks, and [`Tracer::events`] stays empty.
+    /// The poll thread never waits on the stream: it holds as many batches as
+    /// there are buffers, and a batch that finds the stream dropped is
+    /// counted ([`Stats::undelivered`]). Starting loads the BPF programs
+    /// and stopping (or dropping the tracer) joins the poll thread after a
+    /// final drain: both block for milliseconds, so from a runtime call
+    /// them in `spawn_blocking`.
+    #[cfg(feature = "tokio")]
+    pub fn start_stream(config: &Config) -> Result<(Tracer, BatchStream), Error> {
+        let (batches_tx, batches) = tokio::sync::mpsc::channel(config.batches_in_flight_resolved());
+        let (_, events) = bounded(0);
+        let tracer = Tracer::launch(config, Sink::Stream(batches_tx), events)?;
+        Ok((tracer, BatchStream { batches }))
     }
 
     fn launch(config: &Config, sink: Sink, events: Receiver<Batch>) -> Result<Tracer, Error> {

@@ -22,7 +22,13 @@ pub fn start_with_handler(config: &Config, handler: impl FnMut(proctap::Batch) +
     started(Tracer::start_with_handler(config, handler))
 }
 
-fn started(result: Result<Tracer, proctap::Error>) -> Option<Tracer> {
+/// [`start`] for a tracer that hands its batches to an async stream.
+#[cfg(feature = "tokio")]
+pub fn start_stream(config: &Config) -> Option<(Tracer, proctap::BatchStream)> {
+    started(Tracer::start_stream(config))
+}
+
+fn started<T>(result: Result<T, proctap::Error>) -> Option<T> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     match result {
         Ok(tracer) => Some(tracer),
