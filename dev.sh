@@ -44,7 +44,9 @@ setup() {
 
 # Every build here compiles the BPF pieces from source (a crate depending on
 # proctap uses prebuilt/ instead); the tests check that prebuilt/ matches.
-FEATURES=(--features proctap/bpf-rebuild)
+# tokio: its stream's test (tests/stream.rs); make builds with the same
+# features, so one build serves the tests and the kernel matrix.
+FEATURES=(--features proctap/bpf-rebuild,proctap/tokio)
 
 # Build chatter goes to stderr: stdout carries the JSON lines.
 build() {
