@@ -5,7 +5,11 @@
 //!     cargo run --release --example dump -- [--duration SECONDS] [--pid PID]...
 //!         [--comm PREFIX] [--cgroup DIR]... [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]
 //!         [--stdio] [--capture-fd FD]... [--write-max BYTES] [--oom] [--tracepoint CATEGORY:NAME]...
-//!         [--net-raw] [--net]
+//!         [--net-raw] [--net] [--containers]
+//!
+//! --containers adds to each event that has a cgroup id its cgroup's path
+//! and the container id and pod UID that path names (`"cgroup"`,
+//! `"container_id"`, `"pod_uid"`, null when it names none).
 //!
 //! It stops on SIGINT, SIGTERM or after --duration (0: load, attach and stop
 //! at once), and always prints the stats. Exit status: 0; 1 when tracing or
@@ -70,7 +74,7 @@ impl StatsLine {
 const USAGE: &str =
     "usage: dump [--duration SECONDS] [--pid PID]... [--comm PREFIX] [--cgroup DIR]... [--argv-max BYTES] [--thread-exits] [--fork] \
                      [--failed-execs] [--files] [--stdio] [--capture-fd FD]... [--write-max BYTES] \
-                     [--oom] [--tracepoint CATEGORY:NAME]... [--net-raw] [--net]";
+                     [--oom] [--tracepoint CATEGORY:NAME]... [--net-raw] [--net] [--containers]";
 
 /// What to print besides the events.
 #[derive(Default)]
@@ -79,6 +83,8 @@ struct Output {
     /// (unless --net-raw asks for those too).
     l7: bool,
     raw_net: bool,
+    /// Cgroup paths and container ids (--containers).
+    containers: Option<proctap::container::Cgroups>,
 }
 
 fn parse_args() -> Result<(Config, Option<Duration>, Output), String> {
@@ -116,6 +122,10 @@ fn parse_args() -> Result<(Config, Option<Duration>, Output), String> {
                 let name = args.value("--tracepoint")?;
                 config = config.tracepoint(&String::from_utf8_lossy(&name));
             }
+            "--containers" => {
+                let cgroups = proctap::container::Cgroups::open().map_err(|e| format!("--containers: {e}"))?;
+                output.containers = Some(cgroups);
+            }
             "--write-max" => config = config.write_max(args.number("--write-max")?),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -129,7 +139,7 @@ fn parse_args() -> Result<(Config, Option<Duration>, Output), String> {
 
 /// Prints every event (and L7 records); false when stdout failed (full, or
 /// closed). Gives the L7 tracker's evictions with --net.
-fn print_events(tracer: &Tracer, output: &Output) -> (bool, Option<proctap::l7::Evictions>) {
+fn print_events(tracer: &Tracer, output: &mut Output) -> (bool, Option<proctap::l7::Evictions>) {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut l7 = proctap::l7::Tracker::new();
@@ -154,8 +164,7 @@ fn print_events(tracer: &Tracer, output: &Output) -> (bool, Option<proctap::l7::
                 if net && !output.raw_net {
                     return Ok(());
                 }
-                serde_json::to_writer(&mut out, &event).map_err(std::io::Error::from)?;
-                out.write_all(b"\n")
+                write_event(&mut out, &event, output.containers.as_mut())
             })
             .and_then(|()| out.flush());
         if let Err(err) = written {
@@ -167,10 +176,34 @@ fn print_events(tracer: &Tracer, output: &Output) -> (bool, Option<proctap::l7::
     (true, output.l7.then(|| l7.evictions()))
 }
 
+/// One event's JSON line; with `containers`, its cgroup's fields after the
+/// event's own.
+fn write_event(
+    out: &mut impl Write,
+    event: &Event<&[u8]>,
+    containers: Option<&mut proctap::container::Cgroups>,
+) -> std::io::Result<()> {
+    let Some((cgroups, id)) = containers.zip(event.cgroup_id()) else {
+        serde_json::to_writer(&mut *out, event).map_err(std::io::Error::from)?;
+        return out.write_all(b"\n");
+    };
+    let fields = match cgroups.lookup(id) {
+        Some(cgroup) => serde_json::to_vec(cgroup).map_err(std::io::Error::from)?,
+        // A cgroup removed before its event was read: no path to give.
+        None => br#"{"cgroup":null,"container_id":null,"pod_uid":null}"#.to_vec(),
+    };
+    let mut line = serde_json::to_vec(event).map_err(std::io::Error::from)?;
+    line.pop(); // the event's closing brace
+    line.push(b',');
+    line.extend_from_slice(&fields[1..]);
+    line.push(b'\n');
+    out.write_all(&line)
+}
+
 fn main() -> ExitCode {
     // Before anything that takes time: a signal while starting stops cleanly.
     let stopper = tool::Stopper::install("dump");
-    let (config, duration, output) = match parse_args() {
+    let (config, duration, mut output) = match parse_args() {
         Ok(parsed) => parsed,
         Err(msg) => {
             eprintln!("dump: {msg}");
@@ -192,7 +225,7 @@ fn main() -> ExitCode {
     if let Some(duration) = duration {
         stopper.after(duration);
     }
-    let (mut ok, l7_evicted) = print_events(&tracer, &output);
+    let (mut ok, l7_evicted) = print_events(&tracer, &mut output);
     match tracer.stop() {
         Ok(stats) => eprintln!("{}", serde_json::to_string(&StatsLine::new(stats, l7_evicted)).unwrap_or_default()),
         Err(err) => {

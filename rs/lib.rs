@@ -39,6 +39,9 @@ mod tracer;
 #[cfg(feature = "profile")]
 pub mod profile;
 
+#[path = "container/mod.rs"]
+pub mod container;
+
 /// L7 requests and responses paired from the bytes of followed connections.
 #[path = "l7/mod.rs"]
 pub mod l7;

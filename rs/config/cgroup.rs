@@ -70,7 +70,6 @@ pub(crate) fn mount_fstype(mountinfo: &str, path: &Path) -> Option<String> {
 }
 
 /// Where the cgroup2 hierarchy is mounted, from /proc/self/mountinfo's text.
-#[cfg_attr(not(feature = "profile"), allow(dead_code))] // psi (the profiler) reads it
 pub(crate) fn cgroup2_mount_point(mountinfo: &str) -> Option<PathBuf> {
     mountinfo.lines().find_map(|line| {
         let (head, tail) = line.split_once(" - ")?;

@@ -70,6 +70,15 @@ fn event_enum(o: &mut String, reg: &Registry) {
     arms(o, &|k| if k.pid { "e.pid".into() } else { "0".into() });
     o.push_str("    /// Kernel CLOCK_MONOTONIC nanoseconds.\n    pub fn ts_ns(&self) -> u64 {\n");
     arms(o, &|_| "e.ts_ns".into());
+    o.push_str(
+        "    /// Id of the v2 cgroup the event's thread was in, for kinds that carry one\n    \
+         /// ([`crate::container`] turns it into a path and container ids).\n    \
+         pub fn cgroup_id(&self) -> Option<u64> {\n",
+    );
+    arms(o, &|k| match k.fields.iter().any(|f| f.rust == "cgroup_id" && !f.arg) {
+        true => "Some(e.cgroup_id)".into(),
+        false => "None".into(),
+    });
     o.push_str("    /// Copies the event out of its batch.\n    pub fn to_owned_event(&self) -> Event {\n");
     arms(o, &|k| format!("Event::{}(e.to_owned_event())", k.variant()));
     o.push_str("    /// Appends the record the C loader would write for this event.\n    pub(crate) fn encode(&self, out: &mut Vec<u8>) {\n");
