@@ -31,8 +31,8 @@
 #include "pt_kinds.bpf.h"
 #include "lib/task.bpf.h"
 
+#define PT_PF_EXITING 0x00000004 /* PF_EXITING */
 #define PT_PF_KTHREAD 0x00200000 /* PF_KTHREAD */
-#define PT_TASK_DEAD 0x0080	 /* TASK_DEAD, in prev_state */
 #define ENOENT 2
 #define EFAULT 14
 
@@ -76,9 +76,16 @@ struct {
  * lock this CPU already holds, and the CPU spins on it for ever (a soft
  * lockup, seen on 6.1). A hash map without preallocation takes its elements
  * from the BPF allocator (since 6.1), which never allocates in the caller's
- * context: when its per-CPU cache is empty the lookup fails, and the sleep
- * is counted (sleeps_untracked). The loader picks the hash map where the
- * kernel's BTF shows task storage without that allocator.
+ * context: when its per-CPU cache is empty, or the map holds PF_BLOCKED_MAX
+ * threads, the update fails and the sleep is counted (sleeps_untracked).
+ * The loader picks the hash map where the kernel's BTF shows task storage
+ * allocated neither by the BPF allocator (6.4 on) nor by kmalloc_nolock
+ * (later kernels), both safe in any context.
+ *
+ * An entry lives from a thread's first sleep to its exit: pf_exit deletes
+ * it, exiting threads (PF_EXITING, set before that tracepoint) make none,
+ * and an exec by a thread other than the leader, which takes the leader's
+ * pid, drops the one of its old tid (pf_exec).
  */
 const volatile bool pf_blocked_by_tid = false;
 #define PF_BLOCKED_MAX 16384
@@ -397,10 +404,11 @@ int BPF_PROG(pf_switch, bool preempt, struct task_struct *prev, struct task_stru
 {
 	__u32 tgid = prev->tgid;
 
-	/* prev_state 0 is TASK_RUNNING: a preempted task did not block. A
-	 * thread's last switch (TASK_DEAD) is no sleep: it never runs again. */
-	if (!preempt && prev_state && !(prev_state & PT_TASK_DEAD) && tgid &&
-	    (pf_all || pf_is_target(tgid)) && !(prev->flags & PT_PF_KTHREAD))
+	/* prev_state 0 is TASK_RUNNING: a preempted task did not block. An
+	 * exiting thread's sleeps are left out: its exit (pf_exit) may have
+	 * dropped its state already, and its last switch is no sleep at all. */
+	if (!preempt && prev_state && tgid && !(prev->flags & (PT_PF_KTHREAD | PT_PF_EXITING)) &&
+	    (pf_all || pf_is_target(tgid)))
 		pf_going_to_sleep(ctx, prev);
 	pf_woken(next);
 	return 0;
@@ -440,8 +448,12 @@ int BPF_PROG(pf_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 {
 	struct pt_watch_key key = { .prefixlen = PT_COMM_LEN * 8 };
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 *prefix_len;
+	__u32 *prefix_len, old_tid = old_pid;
 
+	/* A thread that was not the leader execs and takes the leader's pid:
+	 * its state under the old tid would never be dropped. */
+	if (pf_blocked_by_tid && old_tid != (__u32)pid_tgid)
+		bpf_map_delete_elem(&pf_blocked_tids, &old_tid);
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	prefix_len = bpf_map_lookup_elem(&pf_watch, &key);
 	if (!prefix_len)

@@ -49,9 +49,12 @@ static int profile_configure(struct proctap *pt, struct proctap_error *err)
 					     1000;
 	pt_set_autoload(pt, "pf_fork", pt->cfg.profile_children != 0);
 	/* Task storage made under sched_switch's run-queue lock must not come
-	 * from kmalloc (profile.bpf.c, pf_blocked_tids): kernels before 6.4. */
+	 * from kmalloc (profile.bpf.c, pf_blocked_tids): kernels before 6.4,
+	 * whose storage has neither the BPF allocator nor kmalloc_nolock. */
 	pt->skel->rodata->pf_blocked_by_tid = !pt_btf_has_member("bpf_local_storage_map",
-								 "selem_ma");
+								 "selem_ma") &&
+					      !pt_btf_has_member("bpf_local_storage_map",
+								 "use_kmalloc_nolock");
 	if (!pt->skel->rodata->pf_blocked_by_tid)
 		bpf_map__set_max_entries(pt->skel->maps.pf_blocked_tids, 1);
 	return PROCTAP_OK;
