@@ -88,3 +88,32 @@ fn execs_in_runtime_named_cgroups_carry_their_container_and_pod() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Cgroup ids only grow: a removed cgroup's id, asked for after a walk that
+/// no longer found it, costs no walk; one never seen costs one.
+#[test]
+fn removed_cgroups_cost_no_walk_and_new_ones_are_found() {
+    let Some(_) = common::cgroup::v2_root() else {
+        assert!(!common::tools::ci(), "CI=true: no cgroup2 hierarchy mounted");
+        eprintln!("SKIPPED: no cgroup2 hierarchy mounted");
+        return;
+    };
+    let mut cgroups = proctap::container::Cgroups::open().unwrap();
+    let top = V2Cgroup::new("pt-ctr-walk");
+    let first = top.child("first");
+    let (first_id, first_path) = (first.id(), first.dir.clone());
+    assert!(cgroups.lookup(first_id).is_some_and(|c| first_path.ends_with(c.path.trim_start_matches('/'))));
+    drop(first);
+    let second = top.child("second");
+    assert!(second.id() > first_id, "cgroup ids grow");
+    let walks = cgroups.walks();
+    assert!(cgroups.lookup(second.id()).is_some_and(|c| c.path.ends_with("/second")));
+    assert_eq!(cgroups.walks(), walks + 1, "a new cgroup: one walk");
+    assert!(cgroups.lookup(first_id).is_none(), "removed");
+    assert!(cgroups.lookup(first_id).is_none());
+    assert_eq!(cgroups.walks(), walks + 1, "a removed cgroup's id costs no walk");
+    let never = second.id() + (1 << 40);
+    assert!(cgroups.lookup(never).is_none() && cgroups.lookup(never).is_none());
+    assert_eq!(cgroups.walks(), walks + 2, "an id no walk finds costs one walk");
+    drop(second);
+}

@@ -10,9 +10,12 @@
 //! - podman: `/machine.slice/libpod-ID.scope`, under a user's slice when
 //!   rootless, `/libpod_parent/libpod-ID` (and `libpod-conmon-ID.scope`).
 //!
-//! ID is 64 lowercase hex digits. A pod's UID is written with dashes by
-//! cgroupfs and with underscores by systemd (a dash separates slice names
-//! there); it is given with dashes.
+//! ID is 64 lowercase hex digits. A pod's cgroup is `podUID` below a
+//! `kubepods` one (`kubepods-burstable-podUID.slice`, `kubelet-kubepods-...`
+//! under a kubelet's own cgroup root as KIND sets it). The UID is a UUID,
+//! written with dashes by cgroupfs and with underscores by systemd (a dash
+//! separates slice names there), given with dashes; a static pod's is 32 hex
+//! digits (a hash of its manifest).
 
 use serde::Serialize;
 
@@ -29,8 +32,6 @@ pub struct ContainerIds {
 /// Prefixes of a container's own cgroup, and the monitors' that are not one.
 const RUNTIME_PREFIXES: [&str; 4] = ["docker-", "cri-containerd-", "crio-", "libpod-"];
 const MONITOR_PREFIXES: [&str; 2] = ["crio-conmon-", "libpod-conmon-"];
-/// How a pod's cgroup starts, by QoS class (systemd driver, then cgroupfs).
-const POD_PREFIXES: [&str; 4] = ["kubepods-besteffort-pod", "kubepods-burstable-pod", "kubepods-pod", "pod"];
 
 /// The container id and pod UID in a cgroup path (`/a/b/c`, as relative to
 /// the cgroup2 root); each is None when the path does not carry it.
@@ -39,7 +40,7 @@ pub fn container_ids(path: &str) -> ContainerIds {
     let container_id = parts.iter().rev().find_map(|p| container_of(p)).map(str::to_owned);
     let pod_uid = parts
         .iter()
-        .position(|p| p.starts_with("kubepods"))
+        .position(|p| p.contains("kubepods"))
         .and_then(|first| parts[first..].iter().find_map(|p| pod_of(p)));
     ContainerIds { container_id, pod_uid }
 }
@@ -58,12 +59,21 @@ fn is_container_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// A path component's pod UID, with dashes.
+/// A path component's pod UID, with dashes: `podUID`, alone or after a
+/// dash (`kubepods-burstable-podUID.slice`).
 fn pod_of(part: &str) -> Option<String> {
     let name = part.strip_suffix(".slice").unwrap_or(part);
-    let uid = POD_PREFIXES.iter().find_map(|p| name.strip_prefix(p))?;
-    let uid = uid.replace('_', "-");
-    is_uuid(&uid).then_some(uid)
+    let at = name.rfind("pod")?; // no hex digit is a p or an o
+    if at > 0 && !name[..at].ends_with('-') {
+        return None;
+    }
+    let uid = name[at + 3..].replace('_', "-");
+    (is_uuid(&uid) || is_static_pod_uid(&uid)).then_some(uid)
+}
+
+/// A static pod's UID: 32 lowercase hex digits.
+fn is_static_pod_uid(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// 8-4-4-4-12 hex digits, dashes between.
@@ -80,6 +90,7 @@ mod tests {
 
     const ID: &str = "3f4b0c2a9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a";
     const UID: &str = "7d3c1a2b-4e5f-4a6b-8c9d-0e1f2a3b4c5d";
+    const STATIC: &str = "0d5f1c4e3b2a19087f6e5d4c3b2a1908";
 
     fn ids(container: Option<&str>, pod: Option<&str>) -> ContainerIds {
         ContainerIds { container_id: container.map(Into::into), pod_uid: pod.map(Into::into) }
@@ -97,6 +108,14 @@ mod tests {
             ),
             (format!("/kubepods/burstable/pod{UID}/{ID}"), ids(Some(ID), Some(UID))),
             (format!("/kubepods/pod{UID}/{ID}"), ids(Some(ID), Some(UID))),
+            // A static pod (kube-apiserver, etcd): its UID is a hash.
+            (format!("/kubepods/burstable/pod{STATIC}/{ID}"), ids(Some(ID), Some(STATIC))),
+            (format!("/kubepods.slice/kubepods-pod{STATIC}.slice/cri-containerd-{ID}.scope"), ids(Some(ID), Some(STATIC))),
+            // KIND: the kubelet's cgroup root prefixes the slices.
+            (
+                format!("/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod{systemd_uid}.slice/cri-containerd-{ID}.scope"),
+                ids(Some(ID), Some(UID)),
+            ),
             (format!("/kubepods.slice/kubepods-pod{systemd_uid}.slice/crio-{ID}.scope"), ids(Some(ID), Some(UID))),
             (format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{systemd_uid}.slice"), ids(None, Some(UID))),
             (format!("/machine.slice/libpod-{ID}.scope"), ids(Some(ID), None)),
@@ -130,7 +149,9 @@ mod tests {
             format!("/docker/{}", ID.to_uppercase()),
             format!("/system.slice/docker-{}.scope", ID.replace('3', "g")),
             format!("/kubepods/pod{}/x", &UID[..35]),
-            format!("/kubepods/pod{}", UID.replace('-', "")),
+            format!("/kubepods/pod{}", &STATIC[..31]),
+            format!("/kubepods/xpod{UID}"),
+            format!("/kubepods/burstable-pod{UID}x"),
         ] {
             let got = container_ids(&path);
             assert_eq!(got, ids(None, None), "{path}");
@@ -171,7 +192,7 @@ mod tests {
                 prop_assert!(path.contains(id.as_str()));
             }
             if let Some(uid) = &got.pod_uid {
-                prop_assert!(is_uuid(uid), "{}", uid);
+                prop_assert!(is_uuid(uid) || is_static_pod_uid(uid), "{}", uid);
             }
         }
     }

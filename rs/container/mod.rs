@@ -13,10 +13,12 @@
 //!
 //! A cgroup's id is its directory's inode number in the cgroup2 tree, so
 //! [`Cgroups`] finds paths by walking that tree, once at the start and again
-//! when an id it has not seen turns up (cgroup ids are never reused while
-//! the system runs). An id still missing after a walk is remembered as
-//! missing: a cgroup removed since its event was made costs one walk, not
-//! one per event.
+//! when an id newer than every one the last walk saw turns up. Ids only grow
+//! while the system runs (the kernel hands them out in order and never
+//! reuses one), so an unknown id no newer than those is a cgroup removed
+//! since: it costs no walk. A newer one that a walk does not find either
+//! (made and removed in between, or not from this tree) is remembered, so
+//! it costs one walk, not one per event.
 
 mod ids;
 
@@ -41,15 +43,19 @@ pub struct Cgroup {
     pub ids: ContainerIds,
 }
 
-/// Most ids remembered as missing; past it the memory starts over.
-const MISSING_MAX: usize = 65536;
-
 /// Cgroup ids to paths, for one cgroup2 tree.
 pub struct Cgroups {
     root: PathBuf,
     known: HashMap<u64, Cgroup>,
-    missing: HashSet<u64>,
+    /// The newest id the last walk saw.
+    newest: u64,
+    /// Newer ids that a walk did not find.
+    unseen: HashSet<u64>,
+    walks: u64,
 }
+
+/// Most ids kept in `unseen`; past it the set starts over.
+const UNSEEN_MAX: usize = 4096;
 
 impl Cgroups {
     /// The tree mounted on this machine: pure v2 or a hybrid's
@@ -65,7 +71,8 @@ impl Cgroups {
 
     /// The tree mounted at `root`.
     pub fn at(root: impl Into<PathBuf>) -> Cgroups {
-        let mut cgroups = Cgroups { root: root.into(), known: HashMap::new(), missing: HashSet::new() };
+        let mut cgroups =
+            Cgroups { root: root.into(), known: HashMap::new(), newest: 0, unseen: HashSet::new(), walks: 0 };
         cgroups.walk();
         cgroups
     }
@@ -73,25 +80,33 @@ impl Cgroups {
     /// The cgroup with this id; None when no directory of the tree has it
     /// (removed, or an id from another tree).
     pub fn lookup(&mut self, id: u64) -> Option<&Cgroup> {
-        if !self.known.contains_key(&id) && !self.missing.contains(&id) {
+        if id > self.newest && !self.known.contains_key(&id) && !self.unseen.contains(&id) {
             self.walk();
-            if !self.known.contains_key(&id) {
-                if self.missing.len() >= MISSING_MAX {
-                    self.missing.clear();
+            if id > self.newest {
+                if self.unseen.len() >= UNSEEN_MAX {
+                    self.unseen.clear();
                 }
-                self.missing.insert(id);
+                self.unseen.insert(id);
             }
         }
         self.known.get(&id)
     }
 
+    /// How many times the tree was walked.
+    pub fn walks(&self) -> u64 {
+        self.walks
+    }
+
     /// Records every directory of the tree (those it cannot read are
-    /// skipped); forgets what was missing, which may exist now.
+    /// skipped), forgetting the cgroups removed since the last walk.
     fn walk(&mut self) {
-        self.missing.clear();
+        self.walks += 1;
+        let mut seen = HashSet::new();
         let mut dirs = vec![self.root.clone()];
         while let Some(dir) = dirs.pop() {
             let Ok(meta) = std::fs::metadata(&dir) else { continue };
+            seen.insert(meta.ino());
+            self.newest = self.newest.max(meta.ino());
             if !self.known.contains_key(&meta.ino()) {
                 let path = relative(&self.root, &dir);
                 let ids = container_ids(&path);
@@ -100,6 +115,9 @@ impl Cgroups {
             let Ok(entries) = std::fs::read_dir(&dir) else { continue };
             dirs.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
         }
+        self.known.retain(|id, _| seen.contains(id));
+        let newest = self.newest;
+        self.unseen.retain(|id| *id > newest);
     }
 }
 
@@ -115,7 +133,7 @@ mod tests {
 
     /// A plain directory tree stands in for the cgroup2 mount.
     #[test]
-    fn paths_of_directories_added_after_the_first_walk_are_found_and_misses_are_remembered() {
+    fn directories_added_after_the_first_walk_are_found_and_an_unknown_id_costs_one_walk() {
         let root = std::env::temp_dir().join(format!("proctap-cgroups-{}", std::process::id()));
         let id = "b".repeat(64);
         let scope = root.join(format!("system.slice/docker-{id}.scope"));
@@ -131,8 +149,14 @@ mod tests {
             serde_json::to_value(&found).unwrap(),
             serde_json::json!({"cgroup": found.path, "container_id": id, "pod_uid": null})
         );
+        let walks = cgroups.walks();
         assert!(cgroups.lookup(u64::MAX).is_none());
-        assert!(cgroups.missing.contains(&u64::MAX), "a miss is remembered");
+        assert!(cgroups.lookup(u64::MAX).is_none());
+        assert_eq!(cgroups.walks(), walks + 1, "an id that was not there costs one walk");
+        assert!(cgroups.lookup(ino(&scope)).is_some());
+        assert_eq!(cgroups.walks(), walks + 1, "a known id costs no walk");
+        // Removed cgroups: tests/containers.rs, on real cgroup ids (a plain
+        // filesystem reuses inode numbers; the kernel never reuses ids).
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

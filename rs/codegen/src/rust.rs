@@ -71,8 +71,9 @@ fn event_enum(o: &mut String, reg: &Registry) {
     o.push_str("    /// Kernel CLOCK_MONOTONIC nanoseconds.\n    pub fn ts_ns(&self) -> u64 {\n");
     arms(o, &|_| "e.ts_ns".into());
     o.push_str(
-        "    /// Id of the v2 cgroup the event's thread was in, for kinds that carry one\n    \
-         /// ([`crate::container`] turns it into a path and container ids).\n    \
+        "    /// The v2 cgroup id the event carries, for kinds that carry one (the\n    \
+         /// thread's cgroup; an OOM kill's victim's) ([`crate::container`]\n    \
+         /// turns it into a path and container ids).\n    \
          pub fn cgroup_id(&self) -> Option<u64> {\n",
     );
     arms(o, &|k| match k.fields.iter().any(|f| f.rust == "cgroup_id" && !f.arg) {
