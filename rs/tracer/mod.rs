@@ -100,7 +100,9 @@ impl Tracer {
     /// them in `spawn_blocking`.
     #[cfg(feature = "tokio")]
     pub fn start_stream(config: &Config) -> Result<(Tracer, BatchStream), Error> {
-        let (batches_tx, batches) = tokio::sync::mpsc::channel(config.batches_in_flight_resolved());
+        // At least 1 (tokio's channel panics on 0): an invalid depth is
+        // refused by launch's config check, as typed error.
+        let (batches_tx, batches) = tokio::sync::mpsc::channel(config.batches_in_flight_resolved().max(1));
         let (_, events) = bounded(0);
         let tracer = Tracer::launch(config, Sink::Stream(batches_tx), events)?;
         Ok((tracer, BatchStream { batches }))
