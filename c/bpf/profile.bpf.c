@@ -78,9 +78,10 @@ struct {
  * from the BPF allocator (since 6.1), which never allocates in the caller's
  * context: when its per-CPU cache is empty, or the map holds PF_BLOCKED_MAX
  * threads, the update fails and the sleep is counted (sleeps_untracked).
- * The loader picks the hash map where the kernel's BTF shows task storage
- * allocated neither by the BPF allocator (6.4 on) nor by kmalloc_nolock
- * (later kernels), both safe in any context.
+ * The loader picks the hash map unless the kernel's BTF shows task storage
+ * allocated by the BPF allocator (6.4 on). Later kernels (sid's 7.2)
+ * allocate it with kmalloc_nolock, which fails under that lock: there task
+ * storage gave no off-CPU sample at all, and the hash map every one.
  *
  * An entry lives from a thread's first sleep to its exit: pf_exit deletes
  * it, exiting threads (PF_EXITING, set before that tracepoint) make none,

@@ -40,6 +40,19 @@ static int profile_check(const struct proctap_config *c, struct proctap_error *e
 	return PROCTAP_OK;
 }
 
+/*
+ * Whether the blocked state goes in the hash map by tid: unless task storage
+ * comes from the BPF allocator (selem_ma, 6.4 on), safe in any context.
+ * Before 6.4 it comes from kmalloc, which can deadlock under the run-queue
+ * lock; the kernels that dropped the BPF allocator (sid's 7.2) use
+ * kmalloc_nolock, which fails there: on 7.2 task storage gave no off-CPU
+ * sample at all, the hash map every one.
+ */
+static bool profile_blocked_by_tid(void)
+{
+	return !pt_btf_has_member("bpf_local_storage_map", "selem_ma");
+}
+
 static int profile_configure(struct proctap *pt, struct proctap_error *err)
 {
 	pt->skel->rodata->pf_all = pt->cfg.profile_all != 0;
@@ -49,12 +62,8 @@ static int profile_configure(struct proctap *pt, struct proctap_error *err)
 					     1000;
 	pt_set_autoload(pt, "pf_fork", pt->cfg.profile_children != 0);
 	/* Task storage made under sched_switch's run-queue lock must not come
-	 * from kmalloc (profile.bpf.c, pf_blocked_tids): kernels before 6.4,
-	 * whose storage has neither the BPF allocator nor kmalloc_nolock. */
-	pt->skel->rodata->pf_blocked_by_tid = !pt_btf_has_member("bpf_local_storage_map",
-								 "selem_ma") &&
-					      !pt_btf_has_member("bpf_local_storage_map",
-								 "use_kmalloc_nolock");
+	 * from kmalloc (profile.bpf.c, pf_blocked_tids). */
+	pt->skel->rodata->pf_blocked_by_tid = profile_blocked_by_tid();
 	if (!pt->skel->rodata->pf_blocked_by_tid)
 		bpf_map__set_max_entries(pt->skel->maps.pf_blocked_tids, 1);
 	return PROCTAP_OK;
