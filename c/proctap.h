@@ -86,13 +86,14 @@ struct pt_hdr {
 	__u32 pid; /* tgid */
 	__u32 tid;
 	__u64 ts_ns;	 /* CLOCK_MONOTONIC */
+	__u64 proc_start_ns; /* CLOCK_BOOTTIME start of the process (group leader) */
 	__u64 data_pos;	 /* position in the CPU's data ring (monotonic bytes) */
 	__u32 data_span; /* bytes reserved in the data ring (released by the consumer) */
 	__u32 data_len;	 /* bytes of variable data (<= data_span) */
 	__u32 rec_size;	 /* caller buffer only: whole record, 8-byte aligned */
 	__u32 rec_pad;
 };
-#define PT_HDR_SIZE 48
+#define PT_HDR_SIZE 56
 
 /* The records of every kind (generated from their declarations in c/events). */
 #include "pt_kinds.h"

@@ -5,11 +5,16 @@
 //!     cargo run --release --example dump -- [--duration SECONDS] [--pid PID]...
 //!         [--comm PREFIX] [--cgroup DIR]... [--argv-max BYTES] [--thread-exits] [--fork] [--failed-execs] [--files]
 //!         [--stdio] [--capture-fd FD]... [--write-max BYTES] [--oom] [--tracepoint CATEGORY:NAME]...
-//!         [--net-raw] [--net] [--containers]
+//!         [--net-raw] [--net] [--containers] [--exec-ids] [--ancestors]
 //!
 //! --containers adds to each event that has a cgroup id its cgroup's path
 //! and the container id and pod UID that path names (`"cgroup"`,
 //! `"container_id"`, `"pod_uid"`, null when it names none).
+//!
+//! --exec-ids adds to each event of a process its `"exec_id"` and
+//! `"parent_exec_id"` (proctap::process); --ancestors also its `"parent"`
+//! and `"ancestors"` objects. Both follow forks (fork events are traced,
+//! and printed only with --fork).
 //!
 //! It stops on SIGINT, SIGTERM or after --duration (0: load, attach and stop
 //! at once), and always prints the stats. Exit status: 0; 1 when tracing or
@@ -74,7 +79,7 @@ impl StatsLine {
 const USAGE: &str =
     "usage: dump [--duration SECONDS] [--pid PID]... [--comm PREFIX] [--cgroup DIR]... [--argv-max BYTES] [--thread-exits] [--fork] \
                      [--failed-execs] [--files] [--stdio] [--capture-fd FD]... [--write-max BYTES] \
-                     [--oom] [--tracepoint CATEGORY:NAME]... [--net-raw] [--net] [--containers]";
+                     [--oom] [--tracepoint CATEGORY:NAME]... [--net-raw] [--net] [--containers] [--exec-ids] [--ancestors]";
 
 /// What to print besides the events.
 #[derive(Default)]
@@ -85,6 +90,11 @@ struct Output {
     raw_net: bool,
     /// Cgroup paths and container ids (--containers).
     containers: Option<proctap::container::Cgroups>,
+    /// Process identity (--exec-ids, --ancestors).
+    processes: Option<proctap::process::ProcessTable>,
+    ancestors: bool,
+    /// Fork events are printed (--fork), not only fed to the table.
+    forks: bool,
 }
 
 fn parse_args() -> Result<(Config, Option<Duration>, Output), String> {
@@ -93,14 +103,26 @@ fn parse_args() -> Result<(Config, Option<Duration>, Output), String> {
     let mut output = Output::default();
     let mut args = tool::Args::new(USAGE);
     while let Some(arg) = args.next_option() {
-        match arg?.as_str() {
+        let arg = arg?;
+        match arg.as_str() {
             "--duration" => duration = Some(args.seconds("--duration")?),
             "--pid" => config = config.pid(args.number("--pid")?),
             "--comm" => config = config.comm_prefix(args.value("--comm")?),
             "--cgroup" => config = config.cgroup(std::ffi::OsStr::from_bytes(&args.value("--cgroup")?)),
             "--argv-max" => config = config.argv_max(args.number("--argv-max")?),
             "--thread-exits" => config = config.thread_exits(true),
-            "--fork" => config = config.event(EventKind::Fork, true),
+            "--fork" => {
+                config = config.event(EventKind::Fork, true);
+                output.forks = true;
+            }
+            "--exec-ids" | "--ancestors" => {
+                output.ancestors |= arg == "--ancestors";
+                if output.processes.is_none() {
+                    // Before the tracer starts: no process falls between.
+                    let table = proctap::process::ProcessTable::from_procfs().map_err(|e| format!("{arg}: {e}"))?;
+                    output.processes = Some(table);
+                }
+            }
             "--failed-execs" => config = config.event(EventKind::ExecFailed, true),
             "--files" => config = config.event(EventKind::Open, true),
             "--stdio" => config = config.stdio(),
@@ -134,6 +156,9 @@ fn parse_args() -> Result<(Config, Option<Duration>, Output), String> {
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
     }
+    if output.processes.is_some() {
+        config = config.event(EventKind::Fork, true);
+    }
     Ok((config, duration, output))
 }
 
@@ -164,7 +189,7 @@ fn print_events(tracer: &Tracer, output: &mut Output) -> (bool, Option<proctap::
                 if net && !output.raw_net {
                     return Ok(());
                 }
-                write_event(&mut out, &event, output.containers.as_mut())
+                write_event(&mut out, &event, output)
             })
             .and_then(|()| out.flush());
         if let Err(err) = written {
@@ -176,28 +201,41 @@ fn print_events(tracer: &Tracer, output: &mut Output) -> (bool, Option<proctap::
     (true, output.l7.then(|| l7.evictions()))
 }
 
-/// One event's JSON line; with `containers`, its cgroup's fields after the
-/// event's own.
-fn write_event(
-    out: &mut impl Write,
-    event: &Event<&[u8]>,
-    containers: Option<&mut proctap::container::Cgroups>,
-) -> std::io::Result<()> {
-    let Some((cgroups, id)) = containers.zip(event.cgroup_id()) else {
-        serde_json::to_writer(&mut *out, event).map_err(std::io::Error::from)?;
-        return out.write_all(b"\n");
-    };
-    let fields = match cgroups.lookup(id) {
-        Some(cgroup) => serde_json::to_vec(cgroup).map_err(std::io::Error::from)?,
-        // A cgroup removed before its event was read: no path to give.
-        None => br#"{"cgroup":null,"container_id":null,"pod_uid":null}"#.to_vec(),
-    };
+/// One event's JSON line: the event's fields, then its process' identity
+/// (--exec-ids, --ancestors) and its cgroup's (--containers). A fork event
+/// only feeds the process table unless --fork asked for it.
+fn write_event(out: &mut impl Write, event: &Event<&[u8]>, output: &mut Output) -> std::io::Result<()> {
+    if matches!(event, Event::Fork(_)) && !output.forks {
+        if let Some(table) = output.processes.as_mut() {
+            table.observe(event);
+        }
+        return Ok(());
+    }
     let mut line = serde_json::to_vec(event).map_err(std::io::Error::from)?;
-    line.pop(); // the event's closing brace
-    line.push(b',');
-    line.extend_from_slice(&fields[1..]);
+    if let Some(table) = output.processes.as_mut() {
+        if let Some(identity) = table.identify(event, output.ancestors) {
+            append_fields(&mut line, &serde_json::to_vec(&identity).map_err(std::io::Error::from)?);
+        }
+    }
+    if let Some((cgroups, id)) = output.containers.as_mut().zip(event.cgroup_id()) {
+        let fields = match cgroups.lookup(id) {
+            Some(cgroup) => serde_json::to_vec(cgroup).map_err(std::io::Error::from)?,
+            // A cgroup removed before its event was read: no path to give.
+            None => br#"{"cgroup":null,"container_id":null,"pod_uid":null}"#.to_vec(),
+        };
+        append_fields(&mut line, &fields);
+    }
     line.push(b'\n');
     out.write_all(&line)
+}
+
+/// Appends the members of JSON object `fields` to JSON object `line`.
+fn append_fields(line: &mut Vec<u8>, fields: &[u8]) {
+    if fields.len() > 2 {
+        line.pop(); // the object's closing brace
+        line.push(b',');
+        line.extend_from_slice(&fields[1..]);
+    }
 }
 
 fn main() -> ExitCode {

@@ -13,7 +13,7 @@ pub const PT_WATCH_MAX: u32 = 256;
 pub const PT_WRITE_FDS_MAX: u32 = 8;
 pub const PT_MAX_CGROUPS: u32 = 8;
 pub const PT_SOCKADDR_SIZE: u32 = 20;
-pub const PT_HDR_SIZE: u32 = 48;
+pub const PT_HDR_SIZE: u32 = 56;
 pub const PT_KIND_MAX: u32 = 64;
 pub const PT_TRACEPOINT_FIRST_KIND: u32 = 32;
 pub const PT_DATA_FIELDS_MAX: u32 = 4;
@@ -48,39 +48,39 @@ pub const PT_EXEC_F_ARGV_FAULT: u32 = 8;
 pub const PT_EXEC_FILENAME_UNIT: u32 = 1;
 pub const PT_EXEC_FILENAME_CAP: u32 = 4096;
 pub const PT_EXEC_ARGV_UNIT: u32 = 1;
-pub const PT_EXEC_SIZE: u32 = 136;
+pub const PT_EXEC_SIZE: u32 = 160;
 pub const PT_EXIT_F_THREAD_EXIT: u32 = 2;
-pub const PT_EXIT_SIZE: u32 = 80;
+pub const PT_EXIT_SIZE: u32 = 88;
 pub const PT_SYNTH_PAYLOAD_UNIT: u32 = 1;
-pub const PT_SYNTH_SIZE: u32 = 64;
+pub const PT_SYNTH_SIZE: u32 = 72;
 pub const PT_SAMPLE_F_KERNEL_MODE: u32 = 2;
 pub const PT_SAMPLE_KERNEL_STACK_UNIT: u32 = 8;
 pub const PT_SAMPLE_KERNEL_STACK_CAP: u32 = 1016;
 pub const PT_SAMPLE_USER_STACK_UNIT: u32 = 8;
 pub const PT_SAMPLE_USER_STACK_CAP: u32 = 1016;
 pub const PT_SAMPLE_USER_STACK_COPY_UNIT: u32 = 1;
-pub const PT_SAMPLE_SIZE: u32 = 120;
+pub const PT_SAMPLE_SIZE: u32 = 128;
 pub const PT_TRIGGER_REASON_COMM_PREFIX: u32 = 1;
 pub const PT_TRIGGER_REASON_CHILD: u32 = 2;
-pub const PT_TRIGGER_SIZE: u32 = 88;
-pub const PT_LOST_SIZE: u32 = 64;
+pub const PT_TRIGGER_SIZE: u32 = 96;
+pub const PT_LOST_SIZE: u32 = 72;
 pub const PT_FORK_F_THREAD: u32 = 2;
-pub const PT_FORK_SIZE: u32 = 80;
+pub const PT_FORK_SIZE: u32 = 96;
 pub const PT_EXEC_FAILED_F_FILENAME_TRUNCATED: u32 = 2;
 pub const PT_EXEC_FAILED_F_ARGV_TRUNCATED: u32 = 4;
 pub const PT_EXEC_FAILED_FILENAME_UNIT: u32 = 1;
 pub const PT_EXEC_FAILED_FILENAME_CAP: u32 = 4096;
 pub const PT_EXEC_FAILED_ARGV_UNIT: u32 = 1;
-pub const PT_EXEC_FAILED_SIZE: u32 = 80;
+pub const PT_EXEC_FAILED_SIZE: u32 = 88;
 pub const PT_OPEN_F_PATH_TRUNCATED: u32 = 2;
 pub const PT_OPEN_PATH_UNIT: u32 = 1;
 pub const PT_OPEN_PATH_CAP: u32 = 4096;
 pub const PT_OPEN_DATA_MAX: u32 = 4096;
-pub const PT_OPEN_SIZE: u32 = 104;
+pub const PT_OPEN_SIZE: u32 = 112;
 pub const PT_WRITE_F_TRUNCATED: u32 = 2;
 pub const PT_WRITE_DATA_UNIT: u32 = 1;
-pub const PT_WRITE_SIZE: u32 = 96;
-pub const PT_OOM_KILL_SIZE: u32 = 152;
+pub const PT_WRITE_SIZE: u32 = 104;
+pub const PT_OOM_KILL_SIZE: u32 = 160;
 pub const PT_CONN_OPEN_ROLE_UNKNOWN: u32 = 0;
 pub const PT_CONN_OPEN_ROLE_CLIENT: u32 = 1;
 pub const PT_CONN_OPEN_ROLE_SERVER: u32 = 2;
@@ -88,7 +88,7 @@ pub const PT_CONN_OPEN_PROTOCOL_TCP: u32 = 1;
 pub const PT_CONN_OPEN_PROTOCOL_UDP: u32 = 2;
 pub const PT_CONN_OPEN_FAMILY_IPV4: u32 = 4;
 pub const PT_CONN_OPEN_FAMILY_IPV6: u32 = 6;
-pub const PT_CONN_OPEN_SIZE: u32 = 136;
+pub const PT_CONN_OPEN_SIZE: u32 = 144;
 pub const PT_CONN_CLOSE_ROLE_UNKNOWN: u32 = 0;
 pub const PT_CONN_CLOSE_ROLE_CLIENT: u32 = 1;
 pub const PT_CONN_CLOSE_ROLE_SERVER: u32 = 2;
@@ -96,18 +96,18 @@ pub const PT_CONN_CLOSE_PROTOCOL_TCP: u32 = 1;
 pub const PT_CONN_CLOSE_PROTOCOL_UDP: u32 = 2;
 pub const PT_CONN_CLOSE_FAMILY_IPV4: u32 = 4;
 pub const PT_CONN_CLOSE_FAMILY_IPV6: u32 = 6;
-pub const PT_CONN_CLOSE_SIZE: u32 = 152;
+pub const PT_CONN_CLOSE_SIZE: u32 = 160;
 pub const PT_NET_DATA_F_TRUNCATED: u32 = 2;
 pub const PT_NET_DATA_DIRECTION_SEND: u32 = 1;
 pub const PT_NET_DATA_DIRECTION_RECV: u32 = 2;
 pub const PT_NET_DATA_DATA_UNIT: u32 = 1;
-pub const PT_NET_DATA_SIZE: u32 = 112;
+pub const PT_NET_DATA_SIZE: u32 = 120;
 pub const PT_OFFCPU_KERNEL_STACK_UNIT: u32 = 1;
 pub const PT_OFFCPU_KERNEL_STACK_CAP: u32 = 1016;
 pub const PT_OFFCPU_USER_STACK_UNIT: u32 = 1;
 pub const PT_OFFCPU_USER_STACK_CAP: u32 = 1016;
 pub const PT_OFFCPU_USER_STACK_COPY_UNIT: u32 = 1;
-pub const PT_OFFCPU_SIZE: u32 = 128;
+pub const PT_OFFCPU_SIZE: u32 = 136;
 pub const PT_MAPPING_CHANGE_MMAP: u32 = 0;
 pub const PT_MAPPING_CHANGE_EXEC: u32 = 1;
 pub const PT_MAPPING_CHANGE_FORK: u32 = 2;
@@ -115,7 +115,7 @@ pub const PT_MAPPING_CHANGE_EXIT: u32 = 3;
 pub const PT_MAPPING_PATH_UNIT: u32 = 1;
 pub const PT_MAPPING_PATH_CAP: u32 = 4096;
 pub const PT_MAPPING_DATA_MAX: u32 = 4096;
-pub const PT_MAPPING_SIZE: u32 = 104;
+pub const PT_MAPPING_SIZE: u32 = 112;
 pub const PT_CAPTURE_STATE_START: u32 = 0;
 pub const PT_CAPTURE_STATE_STOP: u32 = 1;
 pub const PT_CAPTURE_RESOURCE_CPU: u32 = 0;
@@ -126,7 +126,7 @@ pub const PT_CAPTURE_STALL_FULL: u32 = 1;
 pub const PT_CAPTURE_CGROUP_UNIT: u32 = 1;
 pub const PT_CAPTURE_CGROUP_CAP: u32 = 4096;
 pub const PT_CAPTURE_DATA_MAX: u32 = 4096;
-pub const PT_CAPTURE_SIZE: u32 = 96;
+pub const PT_CAPTURE_SIZE: u32 = 104;
 pub const PT_CPU_CTL_SIZE: u32 = 2688;
 pub const PT_WAKE_SIZE: u32 = 64;
 pub const PROCTAP_CONFIG_SIZE: u32 = 4368;
@@ -155,6 +155,7 @@ pub struct pt_hdr {
     pub pid: __u32,
     pub tid: __u32,
     pub ts_ns: __u64,
+    pub proc_start_ns: __u64,
     pub data_pos: __u64,
     pub data_span: __u32,
     pub data_len: __u32,
@@ -163,7 +164,7 @@ pub struct pt_hdr {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of pt_hdr"][::std::mem::size_of::<pt_hdr>() - 48usize];
+    ["Size of pt_hdr"][::std::mem::size_of::<pt_hdr>() - 56usize];
     ["Alignment of pt_hdr"][::std::mem::align_of::<pt_hdr>() - 8usize];
     ["Offset of field: pt_hdr::kind"][::std::mem::offset_of!(pt_hdr, kind) - 0usize];
     ["Offset of field: pt_hdr::flags"][::std::mem::offset_of!(pt_hdr, flags) - 2usize];
@@ -172,11 +173,12 @@ const _: () = {
     ["Offset of field: pt_hdr::pid"][::std::mem::offset_of!(pt_hdr, pid) - 8usize];
     ["Offset of field: pt_hdr::tid"][::std::mem::offset_of!(pt_hdr, tid) - 12usize];
     ["Offset of field: pt_hdr::ts_ns"][::std::mem::offset_of!(pt_hdr, ts_ns) - 16usize];
-    ["Offset of field: pt_hdr::data_pos"][::std::mem::offset_of!(pt_hdr, data_pos) - 24usize];
-    ["Offset of field: pt_hdr::data_span"][::std::mem::offset_of!(pt_hdr, data_span) - 32usize];
-    ["Offset of field: pt_hdr::data_len"][::std::mem::offset_of!(pt_hdr, data_len) - 36usize];
-    ["Offset of field: pt_hdr::rec_size"][::std::mem::offset_of!(pt_hdr, rec_size) - 40usize];
-    ["Offset of field: pt_hdr::rec_pad"][::std::mem::offset_of!(pt_hdr, rec_pad) - 44usize];
+    ["Offset of field: pt_hdr::proc_start_ns"][::std::mem::offset_of!(pt_hdr, proc_start_ns) - 24usize];
+    ["Offset of field: pt_hdr::data_pos"][::std::mem::offset_of!(pt_hdr, data_pos) - 32usize];
+    ["Offset of field: pt_hdr::data_span"][::std::mem::offset_of!(pt_hdr, data_span) - 40usize];
+    ["Offset of field: pt_hdr::data_len"][::std::mem::offset_of!(pt_hdr, data_len) - 44usize];
+    ["Offset of field: pt_hdr::rec_size"][::std::mem::offset_of!(pt_hdr, rec_size) - 48usize];
+    ["Offset of field: pt_hdr::rec_pad"][::std::mem::offset_of!(pt_hdr, rec_pad) - 52usize];
 };
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]

@@ -349,8 +349,9 @@ mod layout {
         assert_eq!(offset_of!(sys::pt_hdr, cpu), 4);
         assert_eq!(offset_of!(sys::pt_hdr, pid), 8);
         assert_eq!(offset_of!(sys::pt_hdr, ts_ns), 16);
-        assert_eq!(offset_of!(sys::pt_hdr, data_len), 36);
-        assert_eq!(offset_of!(sys::pt_hdr, rec_size), 40);
+        assert_eq!(offset_of!(sys::pt_hdr, proc_start_ns), crate::event::wire::OFF_PROC_START);
+        assert_eq!(offset_of!(sys::pt_hdr, data_len), crate::event::wire::OFF_DATA_LEN);
+        assert_eq!(offset_of!(sys::pt_hdr, rec_size), crate::event::wire::OFF_REC_SIZE);
         assert_eq!(offset_of!(sys::pt_cpu_ctl, cons), 64, "prod and cons on separate cache lines");
         assert_eq!(offset_of!(sys::pt_cpu_ctl, emitted), 128);
     }

@@ -42,6 +42,9 @@ pub mod profile;
 #[path = "container/mod.rs"]
 pub mod container;
 
+#[path = "process/mod.rs"]
+pub mod process;
+
 /// L7 requests and responses paired from the bytes of followed connections.
 #[path = "l7/mod.rs"]
 pub mod l7;

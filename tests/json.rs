@@ -84,6 +84,8 @@ fn the_c_printer_refuses_records_that_break_their_declaration() {
         time: WallTime::default(),
         pid: 1,
         tid: 1,
+        parent_start_ns: 0,
+        proc_start_ns: 0,
         ppid: 0,
         uid: 0,
         gid: 0,

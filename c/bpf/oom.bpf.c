@@ -58,6 +58,7 @@ int BPF_PROG(pt_oom_victim, struct task_struct *victim, uid_t uid)
 	r = pt_oom_kill_open(&e, (__u64)tgid << 32 | BPF_CORE_READ(victim, pid));
 	if (!r)
 		return 0;
+	r->hdr.proc_start_ns = pt_task_boot_start(victim);
 	BPF_CORE_READ_STR_INTO(&r->comm, victim, comm);
 	r->cgroup_id = BPF_CORE_READ(victim, cgroups, dfl_cgrp, kn, id);
 	if (has_memcg)

@@ -101,6 +101,7 @@ int BPF_PROG(pt_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 		return 0;
 	uid_gid = bpf_get_current_uid_gid();
 	r->ppid = task->real_parent->tgid;
+	r->parent_start_ns = pt_task_boot_start(task->real_parent);
 	r->uid = (__u32)uid_gid;
 	r->gid = uid_gid >> 32;
 	r->ns_pid = pt_ns_tgid(task);
@@ -128,6 +129,7 @@ static __always_inline void pt_fork_report(struct task_struct *parent, struct ta
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
 	r->child_pid = ctgid;
 	r->child_tid = child->pid;
+	r->child_start_ns = pt_task_boot_start(child);
 	if (ptgid == ctgid)
 		pt_fork_set_thread(&e);
 	pt_fork_commit(&e);

@@ -379,6 +379,7 @@ static __always_inline void pf_woken(struct task_struct *next)
 	r = pt_offcpu_open(&e, (__u64)next->tgid << 32 | (__u32)next->pid);
 	if (!r)
 		return;
+	r->hdr.proc_start_ns = pt_task_boot_start(next);
 	bpf_core_read(r->comm, sizeof(r->comm), &next->comm);
 	r->cgroup_id = BPF_CORE_READ(next, cgroups, dfl_cgrp, kn, id);
 	r->blocked_ns = blocked;
@@ -435,6 +436,7 @@ static __always_inline void pf_trigger(struct task_struct *task, __u32 tgid, __u
 	r = pt_trigger_open(&e, (__u64)tgid << 32 | tid);
 	if (!r)
 		return;
+	r->hdr.proc_start_ns = pt_task_boot_start(task);
 	r->reason = reason;
 	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	r->start_ns = t.start_ns;

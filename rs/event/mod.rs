@@ -22,6 +22,7 @@ mod synthetic;
 mod time;
 pub(crate) mod wire;
 
+pub(crate) use bytes::ByteStr;
 pub use bytes::{Args, Argv, Comm};
 pub use kinds::*;
 pub(crate) use kinds::{decode, KINDS, KIND_COUNTERS_MAX, KNOBS};
@@ -29,6 +30,16 @@ pub use stack::{BuildId, Errno, KernelStack, UserFrame, UserStack};
 pub use time::WallTime;
 
 use wire::Hdr;
+
+impl<B: AsRef<[u8]>> Event<B> {
+    /// The key of the event's process ([`crate::process`]): its pid and
+    /// start, for kinds that carry the start. None for the others, and for a
+    /// record whose start is unknown.
+    pub fn process_key(&self) -> Option<crate::process::ProcessKey> {
+        let start = self.proc_start_ns().filter(|&ns| ns != 0)?;
+        Some(crate::process::ProcessKey::from_boot_ns(self.pid(), start))
+    }
+}
 
 /// Iterator over the events in a run of records (a batch's bytes).
 ///

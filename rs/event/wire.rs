@@ -7,7 +7,11 @@ use std::net::{Ipv6Addr, SocketAddr};
 use super::Comm;
 
 /// Bytes of `struct pt_hdr`.
-pub(crate) const HDR_SIZE: usize = 48;
+pub(crate) const HDR_SIZE: usize = 56;
+/// Offsets of `struct pt_hdr`'s fields (binding.rs checks them against C).
+pub(crate) const OFF_PROC_START: usize = 24;
+pub(crate) const OFF_DATA_LEN: usize = 44;
+pub(crate) const OFF_REC_SIZE: usize = 48;
 
 /// The fields of `struct pt_hdr` that decoding needs.
 #[derive(Clone, Copy, Debug)]
@@ -18,6 +22,7 @@ pub(crate) struct Hdr {
     pub pid: u32,
     pub tid: u32,
     pub ts_ns: u64,
+    pub proc_start_ns: u64,
     pub data_len: u32,
     pub rec_size: u32,
 }
@@ -33,8 +38,9 @@ impl Hdr {
             pid: r.u32(8),
             tid: r.u32(12),
             ts_ns: r.u64(16),
-            data_len: r.u32(36),
-            rec_size: r.u32(40),
+            proc_start_ns: r.u64(OFF_PROC_START),
+            data_len: r.u32(OFF_DATA_LEN),
+            rec_size: r.u32(OFF_REC_SIZE),
         })
     }
 }
@@ -148,6 +154,7 @@ impl<'a> RecordEncoder<'a> {
         tid: u32,
         cpu: u16,
         ts_ns: u64,
+        proc_start_ns: u64,
     ) -> RecordEncoder<'a> {
         let start = out.len();
         out.resize(start + size, 0);
@@ -158,6 +165,7 @@ impl<'a> RecordEncoder<'a> {
         w.put(8, &pid.to_ne_bytes());
         w.put(12, &tid.to_ne_bytes());
         w.put(16, &ts_ns.to_ne_bytes());
+        w.put(OFF_PROC_START, &proc_start_ns.to_ne_bytes());
         w
     }
 
@@ -221,8 +229,8 @@ impl<'a> RecordEncoder<'a> {
 
     pub(crate) fn finish(mut self) {
         let rec_size = (self.size + self.data_len as usize).div_ceil(8) * 8;
-        self.u32(36, self.data_len);
-        self.u32(40, u32::try_from(rec_size).unwrap_or(u32::MAX));
+        self.u32(OFF_DATA_LEN, self.data_len);
+        self.u32(OFF_REC_SIZE, u32::try_from(rec_size).unwrap_or(u32::MAX));
         self.out.resize(self.start + rec_size, 0);
     }
 }

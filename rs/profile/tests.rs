@@ -134,6 +134,7 @@ pub(super) fn sample(comm: &str, kernel: &[u64], user: &[u64]) -> StackSample {
         time: WallTime { unix_ns: 1_700_000_000_000_000_000 },
         pid: PID,
         tid: PID,
+        proc_start_ns: 0,
         cpu: 0,
         comm: Comm::new(comm.as_bytes()),
         cgroup_id: 0,

@@ -240,6 +240,7 @@ mod pool {
             time: WallTime::default(),
             pid,
             tid: pid,
+            proc_start_ns: 0,
             ppid: 0,
             exit_code: 0,
             signal: None,

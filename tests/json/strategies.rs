@@ -42,6 +42,8 @@ fn exec() -> impl Strategy<Value = Event> {
                 time: WallTime::default(),
                 pid,
                 tid,
+                proc_start_ns: 0,
+                parent_start_ns: 0,
                 ppid,
                 uid,
                 gid,
@@ -71,6 +73,7 @@ fn exit() -> impl Strategy<Value = Event> {
                 time: WallTime::default(),
                 pid,
                 tid,
+                proc_start_ns: 0,
                 ppid,
                 comm,
                 exit_code,
@@ -109,6 +112,7 @@ fn sample() -> impl Strategy<Value = Event> {
                     time: WallTime::default(),
                     pid,
                     tid,
+                    proc_start_ns: 0,
                     cpu,
                     comm,
                     cgroup_id,
@@ -143,6 +147,7 @@ fn trigger() -> impl Strategy<Value = Event> {
                 time: WallTime::default(),
                 pid,
                 tid,
+                proc_start_ns: 0,
                 reason: if child { TriggerReason::Child } else { TriggerReason::CommPrefix },
                 ppid,
                 start_ns,
@@ -154,9 +159,21 @@ fn trigger() -> impl Strategy<Value = Event> {
 }
 
 fn fork() -> impl Strategy<Value = Event> {
-    (any::<(u64, u32, u32, u32, u32, u32)>(), comm(), any::<bool>()).prop_map(
-        |((ts_ns, pid, tid, ppid, child_pid, child_tid), comm, thread)| {
-            Event::Fork(Fork { ts_ns, time: WallTime::default(), pid, tid, ppid, comm, child_pid, child_tid, thread })
+    (any::<(u64, u32, u32, u32, u32, u32)>(), comm(), any::<bool>(), any::<(u64, u64)>()).prop_map(
+        |((ts_ns, pid, tid, ppid, child_pid, child_tid), comm, thread, (proc_start_ns, child_start_ns))| {
+            Event::Fork(Fork {
+                ts_ns,
+                time: WallTime::default(),
+                pid,
+                tid,
+                proc_start_ns,
+                ppid,
+                comm,
+                child_pid,
+                child_tid,
+                child_start_ns,
+                thread,
+            })
         },
     )
 }
@@ -169,6 +186,7 @@ fn exec_failed() -> impl Strategy<Value = Event> {
                 time: WallTime::default(),
                 pid,
                 tid,
+                proc_start_ns: 0,
                 ppid,
                 comm,
                 errno,
@@ -190,6 +208,7 @@ fn open() -> impl Strategy<Value = Event> {
                 time: WallTime::default(),
                 pid,
                 tid,
+                proc_start_ns: 0,
                 comm,
                 dfd,
                 path: if f[2] { Vec::new() } else { path },
@@ -212,6 +231,7 @@ fn write() -> impl Strategy<Value = Event> {
                 time: WallTime::default(),
                 pid,
                 tid,
+                proc_start_ns: 0,
                 comm,
                 fd,
                 len,
@@ -232,6 +252,7 @@ fn oom_kill() -> impl Strategy<Value = Event> {
                 ts_ns,
                 time: WallTime::default(),
                 pid,
+                proc_start_ns: 0,
                 comm,
                 cgroup_id,
                 total_vm_kb,
@@ -274,6 +295,7 @@ fn conn() -> impl Strategy<Value = Event> {
                     time,
                     pid,
                     tid,
+                    proc_start_ns: 0,
                     comm,
                     fd,
                     conn_id,
@@ -294,6 +316,7 @@ fn conn() -> impl Strategy<Value = Event> {
                     time,
                     pid,
                     tid,
+                    proc_start_ns: 0,
                     comm,
                     fd,
                     conn_id,
@@ -317,6 +340,7 @@ fn net_data() -> impl Strategy<Value = Event> {
                 time: WallTime::default(),
                 pid,
                 tid,
+                proc_start_ns: 0,
                 comm,
                 fd,
                 conn_id,
@@ -345,6 +369,7 @@ fn synthetic() -> impl Strategy<Value = Event> {
                 time: WallTime::default(),
                 pid,
                 tid,
+                proc_start_ns: 0,
                 cpu,
                 seq,
                 payload: if data_lost { vec![] } else { payload },
@@ -379,6 +404,7 @@ fn off_cpu() -> impl Strategy<Value = Event> {
                     time: WallTime::default(),
                     pid,
                     tid,
+                    proc_start_ns: 0,
                     cpu,
                     comm,
                     cgroup_id,
@@ -444,7 +470,34 @@ fn capture() -> impl Strategy<Value = Event> {
 }
 
 /// An event of any kind the tests know.
+/// Any event, with any process start (and an exec's parent's).
 pub fn event() -> impl Strategy<Value = Event> {
+    (any_kind(), any::<(u64, u64)>()).prop_map(|(mut event, (start, parent))| {
+        with_starts(&mut event, start, parent);
+        event
+    })
+}
+
+fn with_starts(event: &mut Event, start: u64, parent: u64) {
+    match event {
+        Event::Exec(e) => (e.proc_start_ns, e.parent_start_ns) = (start, parent),
+        Event::Exit(e) => e.proc_start_ns = start,
+        Event::Synthetic(e) => e.proc_start_ns = start,
+        Event::Sample(e) => e.proc_start_ns = start,
+        Event::Trigger(e) => e.proc_start_ns = start,
+        Event::ExecFailed(e) => e.proc_start_ns = start,
+        Event::Open(e) => e.proc_start_ns = start,
+        Event::Write(e) => e.proc_start_ns = start,
+        Event::OomKill(e) => e.proc_start_ns = start,
+        Event::ConnOpen(e) => e.proc_start_ns = start,
+        Event::ConnClose(e) => e.proc_start_ns = start,
+        Event::NetData(e) => e.proc_start_ns = start,
+        Event::Offcpu(e) => e.proc_start_ns = start,
+        _ => {}
+    }
+}
+
+fn any_kind() -> impl Strategy<Value = Event> {
     prop_oneof![
         off_cpu(),
         exec(),

@@ -59,8 +59,18 @@ static __always_inline bool pt_emit_init(struct pt_emit *e)
 	return e->ctl && e->pages;
 }
 
+/* The process' start, CLOCK_BOOTTIME (its group leader's; de_thread gives an
+ * exec'ing thread its leader's): with the pid, the identity of a process
+ * that pid reuse cannot confuse, and what /proc/PID/stat's starttime shows
+ * in clock ticks. Two direct loads through the BTF task pointer. */
+static __always_inline __u64 pt_task_boot_start(struct task_struct *task)
+{
+	return task->group_leader->start_boottime;
+}
+
 /* The common header of a record of `kind` made now, on `cpu`, by the task
- * pid_tgid (the rest of the header stays zero until the commit). */
+ * pid_tgid, which is the current task (a program reporting another task
+ * sets proc_start_ns after the open); the rest stays zero until the commit. */
 static __always_inline void pt_hdr_fill(struct pt_hdr *h, __u16 kind, __u32 cpu, __u64 pid_tgid)
 {
 	h->kind = kind;
@@ -68,6 +78,7 @@ static __always_inline void pt_hdr_fill(struct pt_hdr *h, __u16 kind, __u32 cpu,
 	h->pid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;
 	h->ts_ns = bpf_ktime_get_ns();
+	h->proc_start_ns = pt_task_boot_start(bpf_get_current_task_btf());
 }
 
 /* Opens a record of `kind`, `size` bytes of metadata (a constant). */

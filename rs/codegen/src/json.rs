@@ -62,10 +62,8 @@ fn printer(o: &mut String, k: &Kind) {
     o.push_str("\n\t(void)r;\n");
     let _ = writeln!(o, "\tpt_json_raw(j, \"{{\\\"type\\\":\\\"{}\\\"\");", k.json_type());
     o.push_str("\tpt_json_u64(j, \"ts_ns\", h->ts_ns);\n\tpt_json_time(j, \"time\", h->ts_ns, offset);\n");
-    for (on, name) in [(k.pid, "pid"), (k.tid, "tid"), (k.cpu, "cpu")] {
-        if on {
-            let _ = writeln!(o, "\tpt_json_u64(j, \"{name}\", h->{name});");
-        }
+    for h in k.header_fields() {
+        let _ = writeln!(o, "\tpt_json_u64(j, \"{0}\", h->{0});", h.name);
     }
     let items = k.items();
     let is_arg = |item: &Item| matches!(item, Item::Field(f) if f.arg) || matches!(item, Item::Data(d) if d.arg);

@@ -215,6 +215,8 @@ pub struct Kind {
     pub pid: bool,
     pub tid: bool,
     pub cpu: bool,
+    /// Shows the header's process start (`proc_start_ns`).
+    pub proc_start: bool,
     pub programs: Vec<String>,
     /// Its records are made by the loader (`source = "loader"`, or the
     /// loader family's loss reports), not by kernel programs.
@@ -233,7 +235,35 @@ pub struct Kind {
     pub tracepoint: Option<String>,
 }
 
+/// A field of the common header a kind may show.
+pub struct HeaderField {
+    /// Its name in struct pt_hdr, Rust and JSON.
+    pub name: &'static str,
+    pub rust_type: &'static str,
+    pub doc: &'static str,
+}
+
 impl Kind {
+    /// The header fields the kind shows, in the order Rust, JSON and the C
+    /// printer give them.
+    pub fn header_fields(&self) -> Vec<HeaderField> {
+        let all = [
+            (self.pid, "pid", "u32", "Process id (tgid)."),
+            (self.tid, "tid", "u32", "Thread id."),
+            (self.cpu, "cpu", "u16", "CPU that produced the record."),
+            (
+                self.proc_start,
+                "proc_start_ns",
+                "u64",
+                "The process' start, CLOCK_BOOTTIME nanoseconds (its group leader's): with the pid, an identity pid reuse cannot confuse (see `Event::process_key`).",
+            ),
+        ];
+        all.into_iter()
+            .filter(|(on, ..)| *on)
+            .map(|(_, name, rust_type, doc)| HeaderField { name, rust_type, doc })
+            .collect()
+    }
+
     /// A config can enable it (every kind but the loader family's).
     pub fn selectable(&self) -> bool {
         self.family != "loader"

@@ -28,6 +28,7 @@ pub(crate) const RESERVED: &[&str] = &[
     "pid",
     "tid",
     "cpu",
+    "proc_start_ns",
     "data_lost",
     "type",
     "kind_id",

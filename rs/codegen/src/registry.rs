@@ -26,7 +26,7 @@ pub const KIND_COUNTERS_MAX: usize = 8;
 pub const COUNTERS_MAX: usize = 64;
 pub const KNOBS_MAX: usize = 16;
 /// The common record header (struct pt_hdr in proctap.h).
-pub const HDR_SIZE: u32 = 48;
+pub const HDR_SIZE: u32 = 56;
 
 /// A registry error: which file, which kind, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,14 +257,18 @@ fn check_identity(c: &Checker, d: &KindDecl) -> Result<Kind, Error> {
     if RESERVED_TYPES.contains(&rust.as_str()) {
         return Err(c.err(format!("rust name `{rust}` is a type the event module defines")));
     }
-    let (mut pid, mut tid, mut cpu) = (false, false, false);
+    let (mut pid, mut tid, mut cpu, mut proc_start) = (false, false, false, false);
     for h in &d.header {
         match h.as_str() {
             "pid" => pid = true,
             "tid" => tid = true,
             "cpu" => cpu = true,
-            other => return Err(c.err(format!("header field `{other}` does not exist (pid, tid, cpu)"))),
+            "proc_start" => proc_start = true,
+            other => return Err(c.err(format!("header field `{other}` does not exist (pid, tid, cpu, proc_start)"))),
         }
+    }
+    if proc_start && !pid {
+        return Err(c.err("header proc_start needs pid: together they name the process"));
     }
     let lazy_wake = match d.wake.as_deref() {
         None | Some("prompt") => false,
@@ -279,6 +283,9 @@ fn check_identity(c: &Checker, d: &KindDecl) -> Result<Kind, Error> {
         Some("loader") => true,
         Some(other) => return Err(c.err(format!("source `{other}`: use kernel or loader"))),
     };
+    if proc_start && loader_made {
+        return Err(c.err("header proc_start: the loader makes this kind's records and knows no process start"));
+    }
     if d.programs.len() > PROGRAMS_MAX {
         return Err(c.err(format!("{} programs; at most {PROGRAMS_MAX}", d.programs.len())));
     }
@@ -297,6 +304,7 @@ fn check_identity(c: &Checker, d: &KindDecl) -> Result<Kind, Error> {
         pid,
         tid,
         cpu,
+        proc_start,
         programs: d.programs.clone(),
         loader_made,
         lazy_wake,

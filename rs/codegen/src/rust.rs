@@ -68,6 +68,12 @@ fn event_enum(o: &mut String, reg: &Registry) {
     arms(o, &|k| format!("EventKind::{}", k.variant()));
     o.push_str("    /// Process id (tgid), or 0 for kinds without one.\n    pub fn pid(&self) -> u32 {\n");
     arms(o, &|k| if k.pid { "e.pid".into() } else { "0".into() });
+    o.push_str(
+        "    /// The process' start, CLOCK_BOOTTIME nanoseconds, for kinds that carry\n    \
+         /// it (None for the others, and 0 for a record made without one).\n    \
+         pub fn proc_start_ns(&self) -> Option<u64> {\n",
+    );
+    arms(o, &|k| if k.proc_start { "Some(e.proc_start_ns)".into() } else { "None".into() });
     o.push_str("    /// Kernel CLOCK_MONOTONIC nanoseconds.\n    pub fn ts_ns(&self) -> u64 {\n");
     arms(o, &|_| "e.ts_ns".into());
     o.push_str(

@@ -12,14 +12,8 @@ fn struct_fields(k: &Kind) -> Vec<(String, String, String)> {
         ("Kernel CLOCK_MONOTONIC nanoseconds.".to_string(), "ts_ns".to_string(), "u64".to_string()),
         ("Wall-clock time of `ts_ns`.".to_string(), "time".to_string(), "WallTime".to_string()),
     ];
-    for (on, name, d, ty) in [
-        (k.pid, "pid", "Process id (tgid).", "u32"),
-        (k.tid, "tid", "Thread id.", "u32"),
-        (k.cpu, "cpu", "CPU that produced the record.", "u16"),
-    ] {
-        if on {
-            out.push((d.into(), name.into(), ty.into()));
-        }
+    for h in k.header_fields() {
+        out.push((h.doc.into(), h.name.into(), h.rust_type.into()));
     }
     item_fields(k, false, &mut out);
     if k.has_args() {
@@ -268,10 +262,8 @@ pub(super) fn decoder(o: &mut String, k: &Kind) {
     }
     let _ = writeln!(o, "        Some({} {{", k.rust);
     o.push_str("            ts_ns: h.ts_ns,\n            time: WallTime::from_monotonic(h.ts_ns, realtime_offset),\n");
-    for (on, name) in [(k.pid, "pid"), (k.tid, "tid"), (k.cpu, "cpu")] {
-        if on {
-            let _ = writeln!(o, "            {name}: h.{name},");
-        }
+    for h in k.header_fields() {
+        let _ = writeln!(o, "            {0}: h.{0},", h.name);
     }
     let mut args = String::new();
     for f in &k.fields {
@@ -354,10 +346,8 @@ pub(super) fn methods(o: &mut String, k: &Kind) {
     o.push_str(
         "        m.serialize_entry(\"ts_ns\", &self.ts_ns)?;\n        m.serialize_entry(\"time\", &self.time)?;\n",
     );
-    for (on, name) in [(k.pid, "pid"), (k.tid, "tid"), (k.cpu, "cpu")] {
-        if on {
-            let _ = writeln!(o, "        m.serialize_entry(\"{name}\", &self.{name})?;");
-        }
+    for h in k.header_fields() {
+        let _ = writeln!(o, "        m.serialize_entry(\"{0}\", &self.{0})?;", h.name);
     }
     for item in k.items().iter().filter(|i| !is_arg(i)) {
         serialize_item(o, item, "self");
@@ -402,12 +392,13 @@ fn encoder(o: &mut String, k: &Kind) {
     let pick = |on: bool, name: &str| if on { format!("self.{name}") } else { "0".into() };
     let _ = writeln!(
         o,
-        "        let mut w = RecordEncoder::new(out, {}, {}, {flags}, {}, {}, {}, self.ts_ns);",
+        "        let mut w = RecordEncoder::new(out, {}, {}, {flags}, {}, {}, {}, self.ts_ns, {});",
         k.id,
         k.size,
         pick(k.pid, "pid"),
         pick(k.tid, "tid"),
-        pick(k.cpu, "cpu")
+        pick(k.cpu, "cpu"),
+        pick(k.proc_start, "proc_start_ns")
     );
     for f in &k.fields {
         let (n, off) = (&f.rust, f.offset);

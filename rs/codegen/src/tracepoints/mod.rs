@@ -455,7 +455,7 @@ pub(crate) fn decl(tp: &Tracepoint, file: &Path) -> KindDecl {
         family: "tracepoints".into(),
         doc: format!("The {} tracepoint (declared in {}).", tp.full_name(), file_name(file)),
         hidden: false,
-        header: vec!["pid".into(), "tid".into()],
+        header: vec!["pid".into(), "tid".into(), "proc_start".into()],
         programs: vec![tp.program()],
         wake: None,
         source: None,
