@@ -97,6 +97,18 @@ bench_programs() {
   gcc -O1 -g -fno-omit-frame-pointer -Wl,--build-id -Wall -o build/bench/pt-prof-spin tests/fixtures/hot.c
 }
 
+# Python modules the tests' clients and checkers import (PyPI names): each
+# installed from PyPI unless python3 has it (Debian's python3 wants
+# --break-system-packages for that).
+pip_install() {
+  local m
+  for m in "$@"; do
+    python3 -c "import $m" 2>/dev/null && continue
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet "$m" ||
+      PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --break-system-packages "$m"
+  done
+}
+
 bench() {
   local which=${1:-all} out
   out=build/bench/$which.md
@@ -167,14 +179,14 @@ case "${1:-}" in
     # HTTP, and redis-server, memcached, postgresql and mariadb answer, in
     # the L7 tests (they start and stop their own servers on loopback).
     # python3-h2 frames HTTP/2 and gRPC in their test (Debian's python3); a
-    # python3 of its own (pyenv, a venv) gets h2 from PyPI. qemu, busybox,
+    # python3 of its own (pyenv, a venv) gets h2 from PyPI; jsonschema checks
+    # output against the JSON reference (tests/schema.rs). qemu, busybox,
     # kmod (depmod) and cpio boot the kernel matrix (tests/vm/kernels.sh);
     # qemu's arm64 system and the aarch64 gcc run tests/vm/arm64.sh.
     setup golang-go clang-format-19 python3 python3-h2 python3-pip redis-server memcached postgresql \
       mariadb-server mariadb-client qemu-system-x86 busybox-static kmod cpio \
       qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-    python3 -c 'import h2' 2>/dev/null || PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet h2 ||
-      PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --break-system-packages h2
+    pip_install h2 jsonschema
     build
     lint
     if [ "$(id -u)" != 0 ]; then

@@ -1,6 +1,7 @@
 //! prebuilt/ holds what the sources build to: the BPF object and skeleton of
-//! each architecture, and the bindings. A crate that depends on proctap
-//! uses them and needs no BPF toolchain, so they must never go stale.
+//! each architecture, the bindings, and the JSON Schema of the output. A
+//! crate that depends on proctap uses them and needs no BPF toolchain, so
+//! they must never go stale.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,7 +18,11 @@ fn root() -> &'static Path {
 fn pairs(scratch: &Path) -> Vec<(PathBuf, PathBuf)> {
     let out = Path::new(env!("OUT_DIR"));
     let prebuilt = root().join("prebuilt");
-    let mut pairs = vec![(out.join("proctap_sys.rs"), prebuilt.join("proctap_sys.rs"))];
+    let mut pairs = vec![
+        (out.join("proctap_sys.rs"), prebuilt.join("proctap_sys.rs")),
+        // The JSON reference, generated from the registry (README links it).
+        (out.join("proctap.schema.json"), prebuilt.join("proctap.schema.json")),
+    ];
     for arch in ARCHES {
         let built = if arch == std::env::consts::ARCH { out.to_path_buf() } else { build_objects(arch, scratch) };
         for file in ["proctap.bpf.o", "proctap.skel.h"] {

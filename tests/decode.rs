@@ -177,11 +177,11 @@ fn json_matches_the_documented_format() {
         .collect();
     assert_eq!(
         got[0],
-        r#"{"type":"exec","ts_ns":1500000000,"time":"2023-11-14T22:13:20.500000000Z","pid":42,"tid":42,"ppid":7,"uid":0,"gid":0,"ns_pid":42,"cgroup_id":1,"comm":"true","code_start":0,"code_end":0,"exe_dev":0,"exe_ino":0,"filename":"/bin/true","argv":["/bin/true","",{"hex":"ff"}],"argv_truncated":false,"data_lost":false}"#
+        r#"{"type":"exec","ts_ns":1500000000,"time":"2023-11-14T22:13:20.500000000Z","pid":42,"tid":42,"proc_start_ns":0,"ppid":7,"parent_start_ns":0,"uid":0,"gid":0,"ns_pid":42,"cgroup_id":1,"comm":"true","code_start":0,"code_end":0,"exe_dev":0,"exe_ino":0,"filename":"/bin/true","argv":["/bin/true","",{"hex":"ff"}],"argv_truncated":false,"data_lost":false}"#
     );
     assert_eq!(
         got[1],
-        r#"{"type":"exit","ts_ns":2000000000,"time":"2023-11-14T22:13:21.000000000Z","pid":42,"tid":42,"ppid":7,"comm":"true","exit_code":0,"signal":9,"core_dumped":false,"start_ns":1500000000,"duration_ns":500000000,"thread_exit":false}"#
+        r#"{"type":"exit","ts_ns":2000000000,"time":"2023-11-14T22:13:21.000000000Z","pid":42,"tid":42,"proc_start_ns":0,"ppid":7,"comm":"true","exit_code":0,"signal":9,"core_dumped":false,"start_ns":1500000000,"duration_ns":500000000,"thread_exit":false}"#
     );
     // Owned events serialize identically.
     let owned: Vec<String> = Events::new(w.bytes(), 1_700_000_000_000_000_000 - 1_000_000_000)

@@ -67,12 +67,12 @@ fn the_c_printer_refuses_records_that_break_their_declaration() {
     let good = w.bytes().to_vec();
     assert!(format_json(&good, 0).is_some());
     let mut bad_kind = good.clone();
-    bad_kind[48..52].copy_from_slice(&99u32.to_ne_bytes()); // lost_kind: no such kind
+    bad_kind[56..60].copy_from_slice(&99u32.to_ne_bytes()); // lost_kind (after the header): no such kind
     assert_eq!(format_json(&bad_kind, 0), None);
     let mut bad_flag = good.clone();
     bad_flag[2] = 0x40; // a flag lost records do not have
     assert_eq!(format_json(&bad_flag, 0), None);
-    assert_eq!(format_json(&good[..40], 0), None, "shorter than a header");
+    assert_eq!(format_json(&good[..48], 0), None, "shorter than a header");
     let mut unknown = good;
     unknown[0] = 60; // a kind nobody declared
     assert_eq!(format_json(&unknown, 0), None);

@@ -164,7 +164,7 @@ fn declared_tracepoints_trace_a_real_open_and_a_real_signal_in_both_dumpers() {
         let line = out.lines().find(|l| l.contains("sys_enter_openat") && l.contains(path)).unwrap();
         assert_eq!(
             top_level_keys(line),
-            ["type", "ts_ns", "time", "pid", "tid", "comm", "args", "data_lost"],
+            ["type", "ts_ns", "time", "pid", "tid", "proc_start_ns", "comm", "args", "data_lost"],
             "{name}"
         );
         assert_eq!(enter["comm"], "pttpsig", "{name}");

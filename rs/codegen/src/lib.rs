@@ -15,6 +15,7 @@ pub mod model;
 mod names;
 pub mod registry;
 pub mod rust;
+pub mod schema;
 #[cfg(test)]
 mod tests;
 pub mod tracepoints;
@@ -34,6 +35,7 @@ pub fn render(reg: &Registry) -> Vec<(&'static str, String)> {
         ("gen/pt_kinds.bpf.h", bpf::helpers(reg)),
         ("gen/pt_json.c", json::printers(reg)),
         ("kinds.rs", rust::module(reg)),
+        ("proctap.schema.json", schema::document(reg)),
     ]
 }
 
