@@ -200,3 +200,106 @@ fn sql_response(attrs: &mut Attrs, status: &str, error: Option<&str>, rows: Opti
         attrs.uint("db.response.returned_rows", rows);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Map, Value};
+
+    use super::*;
+    use crate::l7::{http1, http2, postgres, redis};
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+
+    fn attrs(record: &LogRecord) -> Map<String, Value> {
+        let value = |v: Option<&Any>| match v {
+            Some(Any::StringValue(s)) => json!(s),
+            Some(Any::IntValue(i)) => json!(i),
+            Some(Any::BoolValue(b)) => json!(b),
+            Some(Any::ArrayValue(a)) => json!(a.values.len()),
+            other => panic!("{other:?}"),
+        };
+        record
+            .attributes
+            .iter()
+            .map(|kv| (kv.key.clone(), value(kv.value.as_ref().and_then(|v| v.value.as_ref()))))
+            .collect()
+    }
+
+    fn record(protocol: Protocol, role: &'static str, request: Request, response: Option<Response>) -> Record {
+        Record {
+            kind: "l7",
+            protocol,
+            pid: 4,
+            tid: 5,
+            comm: "client".into(),
+            conn_id: 77,
+            role,
+            local: Some("10.0.0.1:40000".parse().unwrap()),
+            remote: Some("10.0.0.2:80".parse().unwrap()),
+            start_ns: 1_000,
+            end_ns: 3_000,
+            latency_ns: 2_000,
+            request: Some(request),
+            response,
+            request_bytes: 40,
+            response_bytes: 100,
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn an_http_exchange_of_a_client_uses_the_http_and_network_names() {
+        let request =
+            Request::Http1(http1::Request { method: "GET".into(), path: "/a?x=1".into(), host: Some("h".into()) });
+        let r = record(Protocol::Http1, "client", request, Some(Response::Http1(http1::Response { status: 404 })));
+        let log = l7_log_record(&r, &ProcessContext::default(), 10);
+        assert_eq!((log.event_name.as_str(), log.time_unix_nano), ("proctap.l7", 1_010));
+        let expected = json!({
+            "process.pid": 4, "thread.id": 5, "thread.name": "client", "proctap.l7.protocol": "http1",
+            "proctap.l7.role": "client", "proctap.l7.conn_id": 77, "proctap.l7.request_bytes": 40,
+            "proctap.l7.response_bytes": 100, "proctap.l7.latency_ns": 2_000,
+            "network.local.address": "10.0.0.1", "network.local.port": 40000,
+            "network.peer.address": "10.0.0.2", "network.peer.port": 80,
+            "client.address": "10.0.0.1", "client.port": 40000, "server.address": "10.0.0.2", "server.port": 80,
+            "network.protocol.name": "http", "network.protocol.version": "1.1",
+            "http.request.method": "GET", "url.path": "/a", "url.query": "x=1", "http.request.header.host": 1,
+            "http.response.status_code": 404,
+        });
+        assert_eq!(Value::Object(attrs(&log)), expected);
+    }
+
+    #[test]
+    fn a_server_side_record_swaps_client_and_server() {
+        let request = Request::Http1(http1::Request { method: "GET".into(), path: "/".into(), host: None });
+        let log = l7_log_record(&record(Protocol::Http1, "server", request, None), &ProcessContext::default(), 0);
+        let a = attrs(&log);
+        assert_eq!((&a["server.port"], &a["client.port"]), (&json!(40000), &json!(80)));
+        assert!(!a.contains_key("proctap.l7.latency_ns"), "no response, no latency");
+    }
+
+    #[test]
+    fn database_and_grpc_requests_use_the_db_and_rpc_names() {
+        let query = "SELECT 1";
+        let pg = Request::Postgres(postgres::Request { query: query.into(), expects: postgres::Reply::Messages });
+        let a = attrs(&l7_log_record(&record(Protocol::Postgres, "client", pg, None), &ProcessContext::default(), 0));
+        assert_eq!((&a["db.system.name"], &a["db.query.text"]), (&json!("postgresql"), &json!(query)));
+        let set = Request::Redis(redis::Request { command: vec!["SET".into(), "k".into(), "v".into()] });
+        let a = attrs(&l7_log_record(&record(Protocol::Redis, "client", set, None), &ProcessContext::default(), 0));
+        assert_eq!((&a["db.operation.name"], &a["db.query.text"]), (&json!("SET"), &json!("SET k v")));
+        let call = Request::Http2(http2::Request {
+            method: Some("POST".into()),
+            path: Some("/pkg.Greeter/Hello".into()),
+            host: None,
+            stream_id: 1,
+            mid_stream: false,
+            grpc: true,
+        });
+        let answer = Response::Http2(http2::Response { status: Some(200), grpc_status: Some(5) });
+        let a =
+            attrs(&l7_log_record(&record(Protocol::Grpc, "client", call, Some(answer)), &ProcessContext::default(), 0));
+        assert_eq!(
+            (&a["rpc.system"], &a["rpc.service"], &a["rpc.method"]),
+            (&json!("grpc"), &json!("pkg.Greeter"), &json!("Hello"))
+        );
+        assert_eq!(a["rpc.grpc.status_code"], json!(5));
+    }
+}
