@@ -44,9 +44,10 @@ setup() {
 
 # Every build here compiles the BPF pieces from source (a crate depending on
 # proctap uses prebuilt/ instead); the tests check that prebuilt/ matches.
-# tokio: its stream's test (tests/stream.rs); make builds with the same
-# features, so one build serves the tests and the kernel matrix.
-FEATURES=(--features proctap/bpf-rebuild,proctap/tokio)
+# tokio: its stream's test (tests/stream.rs); otlp: the OTLP exporter and
+# its test (tests/otlp.rs). make builds with the same features, so one
+# build serves the tests and the kernel matrix.
+FEATURES=(--features proctap/bpf-rebuild,proctap/tokio,proctap/otlp)
 
 # Build chatter goes to stderr: stdout carries the JSON lines.
 build() {
@@ -175,6 +176,11 @@ case "${1:-}" in
       qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross
     python3 -c 'import h2' 2>/dev/null || PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet h2 ||
       PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --break-system-packages h2
+    # opentelemetry-proto: the OTLP test's receiver decodes with the official
+    # Python definitions (tests/fixtures/otlp_receiver.py).
+    python3 -c 'import opentelemetry.proto' 2>/dev/null ||
+      PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet opentelemetry-proto ||
+      PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --break-system-packages opentelemetry-proto
     build
     lint
     if [ "$(id -u)" != 0 ]; then
