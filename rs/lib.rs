@@ -46,8 +46,8 @@ pub mod container;
 #[path = "l7/mod.rs"]
 pub mod l7;
 
-/// Events and L7 records as OpenTelemetry log records, exported over
-/// OTLP/HTTP. (The `otlp` feature.)
+// Events and L7 records as OpenTelemetry log records, exported over
+// OTLP/HTTP (the `otlp` feature; its docs are the module's own).
 #[cfg(feature = "otlp")]
 #[path = "otlp/mod.rs"]
 pub mod otlp;

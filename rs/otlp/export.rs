@@ -172,6 +172,14 @@ fn now_unix_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// What one try at a request came to.
+enum Try {
+    /// Delivered or refused: its records are counted.
+    Settled,
+    /// To be tried again, after the receiver's Retry-After if it gave one.
+    Again(Option<Duration>),
+}
+
 /// An encoded request and the records in it.
 struct Encoded {
     body: Vec<u8>,
@@ -249,7 +257,7 @@ impl Worker {
     fn deliver(&self, encoded: Encoded) -> Option<Encoded> {
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let Some(wait) = self.attempt(&encoded, self.config.request_timeout) else { return None };
+            let Try::Again(wait) = self.attempt(&encoded, self.config.request_timeout) else { return None };
             let wait = wait.unwrap_or(backoff).min(self.config.max_backoff);
             match self.stopped.recv_timeout(wait) {
                 Err(RecvTimeoutError::Timeout) => {}
@@ -259,9 +267,8 @@ impl Worker {
         }
     }
 
-    /// One try. None: settled (delivered or refused); Some(wait): to be
-    /// retried, after the receiver's Retry-After if it gave one.
-    fn attempt(&self, encoded: &Encoded, timeout: Duration) -> Option<Option<Duration>> {
+    /// One try, counted.
+    fn attempt(&self, encoded: &Encoded, timeout: Duration) -> Try {
         let c = &self.counters;
         Counters::add(&c.requests, 1);
         match self.client.post(&encoded.body, timeout) {
@@ -272,17 +279,17 @@ impl Worker {
                 if let Some(message) = message {
                     c.error(message);
                 }
-                None
+                Try::Settled
             }
             Outcome::Rejected { error } => {
                 c.settle(&c.rejected, encoded.records);
                 c.error(error);
-                None
+                Try::Settled
             }
             Outcome::Retry { error, after } => {
                 Counters::add(&c.retries, 1);
                 c.error(error);
-                Some(after)
+                Try::Again(after)
             }
         }
     }
@@ -323,7 +330,7 @@ impl Worker {
             if left.is_zero() {
                 return false;
             }
-            let Some(wait) = self.attempt(encoded, self.config.request_timeout.min(left)) else { return true };
+            let Try::Again(wait) = self.attempt(encoded, self.config.request_timeout.min(left)) else { return true };
             let left = deadline.saturating_duration_since(Instant::now());
             std::thread::sleep(wait.unwrap_or(backoff).min(self.config.max_backoff).min(left));
             backoff = (backoff * 2).min(self.config.max_backoff);

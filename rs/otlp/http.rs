@@ -106,7 +106,7 @@ pub(crate) fn logs_url(endpoint: &str) -> Result<String, OtlpError> {
     let base = endpoint.trim_end_matches('/');
     let rest = base.strip_prefix("http://").or_else(|| base.strip_prefix("https://")).ok_or_else(invalid)?;
     let host = rest.split('/').next().unwrap_or("");
-    if host.is_empty() || base.ends_with("/v1/logs") || base.contains(char::is_whitespace) {
+    if host.is_empty() || host.ends_with(':') || base.ends_with("/v1/logs") || base.contains(char::is_whitespace) {
         return Err(invalid());
     }
     let url = format!("{base}/v1/logs");
@@ -122,7 +122,7 @@ mod tests {
     fn the_logs_path_is_added_to_a_base_url_and_anything_else_is_refused() {
         assert_eq!(logs_url("http://127.0.0.1:4318").unwrap(), "http://127.0.0.1:4318/v1/logs");
         assert_eq!(logs_url("https://otel.example/prefix/").unwrap(), "https://otel.example/prefix/v1/logs");
-        for bad in ["127.0.0.1:4318", "http://", "ftp://x", "http://x:4318/v1/logs", "http://a b"] {
+        for bad in ["127.0.0.1:4318", "http://", "ftp://x", "http://x:4318/v1/logs", "http://a b", "http://x:"] {
             assert!(matches!(logs_url(bad), Err(OtlpError::InvalidEndpoint { .. })), "{bad}");
         }
     }

@@ -1,4 +1,5 @@
-//! Events as OpenTelemetry log records, sent to an OTLP/HTTP receiver.
+//! Events as OpenTelemetry log records, sent to an OTLP/HTTP receiver
+//! (the `otlp` feature).
 //!
 //! Two halves, usable apart:
 //!
