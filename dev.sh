@@ -44,9 +44,10 @@ setup() {
 
 # Every build here compiles the BPF pieces from source (a crate depending on
 # proctap uses prebuilt/ instead); the tests check that prebuilt/ matches.
-# tokio: its stream's test (tests/stream.rs); make builds with the same
-# features, so one build serves the tests and the kernel matrix.
-FEATURES=(--features proctap/bpf-rebuild,proctap/tokio)
+# tokio: its stream's test (tests/stream.rs); otlp: the OTLP exporter and
+# its test (tests/otlp.rs). make builds with the same features, so one
+# build serves the tests and the kernel matrix.
+FEATURES=(--features proctap/bpf-rebuild,proctap/tokio,proctap/otlp)
 
 # Build chatter goes to stderr: stdout carries the JSON lines.
 build() {
@@ -97,15 +98,16 @@ bench_programs() {
   gcc -O1 -g -fno-omit-frame-pointer -Wl,--build-id -Wall -o build/bench/pt-prof-spin tests/fixtures/hot.c
 }
 
-# Python modules the tests' clients and checkers import (PyPI names): each
-# installed from PyPI unless python3 has it (Debian's python3 wants
-# --break-system-packages for that).
+# Python modules the tests' clients and checkers import, as MODULE or
+# MODULE=PYPI_NAME: each installed from PyPI unless python3 has it (Debian's
+# python3 wants --break-system-packages for that).
 pip_install() {
-  local m
+  local m module package
   for m in "$@"; do
-    python3 -c "import $m" 2>/dev/null && continue
-    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet "$m" ||
-      PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --break-system-packages "$m"
+    module=${m%%=*} package=${m#*=}
+    python3 -c "import $module" 2>/dev/null && continue
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet "$package" ||
+      PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --break-system-packages "$package"
   done
 }
 
@@ -186,7 +188,9 @@ case "${1:-}" in
     setup golang-go clang-format-19 python3 python3-h2 python3-pip redis-server memcached postgresql \
       mariadb-server mariadb-client qemu-system-x86 busybox-static kmod cpio \
       qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-    pip_install h2 jsonschema
+    # opentelemetry-proto: the OTLP test's receiver decodes with the official
+    # Python definitions (tests/fixtures/otlp_receiver.py).
+    pip_install h2 jsonschema opentelemetry.proto=opentelemetry-proto
     build
     lint
     if [ "$(id -u)" != 0 ]; then

@@ -49,6 +49,12 @@ pub mod process;
 #[path = "l7/mod.rs"]
 pub mod l7;
 
+// Events and L7 records as OpenTelemetry log records, exported over
+// OTLP/HTTP (the `otlp` feature; its docs are the module's own).
+#[cfg(feature = "otlp")]
+#[path = "otlp/mod.rs"]
+pub mod otlp;
+
 pub use binding::monotonic_ns;
 pub use config::{Config, ExitProbe, Profiler, SyntheticSource, SyntheticTransport, Unwind};
 pub use error::Error;
