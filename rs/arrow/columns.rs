@@ -84,7 +84,7 @@ fn item(data_type: ArrowType) -> FieldRef {
     Arc::new(Field::new("item", data_type, false))
 }
 
-/// argv: List<Binary>, one element per argument (bytes, not always UTF-8).
+/// argv: `List<Binary>`, one element per argument (bytes, not always UTF-8).
 pub(crate) struct ArgvColumn(ListBuilder<BinaryBuilder>);
 
 impl Default for ArgvColumn {
@@ -111,7 +111,7 @@ impl ArgvColumn {
     }
 }
 
-/// A stack: List<UInt64>, return addresses innermost first.
+/// A stack: `List<UInt64>`, return addresses innermost first.
 pub(crate) struct StackColumn(ListBuilder<UInt64Builder>);
 
 impl Default for StackColumn {
@@ -162,7 +162,7 @@ impl AddrColumn {
 }
 
 /// Names from a fixed list (an enum's values, the event kinds):
-/// Dictionary<UInt8, Utf8> whose dictionary is the whole list, the same in
+/// `Dictionary<UInt8, Utf8>` whose dictionary is the whole list, the same in
 /// every batch (an IPC file cannot replace a dictionary).
 pub(crate) struct NamesColumn {
     keys: UInt8Builder,

@@ -25,10 +25,10 @@
 //!   (`duration_ns`) UInt64;
 //! - command names, strings and bytes (`comm`, `filename`, `data`) Binary:
 //!   their bytes need not be UTF-8 (JSON shows those as `{"hex": ...}`);
-//! - `argv` List<Binary>, one element per argument; stacks List<UInt64>,
+//! - `argv` `List<Binary>`, one element per argument; stacks `List<UInt64>`,
 //!   return addresses innermost first (JSON prints them in hex);
 //! - enum fields and event kinds (`role`, a loss report's `kind`)
-//!   Dictionary<UInt8, Utf8> of their names, the same dictionary in every
+//!   `Dictionary<UInt8, Utf8>` of their names, the same dictionary in every
 //!   batch;
 //! - an exit status as JSON shows it (`exit_code` UInt8, `signal` UInt8 or
 //!   null, `core_dumped` Boolean), plus `exit_status`, the raw
