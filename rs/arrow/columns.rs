@@ -10,10 +10,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BinaryBuilder, ListBuilder, StringBuilder, TimestampNanosecondBuilder, UInt64Builder, UInt8Builder,
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, GenericByteBuilder, ListBuilder, PrimitiveBuilder, StringBuilder,
+    TimestampNanosecondBuilder, UInt64Builder, UInt8Builder,
 };
-use arrow_array::types::UInt8Type;
-use arrow_array::{ArrayRef, DictionaryArray, ListArray, StringArray, TimestampNanosecondArray};
+use arrow_array::types::{ArrowPrimitiveType, ByteArrayType, UInt8Type};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, DictionaryArray, GenericByteArray, ListArray, PrimitiveArray, StringArray,
+    TimestampNanosecondArray,
+};
 use arrow_schema::{DataType as ArrowType, Field, FieldRef, TimeUnit};
 
 use crate::event::{Argv, WallTime};
@@ -52,6 +56,42 @@ pub(crate) fn table_metadata(json_type: &str) -> HashMap<String, String> {
     HashMap::from([(TYPE_METADATA.to_string(), json_type.to_string())])
 }
 
+/// A column's builder. Its rows become an array that takes the buffers
+/// with it, and the builder starts over with room for as many rows and
+/// bytes: the next batch of a steady stream fills it without regrowing.
+pub(crate) trait Column {
+    type Array: Array + 'static;
+
+    fn take(&mut self) -> Self::Array;
+}
+
+impl<T: ArrowPrimitiveType> Column for PrimitiveBuilder<T> {
+    type Array = PrimitiveArray<T>;
+
+    fn take(&mut self) -> PrimitiveArray<T> {
+        let next = PrimitiveBuilder::with_capacity(self.len());
+        std::mem::replace(self, next).finish()
+    }
+}
+
+impl Column for BooleanBuilder {
+    type Array = BooleanArray;
+
+    fn take(&mut self) -> BooleanArray {
+        let next = BooleanBuilder::with_capacity(self.len());
+        std::mem::replace(self, next).finish()
+    }
+}
+
+impl<T: ByteArrayType> Column for GenericByteBuilder<T> {
+    type Array = GenericByteArray<T>;
+
+    fn take(&mut self) -> GenericByteArray<T> {
+        let next = GenericByteBuilder::with_capacity(self.len(), self.values_slice().len());
+        std::mem::replace(self, next).finish()
+    }
+}
+
 /// The time zone of wall times.
 const UTC: &str = "UTC";
 
@@ -73,9 +113,14 @@ impl TimeColumn {
     pub(crate) fn append(&mut self, time: WallTime) {
         self.0.append_value(time.unix_ns);
     }
+}
 
-    pub(crate) fn finish(&mut self) -> TimestampNanosecondArray {
-        self.0.finish()
+impl Column for TimeColumn {
+    type Array = TimestampNanosecondArray;
+
+    fn take(&mut self) -> TimestampNanosecondArray {
+        let next = TimestampNanosecondBuilder::with_capacity(self.0.len()).with_timezone(UTC);
+        std::mem::replace(&mut self.0, next).finish()
     }
 }
 
@@ -105,9 +150,16 @@ impl ArgvColumn {
         }
         self.0.append(true);
     }
+}
 
-    pub(crate) fn finish(&mut self) -> ListArray {
-        self.0.finish()
+impl Column for ArgvColumn {
+    type Array = ListArray;
+
+    fn take(&mut self) -> ListArray {
+        let args = self.0.values_ref();
+        let args = BinaryBuilder::with_capacity(args.len(), args.values_slice().len());
+        let next = ListBuilder::with_capacity(args, self.0.len()).with_field(item(ArrowType::Binary));
+        std::mem::replace(&mut self.0, next).finish()
     }
 }
 
@@ -132,9 +184,15 @@ impl StackColumn {
         }
         self.0.append(true);
     }
+}
 
-    pub(crate) fn finish(&mut self) -> ListArray {
-        self.0.finish()
+impl Column for StackColumn {
+    type Array = ListArray;
+
+    fn take(&mut self) -> ListArray {
+        let addresses = UInt64Builder::with_capacity(self.0.values_ref().len());
+        let next = ListBuilder::with_capacity(addresses, self.0.len()).with_field(item(ArrowType::UInt64));
+        std::mem::replace(&mut self.0, next).finish()
     }
 }
 
@@ -155,9 +213,13 @@ impl AddrColumn {
             None => self.0.append_null(),
         }
     }
+}
 
-    pub(crate) fn finish(&mut self) -> arrow_array::StringArray {
-        self.0.finish()
+impl Column for AddrColumn {
+    type Array = StringArray;
+
+    fn take(&mut self) -> StringArray {
+        self.0.take()
     }
 }
 
@@ -184,24 +246,27 @@ impl NamesColumn {
     pub(crate) fn append(&mut self, index: usize) {
         self.keys.append_value(index as u8);
     }
+}
 
-    pub(crate) fn finish(&mut self) -> DictionaryArray<UInt8Type> {
+impl Column for NamesColumn {
+    type Array = DictionaryArray<UInt8Type>;
+
+    fn take(&mut self) -> DictionaryArray<UInt8Type> {
         // Every key is an index into the list: the generator made both.
-        DictionaryArray::new(self.keys.finish(), Arc::clone(&self.names))
+        DictionaryArray::new(self.keys.take(), Arc::clone(&self.names))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::Array;
 
     #[test]
     fn argv_keeps_every_argument_as_bytes() {
         let mut c = ArgvColumn::default();
         c.append(&Argv(b"ls\0-l\0\xff\0".as_slice()));
         c.append(&Argv(b"".as_slice()));
-        let list = c.finish();
+        let list = c.take();
         assert_eq!(list.value_length(0), 3);
         assert_eq!(list.value_length(1), 0);
         let args = list.value(0);
@@ -214,9 +279,9 @@ mod tests {
     fn names_share_one_dictionary_across_batches() {
         let mut c = NamesColumn::new(&["a", "b"]);
         c.append(1);
-        let first = c.finish();
+        let first = c.take();
         c.append(0);
-        let second = c.finish();
+        let second = c.take();
         assert!(Arc::ptr_eq(first.values(), second.values()));
         assert_eq!(first.keys().value(0), 1);
         assert_eq!(second.keys().value(0), 0);
@@ -228,7 +293,7 @@ mod tests {
         c.append(Some("[::1]:80".parse().unwrap()));
         c.append(None);
         c.append(Some("10.0.0.1:53".parse().unwrap()));
-        let a = c.finish();
+        let a = c.take();
         assert_eq!((a.value(0), a.is_null(1), a.value(2)), ("[::1]:80", true, "10.0.0.1:53"));
     }
 }

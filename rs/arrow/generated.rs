@@ -15,7 +15,9 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch, StructArray};
 use arrow_schema::{ArrowError, DataType as ArrowType, Fields, Schema, SchemaRef};
 
-use super::columns::{field, table_metadata, AddrColumn, ArgvColumn, NamesColumn, Shown, StackColumn, TimeColumn};
+use super::columns::{
+    field, table_metadata, AddrColumn, ArgvColumn, Column, NamesColumn, Shown, StackColumn, TimeColumn,
+};
 use crate::event::{self as ev, Event, EventKind};
 
 include!(concat!(env!("OUT_DIR"), "/arrow.rs"));

@@ -33,7 +33,8 @@ struct Table {
 /// Column builders for every kind, made when the first event of a kind is
 /// pushed. Pushing copies an event's values into the builders (no
 /// allocation per event beyond their buffers' growth); [`Tables::finish`]
-/// turns the rows into record batches and starts over.
+/// turns the rows into record batches and starts over, each table with
+/// room for as many rows and bytes as it just had.
 pub struct Tables {
     /// By [`EventKind`] index.
     tables: Vec<Option<Table>>,

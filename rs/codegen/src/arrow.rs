@@ -281,14 +281,14 @@ fn table_methods(o: &mut String, k: &Kind, cols: &[Column], args: &[Column]) {
     for c in cols {
         if c.builder.is_empty() {
             let children: Vec<String> =
-                args.iter().map(|a| format!("Arc::new(self.{}.finish()) as ArrayRef", a.builder)).collect();
+                args.iter().map(|a| format!("Arc::new(self.{}.take()) as ArrayRef", a.builder)).collect();
             let _ = writeln!(
                 o,
                 "            Arc::new(StructArray::try_new(Self::args_fields(), vec![{}], None)?),",
                 children.join(", ")
             );
         } else {
-            let _ = writeln!(o, "            Arc::new(self.{}.finish()),", c.builder);
+            let _ = writeln!(o, "            Arc::new(self.{}.take()),", c.builder);
         }
     }
     o.push_str("        ];\n        RecordBatch::try_new(schema, columns)\n    }\n}\n\n");
