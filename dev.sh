@@ -45,9 +45,10 @@ setup() {
 # Every build here compiles the BPF pieces from source (a crate depending on
 # proctap uses prebuilt/ instead); the tests check that prebuilt/ matches.
 # tokio: its stream's test (tests/stream.rs); otlp: the OTLP exporter and
-# its test (tests/otlp.rs). make builds with the same features, so one
-# build serves the tests and the kernel matrix.
-FEATURES=(--features proctap/bpf-rebuild,proctap/tokio,proctap/otlp)
+# its test (tests/otlp.rs); arrow: the Arrow tables and IPC files
+# (tests/arrow.rs, benches/arrow.rs). make builds with the same features, so
+# one build serves the tests and the kernel matrix.
+FEATURES=(--features proctap/bpf-rebuild,proctap/tokio,proctap/otlp,proctap/arrow)
 
 # Build chatter goes to stderr: stdout carries the JSON lines.
 build() {
@@ -132,12 +133,13 @@ bench() {
     profile)
       target/release/examples/bench_profile --workload build/bench/pt-prof-spin > "$out" ;;
     criterion)
-      { echo "## Decode and buffer churn (criterion)"; echo
+      { echo "## Decode, buffer churn and Arrow conversion (criterion)"; echo
         echo "\`make bench-criterion\` · $(date -u +%F) · $(uname -r)"; echo
         echo "Per-event cost = 1 / thrpt (elements are events); allocations per event counted by a global allocator."; echo
         echo '```'
         # Not criterion's comparison with an earlier run (the lines with %).
-        cargo bench "${FEATURES[@]}" --bench buffer_churn 2>&1 | grep -E '^(decode|buffer_churn|routing)/|time:|thrpt:|allocations per event' | grep -v '%'
+        cargo bench "${FEATURES[@]}" --bench buffer_churn --bench arrow 2>&1 |
+          grep -E '^(decode|buffer_churn|routing|arrow)/|time:|thrpt:|allocations per event' | grep -v '%'
         echo '```'; } > "$out" ;;
     all)
       for w in exec files net transport latency profile criterion; do bench "$w"; done
@@ -182,7 +184,8 @@ case "${1:-}" in
     # the L7 tests (they start and stop their own servers on loopback).
     # python3-h2 frames HTTP/2 and gRPC in their test (Debian's python3); a
     # python3 of its own (pyenv, a venv) gets h2 from PyPI; jsonschema checks
-    # output against the JSON reference (tests/schema.rs). qemu, busybox,
+    # output against the JSON reference (tests/schema.rs); pyarrow reads the
+    # Arrow IPC files back in tests/arrow.rs. qemu, busybox,
     # kmod (depmod) and cpio boot the kernel matrix (tests/vm/kernels.sh);
     # qemu's arm64 system and the aarch64 gcc run tests/vm/arm64.sh.
     setup golang-go clang-format-19 python3 python3-h2 python3-pip redis-server memcached postgresql \
@@ -190,7 +193,7 @@ case "${1:-}" in
       qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross
     # opentelemetry-proto: the OTLP test's receiver decodes with the official
     # Python definitions (tests/fixtures/otlp_receiver.py).
-    pip_install h2 jsonschema opentelemetry.proto=opentelemetry-proto
+    pip_install h2 jsonschema pyarrow opentelemetry.proto=opentelemetry-proto
     build
     lint
     if [ "$(id -u)" != 0 ]; then

@@ -26,6 +26,11 @@
 //! JSON form and counters are generated from that declaration, as are the
 //! kernel and C sides.
 
+// Events as Arrow record batches and IPC files, one table per kind (the
+// `arrow` feature; its docs are the module's own, where their links resolve).
+#[cfg(feature = "arrow")]
+#[path = "arrow/mod.rs"]
+pub mod arrow;
 mod binding;
 mod config;
 mod error;

@@ -50,7 +50,7 @@ fn declaration(name: &str, text: &str) -> PathBuf {
     file
 }
 
-/// `cargo build --release --features bpf-rebuild --example dump` with
+/// `cargo build --release --features bpf-rebuild,arrow --example dump` with
 /// PROCTAP_EVENTS = `events` (declared tracepoints are compiled into the
 /// BPF object, so they need the feature):
 /// its output (JSON messages on stdout, diagnostics on stderr), and success.
@@ -58,7 +58,8 @@ fn cargo_build(events: &Path) -> (String, String, bool) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(root())
-        .args(["build", "--release", "--features", "bpf-rebuild", "--example", "dump"])
+        // arrow: the declared kinds' generated Arrow tables must compile too.
+        .args(["build", "--release", "--features", "bpf-rebuild,arrow", "--example", "dump"])
         .arg("--message-format=json-render-diagnostics")
         .arg("--target-dir")
         .arg(target_dir())

@@ -3,10 +3,11 @@
 //! [`generate`] reads the declarations in `c/events` (one TOML file per kind)
 //! ([`registry`] checks them) and writes every piece of per-kind code the
 //! project would otherwise write by hand: C record structs and asserts
-//! ([`c`]), BPF emit wrappers ([`bpf`]), C JSON printers ([`json`]) and the
-//! Rust event types ([`rust`]). build.rs runs it; so can
+//! ([`c`]), BPF emit wrappers ([`bpf`]), C JSON printers ([`json`]), the
+//! Rust event types ([`rust`]) and their Arrow tables ([`arrow`]). build.rs runs it; so can
 //! `cargo run -p proctap-codegen -- c/events DIR` to read the output.
 
+pub mod arrow;
 pub mod bpf;
 pub mod c;
 mod decl;
@@ -35,6 +36,7 @@ pub fn render(reg: &Registry) -> Vec<(&'static str, String)> {
         ("gen/pt_kinds.bpf.h", bpf::helpers(reg)),
         ("gen/pt_json.c", json::printers(reg)),
         ("kinds.rs", rust::module(reg)),
+        ("arrow.rs", arrow::module(reg)),
         ("proctap.schema.json", schema::document(reg)),
     ]
 }

@@ -10,6 +10,7 @@ use std::fmt::Write;
 mod kind;
 
 use crate::registry::{DataType, Field, Kind, Registry};
+pub(crate) use kind::ident;
 use kind::{args_struct, decoder, generics, kind_struct, methods};
 
 /// The first clause of a doc text, as one sentence.
@@ -34,7 +35,7 @@ fn data_type(ty: DataType) -> &'static str {
     }
 }
 
-fn enum_name(k: &Kind, f: &Field) -> String {
+pub(crate) fn enum_name(k: &Kind, f: &Field) -> String {
     format!("{}{}", k.rust, crate::names::camel(&f.name))
 }
 

@@ -140,3 +140,45 @@ mod layout {
         }
     }
 }
+
+mod arrow {
+    use std::path::Path;
+
+    /// The generated Arrow code of the project's own registry.
+    fn generated() -> String {
+        let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../c/events");
+        crate::arrow::module(&crate::registry::load_dir_with(&events, Vec::new()).unwrap())
+    }
+
+    #[test]
+    fn every_kind_gets_a_table_and_dispatch() {
+        let code = generated();
+        let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../c/events");
+        let reg = crate::registry::load_dir_with(&events, Vec::new()).unwrap();
+        for k in &reg.kinds {
+            assert!(code.contains(&format!("pub(crate) struct {}Columns {{", k.rust)), "{}", k.name);
+            assert!(code.contains(&format!("(KindColumns::{0}(c), Event::{0}(e)) => c.append(e),", k.variant())));
+        }
+        assert!(!code.contains("compile_error!"));
+    }
+
+    #[test]
+    fn columns_follow_the_json_of_each_field_type() {
+        let code = generated();
+        for want in [
+            // The raw exit status (not in JSON), then what JSON shows.
+            "field(\"exit_status\", ArrowType::UInt32, false, Shown::Hidden),\n            field(\"exit_code\", ArrowType::UInt8, false, Shown::Always),\n            field(\"signal\", ArrowType::UInt8, true, Shown::Always),",
+            "field(\"duration_ns\", ArrowType::UInt64, false, Shown::Always)",
+            "field(\"argv_size\", ArrowType::UInt32, false, Shown::Hidden)",
+            "field(\"filename_truncated\", ArrowType::Boolean, false, Shown::IfSet)",
+            "field(\"kernel_stack_error\", ArrowType::Int32, true, Shown::IfSet)",
+            "field(\"fd\", ArrowType::Int64, true, Shown::Always),\n            field(\"errno\", ArrowType::Int32, true, Shown::Always),",
+            "field(\"remote\", ArrowType::Utf8, true, Shown::Always)",
+            "role: NamesColumn::new(&[\"unknown\", \"client\", \"server\"]),",
+            "self.kernel_stack.append(e.kernel_stack.iter());",
+            "self.argv.append(&e.argv);",
+        ] {
+            assert!(code.contains(want), "missing: {want}");
+        }
+    }
+}

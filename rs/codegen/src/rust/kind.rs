@@ -42,7 +42,7 @@ fn is_arg(item: &Item) -> bool {
 }
 
 /// A field name as a Rust identifier (attributes may be keywords).
-fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     if crate::names::RUST_KEYWORDS.contains(&name) {
         format!("r#{name}")
     } else {

@@ -228,6 +228,11 @@ fn declared_tracepoints_join_the_registry_and_get_programs() {
         "{source}"
     );
     assert!(crate::rust::module(&reg).contains("pub struct SignalSignalGenerateArgs<B = Vec<u8>>"));
+    // Their Arrow tables: the attributes as a struct column `args`.
+    let arrow = crate::arrow::module(&reg);
+    assert!(arrow.contains("field(\"args\", ArrowType::Struct(SyscallsSysEnterOpenatColumns::args_fields())"));
+    assert!(arrow.contains("self.args_filename.append_value(e.args.filename.as_ref());"), "{arrow}");
+    assert!(arrow.contains("EventKind::SignalSignalGenerate => \"signal_signal_generate\","), "{arrow}");
 }
 
 #[test]
@@ -276,6 +281,9 @@ fn enums_bytes_keywords_and_pointer_typedefs_are_typed_right() {
     assert!(source.contains("r->a__flags = (__s32)ctx->args[2];"), "{source}");
     let rust = crate::rust::module(&reg);
     assert!(rust.contains("pub r#type: i32,") && rust.contains("pub _flags: i32,"), "{rust}");
+    let arrow = crate::arrow::module(&reg);
+    assert!(arrow.contains("self.args_type.append_value(e.args.r#type);"), "{arrow}");
+    assert!(arrow.contains("field(\"type\", ArrowType::Int32, false, Shown::Always)"), "{arrow}");
 }
 
 #[test]
