@@ -150,3 +150,25 @@ pub fn top_level_keys(line: &str) -> Vec<String> {
     }
     keys
 }
+
+/// Sends `sig` to `child`.
+pub fn signal(child: &Child, sig: i32) {
+    // The shell's own kill: /bin/kill (procps) is not on a bare Debian base.
+    let ok = Command::new("sh").arg("-c").arg(format!("kill -{sig} {}", child.id())).status().unwrap();
+    assert!(ok.success(), "kill -{sig} {}", child.id());
+}
+
+/// Waits until the process handles `sig` (its handler is installed): a
+/// signal sent then must stop it cleanly, even before tracing started.
+pub fn wait_handler(child: &Child, sig: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).map(str::trim).unwrap_or("0");
+        if u64::from_str_radix(caught, 16).unwrap_or(0) & (1 << (sig - 1)) != 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("{} never installed a handler for signal {sig}", child.id());
+}
