@@ -93,7 +93,20 @@ fn fork_events_in_both_dumpers() {
         let keys = top_level_keys(lines[0]);
         assert_eq!(
             keys,
-            ["type", "ts_ns", "time", "pid", "tid", "ppid", "comm", "child_pid", "child_tid", "thread"],
+            [
+                "type",
+                "ts_ns",
+                "time",
+                "pid",
+                "tid",
+                "proc_start_ns",
+                "ppid",
+                "comm",
+                "child_pid",
+                "child_tid",
+                "child_start_ns",
+                "thread"
+            ],
             "{}",
             dumper.display()
         );
@@ -120,6 +133,7 @@ fn failed_execs_in_both_dumpers() {
                 "time",
                 "pid",
                 "tid",
+                "proc_start_ns",
                 "ppid",
                 "comm",
                 "errno",
@@ -149,7 +163,22 @@ fn opens_in_both_dumpers() {
         let line = line_of(&out, "open", "/nonexistent-proctap/x");
         assert_eq!(
             top_level_keys(line),
-            ["type", "ts_ns", "time", "pid", "tid", "comm", "dfd", "path", "flags", "mode", "fd", "errno", "data_lost"],
+            [
+                "type",
+                "ts_ns",
+                "time",
+                "pid",
+                "tid",
+                "proc_start_ns",
+                "comm",
+                "dfd",
+                "path",
+                "flags",
+                "mode",
+                "fd",
+                "errno",
+                "data_lost"
+            ],
             "{}",
             dumper.display()
         );
@@ -196,7 +225,21 @@ fn writes_in_both_dumpers_without_their_own() {
         let line = line_of(&out, "write", "\"comm\":\"ptwritedump\"");
         assert_eq!(
             top_level_keys(line),
-            ["type", "ts_ns", "time", "pid", "tid", "comm", "fd", "len", "offset", "data", "truncated", "data_lost"],
+            [
+                "type",
+                "ts_ns",
+                "time",
+                "pid",
+                "tid",
+                "proc_start_ns",
+                "comm",
+                "fd",
+                "len",
+                "offset",
+                "data",
+                "truncated",
+                "data_lost"
+            ],
             "{name}"
         );
         let summary: Vec<(i64, u64, u64, bool)> = mine
@@ -256,6 +299,7 @@ fn oom_kills_in_both_dumpers() {
                 "ts_ns",
                 "time",
                 "pid",
+                "proc_start_ns",
                 "comm",
                 "cgroup_id",
                 "total_vm_kb",
@@ -301,6 +345,7 @@ fn connections_in_both_dumpers() {
                 "time",
                 "pid",
                 "tid",
+                "proc_start_ns",
                 "comm",
                 "fd",
                 "conn_id",
@@ -333,6 +378,7 @@ fn connections_in_both_dumpers() {
                 "time",
                 "pid",
                 "tid",
+                "proc_start_ns",
                 "comm",
                 "fd",
                 "conn_id",
