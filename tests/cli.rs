@@ -11,9 +11,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::tools::{signal, stats_of, wait_for, wait_handler};
+use common::tools::{stats_of, stop_by_signal, wait_for, Stopped};
 
 fn proctap() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_proctap"));
@@ -212,14 +212,9 @@ fn sigint_and_sigterm_stop_a_running_trace_cleanly() {
     }
     for sig in [2, 15] {
         let mut child = proctap().args(["trace"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        wait_handler(&child, sig as u32);
-        std::thread::sleep(Duration::from_millis(1500));
-        let sent = Instant::now();
-        signal(&child, sig);
-        let status = wait_for(&mut child, Duration::from_secs(20));
-        let (err, stats) = stats_of(&mut child);
+        let Stopped { status, stderr: err, stats, took } = stop_by_signal(&mut child, sig, Duration::from_millis(1500));
         assert_eq!(status.and_then(|s| s.code()), Some(0), "signal {sig}: stops cleanly: {err}");
-        assert!(sent.elapsed() < Duration::from_secs(10), "signal {sig}: took {:?}", sent.elapsed());
+        assert!(took < Duration::from_secs(10), "signal {sig}: took {took:?}");
         assert_eq!(stats["type"], "stats", "signal {sig}: the final stats line: {err}");
     }
 }
@@ -272,11 +267,7 @@ fn profile_stops_on_sigint_and_writes_its_files() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_handler(&child, 2);
-    std::thread::sleep(Duration::from_millis(1500));
-    signal(&child, 2);
-    let status = wait_for(&mut child, Duration::from_secs(20));
-    let (err, _) = stats_of(&mut child);
+    let Stopped { status, stderr: err, .. } = stop_by_signal(&mut child, 2, Duration::from_millis(1500));
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
     for file in ["profile.folded", "flamegraph.svg", "profile.pb.gz"] {
         assert!(out.join(file).exists(), "{file} written: {err}");

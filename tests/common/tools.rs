@@ -172,3 +172,26 @@ pub fn wait_handler(child: &Child, sig: u32) {
     }
     panic!("{} never installed a handler for signal {sig}", child.id());
 }
+
+/// How a child ended after a signal.
+pub struct Stopped {
+    pub status: Option<ExitStatus>,
+    pub stderr: String,
+    /// The last stderr line, parsed (Null when it is not JSON).
+    pub stats: serde_json::Value,
+    /// From the signal to the exit.
+    pub took: Duration,
+}
+
+/// Sends `sig` to `child` `after` it installed its handler (zero: while it
+/// may still be starting), and waits up to 30 s for it to exit.
+pub fn stop_by_signal(child: &mut Child, sig: i32, after: Duration) -> Stopped {
+    wait_handler(child, sig as u32);
+    std::thread::sleep(after);
+    let sent = Instant::now();
+    signal(child, sig);
+    let status = wait_for(child, Duration::from_secs(30));
+    let took = sent.elapsed();
+    let (stderr, stats) = stats_of(child);
+    Stopped { status, stderr, stats, took }
+}
