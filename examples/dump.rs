@@ -19,10 +19,13 @@
 //! It stops on SIGINT, SIGTERM or after --duration (0: load, attach and stop
 //! at once), and always prints the stats. Exit status: 0; 1 when tracing or
 //! writing stdout failed; 2 for a usage or config mistake.
+//!
+//! The same tool, installable and with the same options, is `proctap trace`
+//! (rs/cli/, feature cli); both run the code in rs/cli/, this example only
+//! parses its own command line.
 
 #[path = "../rs/cli/output.rs"]
 mod output;
-#[allow(dead_code)]
 #[path = "../rs/cli/stats.rs"]
 mod stats;
 #[allow(dead_code)]

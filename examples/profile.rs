@@ -33,12 +33,15 @@
 //! scan). A summary is printed on stdout as one JSON line. It stops on
 //! SIGINT, SIGTERM or after --duration (0: at once), and writes its files
 //! in every case; an --out it cannot write fails before sampling.
+//!
+//! The same tool, installable and with the same options, is `proctap profile`
+//! (rs/cli/, feature cli); both run the code in rs/cli/, this example only
+//! parses its own command line.
 
 #[path = "../rs/cli/profile.rs"]
 mod profile;
 #[path = "../rs/cli/profile_files.rs"]
 mod profile_files;
-#[allow(dead_code)]
 #[path = "../rs/cli/stop.rs"]
 mod stop;
 mod tool;
