@@ -133,7 +133,7 @@ else
 # line, diagnostics rendered on stderr) for finding the out_dirs.
 $(O)/cargo-paths.mk: FORCE
 	@mkdir -p $(O)
-	$(CARGO) build --release --examples --features bpf-rebuild,tokio,otlp,arrow --message-format=json-render-diagnostics > $(O)/cargo.json
+	$(CARGO) build --release --examples --features bpf-rebuild,tokio,cli --message-format=json-render-diagnostics > $(O)/cargo.json
 	@grep '"reason":"build-script-executed"' $(O)/cargo.json | \
 	 sed -nE 's/.*[#/](libbpf-sys|proctap)[@#][^"]*".*"out_dir":"([^"]*)".*/\1 \2/p' | \
 	 awk '$$1=="libbpf-sys"{print "LIBBPF_OUT := " $$2} $$1=="proctap"{print "PROCTAP_OUT := " $$2}' > $@.tmp
@@ -146,7 +146,7 @@ example: $(O)/cargo-paths.mk c/example.c c/proctap.h
 endif
 
 test:
-	$(CARGO) test --release --workspace --features proctap/bpf-rebuild,proctap/tokio,proctap/otlp,proctap/arrow
+	$(CARGO) test --release --workspace --features proctap/bpf-rebuild,proctap/tokio,proctap/cli
 
 # The kernel test suite on Debian's 6.1, 6.12 and sid kernels in qemu;
 # the C dumper, cross-built, on Debian's arm64 kernel.

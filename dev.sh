@@ -44,11 +44,12 @@ setup() {
 
 # Every build here compiles the BPF pieces from source (a crate depending on
 # proctap uses prebuilt/ instead); the tests check that prebuilt/ matches.
-# tokio: its stream's test (tests/stream.rs); otlp: the OTLP exporter and
-# its test (tests/otlp.rs); arrow: the Arrow tables and IPC files
-# (tests/arrow.rs, benches/arrow.rs). make builds with the same features, so
-# one build serves the tests and the kernel matrix.
-FEATURES=(--features proctap/bpf-rebuild,proctap/tokio,proctap/otlp,proctap/arrow)
+# tokio: its stream's test (tests/stream.rs); cli: the proctap command and
+# its tests (tests/cli.rs), with the arrow and otlp features it brings (the
+# Arrow tables and IPC files, tests/arrow.rs; the OTLP exporter,
+# tests/otlp.rs). make builds with the same features, so one build serves
+# the tests and the kernel matrix.
+FEATURES=(--features proctap/bpf-rebuild,proctap/tokio,proctap/cli)
 
 # Build chatter goes to stderr: stdout carries the JSON lines.
 build() {
@@ -202,8 +203,9 @@ case "${1:-}" in
     cargo test --release --workspace "${FEATURES[@]}" "$@"
     if [ $# -eq 0 ]; then
       # The library without its default features (no profiler userspace)
-      # builds, with the dumper, and its own tests pass.
-      cargo test --release -p proctap --no-default-features "${FEATURES[@]}" --lib --example dump
+      # builds, with the dumper, and its own tests pass (not with cli,
+      # which brings the profiler).
+      cargo test --release -p proctap --no-default-features --features proctap/bpf-rebuild,proctap/tokio --lib --example dump
       # The packages (proctap and its build-time generator) build from their
       # tarballs alone, with the prebuilt BPF pieces.
       cargo package --workspace --offline --allow-dirty --quiet

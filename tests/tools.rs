@@ -11,30 +11,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::tools::{dumpers, example, os, spawn_piped, spawn_unread, stats_of, wait_for};
-
-fn signal(child: &Child, sig: i32) {
-    // The shell's own kill: /bin/kill (procps) is not on a bare Debian base.
-    let ok = Command::new("sh").arg("-c").arg(format!("kill -{sig} {}", child.id())).status().unwrap();
-    assert!(ok.success(), "kill -{sig} {}", child.id());
-}
-
-/// Waits until the process handles `sig` (its handler is installed): a
-/// signal sent then must stop it cleanly, even before tracing started.
-fn wait_handler(child: &Child, sig: u32) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-        let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).map(str::trim).unwrap_or("0");
-        if u64::from_str_radix(caught, 16).unwrap_or(0) & (1 << (sig - 1)) != 0 {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    panic!("{} never installed a handler for signal {sig}", child.id());
-}
+use common::tools::{
+    dumpers, example, os, signal, spawn_piped, spawn_unread, stats_of, stop_by_signal, wait_for, Stopped,
+};
 
 #[test]
 fn both_dumpers_stop_at_once_with_duration_zero() {
@@ -57,13 +38,8 @@ fn both_dumpers_stop_cleanly_on_sigterm_even_while_starting() {
     for dumper in dumpers() {
         for early in [true, false] {
             let mut child = spawn_unread(&dumper, &[]);
-            wait_handler(&child, 15);
-            if !early {
-                std::thread::sleep(Duration::from_millis(1500));
-            }
-            signal(&child, 15);
-            let status = wait_for(&mut child, Duration::from_secs(30));
-            let (err, stats) = stats_of(&mut child);
+            let settle = Duration::from_millis(if early { 0 } else { 1500 });
+            let Stopped { status, stderr: err, stats, .. } = stop_by_signal(&mut child, 15, settle);
             let what =
                 format!("{} (SIGTERM {})", dumper.display(), if early { "while starting" } else { "while tracing" });
             assert_eq!(status.map(|s| (s.code(), s.signal())), Some((Some(0), None)), "{what}: {err}");
@@ -294,20 +270,10 @@ fn profile_stops_promptly_on_a_signal_and_writes_its_files() {
             &example("profile"),
             &[OsStr::new("--all"), OsStr::new("--duration"), OsStr::new("60"), OsStr::new("--out"), out.as_os_str()],
         );
-        wait_handler(&child, sig as u32);
-        if !early {
-            std::thread::sleep(Duration::from_millis(1500));
-        }
-        let sent = Instant::now();
-        signal(&child, sig);
-        let status = wait_for(&mut child, Duration::from_secs(20));
-        let (err, _) = stats_of(&mut child);
+        let settle = Duration::from_millis(if early { 0 } else { 1500 });
+        let Stopped { status, stderr: err, took, .. } = stop_by_signal(&mut child, sig, settle);
         assert_eq!(status.and_then(|s| s.code()), Some(0), "signal {sig}: stops cleanly: {err}");
-        assert!(
-            sent.elapsed() < Duration::from_secs(10),
-            "signal {sig}: stopped {:?} after the signal",
-            sent.elapsed()
-        );
+        assert!(took < Duration::from_secs(10), "signal {sig}: stopped {took:?} after the signal");
         for file in ["profile.folded", "flamegraph.svg", "profile.pb.gz"] {
             assert!(out.join(file).exists(), "signal {sig}: {file} written");
         }

@@ -22,7 +22,8 @@
 //!
 //! Every process-scoped event carries its process' start
 //! ([`Event::proc_start_ns`](crate::Event::proc_start_ns), the group
-//! leader's `task->start_boottime`), and [`Event::process_key`] makes the
+//! leader's `task->start_boottime`), and
+//! [`Event::process_key`](crate::Event::process_key) makes the
 //! [`ProcessKey`] of it: the pid and that start in clock ticks, which is
 //! what `/proc/PID/stat` shows for a process that started before the
 //! tracer. The same process therefore gets the same key, and the same

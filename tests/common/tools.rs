@@ -150,3 +150,48 @@ pub fn top_level_keys(line: &str) -> Vec<String> {
     }
     keys
 }
+
+/// Sends `sig` to `child`.
+pub fn signal(child: &Child, sig: i32) {
+    // The shell's own kill: /bin/kill (procps) is not on a bare Debian base.
+    let ok = Command::new("sh").arg("-c").arg(format!("kill -{sig} {}", child.id())).status().unwrap();
+    assert!(ok.success(), "kill -{sig} {}", child.id());
+}
+
+/// Waits until the process handles `sig` (its handler is installed): a
+/// signal sent then must stop it cleanly, even before tracing started.
+pub fn wait_handler(child: &Child, sig: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).map(str::trim).unwrap_or("0");
+        if u64::from_str_radix(caught, 16).unwrap_or(0) & (1 << (sig - 1)) != 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("{} never installed a handler for signal {sig}", child.id());
+}
+
+/// How a child ended after a signal.
+pub struct Stopped {
+    pub status: Option<ExitStatus>,
+    pub stderr: String,
+    /// The last stderr line, parsed (Null when it is not JSON).
+    pub stats: serde_json::Value,
+    /// From the signal to the exit.
+    pub took: Duration,
+}
+
+/// Sends `sig` to `child` `after` it installed its handler (zero: while it
+/// may still be starting), and waits up to 30 s for it to exit.
+pub fn stop_by_signal(child: &mut Child, sig: i32, after: Duration) -> Stopped {
+    wait_handler(child, sig as u32);
+    std::thread::sleep(after);
+    let sent = Instant::now();
+    signal(child, sig);
+    let status = wait_for(child, Duration::from_secs(30));
+    let took = sent.elapsed();
+    let (stderr, stats) = stats_of(child);
+    Stopped { status, stderr, stats, took }
+}

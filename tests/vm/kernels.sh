@@ -131,7 +131,7 @@ suites_of() { # kernel
 # A suite's test binary (built by the first call).
 test_binary() { # suite
   local bin
-  bin=$(cargo test --release --features proctap/bpf-rebuild,proctap/tokio,proctap/otlp,proctap/arrow --test "$1" --no-run --message-format=json 2>/dev/null |
+  bin=$(cargo test --release --features proctap/bpf-rebuild,proctap/tokio,proctap/cli --test "$1" --no-run --message-format=json 2>/dev/null |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
   [ -x "$bin" ] || { echo "kernels.sh: could not build tests/$1.rs" >&2; return 1; }
   echo "$bin"
