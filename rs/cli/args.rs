@@ -30,6 +30,8 @@ pub enum Command {
     Trace(TraceArgs),
     /// Sample stacks; write folded stacks, a flamegraph and pprof into a directory.
     Profile(ProfileArgs),
+    /// Send process events (and L7 records, with --net) to an OpenTelemetry collector as OTLP logs.
+    Export(ExportArgs),
 }
 
 /// How `trace` writes events.
@@ -40,6 +42,8 @@ pub enum Format {
     // option over two lines.)
     #[default]
     Json,
+    // One Arrow IPC file per kind in --out DIR (DIR/exec.arrow, ...).
+    Arrow,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -116,9 +120,30 @@ pub struct TraceArgs {
     /// Also print a stats line on stderr this often, marked "interval": true.
     #[arg(short = 'i', long, value_name = "DURATION", value_parser = duration)]
     pub stats_interval: Option<Duration>,
-    /// Output format of the events (json: one object a line on stdout).
+    /// Output format of the events (json: one object a line on stdout; arrow: DIR/KIND.arrow, with --out).
     #[arg(short, long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
+    /// With --format arrow: the directory of the Arrow IPC files (made if missing; none of them may exist).
+    #[arg(short, long, value_name = "DIR", required_if_eq("format", "arrow"))]
+    pub out: Option<PathBuf>,
+}
+
+/// `proctap export`: the events `trace` would print (exec and exit by
+/// default; the same options), with exec ids, as OTLP log records.
+#[derive(Debug, Args)]
+#[command(after_help = "Records queue in memory (--queue) and go out in batches over OTLP/HTTP protobuf to \
+                        URL/v1/logs, retried at least every 2 s while the collector is down; a full queue drops and \
+                        counts. On Ctrl-C, SIGTERM or --duration one last bounded attempt delivers the queue, and \
+                        the final stats line on stderr carries the exporter's counters under \"otlp\".")]
+pub struct ExportArgs {
+    /// The collector's OTLP/HTTP endpoint, e.g. http://localhost:4318.
+    #[arg(long, value_name = "URL")]
+    pub otlp: String,
+    /// Records held while the collector is slow or down (beyond: dropped and counted).
+    #[arg(long, value_name = "RECORDS", default_value_t = 65536)]
+    pub queue: usize,
+    #[command(flatten)]
+    pub trace: TraceArgs,
 }
 
 impl From<TraceArgs> for TraceOptions {

@@ -33,6 +33,11 @@ pub trait EventSink {
     fn flush(&mut self) -> std::io::Result<()>;
     /// What it writes to, for error messages ("stdout").
     fn destination(&self) -> String;
+    /// Tracing ended: finish writing. Returns what to add to the final
+    /// stats line (the sink's own counters, the files it wrote).
+    fn finish(&mut self) -> std::io::Result<serde_json::Map<String, serde_json::Value>> {
+        self.flush().map(|()| serde_json::Map::new())
+    }
 }
 
 /// One JSON object per line, on stdout.

@@ -38,6 +38,10 @@ pub struct StatsLine {
     /// With --net: what the L7 tracker could not keep or pair.
     #[serde(skip_serializing_if = "Option::is_none")]
     l7_evicted: Option<proctap::l7::Evictions>,
+    /// What the output adds (proctap export: "otlp", its delivery counters;
+    /// trace --format arrow: "arrow_files").
+    #[serde(flatten)]
+    sink: serde_json::Map<String, serde_json::Value>,
     detail: Stats,
 }
 
@@ -62,8 +66,14 @@ impl StatsLine {
             argv_truncated: stats.exec().counter("argv_truncated").unwrap_or(0),
             argv_fault: stats.exec().counter("argv_fault").unwrap_or(0),
             l7_evicted,
+            sink: serde_json::Map::new(),
             detail: stats,
         }
+    }
+
+    /// The line with the output's own members added.
+    pub fn with_sink(self, sink: serde_json::Map<String, serde_json::Value>) -> StatsLine {
+        StatsLine { sink, ..self }
     }
 
     /// A line while tracing goes on, `elapsed` after the start. It has no

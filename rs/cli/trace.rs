@@ -220,8 +220,14 @@ pub fn run(tool: &str, stopper: &Stopper, options: &TraceOptions, sink: &mut dyn
             ok = false;
         }
     });
-    match tracer.stop() {
-        Ok(stats) => StatsLine::new(stats, printer.l7_evictions()).print(),
+    let stopped = tracer.stop();
+    let sink_stats = sink.finish().unwrap_or_else(|err| {
+        eprintln!("{tool}: finishing {}: {err}", sink.destination());
+        ok = false;
+        serde_json::Map::new()
+    });
+    match stopped {
+        Ok(stats) => StatsLine::new(stats, printer.l7_evictions()).with_sink(sink_stats).print(),
         Err(err) => {
             eprintln!("{tool}: {err}");
             ok = false;

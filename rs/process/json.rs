@@ -53,12 +53,24 @@ pub struct EventIdentity<'a> {
     ancestry: bool,
 }
 
+impl EventIdentity<'_> {
+    /// The process' exec_id.
+    pub fn exec_id(&self) -> String {
+        self.table.exec_id(self.key)
+    }
+
+    /// Its parent's, when the table knows the parent.
+    pub fn parent_exec_id(&self) -> Option<String> {
+        self.table.parent_key(self.key).map(|k| self.table.exec_id(k))
+    }
+}
+
 impl Serialize for EventIdentity<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let t = self.table;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("exec_id", &t.exec_id(self.key))?;
-        m.serialize_entry("parent_exec_id", &t.parent_key(self.key).map(|k| t.exec_id(k)))?;
+        m.serialize_entry("exec_id", &self.exec_id())?;
+        m.serialize_entry("parent_exec_id", &self.parent_exec_id())?;
         if self.ancestry {
             let mut ancestors = t.ancestors(self.key).into_iter().map(|process| ProcessJson { table: t, process });
             m.serialize_entry("parent", &ancestors.next())?;

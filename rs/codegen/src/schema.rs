@@ -173,8 +173,27 @@ fn stats_def() -> Value {
     for c in counters {
         properties.insert(c.into(), uint(64));
     }
-    properties.insert("l7_evicted".into(), json!({ "type": "object" }));
-    properties.insert("detail".into(), json!({ "type": "object" }));
+    properties.insert(
+        "l7_evicted".into(),
+        json!({ "type": "object", "description": "--net: what the L7 tracker could not keep or pair." }),
+    );
+    properties.insert(
+        "detail".into(),
+        json!({ "type": "object", "description": "proctap::Stats: every counter, per kind." }),
+    );
+    properties.insert(
+        "interval".into(),
+        json!({ "const": true, "description": "A periodic line (proctap trace --stats-interval), not the final one." }),
+    );
+    properties.insert(
+        "elapsed_ms".into(),
+        json!({ "allOf": [uint(64)], "description": "A periodic line's time since tracing started." }),
+    );
+    properties.insert("otlp".into(), json!({ "type": "object", "description": "proctap export: the exporter's counts (proctap::otlp::ExportStats)." }));
+    properties.insert(
+        "arrow_files".into(),
+        json!({ "type": "array", "items": { "type": "string" }, "description": "proctap trace --format arrow: the files written." }),
+    );
     let mut required: Vec<&str> = vec!["type"];
     required.extend(counters);
     json!({
