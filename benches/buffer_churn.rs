@@ -211,12 +211,20 @@ fn consume<B: AsRef<[u8]>>(event: &Event<B>) -> u64 {
     }
 }
 
+/// struct pt_hdr: its size, and where its rec_size field is.
+const HDR_SIZE: usize = 56;
+const REC_SIZE_AT: usize = 48;
+
+fn rec_size(record: &[u8]) -> usize {
+    u32::from_ne_bytes(record[REC_SIZE_AT..REC_SIZE_AT + 4].try_into().unwrap()) as usize
+}
+
 /// Steps over the records by their size field, decoding nothing.
 fn walk(bytes: &[u8]) -> u64 {
     let mut n = 0;
     let mut rest = bytes;
-    while rest.len() >= 48 {
-        let size = u32::from_ne_bytes(rest[40..44].try_into().unwrap()) as usize;
+    while rest.len() >= HDR_SIZE {
+        let size = rec_size(rest);
         rest = &rest[size..];
         n += 1;
     }
@@ -226,8 +234,8 @@ fn walk(bytes: &[u8]) -> u64 {
 fn allocate_per_event(bytes: &[u8]) -> u64 {
     let mut sum = 0;
     let mut rest = bytes;
-    while rest.len() >= 48 {
-        let size = u32::from_ne_bytes(rest[40..44].try_into().unwrap()) as usize;
+    while rest.len() >= HDR_SIZE {
+        let size = rec_size(rest);
         let record = rest[..size].to_vec(); // one buffer per event
         for event in Events::new(&record, 0) {
             sum += consume(&event.to_owned_event());

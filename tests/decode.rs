@@ -126,7 +126,7 @@ fn exit_codes_decode_status_signal_and_core() {
     }
     let mut bytes = w.bytes().to_vec();
     for (i, (status, _)) in statuses.iter().enumerate() {
-        bytes[i * 80 + 68..i * 80 + 72].copy_from_slice(&status.to_ne_bytes());
+        bytes[i * 88 + 76..i * 88 + 80].copy_from_slice(&status.to_ne_bytes()); // struct pt_exit's status
     }
     let got: Vec<_> = Events::new(&bytes, 0)
         .map(|e| e.to_owned_event())
@@ -159,7 +159,7 @@ fn unknown_kinds_are_skipped_and_a_short_tail_ends_iteration() {
     assert_eq!(Events::new(cut, 0).map(|e| e.pid()).collect::<Vec<_>>(), vec![1]);
     // Garbage size field.
     let mut bad = all.clone();
-    bad[40..44].copy_from_slice(&u32::MAX.to_ne_bytes()); // rec_size of the first record
+    bad[48..52].copy_from_slice(&u32::MAX.to_ne_bytes()); // rec_size of the first record (struct pt_hdr)
     assert_eq!(Events::new(&bad, 0).count(), 0);
     // Unaligned input decodes the same.
     let mut shifted = vec![0u8];

@@ -111,8 +111,9 @@ pub(crate) mod testing {
             let start = self.bytes.len();
             self.bytes.resize(start + size, 0xab);
             self.bytes[start..start + 2].copy_from_slice(&kind.to_ne_bytes());
-            self.bytes[start + 36..start + 40].copy_from_slice(&0u32.to_ne_bytes());
-            self.bytes[start + 40..start + 44].copy_from_slice(&(size as u32).to_ne_bytes());
+            let (data_len, rec_size) = (start + super::wire::OFF_DATA_LEN, start + super::wire::OFF_REC_SIZE);
+            self.bytes[data_len..data_len + 4].copy_from_slice(&0u32.to_ne_bytes());
+            self.bytes[rec_size..rec_size + 4].copy_from_slice(&(size as u32).to_ne_bytes());
             self.records += 1;
             self
         }

@@ -118,10 +118,11 @@ if [ -w /dev/kvm ] && grep -qE '\b(vmx|svm)\b' /proc/cpuinfo; then accel=kvm; fi
 # fresh (even without root: the test builds before it traces), and the guest
 # runs only that test (its other test is about the build, not the kernel).
 # So the guest loads an object typed from the host kernel's BTF, CO-RE
-# relocated on its own kernel, as a binary built once and deployed is. PT_VM_SUITES names the suites (test file stems)
+# relocated on its own kernel, as a binary built once and deployed is. The
+# process suite runs without its 100k-process storm. PT_VM_SUITES names the suites (test file stems)
 # for a run by hand; PT_VM_CMDLINE replaces the guest kernel's "quiet" (say,
 # loglevel=7 softlockup_all_cpu_backtrace=1 to see a lockup's backtraces).
-all_suites="kernel net activity backpressure transport leak profile profile_stacks l7 dumpers tools tracepoints"
+all_suites="kernel net activity backpressure transport leak profile profile_stacks l7 dumpers tools tracepoints process"
 suites_of() { # kernel
   if [ -n "${PT_VM_SUITES:-}" ]; then echo "$PT_VM_SUITES"
   elif [ "$1" = 6.1 ]; then echo "$all_suites"
@@ -156,6 +157,9 @@ write_runner() { # kernel runner
         return 1
       fi
     fi
+    # The 100k-process storm is about the table, not the kernel: minutes
+    # under TCG for nothing the host's run does not show.
+    if [ "$s" = process ]; then filter="--skip a_hundred_thousand"; fi
     printf 'echo "suite %s"\nTMPDIR=/run CI=true "%s" %s --test-threads 1 --color never --show-output 2>&1 || status=1\n' "$s" "$bin" "$filter" >> "$2"
   done
   echo 'exit $status' >> "$2"
