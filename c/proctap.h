@@ -85,12 +85,12 @@ struct pt_hdr {
 	__u16 hdr_pad;
 	__u32 pid; /* tgid */
 	__u32 tid;
-	__u64 ts_ns;	 /* CLOCK_MONOTONIC */
+	__u64 ts_ns;	     /* CLOCK_MONOTONIC */
 	__u64 proc_start_ns; /* CLOCK_BOOTTIME start of the process (group leader) */
-	__u64 data_pos;	 /* position in the CPU's data ring (monotonic bytes) */
-	__u32 data_span; /* bytes reserved in the data ring (released by the consumer) */
-	__u32 data_len;	 /* bytes of variable data (<= data_span) */
-	__u32 rec_size;	 /* caller buffer only: whole record, 8-byte aligned */
+	__u64 data_pos;	     /* position in the CPU's data ring (monotonic bytes) */
+	__u32 data_span;     /* bytes reserved in the data ring (released by the consumer) */
+	__u32 data_len;	     /* bytes of variable data (<= data_span) */
+	__u32 rec_size;	     /* caller buffer only: whole record, 8-byte aligned */
 	__u32 rec_pad;
 };
 #define PT_HDR_SIZE 56

@@ -19,10 +19,11 @@ mod checks {
         .unwrap();
         let k = &reg.kinds[0];
         let offsets: Vec<u32> = k.fields.iter().map(|f| f.offset).collect();
-        assert_eq!(offsets, vec![48, 56, 64]);
-        assert_eq!(k.data[0].len_offset, 80);
-        assert_eq!(k.size, 88);
-        assert_eq!(k.pads, vec![Pad { offset: 49, len: 7 }, Pad { offset: 84, len: 4 }]);
+        let h = HDR_SIZE; // the fields start after the common header
+        assert_eq!(offsets, vec![h, h + 8, h + 16]);
+        assert_eq!(k.data[0].len_offset, h + 32);
+        assert_eq!(k.size, h + 40);
+        assert_eq!(k.pads, vec![Pad { offset: h + 1, len: 7 }, Pad { offset: h + 36, len: 4 }]);
     }
 
     #[test]
@@ -60,6 +61,17 @@ mod checks {
             let e = one(&format!("{BASE}{extra}")).unwrap_err();
             assert!(e.message.contains("kind `k`") && e.message.contains(want), "{want}: got {e}");
         }
+    }
+
+    #[test]
+    fn the_process_start_shows_only_beside_a_pid_of_a_kernel_record() {
+        let shown = one(&BASE.replace("[\"pid\"]", "[\"pid\", \"proc_start\"]")).unwrap();
+        let names: Vec<&str> = shown.kinds[0].header_fields().iter().map(|h| h.name).collect();
+        assert_eq!(names, ["pid", "proc_start_ns"]);
+        let alone = one(&BASE.replace("[\"pid\"]", "[\"proc_start\"]")).unwrap_err();
+        assert!(alone.message.contains("proc_start needs pid"), "{alone}");
+        let loader = one(&BASE.replace("[\"pid\"]", "[\"pid\", \"proc_start\"]\nsource = \"loader\"")).unwrap_err();
+        assert!(loader.message.contains("knows no process start"), "{loader}");
     }
 
     #[test]
