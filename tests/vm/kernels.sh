@@ -132,8 +132,10 @@ suites_of() { # kernel
 # A suite's test binary (built by the first call).
 test_binary() { # suite
   local bin
+  # The test's own artifact: the build also reports the proctap binary
+  # (the cli tests run it), whose line may come last.
   bin=$(cargo test --release --features proctap/bpf-rebuild,proctap/tokio,proctap/cli --test "$1" --no-run --message-format=json 2>/dev/null |
-    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+    grep '"kind":\["test"\]' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
   [ -x "$bin" ] || { echo "kernels.sh: could not build tests/$1.rs" >&2; return 1; }
   echo "$bin"
 }

@@ -163,6 +163,12 @@ static __always_inline long pt_emit_mem(struct pt_emit *e, __u32 *len, __u32 off
 		return -ENOSPC;
 	if (!n)
 		return 0;
+	/* The bound again, on the register the helper gets: clang may fold the
+	 * two tests above into one of n - 1 on a copy, whose bound 6.1's
+	 * verifier does not carry back to n. */
+	barrier_var(n);
+	if (n > cap)
+		return -ENOSPC;
 	if (user)
 		err = bpf_probe_read_user(e->dst + off, n, src);
 	else
