@@ -1,0 +1,85 @@
+//! Programs: instructions, the safety pass that admits them, and the run
+//! environment shared by the interpreter, the JIT and the helpers.
+
+use crate::consts::{MAX_FRAMES, STACK_PER_FRAME};
+use crate::map::MapTable;
+use crate::osutil::Os;
+use crate::retcode::{Errno, LoadError};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// One eBPF instruction (8 bytes; ld_imm64 takes two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Insn {
+    /// The opcode.
+    pub op: u8,
+    /// Destination register (low nibble of byte 1).
+    pub dst: u8,
+    /// Source register (high nibble of byte 1).
+    pub src: u8,
+    /// Signed offset.
+    pub off: i16,
+    /// Signed immediate.
+    pub imm: i32,
+}
+
+impl Insn {
+    /// Decodes one little-endian instruction.
+    pub fn decode(b: [u8; 8]) -> Insn {
+        Insn {
+            op: b[0],
+            dst: b[1] & 0x0f,
+            src: b[1] >> 4,
+            off: i16::from_le_bytes([b[2], b[3]]),
+            imm: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
+
+    /// Encodes the instruction as the kernel reads it.
+    pub fn encode(&self) -> [u8; 8] {
+        let off = self.off.to_le_bytes();
+        let imm = self.imm.to_le_bytes();
+        [self.op, (self.src << 4) | (self.dst & 0x0f), off[0], off[1], imm[0], imm[1], imm[2], imm[3]]
+    }
+
+    /// Decodes a program's bytes (a multiple of 8).
+    pub fn decode_all(bytes: &[u8]) -> Result<Vec<Insn>, LoadError> {
+        if bytes.len() % 8 != 0 {
+            return Err(LoadError::new(Errno::EINVAL, "program size is not a multiple of 8 bytes"));
+        }
+        Ok(bytes.chunks_exact(8).map(|c| Insn::decode([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect())
+    }
+}
+
+/// Bytes of stack a run gets: every frame's.
+pub const STACK_SIZE: usize = STACK_PER_FRAME * MAX_FRAMES;
+
+/// A program the safety pass admitted, ready for the interpreter or the JIT.
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// The program's name (its function name in an object).
+    pub name: String,
+    /// `enum bpf_prog_type`.
+    pub prog_type: u32,
+    /// The instructions, with map references resolved: ld_imm64 of a map
+    /// loads its handle ([`crate::mem::map_handle`]), of a map value its
+    /// address.
+    pub insns: Vec<Insn>,
+}
+
+/// What a run may touch and call: the OS, the maps, the context. The
+/// interpreter, the JIT's code and the helpers all work through it.
+pub struct Env<'a> {
+    /// The OS the runtime runs in.
+    pub os: &'a dyn Os,
+    /// Every map of the runtime (map handles and value addresses name them by id).
+    pub maps: &'a mut MapTable,
+    /// The context memory (r1 at entry points to its first byte).
+    pub ctx: &'a mut [u8],
+    /// Whether the program may store into the context.
+    pub ctx_writable: bool,
+    /// The CPU the run is on (per-CPU maps use this CPU's values).
+    pub cpu: u32,
+    /// Instructions the run may execute before it faults.
+    pub budget: u64,
+}
