@@ -227,7 +227,7 @@ fn check_ringbuf(def: &MapDef) -> Result<(), Errno> {
     if def.flags & !flags::NUMA_NODE != 0 || def.key_size != 0 || def.value_size != 0 {
         return Err(Errno::EINVAL);
     }
-    if !size.is_power_of_two() || size as usize % ringbuf::PAGE_SIZE != 0 {
+    if !size.is_power_of_two() || !(size as usize).is_multiple_of(ringbuf::PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     Ok(())
