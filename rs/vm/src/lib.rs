@@ -30,3 +30,6 @@ pub mod retcode;
 
 pub mod map;
 pub mod program;
+pub mod runtime;
+pub mod syscall;
+pub mod tracepoints;
