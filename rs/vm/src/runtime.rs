@@ -45,6 +45,8 @@ struct MapRefs {
     fds: u32,
     /// A prog array's program type, fixed by its first program.
     owner_type: Option<u32>,
+    /// MAP_FREEZE: `bpf(2)` may no longer write it.
+    frozen: bool,
 }
 
 /// A loaded program's bookkeeping.
@@ -165,7 +167,7 @@ impl<O: Os> Runtime<O> {
     pub fn create_map(&mut self, def: &MapDef) -> Result<Fd, Errno> {
         let m = map::create(def, self.os.cpu_count())?;
         let id = self.maps.insert(m);
-        self.map_refs.insert(id, MapRefs { all: 1, fds: 1, owner_type: None });
+        self.map_refs.insert(id, MapRefs { all: 1, fds: 1, ..MapRefs::default() });
         Ok(self.fds.open(Object::Map(id)))
     }
 
@@ -182,13 +184,27 @@ impl<O: Os> Runtime<O> {
         Ok(id)
     }
 
-    /// A map fd that `bpf(2)` may write (EPERM for BPF_F_RDONLY maps).
+    /// A map fd that `bpf(2)` may write (EPERM for BPF_F_RDONLY and frozen maps).
     fn writable_map(&self, fd: Fd) -> Result<u32, Errno> {
         let id = self.map_id(fd)?;
-        if self.map_flags(id) & flags::RDONLY != 0 {
+        let frozen = self.map_refs.get(&id).is_some_and(|r| r.frozen);
+        if self.map_flags(id) & flags::RDONLY != 0 || frozen {
             return Err(Errno::EPERM);
         }
         Ok(id)
+    }
+
+    /// MAP_FREEZE: `bpf(2)` may no longer write map `fd` (programs still
+    /// may, unless it was created BPF_F_RDONLY_PROG); EBUSY the second time.
+    /// libbpf freezes `.rodata` after filling it.
+    pub fn map_freeze(&mut self, fd: Fd) -> Result<(), Errno> {
+        let id = self.map_id(fd)?;
+        let r = self.map_refs.entry(id).or_default();
+        if r.frozen {
+            return Err(Errno::EBUSY);
+        }
+        r.frozen = true;
+        Ok(())
     }
 
     /// The bytes MAP_LOOKUP_ELEM copies out of map `fd` (every CPU's value,

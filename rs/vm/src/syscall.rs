@@ -10,7 +10,8 @@
 //!
 //! Commands:
 //! - MAP_CREATE, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, MAP_DELETE_ELEM,
-//!   MAP_GET_NEXT_KEY as in Linux (BTF fields are accepted and ignored);
+//!   MAP_GET_NEXT_KEY as in Linux (BTF fields are accepted and ignored),
+//!   and MAP_FREEZE (libbpf freezes `.rodata`);
 //! - PROG_LOAD: the standard command; ld_imm64 with BPF_PSEUDO_MAP_FD or
 //!   BPF_PSEUDO_MAP_VALUE carries map fds; a refusal's reason is written
 //!   to `log_buf` when a log is asked for; BTF, func and line info are
@@ -38,6 +39,8 @@ use alloc::vec::Vec;
 
 /// Bytes of `union bpf_attr` this runtime knows (Linux 6.18's).
 pub const ATTR_SIZE: usize = 168;
+/// Linux's BPF_MAP_FREEZE command.
+pub const MAP_FREEZE: u32 = 22;
 /// Linux's BPF_TRACE_KPROBE_MULTI attach type.
 pub const TRACE_KPROBE_MULTI: u32 = 42;
 /// Linux's BPF_F_KPROBE_MULTI_RETURN.
@@ -59,7 +62,7 @@ fn last_field_end(c: u32) -> Option<usize> {
         cmd::PROG_TEST_RUN => 76,
         cmd::RAW_TRACEPOINT_OPEN => 24,
         cmd::LINK_CREATE => 60,
-        cmd::LINK_DETACH => 4,
+        cmd::LINK_DETACH | MAP_FREEZE => 4,
         _ => return None,
     })
 }
@@ -126,6 +129,7 @@ impl<O: Os> Runtime<O> {
             cmd::LINK_CREATE => self.sys_link_create(&a).map(i64::from),
             cmd::LINK_DETACH => self.link_detach(a.u32(0)).map(|_| 0),
             cmd::PROG_TEST_RUN => self.sys_test_run(&a, attr).map(|_| 0),
+            MAP_FREEZE => self.map_freeze(a.u32(0)).map(|_| 0),
             _ => Err(Errno::EINVAL),
         }
     }

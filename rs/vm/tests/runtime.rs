@@ -199,3 +199,16 @@ fn pt_regs_bytes_follow_x86_64_field_order() {
     let a = PtRegs::with_args(&[1, 2, 3, 4, 5, 6]);
     assert_eq!((a.di, a.si, a.dx, a.cx, a.r8, a.r9), (1, 2, 3, 4, 5, 6));
 }
+
+#[test]
+fn the_os_consumes_a_ringbuf_by_fd() {
+    let mut rt = rt();
+    let fd = rt.create_map(&MapDef { map_type: map_type::RINGBUF, max_entries: 4096, ..MapDef::default() }).unwrap();
+    let id = rt.map_id(fd).unwrap();
+    rt.maps_mut().get_mut(id).unwrap().ringbuf_output(b"event").unwrap();
+    let mut got = Vec::new();
+    assert_eq!(rt.ringbuf(fd).unwrap().consume(|s| got.push(s.to_vec())), 1);
+    assert_eq!(got, vec![b"event".to_vec()]);
+    let arr = array(&mut rt);
+    assert_eq!(rt.ringbuf(arr).err(), Some(Errno::EINVAL));
+}

@@ -282,3 +282,18 @@ fn prog_test_run_reports_retval_and_ctx() {
     assert_eq!(rt.bpf(cmd::PROG_TEST_RUN, &mut a), Err(Errno::ENOSPC));
     assert_eq!(u32::from_le_bytes(a[44..48].try_into().unwrap()), 4, "ctx_size_out says what it needs");
 }
+
+#[test]
+fn map_freeze_stops_syscall_writes() {
+    let mut rt = rt();
+    let fd = map_create(&mut rt, map_type::ARRAY, 4, 4, 1, b".rodata\0").unwrap();
+    let (k, v) = (rt.os().alloc(&le32(0)), rt.os().alloc(&le32(7)));
+    elem(&mut rt, cmd::MAP_UPDATE_ELEM, fd, k, v, 0).unwrap();
+    let mut f = attr(4, &[(0, &le32(fd as u32))]);
+    assert_eq!(rt.bpf(proctap_vm::syscall::MAP_FREEZE, &mut f), Ok(0));
+    assert_eq!(rt.bpf(proctap_vm::syscall::MAP_FREEZE, &mut f), Err(Errno::EBUSY));
+    assert_eq!(elem(&mut rt, cmd::MAP_UPDATE_ELEM, fd, k, v, 0), Err(Errno::EPERM));
+    let out = rt.os().alloc_zeroed(4);
+    elem(&mut rt, cmd::MAP_LOOKUP_ELEM, fd, k, out, 0).unwrap();
+    assert_eq!(rt.os().read(out, 4), le32(7));
+}
