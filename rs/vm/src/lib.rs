@@ -28,6 +28,7 @@ pub mod mem;
 pub mod osutil;
 pub mod retcode;
 
+pub mod helpers;
 pub mod map;
 pub mod program;
 pub mod runtime;
