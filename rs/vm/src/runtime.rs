@@ -15,6 +15,7 @@
 mod engine;
 mod fds;
 
+pub use engine::ProgramTable;
 pub use fds::{Fd, FdTable, Object};
 
 use crate::consts::{map_type, pseudo};
@@ -80,7 +81,7 @@ pub struct Runtime<O: Os> {
 }
 
 /// Instructions one run may execute unless [`Runtime::set_budget`] says otherwise.
-pub const DEFAULT_BUDGET: u64 = 1 << 24;
+pub const DEFAULT_BUDGET: u64 = crate::program::DEFAULT_BUDGET;
 
 impl<O: Os> Runtime<O> {
     /// An empty runtime on `os`, fds from [`FIRST_FD`].
@@ -262,23 +263,19 @@ impl<O: Os> Runtime<O> {
 
     /// Sets (or empties) a prog array slot, moving program references.
     fn prog_array_set(&mut self, id: u32, key: &[u8], prog_fd: Option<Fd>, flags: u64) -> Result<(), Errno> {
-        let index = u32::from_le_bytes(key.try_into().map_err(|_| Errno::EINVAL)?);
-        let m = self.maps.get_mut(id).ok_or(Errno::EBADF)?;
-        let old = m.prog_at(index);
         let Some(prog_fd) = prog_fd else {
-            m.delete(key)?;
-            if let Some(old) = old {
-                self.put_prog(old);
-            }
+            let pa = self.maps.get_mut(id).and_then(|m| m.as_prog_array_mut()).ok_or(Errno::EINVAL)?;
+            let old = pa.clear(key)?;
+            self.put_prog(old);
             return Ok(());
         };
         let prog = self.prog_id(prog_fd)?;
         let prog_type = self.program(prog).ok_or(Errno::EBADF)?.prog_type;
-        let refs = self.map_refs.entry(id).or_default();
-        if refs.owner_type.is_some_and(|t| t != prog_type) {
+        if self.map_refs.get(&id).and_then(|r| r.owner_type).is_some_and(|t| t != prog_type) {
             return Err(Errno::EINVAL);
         }
         let m = self.maps.get_mut(id).ok_or(Errno::EBADF)?;
+        let old = key.try_into().ok().map(u32::from_le_bytes).and_then(|i| m.prog_at(i));
         m.update_copy(key, &prog.to_le_bytes(), flags)?;
         self.map_refs.entry(id).or_default().owner_type = Some(prog_type);
         self.prog_refs[prog as usize].refs += 1;
@@ -393,15 +390,10 @@ impl<O: Os> Runtime<O> {
 
     /// Empties prog array `id` (no-op for other maps), dropping its programs.
     fn empty_prog_array(&mut self, id: u32) {
-        let Some(m) = self.maps.get_mut(id) else { return };
-        if m.def().map_type != map_type::PROG_ARRAY {
-            return;
-        }
-        let held: Vec<(u32, u32)> = (0..m.def().max_entries).filter_map(|i| m.prog_at(i).map(|p| (i, p))).collect();
-        for (i, _) in &held {
-            let _ = m.delete(&i.to_le_bytes());
-        }
-        for (_, p) in held {
+        let Some(pa) = self.maps.get_mut(id).and_then(|m| m.as_prog_array_mut()) else { return };
+        let max = crate::map::Map::def(pa).max_entries;
+        let held: Vec<u32> = (0..max).filter_map(|i: u32| pa.clear(&i.to_le_bytes()).ok()).collect();
+        for p in held {
             self.put_prog(p);
         }
     }

@@ -265,14 +265,10 @@ impl<O: Os> Runtime<O> {
         let Some(prog) = self.progs.get(id as usize).and_then(Option::as_ref) else {
             return Err(Fault::Other { pc: 0, reason: format!("program {id} is gone") });
         };
-        let mut env = Env {
-            os: &self.os,
-            maps: &mut self.maps,
-            ctx,
-            ctx_writable: false,
-            cpu: self.os.cpu_id(),
-            budget: self.budget,
-        };
+        let table = crate::runtime::ProgramTable(&self.progs);
+        let mut env = Env::new(&self.os, &mut self.maps, ctx);
+        env.budget = self.budget;
+        env.progs = Some(&table);
         crate::runtime::execute(prog, &mut env)
     }
 }

@@ -111,6 +111,11 @@ pub trait Map: Send {
     fn as_ringbuf_mut(&mut self) -> Option<&mut ringbuf::RingBuf> {
         None
     }
+    /// The prog array, for the runtime's reference keeping; `None` for
+    /// other maps.
+    fn as_prog_array_mut(&mut self) -> Option<&mut prog_array::ProgArray> {
+        None
+    }
 }
 
 /// Map flags of MAP_CREATE (`BPF_F_*`) that [`create`] checks.
