@@ -356,3 +356,20 @@ fn ringbuf_follows_a_consumer_that_writes_the_consumer_page() {
     m.as_ringbuf_mut().unwrap().consume(|s| got.push(s[0]));
     assert_eq!(got, vec![2], "the first record was already consumed through the page");
 }
+
+#[test]
+fn program_access_flags_limit_the_program_side() {
+    for t in [map_type::ARRAY, map_type::HASH] {
+        let mut d = def(t, 4, 4, 2);
+        d.flags = flags::RDONLY_PROG;
+        let mut ro = map::create(&d, CPUS).unwrap();
+        assert_eq!(ro.update(&k(0), &[1; 4], update::ANY, 0), Err(Errno::EPERM));
+        ro.update_copy(&k(0), &[1; 4], update::ANY).expect("bpf(2) still writes");
+        assert!(ro.lookup(&k(0), 0).is_some());
+        d.flags = map::flags::WRONLY_PROG;
+        let mut wo = map::create(&d, CPUS).unwrap();
+        wo.update(&k(0), &[1; 4], update::ANY, 0).unwrap();
+        assert_eq!(wo.lookup(&k(0), 0), None, "programs cannot read it");
+        assert_eq!(read(&*wo, &k(0)), Ok(vec![1; 4]));
+    }
+}

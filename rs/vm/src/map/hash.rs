@@ -16,7 +16,9 @@
 //! Linux's approximate LRU (per-CPU lists, reference bits), the order here
 //! is exact, and replacing an existing key never evicts another.
 
-use super::internal::{check_exists, check_key, check_update_flags, check_value, zeroed, Layout, Slots};
+use super::internal::{
+    check_exists, check_key, check_prog_write, check_update_flags, check_value, prog_may_read, zeroed, Layout, Slots,
+};
 use super::{Map, MapDef};
 use crate::consts::map_type;
 use crate::retcode::Errno;
@@ -149,6 +151,9 @@ impl Map for HashMap {
     }
 
     fn lookup(&mut self, key: &[u8], cpu: u32) -> Option<u32> {
+        if !prog_may_read(self.def.flags) {
+            return None;
+        }
         let copy = self.layout.copy_of(cpu)?;
         let slot = *self.index.get(key)?;
         if let Some(lru) = self.lru.as_mut() {
@@ -158,6 +163,7 @@ impl Map for HashMap {
     }
 
     fn update(&mut self, key: &[u8], value: &[u8], flags: u64, cpu: u32) -> Result<(), Errno> {
+        check_prog_write(self.def.flags)?;
         check_value(value, self.def.value_size as usize)?;
         let copy = self.layout.copy_of(cpu).ok_or(Errno::EINVAL)?;
         let (new, slot) = self.slot_for_update(key, flags)?;
