@@ -47,6 +47,8 @@ pub const TRACE_KPROBE_MULTI: u32 = 42;
 pub const KPROBE_MULTI_RETURN: u32 = 1;
 /// Linux's cap on kprobe_multi.cnt (MAX_KPROBE_MULTI_CNT).
 const MAX_KPROBE_MULTI: u32 = 1 << 20;
+/// The largest PROG_TEST_RUN context (Linux's U16_MAX for syscall programs).
+const MAX_TEST_CTX: u32 = u16::MAX as u32;
 /// PROG_LOAD prog_flags accepted (alignment and verifier-test flags, ignored).
 const PROG_FLAGS_OK: u32 = 0xf;
 
