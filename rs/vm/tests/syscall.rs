@@ -297,3 +297,18 @@ fn map_freeze_stops_syscall_writes() {
     elem(&mut rt, cmd::MAP_LOOKUP_ELEM, fd, k, out, 0).unwrap();
     assert_eq!(rt.os().read(out, 4), le32(7));
 }
+
+#[test]
+fn prog_test_run_checks_its_context() {
+    let mut rt = rt();
+    let p = load(&mut rt, prog_type::SYSCALL, 1);
+    let mut a = attr(80, &[(0, &le32(p)), (40, &le32(70_000)), (48, &le64(rt.os().alloc_zeroed(8)))]);
+    assert_eq!(rt.bpf(cmd::PROG_TEST_RUN, &mut a), Err(Errno::EINVAL), "over U16_MAX");
+    let mut a = attr(80, &[(0, &le32(p)), (40, &le32(8))]);
+    assert_eq!(rt.bpf(cmd::PROG_TEST_RUN, &mut a), Err(Errno::EFAULT), "a size without a pointer");
+    let mut a = attr(80, &[(0, &le32(p)), (8, &le32(4))]);
+    assert_eq!(rt.bpf(cmd::PROG_TEST_RUN, &mut a), Err(Errno::EINVAL), "packet data is not supported");
+    let mut a = attr(80, &[(0, &le32(p))]);
+    assert_eq!(rt.bpf(cmd::PROG_TEST_RUN, &mut a), Ok(0), "no context at all");
+    assert_eq!(u32::from_le_bytes(a[4..8].try_into().unwrap()), 1);
+}
