@@ -44,7 +44,10 @@ fn setup() -> (Runtime<FakeOs>, Vec<u64>) {
 /// An attr: random bytes, with some u64 slots set to known user addresses
 /// and some u32 slots to small numbers (fds, sizes), so the commands get
 /// past their first checks.
-fn attr_strategy() -> impl Strategy<Value = (u32, Vec<u8>, Vec<(usize, usize)>, Vec<(usize, u32)>)> {
+/// (command, attr bytes, (u64 slot, address index), (u32 slot, value)).
+type RandomAttr = (u32, Vec<u8>, Vec<(usize, usize)>, Vec<(usize, u32)>);
+
+fn attr_strategy() -> impl Strategy<Value = RandomAttr> {
     (
         prop_oneof![0u32..40, Just(cmd::MAP_UPDATE_ELEM), Just(cmd::PROG_LOAD), Just(cmd::PROG_TEST_RUN)],
         prop::collection::vec(any::<u8>(), 0..ATTR_SIZE + 16),
