@@ -63,8 +63,10 @@ struct ProgRefs {
 pub struct Link {
     /// The program id; `None` once detached.
     pub prog: Option<u32>,
-    /// The hook points it is attached to.
+    /// The hook points it is attached to (empty once detached).
     pub hooks: Vec<String>,
+    /// The kind of hook points.
+    pub kind: crate::tracepoints::HookKind,
 }
 
 /// An eBPF runtime on OS `O`.
@@ -221,10 +223,17 @@ impl<O: Os> Runtime<O> {
         Ok(self.maps.get(id).ok_or(Errno::EBADF)?.def().key_size as usize)
     }
 
-    /// MAP_LOOKUP_ELEM: `key`'s value into `out` ([`Runtime::map_value_size`] bytes).
+    /// MAP_LOOKUP_ELEM: `key`'s value into `out` ([`Runtime::map_value_size`]
+    /// bytes). A prog array's value is the program's `bpf(2)` id (the
+    /// runtime's id plus one, as Linux's ids start at 1).
     pub fn map_lookup(&self, fd: Fd, key: &[u8], out: &mut [u8]) -> Result<(), Errno> {
         let id = self.readable_map(fd)?;
-        self.maps.get(id).ok_or(Errno::EBADF)?.lookup_copy(key, out)
+        let m = self.maps.get(id).ok_or(Errno::EBADF)?;
+        m.lookup_copy(key, out)?;
+        if let (map_type::PROG_ARRAY, Ok(v)) = (m.def().map_type, <[u8; 4]>::try_from(&out[..])) {
+            out.copy_from_slice(&(u32::from_le_bytes(v) + 1).to_le_bytes());
+        }
+        Ok(())
     }
 
     /// MAP_LOOKUP_ELEM into a new buffer.
@@ -333,7 +342,7 @@ impl<O: Os> Runtime<O> {
         let id = self.links.len() as u32;
         self.hooks.attach_all(&hooks, kind, prog_type, id)?;
         self.prog_refs[prog as usize].refs += 1;
-        self.links.push(Some(Link { prog: Some(prog), hooks }));
+        self.links.push(Some(Link { prog: Some(prog), hooks, kind }));
         Ok(self.fds.open(Object::Link(id)))
     }
 
@@ -409,6 +418,45 @@ impl<O: Os> Runtime<O> {
         for m in maps {
             self.put_map(m, false);
         }
+    }
+
+    /// The live map ids after `start` (`None`: from the first), lowest first.
+    pub fn next_map_id(&self, start: Option<u32>) -> Option<u32> {
+        let from = start.map_or(0, |s| s as usize + 1);
+        (from..self.maps.len()).map(|i| i as u32).find(|id| self.map_alive(*id))
+    }
+
+    /// The live program ids after `start` (`None`: from the first), lowest first.
+    pub fn next_prog_id(&self, start: Option<u32>) -> Option<u32> {
+        let from = start.map_or(0, |s| s as usize + 1);
+        (from..self.progs.len()).map(|i| i as u32).find(|id| self.prog_alive(*id))
+    }
+
+    /// MAP_GET_FD_BY_ID: a new fd naming map `id` (ENOENT if gone). A map
+    /// put into [`Runtime::maps_mut`] directly has no references until
+    /// then, and lives from then on as one created here.
+    pub fn map_fd_by_id(&mut self, id: u32) -> Result<Fd, Errno> {
+        if !self.map_alive(id) {
+            return Err(Errno::ENOENT);
+        }
+        let r = self.map_refs.entry(id).or_default();
+        r.all += 1;
+        r.fds += 1;
+        Ok(self.fds.open(Object::Map(id)))
+    }
+
+    /// PROG_GET_FD_BY_ID: a new fd naming program `id` (ENOENT if gone).
+    pub fn prog_fd_by_id(&mut self, id: u32) -> Result<Fd, Errno> {
+        if !self.prog_alive(id) {
+            return Err(Errno::ENOENT);
+        }
+        self.prog_refs[id as usize].refs += 1;
+        Ok(self.fds.open(Object::Prog(id)))
+    }
+
+    /// The ids of the maps program `id` uses.
+    pub fn prog_map_ids(&self, id: u32) -> &[u32] {
+        self.prog_refs.get(id as usize).map_or(&[], |r| &r.maps[..])
     }
 
     /// Whether map `id` is still alive.
