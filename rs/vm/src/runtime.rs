@@ -11,6 +11,13 @@
 //! - When the last fd of a prog array closes, the array is emptied (as
 //!   Linux does on the map's last user reference), which breaks the cycle
 //!   of a program that tail-calls through an array holding itself.
+//! - A map put into [`Runtime::maps_mut`] directly (by a loader) has no
+//!   references until a program or an fd takes one, and goes with the last.
+//!
+//! # Concurrency
+//! Every method takes `&mut self`: an OS that fires hooks on several CPUs
+//! at once serializes them around the runtime (a lock), which also gives
+//! the maps' updates the atomicity programs expect.
 
 mod engine;
 mod fds;
