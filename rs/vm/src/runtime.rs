@@ -271,6 +271,21 @@ impl<O: Os> Runtime<O> {
         self.prog_array_set(id, key, None, 0)
     }
 
+    /// MAP_LOOKUP_AND_DELETE_ELEM: `key`'s value into `out`, then the key
+    /// is deleted; hash maps only (ENOTSUPP for others, as Linux without
+    /// queues and stacks).
+    pub fn map_lookup_and_delete(&mut self, fd: Fd, key: &[u8], out: &mut [u8]) -> Result<(), Errno> {
+        let id = self.writable_map(fd)?;
+        self.readable_map(fd)?;
+        let m = self.maps.get_mut(id).ok_or(Errno::EBADF)?;
+        let hash = [map_type::HASH, map_type::PERCPU_HASH, map_type::LRU_HASH, map_type::LRU_PERCPU_HASH];
+        if !hash.contains(&m.def().map_type) {
+            return Err(Errno::ENOTSUPP);
+        }
+        m.lookup_copy(key, out)?;
+        m.delete(key)
+    }
+
     /// MAP_GET_NEXT_KEY.
     pub fn map_next_key(&self, fd: Fd, key: Option<&[u8]>, next: &mut [u8]) -> Result<(), Errno> {
         let id = self.readable_map(fd)?;

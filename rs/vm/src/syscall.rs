@@ -11,7 +11,8 @@
 //! Commands:
 //! - MAP_CREATE, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, MAP_DELETE_ELEM,
 //!   MAP_GET_NEXT_KEY as in Linux (BTF fields are accepted and ignored),
-//!   and MAP_FREEZE (libbpf freezes `.rodata`);
+//!   MAP_LOOKUP_AND_DELETE_ELEM (hash maps) and MAP_FREEZE (libbpf
+//!   freezes `.rodata`);
 //! - PROG_LOAD: the standard command; ld_imm64 with BPF_PSEUDO_MAP_FD or
 //!   BPF_PSEUDO_MAP_VALUE carries map fds; a refusal's reason is written
 //!   to `log_buf` when a log is asked for; BTF, func and line info are
@@ -45,6 +46,8 @@ mod info;
 
 /// Bytes of `union bpf_attr` this runtime knows (Linux 6.18's).
 pub const ATTR_SIZE: usize = 168;
+/// Linux's BPF_MAP_LOOKUP_AND_DELETE_ELEM command.
+pub const MAP_LOOKUP_AND_DELETE_ELEM: u32 = 21;
 /// Linux's BPF_MAP_FREEZE command.
 pub const MAP_FREEZE: u32 = 22;
 /// Linux's BPF_TRACE_KPROBE_MULTI attach type.
@@ -62,7 +65,7 @@ const PROG_FLAGS_OK: u32 = 0xf;
 fn last_field_end(c: u32) -> Option<usize> {
     Some(match c {
         cmd::MAP_CREATE => 92,
-        cmd::MAP_LOOKUP_ELEM | cmd::MAP_UPDATE_ELEM => 32,
+        cmd::MAP_LOOKUP_ELEM | cmd::MAP_UPDATE_ELEM | MAP_LOOKUP_AND_DELETE_ELEM => 32,
         cmd::MAP_DELETE_ELEM => 16,
         cmd::MAP_GET_NEXT_KEY => 24,
         cmd::PROG_LOAD => 168,
@@ -140,6 +143,7 @@ impl<O: Os> Runtime<O> {
             cmd::LINK_DETACH => self.link_detach(a.u32(0)).map(|_| 0),
             cmd::PROG_TEST_RUN => self.sys_test_run(&a, attr).map(|_| 0),
             MAP_FREEZE => self.map_freeze(a.u32(0)).map(|_| 0),
+            MAP_LOOKUP_AND_DELETE_ELEM => self.sys_map_lookup_and_delete(&a).map(|_| 0),
             info::PROG_GET_NEXT_ID | info::MAP_GET_NEXT_ID => self.sys_next_id(cmd, &a, attr).map(|_| 0),
             info::PROG_GET_FD_BY_ID | info::MAP_GET_FD_BY_ID => self.sys_fd_by_id(cmd, &a).map(i64::from),
             info::OBJ_GET_INFO_BY_FD => self.sys_obj_info(&a, attr).map(|_| 0),
@@ -202,6 +206,16 @@ impl<O: Os> Runtime<O> {
         }
         let (fd, key) = self.elem_key(a)?;
         let value = self.map_lookup_vec(fd, &key)?;
+        self.copy_out(a.u64(16), &value)
+    }
+
+    fn sys_map_lookup_and_delete(&mut self, a: &Attr) -> Result<(), Errno> {
+        let (fd, key) = self.elem_key(a)?;
+        if a.u64(24) != 0 {
+            return Err(Errno::EINVAL); // BPF_F_LOCK: no spin locks here
+        }
+        let mut value = vec![0u8; self.map_value_size(fd)?];
+        self.map_lookup_and_delete(fd, &key, &mut value)?;
         self.copy_out(a.u64(16), &value)
     }
 

@@ -368,3 +368,17 @@ fn tools_can_list_objects_by_id() {
     let mut a = attr(16, &[(0, &le32(p)), (4, &le32(300)), (8, &le64(long))]);
     assert_eq!(rt.bpf(15, &mut a), Err(Errno::E2BIG));
 }
+
+#[test]
+fn lookup_and_delete_pops_a_hash_element() {
+    let mut rt = rt();
+    let fd = map_create(&mut rt, map_type::HASH, 4, 4, 4, b"\0").unwrap();
+    let (k, v, out) = (rt.os().alloc(&le32(1)), rt.os().alloc(&le32(99)), rt.os().alloc_zeroed(4));
+    elem(&mut rt, cmd::MAP_UPDATE_ELEM, fd, k, v, 0).unwrap();
+    let c = proctap_vm::syscall::MAP_LOOKUP_AND_DELETE_ELEM;
+    assert_eq!(elem(&mut rt, c, fd, k, out, 0), Ok(0));
+    assert_eq!(rt.os().read(out, 4), le32(99));
+    assert_eq!(elem(&mut rt, c, fd, k, out, 0), Err(Errno::ENOENT), "deleted");
+    let arr = map_create(&mut rt, map_type::ARRAY, 4, 4, 4, b"\0").unwrap();
+    assert_eq!(elem(&mut rt, c, arr, k, out, 0), Err(Errno::ENOTSUPP));
+}
