@@ -405,9 +405,9 @@ impl<O: Os> Runtime<O> {
 
     fn put_map(&mut self, id: u32, fd: bool) {
         let Some(r) = self.map_refs.get_mut(&id) else { return };
-        r.all -= 1;
+        r.all = r.all.saturating_sub(1);
         if fd {
-            r.fds -= 1;
+            r.fds = r.fds.saturating_sub(1);
         }
         let (all, fds) = (r.all, r.fds);
         if fd && fds == 0 {
@@ -430,7 +430,7 @@ impl<O: Os> Runtime<O> {
     }
 
     fn put_prog(&mut self, id: u32) {
-        let r = &mut self.prog_refs[id as usize];
+        let Some(r) = self.prog_refs.get_mut(id as usize).filter(|r| r.refs > 0) else { return };
         r.refs -= 1;
         if r.refs > 0 {
             return;
