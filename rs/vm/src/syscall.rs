@@ -270,7 +270,12 @@ impl<O: Os> Runtime<O> {
                 Ok(_) => String::new(),
                 Err(e) => alloc::format!("{e}\n"),
             };
-            self.write_log(log_buf, log_size, &text, raw)?;
+            if let Err(e) = self.write_log(log_buf, log_size, &text, raw) {
+                if let Ok(fd) = loaded {
+                    let _ = self.close(fd); // the load fails with its log, as in Linux
+                }
+                return Err(e);
+            }
         }
         loaded.map_err(|e: LoadError| e.errno)
     }

@@ -382,3 +382,12 @@ fn lookup_and_delete_pops_a_hash_element() {
     let arr = map_create(&mut rt, map_type::ARRAY, 4, 4, 4, b"\0").unwrap();
     assert_eq!(elem(&mut rt, c, arr, k, out, 0), Err(Errno::ENOTSUPP));
 }
+
+#[test]
+fn a_log_that_cannot_be_written_fails_the_load_without_leaking_an_fd() {
+    let mut rt = rt();
+    let mut a = prog_load_attr(&rt, prog_type::KPROBE, &bytes(&ret(0)), Some((BAD, 256)), b"\0");
+    assert_eq!(rt.bpf(cmd::PROG_LOAD, &mut a), Err(Errno::EFAULT));
+    assert_eq!(rt.fds().iter().count(), 0);
+    assert!(!rt.prog_alive(0));
+}
