@@ -28,5 +28,7 @@ pub mod mem;
 pub mod osutil;
 pub mod retcode;
 
+#[cfg(target_arch = "x86_64")]
+pub mod jit;
 pub mod map;
 pub mod program;
