@@ -28,7 +28,7 @@ pub mod mem;
 pub mod osutil;
 pub mod retcode;
 
-#[cfg(target_arch = "x86_64")]
+pub mod helpers;
 pub mod jit;
 pub mod map;
 pub mod program;

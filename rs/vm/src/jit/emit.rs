@@ -10,7 +10,7 @@
 //! r10 is read. r12 points to the run block ([`super::layout`]), r9 holds
 //! the instructions left, r10 and r11 are scratch.
 
-use super::layout::{self, Access};
+use super::layout;
 use super::x86_64::{Alu, Asm, Cond, Label, Mem, Reg, Rm, Shift, Width};
 use crate::consts::{alu, class, jmp, pseudo, src, FP};
 use crate::mem::{region_of, REGION_FUNCS};
@@ -20,7 +20,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 /// Where BPF registers r0-r9 live.
-pub const REGS: [Reg; 10] = [Reg::RAX, Reg::RDI, Reg::RSI, Reg::RDX, Reg::RCX, Reg::R8, Reg::RBX, Reg::R13, Reg::R14, Reg::R15];
+pub const REGS: [Reg; 10] =
+    [Reg::RAX, Reg::RDI, Reg::RSI, Reg::RDX, Reg::RCX, Reg::R8, Reg::RBX, Reg::R13, Reg::R14, Reg::R15];
 /// The instructions-left counter.
 pub const BUDGET: Reg = Reg::R9;
 /// The run block.

@@ -87,6 +87,21 @@ pub fn unpack(packed: u64) -> (usize, Access, usize) {
     ((packed >> 6) as usize, kind, (packed & 15) as usize)
 }
 
+/// Words of a block with `regions` table entries.
+pub fn words_for(regions: usize) -> usize {
+    HEADER as usize / 8 + regions * ENTRY_WORDS
+}
+
+/// Sets header word `word` of a block.
+pub fn set(words: &mut [u64], word: i32, v: u64) {
+    words[word as usize / 8] = v;
+}
+
+/// Header word `word` of a block.
+pub fn get(words: &[u64], word: i32) -> u64 {
+    words[word as usize / 8]
+}
+
 /// The header and region table of a run, as the code reads them.
 pub struct Block {
     /// Header words, then entries.
@@ -97,7 +112,7 @@ impl Block {
     /// A block for `regions` entries, every one refusing every access.
     pub fn new(regions: usize) -> Block {
         let header = HEADER as usize / 8;
-        let mut words = vec![0u64; header + regions * ENTRY_WORDS];
+        let mut words = vec![0u64; words_for(regions)];
         words[NREGIONS as usize / 8] = regions as u64;
         for r in 0..regions {
             let e = header + r * ENTRY_WORDS;
@@ -108,12 +123,12 @@ impl Block {
 
     /// Sets a header word.
     pub fn set(&mut self, word: i32, v: u64) {
-        self.words[word as usize / 8] = v;
+        set(&mut self.words, word, v);
     }
 
     /// A header word.
     pub fn get(&self, word: i32) -> u64 {
-        self.words[word as usize / 8]
+        get(&self.words, word)
     }
 
     /// Fills region `id`'s entry: accesses the fast path may take inline.

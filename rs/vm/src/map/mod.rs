@@ -82,6 +82,13 @@ pub trait Map: Send {
         let _ = data;
         Err(Errno::EINVAL)
     }
+    /// Ringbuf: bpf_ringbuf_query's answer for `what` (0: the bytes not yet
+    /// consumed, 1: the ring's size, 2: the consumer position, 3: the
+    /// producer position); 0 for what the map does not know.
+    fn ringbuf_query(&self, what: u64) -> u64 {
+        let _ = what;
+        0
+    }
     /// Prog array: the program id at `index`.
     fn prog_at(&self, index: u32) -> Option<u32> {
         let _ = index;
