@@ -128,3 +128,31 @@ pub fn atomic_result(op: i32, old: u64, src: u64) -> u64 {
         _ => src,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_extension_widths() {
+        assert_eq!(sign_extend(0x80, 8), u64::MAX << 7);
+        assert_eq!(sign_extend(0x7fff, 16), 0x7fff);
+        assert_eq!(sign_extend(0xffff_ffff, 32), u64::MAX);
+        assert_eq!(sign_extend(0x1234, 0), 0x1234, "off 0 is a plain move");
+    }
+
+    #[test]
+    fn byte_swaps() {
+        assert_eq!(byte_swap(0x1122_3344_5566_7788, 16, false), 0x7788);
+        assert_eq!(byte_swap(0x1122_3344_5566_7788, 16, true), 0x8877);
+        assert_eq!(byte_swap(0x1122_3344_5566_7788, 64, true), 0x8877_6655_4433_2211);
+    }
+
+    #[test]
+    fn atomic_results() {
+        use crate::consts::atomic;
+        assert_eq!(atomic_result(atomic::ADD | atomic::FETCH, 2, 3), 5);
+        assert_eq!(atomic_result(atomic::XCHG, 2, 3), 3);
+        assert_eq!(atomic_result(atomic::AND, 6, 3), 2);
+    }
+}
