@@ -319,3 +319,28 @@ proptest! {
         prop_assert_eq!(interp, jit);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Under a small budget: a run the interpreter completes, the JIT
+    /// completes the same way; one that exhausts the budget exhausts it in
+    /// the JIT too; a fault within the budget is the same fault, or a
+    /// budget fault when the fault's block would end past the budget (the
+    /// JIT counts whole blocks at their start).
+    #[test]
+    fn the_budget_agrees_up_to_block_granularity(prelude: [u64; 8], tops in prop::collection::vec(top(), 1..24),
+            ctx in prop::collection::vec(any::<u8>(), CTX_LEN as usize), budget in 0u64..200) {
+        use proctap_vm::retcode::Fault;
+        let insns = lower(&prelude, &tops);
+        let setup = Setup { ctx, budget, ..Setup::default() };
+        let prog = load(insns, &setup);
+        let (interp, jit) = both(&prog, &setup);
+        match (&interp.r0, &jit.r0) {
+            (Ok(_), _) => prop_assert_eq!(interp, jit),
+            (Err(Fault::Budget { .. }), j) => prop_assert!(matches!(j, Err(Fault::Budget { .. })), "JIT: {:?}", j),
+            (Err(_), Err(Fault::Budget { .. })) => {}
+            (Err(_), _) => prop_assert_eq!(interp, jit),
+        }
+    }
+}

@@ -12,7 +12,7 @@
 
 use super::layout;
 use super::x86_64::{Alu, Asm, Cond, Label, Mem, Reg, Rm, Shift, Width};
-use crate::consts::{alu, class, jmp, pseudo, src, FP};
+use crate::consts::{alu, class, helper, jmp, pseudo, src, FP};
 use crate::mem::{region_of, REGION_FUNCS};
 use crate::program::Insn;
 use crate::retcode::{Errno, LoadError};
@@ -120,7 +120,10 @@ fn target(insns: &[Insn], pc: usize, delta: i64) -> Result<usize, LoadError> {
 
 /// The block structure: for each instruction that starts a block, the
 /// instructions the block executes (an ld_imm64 counts once, as the
-/// interpreter counts it); 0 elsewhere.
+/// interpreter counts it); 0 elsewhere. Blocks start at the entry, at
+/// jump, call and bpf_loop callback targets, and after jumps, exits and
+/// tail calls, so a run that completes counts exactly the instructions
+/// it executed.
 fn block_lengths(insns: &[Insn]) -> Result<Vec<u32>, LoadError> {
     let n = insns.len();
     let mut leader = vec![false; n + 1];
@@ -145,6 +148,8 @@ fn block_lengths(insns: &[Insn]) -> Result<Vec<u32>, LoadError> {
         if class == class::JMP || class == class::JMP32 {
             match i.op & 0xf0 {
                 jmp::CALL if i.src == pseudo::CALL => leader[target(insns, pc, i.imm as i64)?] = true,
+                // After a tail call that happens, the rest is not executed.
+                jmp::CALL if i.imm as u32 == helper::TAIL_CALL => leader[pc + 1] = true,
                 jmp::CALL => {}
                 jmp::EXIT => leader[pc + 1] = true,
                 jmp::JA if class == class::JMP32 => {
