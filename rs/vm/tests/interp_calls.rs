@@ -212,3 +212,9 @@ fn a_tail_call_deep_in_frames_can_run_out_of_frames() {
     let main = prog![call_local(1), exit(), ld_map_fd(2, 0), mov64_imm(3, 0), call(helper::TAIL_CALL), exit()];
     assert!(matches!(run_tail(main, vec![Some(0)], &table), Err(Fault::CallDepth { .. })));
 }
+
+#[test]
+fn a_bpf_loop_callback_that_is_no_function_faults() {
+    let p = prog![mov64_imm(1, 1), mov64_imm(2, 3), mov64_imm(3, 0), mov64_imm(4, 0), call(helper::LOOP), exit()];
+    assert!(matches!(run(p), Err(Fault::Helper { pc: 4, id: helper::LOOP, .. })));
+}
