@@ -289,9 +289,10 @@ fn link_subprogram(mut main: Vec<Insn>, sub: &(Vec<u64>, Vec<Item>)) -> Vec<Insn
     main.push(mov64_imm(8, 0));
     main.extend(lower_items(items));
     main.push(exit());
-    for pc in 0..start {
-        if main[pc].imm == TO_SUB && (main[pc].op == call_local(0).op || main[pc].op == ld_func(0, 0)[0].op) {
-            main[pc].imm = start as i32 - pc as i32 - 1;
+    let (call_op, func_op) = (call_local(0).op, ld_func(0, 0)[0].op);
+    for (pc, i) in main[..start].iter_mut().enumerate() {
+        if i.imm == TO_SUB && (i.op == call_op || i.op == func_op) {
+            i.imm = start as i32 - pc as i32 - 1;
         }
     }
     main
