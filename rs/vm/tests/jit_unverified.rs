@@ -5,6 +5,7 @@
 //! access would crash this test process).
 
 mod jit_support;
+#[allow(unused_macros)]
 mod support;
 
 use jit_support::compile_raw;
