@@ -6,6 +6,17 @@
 //! the stack region: frame `k`'s r10 is `vaddr(REGION_STACK, (k + 1) *
 //! 512)`, r1-r5 are passed, r6-r9 are the caller's again after the return.
 //! A tail call replaces the program running in the current frame.
+//!
+//! Register values the safety pass treats as unset are still defined, so
+//! that the interpreter and the JIT agree even where a helper reads more
+//! registers than the pass checks (trace_printk's r3-r5) and no host value
+//! can leak into a program:
+//! - at the entry every register but r1 (and r2 when given) and r10 is 0;
+//! - a callee starts with r0 and r6-r9 at 0;
+//! - after any call (helper, BPF-to-BPF, bpf_loop, a tail call that falls
+//!   through) r1-r5 are 0;
+//! - a tail call starts its program with the r1 it was given, r10 of the
+//!   current frame, and every other register 0.
 
 use super::{memory, ops, Env, Insn, Program, Programs, STACK_SIZE};
 use crate::consts::{alu, STACK_PER_FRAME};
@@ -98,6 +109,7 @@ impl<'a> Machine<'_, 'a> {
                     jmp::CALL if insn.src == pseudo::CALL => {
                         let target = offset(pc, insn.imm as i64);
                         regs[0] = self.call(code, target, frame, pc, &regs)?;
+                        clobber(&mut regs);
                         Next::Step
                     }
                     jmp::CALL if insn.imm as u32 == helper::TAIL_CALL => {
@@ -105,16 +117,19 @@ impl<'a> Machine<'_, 'a> {
                             Some(prog) => {
                                 code = &prog.insns;
                                 pc = 0;
+                                regs = tail_call_regs(&regs);
                                 continue;
                             }
                             None => {
                                 regs[0] = neg_errno(Errno::ENOENT);
+                                clobber(&mut regs);
                                 Next::Step
                             }
                         }
                     }
                     jmp::CALL => {
                         regs[0] = self.helper(code, frame, pc, insn.imm as u32, &regs)?;
+                        clobber(&mut regs);
                         Next::Step
                     }
                     jmp::EXIT => Next::Exit,
@@ -223,6 +238,20 @@ impl<'a> Machine<'_, 'a> {
         }
         Ok(())
     }
+}
+
+/// After a call: r1-r5 read as 0.
+#[inline]
+fn clobber(regs: &mut Regs) {
+    regs[1..6].fill(0);
+}
+
+/// The registers a tail-called program starts with: r1 and r10 kept.
+fn tail_call_regs(regs: &Regs) -> Regs {
+    let mut fresh: Regs = [0; 16];
+    fresh[1] = regs[1];
+    fresh[r(FP)] = regs[r(FP)];
+    fresh
 }
 
 /// `pc + 1 + delta` (the verifier keeps it inside the program; a bad one
