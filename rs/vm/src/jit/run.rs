@@ -208,7 +208,8 @@ fn tail_call(state: &mut RunState, block: &mut [u64], pc: usize, args: [u64; 5])
     let saved = core::mem::replace(&mut state.current, current);
     let code = state.program().code_at(0);
     let status = match code {
-        Some(code) => exec::enter(code, state, block, args[0], args[1]),
+        // The target starts with r1 and r10 only, as in the interpreter.
+        Some(code) => exec::enter(code, state, block, args[0], 0),
         None => layout::STATUS_FAULT,
     };
     state.current = saved;
