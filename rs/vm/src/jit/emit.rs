@@ -51,6 +51,9 @@ pub struct Code {
 pub(super) enum Stub {
     /// An access the inline check did not admit: the slow path decides.
     Access { at: Label, resume: Label, base: u8, off: i16, packed: u32 },
+    /// An access in bounds of a slotted region: the slot check, then
+    /// `resume` or the slow path at `at`.
+    Slotted { slotted: Label, at: Label, resume: Label, size: usize },
     /// The budget ran out at a block's start.
     Budget { at: Label, pc: usize },
     /// A call from the last frame.
@@ -71,6 +74,8 @@ pub(super) struct Shared {
     pub status: Label,
     /// r10 = pc: execution ran past the last instruction.
     pub ran_off: Label,
+    /// r11 = offset, r10 = entry: the slot check of 1, 2, 4, 8 bytes (flags: above = refused).
+    pub slot: [Label; 4],
 }
 
 /// The translation state.
@@ -94,6 +99,7 @@ pub fn compile(insns: &[Insn], rt: Runtime) -> Result<Code, LoadError> {
         depth: a.label(),
         status: a.label(),
         ran_off: a.label(),
+        slot: [a.label(), a.label(), a.label(), a.label()],
     };
     let mut e = Emitter { a, insns, labels, stubs: Vec::new(), shared, rt };
     e.entry_and_exit();

@@ -138,6 +138,10 @@ impl Emitter<'_> {
                     self.access_stub(base, off, packed);
                     self.a.jmp(resume);
                 }
+                Stub::Slotted { slotted, at, resume, size } => {
+                    self.a.bind(slotted);
+                    self.slotted_stub(size, at, resume);
+                }
                 Stub::Budget { at, pc } => {
                     self.a.bind(at);
                     self.a.mov_imm32(Reg::R10, pc as u32);
@@ -152,6 +156,7 @@ impl Emitter<'_> {
         }
         self.fault_exits();
         self.slow_access();
+        self.slot_checks();
     }
 
     /// Exits with a status: budget and call depth (pc in r10), a helper's

@@ -327,6 +327,11 @@ impl Asm {
         self.op(w, &[0xf7], if signed { 7 } else { 6 }, Rm::R(r), false);
     }
 
+    /// `div [m]` (unsigned) of rdx:rax by memory.
+    pub fn div_mem(&mut self, w: Width, m: Mem) {
+        self.op(w, &[0xf7], 6, Rm::M(m), false);
+    }
+
     /// `cqo` (64) or `cdq` (32): sign-extends rax into rdx.
     pub fn sign_extend_rax(&mut self, w: Width) {
         if w == Width::Q {

@@ -41,6 +41,9 @@ fn arithmetic() {
     assert_eq!(enc(|a| a.neg(Width::W, Reg::R8)), [0x41, 0xf7, 0xd8]);
     assert_eq!(enc(|a| a.div(Width::Q, Reg::R11, false)), [0x49, 0xf7, 0xf3]);
     assert_eq!(enc(|a| a.div(Width::W, Reg::R11, true)), [0x41, 0xf7, 0xfb]);
+    let entry = Mem::indexed(Reg::R12, Reg::R10, 200);
+    assert_eq!(enc(|a| a.div_mem(Width::W, entry)), [0x43, 0xf7, 0xb4, 0x14, 0xc8, 0, 0, 0]);
+    assert_eq!(enc(|a| a.alu_imm(Alu::Cmp, Width::Q, Rm::M(entry), 0)), [0x4b, 0x83, 0xbc, 0x14, 0xc8, 0, 0, 0, 0]);
     assert_eq!(enc(|a| a.sign_extend_rax(Width::Q)), [0x48, 0x99]);
     assert_eq!(enc(|a| a.sign_extend_rax(Width::W)), [0x99]);
     assert_eq!(enc(|a| a.shift_imm(Shift::Shl, Width::Q, Reg::RBX, 3)), [0x48, 0xc1, 0xe3, 3]);
