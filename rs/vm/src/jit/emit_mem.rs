@@ -7,7 +7,7 @@
 //! the zero-extended offset not past the entry's limit for that size and
 //! kind (see [`super::layout`]), then host = entry base + offset in r11.
 //! In a region cut into slots (map values) an out-of-line check then
-//! divides: `offset % slot + size <= slot`. What the inline checks refuse
+//! requires `offset % slot + size <= slot`. What the inline checks refuse
 //! goes to the slow path (a Rust function), which checks exactly as the
 //! interpreter does and either returns the host address (a read-only
 //! cmpxchg that fails) or records the fault and leaves through the fault
@@ -72,18 +72,21 @@ impl Emitter<'_> {
 
     /// The shared slot checks: `offset % slot + size` compared with `slot`
     /// (r11 = offset, r10 = the entry's offset; only the flags change).
+    /// The remainder is two multiplications by the slot's reciprocal
+    /// ([`layout::remainder`]).
     pub(super) fn slot_checks(&mut self) {
         let slot = Mem::indexed(BLOCK, Reg::R10, layout::HEADER + layout::SLOT);
+        let reciprocal = Mem::indexed(BLOCK, Reg::R10, layout::HEADER + layout::SLOT_RECIPROCAL);
         for (i, size) in [1, 2, 4, 8].into_iter().enumerate() {
             let a = &mut self.a;
             a.bind(self.shared.slot[i]);
             a.push(Reg::RAX);
             a.push(Reg::RDX);
             a.mov(Width::W, Reg::RAX, Reg::R11);
-            a.alu(Alu::Xor, Width::W, Reg::RDX, Reg::RDX);
-            a.div_mem(Width::W, slot);
-            a.alu_imm(Alu::Add, Width::W, Rm::R(Reg::RDX), size);
-            a.alu_load(Alu::Cmp, Width::W, Reg::RDX, slot);
+            a.imul_mem(Width::Q, Reg::RAX, reciprocal);
+            a.mul_mem(Width::Q, slot);
+            a.alu_imm(Alu::Add, Width::Q, Rm::R(Reg::RDX), size);
+            a.alu_load(Alu::Cmp, Width::Q, Reg::RDX, slot);
             a.pop(Reg::RDX);
             a.pop(Reg::RAX);
             a.ret();

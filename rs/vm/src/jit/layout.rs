@@ -39,6 +39,27 @@ pub const FAULT_PC: i32 = 64;
 pub const HEADER: i32 = 128;
 /// Byte offset, within an entry, of the slot size.
 pub const SLOT: i32 = 72;
+/// Byte offset, within an entry, of the slot size's reciprocal
+/// ([`reciprocal`]), with which the code computes `offset % slot` by two
+/// multiplications instead of a division.
+pub const SLOT_RECIPROCAL: i32 = 80;
+
+/// `2^64 / d` rounded up (0 for 0 and 1): for 32-bit `n` and `d`, `n % d`
+/// is the high half of `(reciprocal(d) * n mod 2^64) * d` (Lemire, Kaser
+/// and Kurz, "Faster remainder by direct computation", 2019).
+pub fn reciprocal(d: u32) -> u64 {
+    if d == 0 {
+        0
+    } else {
+        (u64::MAX / d as u64).wrapping_add(1)
+    }
+}
+
+/// `n % d` as the code computes it, by multiplications.
+pub fn remainder(n: u32, d: u32) -> u32 {
+    let low = reciprocal(d).wrapping_mul(n as u64);
+    ((low as u128 * d as u128) >> 64) as u32
+}
 /// log2 of a region entry's size.
 pub const ENTRY_SHIFT: u8 = 7;
 /// Words per region entry.
@@ -148,6 +169,7 @@ impl Block {
             }
         }
         self.words[e + SLOT as usize / 8] = info.slot as u64;
+        self.words[e + SLOT_RECIPROCAL as usize / 8] = reciprocal(info.slot);
     }
 
     /// Whether the emitted check lets `size` bytes at `offset` of region `id` through.
@@ -158,7 +180,7 @@ impl Block {
         }
         let e = HEADER as usize / 8 + id * ENTRY_WORDS;
         let slot = self.words[e + SLOT as usize / 8];
-        let in_slot = slot == 0 || (offset as u64 % slot) + size as u64 <= slot;
+        let in_slot = slot == 0 || remainder(offset, slot as u32) as u64 + size as u64 <= slot;
         offset as i64 <= self.words[e + limit_offset(size, write) as usize / 8] as i64 && in_slot
     }
 }
@@ -175,6 +197,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn remainders_by_multiplication_are_exact(n: u32, d in 1u32..) {
+            prop_assert_eq!(remainder(n, d), n % d);
+        }
+
+        #[test]
+        fn remainders_by_small_slots_are_exact(n: u32, d in 1u32..4096) {
+            prop_assert_eq!(remainder(n, d), n % d);
+        }
+
         /// The emitted check admits exactly what the full check allows.
         #[test]
         fn fast_check_agrees_with_region_info(len in 0u32..64, slot in prop_oneof![Just(0u32), 1u32..16],

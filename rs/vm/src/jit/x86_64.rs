@@ -327,9 +327,14 @@ impl Asm {
         self.op(w, &[0xf7], if signed { 7 } else { 6 }, Rm::R(r), false);
     }
 
-    /// `div [m]` (unsigned) of rdx:rax by memory.
-    pub fn div_mem(&mut self, w: Width, m: Mem) {
-        self.op(w, &[0xf7], 6, Rm::M(m), false);
+    /// `imul dst, [m]` (the low half).
+    pub fn imul_mem(&mut self, w: Width, dst: Reg, m: Mem) {
+        self.op(w, &[0x0f, 0xaf], dst.0, Rm::M(m), false);
+    }
+
+    /// `mul [m]`: rdx:rax = rax * [m], unsigned.
+    pub fn mul_mem(&mut self, w: Width, m: Mem) {
+        self.op(w, &[0xf7], 4, Rm::M(m), false);
     }
 
     /// `cqo` (64) or `cdq` (32): sign-extends rax into rdx.
