@@ -73,7 +73,7 @@ impl Emitter<'_> {
     /// The shared slot checks: `offset % slot + size` compared with `slot`
     /// (r11 = offset, r10 = the entry's offset; only the flags change).
     /// The remainder is two multiplications by the slot's reciprocal
-    /// ([`layout::remainder`]).
+    /// ([`layout::reciprocal`]).
     pub(super) fn slot_checks(&mut self) {
         let slot = Mem::indexed(BLOCK, Reg::R10, layout::HEADER + layout::SLOT);
         let reciprocal = Mem::indexed(BLOCK, Reg::R10, layout::HEADER + layout::SLOT_RECIPROCAL);

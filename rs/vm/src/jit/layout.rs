@@ -56,6 +56,7 @@ pub fn reciprocal(d: u32) -> u64 {
 }
 
 /// `n % d` as the code computes it, by multiplications.
+#[cfg(test)]
 pub fn remainder(n: u32, d: u32) -> u32 {
     let low = reciprocal(d).wrapping_mul(n as u64);
     ((low as u128 * d as u128) >> 64) as u32
