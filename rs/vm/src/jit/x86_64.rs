@@ -332,7 +332,7 @@ impl Asm {
         self.op(w, &[0x0f, 0xaf], dst.0, Rm::M(m), false);
     }
 
-    /// `mul [m]`: rdx:rax = rax * [m], unsigned.
+    /// `mul [m]`: `rdx:rax = rax * [m]`, unsigned.
     pub fn mul_mem(&mut self, w: Width, m: Mem) {
         self.op(w, &[0xf7], 4, Rm::M(m), false);
     }
