@@ -288,6 +288,38 @@ fn a_tail_call_deep_in_frames_can_run_out_of_frames() {
 }
 
 #[test]
+fn bpf_loop_from_the_last_frame_faults_only_when_it_calls_back() {
+    // Frame 0 tail-calls program 0 from frame 1: a chain of 7 more calls
+    // reaches the last frame, which runs bpf_loop `n` times.
+    let deepest = |n: i32| {
+        let mut v = Vec::new();
+        for _ in 0..6 {
+            v.extend(prog![call_local(1), exit()]);
+        }
+        v.extend(prog![
+            mov64_imm(1, n),
+            ld_func(2, 5),
+            mov64_imm(3, 0),
+            mov64_imm(4, 0),
+            call(helper::LOOP),
+            exit(),
+            mov64_imm(0, 0),
+            exit()
+        ]);
+        v
+    };
+    let maps = prog_array(vec![Some(0)]);
+    let base = Setup { maps: &maps, ..Setup::default() };
+    let main = prog![call_local(1), exit(), ld_map_fd(2, 0), mov64_imm(3, 0), call(helper::TAIL_CALL), exit()];
+    let none = Table::new(vec![load(deepest(0), &base)]);
+    let setup = Setup { maps: &maps, progs: Some(&none), ..Setup::default() };
+    assert_eq!(same_with(main.clone(), &setup).r0, Ok(0));
+    let one = Table::new(vec![load(deepest(1), &base)]);
+    let setup = Setup { maps: &maps, progs: Some(&one), ..Setup::default() };
+    assert_eq!(same_with(main, &setup).r0, Err(Fault::CallDepth { pc: 12 + 5 }));
+}
+
+#[test]
 fn a_tail_call_target_without_jit_code_is_compiled_for_the_run() {
     let maps = prog_array(vec![Some(0)]);
     let base = Setup { maps: &maps, ..Setup::default() };
