@@ -337,6 +337,19 @@ impl Asm {
         self.op(w, &[0xf7], 4, Rm::M(m), false);
     }
 
+    /// `movq xmm, r` (xmm registers are scratch space the code keeps
+    /// registers in without touching memory).
+    pub fn movq_to_xmm(&mut self, xmm: u8, r: Reg) {
+        self.code.push(0x66);
+        self.op(Width::Q, &[0x0f, 0x6e], xmm, Rm::R(r), false);
+    }
+
+    /// `movq r, xmm`.
+    pub fn movq_from_xmm(&mut self, r: Reg, xmm: u8) {
+        self.code.push(0x66);
+        self.op(Width::Q, &[0x0f, 0x7e], xmm, Rm::R(r), false);
+    }
+
     /// `cqo` (64) or `cdq` (32): sign-extends rax into rdx.
     pub fn sign_extend_rax(&mut self, w: Width) {
         if w == Width::Q {
