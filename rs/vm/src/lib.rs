@@ -29,6 +29,7 @@ pub mod osutil;
 pub mod retcode;
 
 pub mod helpers;
+pub mod jit;
 pub mod map;
 pub mod program;
 pub mod runtime;
