@@ -28,5 +28,6 @@ pub mod mem;
 pub mod osutil;
 pub mod retcode;
 
+pub mod elf;
 pub mod map;
 pub mod program;

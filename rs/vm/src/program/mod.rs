@@ -44,7 +44,7 @@ impl Insn {
 
     /// Decodes a program's bytes (a multiple of 8).
     pub fn decode_all(bytes: &[u8]) -> Result<Vec<Insn>, LoadError> {
-        if bytes.len() % 8 != 0 {
+        if !bytes.len().is_multiple_of(8) {
             return Err(LoadError::new(Errno::EINVAL, "program size is not a multiple of 8 bytes"));
         }
         Ok(bytes.chunks_exact(8).map(|c| Insn::decode([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect())

@@ -1,0 +1,139 @@
+//! The loader on objects clang builds from tests/fixtures: maps, global
+//! data, programs and their relocations as the parser reports them.
+
+mod common;
+
+use proctap_vm::consts::{map_flags, map_type, prog_type, pseudo};
+use proctap_vm::elf::reloc::{CALL, LD_IMM64, PSEUDO_FUNC};
+use proctap_vm::elf::{ObjProgram, Object};
+
+fn parse(name: &str) -> Option<Object> {
+    let bytes = common::fixture_bytes(name)?;
+    Some(Object::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}")))
+}
+
+/// Every BPF-to-BPF call and callback reference lands inside the program,
+/// and every map reference names a map of the object.
+fn check_references(obj: &Object, p: &ObjProgram) -> (usize, usize) {
+    let (mut calls, mut callbacks) = (0, 0);
+    let mut i = 0;
+    while i < p.insns.len() {
+        let insn = p.insns[i];
+        let target = i as i64 + 1 + i64::from(insn.imm);
+        if insn.op == CALL && insn.src == pseudo::CALL {
+            assert!((0..p.insns.len() as i64).contains(&target), "{}: call at {i} out of range", p.name);
+            calls += 1;
+        }
+        if insn.op == LD_IMM64 {
+            match insn.src {
+                PSEUDO_FUNC => {
+                    assert!((0..p.insns.len() as i64).contains(&target), "{}: callback at {i}", p.name);
+                    callbacks += 1;
+                }
+                pseudo::MAP_FD => assert!((insn.imm as usize) < obj.maps.len()),
+                pseudo::MAP_VALUE => {
+                    let map = &obj.maps[insn.imm as usize];
+                    assert!((p.insns[i + 1].imm as u32) < map.def.value_size, "{}: value offset", p.name);
+                }
+                0 => {}
+                other => panic!("{}: ld_imm64 src {other}", p.name),
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    (calls, callbacks)
+}
+
+#[test]
+fn every_map_type_decodes_from_btf() {
+    let Some(obj) = parse("maps") else { return };
+    let defs: Vec<_> = obj
+        .maps
+        .iter()
+        .map(|m| (m.name.as_str(), m.def.map_type, m.def.key_size, m.def.value_size, m.def.max_entries))
+        .collect();
+    assert_eq!(
+        defs,
+        [
+            ("arr", map_type::ARRAY, 4, 8, 8),
+            ("hash", map_type::HASH, 4, 8, 64),
+            ("pcpu_arr", map_type::PERCPU_ARRAY, 4, 4, 4),
+            ("pcpu_hash", map_type::PERCPU_HASH, 4, 8, 64),
+            ("lru", map_type::LRU_HASH, 8, 8, 128),
+            ("events", map_type::RINGBUF, 0, 0, 4096),
+        ]
+    );
+    assert!(obj.maps.iter().all(|m| m.init.is_none() && !m.readonly));
+    let names: Vec<_> = obj.programs.iter().map(|p| (p.name.as_str(), p.section.as_str(), p.prog_type)).collect();
+    assert_eq!(names, [("update_maps", "syscall", prog_type::SYSCALL), ("send_event", "syscall", prog_type::SYSCALL)]);
+    assert_eq!(obj.license, "GPL");
+    for p in &obj.programs {
+        check_references(&obj, p);
+    }
+}
+
+#[test]
+fn global_data_sections_become_array_maps() {
+    let Some(obj) = parse("globals") else { return };
+    let rodata = &obj.maps[obj.map_index(".rodata").expect(".rodata")];
+    assert!(rodata.readonly);
+    assert_eq!(rodata.def.flags & map_flags::RDONLY_PROG, map_flags::RDONLY_PROG);
+    assert_eq!((rodata.def.map_type, rodata.def.key_size, rodata.def.max_entries), (map_type::ARRAY, 4, 1));
+    let init = rodata.init.as_ref().expect("contents");
+    assert_eq!(init.len() as u32, rodata.def.value_size);
+    let has = |bytes: &[u8], needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(has(init, &3u64.to_le_bytes()), "scale = 3 in .rodata");
+    assert!(has(init, &[2, 0, 0, 0, 3, 0, 0, 0, 5, 0, 0, 0]), "table in .rodata");
+    let data = &obj.maps[obj.map_index(".data").expect(".data")];
+    assert!(!data.readonly);
+    assert_eq!(data.init.as_deref(), Some(&100u64.to_le_bytes()[..]));
+    let bss = &obj.maps[obj.map_index(".bss").expect(".bss")];
+    assert!(bss.init.as_ref().is_some_and(|b| b.len() >= 12 && b.iter().all(|&x| x == 0)));
+    let extra = &obj.maps[obj.map_index(".data.extra").expect(".data.extra")];
+    assert_eq!(extra.init.as_deref(), Some(&7u64.to_le_bytes()[..]));
+    assert!(obj.maps.iter().any(|m| m.init.as_ref().is_some_and(|b| has(b, b"hello, vm\0"))), "the string");
+    for p in &obj.programs {
+        check_references(&obj, p);
+        let values = p.insns.iter().filter(|i| i.op == LD_IMM64 && i.src == pseudo::MAP_VALUE).count();
+        assert!(values >= 2, "{}: global accesses are map values", p.name);
+    }
+    assert_eq!(obj.programs.len(), 2);
+}
+
+#[test]
+fn subprograms_are_appended_and_calls_point_at_them() {
+    let Some(obj) = parse("calls") else { return };
+    let names: Vec<_> = obj.programs.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["nested_calls", "bounded_loop", "with_bpf_loop", "on_switch"]);
+    assert_eq!(obj.program("on_switch").map(|p| p.prog_type), Some(prog_type::TRACEPOINT));
+    let nested = obj.program("nested_calls").expect("nested_calls");
+    let (calls, _) = check_references(&obj, nested);
+    assert!(calls >= 5, "three_levels, twice, mix (x2+), store: {calls}");
+    let looped = obj.program("with_bpf_loop").expect("with_bpf_loop");
+    let (_, callbacks) = check_references(&obj, looped);
+    assert_eq!(callbacks, 1, "the bpf_loop callback");
+    // Each program carries only what it calls: the tracepoint program
+    // calls `store` alone, so it is shorter than the nested one.
+    let on_switch = obj.program("on_switch").expect("on_switch");
+    assert!(on_switch.insns.len() < nested.insns.len());
+    // A call target is the first instruction of a function: the
+    // instruction before it is an exit (or the target is the entry).
+    for p in &obj.programs {
+        for (i, insn) in p.insns.iter().enumerate() {
+            if insn.op == CALL && insn.src == pseudo::CALL {
+                let t = (i as i64 + 1 + i64::from(insn.imm)) as usize;
+                assert!(t == 0 || p.insns[t - 1].op == 0x95, "{}: call at {i} lands mid-function ({t})", p.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_packet_parser_parses() {
+    let Some(obj) = parse("packet") else { return };
+    assert_eq!(obj.maps.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["ports", "verdicts"]);
+    let p = obj.program("parse_packet").expect("parse_packet");
+    let (calls, _) = check_references(&obj, p);
+    assert!(calls >= 1);
+}
