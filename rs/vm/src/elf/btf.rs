@@ -1,6 +1,7 @@
 //! BTF as an object carries it: the types of `.BTF`, read far enough to
-//! decode BTF-defined maps (the `.maps` DATASEC), and the CO-RE records of
-//! `.BTF.ext`, which the loader refuses or applies as local.
+//! decode BTF-defined maps (the `.maps` DATASEC), and to fix up the
+//! DATASECs' offsets and sizes (which clang leaves to the loader) before a
+//! kernel gets the BTF.
 //!
 //! A BTF-defined map is a global variable of an anonymous struct whose
 //! members encode the map the way libbpf's macros write them:
@@ -54,6 +55,8 @@ pub struct Type {
     pub vars: Vec<(u32, u32, u32)>,
     /// Array: (element type, element count).
     pub array: (u32, u32),
+    /// Where the type's record starts in the `.BTF` section.
+    pub pos: usize,
 }
 
 /// The types of a `.BTF` section, by id (id 0 is void).
@@ -88,9 +91,11 @@ impl Btf {
         let strings = range(str_off, str_len).ok_or_else(|| bad("strings past the end"))?;
         let mut out = alloc::vec![Type::default()];
         let mut at = 0;
+        let types_start = hdr_len + type_off;
         while at < types.len() {
-            let (t, next) =
+            let (mut t, next) =
                 read_type(types, at, strings).ok_or_else(|| bad(format!("type {} truncated", out.len())))?;
+            t.pos = types_start + at;
             out.push(t);
             at = next;
         }
@@ -226,57 +231,35 @@ fn read_type(b: &[u8], at: usize, strings: &[u8]) -> Option<(Type, usize)> {
     (next <= b.len()).then_some((t, next))
 }
 
-/// One CO-RE relocation of `.BTF.ext`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CoreRelo {
-    /// The instruction index in its section.
-    pub insn: usize,
-    /// The local type the access is against.
-    pub type_id: u32,
-    /// The access string ("0:1:2").
-    pub access: String,
-    /// `enum bpf_core_relo_kind`.
-    pub kind: u32,
-}
-
-/// The CO-RE relocations of `.BTF.ext`, by section name.
-pub fn core_relos(ext: &[u8], strings: &[u8]) -> Result<Vec<(String, CoreRelo)>, LoadError> {
-    let bad = |r: &str| LoadError::new(Errno::EINVAL, r).in_section(".BTF.ext");
-    let hdr_len = u32_at(ext, 4).ok_or_else(|| bad("header past the end"))? as usize;
-    if hdr_len < 32 {
-        return Ok(Vec::new());
-    }
-    let off = u32_at(ext, 24).ok_or_else(|| bad("header past the end"))? as usize;
-    let len = u32_at(ext, 28).ok_or_else(|| bad("header past the end"))? as usize;
-    let start = hdr_len + off;
-    let data = ext.get(start..start + len).ok_or_else(|| bad("CO-RE records past the end"))?;
-    let mut out = Vec::new();
-    if data.is_empty() {
-        return Ok(out);
-    }
-    let rec = u32_at(data, 0).ok_or_else(|| bad("truncated"))? as usize;
-    if rec < 16 {
-        return Err(bad("CO-RE record size under 16"));
-    }
-    let mut at = 4;
-    while at < data.len() {
-        let sec = u32_at(data, at).and_then(|o| super::file::c_str(strings, o as usize));
-        let sec = sec.ok_or_else(|| bad("bad section name"))?;
-        let n = u32_at(data, at + 4).ok_or_else(|| bad("truncated"))? as usize;
-        at += 8;
-        for i in 0..n {
-            let r = at + i * rec;
-            let field = |k: usize| u32_at(data, r + 4 * k).ok_or_else(|| bad("truncated"));
-            let access = super::file::c_str(strings, field(2)? as usize).unwrap_or_default();
-            let relo = CoreRelo { insn: field(0)? as usize / 8, type_id: field(1)?, access, kind: field(3)? };
-            out.push((sec.clone(), relo));
-        }
-        at += n * rec;
-    }
-    Ok(out)
-}
-
 impl Btf {
+    /// A copy of `data` (this BTF's section) with every DATASEC's size and
+    /// variable offsets filled in, as a kernel wants them: `section_size`
+    /// gives a section's size, `var_offset` a variable's offset in it.
+    pub fn fixed_up(
+        &self,
+        data: &[u8],
+        section_size: impl Fn(&str) -> Option<u64>,
+        var_offset: impl Fn(&str, &str) -> Option<u64>,
+    ) -> Vec<u8> {
+        let mut out = data.to_vec();
+        let mut put = |at: usize, v: u32| {
+            if let Some(b) = out.get_mut(at..at + 4) {
+                b.copy_from_slice(&v.to_le_bytes());
+            }
+        };
+        for t in self.types.iter().filter(|t| t.kind == kind::DATASEC) {
+            if let Some(size) = section_size(&t.name) {
+                put(t.pos + 8, size as u32);
+            }
+            for (i, (var, _, _)) in t.vars.iter().enumerate() {
+                if let Some(off) = var_offset(&t.name, self.name_of(*var)) {
+                    put(t.pos + 12 + 12 * i + 4, off as u32);
+                }
+            }
+        }
+        out
+    }
+
     /// The string table of a `.BTF` section (for `.BTF.ext` names).
     pub fn strings(data: &[u8]) -> &[u8] {
         let hdr_len = u32_at(data, 4).unwrap_or(0) as usize;

@@ -29,6 +29,7 @@
 //! emits for code, legacy `maps` sections, and map types the runtime lacks.
 
 pub mod btf;
+pub mod btf_ext;
 pub mod file;
 mod load;
 pub mod reloc;
@@ -40,7 +41,8 @@ use crate::retcode::{Errno, LoadError};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use btf::{Btf, CoreRelo};
+use btf::Btf;
+use btf_ext::CoreRelo;
 use file::{ElfFile, SHF_EXECINSTR, SHT_NOBITS, SHT_PROGBITS};
 
 /// A map of an object: BTF-defined, or the internal map of a data section.
@@ -71,6 +73,10 @@ pub struct ObjProgram {
     /// CO-RE relocations taken as local (instruction index in `insns`);
     /// empty unless [`ParseOptions::core_as_local`].
     pub core: Vec<(usize, CoreRelo)>,
+    /// BTF function info, (instruction index, BTF FUNC id), one per
+    /// function the program holds; empty when the object has none (a
+    /// kernel wants it with [`Object::btf`] for `bpf_loop` callbacks).
+    pub func_info: Vec<(u32, u32)>,
 }
 
 /// A parsed object.
@@ -82,6 +88,8 @@ pub struct Object {
     pub programs: Vec<ObjProgram>,
     /// The `license` section's string (empty if none).
     pub license: String,
+    /// The `.BTF` section with its DATASECs fixed up, for a kernel.
+    pub btf: Option<Vec<u8>>,
 }
 
 /// How lenient [`Object::parse_with`] is.
@@ -167,11 +175,13 @@ impl Object {
         let mut maps = Vec::new();
         let map_offsets = btf_maps(&elf, btf.as_ref(), &mut maps)?;
         let data_maps = data_maps(&elf, &mut maps);
-        let core = match (elf.find(".BTF.ext"), btf_data) {
-            (Some(i), Some(b)) => btf::core_relos(elf.data(i), Btf::strings(b))?,
-            _ => Vec::new(),
+        let (core, funcs) = match (elf.find(".BTF.ext"), btf_data) {
+            (Some(i), Some(b)) => {
+                (btf_ext::core_relos(elf.data(i), Btf::strings(b))?, btf_ext::func_infos(elf.data(i), Btf::strings(b))?)
+            }
+            _ => (Vec::new(), Vec::new()),
         };
-        let linker = reloc::Linker::new(&elf, &map_offsets, &data_maps, core, btf.as_ref())?;
+        let linker = reloc::Linker::new(&elf, &map_offsets, &data_maps, (core, funcs), btf.as_ref())?;
         let mut programs = Vec::new();
         for (sec, s) in elf.sections.iter().enumerate() {
             if s.flags & SHF_EXECINSTR == 0 || s.name == ".text" || s.size == 0 {
@@ -181,12 +191,18 @@ impl Object {
                 LoadError::new(Errno::EINVAL, "a section name no program type is known for").in_section(&s.name)
             })?;
             for (name, start, len) in linker.functions(sec) {
-                let (insns, core) = linker.link(sec, start, len, options)?;
-                programs.push(ObjProgram { name, section: s.name.clone(), prog_type: ty, insns, core });
+                let l = linker.link(sec, start, len, options)?;
+                let section = s.name.clone();
+                let (insns, core, func_info) = (l.insns, l.core, l.func_info);
+                programs.push(ObjProgram { name, section, prog_type: ty, insns, core, func_info });
             }
         }
         let license = elf.find("license").and_then(|i| file::c_str(elf.data(i), 0)).unwrap_or_default();
-        Ok(Object { maps, programs, license })
+        let btf = match (btf, btf_data) {
+            (Some(b), Some(data)) => Some(fix_datasecs(&elf, &b, data)),
+            _ => None,
+        };
+        Ok(Object { maps, programs, license, btf })
     }
 
     /// The program whose function is `name`.
@@ -198,6 +214,16 @@ impl Object {
     pub fn map_index(&self, name: &str) -> Option<usize> {
         self.maps.iter().position(|m| m.name == name)
     }
+}
+
+/// The BTF with its DATASECs' sizes and offsets from the ELF file.
+fn fix_datasecs(elf: &ElfFile<'_>, btf: &Btf, data: &[u8]) -> Vec<u8> {
+    let size = |name: &str| elf.find(name).map(|i| elf.sections[i].size);
+    let offset = |sec: &str, var: &str| {
+        let i = elf.find(sec)?;
+        elf.symbols.iter().find(|s| usize::from(s.section) == i && s.name == var).map(|s| s.value)
+    };
+    btf.fixed_up(data, size, offset)
 }
 
 /// Decodes the maps of `.maps`; the (offset in `.maps`, map index) pairs.

@@ -14,7 +14,8 @@
 //! relocations, CO-RE records and errors are found and reported in the
 //! object's own terms.
 
-use super::btf::{Btf, CoreRelo};
+use super::btf::Btf;
+use super::btf_ext::{CoreRelo, FuncInfo};
 use super::file::{ElfFile, Rel, Symbol, SHF_EXECINSTR, SHN_UNDEF, SHT_REL, STT_FUNC};
 use super::ParseOptions;
 use crate::consts::{class, jmp, pseudo};
@@ -45,9 +46,16 @@ const LOCAL_CORE_KINDS: &[u32] = &[0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12];
 /// Where an instruction came from: (section index, instruction index).
 type Origin = (usize, usize);
 
-/// A linked program: its instructions, and the CO-RE relocations taken as
-/// local (by instruction index).
-pub type Linked = (Vec<Insn>, Vec<(usize, CoreRelo)>);
+/// A linked program.
+pub struct Linked {
+    /// The instructions, subprograms appended.
+    pub insns: Vec<Insn>,
+    /// The CO-RE relocations taken as local, by instruction index.
+    pub core: Vec<(usize, CoreRelo)>,
+    /// (instruction index, BTF FUNC id) of every function placed, or
+    /// nothing when one has no function info.
+    pub func_info: Vec<(u32, u32)>,
+}
 
 /// What linking needs of an object, indexed once.
 pub struct Linker<'a> {
@@ -57,6 +65,7 @@ pub struct Linker<'a> {
     functions: Vec<Vec<(String, usize, usize)>>,
     rels: BTreeMap<Origin, Rel>,
     core: BTreeMap<Origin, CoreRelo>,
+    funcs: BTreeMap<Origin, u32>,
     maps_section: Option<usize>,
     map_offsets: &'a [(u64, usize)],
     data_maps: &'a [(usize, usize)],
@@ -69,7 +78,7 @@ impl<'a> Linker<'a> {
         elf: &'a ElfFile<'a>,
         map_offsets: &'a [(u64, usize)],
         data_maps: &'a [(usize, usize)],
-        core_list: Vec<(String, CoreRelo)>,
+        (core_list, func_list): (Vec<(String, CoreRelo)>, Vec<(String, FuncInfo)>),
         btf: Option<&'a Btf>,
     ) -> Result<Self, LoadError> {
         let n = elf.sections.len();
@@ -106,8 +115,14 @@ impl<'a> Linker<'a> {
                 core.insert((i, relo.insn), relo);
             }
         }
+        let mut funcs = BTreeMap::new();
+        for (sec, f) in func_list {
+            if let Some(i) = elf.find(&sec) {
+                funcs.insert((i, f.insn), f.type_id);
+            }
+        }
         let maps_section = elf.find(".maps");
-        Ok(Linker { elf, btf, code, functions, rels, core, maps_section, map_offsets, data_maps })
+        Ok(Linker { elf, btf, code, functions, rels, core, funcs, maps_section, map_offsets, data_maps })
     }
 
     /// The functions of section `sec`: (name, first instruction, length).
@@ -138,7 +153,9 @@ impl<'a> Linker<'a> {
             }
             i += self.relocate(&mut prog, i)?;
         }
-        Ok((prog.insns, core))
+        let func_info: Option<Vec<(u32, u32)>> =
+            prog.placed.iter().map(|(origin, pos)| self.funcs.get(origin).map(|&ty| (*pos as u32, ty))).collect();
+        Ok(Linked { insns: prog.insns, core, func_info: func_info.unwrap_or_default() })
     }
 
     /// Resolves instruction `i`; how many instructions it takes.

@@ -1,6 +1,8 @@
 //! Shared by the integration tests: fixtures compiled by clang at test time.
 #![allow(dead_code)]
 
+pub mod kbpf;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
