@@ -46,6 +46,9 @@ const LOCAL_CORE_KINDS: &[u32] = &[0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12];
 /// Where an instruction came from: (section index, instruction index).
 type Origin = (usize, usize);
 
+/// The `.BTF.ext` records by section name: CO-RE relocations and function info.
+pub type ExtRecords = (Vec<(String, CoreRelo)>, Vec<(String, FuncInfo)>);
+
 /// A linked program.
 pub struct Linked {
     /// The instructions, subprograms appended.
@@ -78,7 +81,7 @@ impl<'a> Linker<'a> {
         elf: &'a ElfFile<'a>,
         map_offsets: &'a [(u64, usize)],
         data_maps: &'a [(usize, usize)],
-        (core_list, func_list): (Vec<(String, CoreRelo)>, Vec<(String, FuncInfo)>),
+        (core_list, func_list): ExtRecords,
         btf: Option<&'a Btf>,
     ) -> Result<Self, LoadError> {
         let n = elf.sections.len();
