@@ -11,7 +11,19 @@
 //! and returns value offsets into the arena; the *syscall* side copies
 //! values in and out, all CPUs' values at once for per-CPU maps (each
 //! rounded up to 8 bytes, as `bpf(2)` lays them out).
+//!
+//! One file per type: [`array`] (ARRAY, PERCPU_ARRAY), [`hash`] (HASH,
+//! PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH), [`ringbuf`] (RINGBUF),
+//! [`prog_array`] (PROG_ARRAY); [`create`] checks a definition as Linux's
+//! `map_alloc_check`s do and builds the map.
 
+pub mod array;
+pub mod hash;
+mod internal;
+pub mod prog_array;
+pub mod ringbuf;
+
+use crate::consts::map_type;
 use crate::retcode::Errno;
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -82,11 +94,151 @@ pub trait Map: Send {
         let _ = data;
         Err(Errno::EINVAL)
     }
+    /// Ringbuf: `bpf_ringbuf_query(flag)` ([`ringbuf::query`]); 0 for
+    /// other maps.
+    fn ringbuf_query(&self, flag: u64) -> u64 {
+        let _ = flag;
+        0
+    }
     /// Prog array: the program id at `index`.
     fn prog_at(&self, index: u32) -> Option<u32> {
         let _ = index;
         None
     }
+    /// The ring buffer, for the OS's consumer side ([`ringbuf::RingBuf::consume`],
+    /// its pages); `None` for other maps.
+    fn as_ringbuf_mut(&mut self) -> Option<&mut ringbuf::RingBuf> {
+        None
+    }
+}
+
+/// Map flags of MAP_CREATE (`BPF_F_*`) that [`create`] checks.
+pub mod flags {
+    pub use crate::consts::map_flags::{MMAPABLE, NO_PREALLOC, RDONLY_PROG};
+    /// LRU maps: one LRU list per CPU.
+    pub const NO_COMMON_LRU: u32 = 1 << 1;
+    /// `numa_node` is valid.
+    pub const NUMA_NODE: u32 = 1 << 2;
+    /// Read-only through `bpf(2)`.
+    pub const RDONLY: u32 = 1 << 3;
+    /// Write-only through `bpf(2)`.
+    pub const WRONLY: u32 = 1 << 4;
+    /// Hash maps: a zero hash seed.
+    pub const ZERO_SEED: u32 = 1 << 6;
+    /// Write-only for programs.
+    pub const WRONLY_PROG: u32 = 1 << 8;
+    /// Perf event arrays only.
+    pub const PRESERVE_ELEMS: u32 = 1 << 11;
+    /// Array maps used as inner maps.
+    pub const INNER_MAP: u32 = 1 << 12;
+    /// The access flags every type accepts.
+    pub const ACCESS: u32 = RDONLY | WRONLY | RDONLY_PROG | WRONLY_PROG;
+}
+
+/// Linux's KMALLOC_MAX_SIZE on x86-64 (4 MiB): the hash element limit.
+const KMALLOC_MAX_SIZE: u64 = 4 << 20;
+/// Linux's PCPU_MIN_UNIT_SIZE: the largest per-CPU value.
+const PCPU_MIN_UNIT_SIZE: u32 = 32 << 10;
+/// Linux's MAX_BPF_STACK: keys live on the stack, so no larger.
+const MAX_KEY_SIZE: u32 = 512;
+
+/// Checks `def` as Linux's `map_alloc_check` of its type does and builds
+/// the map, with one value per CPU of `cpus` for per-CPU types.
+///
+/// EINVAL for an unknown type, unsupported flags or a zero (or, where the
+/// type fixes it, wrong) key size, value size or entry count; E2BIG for a
+/// key or value larger than Linux allows or an arena past 4 GiB (regions
+/// have 32-bit offsets); ENOMEM when the allocator has no memory.
+pub fn create(def: &MapDef, cpus: u32) -> Result<Box<dyn Map>, Errno> {
+    check_access(def.flags)?;
+    if cpus == 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(match def.map_type {
+        map_type::ARRAY | map_type::PERCPU_ARRAY => {
+            check_array(def)?;
+            Box::new(array::ArrayMap::new(def, cpus)?)
+        }
+        map_type::HASH | map_type::PERCPU_HASH | map_type::LRU_HASH | map_type::LRU_PERCPU_HASH => {
+            check_hash(def)?;
+            Box::new(hash::HashMap::new(def, cpus)?)
+        }
+        map_type::RINGBUF => {
+            check_ringbuf(def)?;
+            Box::new(ringbuf::RingBuf::new(def)?)
+        }
+        map_type::PROG_ARRAY => {
+            check_prog_array(def)?;
+            Box::new(prog_array::ProgArray::new(def)?)
+        }
+        _ => return Err(Errno::EINVAL),
+    })
+}
+
+/// Read-only and write-only together are EINVAL, for `bpf(2)` and programs.
+fn check_access(f: u32) -> Result<(), Errno> {
+    let both = |a: u32, b: u32| f & a != 0 && f & b != 0;
+    if both(flags::RDONLY, flags::WRONLY) || both(flags::RDONLY_PROG, flags::WRONLY_PROG) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
+fn check_array(def: &MapDef) -> Result<(), Errno> {
+    let percpu = def.map_type == map_type::PERCPU_ARRAY;
+    let mut allowed = flags::NUMA_NODE | flags::ACCESS;
+    if !percpu {
+        allowed |= flags::MMAPABLE | flags::INNER_MAP;
+    }
+    if def.max_entries == 0 || def.key_size != 4 || def.value_size == 0 || def.flags & !allowed != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if def.value_size > i32::MAX as u32 || (percpu && internal::round8(def.value_size) > PCPU_MIN_UNIT_SIZE) {
+        return Err(Errno::E2BIG);
+    }
+    Ok(())
+}
+
+fn check_hash(def: &MapDef) -> Result<(), Errno> {
+    let lru = matches!(def.map_type, map_type::LRU_HASH | map_type::LRU_PERCPU_HASH);
+    let percpu = matches!(def.map_type, map_type::PERCPU_HASH | map_type::LRU_PERCPU_HASH);
+    let allowed = flags::NO_PREALLOC | flags::NO_COMMON_LRU | flags::NUMA_NODE | flags::ACCESS | flags::ZERO_SEED;
+    if def.flags & !allowed != 0 || (!lru && def.flags & flags::NO_COMMON_LRU != 0) {
+        return Err(Errno::EINVAL);
+    }
+    if lru && def.flags & flags::NO_PREALLOC != 0 {
+        return Err(Errno::ENOTSUPP);
+    }
+    if def.max_entries == 0 || def.key_size == 0 || def.value_size == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let elem = def.key_size as u64 + def.value_size as u64;
+    if def.key_size > MAX_KEY_SIZE || elem >= KMALLOC_MAX_SIZE - MAX_KEY_SIZE as u64 {
+        return Err(Errno::E2BIG);
+    }
+    if percpu && internal::round8(def.value_size) > PCPU_MIN_UNIT_SIZE {
+        return Err(Errno::E2BIG);
+    }
+    Ok(())
+}
+
+fn check_ringbuf(def: &MapDef) -> Result<(), Errno> {
+    let size = def.max_entries;
+    if def.flags & !flags::NUMA_NODE != 0 || def.key_size != 0 || def.value_size != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !size.is_power_of_two() || !(size as usize).is_multiple_of(ringbuf::PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
+fn check_prog_array(def: &MapDef) -> Result<(), Errno> {
+    let allowed = flags::NUMA_NODE | flags::RDONLY | flags::WRONLY;
+    if def.max_entries == 0 || def.key_size != 4 || def.value_size != 4 || def.flags & !allowed != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
 }
 
 /// The runtime's maps, by id (ids are never reused while the table lives).
