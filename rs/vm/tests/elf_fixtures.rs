@@ -137,3 +137,28 @@ fn the_packet_parser_parses() {
     let (calls, _) = check_references(&obj, p);
     assert!(calls >= 1);
 }
+
+#[test]
+fn an_objects_maps_are_created_and_global_data_filled() {
+    use proctap_vm::elf::entries;
+    let Some(obj) = parse("globals") else { return };
+    let mut table = proctap_vm::map::MapTable::new();
+    let ids = obj.create_maps(&mut table, 2).expect("create");
+    assert_eq!(ids.len(), obj.maps.len());
+    for (m, id) in obj.maps.iter().zip(&ids) {
+        let map = table.get(*id).expect("in the table");
+        assert_eq!(map.def().value_size, m.def.value_size);
+        let all = entries(map);
+        assert_eq!(all.len(), 1, "{}: one entry", m.name);
+        assert_eq!(all[0].0, 0u32.to_le_bytes());
+        assert_eq!(Some(&all[0].1), m.init.as_ref(), "{}: filled", m.name);
+    }
+    let Some(maps) = parse("maps") else { return };
+    let mut table = proctap_vm::map::MapTable::new();
+    let ids = maps.create_maps(&mut table, 2).expect("create every type");
+    let pcpu = table.get(ids[maps.map_index("pcpu_arr").unwrap()]).unwrap();
+    let all = entries(pcpu);
+    assert_eq!(all.len(), 4, "every index of an array");
+    assert!(all.iter().all(|(_, v)| v.len() == 16), "two CPUs' values, 8-byte rounded");
+    assert!(entries(table.get(ids[maps.map_index("hash").unwrap()]).unwrap()).is_empty());
+}

@@ -1,8 +1,10 @@
-//! Loading a parsed object: its maps' indexes become the ids (or file
+//! Loading a parsed object: its maps are created in a [`MapTable`], and
+//! its programs' map indexes become the ids (or, for a kernel, the file
 //! descriptors) the maps got.
 
-use super::ObjProgram;
-use crate::consts::pseudo;
+use super::{ObjProgram, Object};
+use crate::consts::{pseudo, update};
+use crate::map::{self, MapTable};
 use crate::program::Insn;
 use crate::retcode::{Errno, LoadError};
 use alloc::format;
@@ -33,4 +35,52 @@ impl ObjProgram {
         }
         Ok(insns)
     }
+}
+
+impl Object {
+    /// Creates the object's maps in `table` (with `cpus` values per
+    /// per-CPU entry) and fills the global data maps; their ids, by map
+    /// index. A map that cannot be created is refused naming it.
+    pub fn create_maps(&self, table: &mut MapTable, cpus: u32) -> Result<Vec<u32>, LoadError> {
+        let mut ids = Vec::with_capacity(self.maps.len());
+        for m in &self.maps {
+            let refuse = |e: Errno, what: &str| {
+                let why = format!("map {}: {what}: {e}", m.name);
+                LoadError::new(e, why).in_section(if m.init.is_some() { m.name.as_str() } else { ".maps" })
+            };
+            let mut created = map::create(&m.def, cpus).map_err(|e| refuse(e, "cannot be created"))?;
+            if let Some(init) = &m.init {
+                created
+                    .update_copy(&0u32.to_le_bytes(), init, update::ANY)
+                    .map_err(|e| refuse(e, "cannot be filled"))?;
+            }
+            ids.push(table.insert(created));
+        }
+        Ok(ids)
+    }
+}
+
+/// Every (key, value) of `map` in MAP_GET_NEXT_KEY order, values as
+/// MAP_LOOKUP_ELEM copies them out (every CPU's, for per-CPU maps). Maps
+/// without keys (ringbufs) have none.
+pub fn entries(map: &dyn map::Map) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    let key_size = map.def().key_size as usize;
+    if key_size == 0 {
+        return out;
+    }
+    let mut key: Option<Vec<u8>> = None;
+    // A map yields each key once: no more than max_entries of them.
+    for _ in 0..map.def().max_entries {
+        let mut next = alloc::vec![0u8; key_size];
+        if map.get_next_key(key.as_deref(), &mut next).is_err() {
+            return out;
+        }
+        let mut value = alloc::vec![0u8; map.syscall_value_size()];
+        if map.lookup_copy(&next, &mut value).is_ok() {
+            out.push((next.clone(), value));
+        }
+        key = Some(next);
+    }
+    out
 }

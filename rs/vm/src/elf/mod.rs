@@ -32,6 +32,7 @@ pub mod btf;
 pub mod btf_ext;
 pub mod file;
 mod load;
+pub use load::entries;
 pub mod reloc;
 
 use crate::consts::{map_flags, map_type, prog_type};
