@@ -29,5 +29,6 @@ pub mod osutil;
 pub mod retcode;
 
 pub mod elf;
+pub mod helpers;
 pub mod map;
 pub mod program;

@@ -22,6 +22,10 @@ pub const REGION_STACK: u32 = 1;
 pub const REGION_CTX: u32 = 2;
 /// Map handles: the offset is the map's id. Not memory.
 pub const REGION_MAP_HANDLES: u32 = 3;
+/// Code addresses: what `ld_imm64` with `BPF_PSEUDO_FUNC` loads (the
+/// offset is the callee's instruction index in its program), the callback
+/// argument of bpf_loop. Not memory.
+pub const REGION_FUNCS: u32 = 4;
 /// The values of the map with id `m` are region `REGION_MAPS + m`.
 pub const REGION_MAPS: u32 = 16;
 

@@ -162,3 +162,18 @@ fn an_objects_maps_are_created_and_global_data_filled() {
     assert!(all.iter().all(|(_, v)| v.len() == 16), "two CPUs' values, 8-byte rounded");
     assert!(entries(table.get(ids[maps.map_index("hash").unwrap()]).unwrap()).is_empty());
 }
+
+#[test]
+fn fixture_programs_load_and_run_in_the_runtime() {
+    use proctap_vm::elf::Loaded;
+    use proctap_vm::osutil::HostOs;
+    let os = HostOs::with_seed(1);
+    for name in ["maps", "globals", "calls", "packet"] {
+        let Some(obj) = parse(name) else { return };
+        let mut loaded = Loaded::new(&obj, 2).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for p in &obj.programs {
+            let mut ctx = vec![7u8; 64];
+            loaded.run(&p.name, &os, &mut ctx, 0).unwrap_or_else(|e| panic!("{}: {e}", p.name));
+        }
+    }
+}

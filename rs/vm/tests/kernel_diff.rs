@@ -60,6 +60,7 @@ const PROGRAMS: &[(&str, &str, usize)] = &[
 ];
 
 /// Runs per program.
+#[allow(dead_code)]
 const RUNS: usize = 256;
 
 #[test]

@@ -33,6 +33,8 @@ pub mod btf_ext;
 pub mod file;
 mod load;
 pub use load::entries;
+mod loaded;
+pub use loaded::{Engine, Loaded, RunError};
 pub mod reloc;
 
 use crate::consts::{map_flags, map_type, prog_type};
@@ -192,7 +194,10 @@ impl Object {
                 LoadError::new(Errno::EINVAL, "a section name no program type is known for").in_section(&s.name)
             })?;
             for (name, start, len) in linker.functions(sec) {
-                let l = linker.link(sec, start, len, options)?;
+                let l = linker.link(sec, start, len, options).map_err(|mut e| {
+                    e.reason = format!("program {name}: {}", e.reason);
+                    e
+                })?;
                 let section = s.name.clone();
                 let (insns, core, func_info) = (l.insns, l.core, l.func_info);
                 programs.push(ObjProgram { name, section, prog_type: ty, insns, core, func_info });

@@ -4,9 +4,17 @@
 use crate::consts::{MAX_FRAMES, STACK_PER_FRAME};
 use crate::map::MapTable;
 use crate::osutil::Os;
-use crate::retcode::{Errno, LoadError};
+use crate::retcode::{Errno, Fault, LoadError};
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
+
+mod cfg;
+mod dataflow;
+pub mod interp;
+pub mod memory;
+pub mod ops;
+pub mod verify;
 
 /// One eBPF instruction (8 bytes; ld_imm64 takes two).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,6 +75,48 @@ pub struct Program {
     pub insns: Vec<Insn>,
 }
 
+impl Program {
+    /// Runs the safety pass over `insns` and resolves their map references
+    /// against `maps` (see [`verify`]): the program's entry sets r1 only.
+    pub fn load(name: &str, prog_type: u32, insns: Vec<Insn>, maps: &MapTable) -> Result<Program, LoadError> {
+        Program::load_with(name, prog_type, insns, maps, &verify::Options::default())
+    }
+
+    /// [`Program::load`] with explicit safety-pass options (for example,
+    /// an entry that also sets r2, as the conformance suite's programs expect).
+    pub fn load_with(
+        name: &str,
+        prog_type: u32,
+        insns: Vec<Insn>,
+        maps: &MapTable,
+        options: &verify::Options,
+    ) -> Result<Program, LoadError> {
+        let insns = verify::check(insns, maps, options)?;
+        Ok(Program { name: String::from(name), prog_type, insns })
+    }
+
+    /// Runs the program in the interpreter with r1 pointing to the context;
+    /// r0 at its exit.
+    pub fn run(&self, env: &mut Env) -> Result<u64, Fault> {
+        self.run_with_regs(env, crate::mem::vaddr(crate::mem::REGION_CTX, 0), 0)
+    }
+
+    /// Runs the program in the interpreter with r1 and r2 set as given.
+    pub fn run_with_regs(&self, env: &mut Env, r1: u64, r2: u64) -> Result<u64, Fault> {
+        interp::run(self, env, [r1, r2])
+    }
+}
+
+/// The programs a tail call can reach, by id (a prog array's values).
+pub trait Programs {
+    /// Program `id`, if it exists.
+    fn program(&self, id: u32) -> Option<&Program>;
+}
+
+/// Instructions a run executes before it faults, unless the caller sets
+/// [`Env::budget`] otherwise.
+pub const DEFAULT_BUDGET: u64 = 1 << 24;
+
 /// What a run may touch and call: the OS, the maps, the context. The
 /// interpreter, the JIT's code and the helpers all work through it.
 pub struct Env<'a> {
@@ -80,6 +130,24 @@ pub struct Env<'a> {
     pub ctx_writable: bool,
     /// The CPU the run is on (per-CPU maps use this CPU's values).
     pub cpu: u32,
-    /// Instructions the run may execute before it faults.
+    /// Instructions the run may execute before it faults. Every executed
+    /// instruction counts one (ld_imm64 and a call included; a helper's
+    /// own work is not counted), across BPF-to-BPF calls, bpf_loop
+    /// callbacks and tail calls.
     pub budget: u64,
+    /// The programs tail calls reach; `None`: every tail call falls through.
+    pub progs: Option<&'a dyn Programs>,
+    /// The run's stack ([`STACK_SIZE`] bytes, every frame's): the stack
+    /// region of [`crate::mem`]. A run zeroes it first; helpers read keys
+    /// and values from it through [`memory`].
+    pub stack: Vec<u8>,
+}
+
+impl<'a> Env<'a> {
+    /// An environment on CPU `os.cpu_id()` with a read-only context, no
+    /// tail-call targets and [`DEFAULT_BUDGET`].
+    pub fn new(os: &'a dyn Os, maps: &'a mut MapTable, ctx: &'a mut [u8]) -> Self {
+        let cpu = os.cpu_id();
+        Env { os, maps, ctx, ctx_writable: false, cpu, budget: DEFAULT_BUDGET, progs: None, stack: vec![0; STACK_SIZE] }
+    }
 }
