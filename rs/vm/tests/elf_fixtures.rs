@@ -60,7 +60,7 @@ fn every_map_type_decodes_from_btf() {
             ("hash", map_type::HASH, 4, 8, 64),
             ("pcpu_arr", map_type::PERCPU_ARRAY, 4, 4, 4),
             ("pcpu_hash", map_type::PERCPU_HASH, 4, 8, 64),
-            ("lru", map_type::LRU_HASH, 8, 8, 128),
+            ("lru", map_type::LRU_HASH, 8, 8, 1024),
             ("events", map_type::RINGBUF, 0, 0, 4096),
         ]
     );

@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn records_are_read_per_section() {
-        let strings = b"\0syscall\0.text\00:1\0";
+        let strings = b"\0syscall\0.text\0\x30:1\0";
         let func = [8, 1, 2, 0, 5, 16, 7];
         let core = [16, 9, 1, 24, 10, 15, 0];
         let b = ext(&func, &core);

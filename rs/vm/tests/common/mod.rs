@@ -5,6 +5,7 @@ pub mod kbpf;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 /// Whether this is CI (CI=true), where a missing tool is a failure, not a skip.
@@ -40,7 +41,11 @@ pub fn fixture(name: &str) -> Option<PathBuf> {
         eprintln!("skipped: no clang to build the BPF fixture {name}.bpf.c (set CLANG or install clang-19)");
         return None;
     };
-    let tmp = out_dir.join(format!("{name}.bpf.o.{}", std::process::id()));
+    // Tests of one binary run in threads: each compiles to its own file
+    // and the rename makes the object appear whole.
+    static BUILDS: AtomicUsize = AtomicUsize::new(0);
+    let n = BUILDS.fetch_add(1, Ordering::Relaxed);
+    let tmp = out_dir.join(format!("{name}.bpf.o.{}.{n}", std::process::id()));
     let status = Command::new(&clang)
         .args(["-O2", "-g", "-target", "bpf", "-mcpu=v3", "-c"])
         .arg(&src)
