@@ -3,7 +3,7 @@
 //! descriptors) the maps got.
 
 use super::{ObjProgram, Object};
-use crate::consts::{pseudo, update};
+use crate::consts::{map_type, pseudo, update};
 use crate::map::{self, MapTable};
 use crate::program::Insn;
 use crate::retcode::{Errno, LoadError};
@@ -37,6 +37,18 @@ impl ObjProgram {
     }
 }
 
+/// The map types the runtime creates.
+const MAP_TYPES: &[u32] = &[
+    map_type::HASH,
+    map_type::ARRAY,
+    map_type::PROG_ARRAY,
+    map_type::PERCPU_HASH,
+    map_type::PERCPU_ARRAY,
+    map_type::LRU_HASH,
+    map_type::LRU_PERCPU_HASH,
+    map_type::RINGBUF,
+];
+
 impl Object {
     /// Creates the object's maps in `table` (with `cpus` values per
     /// per-CPU entry) and fills the global data maps; their ids, by map
@@ -48,6 +60,10 @@ impl Object {
                 let why = format!("map {}: {what}: {e}", m.name);
                 LoadError::new(e, why).in_section(if m.init.is_some() { m.name.as_str() } else { ".maps" })
             };
+            if !MAP_TYPES.contains(&m.def.map_type) {
+                let what = format!("map type {} is not supported by the runtime", m.def.map_type);
+                return Err(refuse(Errno::EINVAL, &what));
+            }
             let mut created = map::create(&m.def, cpus).map_err(|e| refuse(e, "cannot be created"))?;
             if let Some(init) = &m.init {
                 created

@@ -27,12 +27,32 @@ fn modified(p: &Path) -> Option<SystemTime> {
 /// target directory, rebuilt when its source or the shared header changed;
 /// `None` (after saying why) where clang is missing outside CI.
 pub fn fixture(name: &str) -> Option<PathBuf> {
+    fixture_with(name, &[])
+}
+
+/// The newest modification time of `path` or, for a directory, of the
+/// files in it.
+fn newest(path: &Path) -> Option<SystemTime> {
+    if path.is_dir() {
+        let files = std::fs::read_dir(path).ok()?.flatten().map(|e| e.path()).filter(|p| p.is_file());
+        files.filter_map(|p| modified(&p)).max()
+    } else {
+        modified(path)
+    }
+}
+
+/// [`fixture`] with include directories (relative to the repository's
+/// root), whose files count as its inputs too.
+pub fn fixture_with(name: &str, includes: &[&str]) -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let includes: Vec<PathBuf> = includes.iter().map(|i| root.join(i)).collect();
     let src = dir.join(format!("{name}.bpf.c"));
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vm-fixtures");
     std::fs::create_dir_all(&out_dir).expect("create the fixture directory");
     let obj = out_dir.join(format!("{name}.bpf.o"));
-    let newest_input = [modified(&src), modified(&dir.join("vm.h"))].into_iter().flatten().max();
+    let inputs = [src.clone(), dir.join("vm.h")].into_iter().chain(includes.iter().cloned());
+    let newest_input = inputs.filter_map(|p| newest(&p)).max();
     if modified(&obj).is_some_and(|o| newest_input.is_some_and(|i| o >= i)) {
         return Some(obj);
     }
@@ -47,7 +67,9 @@ pub fn fixture(name: &str) -> Option<PathBuf> {
     let n = BUILDS.fetch_add(1, Ordering::Relaxed);
     let tmp = out_dir.join(format!("{name}.bpf.o.{}.{n}", std::process::id()));
     let status = Command::new(&clang)
-        .args(["-O2", "-g", "-target", "bpf", "-mcpu=v3", "-c"])
+        .args(["-O2", "-g", "-target", "bpf", "-mcpu=v3"])
+        .args(includes.iter().map(|i| format!("-I{}", i.display())))
+        .arg("-c")
         .arg(&src)
         .arg("-o")
         .arg(&tmp)
