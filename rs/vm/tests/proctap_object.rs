@@ -140,3 +140,61 @@ fn the_emit_path_runs_against_a_fake_task() {
     let (emitted, data_bytes) = (128 + 5 * 8, 128 + 3 * 64 * 8 + 5 * 8);
     assert_eq!((u64_at(ctl, emitted), u64_at(ctl, data_bytes)), (1, 8));
 }
+
+/// Sets `.rodata` variable `name` of `obj` (before load, as proctap's
+/// loader sets its `const volatile` knobs).
+fn set_rodata(obj: &mut Object, btf: &Btf, name: &str, value: &[u8]) {
+    let vars = btf.datasec(".rodata").expect(".rodata DATASEC");
+    let (_, offset, _) = vars.into_iter().find(|(v, _, _)| btf.name_of(*v) == name).expect(name);
+    let i = obj.map_index(".rodata").expect(".rodata map");
+    let init = obj.maps[i].init.as_mut().expect("contents");
+    init[offset as usize..offset as usize + value.len()].copy_from_slice(value);
+}
+
+#[test]
+fn pf_exit_of_the_real_object_runs_against_a_fake_task() {
+    let mut obj = Object::parse_with(&proctap_object(), LOCAL_CORE).expect("parses");
+    let btf = Btf::parse(obj.btf.as_ref().expect("BTF")).expect("BTF parses");
+    set_rodata(&mut obj, &btf, "pf_blocked_by_tid", &[1]);
+    // Its blocked-state values are 10 KiB: fewer of them, as a loader may.
+    let i = obj.map_index("pf_blocked_tids").expect("pf_blocked_tids");
+    obj.maps[i].def.max_entries = 16;
+    let mut loaded = Loaded::with_programs(&obj, &["pf_exit"], 2).unwrap_or_else(|e| panic!("{e}"));
+    assert!(loaded.map("pt_cgroups").is_none(), "only the maps pf_exit uses are created");
+
+    // The fake task at offset 64 of the context, its signal_struct after it;
+    // the context's first u64 (the tracepoint's first argument) points to it.
+    let off = |s: &str, m: &str| btf.member_offset(s, m).unwrap_or_else(|| panic!("{s}.{m}")) as usize;
+    let task_at = 64;
+    let signal_at = task_at + off("task_struct", "signal").max(off("task_struct", "tgid")) + 64;
+    let mut ctx = vec![0u8; signal_at + off("signal_struct", "live") + 64];
+    ctx[..8].copy_from_slice(&vaddr(REGION_CTX, task_at as u32).to_le_bytes());
+    ctx[task_at + off("task_struct", "pid")..][..4].copy_from_slice(&4250u32.to_le_bytes());
+    ctx[task_at + off("task_struct", "tgid")..][..4].copy_from_slice(&4242u32.to_le_bytes());
+    ctx[task_at + off("task_struct", "signal")..][..8]
+        .copy_from_slice(&vaddr(REGION_CTX, signal_at as u32).to_le_bytes());
+    let live = signal_at + off("signal_struct", "live");
+
+    let targets = loaded.map_id("pf_targets").expect("pf_targets");
+    let blocked = loaded.map_id("pf_blocked_tids").expect("pf_blocked_tids");
+    for tgid in [4242u32, 4243] {
+        let t = loaded.maps.get_mut(targets).unwrap();
+        t.update_copy(&tgid.to_le_bytes(), &[7; 16], 0).expect("a target");
+    }
+    let b = loaded.maps.get_mut(blocked).unwrap();
+    b.update_copy(&4250u32.to_le_bytes(), &vec![1; 10280], 0).expect("a blocked state");
+    let keys = |loaded: &Loaded, id: u32| -> Vec<Vec<u8>> {
+        entries(loaded.maps.get(id).unwrap()).into_iter().map(|(k, _)| k).collect()
+    };
+
+    // A thread exits while others live: its blocked state goes, the target stays.
+    ctx[live..live + 4].copy_from_slice(&2u32.to_le_bytes());
+    let os = HostOs::with_seed(3);
+    assert_eq!(loaded.run("pf_exit", &os, &mut ctx.clone(), 0), Ok(0));
+    assert!(keys(&loaded, blocked).is_empty(), "the tid's blocked state is deleted");
+    assert_eq!(keys(&loaded, targets).len(), 2);
+    // The last thread exits: the process' target entry goes too.
+    ctx[live..live + 4].copy_from_slice(&0u32.to_le_bytes());
+    assert_eq!(loaded.run("pf_exit", &os, &mut ctx.clone(), 0), Ok(0));
+    assert_eq!(keys(&loaded, targets), [4243u32.to_le_bytes().to_vec()]);
+}

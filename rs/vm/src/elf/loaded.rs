@@ -6,7 +6,7 @@ use crate::consts::prog_type;
 use crate::map::{Map, MapTable};
 use crate::osutil::Os;
 use crate::program::{Env, Program, Programs};
-use crate::retcode::{Fault, LoadError};
+use crate::retcode::{Errno, Fault, LoadError};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -67,10 +67,25 @@ impl Loaded {
     /// and loads every program; the first refusal is the error, naming the
     /// program's section and function.
     pub fn new(obj: &Object, cpus: u32) -> Result<Loaded, LoadError> {
+        let all: Vec<&str> = obj.programs.iter().map(|p| p.name.as_str()).collect();
+        Loaded::with_programs(obj, &all, cpus)
+    }
+
+    /// Loads only the programs named, and only the maps they reference (as
+    /// libbpf does with autoload and autocreate turned off for the rest):
+    /// one program of an object whose other programs or maps the runtime
+    /// cannot have.
+    pub fn with_programs(obj: &Object, names: &[&str], cpus: u32) -> Result<Loaded, LoadError> {
+        let mut chosen = Vec::with_capacity(names.len());
+        for name in names {
+            let p = obj.program(name);
+            chosen.push(p.ok_or_else(|| LoadError::new(Errno::ENOENT, format!("no program {name}")))?);
+        }
+        let used: Vec<usize> = chosen.iter().flat_map(|p| p.map_indexes()).collect();
         let mut maps = MapTable::new();
-        let ids = obj.create_maps(&mut maps, cpus)?;
-        let mut programs = Vec::with_capacity(obj.programs.len());
-        for p in &obj.programs {
+        let ids = obj.create_maps_where(&mut maps, cpus, |i| used.contains(&i))?;
+        let mut programs = Vec::with_capacity(chosen.len());
+        for p in chosen {
             let named = |mut e: LoadError| {
                 if e.section.is_empty() {
                     e.section = p.section.clone();
@@ -81,7 +96,8 @@ impl Loaded {
             let insns = p.insns_with_maps(&ids).map_err(named)?;
             programs.push(Program::load(&p.name, p.prog_type, insns, &maps).map_err(named)?);
         }
-        let map_ids = obj.maps.iter().map(|m| m.name.clone()).zip(ids).collect();
+        let names = obj.maps.iter().map(|m| m.name.clone());
+        let map_ids = names.zip(ids).filter(|(_, id)| *id != u32::MAX).collect();
         Ok(Loaded { maps, map_ids, programs: ProgramList(programs) })
     }
 
