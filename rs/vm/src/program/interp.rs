@@ -69,10 +69,10 @@ impl<'a> Machine<'_, 'a> {
             let Some(&insn) = code.get(pc) else {
                 return Err(Fault::Other { pc, reason: "execution ran past the last instruction".into() });
             };
-            if self.executed >= self.env.budget {
+            self.executed += 1;
+            if self.executed > self.env.budget {
                 return Err(Fault::Budget { pc, budget: self.env.budget });
             }
-            self.executed += 1;
             let next = match insn.op & 0x07 {
                 class::ALU | class::ALU64 => alu_step(insn, &mut regs),
                 class::LD => {
@@ -178,6 +178,7 @@ impl<'a> Machine<'_, 'a> {
         Some(prog)
     }
 
+    #[inline]
     fn load_step(&mut self, pc: usize, insn: Insn, regs: &mut [u64; REGS]) -> Result<Next, Fault> {
         let size = access_size(insn.op);
         let addr = regs[insn.src as usize].wrapping_add(insn.off as i64 as u64);
@@ -186,6 +187,7 @@ impl<'a> Machine<'_, 'a> {
         Ok(Next::Step)
     }
 
+    #[inline]
     fn store_step(&mut self, pc: usize, insn: Insn, regs: &mut [u64; REGS]) -> Result<Next, Fault> {
         let size = access_size(insn.op);
         let addr = regs[insn.dst as usize].wrapping_add(insn.off as i64 as u64);
@@ -220,10 +222,12 @@ impl<'a> Machine<'_, 'a> {
 
 /// `pc + 1 + delta` (the verifier keeps it inside the program; a bad one
 /// faults when fetched).
+#[inline]
 fn offset(pc: usize, delta: i64) -> usize {
     (pc as i64).wrapping_add(1).wrapping_add(delta) as usize
 }
 
+#[inline]
 fn alu_step(insn: Insn, regs: &mut [u64; REGS]) -> Next {
     let wide = insn.op & 0x07 == class::ALU64;
     let op = insn.op & 0xf0;
@@ -242,6 +246,7 @@ fn alu_step(insn: Insn, regs: &mut [u64; REGS]) -> Next {
     Next::Step
 }
 
+#[inline]
 fn jump_step(insn: Insn, regs: &[u64; REGS]) -> Next {
     let wide = insn.op & 0x07 == class::JMP;
     let op = insn.op & 0xf0;
