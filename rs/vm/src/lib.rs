@@ -32,3 +32,6 @@ pub mod elf;
 pub mod helpers;
 pub mod map;
 pub mod program;
+pub mod runtime;
+pub mod syscall;
+pub mod tracepoints;

@@ -244,8 +244,11 @@ fn prog_array_holds_ids_and_hides_them_from_programs() {
     assert_eq!(m.lookup(&k(2), 0), None, "programs cannot look up");
     assert_eq!(m.update_copy(&k(4), &[0; 4], update::ANY), Err(Errno::E2BIG));
     assert_eq!(m.update_copy(&k(1), &[0; 4], update::NOEXIST), Err(Errno::EINVAL));
-    m.delete(&k(2)).unwrap();
-    assert_eq!(m.delete(&k(2)), Err(Errno::ENOENT));
+    assert_eq!(m.delete(&k(2)), Err(Errno::EINVAL), "programs do not delete here");
+    let pa = m.as_prog_array_mut().unwrap();
+    assert_eq!(pa.clear(&k(2)), Ok(7));
+    assert_eq!(pa.clear(&k(2)), Err(Errno::ENOENT));
+    assert_eq!(pa.clear(&k(9)), Err(Errno::E2BIG));
     assert_eq!(m.prog_at(2), None);
 }
 
