@@ -30,6 +30,7 @@ pub mod retcode;
 
 pub mod elf;
 pub mod helpers;
+pub mod jit;
 pub mod map;
 pub mod program;
 pub mod runtime;
