@@ -3,6 +3,7 @@
 
 use super::Object;
 use crate::consts::prog_type;
+use crate::jit::JitProgram;
 use crate::map::{Map, MapTable};
 use crate::osutil::Os;
 use crate::program::{Env, Program, Programs};
@@ -26,8 +27,8 @@ pub enum Engine {
 pub enum RunError {
     /// No program of that name.
     NoProgram(String),
-    /// The engine asked for is not available.
-    NoEngine(&'static str),
+    /// The JIT refused the program (or has no executable memory).
+    Jit(LoadError),
     /// The program stopped with a fault.
     Fault(Fault),
 }
@@ -36,7 +37,7 @@ impl core::fmt::Display for RunError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             RunError::NoProgram(n) => write!(f, "no program named {n}"),
-            RunError::NoEngine(why) => f.write_str(why),
+            RunError::Jit(e) => write!(f, "the JIT cannot run the program: {e}"),
             RunError::Fault(e) => write!(f, "the program faulted: {e}"),
         }
     }
@@ -60,6 +61,8 @@ pub struct Loaded {
     pub maps: MapTable,
     map_ids: Vec<(String, u32)>,
     programs: ProgramList,
+    /// Each program's machine code, compiled on its first JIT run.
+    jitted: Vec<Option<JitProgram>>,
 }
 
 impl Loaded {
@@ -98,7 +101,8 @@ impl Loaded {
         }
         let names = obj.maps.iter().map(|m| m.name.clone());
         let map_ids = names.zip(ids).filter(|(_, id)| *id != u32::MAX).collect();
-        Ok(Loaded { maps, map_ids, programs: ProgramList(programs) })
+        let jitted = programs.iter().map(|_| None).collect();
+        Ok(Loaded { maps, map_ids, programs: ProgramList(programs), jitted })
     }
 
     /// The program whose function is `name`.
@@ -127,7 +131,8 @@ impl Loaded {
         self.run_on(Engine::Interpreter, name, os, ctx, cpu)
     }
 
-    /// [`Loaded::run`] with the engine chosen.
+    /// [`Loaded::run`] with the engine chosen. The JIT compiles a program
+    /// on its first run (with executable memory from `os`) and keeps it.
     pub fn run_on(
         &mut self,
         engine: Engine,
@@ -139,14 +144,17 @@ impl Loaded {
         let index = self.programs.0.iter().position(|p| p.name == name);
         let index = index.ok_or_else(|| RunError::NoProgram(name.into()))?;
         let prog = &self.programs.0[index];
+        if engine == Engine::Jit && self.jitted[index].is_none() {
+            self.jitted[index] = Some(JitProgram::compile(prog, os).map_err(RunError::Jit)?);
+        }
         let mut env = Env::new(os, &mut self.maps, ctx);
         env.ctx_writable = prog.prog_type == prog_type::SYSCALL;
         env.cpu = cpu;
         env.progs = Some(&self.programs);
-        match engine {
-            Engine::Interpreter => prog.run(&mut env).map_err(RunError::Fault),
-            // JIT: the x86-64 JIT (branch vm-jit) plugs in here.
-            Engine::Jit => Err(RunError::NoEngine("the JIT is not part of this build yet")),
-        }
+        let result = match (engine, &self.jitted[index]) {
+            (Engine::Jit, Some(code)) => code.run(&mut env),
+            _ => prog.run(&mut env),
+        };
+        result.map_err(RunError::Fault)
     }
 }
