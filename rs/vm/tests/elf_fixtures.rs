@@ -177,3 +177,28 @@ fn fixture_programs_load_and_run_in_the_runtime() {
         }
     }
 }
+
+/// The refusal of fixture refused.bpf.c built with `REFUSE_<case>`.
+fn refusal(case: &str) -> Option<proctap_vm::retcode::LoadError> {
+    let path = common::fixture_defined("refused", &format!("REFUSE_{case}"))?;
+    let bytes = std::fs::read(path).expect("read the fixture");
+    Some(Object::parse(&bytes).expect_err("refused"))
+}
+
+#[test]
+fn what_the_runtime_cannot_run_is_refused_naming_where() {
+    let Some(e) = refusal("KFUNC") else { return };
+    assert_eq!((e.section.as_str(), e.insn), ("syscall", Some(0)), "{e}");
+    assert!(e.reason.contains("program calls_kfunc") && e.reason.contains("bpf_rcu_read_lock"), "{e}");
+    assert!(e.reason.contains("no kernel functions"), "{e}");
+    let Some(e) = refusal("KCONFIG") else { return };
+    assert_eq!((e.section.as_str(), e.insn), ("syscall", Some(0)), "{e}");
+    assert!(e.reason.contains("program reads_kconfig") && e.reason.contains("LINUX_KERNEL_VERSION"), "{e}");
+    assert!(e.reason.contains("no kernel symbols"), "{e}");
+    let Some(e) = refusal("SECTION") else { return };
+    assert_eq!((e.section.as_str(), e.insn), ("xdp", None), "{e}");
+    assert!(e.reason.contains("no program type"), "{e}");
+    let Some(e) = refusal("LEGACY_MAPS") else { return };
+    assert_eq!(e.section, "maps", "{e}");
+    assert!(e.reason.contains("legacy"), "{e}");
+}

@@ -171,7 +171,7 @@ impl Object {
         }
         let mut maps = Vec::new();
         let map_offsets = btf_maps(&elf, btf.as_ref(), &mut maps)?;
-        let data_maps = data_maps(&elf, &mut maps);
+        let data_maps = data_maps(&elf, &mut maps)?;
         let (core, funcs) = match (elf.find(".BTF.ext"), btf_data) {
             (Some(i), Some(b)) => {
                 (btf_ext::core_relos(elf.data(i), Btf::strings(b))?, btf_ext::func_infos(elf.data(i), Btf::strings(b))?)
@@ -247,13 +247,21 @@ fn btf_maps(elf: &ElfFile<'_>, btf: Option<&Btf>, maps: &mut Vec<ObjMap>) -> Res
     Ok(offsets)
 }
 
+/// The largest global data section the loader makes a map of (64 MiB):
+/// a hostile object's `.bss` size must not become a host allocation.
+pub const MAX_DATA_SECTION: u64 = 64 << 20;
+
 /// Adds one internal map per data section; the (section index, map index) pairs.
-fn data_maps(elf: &ElfFile<'_>, maps: &mut Vec<ObjMap>) -> Vec<(usize, usize)> {
+fn data_maps(elf: &ElfFile<'_>, maps: &mut Vec<ObjMap>) -> Result<Vec<(usize, usize)>, LoadError> {
     let mut out = Vec::new();
     for (i, s) in elf.sections.iter().enumerate() {
         let data_kind = s.kind == SHT_PROGBITS || s.kind == SHT_NOBITS;
         if !data_kind || s.flags & SHF_EXECINSTR != 0 || !is_data_section(&s.name) || s.size == 0 {
             continue;
+        }
+        if s.size > MAX_DATA_SECTION {
+            let why = format!("{} bytes of global data, over the {MAX_DATA_SECTION} a map may hold here", s.size);
+            return Err(LoadError::new(Errno::E2BIG, why).in_section(&s.name));
         }
         let readonly = s.name.starts_with(".rodata");
         let init = if s.kind == SHT_NOBITS { alloc::vec![0; s.size as usize] } else { elf.data(i).to_vec() };
@@ -269,7 +277,7 @@ fn data_maps(elf: &ElfFile<'_>, maps: &mut Vec<ObjMap>) -> Vec<(usize, usize)> {
         out.push((i, maps.len()));
         maps.push(ObjMap { name: s.name.clone(), def, init: Some(init), readonly });
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

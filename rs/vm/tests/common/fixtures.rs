@@ -42,13 +42,26 @@ fn newest(path: &Path) -> Option<SystemTime> {
 /// [`fixture`] with include directories (relative to the repository's
 /// root), whose files count as its inputs too.
 pub fn fixture_with(name: &str, includes: &[&str]) -> Option<PathBuf> {
+    build(name, includes, None)
+}
+
+/// [`fixture`] compiled with the macro `define` defined (into its own
+/// object, NAME-DEFINE.bpf.o).
+pub fn fixture_defined(name: &str, define: &str) -> Option<PathBuf> {
+    build(name, &[], Some(define))
+}
+
+fn build(name: &str, includes: &[&str], define: Option<&str>) -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let includes: Vec<PathBuf> = includes.iter().map(|i| root.join(i)).collect();
     let src = dir.join(format!("{name}.bpf.c"));
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vm-fixtures");
     std::fs::create_dir_all(&out_dir).expect("create the fixture directory");
-    let obj = out_dir.join(format!("{name}.bpf.o"));
+    let obj = match define {
+        Some(d) => out_dir.join(format!("{name}-{d}.bpf.o")),
+        None => out_dir.join(format!("{name}.bpf.o")),
+    };
     let inputs = [src.clone(), dir.join("vm.h")].into_iter().chain(includes.iter().cloned());
     let newest_input = inputs.filter_map(|p| newest(&p)).max();
     if modified(&obj).is_some_and(|o| newest_input.is_some_and(|i| o >= i)) {
@@ -63,10 +76,11 @@ pub fn fixture_with(name: &str, includes: &[&str]) -> Option<PathBuf> {
     // and the rename makes the object appear whole.
     static BUILDS: AtomicUsize = AtomicUsize::new(0);
     let n = BUILDS.fetch_add(1, Ordering::Relaxed);
-    let tmp = out_dir.join(format!("{name}.bpf.o.{}.{n}", std::process::id()));
+    let tmp = obj.with_extension(format!("o.{}.{n}", std::process::id()));
     let status = Command::new(&clang)
         .args(["-O2", "-g", "-target", "bpf", "-mcpu=v3"])
         .args(includes.iter().map(|i| format!("-I{}", i.display())))
+        .args(define.map(|d| format!("-D{d}")))
         .arg("-c")
         .arg(&src)
         .arg("-o")
