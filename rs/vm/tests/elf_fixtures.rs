@@ -202,3 +202,22 @@ fn what_the_runtime_cannot_run_is_refused_naming_where() {
     assert_eq!(e.section, "maps", "{e}");
     assert!(e.reason.contains("legacy"), "{e}");
 }
+
+#[test]
+fn the_btf_for_kernels_has_datasec_offsets_and_sizes() {
+    use proctap_vm::elf::btf::Btf;
+    let Some(obj) = parse("globals") else { return };
+    let btf = Btf::parse(obj.btf.as_ref().expect("BTF")).expect("the fixed-up BTF parses");
+    // clang leaves every offset 0; the fix-up puts each variable where its
+    // symbol is: .data's one u64, .bss's three variables after each other.
+    let data = btf.datasec(".data").expect(".data");
+    assert_eq!(data.iter().map(|v| (btf.name_of(v.0), v.1, v.2)).collect::<Vec<_>>(), [("total", 0, 8)]);
+    let bss = btf.datasec(".bss").expect(".bss");
+    let mut offsets: Vec<_> = bss.iter().map(|v| v.1).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    assert_eq!(offsets.len(), bss.len(), "distinct offsets: {bss:?}");
+    let rodata = btf.datasec(".rodata").expect(".rodata");
+    let table = rodata.iter().find(|v| btf.name_of(v.0) == "table").expect("table");
+    assert_eq!((table.1, table.2), (8, 32), "after the u64 scale");
+}
