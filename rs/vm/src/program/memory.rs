@@ -95,7 +95,17 @@ pub fn load(env: &Env, pc: usize, addr: u64, size: usize) -> Result<u64, Fault> 
 /// Stores the low `size` bytes of `value`, little-endian.
 #[inline]
 pub fn store(env: &mut Env, pc: usize, addr: u64, size: usize, value: u64) -> Result<(), Fault> {
-    bytes_mut(env, pc, addr, size)?.copy_from_slice(&value.to_le_bytes()[..size]);
+    let b = bytes_mut(env, pc, addr, size)?;
+    // Fixed-size writes for the four access sizes (no memcpy call).
+    if let Ok(a) = <&mut [u8; 8]>::try_from(&mut *b) {
+        *a = value.to_le_bytes();
+    } else if let Ok(a) = <&mut [u8; 4]>::try_from(&mut *b) {
+        *a = (value as u32).to_le_bytes();
+    } else if let Ok(a) = <&mut [u8; 2]>::try_from(&mut *b) {
+        *a = (value as u16).to_le_bytes();
+    } else {
+        b.copy_from_slice(&value.to_le_bytes()[..size.min(8)]);
+    }
     Ok(())
 }
 
