@@ -47,6 +47,8 @@ pub const TRACE_KPROBE_MULTI: u32 = 42;
 pub const KPROBE_MULTI_RETURN: u32 = 1;
 /// Linux's cap on kprobe_multi.cnt (MAX_KPROBE_MULTI_CNT).
 const MAX_KPROBE_MULTI: u32 = 1 << 20;
+/// The largest PROG_TEST_RUN context (Linux's U16_MAX for syscall programs).
+const MAX_TEST_CTX: u32 = u16::MAX as u32;
 /// PROG_LOAD prog_flags accepted (alignment and verifier-test flags, ignored).
 const PROG_FLAGS_OK: u32 = 0xf;
 
@@ -299,8 +301,14 @@ impl<O: Os> Runtime<O> {
         if a.u32(8) != 0 || a.u32(12) != 0 || a.u64(16) != 0 || a.u64(24) != 0 || a.u32(64) != 0 || a.u32(68) != 0 {
             return Err(Errno::EINVAL); // packet data, flags and cpu are not supported
         }
-        let mut ctx =
-            if ctx_in == 0 { vec![0u8; ctx_size_in as usize] } else { self.copy_in(ctx_in, ctx_size_in as usize)? };
+        if ctx_size_in > MAX_TEST_CTX {
+            return Err(Errno::EINVAL);
+        }
+        let mut ctx = match (ctx_in, ctx_size_in) {
+            (_, 0) => Vec::new(),
+            (0, _) => return Err(Errno::EFAULT),
+            (addr, len) => self.copy_in(addr, len as usize)?,
+        };
         let runs = a.u32(32).max(1);
         let start = self.os.ktime_ns();
         let mut r0 = 0;

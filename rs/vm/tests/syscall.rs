@@ -114,6 +114,7 @@ fn get_next_key_iterates_from_a_null_key() {
         seen.push(u32::from_be_bytes(k.clone().try_into().unwrap()));
         key = rt.os().alloc(&k);
     }
+    seen.sort();
     assert_eq!(seen, vec![1, 3, 5]);
     assert_eq!(elem(&mut rt, cmd::MAP_GET_NEXT_KEY, fd, 0, BAD, 0), Err(Errno::EFAULT));
     let arr = map_create(&mut rt, map_type::ARRAY, 4, 4, 2, b"\0").unwrap();
@@ -296,4 +297,19 @@ fn map_freeze_stops_syscall_writes() {
     let out = rt.os().alloc_zeroed(4);
     elem(&mut rt, cmd::MAP_LOOKUP_ELEM, fd, k, out, 0).unwrap();
     assert_eq!(rt.os().read(out, 4), le32(7));
+}
+
+#[test]
+fn prog_test_run_checks_its_context() {
+    let mut rt = rt();
+    let p = load(&mut rt, prog_type::SYSCALL, 1);
+    let mut a = attr(80, &[(0, &le32(p)), (40, &le32(70_000)), (48, &le64(rt.os().alloc_zeroed(8)))]);
+    assert_eq!(rt.bpf(cmd::PROG_TEST_RUN, &mut a), Err(Errno::EINVAL), "over U16_MAX");
+    let mut a = attr(80, &[(0, &le32(p)), (40, &le32(8))]);
+    assert_eq!(rt.bpf(cmd::PROG_TEST_RUN, &mut a), Err(Errno::EFAULT), "a size without a pointer");
+    let mut a = attr(80, &[(0, &le32(p)), (8, &le32(4))]);
+    assert_eq!(rt.bpf(cmd::PROG_TEST_RUN, &mut a), Err(Errno::EINVAL), "packet data is not supported");
+    let mut a = attr(80, &[(0, &le32(p))]);
+    assert_eq!(rt.bpf(cmd::PROG_TEST_RUN, &mut a), Ok(0), "no context at all");
+    assert_eq!(u32::from_le_bytes(a[4..8].try_into().unwrap()), 1);
 }

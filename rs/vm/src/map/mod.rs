@@ -19,6 +19,7 @@
 
 pub mod array;
 pub mod hash;
+mod index;
 mod internal;
 pub mod prog_array;
 pub mod ringbuf;
