@@ -302,6 +302,16 @@ fn a_tail_call_target_without_jit_code_is_compiled_for_the_run() {
 }
 
 #[test]
+fn a_tail_call_counts_only_what_runs() {
+    // ld_imm64, mov, call in the caller, mov, exit in the target: 5.
+    let maps = prog_array(vec![Some(0)]);
+    let base = Setup { maps: &maps, ..Setup::default() };
+    let table = Table::new(vec![load(prog![mov64_imm(0, 5), exit()], &base)]);
+    let exact = Setup { maps: &maps, progs: Some(&table), budget: 5, ..Setup::default() };
+    assert_eq!(same_with(tail_caller(0), &exact).r0, Ok(5));
+}
+
+#[test]
 fn tail_calls_stop_after_the_limit() {
     let looping = prog![
         ldx(DW, 0, 10, -8),

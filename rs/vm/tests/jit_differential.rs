@@ -9,8 +9,9 @@
 //! another register) and the context (some out of bounds, which fault),
 //! loads through registers holding arbitrary values (which fault), stack
 //! atomics, calls to ktime_get_ns, get_prandom_u32 and
-//! get_smp_processor_id (a fake OS makes them deterministic), forward
-//! jumps and jmp32s over whole snippets, and bounded loops. They all
+//! get_smp_processor_id (a fake OS makes them deterministic), BPF-to-BPF
+//! calls and bpf_loop over a random subprogram, forward jumps and jmp32s
+//! over whole snippets, and bounded loops. They all
 //! finish within the budget: the JIT counts the budget per block (see
 //! `proctap_vm::jit`), so only runs that finish are compared for it.
 
@@ -29,14 +30,62 @@ const CTX_LEN: i16 = 24;
 
 #[derive(Debug, Clone)]
 enum Snippet {
-    Alu { wide: bool, op: u8, x: bool, dst: u8, src: u8, imm: i32, variant: u8 },
-    LdImm { dst: u8, value: u64 },
-    Stack { size: u8, off: i16, access: Access, via: Option<u8> },
-    Ctx { size: u8, off: i16, access: Access },
-    Wild { size: u8, base: u8, off: i16, dst: u8 },
-    Atomic { wide: bool, op: i32, src: u8, off: i16, via: Option<u8> },
-    Call { id: u32, reinit: [i32; 5] },
+    Alu {
+        wide: bool,
+        op: u8,
+        x: bool,
+        dst: u8,
+        src: u8,
+        imm: i32,
+        variant: u8,
+    },
+    LdImm {
+        dst: u8,
+        value: u64,
+    },
+    Stack {
+        size: u8,
+        off: i16,
+        access: Access,
+        via: Option<u8>,
+    },
+    Ctx {
+        size: u8,
+        off: i16,
+        access: Access,
+    },
+    Wild {
+        size: u8,
+        base: u8,
+        off: i16,
+        dst: u8,
+    },
+    Atomic {
+        wide: bool,
+        op: i32,
+        src: u8,
+        off: i16,
+        via: Option<u8>,
+    },
+    Call {
+        id: u32,
+        reinit: [i32; 5],
+    },
+    /// A BPF-to-BPF call to the subprogram with r1-r5 as they are.
+    CallSub {
+        reinit: [i32; 5],
+    },
+    /// bpf_loop over the subprogram: `n` iterations, the stack at r10-8
+    /// as the callback's context.
+    LoopSub {
+        n: i32,
+        reinit: [i32; 5],
+    },
 }
+
+/// The placeholder of a subprogram's pc-relative offset, patched once
+/// the program is laid out.
+const TO_SUB: i32 = i32::MIN;
 
 #[derive(Debug, Clone)]
 enum Access {
@@ -140,7 +189,28 @@ fn snippet() -> impl Strategy<Value = Snippet> {
         1 => wild,
         3 => atom,
         1 => call,
+        1 => any::<[i32; 5]>().prop_map(|reinit| Snippet::CallSub { reinit }),
+        1 => (0i32..4, any::<[i32; 5]>()).prop_map(|(n, reinit)| Snippet::LoopSub { n, reinit }),
     ]
+}
+
+/// Snippets a subprogram may have: no context (r6 is not its pointer
+/// there) and no calls.
+fn sub_snippet() -> impl Strategy<Value = Snippet> {
+    snippet().prop_filter("no ctx or calls in the subprogram", |s| {
+        !matches!(s, Snippet::Ctx { .. } | Snippet::Call { .. } | Snippet::CallSub { .. } | Snippet::LoopSub { .. })
+    })
+}
+
+fn sub_item() -> impl Strategy<Value = Item> {
+    prop_oneof![6 => sub_snippet().prop_map(Item::Simple), 1 => item().prop_filter("jumps only", |i| matches!(i, Item::Jump { .. }))]
+}
+
+/// The subprogram: r1 and r2 are its inputs (arguments, or bpf_loop's
+/// index and context), the other registers set first (r6 too, which the
+/// caller must get back); it returns r0.
+fn subprogram() -> impl Strategy<Value = (Vec<u64>, Vec<Item>)> {
+    (prop::collection::vec(any::<u64>(), 6), prop::collection::vec(sub_item(), 0..8))
 }
 
 fn item() -> impl Strategy<Value = Item> {
@@ -192,12 +262,40 @@ fn lower_snippet(s: &Snippet) -> Vec<Insn> {
                 None => vec![atomic_op(sz, 10, s, off, op)],
             }
         }
-        Snippet::Call { id, reinit } => {
-            let mut v = vec![call(id)];
-            v.extend((1..=5).map(|r| mov64_imm(r, reinit[r as usize - 1])));
-            v
+        Snippet::Call { id, reinit } => with_reinit(vec![call(id)], reinit),
+        Snippet::CallSub { reinit } => with_reinit(vec![call_local(TO_SUB)], reinit),
+        Snippet::LoopSub { n, reinit } => {
+            let mut v =
+                prog![mov64_imm(1, n), ld_func(2, TO_SUB), mov64_reg(3, 10), alu64_imm(ADD, 3, -8), mov64_imm(4, 0)];
+            v.push(call(helper::LOOP));
+            with_reinit(v, reinit)
         }
     }
+}
+
+/// `v`, then r1-r5 set again (a call leaves them unset).
+fn with_reinit(mut v: Vec<Insn>, reinit: [i32; 5]) -> Vec<Insn> {
+    v.extend((1..=5).map(|r| mov64_imm(r, reinit[r as usize - 1])));
+    v
+}
+
+/// Appends the subprogram and points every call and ld_func at it.
+fn link_subprogram(mut main: Vec<Insn>, sub: &(Vec<u64>, Vec<Item>)) -> Vec<Insn> {
+    let start = main.len();
+    let (values, items) = sub;
+    for (r, v) in [0u8, 3, 4, 5, 6, 7, 9].iter().zip(values.iter().chain([&0])) {
+        main.extend(ld_imm64(*r, *v));
+    }
+    main.push(mov64_imm(8, 0));
+    main.extend(lower_items(items));
+    main.push(exit());
+    let (call_op, func_op) = (call_local(0).op, ld_func(0, 0)[0].op);
+    for (pc, i) in main[..start].iter_mut().enumerate() {
+        if i.imm == TO_SUB && (i.op == call_op || i.op == func_op) {
+            i.imm = start as i32 - pc as i32 - 1;
+        }
+    }
+    main
 }
 
 fn mem_insn(size: u8, base: u8, off: i16, access: &Access) -> Insn {
@@ -310,12 +408,38 @@ proptest! {
 
     #[test]
     fn the_interpreter_and_the_jit_agree(prelude: [u64; 8], tops in prop::collection::vec(top(), 1..24),
-            ctx in prop::collection::vec(any::<u8>(), CTX_LEN as usize), writable in prop::bool::weighted(0.8)) {
-        let insns = lower(&prelude, &tops);
+            sub in subprogram(), ctx in prop::collection::vec(any::<u8>(), CTX_LEN as usize),
+            writable in prop::bool::weighted(0.8)) {
+        let insns = link_subprogram(lower(&prelude, &tops), &sub);
         let setup = Setup { ctx, writable, ..Setup::default() };
         let prog = load(insns, &setup);
         let (interp, jit) = both(&prog, &setup);
         prop_assert!(!matches!(interp.r0, Err(proctap_vm::retcode::Fault::Budget { .. })), "the generator's programs finish");
         prop_assert_eq!(interp, jit);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Under a small budget: a run the interpreter completes, the JIT
+    /// completes the same way; one that exhausts the budget exhausts it in
+    /// the JIT too; a fault within the budget is the same fault, or a
+    /// budget fault when the fault's block would end past the budget (the
+    /// JIT counts whole blocks at their start).
+    #[test]
+    fn the_budget_agrees_up_to_block_granularity(prelude: [u64; 8], tops in prop::collection::vec(top(), 1..24),
+            sub in subprogram(), ctx in prop::collection::vec(any::<u8>(), CTX_LEN as usize), budget in 0u64..200) {
+        use proctap_vm::retcode::Fault;
+        let insns = link_subprogram(lower(&prelude, &tops), &sub);
+        let setup = Setup { ctx, budget, ..Setup::default() };
+        let prog = load(insns, &setup);
+        let (interp, jit) = both(&prog, &setup);
+        match (&interp.r0, &jit.r0) {
+            (Ok(_), _) => prop_assert_eq!(interp, jit),
+            (Err(Fault::Budget { .. }), j) => prop_assert!(matches!(j, Err(Fault::Budget { .. })), "JIT: {:?}", j),
+            (Err(_), Err(Fault::Budget { .. })) => {}
+            (Err(_), _) => prop_assert_eq!(interp, jit),
+        }
     }
 }
