@@ -36,7 +36,9 @@ pub mod file;
 mod load;
 pub use load::entries;
 mod loaded;
+mod runtime_load;
 pub use loaded::{Engine, Loaded, RunError};
+pub use runtime_load::{AttachPoint, ObjectFds};
 pub mod reloc;
 
 use crate::consts::{map_flags, map_type, prog_type};
