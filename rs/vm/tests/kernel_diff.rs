@@ -113,7 +113,7 @@ fn differential(fixture: &str, name: &str, ctx_len: usize) -> usize {
         return 0;
     }
     let mut samples = 0;
-    kbpf::pin_to_cpu0();
+    let cpu = kbpf::pin_to_one_cpu();
     let obj = Object::parse(&bytes).expect("parse");
     let kmaps = kbpf::create_maps(&obj).expect("create the kernel's maps");
     let btf = obj.btf.as_ref().map(|b| kbpf::load_btf(b).unwrap_or_else(|e| panic!("{fixture}: {e}")));
@@ -142,7 +142,7 @@ fn differential(fixture: &str, name: &str, ctx_len: usize) -> usize {
         for (engine, loaded) in &mut engines {
             let what = format!("{name} ({engine:?}), run {run}, ctx {}", hex(&ctx));
             let mut vctx = ctx.clone();
-            let r0 = loaded.run_on(*engine, name, &os, &mut vctx, 0).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let r0 = loaded.run_on(*engine, name, &os, &mut vctx, cpu).unwrap_or_else(|e| panic!("{what}: {e}"));
             // BPF_PROG_TEST_RUN reports r0's low 32 bits.
             assert_eq!(r0 as u32, kr0, "{what}: r0");
             assert_eq!(hex(&vctx), hex(&kctx), "{what}: the context after the run");
