@@ -55,7 +55,7 @@ impl Rng {
         let mut out: Vec<u8> = (0..n).map(|_| self.next() as u8).collect();
         for word in out.chunks_mut(8) {
             let r = self.next();
-            if r % 8 == 0 {
+            if r.is_multiple_of(8) {
                 let edge = EDGES[(r >> 8) as usize % EDGES.len()].to_le_bytes();
                 word.copy_from_slice(&edge[..word.len()]);
             }
