@@ -168,7 +168,7 @@ fn fixture_programs_load_and_run_in_the_runtime() {
     use proctap_vm::elf::Loaded;
     use proctap_vm::osutil::HostOs;
     let os = HostOs::with_seed(1);
-    for name in ["maps", "globals", "calls", "packet"] {
+    for name in ["maps", "globals", "calls", "packet", "isa"] {
         let Some(obj) = parse(name) else { return };
         let mut loaded = Loaded::new(&obj, 2).unwrap_or_else(|e| panic!("{name}: {e}"));
         for p in &obj.programs {

@@ -19,8 +19,20 @@
 //!   `BPF_PSEUDO_MAP_VALUE` with the map's index and the offset in the next
 //!   instruction's `imm`. BPF-to-BPF calls and `bpf_loop` callbacks
 //!   (`BPF_PSEUDO_FUNC`) get their subprograms appended, as libbpf does, and
-//!   pc-relative offsets. [`Object::load`] then swaps indexes for the ids
-//!   (or file descriptors, for a kernel) the maps got.
+//!   pc-relative offsets. Loading swaps the indexes for the ids (or file
+//!   descriptors) the maps got ([`ObjProgram::insns_with_maps`]).
+//!
+//! Three ways to load a parsed object:
+//! - [`Loaded::new`] (or [`Loaded::with_programs`] for some of its
+//!   programs): its own [`crate::map::MapTable`], programs found and run by
+//!   name in the interpreter or the JIT; what `vm_run` and the tests use.
+//! - [`Object::load_into`] a [`crate::runtime::Runtime`]: maps and
+//!   programs as fds, programs attached to hooks by section name, as a
+//!   libbpf-style loader does over `bpf(2)`.
+//! - By hand, for another `bpf(2)` (a kernel's): [`Object::maps`] to
+//!   create, [`ObjProgram::insns_with_maps`] with their fds, and
+//!   [`Object::btf`] with [`ObjProgram::func_info`] for the kernel's
+//!   verifier (the differential tests do this).
 //!
 //! What the runtime cannot run is refused with a [`LoadError`] naming the
 //! section and the instruction: CO-RE relocations (unless the caller asks
