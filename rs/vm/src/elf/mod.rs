@@ -193,24 +193,7 @@ impl Object {
             _ => (Vec::new(), Vec::new()),
         };
         let linker = reloc::Linker::new(&elf, &map_offsets, &data_maps, (core, funcs), btf.as_ref())?;
-        let mut programs = Vec::new();
-        for (sec, s) in elf.sections.iter().enumerate() {
-            if s.flags & SHF_EXECINSTR == 0 || s.name == ".text" || s.size == 0 {
-                continue;
-            }
-            let ty = prog_type_of(&s.name).ok_or_else(|| {
-                LoadError::new(Errno::EINVAL, "a section name no program type is known for").in_section(&s.name)
-            })?;
-            for (name, start, len) in linker.functions(sec) {
-                let l = linker.link(sec, start, len, options).map_err(|mut e| {
-                    e.reason = format!("program {name}: {}", e.reason);
-                    e
-                })?;
-                let section = s.name.clone();
-                let (insns, core, func_info) = (l.insns, l.core, l.func_info);
-                programs.push(ObjProgram { name, section, prog_type: ty, insns, core, func_info });
-            }
-        }
+        let programs = programs(&elf, &linker, options)?;
         let license = elf.find("license").and_then(|i| file::c_str(elf.data(i), 0)).unwrap_or_default();
         let btf = match (btf, btf_data) {
             (Some(b), Some(data)) => Some(fix_datasecs(&elf, &b, data)),
@@ -228,6 +211,33 @@ impl Object {
     pub fn map_index(&self, name: &str) -> Option<usize> {
         self.maps.iter().position(|m| m.name == name)
     }
+}
+
+/// Every function of every program section, linked.
+fn programs(
+    elf: &ElfFile<'_>,
+    linker: &reloc::Linker<'_>,
+    options: ParseOptions,
+) -> Result<Vec<ObjProgram>, LoadError> {
+    let mut programs = Vec::new();
+    for (sec, s) in elf.sections.iter().enumerate() {
+        if s.flags & SHF_EXECINSTR == 0 || s.name == ".text" || s.size == 0 {
+            continue;
+        }
+        let ty = prog_type_of(&s.name).ok_or_else(|| {
+            LoadError::new(Errno::EINVAL, "a section name no program type is known for").in_section(&s.name)
+        })?;
+        for (name, start, len) in linker.functions(sec) {
+            let l = linker.link(sec, start, len, options).map_err(|mut e| {
+                e.reason = format!("program {name}: {}", e.reason);
+                e
+            })?;
+            let section = s.name.clone();
+            let (insns, core, func_info) = (l.insns, l.core, l.func_info);
+            programs.push(ObjProgram { name, section, prog_type: ty, insns, core, func_info });
+        }
+    }
+    Ok(programs)
 }
 
 /// The BTF with its DATASECs' sizes and offsets from the ELF file.
