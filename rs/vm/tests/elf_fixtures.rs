@@ -221,3 +221,39 @@ fn the_btf_for_kernels_has_datasec_offsets_and_sizes() {
     let table = rodata.iter().find(|v| btf.name_of(v.0) == "table").expect("table");
     assert_eq!((table.1, table.2), (8, 32), "after the u64 scale");
 }
+
+/// The interpreter and the JIT on every fixture program, without a kernel:
+/// the same random contexts, then r0, the context and every map compared.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn the_jit_agrees_with_the_interpreter_on_every_fixture() {
+    use proctap_vm::elf::{entries, Engine, Loaded};
+    use proctap_vm::osutil::HostOs;
+    let os = HostOs::with_seed(9);
+    let mut seed = 0x243f_6a88_85a3_08d3u64;
+    for name in ["maps", "globals", "calls", "packet", "isa"] {
+        let Some(obj) = parse(name) else { return };
+        for p in obj.programs.iter().filter(|p| p.prog_type == prog_type::SYSCALL) {
+            let mut engines = [Engine::Interpreter, Engine::Jit].map(|e| (e, Loaded::new(&obj, 2).expect("loads")));
+            for run in 0..64 {
+                let ctx: Vec<u8> = (0..64)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        seed as u8
+                    })
+                    .collect();
+                let mut outcomes = Vec::new();
+                for (engine, loaded) in &mut engines {
+                    let mut c = ctx.clone();
+                    let r0 = loaded.run_on(*engine, &p.name, &os, &mut c, 1);
+                    let maps: Vec<_> =
+                        loaded.map_ids().iter().map(|(_, id)| entries(loaded.maps.get(*id).unwrap())).collect();
+                    outcomes.push((r0, c, maps));
+                }
+                assert_eq!(outcomes[0], outcomes[1], "{name}/{} run {run}", p.name);
+            }
+        }
+    }
+}
