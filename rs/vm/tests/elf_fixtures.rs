@@ -257,3 +257,21 @@ fn the_jit_agrees_with_the_interpreter_on_every_fixture() {
         }
     }
 }
+
+#[test]
+fn programs_cannot_write_rodata() {
+    use proctap_vm::elf::{Loaded, RunError};
+    use proctap_vm::osutil::HostOs;
+    use proctap_vm::retcode::Fault;
+    let Some(path) = common::fixture_defined("refused", "REFUSE_RODATA_WRITE") else { return };
+    let obj = Object::parse(&std::fs::read(path).unwrap()).expect("parses");
+    match Loaded::new(&obj, 2) {
+        Err(e) => assert!(e.reason.contains("read-only") || e.reason.contains("rodata"), "{e}"),
+        Ok(mut loaded) => {
+            let r = loaded.run("writes_rodata", &HostOs::with_seed(1), &mut [0u8; 8], 0);
+            assert!(matches!(r, Err(RunError::Fault(Fault::ReadOnly { .. }))), "{r:?}");
+            let rodata = proctap_vm::elf::entries(loaded.map(".rodata").unwrap());
+            assert_eq!(rodata[0].1, 10u64.to_le_bytes(), "unchanged");
+        }
+    }
+}
