@@ -264,8 +264,9 @@ pub struct KProg {
 }
 
 impl KProg {
-    /// Loads `prog` as a sleepable BPF_PROG_TYPE_SYSCALL program; the
-    /// verifier's log is in the error.
+    /// Loads `prog` as a BPF_PROG_TYPE_SYSCALL program, which Linux wants
+    /// sleepable (BPF_F_SLEEPABLE, as libbpf's SEC("syscall") loads it);
+    /// the verifier's log is in the error.
     pub fn load(prog: &ObjProgram, maps: &[KMap], btf: Option<&Fd>) -> Result<KProg, String> {
         let fds: Vec<u32> = maps.iter().map(|m| m.fd.0 as u32).collect();
         let insns = prog.insns_with_maps(&fds).map_err(|e| e.to_string())?;
