@@ -51,6 +51,9 @@ pub struct Code {
 pub(super) enum Stub {
     /// An access the inline check did not admit: the slow path decides.
     Access { at: Label, resume: Label, base: u8, off: i16, packed: u32 },
+    /// An access in bounds of a slotted region: the slot check, then
+    /// `resume` or the slow path at `at`.
+    Slotted { slotted: Label, at: Label, resume: Label, size: usize },
     /// The budget ran out at a block's start.
     Budget { at: Label, pc: usize },
     /// A call from the last frame.
@@ -69,6 +72,10 @@ pub(super) struct Shared {
     pub depth: Label,
     /// rdx = a helper's nonzero status.
     pub status: Label,
+    /// r10 = pc: execution ran past the last instruction.
+    pub ran_off: Label,
+    /// r11 = offset, r10 = entry: the slot check of 1, 2, 4, 8 bytes (flags: above = refused).
+    pub slot: [Label; 4],
 }
 
 /// The translation state.
@@ -85,7 +92,15 @@ pub(super) struct Emitter<'p> {
 pub fn compile(insns: &[Insn], rt: Runtime) -> Result<Code, LoadError> {
     let mut a = Asm::new();
     let labels = (0..insns.len()).map(|_| a.label()).collect();
-    let shared = Shared { exit: a.label(), access: a.label(), budget: a.label(), depth: a.label(), status: a.label() };
+    let shared = Shared {
+        exit: a.label(),
+        access: a.label(),
+        budget: a.label(),
+        depth: a.label(),
+        status: a.label(),
+        ran_off: a.label(),
+        slot: [a.label(), a.label(), a.label(), a.label()],
+    };
     let mut e = Emitter { a, insns, labels, stubs: Vec::new(), shared, rt };
     e.entry_and_exit();
     let blocks = block_lengths(insns)?;
@@ -98,6 +113,7 @@ pub fn compile(insns: &[Insn], rt: Runtime) -> Result<Code, LoadError> {
         }
         pc += e.insn(pc)?;
     }
+    e.ran_off(insns.len());
     e.stubs_and_shared();
     let pc_offsets = e.labels.iter().map(|&l| e.a.position(l).map_or(u32::MAX, |p| p as u32)).collect();
     let bytes = e.a.finish().ok_or_else(|| LoadError::new(Errno::EINVAL, "jit: a jump has no target"))?;

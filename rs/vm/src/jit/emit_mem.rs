@@ -6,14 +6,16 @@
 //! virtual address inline: region = address >> 32 below the table's size,
 //! the zero-extended offset not past the entry's limit for that size and
 //! kind (see [`super::layout`]), then host = entry base + offset in r11.
-//! What the inline check refuses goes to the slow path (a Rust function),
-//! which checks exactly as the interpreter does and either returns the
-//! host address (slotted regions, read-only cmpxchg that fails) or records
-//! the fault and leaves through the fault exit.
+//! In a region cut into slots (map values) an out-of-line check then
+//! requires `offset % slot + size <= slot`. What the inline checks refuse
+//! goes to the slow path (a Rust function), which checks exactly as the
+//! interpreter does and either returns the host address (a read-only
+//! cmpxchg that fails) or records the fault and leaves through the fault
+//! exit.
 
 use super::emit::{unsupported, Emitter, Stub, BLOCK, FRAME, REGS};
 use super::layout::{self, Access};
-use super::x86_64::{Alu, Cond, Mem, Reg, Rm, Shift, Width};
+use super::x86_64::{Alu, Cond, Label, Mem, Reg, Rm, Shift, Width};
 use crate::consts::{atomic, class, mode, FP, STACK_PER_FRAME};
 use crate::program::Insn;
 use crate::retcode::{Errno, LoadError};
@@ -48,11 +50,47 @@ impl Emitter<'_> {
         let limit = layout::HEADER + layout::limit_offset(size, kind != Access::Load);
         self.a.alu_load(Alu::Cmp, Width::Q, Reg::R11, Mem::indexed(BLOCK, Reg::R10, limit));
         self.a.jcc(Cond::G, slow);
+        let slotted = self.a.label();
+        self.a.alu_imm(Alu::Cmp, Width::Q, Rm::M(Mem::indexed(BLOCK, Reg::R10, layout::HEADER + layout::SLOT)), 0);
+        self.a.jcc(Cond::Ne, slotted);
         self.a.alu_load(Alu::Add, Width::Q, Reg::R11, Mem::indexed(BLOCK, Reg::R10, layout::HEADER));
         self.a.bind(resume);
         let packed = layout::pack(pc, kind, size);
         self.stubs.push(Stub::Access { at: slow, resume, base, off, packed });
+        self.stubs.push(Stub::Slotted { slotted, at: slow, resume, size });
         Ok(Mem::at(Reg::R11, 0))
+    }
+
+    /// The out-of-line half of an access to a slotted region: the slot
+    /// check, then the host address as on the inline path.
+    pub(super) fn slotted_stub(&mut self, size: usize, slow: Label, resume: Label) {
+        self.a.call(self.shared.slot[size.trailing_zeros() as usize]);
+        self.a.jcc(Cond::A, slow);
+        self.a.alu_load(Alu::Add, Width::Q, Reg::R11, Mem::indexed(BLOCK, Reg::R10, layout::HEADER));
+        self.a.jmp(resume);
+    }
+
+    /// The shared slot checks: `offset % slot + size` compared with `slot`
+    /// (r11 = offset, r10 = the entry's offset; only the flags change).
+    /// The remainder is two multiplications by the slot's reciprocal
+    /// ([`layout::reciprocal`]).
+    pub(super) fn slot_checks(&mut self) {
+        let slot = Mem::indexed(BLOCK, Reg::R10, layout::HEADER + layout::SLOT);
+        let reciprocal = Mem::indexed(BLOCK, Reg::R10, layout::HEADER + layout::SLOT_RECIPROCAL);
+        for (i, size) in [1, 2, 4, 8].into_iter().enumerate() {
+            let a = &mut self.a;
+            a.bind(self.shared.slot[i]);
+            a.push(Reg::RAX);
+            a.push(Reg::RDX);
+            a.mov(Width::W, Reg::RAX, Reg::R11);
+            a.imul_mem(Width::Q, Reg::RAX, reciprocal);
+            a.mul_mem(Width::Q, slot);
+            a.alu_imm(Alu::Add, Width::Q, Rm::R(Reg::RDX), size);
+            a.alu_load(Alu::Cmp, Width::Q, Reg::RDX, slot);
+            a.pop(Reg::RDX);
+            a.pop(Reg::RAX);
+            a.ret();
+        }
     }
 
     /// The out-of-line half of [`Emitter::address`]: recomputes the

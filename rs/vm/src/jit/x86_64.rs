@@ -327,6 +327,16 @@ impl Asm {
         self.op(w, &[0xf7], if signed { 7 } else { 6 }, Rm::R(r), false);
     }
 
+    /// `imul dst, [m]` (the low half).
+    pub fn imul_mem(&mut self, w: Width, dst: Reg, m: Mem) {
+        self.op(w, &[0x0f, 0xaf], dst.0, Rm::M(m), false);
+    }
+
+    /// `mul [m]`: `rdx:rax = rax * [m]`, unsigned.
+    pub fn mul_mem(&mut self, w: Width, m: Mem) {
+        self.op(w, &[0xf7], 4, Rm::M(m), false);
+    }
+
     /// `cqo` (64) or `cdq` (32): sign-extends rax into rdx.
     pub fn sign_extend_rax(&mut self, w: Width) {
         if w == Width::Q {
