@@ -275,3 +275,18 @@ fn programs_cannot_write_rodata() {
         }
     }
 }
+
+#[test]
+fn some_programs_load_with_only_their_maps() {
+    use proctap_vm::elf::Loaded;
+    use proctap_vm::retcode::Errno;
+    let Some(obj) = parse("maps") else { return };
+    let send = obj.program("send_event").unwrap();
+    assert_eq!(send.map_indexes(), [obj.map_index("events").unwrap()]);
+    let loaded = Loaded::with_programs(&obj, &["send_event"], 2).expect("loads");
+    assert!(loaded.program("send_event").is_some() && loaded.program("update_maps").is_none());
+    assert_eq!(loaded.map_ids().iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["events"]);
+    let e = Loaded::with_programs(&obj, &["nope"], 2).err().expect("no such program");
+    assert_eq!(e.errno, Errno::ENOENT);
+    assert!(e.reason.contains("nope"), "{e}");
+}
