@@ -8,7 +8,8 @@
 //! in place). rbp is the host address of the current frame's top; r10's
 //! value (a virtual address) is rbp plus the run's stack delta, made when
 //! r10 is read. r12 points to the run block ([`super::layout`]), r9 holds
-//! the instructions left, r10 and r11 are scratch.
+//! the instructions left, r10 and r11 are scratch, and so are xmm0 and
+//! xmm1 (caller-saved in System V, used for nothing else).
 
 use super::layout;
 use super::x86_64::{Alu, Asm, Cond, Label, Mem, Reg, Rm, Width};
@@ -74,8 +75,6 @@ pub(super) struct Shared {
     pub status: Label,
     /// r10 = pc: execution ran past the last instruction.
     pub ran_off: Label,
-    /// r11 = offset, r10 = entry: the slot check of 1, 2, 4, 8 bytes (flags: above = refused).
-    pub slot: [Label; 4],
 }
 
 /// The translation state.
@@ -99,7 +98,6 @@ pub fn compile(insns: &[Insn], rt: Runtime) -> Result<Code, LoadError> {
         depth: a.label(),
         status: a.label(),
         ran_off: a.label(),
-        slot: [a.label(), a.label(), a.label(), a.label()],
     };
     let mut e = Emitter { a, insns, labels, stubs: Vec::new(), shared, rt };
     e.entry_and_exit();

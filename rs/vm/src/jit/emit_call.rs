@@ -156,7 +156,6 @@ impl Emitter<'_> {
         }
         self.fault_exits();
         self.slow_access();
-        self.slot_checks();
     }
 
     /// Exits with a status: budget and call depth (pc in r10), a helper's

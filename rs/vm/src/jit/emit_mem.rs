@@ -62,35 +62,27 @@ impl Emitter<'_> {
     }
 
     /// The out-of-line half of an access to a slotted region: the slot
-    /// check, then the host address as on the inline path.
+    /// check (`offset % slot + size <= slot`, r11 = offset, r10 = the
+    /// entry's offset), then the host address as on the inline path. The
+    /// remainder is two multiplications by the slot's reciprocal
+    /// ([`layout::reciprocal`]); rax and rdx wait in xmm registers, which
+    /// the code uses for nothing else.
     pub(super) fn slotted_stub(&mut self, size: usize, slow: Label, resume: Label) {
-        self.a.call(self.shared.slot[size.trailing_zeros() as usize]);
-        self.a.jcc(Cond::A, slow);
-        self.a.alu_load(Alu::Add, Width::Q, Reg::R11, Mem::indexed(BLOCK, Reg::R10, layout::HEADER));
-        self.a.jmp(resume);
-    }
-
-    /// The shared slot checks: `offset % slot + size` compared with `slot`
-    /// (r11 = offset, r10 = the entry's offset; only the flags change).
-    /// The remainder is two multiplications by the slot's reciprocal
-    /// ([`layout::reciprocal`]).
-    pub(super) fn slot_checks(&mut self) {
         let slot = Mem::indexed(BLOCK, Reg::R10, layout::HEADER + layout::SLOT);
         let reciprocal = Mem::indexed(BLOCK, Reg::R10, layout::HEADER + layout::SLOT_RECIPROCAL);
-        for (i, size) in [1, 2, 4, 8].into_iter().enumerate() {
-            let a = &mut self.a;
-            a.bind(self.shared.slot[i]);
-            a.push(Reg::RAX);
-            a.push(Reg::RDX);
-            a.mov(Width::W, Reg::RAX, Reg::R11);
-            a.imul_mem(Width::Q, Reg::RAX, reciprocal);
-            a.mul_mem(Width::Q, slot);
-            a.alu_imm(Alu::Add, Width::Q, Rm::R(Reg::RDX), size);
-            a.alu_load(Alu::Cmp, Width::Q, Reg::RDX, slot);
-            a.pop(Reg::RDX);
-            a.pop(Reg::RAX);
-            a.ret();
-        }
+        let a = &mut self.a;
+        a.movq_to_xmm(0, Reg::RAX);
+        a.movq_to_xmm(1, Reg::RDX);
+        a.mov(Width::W, Reg::RAX, Reg::R11);
+        a.imul_mem(Width::Q, Reg::RAX, reciprocal);
+        a.mul_mem(Width::Q, slot);
+        a.alu_imm(Alu::Add, Width::Q, Rm::R(Reg::RDX), size as i32);
+        a.alu_load(Alu::Cmp, Width::Q, Reg::RDX, slot);
+        a.movq_from_xmm(Reg::RDX, 1);
+        a.movq_from_xmm(Reg::RAX, 0);
+        a.jcc(Cond::A, slow);
+        a.alu_load(Alu::Add, Width::Q, Reg::R11, Mem::indexed(BLOCK, Reg::R10, layout::HEADER));
+        a.jmp(resume);
     }
 
     /// The out-of-line half of [`Emitter::address`]: recomputes the
