@@ -28,6 +28,7 @@ pub mod mem;
 pub mod osutil;
 pub mod retcode;
 
+pub mod elf;
 pub mod helpers;
 pub mod jit;
 pub mod map;

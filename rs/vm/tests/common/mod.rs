@@ -1,7 +1,8 @@
 //! A fake OS for the runtime's tests: 4 CPUs, a settable CPU id, a fixed
 //! task, a clock that ticks on every read, a captured console, and a fake
 //! user memory of separate blocks (any byte outside them faults), so the
-//! `bpf(2)` surface's pointers can be exercised, EFAULT included.
+//! `bpf(2)` surface's pointers can be exercised, EFAULT included. Also the
+//! loader's BPF fixtures ([`fixtures`]) and raw kernel `bpf(2)` ([`kbpf`]).
 #![allow(dead_code)]
 
 use proctap_vm::osutil::{CopyFault, Os};
@@ -118,3 +119,9 @@ pub fn attr(size: usize, fields: &[(usize, &[u8])]) -> Vec<u8> {
 }
 
 pub mod insns;
+
+// The loader's tests: clang-built fixtures and the kernel's own bpf(2).
+pub mod fixtures;
+pub mod kbpf;
+#[allow(unused_imports)]
+pub use fixtures::{ci, fixture, fixture_bytes, fixture_cpu, fixture_defined, fixture_with};
