@@ -19,7 +19,7 @@
 //! at once serializes them around the runtime (a lock), which also gives
 //! the maps' updates the atomicity programs expect.
 
-mod engine;
+pub(crate) mod engine;
 mod fds;
 mod ids;
 
@@ -29,6 +29,7 @@ pub use fds::{Fd, FdTable, Object};
 use crate::consts::{map_type, pseudo};
 use crate::map::{self, flags, MapDef, MapTable};
 use crate::osutil::Os;
+use crate::jit::JitProgram;
 use crate::program::{Insn, Program};
 use crate::retcode::{Errno, LoadError};
 use crate::tracepoints::Hooks;
@@ -37,10 +38,6 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-/// Runs `prog` in `env` with the engine the runtime picks for it.
-pub(crate) fn execute(prog: &Program, env: &mut crate::program::Env) -> Result<u64, crate::retcode::Fault> {
-    engine::run(prog, env)
-}
 
 /// The first fd handed out (0-2 are stdio in a process).
 pub const FIRST_FD: Fd = 3;
@@ -83,6 +80,9 @@ pub struct Runtime<O: Os> {
     pub(crate) maps: MapTable,
     map_refs: BTreeMap<u32, MapRefs>,
     pub(crate) progs: Vec<Option<Program>>,
+    /// JIT images by program id, when the JIT is on and could compile it.
+    pub(crate) jits: Vec<Option<JitProgram>>,
+    jit: bool,
     prog_refs: Vec<ProgRefs>,
     pub(crate) links: Vec<Option<Link>>,
     fds: FdTable,
@@ -101,6 +101,8 @@ impl<O: Os> Runtime<O> {
             maps: MapTable::new(),
             map_refs: BTreeMap::new(),
             progs: Vec::new(),
+            jits: Vec::new(),
+            jit: false,
             prog_refs: Vec::new(),
             links: Vec::new(),
             fds: FdTable::new(FIRST_FD),
@@ -122,6 +124,18 @@ impl<O: Os> Runtime<O> {
     /// Sets the instruction budget of each run.
     pub fn set_budget(&mut self, budget: u64) {
         self.budget = budget;
+    }
+
+    /// Whether programs loaded from now on are compiled by the JIT (off by
+    /// default). A program the JIT cannot compile still loads and runs in
+    /// the interpreter; [`Runtime::jitted`] tells which.
+    pub fn set_jit(&mut self, on: bool) {
+        self.jit = on;
+    }
+
+    /// Whether program `id` runs as JIT code.
+    pub fn jitted(&self, id: u32) -> bool {
+        self.jits.get(id as usize).is_some_and(Option::is_some)
     }
 
     /// The maps, by id.
@@ -328,6 +342,7 @@ impl<O: Os> Runtime<O> {
             self.map_refs.entry(*m).or_default().all += 1;
         }
         let id = self.progs.len() as u32;
+        self.jits.push(if self.jit { engine::compile(&prog, &self.os) } else { None });
         self.progs.push(Some(prog));
         self.prog_refs.push(ProgRefs { refs: 1, maps: used });
         Ok(self.fds.open(Object::Prog(id)))
@@ -438,6 +453,7 @@ impl<O: Os> Runtime<O> {
         }
         let maps = core::mem::take(&mut r.maps);
         self.progs[id as usize] = None;
+        self.jits[id as usize] = None;
         for m in maps {
             self.put_map(m, false);
         }

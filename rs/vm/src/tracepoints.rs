@@ -19,7 +19,7 @@
 
 use crate::consts::prog_type;
 use crate::osutil::Os;
-use crate::program::Env;
+use crate::program::{Env, Programs};
 use crate::retcode::{Errno, Fault};
 use crate::runtime::{Fd, Runtime};
 use alloc::collections::BTreeMap;
@@ -265,11 +265,12 @@ impl<O: Os> Runtime<O> {
         let Some(prog) = self.progs.get(id as usize).and_then(Option::as_ref) else {
             return Err(Fault::Other { pc: 0, reason: format!("program {id} is gone") });
         };
-        let table = crate::runtime::ProgramTable(&self.progs);
+        let table = crate::runtime::ProgramTable { progs: &self.progs, jits: &self.jits };
+        let jit = table.jit(id);
         let mut env = Env::new(&self.os, &mut self.maps, ctx);
         env.budget = self.budget;
         env.progs = Some(&table);
-        crate::runtime::execute(prog, &mut env)
+        crate::runtime::engine::run(prog, jit, &mut env)
     }
 }
 

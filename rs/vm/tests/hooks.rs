@@ -148,3 +148,73 @@ fn the_budget_bounds_every_run() {
     let runs = rt.run("tp", &mut []).unwrap();
     assert!(matches!(runs[0].result, Err(Fault::Budget { budget: 1000, .. })), "{:?}", runs[0]);
 }
+
+/// The hook programs above, loaded into `rt`: (tracepoint "tp" programs in
+/// attach order, the array they write).
+fn jit_workload(rt: &mut Runtime<FakeOs>) -> (Vec<u32>, u32) {
+    rt.register_tracepoint("tp").unwrap();
+    let m = rt.create_map(&def(map_type::HASH, 4, 8, 4)).unwrap();
+    let pa = rt.create_map(&def(map_type::PROG_ARRAY, 4, 4, 1)).unwrap();
+    // map[ctx[0] & 3] += ctx[1..8] as a u64; r0 = the new value.
+    let count = prog![
+        mov64_reg(6, 1),
+        ldx(W, 1, 6, 0),
+        alu64_imm(AND, 1, 3),
+        stx(W, 10, 1, -4),
+        ld_map_fd(1, m),
+        mov64_reg(2, 10),
+        alu64_imm(ADD, 2, -4),
+        call(helper::MAP_LOOKUP_ELEM),
+        jmp_imm(JNE, 0, 0, 9),
+        st(DW, 10, -16, 0),
+        ld_map_fd(1, m),
+        mov64_reg(2, 10),
+        alu64_imm(ADD, 2, -4),
+        mov64_reg(3, 10),
+        alu64_imm(ADD, 3, -16),
+        mov64_imm(4, 0),
+        call(helper::MAP_UPDATE_ELEM),
+        mov64_imm(0, 0),
+        exit(),
+        ldx(DW, 1, 6, 0),
+        atomic_op(DW, 0, 1, 0, atomic::ADD | atomic::FETCH),
+        mov64_reg(0, 1),
+        exit(),
+    ];
+    let target = rt.prog_load("target", prog_type::RAW_TRACEPOINT, prog![ldx(B, 0, 1, 7), exit()]).unwrap();
+    rt.map_update(pa, &0u32.to_le_bytes(), &target.to_le_bytes(), 0).unwrap();
+    let tail = prog![ld_map_fd(2, pa), mov64_imm(3, 0), call(helper::TAIL_CALL), mov64_imm(0, 1), exit()];
+    let bad = prog![ldx(DW, 0, 1, 64), exit()];
+    let mut progs = Vec::new();
+    for (name, insns) in [("count", count), ("tail", tail), ("bad", bad)] {
+        let p = rt.prog_load(name, prog_type::RAW_TRACEPOINT, insns).unwrap();
+        rt.attach_tracepoint(p, "tp").unwrap();
+        progs.push(p);
+    }
+    (progs, m)
+}
+
+#[test]
+fn with_the_jit_on_hooks_run_jit_code_and_agree_with_the_interpreter() {
+    let (mut interp, mut jit) = (rt(), rt());
+    jit.set_jit(true);
+    let (_, m_interp) = jit_workload(&mut interp);
+    let (progs, m_jit) = jit_workload(&mut jit);
+    for fd in &progs {
+        let id = jit.prog_id(*fd).unwrap();
+        assert_eq!(jit.jitted(id), cfg!(target_arch = "x86_64"), "program fd {fd}");
+        assert!(!interp.jitted(interp.prog_id(*fd).unwrap()));
+    }
+    for i in 0u64..40 {
+        let mut a = (i * 0x0101_0101_0101_0101 ^ i << 40).to_le_bytes();
+        let mut b = a;
+        let (x, y) = (interp.run("tp", &mut a).unwrap(), jit.run("tp", &mut b).unwrap());
+        let results = |r: &[proctap_vm::tracepoints::RunResult]| r.iter().map(|r| r.result.clone()).collect::<Vec<_>>();
+        assert_eq!(results(&x), results(&y), "run {i}");
+        assert!(matches!(results(&y)[2], Err(Fault::Memory { .. })));
+    }
+    for k in 0u32..4 {
+        let key = k.to_le_bytes();
+        assert_eq!(interp.map_lookup_vec(m_interp, &key).ok(), jit.map_lookup_vec(m_jit, &key).ok(), "key {k}");
+    }
+}

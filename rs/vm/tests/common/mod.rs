@@ -5,7 +5,7 @@
 //! loader's BPF fixtures ([`fixtures`]) and raw kernel `bpf(2)` ([`kbpf`]).
 #![allow(dead_code)]
 
-use proctap_vm::osutil::{CopyFault, Os};
+use proctap_vm::osutil::{CopyFault, ExecMemory, HostOs, Os};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -106,6 +106,10 @@ impl Os for FakeOs {
     }
     fn console(&self, text: &str) {
         self.console.lock().unwrap().push(text.to_string());
+    }
+    /// The host's executable pages, so runtimes on this OS can run the JIT.
+    fn alloc_exec(&self, len: usize) -> Option<Box<dyn ExecMemory>> {
+        HostOs::default().alloc_exec(len)
     }
 }
 
