@@ -55,8 +55,14 @@ fn container_of(part: &str) -> Option<&str> {
     is_container_id(id).then_some(id)
 }
 
+/// A container id: 64 lowercase hex digits.
 fn is_container_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    is_lower_hex(s, 64)
+}
+
+/// Exactly `len` lowercase hex digits.
+fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A path component's pod UID, with dashes: `podUID`, alone or after a
@@ -73,7 +79,7 @@ fn pod_of(part: &str) -> Option<String> {
 
 /// A static pod's UID: 32 lowercase hex digits.
 fn is_static_pod_uid(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    is_lower_hex(s, 32)
 }
 
 /// 8-4-4-4-12 hex digits, dashes between.
