@@ -69,7 +69,9 @@ fn the_table_gives_parents_and_ancestors() {
     let my_key = ProcessKey { pid: me, start_ticks: proc_start_ticks(me) };
     assert!(table.get(my_key).is_some(), "the seed holds this process");
     let Some(tracer) = common::start(&identity_config()) else { return };
-    let inner = "exec /bin/sleep 0.3 pt-ancestry-leaf";
+    // sleep adds up its operands, so an odd extra duration marks the leaf
+    // without an argument sleep would refuse.
+    let inner = "exec /bin/sleep 0.3 0.000424242";
     let mut child = Command::new("/bin/sh").args(["-c", &format!("/bin/sh -c '{inner}'; true")]).spawn().unwrap();
     let outer = child.id();
     let mut leaf = None;
@@ -79,7 +81,7 @@ fn the_table_gives_parents_and_ancestors() {
         |_| true,
         |g| {
             leaf = g.iter().find_map(|e| match e {
-                Event::Exec(x) if x.argv.iter().any(|a| a == b"pt-ancestry-leaf") => e.process_key(),
+                Event::Exec(x) if x.argv.iter().any(|a| a == b"0.000424242") => e.process_key(),
                 _ => None,
             });
             leaf.is_some()
@@ -93,7 +95,7 @@ fn the_table_gives_parents_and_ancestors() {
     let leaf = leaf.expect("the leaf's exec");
     let process = table.get(leaf).unwrap();
     assert_eq!(process.filename, b"/bin/sleep");
-    assert_eq!(process.argv, [&b"/bin/sleep"[..], b"0.3", b"pt-ancestry-leaf"]);
+    assert_eq!(process.argv, [&b"/bin/sleep"[..], b"0.3", b"0.000424242"]);
     let ancestors = table.ancestors(leaf);
     let pids: Vec<u32> = ancestors.iter().map(|p| p.key.pid).collect();
     // The inner sh execs the leaf (one process); the outer sh forked it,
