@@ -30,5 +30,6 @@ pub mod retcode;
 
 pub mod elf;
 pub mod helpers;
+pub mod jit;
 pub mod map;
 pub mod program;

@@ -111,6 +111,12 @@ impl Program {
 pub trait Programs {
     /// Program `id`, if it exists.
     fn program(&self, id: u32) -> Option<&Program>;
+    /// Program `id` compiled by the JIT, if its owner keeps one (a JIT run
+    /// otherwise compiles a tail call's target itself, once per run).
+    fn jit(&self, id: u32) -> Option<&crate::jit::JitProgram> {
+        let _ = id;
+        None
+    }
 }
 
 /// Instructions a run executes before it faults, unless the caller sets

@@ -1,0 +1,163 @@
+//! Loads, stores and atomics, each behind the address check.
+//!
+//! An access through r10 with a constant offset inside the current frame
+//! goes straight to the host frame (`[rbp + off]`): r10 cannot change, so
+//! it is in bounds by construction. Every other access translates its
+//! virtual address inline: region = address >> 32 below the table's size,
+//! the zero-extended offset not past the entry's limit for that size and
+//! kind (see [`super::layout`]), then host = entry base + offset in r11.
+//! What the inline check refuses goes to the slow path (a Rust function),
+//! which checks exactly as the interpreter does and either returns the
+//! host address (slotted regions, read-only cmpxchg that fails) or records
+//! the fault and leaves through the fault exit.
+
+use super::emit::{unsupported, Emitter, Stub, BLOCK, FRAME, REGS};
+use super::layout::{self, Access};
+use super::x86_64::{Alu, Cond, Mem, Reg, Rm, Shift, Width};
+use crate::consts::{atomic, class, mode, FP, STACK_PER_FRAME};
+use crate::program::Insn;
+use crate::retcode::{Errno, LoadError};
+
+/// Access size in bytes of a load or store opcode.
+fn access_size(op: u8) -> usize {
+    match op & 0x18 {
+        0x00 => 4,
+        0x08 => 2,
+        0x10 => 1,
+        _ => 8,
+    }
+}
+
+impl Emitter<'_> {
+    /// Emits the check of a `size`-byte access at BPF register `base` +
+    /// `off`; the host memory operand to use.
+    fn address(&mut self, pc: usize, base: u8, off: i16, size: usize, kind: Access) -> Result<Mem, LoadError> {
+        let off32 = off as i32;
+        if base == FP && off32 >= -(STACK_PER_FRAME as i32) && off32 + size as i32 <= 0 {
+            return Ok(Mem::at(FRAME, off32));
+        }
+        let b = self.read(pc, base, Reg::R11)?;
+        self.a.lea(Reg::R11, Mem::at(b, off32));
+        self.a.mov(Width::Q, Reg::R10, Reg::R11);
+        self.a.shift_imm(Shift::Shr, Width::Q, Reg::R10, 32);
+        self.a.alu_load(Alu::Cmp, Width::Q, Reg::R10, Mem::at(BLOCK, layout::NREGIONS));
+        let (slow, resume) = (self.a.label(), self.a.label());
+        self.a.jcc(Cond::Ae, slow);
+        self.a.shift_imm(Shift::Shl, Width::Q, Reg::R10, layout::ENTRY_SHIFT);
+        self.a.mov(Width::W, Reg::R11, Reg::R11);
+        let limit = layout::HEADER + layout::limit_offset(size, kind != Access::Load);
+        self.a.alu_load(Alu::Cmp, Width::Q, Reg::R11, Mem::indexed(BLOCK, Reg::R10, limit));
+        self.a.jcc(Cond::G, slow);
+        self.a.alu_load(Alu::Add, Width::Q, Reg::R11, Mem::indexed(BLOCK, Reg::R10, layout::HEADER));
+        self.a.bind(resume);
+        let packed = layout::pack(pc, kind, size);
+        self.stubs.push(Stub::Access { at: slow, resume, base, off, packed });
+        Ok(Mem::at(Reg::R11, 0))
+    }
+
+    /// The out-of-line half of [`Emitter::address`]: recomputes the
+    /// address, asks the slow path, resumes with the host address in r11.
+    pub(super) fn access_stub(&mut self, base: u8, off: i16, packed: u32) {
+        let b = if base == FP {
+            self.a.mov(Width::Q, Reg::R11, FRAME);
+            self.a.alu_load(Alu::Add, Width::Q, Reg::R11, Mem::at(BLOCK, layout::STACK_DELTA));
+            Reg::R11
+        } else {
+            REGS[base as usize]
+        };
+        self.a.lea(Reg::R11, Mem::at(b, off as i32));
+        self.a.mov_imm32(Reg::R10, packed);
+        self.a.call(self.shared.access);
+    }
+
+    pub(super) fn load(&mut self, pc: usize, i: Insn) -> Result<(), LoadError> {
+        let size = access_size(i.op);
+        let d = self.dst(pc, i)?;
+        let m = self.address(pc, i.src, i.off, size, Access::Load)?;
+        match (i.op & 0xe0, size) {
+            (mode::MEM, _) | (mode::MEMSX, 8) => self.a.load(Width::of_bytes(size), d, m),
+            (mode::MEMSX, _) => self.a.movsx(Width::Q, Width::of_bytes(size), d, Rm::M(m)),
+            _ => return Err(unsupported(pc)),
+        }
+        Ok(())
+    }
+
+    pub(super) fn store(&mut self, pc: usize, i: Insn) -> Result<(), LoadError> {
+        let size = access_size(i.op);
+        let w = Width::of_bytes(size);
+        match (i.op & 7, i.op & 0xe0) {
+            (class::ST, mode::MEM) => {
+                let m = self.address(pc, i.dst, i.off, size, Access::Store)?;
+                self.a.store_imm(w, m, i.imm);
+            }
+            (class::STX, mode::MEM) => {
+                let m = self.address(pc, i.dst, i.off, size, Access::Store)?;
+                let s = self.read(pc, i.src, Reg::R10)?;
+                self.a.store(w, m, s);
+            }
+            (class::STX, mode::ATOMIC) if size >= 4 => self.atomic(pc, i, w)?,
+            _ => return Err(unsupported(pc)),
+        }
+        Ok(())
+    }
+
+    fn atomic(&mut self, pc: usize, i: Insn, w: Width) -> Result<(), LoadError> {
+        let size = if w == Width::Q { 8 } else { 4 };
+        let kind = if i.imm == atomic::CMPXCHG { Access::CmpXchg } else { Access::Atomic };
+        let fetch = i.imm & atomic::FETCH != 0;
+        if fetch && i.imm != atomic::CMPXCHG && i.src == FP {
+            return Err(LoadError::at(pc, Errno::EINVAL, "jit: an atomic fetch into r10"));
+        }
+        let op = match i.imm & !atomic::FETCH {
+            atomic::ADD => Some(Alu::Add),
+            atomic::OR => Some(Alu::Or),
+            atomic::AND => Some(Alu::And),
+            atomic::XOR => Some(Alu::Xor),
+            _ => None,
+        };
+        if op.is_none() && i.imm != atomic::XCHG && i.imm != atomic::CMPXCHG {
+            return Err(unsupported(pc));
+        }
+        let m = self.address(pc, i.dst, i.off, size, kind)?;
+        let s = self.read(pc, i.src, Reg::R10)?;
+        match (op, fetch) {
+            (Some(op), false) => {
+                self.a.lock();
+                self.a.alu_store(op, w, m, s);
+            }
+            (Some(Alu::Add), true) => {
+                self.a.lock();
+                self.a.xadd(w, m, s);
+            }
+            (Some(op), true) => self.fetch_op(op, w, m, s),
+            (None, _) if i.imm == atomic::XCHG => self.a.xchg(w, m, s),
+            (None, _) => {
+                self.a.lock();
+                self.a.cmpxchg(w, m, s);
+                if w == Width::W {
+                    self.a.mov(w, Reg::RAX, Reg::RAX);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A fetching or, and or xor: a cmpxchg loop with r0 (rax) saved and
+    /// the operand on the stack; `s` gets the old value.
+    fn fetch_op(&mut self, op: Alu, w: Width, m: Mem, s: Reg) {
+        self.a.push(Reg::RAX);
+        self.a.push(s);
+        self.a.load(w, Reg::RAX, m);
+        let again = self.a.label();
+        self.a.bind(again);
+        self.a.mov(Width::Q, Reg::R10, Reg::RAX);
+        self.a.alu_load(op, w, Reg::R10, Mem::at(Reg::RSP, 0));
+        self.a.lock();
+        self.a.cmpxchg(w, m, Reg::R10);
+        self.a.jcc(Cond::Ne, again);
+        self.a.mov(Width::Q, Reg::R10, Reg::RAX);
+        self.a.alu_imm(Alu::Add, Width::Q, Rm::R(Reg::RSP), 8);
+        self.a.pop(Reg::RAX);
+        self.a.mov(Width::Q, s, Reg::R10);
+    }
+}

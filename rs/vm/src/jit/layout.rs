@@ -1,0 +1,189 @@
+//! The run block: the memory the JIT's code reads through r12 (the run's
+//! header words, then the region table), the status codes its entry
+//! returns, and how an access is described to the slow path.
+//!
+//! The region table has one 128-byte entry per region id: the host address
+//! of the region's first byte, then for each access size (1, 2, 4, 8) and
+//! kind (load, store) the largest offset such an access may start at, or
+//! -1 when the fast path must not take it (no such access is allowed, or
+//! the region is cut into slots, which only the slow path checks). The
+//! emitted check is: region below [`NREGIONS`], and the zero-extended
+//! offset not above the limit (a signed 64-bit compare).
+
+use crate::mem::RegionInfo;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Header word: the number of entries in the region table.
+pub const NREGIONS: i32 = 0;
+/// Header word: added to the host frame pointer (rbp) gives r10's value.
+pub const STACK_DELTA: i32 = 8;
+/// Header word: rsp of the innermost entry, where every exit returns to.
+pub const ENTRY_RSP: i32 = 16;
+/// Header word: instructions left (the code keeps it in r9 and stores it
+/// here around calls out and at exits).
+pub const BUDGET: i32 = 24;
+/// Header word: the address of the Rust run state.
+pub const STATE: i32 = 32;
+/// Header word: the host frame pointer of the last frame; a call from it
+/// is past [`crate::consts::MAX_FRAMES`].
+pub const LAST_FRAME: i32 = 40;
+/// Header word: r0 at a normal exit.
+pub const R0: i32 = 48;
+/// Header word: the host frame pointer at a bpf_loop or tail call.
+pub const FRAME: i32 = 56;
+/// Header word: the instruction of a budget or call-depth fault.
+pub const FAULT_PC: i32 = 64;
+/// Bytes of header before the region table.
+pub const HEADER: i32 = 128;
+/// log2 of a region entry's size.
+pub const ENTRY_SHIFT: u8 = 7;
+/// Words per region entry.
+const ENTRY_WORDS: usize = 1 << (ENTRY_SHIFT - 3);
+
+/// The exit went through `exit` of the entry function: r0 is in [`R0`].
+pub const STATUS_OK: u64 = 0;
+/// A fault was recorded in the run state.
+pub const STATUS_FAULT: u64 = 1;
+/// The budget ran out at [`FAULT_PC`].
+pub const STATUS_BUDGET: u64 = 2;
+/// A call at [`FAULT_PC`] went past the last frame.
+pub const STATUS_CALL_DEPTH: u64 = 3;
+/// A tail call ran its target to its exit: the frame returns its r0.
+pub const STATUS_TAIL_DONE: u64 = 4;
+
+/// Byte offset, within an entry, of the limit for `size` bytes and `write`.
+pub fn limit_offset(size: usize, write: bool) -> i32 {
+    let size_index = size.trailing_zeros() as i32;
+    8 + (size_index * 2 + write as i32) * 8
+}
+
+/// How an access reaches the slow path (the kind of check it needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A load.
+    Load = 0,
+    /// A store.
+    Store = 1,
+    /// A read-modify-write (checked as a load, then as a store).
+    Atomic = 2,
+    /// cmpxchg: a store only when the comparison with r0 succeeds.
+    CmpXchg = 3,
+}
+
+/// The slow path's description of an access: pc, kind and size in one word.
+pub fn pack(pc: usize, kind: Access, size: usize) -> u32 {
+    (pc as u32) << 6 | (kind as u32) << 4 | size as u32
+}
+
+/// The pc, kind and size of a packed access.
+pub fn unpack(packed: u64) -> (usize, Access, usize) {
+    let kind = match (packed >> 4) & 3 {
+        0 => Access::Load,
+        1 => Access::Store,
+        2 => Access::Atomic,
+        _ => Access::CmpXchg,
+    };
+    ((packed >> 6) as usize, kind, (packed & 15) as usize)
+}
+
+/// Words of a block with `regions` table entries.
+pub fn words_for(regions: usize) -> usize {
+    HEADER as usize / 8 + regions * ENTRY_WORDS
+}
+
+/// Sets header word `word` of a block.
+pub fn set(words: &mut [u64], word: i32, v: u64) {
+    words[word as usize / 8] = v;
+}
+
+/// Header word `word` of a block.
+pub fn get(words: &[u64], word: i32) -> u64 {
+    words[word as usize / 8]
+}
+
+/// The header and region table of a run, as the code reads them.
+pub struct Block {
+    /// Header words, then entries.
+    pub words: Vec<u64>,
+}
+
+impl Block {
+    /// A block for `regions` entries, every one refusing every access.
+    pub fn new(regions: usize) -> Block {
+        let header = HEADER as usize / 8;
+        let mut words = vec![0u64; words_for(regions)];
+        words[NREGIONS as usize / 8] = regions as u64;
+        for r in 0..regions {
+            let e = header + r * ENTRY_WORDS;
+            words[e + 1..e + 9].fill(u64::MAX);
+        }
+        Block { words }
+    }
+
+    /// Sets a header word.
+    pub fn set(&mut self, word: i32, v: u64) {
+        set(&mut self.words, word, v);
+    }
+
+    /// A header word.
+    pub fn get(&self, word: i32) -> u64 {
+        get(&self.words, word)
+    }
+
+    /// Fills region `id`'s entry: accesses the fast path may take inline.
+    pub fn set_region(&mut self, id: usize, host: u64, info: RegionInfo) {
+        let e = HEADER as usize / 8 + id * ENTRY_WORDS;
+        self.words[e] = host;
+        for size in [1usize, 2, 4, 8] {
+            for write in [false, true] {
+                let ok = info.slot == 0 && (!write || info.writable) && info.len as usize >= size;
+                let limit = if ok { info.len as i64 - size as i64 } else { -1 };
+                self.words[e + limit_offset(size, write) as usize / 8] = limit as u64;
+            }
+        }
+    }
+
+    /// Whether the fast path lets `size` bytes at `offset` of region `id` through.
+    #[cfg(test)]
+    pub fn fast_allows(&self, id: usize, offset: u32, size: usize, write: bool) -> bool {
+        if id as u64 >= self.get(NREGIONS) {
+            return false;
+        }
+        let e = HEADER as usize / 8 + id * ENTRY_WORDS;
+        offset as i64 <= self.words[e + limit_offset(size, write) as usize / 8] as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn packing_round_trips() {
+        assert_eq!(unpack(pack(999_999, Access::CmpXchg, 8) as u64), (999_999, Access::CmpXchg, 8));
+        assert_eq!(unpack(pack(0, Access::Load, 1) as u64), (0, Access::Load, 1));
+    }
+
+    proptest! {
+        /// The inline check never admits what the full check refuses, and
+        /// admits everything in unslotted regions that it allows.
+        #[test]
+        fn fast_check_agrees_with_region_info(len in 0u32..64, slot in prop_oneof![Just(0u32), 1u32..16],
+                writable: bool, offset in 0u32..80, size_log in 0u32..4, write: bool) {
+            let info = RegionInfo { len, slot, writable };
+            let mut b = Block::new(3);
+            b.set_region(2, 0x1000, info);
+            let size = 1usize << size_log;
+            let fast = b.fast_allows(2, offset, size, write);
+            let full = info.allows(offset, size as u32, write);
+            prop_assert!(!fast || full);
+            if slot == 0 {
+                prop_assert_eq!(fast, full);
+            }
+            prop_assert!(!b.fast_allows(0, offset, size, write));
+            prop_assert!(!b.fast_allows(3, offset, size, write));
+        }
+    }
+}
