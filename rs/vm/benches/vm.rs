@@ -293,12 +293,14 @@ fn bench_load(c: &mut Criterion) {
     assert!(insns >= 1000, "bench_load.bpf.c has {insns} instructions, fewer than 1,000");
     note(&format!("load: bench_load.bpf.o, {} bytes, {insns} instructions in its programs", bytes.len()));
     let cpus = HostOs::with_seed(7).cpu_count();
-    c.bench_function("load/bench_load", |b| {
+    let mut group = c.benchmark_group("load");
+    group.bench_function("bench_load", |b| {
         b.iter(|| {
             let obj = Object::parse(&bytes).expect("parse");
             Loaded::new(&obj, cpus).expect("load")
         })
     });
+    group.finish();
 }
 
 criterion_group! {
