@@ -11,6 +11,7 @@
 //! a program the safety pass refuses, or a run that faults, prints the
 //! error to stderr and exits 1.
 
+use proctap_vm::jit::JitProgram;
 use proctap_vm::map::MapTable;
 use proctap_vm::mem::{vaddr, REGION_CTX};
 use proctap_vm::osutil::HostOs;
@@ -65,14 +66,15 @@ fn run() -> Result<u64, String> {
     let mut env = Env::new(&os, &mut maps, &mut memory);
     env.ctx_writable = true;
     let r1 = vaddr(REGION_CTX, 0);
-    let result = if jit { run_jit(&prog, &mut env, r1, len) } else { prog.run_with_regs(&mut env, r1, len) };
-    result.map_err(|e| e.to_string())
+    if jit {
+        return run_jit(&prog, &mut env, r1, len);
+    }
+    prog.run_with_regs(&mut env, r1, len).map_err(|e| e.to_string())
 }
 
-/// THE PLACE TO WIRE THE JIT: compile `prog` and run it with r1 and r2
-/// set, as the interpreter's `run_with_regs` does.
-fn run_jit(prog: &Program, env: &mut Env, r1: u64, r2: u64) -> Result<u64, proctap_vm::retcode::Fault> {
-    let _ = (prog, env, r1, r2);
-    eprintln!("--jit: the JIT is not available in this build");
-    std::process::exit(1);
+/// Compiles `prog` with the JIT and runs it with r1 and r2 set, as the
+/// interpreter's `run_with_regs` does.
+fn run_jit(prog: &Program, env: &mut Env, r1: u64, r2: u64) -> Result<u64, String> {
+    let jit = JitProgram::compile(prog, env.os).map_err(|e| e.to_string())?;
+    jit.run_with_regs(env, r1, r2).map_err(|e| e.to_string())
 }

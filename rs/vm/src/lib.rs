@@ -33,3 +33,6 @@ pub mod helpers;
 pub mod jit;
 pub mod map;
 pub mod program;
+pub mod runtime;
+pub mod syscall;
+pub mod tracepoints;

@@ -177,3 +177,47 @@ fn fixture_programs_load_and_run_in_the_runtime() {
         }
     }
 }
+
+/// The refusal of fixture refused.bpf.c built with `REFUSE_<case>`.
+fn refusal(case: &str) -> Option<proctap_vm::retcode::LoadError> {
+    let path = common::fixture_defined("refused", &format!("REFUSE_{case}"))?;
+    let bytes = std::fs::read(path).expect("read the fixture");
+    Some(Object::parse(&bytes).expect_err("refused"))
+}
+
+#[test]
+fn what_the_runtime_cannot_run_is_refused_naming_where() {
+    let Some(e) = refusal("KFUNC") else { return };
+    assert_eq!((e.section.as_str(), e.insn), ("syscall", Some(0)), "{e}");
+    assert!(e.reason.contains("program calls_kfunc") && e.reason.contains("bpf_rcu_read_lock"), "{e}");
+    assert!(e.reason.contains("no kernel functions"), "{e}");
+    let Some(e) = refusal("KCONFIG") else { return };
+    assert_eq!((e.section.as_str(), e.insn), ("syscall", Some(0)), "{e}");
+    assert!(e.reason.contains("program reads_kconfig") && e.reason.contains("LINUX_KERNEL_VERSION"), "{e}");
+    assert!(e.reason.contains("no kernel symbols"), "{e}");
+    let Some(e) = refusal("SECTION") else { return };
+    assert_eq!((e.section.as_str(), e.insn), ("xdp", None), "{e}");
+    assert!(e.reason.contains("no program type"), "{e}");
+    let Some(e) = refusal("LEGACY_MAPS") else { return };
+    assert_eq!(e.section, "maps", "{e}");
+    assert!(e.reason.contains("legacy"), "{e}");
+}
+
+#[test]
+fn the_btf_for_kernels_has_datasec_offsets_and_sizes() {
+    use proctap_vm::elf::btf::Btf;
+    let Some(obj) = parse("globals") else { return };
+    let btf = Btf::parse(obj.btf.as_ref().expect("BTF")).expect("the fixed-up BTF parses");
+    // clang leaves every offset 0; the fix-up puts each variable where its
+    // symbol is: .data's one u64, .bss's three variables after each other.
+    let data = btf.datasec(".data").expect(".data");
+    assert_eq!(data.iter().map(|v| (btf.name_of(v.0), v.1, v.2)).collect::<Vec<_>>(), [("total", 0, 8)]);
+    let bss = btf.datasec(".bss").expect(".bss");
+    let mut offsets: Vec<_> = bss.iter().map(|v| v.1).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    assert_eq!(offsets.len(), bss.len(), "distinct offsets: {bss:?}");
+    let rodata = btf.datasec(".rodata").expect(".rodata");
+    let table = rodata.iter().find(|v| btf.name_of(v.0) == "table").expect("table");
+    assert_eq!((table.1, table.2), (8, 32), "after the u64 scale");
+}

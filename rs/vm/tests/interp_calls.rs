@@ -212,3 +212,51 @@ fn a_tail_call_deep_in_frames_can_run_out_of_frames() {
     let main = prog![call_local(1), exit(), ld_map_fd(2, 0), mov64_imm(3, 0), call(helper::TAIL_CALL), exit()];
     assert!(matches!(run_tail(main, vec![Some(0)], &table), Err(Fault::CallDepth { .. })));
 }
+
+#[test]
+fn a_bpf_loop_callback_that_is_no_function_faults() {
+    let p = prog![mov64_imm(1, 1), mov64_imm(2, 3), mov64_imm(3, 0), mov64_imm(4, 0), call(helper::LOOP), exit()];
+    assert!(matches!(run(p), Err(Fault::Helper { pc: 4, id: helper::LOOP, .. })));
+}
+
+/// `trace_printk("%d %d %d")` with r3-r5 as they are, from a format at r10-8.
+fn print_r3_to_r5() -> Vec<Insn> {
+    prog![
+        ld_imm64(1, u64::from_le_bytes(*b"%d %d %d")),
+        stx(DW, 10, 1, -16),
+        st(DW, 10, -8, 0),
+        mov64_reg(1, 10),
+        alu64_imm(ADD, 1, -16),
+        mov64_imm(2, 16),
+        call(helper::TRACE_PRINTK),
+    ]
+}
+
+#[test]
+fn registers_after_a_call_read_as_zero() {
+    // r3-r5 set, then a helper call: trace_printk (which reads r3-r5
+    // without the safety pass checking them) sees zeros.
+    let os = FakeOs::default();
+    let mut p = prog![mov64_imm(3, 3), mov64_imm(4, 4), mov64_imm(5, 5), call(helper::KTIME_GET_NS)];
+    p.extend(print_r3_to_r5());
+    p.extend(prog![mov64_imm(0, 0), exit()]);
+    support::run_with(p, &mut MapTable::new(), &os, &mut []).unwrap();
+    assert_eq!(os.console_lines(), ["0 0 0"]);
+}
+
+#[test]
+fn a_tail_called_program_starts_with_only_r1() {
+    let os = FakeOs::default();
+    let mut target = print_r3_to_r5();
+    target.extend(prog![mov64_imm(0, 9), exit()]);
+    let table = Table(vec![load(target)]);
+    let mut maps = MapTable::new();
+    maps.insert(Box::new(FakeProgArray::new(vec![None, Some(0)])));
+    let main =
+        prog![mov64_imm(4, 4), mov64_imm(5, 5), ld_map_fd(2, 0), mov64_imm(3, 1), call(helper::TAIL_CALL), exit()];
+    let prog = Program::load("main", 0, main, &maps).unwrap();
+    let mut env = Env::new(&os, &mut maps, &mut []);
+    env.progs = Some(&table);
+    assert_eq!(prog.run(&mut env), Ok(9));
+    assert_eq!(os.console_lines(), ["0 0 0"]);
+}

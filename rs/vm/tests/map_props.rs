@@ -95,7 +95,7 @@ fn run_hash(t: u32, ops: &[HashOp]) -> Result<(), TestCaseError> {
                 prop_assert_eq!(got, want);
             }
             HashOp::Iterate => {
-                let mut seen = Vec::new();
+                let mut seen: Vec<u8> = Vec::new();
                 let mut next = [0u8];
                 let mut prev: Option<[u8; 1]> = None;
                 while m.get_next_key(prev.as_ref().map(|p| &p[..]), &mut next).is_ok() {
@@ -103,7 +103,8 @@ fn run_hash(t: u32, ops: &[HashOp]) -> Result<(), TestCaseError> {
                     prev = Some(next);
                     prop_assert!(seen.len() <= MAX);
                 }
-                prop_assert_eq!(seen, model.items.keys().copied().collect::<Vec<_>>());
+                seen.sort();
+                prop_assert_eq!(seen, model.items.keys().copied().collect::<Vec<_>>(), "each key once");
             }
         }
     }

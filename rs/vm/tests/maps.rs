@@ -173,19 +173,32 @@ fn hash_value_offsets_stay_put_while_the_key_stays() {
 }
 
 #[test]
-fn hash_iteration_visits_each_key_once_in_key_order() {
+fn hash_iteration_visits_each_key_once() {
     let mut m = new_map(map_type::HASH, 4, 4, 64);
-    let ins = [9u32, 3, 40, 1, 22, 7];
-    for i in ins {
+    let ins: Vec<u32> = (0..40).map(|i| i * 7919 % 1000).collect();
+    for i in &ins {
         m.update_copy(&i.to_be_bytes(), &[0; 4], update::ANY).unwrap();
     }
-    let got = keys(&*m);
+    let mut got = keys(&*m);
+    got.sort();
     let mut want: Vec<Vec<u8>> = ins.iter().map(|i| i.to_be_bytes().to_vec()).collect();
     want.sort();
-    assert_eq!(got, want);
+    assert_eq!(got, want, "every key once");
+    let mut first = [0u8; 4];
+    m.get_next_key(None, &mut first).unwrap();
     let mut next = [0u8; 4];
-    m.get_next_key(Some(&1000u32.to_be_bytes()), &mut next).unwrap();
-    assert_eq!(next, 1u32.to_be_bytes(), "a missing key restarts at the first");
+    m.get_next_key(Some(&5000u32.to_be_bytes()), &mut next).unwrap();
+    assert_eq!(next, first, "a missing key restarts at the first");
+    // Deleting behind the cursor, as a draining loop does, still ends.
+    let mut drained = 0;
+    let mut cur: Option<[u8; 4]> = None;
+    while m.get_next_key(cur.as_ref().map(|c| &c[..]), &mut next).is_ok() {
+        m.delete(&next).unwrap();
+        cur = Some(next);
+        drained += 1;
+        assert!(drained <= 40);
+    }
+    assert_eq!(drained, 40);
     let empty = new_map(map_type::HASH, 4, 4, 4);
     assert_eq!(empty.get_next_key(None, &mut next), Err(Errno::ENOENT));
 }
@@ -244,8 +257,11 @@ fn prog_array_holds_ids_and_hides_them_from_programs() {
     assert_eq!(m.lookup(&k(2), 0), None, "programs cannot look up");
     assert_eq!(m.update_copy(&k(4), &[0; 4], update::ANY), Err(Errno::E2BIG));
     assert_eq!(m.update_copy(&k(1), &[0; 4], update::NOEXIST), Err(Errno::EINVAL));
-    m.delete(&k(2)).unwrap();
-    assert_eq!(m.delete(&k(2)), Err(Errno::ENOENT));
+    assert_eq!(m.delete(&k(2)), Err(Errno::EINVAL), "programs do not delete here");
+    let pa = m.as_prog_array_mut().unwrap();
+    assert_eq!(pa.clear(&k(2)), Ok(7));
+    assert_eq!(pa.clear(&k(2)), Err(Errno::ENOENT));
+    assert_eq!(pa.clear(&k(9)), Err(Errno::E2BIG));
     assert_eq!(m.prog_at(2), None);
 }
 
@@ -352,4 +368,21 @@ fn ringbuf_follows_a_consumer_that_writes_the_consumer_page() {
     let mut got = Vec::new();
     m.as_ringbuf_mut().unwrap().consume(|s| got.push(s[0]));
     assert_eq!(got, vec![2], "the first record was already consumed through the page");
+}
+
+#[test]
+fn program_access_flags_limit_the_program_side() {
+    for t in [map_type::ARRAY, map_type::HASH] {
+        let mut d = def(t, 4, 4, 2);
+        d.flags = flags::RDONLY_PROG;
+        let mut ro = map::create(&d, CPUS).unwrap();
+        assert_eq!(ro.update(&k(0), &[1; 4], update::ANY, 0), Err(Errno::EPERM));
+        ro.update_copy(&k(0), &[1; 4], update::ANY).expect("bpf(2) still writes");
+        assert!(ro.lookup(&k(0), 0).is_some());
+        d.flags = map::flags::WRONLY_PROG;
+        let mut wo = map::create(&d, CPUS).unwrap();
+        wo.update(&k(0), &[1; 4], update::ANY, 0).unwrap();
+        assert_eq!(wo.lookup(&k(0), 0), None, "programs cannot read it");
+        assert_eq!(read(&*wo, &k(0)), Ok(vec![1; 4]));
+    }
 }

@@ -123,6 +123,36 @@ fn calls() {
 }
 
 #[test]
+fn callbacks() {
+    // A bpf_loop callback gets r1 (the index) and r2 (its context) only.
+    let reads_r3 = prog![
+        mov64_imm(1, 1),
+        ld_func(2, 5),
+        mov64_imm(3, 0),
+        mov64_imm(4, 0),
+        call(helper::LOOP),
+        exit(),
+        mov64_reg(0, 3),
+        exit()
+    ];
+    refused(reads_r3, 7, Errno::EACCES, "r3 is read");
+    let ok = prog![
+        mov64_imm(1, 1),
+        ld_func(2, 5),
+        mov64_imm(3, 0),
+        mov64_imm(4, 0),
+        call(helper::LOOP),
+        exit(),
+        mov64_reg(0, 2),
+        exit()
+    ];
+    assert!(load(ok).is_ok());
+    refused(prog![ld_func(2, 9), mov64_imm(0, 0), exit()], 0, Errno::EINVAL, "call target");
+    // A callback counts as a call for the depth and for recursion.
+    refused(prog![mov64_imm(0, 0), exit(), ld_func(2, -3), mov64_imm(0, 0), exit()], 2, Errno::EINVAL, "recursive");
+}
+
+#[test]
 fn call_depth() {
     let chain = |depth: usize| {
         let mut p = Vec::new();

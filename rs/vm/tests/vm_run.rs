@@ -89,3 +89,16 @@ fn errors_go_to_stderr_with_status_1() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("usage"));
 }
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn the_jit_prints_what_the_interpreter_prints() {
+    let Some(obj) = common::fixture("calls") else { return };
+    let obj = obj.to_str().unwrap();
+    for prog in ["nested_calls", "bounded_loop", "with_bpf_loop"] {
+        let ctx = "0102030405060708a1a2a3a4a5a6a7a82a000000ffffffff";
+        let interp = stdout(&run(&[obj, prog, "--ctx-hex", ctx, "--runs", "5"]));
+        let jit = stdout(&run(&[obj, prog, "--ctx-hex", ctx, "--runs", "5", "--jit"]));
+        assert_eq!(jit, interp, "{prog}");
+    }
+}

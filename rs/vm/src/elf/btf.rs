@@ -57,6 +57,9 @@ pub struct Type {
     pub array: (u32, u32),
     /// Where the type's record starts in the `.BTF` section.
     pub pos: usize,
+    /// `kind_flag`: for structs and unions, member offsets carry a
+    /// bitfield size in their top 8 bits.
+    pub kind_flag: bool,
 }
 
 /// The types of a `.BTF` section, by id (id 0 is void).
@@ -199,7 +202,7 @@ fn read_type(b: &[u8], at: usize, strings: &[u8]) -> Option<(Type, usize)> {
     let name = super::file::c_str(strings, u32_at(b, at)? as usize)?;
     let info = u32_at(b, at + 4)?;
     let (vlen, k) = ((info & 0xffff) as usize, (info >> 24) & 0x1f);
-    let mut t = Type { name, kind: k, size_or_type: u32_at(b, at + 8)?, ..Type::default() };
+    let mut t = Type { name, kind: k, size_or_type: u32_at(b, at + 8)?, kind_flag: info >> 31 != 0, ..Type::default() };
     let body = at + 12;
     let next = match k {
         kind::INT | kind::VAR | kind::DECL_TAG => body + 4,
@@ -268,6 +271,33 @@ impl Btf {
         data.get(hdr_len + off..hdr_len + off + len).unwrap_or(&[])
     }
 
+    /// The byte offset of `member` in the struct or union named `name`
+    /// (members of anonymous structs and unions inside it included).
+    pub fn member_offset(&self, name: &str, member: &str) -> Option<u32> {
+        let t = self.types.iter().find(|t| matches!(t.kind, kind::STRUCT | kind::UNION) && t.name == name)?;
+        self.find_member(t, member, 0)
+    }
+
+    fn find_member(&self, t: &Type, member: &str, depth: u32) -> Option<u32> {
+        if depth > 16 {
+            return None;
+        }
+        for (m, ty, off) in &t.members {
+            let bits = if t.kind_flag { off & 0xff_ffff } else { *off };
+            if m == member {
+                return Some(bits / 8);
+            }
+            let inner =
+                self.skip_mods(*ty).filter(|i| i.name.is_empty() && matches!(i.kind, kind::STRUCT | kind::UNION));
+            if let (true, Some(inner)) = (m.is_empty(), inner) {
+                if let Some(o) = self.find_member(inner, member, depth + 1) {
+                    return Some(bits / 8 + o);
+                }
+            }
+        }
+        None
+    }
+
     /// The name of type `id` (for errors).
     pub fn name_of(&self, id: u32) -> &str {
         self.get(id).map(|t| t.name.as_str()).unwrap_or("?")
@@ -322,6 +352,9 @@ mod tests {
         assert_eq!(btf.size_of(9), Some(512));
         let def = btf.map_def(11, "m").expect("a map");
         assert_eq!((def.map_type, def.key_size, def.max_entries, def.value_size), (9, 8, 128, 0));
+        assert_eq!(btf.member_offset("", "key"), Some(8), "bit offset 64");
+        assert_eq!(btf.member_offset("", "max_entries"), Some(16));
+        assert_eq!(btf.member_offset("", "value"), None);
         assert!(btf.map_def(1, "x").is_err());
     }
 

@@ -68,11 +68,12 @@ fn records(
         let sec = sec.ok_or_else(|| bad("bad section name"))?;
         let n = u32_at(data, at + 4).ok_or_else(|| bad("truncated"))? as usize;
         at += 8;
-        for i in 0..n {
-            let r = data.get(at + i * rec..at + (i + 1) * rec).ok_or_else(|| bad("truncated"))?;
+        let end = n.checked_mul(rec).and_then(|len| at.checked_add(len)).filter(|&e| e <= data.len());
+        let end = end.ok_or_else(|| bad("truncated"))?;
+        for r in data[at..end].chunks_exact(rec) {
             each(&sec, r)?;
         }
-        at += n * rec;
+        at = end;
     }
     Ok(())
 }

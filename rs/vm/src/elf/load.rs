@@ -3,7 +3,7 @@
 //! descriptors) the maps got.
 
 use super::{ObjProgram, Object};
-use crate::consts::{pseudo, update};
+use crate::consts::{map_type, pseudo, update};
 use crate::map::{self, MapTable};
 use crate::program::Insn;
 use crate::retcode::{Errno, LoadError};
@@ -37,17 +37,48 @@ impl ObjProgram {
     }
 }
 
+/// The map types the runtime creates.
+const MAP_TYPES: &[u32] = &[
+    map_type::HASH,
+    map_type::ARRAY,
+    map_type::PROG_ARRAY,
+    map_type::PERCPU_HASH,
+    map_type::PERCPU_ARRAY,
+    map_type::LRU_HASH,
+    map_type::LRU_PERCPU_HASH,
+    map_type::RINGBUF,
+];
+
 impl Object {
     /// Creates the object's maps in `table` (with `cpus` values per
     /// per-CPU entry) and fills the global data maps; their ids, by map
     /// index. A map that cannot be created is refused naming it.
     pub fn create_maps(&self, table: &mut MapTable, cpus: u32) -> Result<Vec<u32>, LoadError> {
+        self.create_maps_where(table, cpus, |_| true)
+    }
+
+    /// [`Object::create_maps`] for the maps whose index `wanted` accepts;
+    /// the others get the id `u32::MAX` (which names no map).
+    pub fn create_maps_where(
+        &self,
+        table: &mut MapTable,
+        cpus: u32,
+        wanted: impl Fn(usize) -> bool,
+    ) -> Result<Vec<u32>, LoadError> {
         let mut ids = Vec::with_capacity(self.maps.len());
-        for m in &self.maps {
+        for (i, m) in self.maps.iter().enumerate() {
+            if !wanted(i) {
+                ids.push(u32::MAX);
+                continue;
+            }
             let refuse = |e: Errno, what: &str| {
-                let why = format!("map {}: {what}: {e}", m.name);
+                let why = format!("map {}: {what}", m.name);
                 LoadError::new(e, why).in_section(if m.init.is_some() { m.name.as_str() } else { ".maps" })
             };
+            if !MAP_TYPES.contains(&m.def.map_type) {
+                let what = format!("map type {} is not supported by the runtime", m.def.map_type);
+                return Err(refuse(Errno::EINVAL, &what));
+            }
             let mut created = map::create(&m.def, cpus).map_err(|e| refuse(e, "cannot be created"))?;
             if let Some(init) = &m.init {
                 created
@@ -57,6 +88,21 @@ impl Object {
             ids.push(table.insert(created));
         }
         Ok(ids)
+    }
+}
+
+impl ObjProgram {
+    /// The indexes of the maps the program references.
+    pub fn map_indexes(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = self
+            .insns
+            .iter()
+            .filter(|i| i.op == super::reloc::LD_IMM64 && matches!(i.src, pseudo::MAP_FD | pseudo::MAP_VALUE))
+            .filter_map(|i| usize::try_from(i.imm).ok())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 }
 

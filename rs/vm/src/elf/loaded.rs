@@ -3,10 +3,11 @@
 
 use super::Object;
 use crate::consts::prog_type;
+use crate::jit::JitProgram;
 use crate::map::{Map, MapTable};
 use crate::osutil::Os;
 use crate::program::{Env, Program, Programs};
-use crate::retcode::{Fault, LoadError};
+use crate::retcode::{Errno, Fault, LoadError};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -26,8 +27,8 @@ pub enum Engine {
 pub enum RunError {
     /// No program of that name.
     NoProgram(String),
-    /// The engine asked for is not available.
-    NoEngine(&'static str),
+    /// The JIT refused the program (or has no executable memory).
+    Jit(LoadError),
     /// The program stopped with a fault.
     Fault(Fault),
 }
@@ -36,7 +37,7 @@ impl core::fmt::Display for RunError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             RunError::NoProgram(n) => write!(f, "no program named {n}"),
-            RunError::NoEngine(why) => f.write_str(why),
+            RunError::Jit(e) => write!(f, "the JIT cannot run the program: {e}"),
             RunError::Fault(e) => write!(f, "the program faulted: {e}"),
         }
     }
@@ -60,6 +61,8 @@ pub struct Loaded {
     pub maps: MapTable,
     map_ids: Vec<(String, u32)>,
     programs: ProgramList,
+    /// Each program's machine code, compiled on its first JIT run.
+    jitted: Vec<Option<JitProgram>>,
 }
 
 impl Loaded {
@@ -67,10 +70,25 @@ impl Loaded {
     /// and loads every program; the first refusal is the error, naming the
     /// program's section and function.
     pub fn new(obj: &Object, cpus: u32) -> Result<Loaded, LoadError> {
+        let all: Vec<&str> = obj.programs.iter().map(|p| p.name.as_str()).collect();
+        Loaded::with_programs(obj, &all, cpus)
+    }
+
+    /// Loads only the programs named, and only the maps they reference (as
+    /// libbpf does with autoload and autocreate turned off for the rest):
+    /// one program of an object whose other programs or maps the runtime
+    /// cannot have.
+    pub fn with_programs(obj: &Object, names: &[&str], cpus: u32) -> Result<Loaded, LoadError> {
+        let mut chosen = Vec::with_capacity(names.len());
+        for name in names {
+            let p = obj.program(name);
+            chosen.push(p.ok_or_else(|| LoadError::new(Errno::ENOENT, format!("no program {name}")))?);
+        }
+        let used: Vec<usize> = chosen.iter().flat_map(|p| p.map_indexes()).collect();
         let mut maps = MapTable::new();
-        let ids = obj.create_maps(&mut maps, cpus)?;
-        let mut programs = Vec::with_capacity(obj.programs.len());
-        for p in &obj.programs {
+        let ids = obj.create_maps_where(&mut maps, cpus, |i| used.contains(&i))?;
+        let mut programs = Vec::with_capacity(chosen.len());
+        for p in chosen {
             let named = |mut e: LoadError| {
                 if e.section.is_empty() {
                     e.section = p.section.clone();
@@ -81,8 +99,10 @@ impl Loaded {
             let insns = p.insns_with_maps(&ids).map_err(named)?;
             programs.push(Program::load(&p.name, p.prog_type, insns, &maps).map_err(named)?);
         }
-        let map_ids = obj.maps.iter().map(|m| m.name.clone()).zip(ids).collect();
-        Ok(Loaded { maps, map_ids, programs: ProgramList(programs) })
+        let names = obj.maps.iter().map(|m| m.name.clone());
+        let map_ids = names.zip(ids).filter(|(_, id)| *id != u32::MAX).collect();
+        let jitted = programs.iter().map(|_| None).collect();
+        Ok(Loaded { maps, map_ids, programs: ProgramList(programs), jitted })
     }
 
     /// The program whose function is `name`.
@@ -111,7 +131,8 @@ impl Loaded {
         self.run_on(Engine::Interpreter, name, os, ctx, cpu)
     }
 
-    /// [`Loaded::run`] with the engine chosen.
+    /// [`Loaded::run`] with the engine chosen. The JIT compiles a program
+    /// on its first run (with executable memory from `os`) and keeps it.
     pub fn run_on(
         &mut self,
         engine: Engine,
@@ -123,14 +144,17 @@ impl Loaded {
         let index = self.programs.0.iter().position(|p| p.name == name);
         let index = index.ok_or_else(|| RunError::NoProgram(name.into()))?;
         let prog = &self.programs.0[index];
+        if engine == Engine::Jit && self.jitted[index].is_none() {
+            self.jitted[index] = Some(JitProgram::compile(prog, os).map_err(RunError::Jit)?);
+        }
         let mut env = Env::new(os, &mut self.maps, ctx);
         env.ctx_writable = prog.prog_type == prog_type::SYSCALL;
         env.cpu = cpu;
         env.progs = Some(&self.programs);
-        match engine {
-            Engine::Interpreter => prog.run(&mut env).map_err(RunError::Fault),
-            // JIT: the x86-64 JIT (branch vm-jit) plugs in here.
-            Engine::Jit => Err(RunError::NoEngine("the JIT is not part of this build yet")),
-        }
+        let result = match (engine, &self.jitted[index]) {
+            (Engine::Jit, Some(code)) => code.run(&mut env),
+            _ => prog.run(&mut env),
+        };
+        result.map_err(RunError::Fault)
     }
 }

@@ -26,7 +26,9 @@
 //! section and the instruction: CO-RE relocations (unless the caller asks
 //! for them to be taken as local, [`ParseOptions::core_as_local`]), kfunc
 //! calls and extern symbols, relocation types other than the two clang
-//! emits for code, legacy `maps` sections, and map types the runtime lacks.
+//! emits for code, and legacy `maps` sections. Map types the runtime lacks
+//! are refused when the maps are created ([`Object::create_maps`]), so a
+//! parse still reports what is wrong with the programs.
 
 pub mod btf;
 pub mod btf_ext;
@@ -34,7 +36,9 @@ pub mod file;
 mod load;
 pub use load::entries;
 mod loaded;
+mod runtime_load;
 pub use loaded::{Engine, Loaded, RunError};
+pub use runtime_load::{AttachPoint, ObjectFds};
 pub mod reloc;
 
 use crate::consts::{map_flags, map_type, prog_type};
@@ -129,6 +133,10 @@ pub fn prog_type_of(section: &str) -> Option<u32> {
         ("syscall", prog_type::SYSCALL),
         ("perf_event", PERF_EVENT),
         ("cgroup/sock", CGROUP_SOCK),
+        ("cgroup/sock_create", CGROUP_SOCK),
+        ("cgroup/sock_release", CGROUP_SOCK),
+        ("cgroup/post_bind4", CGROUP_SOCK),
+        ("cgroup/post_bind6", CGROUP_SOCK),
     ];
     let exact = |p: &str| !p.ends_with('/') && section == p;
     let prefixed = |p: &str| section.starts_with(p) && (p.ends_with('/') || section[p.len()..].starts_with('/'));
@@ -139,18 +147,6 @@ pub fn prog_type_of(section: &str) -> Option<u32> {
 pub const PERF_EVENT: u32 = 7;
 /// BPF_PROG_TYPE_CGROUP_SOCK.
 pub const CGROUP_SOCK: u32 = 9;
-
-/// The map types the runtime creates.
-const MAP_TYPES: &[u32] = &[
-    map_type::HASH,
-    map_type::ARRAY,
-    map_type::PROG_ARRAY,
-    map_type::PERCPU_HASH,
-    map_type::PERCPU_ARRAY,
-    map_type::LRU_HASH,
-    map_type::LRU_PERCPU_HASH,
-    map_type::RINGBUF,
-];
 
 /// Whether section `name` is global data libbpf makes an internal map of.
 fn is_data_section(name: &str) -> bool {
@@ -177,7 +173,7 @@ impl Object {
         }
         let mut maps = Vec::new();
         let map_offsets = btf_maps(&elf, btf.as_ref(), &mut maps)?;
-        let data_maps = data_maps(&elf, &mut maps);
+        let data_maps = data_maps(&elf, &mut maps)?;
         let (core, funcs) = match (elf.find(".BTF.ext"), btf_data) {
             (Some(i), Some(b)) => {
                 (btf_ext::core_relos(elf.data(i), Btf::strings(b))?, btf_ext::func_infos(elf.data(i), Btf::strings(b))?)
@@ -247,23 +243,27 @@ fn btf_maps(elf: &ElfFile<'_>, btf: Option<&Btf>, maps: &mut Vec<ObjMap>) -> Res
         let def = btf.map_def(var, &name)?;
         let sym = elf.symbols.iter().find(|s| usize::from(s.section) == sec && s.name == name);
         let offset = sym.ok_or_else(|| err(&format!("map {name} has no symbol in .maps")))?.value;
-        if !MAP_TYPES.contains(&def.map_type) {
-            let why = format!("map {name}: map type {} is not supported by the runtime", def.map_type);
-            return Err(err(&why));
-        }
         offsets.push((offset, maps.len()));
         maps.push(ObjMap { name, def, init: None, readonly: false });
     }
     Ok(offsets)
 }
 
+/// The largest global data section the loader makes a map of (64 MiB):
+/// a hostile object's `.bss` size must not become a host allocation.
+pub const MAX_DATA_SECTION: u64 = 64 << 20;
+
 /// Adds one internal map per data section; the (section index, map index) pairs.
-fn data_maps(elf: &ElfFile<'_>, maps: &mut Vec<ObjMap>) -> Vec<(usize, usize)> {
+fn data_maps(elf: &ElfFile<'_>, maps: &mut Vec<ObjMap>) -> Result<Vec<(usize, usize)>, LoadError> {
     let mut out = Vec::new();
     for (i, s) in elf.sections.iter().enumerate() {
         let data_kind = s.kind == SHT_PROGBITS || s.kind == SHT_NOBITS;
         if !data_kind || s.flags & SHF_EXECINSTR != 0 || !is_data_section(&s.name) || s.size == 0 {
             continue;
+        }
+        if s.size > MAX_DATA_SECTION {
+            let why = format!("{} bytes of global data, over the {MAX_DATA_SECTION} a map may hold here", s.size);
+            return Err(LoadError::new(Errno::E2BIG, why).in_section(&s.name));
         }
         let readonly = s.name.starts_with(".rodata");
         let init = if s.kind == SHT_NOBITS { alloc::vec![0; s.size as usize] } else { elf.data(i).to_vec() };
@@ -279,7 +279,7 @@ fn data_maps(elf: &ElfFile<'_>, maps: &mut Vec<ObjMap>) -> Vec<(usize, usize)> {
         out.push((i, maps.len()));
         maps.push(ObjMap { name: s.name.clone(), def, init: Some(init), readonly });
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -296,6 +296,8 @@ mod tests {
         assert_eq!(prog_type_of("tp_btf/sched_switch"), Some(prog_type::TRACING));
         assert_eq!(prog_type_of("socket"), Some(prog_type::SOCKET_FILTER));
         assert_eq!(prog_type_of("socket/x"), Some(prog_type::SOCKET_FILTER));
+        assert_eq!(prog_type_of("cgroup/sock_release"), Some(CGROUP_SOCK));
+        assert_eq!(prog_type_of("perf_event"), Some(PERF_EVENT));
         assert_eq!(prog_type_of("syscalls"), None);
         assert_eq!(prog_type_of("xdp"), None);
     }

@@ -204,9 +204,12 @@ impl<'a> Linker<'a> {
             return Err(self.err(origin, format!("call relocation of type {}, expected R_BPF_64_32", r.kind)));
         }
         if s.section == SHN_UNDEF {
-            return Err(
-                self.err(origin, format!("call of extern function {}: the runtime links no other object", s.name))
+            let why = format!(
+                "call of extern function {} (a kfunc, or a function of another object): \
+                 the runtime has no kernel functions and links no other object",
+                s.name
             );
+            return Err(self.err(origin, why));
         }
         let target =
             checked_target((s.value / 8) as usize, imm).ok_or_else(|| self.err(origin, "call out of range"))?;
@@ -261,10 +264,11 @@ impl<'a> Linker<'a> {
         let (sec, start) = target;
         let f = self.functions.get(sec).and_then(|l| l.iter().find(|f| f.1 == start));
         let Some((_, _, len)) = f else {
-            let why = format!("instruction {start} of {} is not the start of a function", self.elf.sections[sec].name);
+            let name = self.elf.sections.get(sec).map_or("?", |t| t.name.as_str());
+            let why = format!("instruction {start} of section {name} is not the start of a function");
             return Err(LoadError::new(Errno::EINVAL, why));
         };
-        let code = self.code[sec].get(start..start + len).filter(|c| !c.is_empty());
+        let code = start.checked_add(*len).and_then(|end| self.code[sec].get(start..end)).filter(|c| !c.is_empty());
         let code = code.ok_or_else(|| self.err(target, "function outside its section"))?;
         let pos = prog.insns.len();
         prog.placed.push((target, pos));

@@ -1,7 +1,7 @@
 //! Translation of a program into x86-64 code: the driver (blocks, labels,
-//! the budget count at each block), arithmetic and jumps. Memory accesses
-//! are in [`super::emit_mem`], calls and the entry and exit code in
-//! [`super::emit_call`].
+//! the budget count at each block) and jumps. Arithmetic is in
+//! [`super::emit_alu`], memory accesses in [`super::emit_mem`], calls and
+//! the entry and exit code in [`super::emit_call`].
 //!
 //! Registers: r0-r9 live in rax, rdi, rsi, rdx, rcx, r8, rbx, r13, r14,
 //! r15 (r1-r5 are the System V argument registers, so helper arguments are
@@ -11,8 +11,8 @@
 //! the instructions left, r10 and r11 are scratch.
 
 use super::layout;
-use super::x86_64::{Alu, Asm, Cond, Label, Mem, Reg, Rm, Shift, Width};
-use crate::consts::{alu, class, jmp, pseudo, src, FP};
+use super::x86_64::{Alu, Asm, Cond, Label, Mem, Reg, Rm, Width};
+use crate::consts::{class, helper, jmp, pseudo, src, FP};
 use crate::mem::{region_of, REGION_FUNCS};
 use crate::program::Insn;
 use crate::retcode::{Errno, LoadError};
@@ -120,7 +120,10 @@ fn target(insns: &[Insn], pc: usize, delta: i64) -> Result<usize, LoadError> {
 
 /// The block structure: for each instruction that starts a block, the
 /// instructions the block executes (an ld_imm64 counts once, as the
-/// interpreter counts it); 0 elsewhere.
+/// interpreter counts it); 0 elsewhere. Blocks start at the entry, at
+/// jump, call and bpf_loop callback targets, and after jumps, exits and
+/// tail calls, so a run that completes counts exactly the instructions
+/// it executed.
 fn block_lengths(insns: &[Insn]) -> Result<Vec<u32>, LoadError> {
     let n = insns.len();
     let mut leader = vec![false; n + 1];
@@ -145,6 +148,8 @@ fn block_lengths(insns: &[Insn]) -> Result<Vec<u32>, LoadError> {
         if class == class::JMP || class == class::JMP32 {
             match i.op & 0xf0 {
                 jmp::CALL if i.src == pseudo::CALL => leader[target(insns, pc, i.imm as i64)?] = true,
+                // After a tail call that happens, the rest is not executed.
+                jmp::CALL if i.imm as u32 == helper::TAIL_CALL => leader[pc + 1] = true,
                 jmp::CALL => {}
                 jmp::EXIT => leader[pc + 1] = true,
                 jmp::JA if class == class::JMP32 => {
@@ -176,17 +181,6 @@ fn block_lengths(insns: &[Insn]) -> Result<Vec<u32>, LoadError> {
         }
     }
     Ok(lengths)
-}
-
-/// `v`'s low `bits` bits sign-extended (other widths: `v` unchanged), as
-/// MOV with `off` does.
-fn sign_extend(v: u64, bits: i16) -> u64 {
-    match bits {
-        8 => v as i8 as i64 as u64,
-        16 => v as i16 as i64 as u64,
-        32 => v as i32 as i64 as u64,
-        _ => v,
-    }
 }
 
 impl Emitter<'_> {
@@ -233,170 +227,6 @@ impl Emitter<'_> {
             return Ok(scratch);
         }
         REGS.get(r as usize).copied().ok_or_else(|| unsupported(pc))
-    }
-
-    fn alu(&mut self, pc: usize, i: Insn) -> Result<(), LoadError> {
-        let w = if i.op & 7 == class::ALU64 { Width::Q } else { Width::W };
-        let d = self.dst(pc, i)?;
-        let x = i.op & src::X != 0;
-        let op = i.op & 0xf0;
-        match op {
-            alu::END => self.byte_swap(d, i.imm, w == Width::Q || x),
-            alu::NEG => self.a.neg(w, d),
-            alu::DIV | alu::MOD => {
-                if x {
-                    let s = self.read(pc, i.src, Reg::R10)?;
-                    self.a.mov(w, Reg::R11, s);
-                } else if w == Width::Q {
-                    self.a.mov_imm(Reg::R11, i.imm as i64 as u64);
-                } else {
-                    self.a.mov_imm32(Reg::R11, i.imm as u32);
-                }
-                self.divide(w, d, op == alu::MOD, i.off == 1);
-            }
-            alu::LSH | alu::RSH | alu::ARSH => {
-                let kind = match op {
-                    alu::LSH => Shift::Shl,
-                    alu::RSH => Shift::Shr,
-                    _ => Shift::Sar,
-                };
-                if x {
-                    let s = self.read(pc, i.src, Reg::R10)?;
-                    self.shift_by_reg(kind, w, d, s);
-                } else {
-                    let mask = if w == Width::Q { 63 } else { 31 };
-                    let n = (i.imm & mask) as u8;
-                    if n == 0 {
-                        self.a.mov(w, d, d);
-                    } else {
-                        self.a.shift_imm(kind, w, d, n);
-                    }
-                }
-            }
-            alu::MOV if !x => {
-                let v = sign_extend(i.imm as i64 as u64, i.off);
-                if w == Width::Q {
-                    self.a.mov_imm(d, v);
-                } else {
-                    self.a.mov_imm32(d, v as u32);
-                }
-            }
-            alu::MOV => {
-                let s = self.read(pc, i.src, Reg::R10)?;
-                match (i.off, w) {
-                    (8, _) => self.a.movsx(w, Width::B, d, Rm::R(s)),
-                    (16, _) => self.a.movsx(w, Width::H, d, Rm::R(s)),
-                    (32, Width::Q) => self.a.movsx(w, Width::W, d, Rm::R(s)),
-                    _ => self.a.mov(w, d, s),
-                }
-            }
-            alu::MUL if x => {
-                let s = self.read(pc, i.src, Reg::R10)?;
-                self.a.imul(w, d, s);
-            }
-            alu::MUL => self.a.imul_imm(w, d, i.imm),
-            _ => {
-                let kind = match op {
-                    alu::ADD => Alu::Add,
-                    alu::SUB => Alu::Sub,
-                    alu::OR => Alu::Or,
-                    alu::AND => Alu::And,
-                    alu::XOR => Alu::Xor,
-                    _ => return Err(unsupported(pc)),
-                };
-                if x {
-                    let s = self.read(pc, i.src, Reg::R10)?;
-                    self.a.alu(kind, w, d, s);
-                } else {
-                    self.a.alu_imm(kind, w, Rm::R(d), i.imm);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// END (to_le, to_be) and bswap of `d`, `bits` wide.
-    fn byte_swap(&mut self, d: Reg, bits: i32, swap: bool) {
-        match (bits, swap) {
-            (16, false) => self.a.movzx(Width::H, d, Rm::R(d)),
-            (32, false) => self.a.mov(Width::W, d, d),
-            (16, true) => {
-                self.a.shift_imm(Shift::Ror, Width::H, d, 8);
-                self.a.movzx(Width::H, d, Rm::R(d));
-            }
-            (32, true) => self.a.bswap(Width::W, d),
-            (_, true) => self.a.bswap(Width::Q, d),
-            _ => {}
-        }
-    }
-
-    /// `d <<= s` (or >>, arithmetic >>) with the count in cl, r4's rcx
-    /// kept; 32-bit results zero-extended even for a count of 0.
-    fn shift_by_reg(&mut self, kind: Shift, w: Width, d: Reg, s: Reg) {
-        if s == Reg::RCX {
-            self.a.shift_cl(kind, w, d);
-        } else if d == Reg::RCX {
-            self.a.mov(Width::Q, Reg::R11, Reg::RCX);
-            self.a.mov(Width::Q, Reg::RCX, s);
-            self.a.shift_cl(kind, w, Reg::R11);
-            self.a.mov(w, Reg::RCX, Reg::R11);
-            return;
-        } else {
-            self.a.mov(Width::Q, Reg::R11, Reg::RCX);
-            self.a.mov(Width::Q, Reg::RCX, s);
-            self.a.shift_cl(kind, w, d);
-            self.a.mov(Width::Q, Reg::RCX, Reg::R11);
-        }
-        if w == Width::W {
-            self.a.mov(w, d, d);
-        }
-    }
-
-    /// `d = d / r11` or `d % r11` with the kernel's rules: by zero, a
-    /// quotient of 0 and a remainder of `d`; signed `MIN / -1` wraps
-    /// (x86 would trap), its remainder is 0.
-    fn divide(&mut self, w: Width, d: Reg, modulo: bool, signed: bool) {
-        let (zero, done) = (self.a.label(), self.a.label());
-        self.a.push(Reg::RAX);
-        self.a.push(Reg::RDX);
-        if d != Reg::RAX {
-            self.a.mov(Width::Q, Reg::RAX, d);
-        }
-        self.a.test(w, Reg::R11, Reg::R11);
-        self.a.jcc(Cond::E, zero);
-        let divide = self.a.label();
-        if signed {
-            self.a.alu_imm(Alu::Cmp, w, Rm::R(Reg::R11), -1);
-            self.a.jcc(Cond::Ne, divide);
-            if modulo {
-                self.a.mov_imm32(Reg::RAX, 0);
-            } else {
-                self.a.neg(w, Reg::RAX);
-            }
-            self.a.jmp(done);
-        }
-        self.a.bind(divide);
-        if signed {
-            self.a.sign_extend_rax(w);
-        } else {
-            self.a.alu(Alu::Xor, Width::W, Reg::RDX, Reg::RDX);
-        }
-        self.a.div(w, Reg::R11, signed);
-        if modulo {
-            self.a.mov(Width::Q, Reg::RAX, Reg::RDX);
-        }
-        self.a.jmp(done);
-        self.a.bind(zero);
-        if !modulo {
-            self.a.mov_imm32(Reg::RAX, 0);
-        } else if w == Width::W {
-            self.a.mov(w, Reg::RAX, Reg::RAX);
-        }
-        self.a.bind(done);
-        self.a.mov(Width::Q, Reg::R11, Reg::RAX);
-        self.a.pop(Reg::RDX);
-        self.a.pop(Reg::RAX);
-        self.a.mov(Width::Q, d, Reg::R11);
     }
 
     fn jump(&mut self, pc: usize, i: Insn) -> Result<(), LoadError> {

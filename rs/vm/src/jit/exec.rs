@@ -103,7 +103,12 @@ pub extern "sysv64" fn access_trampoline(block: *mut u64, addr: u64, packed: u64
     // SAFETY: as in `helper_trampoline`.
     let (state, _) = unsafe { from_code(block) };
     let (pc, kind, size) = layout::unpack(packed);
-    run::access(state, pc, addr, kind, size, r0)
+    let r = guarded(state, pc, |s| HelperResult { r0: run::access(s, pc, addr, kind, size, r0), status: 0 });
+    if r.status == layout::STATUS_OK {
+        r.r0
+    } else {
+        0
+    }
 }
 
 /// Runs `f`, turning a panic into a fault so that none unwinds into JIT
@@ -113,7 +118,9 @@ fn guarded(state: &mut RunState, pc: usize, f: impl FnOnce(&mut RunState) -> Hel
     let s = &mut *state;
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(s))) {
         Ok(r) => r,
-        Err(_) => run::fail(state, crate::retcode::Fault::Other { pc, reason: "a helper panicked".into() }),
+        Err(_) => {
+            run::fail(state, crate::retcode::Fault::Other { pc, reason: "jit: a call out of the code panicked".into() })
+        }
     }
 }
 

@@ -35,6 +35,8 @@ use crate::retcode::{Errno, Fault, LoadError};
 #[cfg(target_arch = "x86_64")]
 mod emit;
 #[cfg(target_arch = "x86_64")]
+mod emit_alu;
+#[cfg(target_arch = "x86_64")]
 mod emit_call;
 #[cfg(target_arch = "x86_64")]
 mod emit_mem;

@@ -200,7 +200,7 @@ impl Asm {
             Rm::R(r) => (r.high(), false),
             Rm::M(m) => (m.base.high(), m.index.is_some_and(|(i, _)| i.high())),
         };
-        let rex = 0x40 | (w == Width::Q) as u8 * 8 | (reg >= 8) as u8 * 4 | x as u8 * 2 | b as u8;
+        let rex = 0x40 | ((w == Width::Q) as u8) << 3 | ((reg >= 8) as u8) << 2 | (x as u8) << 1 | b as u8;
         let low_byte_reg = |r: u8| (4..8).contains(&r);
         let needs_byte_rex =
             byte_regs && (w == Width::B && low_byte_reg(reg) || matches!(rm, Rm::R(r) if low_byte_reg(r.0)));
@@ -402,7 +402,7 @@ impl Asm {
     /// `bswap r` (32 or 64 bits).
     pub fn bswap(&mut self, w: Width, r: Reg) {
         if w == Width::Q || r.high() {
-            self.code.push(0x40 | (w == Width::Q) as u8 * 8 | r.high() as u8);
+            self.code.push(0x40 | ((w == Width::Q) as u8) << 3 | r.high() as u8);
         }
         self.bytes(&[0x0f, 0xc8 + r.low()]);
     }

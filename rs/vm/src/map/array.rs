@@ -2,7 +2,10 @@
 //! a u32 key. Elements always exist: NOEXIST is EEXIST, delete is EINVAL.
 //! Per-CPU arrays keep one value per CPU; programs see their CPU's.
 
-use super::internal::{arena_len, check_key, check_update_flags, check_value, index_of, next_index, zeroed, Layout};
+use super::internal::{
+    arena_len, check_key, check_prog_write, check_update_flags, check_value, index_of, next_index, prog_may_read,
+    zeroed, Layout,
+};
 use super::{Map, MapDef};
 use crate::consts::update;
 use crate::retcode::Errno;
@@ -52,11 +55,15 @@ impl Map for ArrayMap {
     }
 
     fn lookup(&mut self, key: &[u8], cpu: u32) -> Option<u32> {
+        if !prog_may_read(self.def.flags) {
+            return None;
+        }
         let index = index_of(key).ok().filter(|i| *i < self.def.max_entries)?;
         Some(self.layout.offset(index, self.layout.copy_of(cpu)?) as u32)
     }
 
     fn update(&mut self, key: &[u8], value: &[u8], flags: u64, cpu: u32) -> Result<(), Errno> {
+        check_prog_write(self.def.flags)?;
         let index = self.index_for_update(key, flags)?;
         check_value(value, self.def.value_size as usize)?;
         let copy = self.layout.copy_of(cpu).ok_or(Errno::EINVAL)?;

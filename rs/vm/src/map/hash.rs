@@ -2,13 +2,15 @@
 //!
 //! Every map is preallocated, as Linux's default: an arena of
 //! `max_entries` value slots (each `cpus` values long for per-CPU maps),
-//! a free list of slots, and an index from key bytes to slot (a
-//! `BTreeMap`). A value's arena offset does not change while its key
-//! stays; a deleted element's slot is reused by a later insert.
+//! a free list of slots, and an index from key bytes to slot
+//! ([`super::index::KeyIndex`], an open-addressing table). Updates and
+//! deletes never allocate. A value's arena offset does not change while
+//! its key stays; a deleted element's slot is reused by a later insert.
 //!
-//! Iteration (MAP_GET_NEXT_KEY) visits keys in ascending byte order of the
-//! key, each once when the map does not change; a key that is not in the
-//! map restarts at the first key, as Linux does.
+//! Iteration (MAP_GET_NEXT_KEY) visits keys in the index's bucket order
+//! (by key hash, like Linux's bucket walk), each once when the map does
+//! not change; a key that is not in the map restarts at the first key, as
+//! Linux does.
 //!
 //! A full map refuses a new key with E2BIG; an LRU map instead evicts the
 //! least recently used element. Program lookups and every update refresh
@@ -16,67 +18,90 @@
 //! Linux's approximate LRU (per-CPU lists, reference bits), the order here
 //! is exact, and replacing an existing key never evicts another.
 
-use super::internal::{check_exists, check_key, check_update_flags, check_value, zeroed, Layout, Slots};
+use super::index::KeyIndex;
+use super::internal::{
+    check_exists, check_key, check_prog_write, check_update_flags, check_value, prog_may_read, zeroed, Layout, Slots,
+};
 use super::{Map, MapDef};
 use crate::consts::map_type;
 use crate::retcode::Errno;
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::ops::Bound;
 
 /// A preallocated hash map, plain, per-CPU, LRU or both.
 pub struct HashMap {
     def: MapDef,
     layout: Layout,
     arena: Vec<u8>,
-    index: BTreeMap<Vec<u8>, u32>,
+    index: KeyIndex,
     slots: Slots,
     lru: Option<Recency>,
 }
 
-/// Exact least-recently-used order of the occupied slots.
+const NONE: u32 = u32::MAX;
+
+/// Exact least-recently-used order of the occupied slots: a doubly linked
+/// list through the slots, oldest first (no allocation after creation).
 struct Recency {
-    clock: u64,
-    /// Last use of each slot.
-    used_at: Vec<u64>,
-    /// Occupied slots by last use, oldest first.
-    by_age: BTreeMap<u64, u32>,
-    /// The key in each occupied slot (for eviction).
-    keys: Vec<Vec<u8>>,
+    prev: Vec<u32>,
+    next: Vec<u32>,
+    linked: Vec<bool>,
+    oldest: u32,
+    newest: u32,
 }
 
 impl Recency {
     fn new(slots: u32) -> Result<Self, Errno> {
-        let mut used_at = Vec::new();
-        used_at.try_reserve_exact(slots as usize).map_err(|_| Errno::ENOMEM)?;
-        used_at.resize(slots as usize, 0);
-        let mut keys = Vec::new();
-        keys.try_reserve_exact(slots as usize).map_err(|_| Errno::ENOMEM)?;
-        keys.resize(slots as usize, Vec::new());
-        Ok(Recency { clock: 0, used_at, by_age: BTreeMap::new(), keys })
+        let filled = |v| {
+            let mut out = Vec::new();
+            out.try_reserve_exact(slots as usize).map_err(|_| Errno::ENOMEM)?;
+            out.resize(slots as usize, v);
+            Ok::<_, Errno>(out)
+        };
+        let mut linked = Vec::new();
+        linked.try_reserve_exact(slots as usize).map_err(|_| Errno::ENOMEM)?;
+        linked.resize(slots as usize, false);
+        Ok(Recency { prev: filled(NONE)?, next: filled(NONE)?, linked, oldest: NONE, newest: NONE })
     }
 
-    /// Marks `slot` (holding `key`, when newly filled) as just used.
-    fn touch(&mut self, slot: u32, key: Option<&[u8]>) {
+    fn unlink(&mut self, slot: u32) {
         let s = slot as usize;
-        self.by_age.remove(&self.used_at[s]);
-        self.clock += 1;
-        self.used_at[s] = self.clock;
-        self.by_age.insert(self.clock, slot);
-        if let Some(k) = key {
-            self.keys[s] = k.to_vec();
+        if !self.linked[s] {
+            return;
         }
+        let (p, n) = (self.prev[s], self.next[s]);
+        match p {
+            NONE => self.oldest = n,
+            p => self.next[p as usize] = n,
+        }
+        match n {
+            NONE => self.newest = p,
+            n => self.prev[n as usize] = p,
+        }
+        self.linked[s] = false;
     }
 
-    fn forget(&mut self, slot: u32) {
-        self.by_age.remove(&self.used_at[slot as usize]);
-        self.keys[slot as usize].clear();
+    /// Marks `slot` as just used.
+    fn touch(&mut self, slot: u32) {
+        self.unlink(slot);
+        let s = slot as usize;
+        self.prev[s] = self.newest;
+        self.next[s] = NONE;
+        match self.newest {
+            NONE => self.oldest = slot,
+            t => self.next[t as usize] = slot,
+        }
+        self.newest = slot;
+        self.linked[s] = true;
     }
 
-    /// The least recently used slot and its key, removed from the order.
-    fn oldest(&mut self) -> Option<(u32, Vec<u8>)> {
-        let (_, slot) = self.by_age.pop_first()?;
-        Some((slot, core::mem::take(&mut self.keys[slot as usize])))
+    /// The least recently used slot, removed from the order.
+    fn pop_oldest(&mut self) -> Option<u32> {
+        let slot = self.oldest;
+        if slot == NONE {
+            return None;
+        }
+        self.unlink(slot);
+        Some(slot)
     }
 }
 
@@ -92,7 +117,7 @@ impl HashMap {
             def: def.clone(),
             layout,
             arena: zeroed(len)?,
-            index: BTreeMap::new(),
+            index: KeyIndex::new(def.key_size, def.max_entries)?,
             slots: Slots::new(def.max_entries)?,
             lru: if lru { Some(Recency::new(def.max_entries)?) } else { None },
         })
@@ -114,8 +139,8 @@ impl HashMap {
         if let Some(slot) = self.slots.take() {
             return Ok(slot);
         }
-        let (slot, key) = self.lru.as_mut().and_then(Recency::oldest).ok_or(Errno::E2BIG)?;
-        self.index.remove(&key);
+        let slot = self.lru.as_mut().and_then(Recency::pop_oldest).ok_or(Errno::E2BIG)?;
+        self.index.remove_slot(slot);
         Ok(slot)
     }
 
@@ -124,7 +149,7 @@ impl HashMap {
     fn slot_for_update(&mut self, key: &[u8], flags: u64) -> Result<(bool, u32), Errno> {
         check_update_flags(flags)?;
         check_key(key, self.def.key_size)?;
-        let existing = self.index.get(key).copied();
+        let existing = self.index.get(key);
         check_exists(flags, existing.is_some())?;
         match existing {
             Some(slot) => Ok((false, slot)),
@@ -135,10 +160,10 @@ impl HashMap {
     /// Records `key` in `slot` (when new) and refreshes its recency.
     fn commit(&mut self, key: &[u8], slot: u32, new: bool) {
         if new {
-            self.index.insert(key.to_vec(), slot);
+            self.index.insert(key, slot);
         }
         if let Some(lru) = self.lru.as_mut() {
-            lru.touch(slot, new.then_some(key));
+            lru.touch(slot);
         }
     }
 }
@@ -149,15 +174,19 @@ impl Map for HashMap {
     }
 
     fn lookup(&mut self, key: &[u8], cpu: u32) -> Option<u32> {
+        if !prog_may_read(self.def.flags) {
+            return None;
+        }
         let copy = self.layout.copy_of(cpu)?;
-        let slot = *self.index.get(key)?;
+        let slot = self.index.get(key)?;
         if let Some(lru) = self.lru.as_mut() {
-            lru.touch(slot, None);
+            lru.touch(slot);
         }
         Some(self.layout.offset(slot, copy) as u32)
     }
 
     fn update(&mut self, key: &[u8], value: &[u8], flags: u64, cpu: u32) -> Result<(), Errno> {
+        check_prog_write(self.def.flags)?;
         check_value(value, self.def.value_size as usize)?;
         let copy = self.layout.copy_of(cpu).ok_or(Errno::EINVAL)?;
         let (new, slot) = self.slot_for_update(key, flags)?;
@@ -170,7 +199,7 @@ impl Map for HashMap {
         check_key(key, self.def.key_size)?;
         let slot = self.index.remove(key).ok_or(Errno::ENOENT)?;
         if let Some(lru) = self.lru.as_mut() {
-            lru.forget(slot);
+            lru.unlink(slot);
         }
         self.slots.put(slot);
         Ok(())
@@ -182,7 +211,7 @@ impl Map for HashMap {
 
     fn lookup_copy(&self, key: &[u8], out: &mut [u8]) -> Result<(), Errno> {
         check_key(key, self.def.key_size)?;
-        let slot = *self.index.get(key).ok_or(Errno::ENOENT)?;
+        let slot = self.index.get(key).ok_or(Errno::ENOENT)?;
         self.layout.read(&self.arena, slot, out)
     }
 
@@ -196,13 +225,8 @@ impl Map for HashMap {
 
     fn get_next_key(&self, key: Option<&[u8]>, next: &mut [u8]) -> Result<(), Errno> {
         check_key(next, self.def.key_size)?;
-        let after = match key {
-            Some(k) if self.index.contains_key(k) => {
-                self.index.range::<[u8], _>((Bound::Excluded(k), Bound::Unbounded)).next()
-            }
-            _ => self.index.iter().next(),
-        };
-        let (found, _) = after.ok_or(Errno::ENOENT)?;
+        let slot = self.index.next_after(key).ok_or(Errno::ENOENT)?;
+        let found = self.index.key_of(slot);
         next.copy_from_slice(found);
         Ok(())
     }

@@ -51,6 +51,22 @@ pub fn check_exists(flags: u64, exists: bool) -> Result<(), Errno> {
     }
 }
 
+/// Whether programs may read values of a map with `flags` (not
+/// BPF_F_WRONLY_PROG).
+pub fn prog_may_read(flags: u32) -> bool {
+    flags & super::flags::WRONLY_PROG == 0
+}
+
+/// EPERM for a program's update or delete of a BPF_F_RDONLY_PROG map
+/// (which Linux's verifier refuses at load).
+pub fn check_prog_write(flags: u32) -> Result<(), Errno> {
+    if flags & super::flags::RDONLY_PROG != 0 {
+        Err(Errno::EPERM)
+    } else {
+        Ok(())
+    }
+}
+
 /// The first 4 bytes of `key` as a little-endian u32 (array indices).
 pub fn index_of(key: &[u8]) -> Result<u32, Errno> {
     match key {

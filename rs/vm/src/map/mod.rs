@@ -19,6 +19,7 @@
 
 pub mod array;
 pub mod hash;
+mod index;
 mod internal;
 pub mod prog_array;
 pub mod ringbuf;
@@ -94,10 +95,11 @@ pub trait Map: Send {
         let _ = data;
         Err(Errno::EINVAL)
     }
-    /// Ringbuf: `bpf_ringbuf_query(flag)` ([`ringbuf::query`]); 0 for
-    /// other maps.
-    fn ringbuf_query(&self, flag: u64) -> u64 {
-        let _ = flag;
+    /// Ringbuf: bpf_ringbuf_query's answer for `what` (0: the bytes not yet
+    /// consumed, 1: the ring's size, 2: the consumer position, 3: the
+    /// producer position); 0 for what the map does not know.
+    fn ringbuf_query(&self, what: u64) -> u64 {
+        let _ = what;
         0
     }
     /// Prog array: the program id at `index`.
@@ -108,6 +110,11 @@ pub trait Map: Send {
     /// The ring buffer, for the OS's consumer side ([`ringbuf::RingBuf::consume`],
     /// its pages); `None` for other maps.
     fn as_ringbuf_mut(&mut self) -> Option<&mut ringbuf::RingBuf> {
+        None
+    }
+    /// The prog array, for the runtime's reference keeping; `None` for
+    /// other maps.
+    fn as_prog_array_mut(&mut self) -> Option<&mut prog_array::ProgArray> {
         None
     }
 }

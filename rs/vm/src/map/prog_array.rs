@@ -36,6 +36,13 @@ impl ProgArray {
         Ok(i as usize)
     }
 
+    /// Empties the slot `key` names: the program id it held; ENOENT when
+    /// empty, E2BIG past the end.
+    pub fn clear(&mut self, key: &[u8]) -> Result<u32, Errno> {
+        let i = self.index(key)?;
+        self.slots[i].take().ok_or(Errno::ENOENT)
+    }
+
     /// Every program id the array holds (the runtime's references).
     pub fn programs(&self) -> impl Iterator<Item = u32> + '_ {
         self.slots.iter().flatten().copied()
@@ -53,10 +60,12 @@ impl Map for ProgArray {
     fn update(&mut self, _key: &[u8], _value: &[u8], _flags: u64, _cpu: u32) -> Result<(), Errno> {
         Err(Errno::EINVAL)
     }
-    /// Empties a slot (the syscall path; programs do not delete here).
-    fn delete(&mut self, key: &[u8]) -> Result<(), Errno> {
-        let i = self.index(key)?;
-        self.slots[i].take().map(|_| ()).ok_or(Errno::ENOENT)
+    /// EINVAL: programs only tail call through a prog array (Linux's
+    /// verifier refuses the others); MAP_DELETE_ELEM goes through the
+    /// runtime, which also drops the program's reference
+    /// ([`ProgArray::clear`]).
+    fn delete(&mut self, _key: &[u8]) -> Result<(), Errno> {
+        Err(Errno::EINVAL)
     }
     fn syscall_value_size(&self) -> usize {
         4
@@ -94,5 +103,8 @@ impl Map for ProgArray {
     }
     fn prog_at(&self, index: u32) -> Option<u32> {
         self.slots.get(index as usize).copied().flatten()
+    }
+    fn as_prog_array_mut(&mut self) -> Option<&mut ProgArray> {
+        Some(self)
     }
 }

@@ -6,10 +6,21 @@
 //! the stack region: frame `k`'s r10 is `vaddr(REGION_STACK, (k + 1) *
 //! 512)`, r1-r5 are passed, r6-r9 are the caller's again after the return.
 //! A tail call replaces the program running in the current frame.
+//!
+//! Register values the safety pass treats as unset are still defined, so
+//! that the interpreter and the JIT agree even where a helper reads more
+//! registers than the pass checks (trace_printk's r3-r5) and no host value
+//! can leak into a program:
+//! - at the entry every register but r1 (and r2 when given) and r10 is 0;
+//! - a callee starts with r0 and r6-r9 at 0;
+//! - after any call (helper, BPF-to-BPF, bpf_loop, a tail call that falls
+//!   through) r1-r5 are 0;
+//! - a tail call starts its program with the r1 it was given, r10 of the
+//!   current frame, and every other register 0.
 
 use super::{memory, ops, Env, Insn, Program, Programs, STACK_SIZE};
 use crate::consts::{alu, STACK_PER_FRAME};
-use crate::consts::{atomic, class, helper, jmp, mode, pseudo, size, src, FP, MAX_FRAMES, MAX_TAIL_CALLS, REGS};
+use crate::consts::{atomic, class, helper, jmp, mode, pseudo, size, src, FP, MAX_FRAMES, MAX_TAIL_CALLS};
 use crate::helpers;
 use crate::mem::{handle_map, offset_of, region_of, vaddr, REGION_FUNCS, REGION_STACK};
 use crate::retcode::{Errno, Fault};
@@ -19,7 +30,7 @@ use crate::retcode::{Errno, Fault};
 pub fn run(prog: &Program, env: &mut Env, args: [u64; 2]) -> Result<u64, Fault> {
     env.stack.clear();
     env.stack.resize(STACK_SIZE, 0);
-    let mut regs = [0u64; REGS];
+    let mut regs: Regs = [0; 16];
     regs[1] = args[0];
     regs[2] = args[1];
     let mut machine = Machine { env, executed: 0, tail_calls: 0 };
@@ -41,6 +52,17 @@ pub fn neg_errno(e: Errno) -> u64 {
     (-(e.code() as i64)) as u64
 }
 
+/// The registers: r0-r10, in an array of 16 so that a 4-bit register
+/// field indexes it without a bounds check (r11-r15 are never used: the
+/// safety pass refuses them).
+type Regs = [u64; 16];
+
+/// The index of register field `r`.
+#[inline(always)]
+fn r(field: u8) -> usize {
+    (field & 0x0f) as usize
+}
+
 struct Machine<'e, 'a> {
     env: &'e mut Env<'a>,
     executed: u64,
@@ -59,25 +81,26 @@ enum Next {
 
 impl<'a> Machine<'_, 'a> {
     /// Executes `code` from `pc` in frame `frame` until its exit.
-    fn exec<'p>(&mut self, code: &'p [Insn], pc: usize, frame: usize, regs: [u64; REGS]) -> Result<u64, Fault>
+    fn exec<'p>(&mut self, code: &'p [Insn], pc: usize, frame: usize, regs: Regs) -> Result<u64, Fault>
     where
         'a: 'p,
     {
         let (mut code, mut pc, mut regs) = (code, pc, regs);
-        regs[FP as usize] = vaddr(REGION_STACK, ((frame + 1) * STACK_PER_FRAME) as u32);
+        regs[r(FP)] = vaddr(REGION_STACK, ((frame + 1) * STACK_PER_FRAME) as u32);
+        let budget = self.env.budget;
         loop {
             let Some(&insn) = code.get(pc) else {
                 return Err(Fault::Other { pc, reason: "execution ran past the last instruction".into() });
             };
-            if self.executed >= self.env.budget {
-                return Err(Fault::Budget { pc, budget: self.env.budget });
+            if self.executed == budget {
+                return Err(Fault::Budget { pc, budget });
             }
             self.executed += 1;
             let next = match insn.op & 0x07 {
                 class::ALU | class::ALU64 => alu_step(insn, &mut regs),
                 class::LD => {
                     let hi = code.get(pc + 1).map_or(0, |n| n.imm as u32 as u64);
-                    regs[insn.dst as usize] = hi << 32 | insn.imm as u32 as u64;
+                    regs[r(insn.dst)] = hi << 32 | insn.imm as u32 as u64;
                     Next::Jump(1)
                 }
                 class::LDX => self.load_step(pc, insn, &mut regs)?,
@@ -86,6 +109,7 @@ impl<'a> Machine<'_, 'a> {
                     jmp::CALL if insn.src == pseudo::CALL => {
                         let target = offset(pc, insn.imm as i64);
                         regs[0] = self.call(code, target, frame, pc, &regs)?;
+                        clobber(&mut regs);
                         Next::Step
                     }
                     jmp::CALL if insn.imm as u32 == helper::TAIL_CALL => {
@@ -93,16 +117,19 @@ impl<'a> Machine<'_, 'a> {
                             Some(prog) => {
                                 code = &prog.insns;
                                 pc = 0;
+                                regs = tail_call_regs(&regs);
                                 continue;
                             }
                             None => {
                                 regs[0] = neg_errno(Errno::ENOENT);
+                                clobber(&mut regs);
                                 Next::Step
                             }
                         }
                     }
                     jmp::CALL => {
                         regs[0] = self.helper(code, frame, pc, insn.imm as u32, &regs)?;
+                        clobber(&mut regs);
                         Next::Step
                     }
                     jmp::EXIT => Next::Exit,
@@ -118,25 +145,18 @@ impl<'a> Machine<'_, 'a> {
     }
 
     /// A BPF-to-BPF call from frame `frame` to `target`: r0 of the callee.
-    fn call(
-        &mut self,
-        code: &[Insn],
-        target: usize,
-        frame: usize,
-        pc: usize,
-        regs: &[u64; REGS],
-    ) -> Result<u64, Fault> {
+    fn call(&mut self, code: &[Insn], target: usize, frame: usize, pc: usize, regs: &Regs) -> Result<u64, Fault> {
         if frame + 1 >= MAX_FRAMES {
             return Err(Fault::CallDepth { pc });
         }
-        let mut callee = [0u64; REGS];
+        let mut callee: Regs = [0; 16];
         callee[1..6].copy_from_slice(&regs[1..6]);
         self.exec(code, target, frame + 1, callee)
     }
 
     /// A helper call; bpf_loop runs its callback here, the others are
     /// [`helpers::call`].
-    fn helper(&mut self, code: &[Insn], frame: usize, pc: usize, id: u32, regs: &[u64; REGS]) -> Result<u64, Fault> {
+    fn helper(&mut self, code: &[Insn], frame: usize, pc: usize, id: u32, regs: &Regs) -> Result<u64, Fault> {
         let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
         if id != helper::LOOP {
             return helpers::call(self.env, pc, id, args);
@@ -153,7 +173,7 @@ impl<'a> Machine<'_, 'a> {
             return Err(Fault::Helper { pc, id, reason: alloc::format!("callback {callback:#x} is not a function") });
         }
         for i in 0..nr_loops {
-            let mut args = [0u64; REGS];
+            let mut args: Regs = [0; 16];
             args[1] = i;
             args[2] = ctx;
             if self.call(code, target, frame, pc, &args)? != 0 {
@@ -178,30 +198,32 @@ impl<'a> Machine<'_, 'a> {
         Some(prog)
     }
 
-    fn load_step(&mut self, pc: usize, insn: Insn, regs: &mut [u64; REGS]) -> Result<Next, Fault> {
+    #[inline]
+    fn load_step(&mut self, pc: usize, insn: Insn, regs: &mut Regs) -> Result<Next, Fault> {
         let size = access_size(insn.op);
-        let addr = regs[insn.src as usize].wrapping_add(insn.off as i64 as u64);
+        let addr = regs[r(insn.src)].wrapping_add(insn.off as i64 as u64);
         let v = memory::load(self.env, pc, addr, size)?;
-        regs[insn.dst as usize] = if insn.op & 0xe0 == mode::MEMSX { ops::sign_extend(v, size as u32 * 8) } else { v };
+        regs[r(insn.dst)] = if insn.op & 0xe0 == mode::MEMSX { ops::sign_extend(v, size as u32 * 8) } else { v };
         Ok(Next::Step)
     }
 
-    fn store_step(&mut self, pc: usize, insn: Insn, regs: &mut [u64; REGS]) -> Result<Next, Fault> {
+    #[inline]
+    fn store_step(&mut self, pc: usize, insn: Insn, regs: &mut Regs) -> Result<Next, Fault> {
         let size = access_size(insn.op);
-        let addr = regs[insn.dst as usize].wrapping_add(insn.off as i64 as u64);
+        let addr = regs[r(insn.dst)].wrapping_add(insn.off as i64 as u64);
         if insn.op & 0x07 == class::ST {
             memory::store(self.env, pc, addr, size, insn.imm as i64 as u64)?;
         } else if insn.op & 0xe0 == mode::ATOMIC {
             self.atomic(pc, insn, addr, size, regs)?;
         } else {
-            memory::store(self.env, pc, addr, size, regs[insn.src as usize])?;
+            memory::store(self.env, pc, addr, size, regs[r(insn.src)])?;
         }
         Ok(Next::Step)
     }
 
-    fn atomic(&mut self, pc: usize, insn: Insn, addr: u64, size: usize, regs: &mut [u64; REGS]) -> Result<(), Fault> {
+    fn atomic(&mut self, pc: usize, insn: Insn, addr: u64, size: usize, regs: &mut Regs) -> Result<(), Fault> {
         let old = memory::load(self.env, pc, addr, size)?;
-        let src = regs[insn.src as usize];
+        let src = regs[r(insn.src)];
         let narrow = |v: u64| if size == 4 { v as u32 as u64 } else { v };
         if insn.imm == atomic::CMPXCHG {
             if narrow(regs[0]) == old {
@@ -212,44 +234,61 @@ impl<'a> Machine<'_, 'a> {
         }
         memory::store(self.env, pc, addr, size, ops::atomic_result(insn.imm, old, src))?;
         if insn.imm & atomic::FETCH != 0 {
-            regs[insn.src as usize] = old;
+            regs[r(insn.src)] = old;
         }
         Ok(())
     }
 }
 
+/// After a call: r1-r5 read as 0.
+#[inline]
+fn clobber(regs: &mut Regs) {
+    regs[1..6].fill(0);
+}
+
+/// The registers a tail-called program starts with: r1 and r10 kept.
+fn tail_call_regs(regs: &Regs) -> Regs {
+    let mut fresh: Regs = [0; 16];
+    fresh[1] = regs[1];
+    fresh[r(FP)] = regs[r(FP)];
+    fresh
+}
+
 /// `pc + 1 + delta` (the verifier keeps it inside the program; a bad one
 /// faults when fetched).
+#[inline]
 fn offset(pc: usize, delta: i64) -> usize {
     (pc as i64).wrapping_add(1).wrapping_add(delta) as usize
 }
 
-fn alu_step(insn: Insn, regs: &mut [u64; REGS]) -> Next {
+#[inline]
+fn alu_step(insn: Insn, regs: &mut Regs) -> Next {
     let wide = insn.op & 0x07 == class::ALU64;
     let op = insn.op & 0xf0;
-    let dst = regs[insn.dst as usize];
+    let dst = regs[r(insn.dst)];
     let value = if op == alu::END {
         ops::byte_swap(dst, insn.imm, wide || insn.op & src::X != 0)
     } else {
-        let s = if insn.op & src::X != 0 { regs[insn.src as usize] } else { insn.imm as i64 as u64 };
+        let s = if insn.op & src::X != 0 { regs[r(insn.src)] } else { insn.imm as i64 as u64 };
         if wide {
             ops::alu64(op, insn.off, dst, s)
         } else {
             ops::alu32(op, insn.off, dst, s)
         }
     };
-    regs[insn.dst as usize] = value;
+    regs[r(insn.dst)] = value;
     Next::Step
 }
 
-fn jump_step(insn: Insn, regs: &[u64; REGS]) -> Next {
+#[inline]
+fn jump_step(insn: Insn, regs: &Regs) -> Next {
     let wide = insn.op & 0x07 == class::JMP;
     let op = insn.op & 0xf0;
     if op == jmp::JA {
         return Next::Jump(if wide { insn.off as i64 } else { insn.imm as i64 });
     }
-    let s = if insn.op & src::X != 0 { regs[insn.src as usize] } else { insn.imm as i64 as u64 };
-    if ops::jump_taken(op, wide, regs[insn.dst as usize], s) {
+    let s = if insn.op & src::X != 0 { regs[r(insn.src)] } else { insn.imm as i64 as u64 };
+    if ops::jump_taken(op, wide, regs[r(insn.dst)], s) {
         Next::Jump(insn.off as i64)
     } else {
         Next::Step

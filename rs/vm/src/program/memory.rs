@@ -14,49 +14,56 @@ use crate::retcode::Fault;
 /// The shape of `region` in `env`, or `None` when it is not memory (NULL,
 /// map handles, code addresses, maps that do not exist).
 pub fn region_info(env: &Env, region: u32) -> Option<RegionInfo> {
+    let (whole, slot, writable) = region_slice(env, region)?;
+    Some(RegionInfo { len: whole.len().min(u32::MAX as usize) as u32, slot, writable })
+}
+
+/// The whole slice of `region`, its slot size and whether programs may
+/// store into it; `None` when it is not memory.
+#[inline]
+fn region_slice<'e>(env: &'e Env, region: u32) -> Option<(&'e [u8], u32, bool)> {
     match region {
-        REGION_STACK => Some(RegionInfo { len: env.stack.len() as u32, slot: 0, writable: true }),
-        REGION_CTX => Some(RegionInfo { len: env.ctx.len() as u32, slot: 0, writable: env.ctx_writable }),
+        REGION_STACK => Some((&env.stack, 0, true)),
+        REGION_CTX => Some((env.ctx, 0, env.ctx_writable)),
         r if r >= REGION_MAPS => {
             let map = env.maps.get(r - REGION_MAPS)?;
-            let writable = map.def().flags & map_flags::RDONLY_PROG == 0;
-            Some(RegionInfo { len: map.values().len() as u32, slot: map.slot_size(), writable })
+            Some((map.values(), map.slot_size(), map.def().flags & map_flags::RDONLY_PROG == 0))
         }
         _ => None,
     }
 }
 
-/// Checks a `len`-byte access at `addr` (a store if `write`): the offset in
-/// its region, or the fault the access is.
-fn check(env: &Env, pc: usize, addr: u64, len: usize, write: bool) -> Result<u32, Fault> {
-    let memory = Fault::Memory { pc, addr, size: len as u32, write };
-    let Some(info) = region_info(env, region_of(addr)) else {
-        return Err(memory);
-    };
-    let len = u32::try_from(len).map_err(|_| memory.clone())?;
-    if !info.allows(offset_of(addr), len, false) {
-        return Err(memory);
+/// Checks a `len`-byte access at `addr` (a store if `write`) against a
+/// region of that shape: the offset, or the fault the access is.
+#[inline]
+fn check_in(info: Option<RegionInfo>, pc: usize, addr: u64, len: usize, write: bool) -> Result<usize, Fault> {
+    let memory = || Fault::Memory { pc, addr, size: len as u32, write };
+    let info = info.ok_or_else(memory)?;
+    let len32 = u32::try_from(len).map_err(|_| memory())?;
+    if !info.allows(offset_of(addr), len32, false) {
+        return Err(memory());
     }
     if write && !info.writable {
         return Err(Fault::ReadOnly { pc, addr });
     }
-    Ok(offset_of(addr))
+    Ok(offset_of(addr) as usize)
 }
 
 /// The `len` bytes at `addr`, for reading.
+#[inline]
 pub fn bytes<'e>(env: &'e Env, pc: usize, addr: u64, len: usize) -> Result<&'e [u8], Fault> {
-    let off = check(env, pc, addr, len, false)? as usize;
-    let whole: &[u8] = match region_of(addr) {
-        REGION_STACK => &env.stack,
-        REGION_CTX => env.ctx,
-        r => env.maps.get(r - REGION_MAPS).map(|m| m.values()).unwrap_or(&[]),
-    };
+    let region = region_slice(env, region_of(addr));
+    let info =
+        region.map(|(s, slot, writable)| RegionInfo { len: s.len().min(u32::MAX as usize) as u32, slot, writable });
+    let off = check_in(info, pc, addr, len, false)?;
+    let whole = region.map_or(&[][..], |r| r.0);
     Ok(&whole[off..off + len])
 }
 
 /// The `len` bytes at `addr`, for writing.
+#[inline]
 pub fn bytes_mut<'e>(env: &'e mut Env, pc: usize, addr: u64, len: usize) -> Result<&'e mut [u8], Fault> {
-    let off = check(env, pc, addr, len, true)? as usize;
+    let off = check_in(region_info(env, region_of(addr)), pc, addr, len, true)?;
     let whole: &mut [u8] = match region_of(addr) {
         REGION_STACK => &mut env.stack,
         REGION_CTX => env.ctx,
@@ -69,16 +76,36 @@ pub fn bytes_mut<'e>(env: &'e mut Env, pc: usize, addr: u64, len: usize) -> Resu
 }
 
 /// Loads a `size`-byte (1, 2, 4 or 8) little-endian value, zero-extended.
+#[inline]
 pub fn load(env: &Env, pc: usize, addr: u64, size: usize) -> Result<u64, Fault> {
     let b = bytes(env, pc, addr, size)?;
-    let mut v = [0u8; 8];
-    v[..size].copy_from_slice(b);
-    Ok(u64::from_le_bytes(v))
+    Ok(match *b {
+        [a] => a as u64,
+        [a, b] => u16::from_le_bytes([a, b]) as u64,
+        [a, b, c, d] => u32::from_le_bytes([a, b, c, d]) as u64,
+        [a, b, c, d, e, f, g, h] => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+        _ => {
+            let mut v = [0u8; 8];
+            v[..size.min(8)].copy_from_slice(&b[..size.min(8)]);
+            u64::from_le_bytes(v)
+        }
+    })
 }
 
 /// Stores the low `size` bytes of `value`, little-endian.
+#[inline]
 pub fn store(env: &mut Env, pc: usize, addr: u64, size: usize, value: u64) -> Result<(), Fault> {
-    bytes_mut(env, pc, addr, size)?.copy_from_slice(&value.to_le_bytes()[..size]);
+    let b = bytes_mut(env, pc, addr, size)?;
+    // Fixed-size writes for the four access sizes (no memcpy call).
+    if let Ok(a) = <&mut [u8; 8]>::try_from(&mut *b) {
+        *a = value.to_le_bytes();
+    } else if let Ok(a) = <&mut [u8; 4]>::try_from(&mut *b) {
+        *a = (value as u32).to_le_bytes();
+    } else if let Ok(a) = <&mut [u8; 2]>::try_from(&mut *b) {
+        *a = (value as u16).to_le_bytes();
+    } else {
+        b.copy_from_slice(&value.to_le_bytes()[..size.min(8)]);
+    }
     Ok(())
 }
 

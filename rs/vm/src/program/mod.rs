@@ -91,7 +91,7 @@ impl Program {
         maps: &MapTable,
         options: &verify::Options,
     ) -> Result<Program, LoadError> {
-        let insns = verify::check(insns, maps, options)?;
+        let insns = verify::check(insns, maps, options).map_err(|e| e.in_section(name))?;
         Ok(Program { name: String::from(name), prog_type, insns })
     }
 

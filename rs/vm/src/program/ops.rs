@@ -13,6 +13,7 @@
 use crate::consts::{alu, jmp};
 
 /// `v`'s low `bits` bits, sign-extended to 64.
+#[inline]
 pub fn sign_extend(v: u64, bits: u32) -> u64 {
     match bits {
         8 => v as i8 as i64 as u64,
@@ -24,6 +25,7 @@ pub fn sign_extend(v: u64, bits: u32) -> u64 {
 
 /// A 64-bit ALU operation `op` (the opcode's bits 4-7) of `dst` and `src`.
 /// END is handled by [`byte_swap`].
+#[inline]
 pub fn alu64(op: u8, off: i16, dst: u64, src: u64) -> u64 {
     let signed = off == 1;
     match op {
@@ -49,6 +51,7 @@ pub fn alu64(op: u8, off: i16, dst: u64, src: u64) -> u64 {
 }
 
 /// A 32-bit ALU operation: on the low halves, the result zero-extended.
+#[inline]
 pub fn alu32(op: u8, off: i16, dst: u64, src: u64) -> u64 {
     let (d, s) = (dst as u32, src as u32);
     let signed = off == 1;
@@ -77,6 +80,7 @@ pub fn alu32(op: u8, off: i16, dst: u64, src: u64) -> u64 {
 
 /// END and bswap: `to_be` swaps (on this little-endian ISA: to_be and
 /// ALU64 bswap), otherwise the value is only truncated to `bits` (to_le).
+#[inline]
 pub fn byte_swap(dst: u64, bits: i32, to_be: bool) -> u64 {
     match (bits, to_be) {
         (16, false) => dst as u16 as u64,
@@ -90,6 +94,7 @@ pub fn byte_swap(dst: u64, bits: i32, to_be: bool) -> u64 {
 
 /// Whether the conditional jump `op` is taken; `wide` for JMP (64-bit
 /// compares), otherwise JMP32 (the low halves).
+#[inline]
 pub fn jump_taken(op: u8, wide: bool, dst: u64, src: u64) -> bool {
     if !wide {
         let (d, s) = (dst as u32, src as u32);
@@ -98,6 +103,7 @@ pub fn jump_taken(op: u8, wide: bool, dst: u64, src: u64) -> bool {
     compare(op, dst, src, dst as i64, src as i64)
 }
 
+#[inline]
 fn compare(op: u8, du: u64, su: u64, ds: i64, ss: i64) -> bool {
     match op {
         jmp::JEQ => du == su,
@@ -118,6 +124,7 @@ fn compare(op: u8, du: u64, su: u64, ds: i64, ss: i64) -> bool {
 /// An atomic read-modify-write `op` (an STX | ATOMIC `imm` without FETCH)
 /// of `old` with `src`: the value stored. XCHG stores `src`; CMPXCHG is
 /// handled by the engine.
+#[inline]
 pub fn atomic_result(op: i32, old: u64, src: u64) -> u64 {
     use crate::consts::atomic;
     match op & !atomic::FETCH {
@@ -126,5 +133,33 @@ pub fn atomic_result(op: i32, old: u64, src: u64) -> u64 {
         atomic::AND => old & src,
         atomic::XOR => old ^ src,
         _ => src,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_extension_widths() {
+        assert_eq!(sign_extend(0x80, 8), u64::MAX << 7);
+        assert_eq!(sign_extend(0x7fff, 16), 0x7fff);
+        assert_eq!(sign_extend(0xffff_ffff, 32), u64::MAX);
+        assert_eq!(sign_extend(0x1234, 0), 0x1234, "off 0 is a plain move");
+    }
+
+    #[test]
+    fn byte_swaps() {
+        assert_eq!(byte_swap(0x1122_3344_5566_7788, 16, false), 0x7788);
+        assert_eq!(byte_swap(0x1122_3344_5566_7788, 16, true), 0x8877);
+        assert_eq!(byte_swap(0x1122_3344_5566_7788, 64, true), 0x8877_6655_4433_2211);
+    }
+
+    #[test]
+    fn atomic_results() {
+        use crate::consts::atomic;
+        assert_eq!(atomic_result(atomic::ADD | atomic::FETCH, 2, 3), 5);
+        assert_eq!(atomic_result(atomic::XCHG, 2, 3), 3);
+        assert_eq!(atomic_result(atomic::AND, 6, 3), 2);
     }
 }

@@ -15,6 +15,17 @@
 //!
 //! Memory accesses through other registers are checked at run time, and
 //! loops are allowed: the run's instruction budget bounds them.
+//!
+//! Deliberate differences from Linux's verifier (it tracks types and value
+//! ranges; this pass does not, and relies on the run-time checks):
+//! - reading a stack slot never written is allowed: the stack starts
+//!   zeroed, so the read is deterministic and leaks nothing;
+//! - unreachable instructions are allowed (they are still checked one by
+//!   one, and never run);
+//! - a subprogram's arguments are the registers of r1-r5 set at every one
+//!   of its call sites (Linux knows the callee's arity from BTF);
+//! - each frame has its own 512 bytes: there is no 512-byte limit on the
+//!   frames of a call chain together.
 
 use super::{cfg, dataflow, Insn};
 use crate::consts::{alu, atomic, class, jmp, mode, pseudo, size, src, FP, MAX_INSNS, STACK_PER_FRAME};

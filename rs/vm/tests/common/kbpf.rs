@@ -157,6 +157,72 @@ impl KMap {
     }
 }
 
+/// A shared mapping of a map's pages, unmapped when dropped.
+struct Mapping {
+    addr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(fd: i32, len: usize, offset: usize, prot: i32) -> io::Result<Mapping> {
+        // SAFETY: a new shared mapping of the map's pages; the kernel checks
+        // the fd, length, offset and protection.
+        let addr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, offset as libc::off_t) };
+        if addr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping { addr, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the mapping is `len` readable bytes for as long as self lives.
+        unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.len) }
+    }
+
+    fn load_u64(&self, at: usize) -> u64 {
+        u64::from_le_bytes(self.bytes()[at..at + 8].try_into().unwrap())
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: we own the mapping.
+        unsafe { libc::munmap(self.addr, self.len) };
+    }
+}
+
+impl KMap {
+    /// A ringbuf's committed samples since the last drain, in order
+    /// (discarded ones skipped), consumed as libbpf's ring_buffer does:
+    /// through the consumer and producer pages mapped from the map's fd.
+    pub fn drain_ringbuf(&self) -> io::Result<Vec<Vec<u8>>> {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let size = self.def.max_entries as usize;
+        let cons = Mapping::new(self.fd.0, page, 0, libc::PROT_READ | libc::PROT_WRITE)?;
+        let prod = Mapping::new(self.fd.0, page + 2 * size, page, libc::PROT_READ)?;
+        let (mut pos, end) = (cons.load_u64(0), prod.load_u64(0));
+        let data = &prod.bytes()[page..];
+        let mut out = Vec::new();
+        while pos < end {
+            let at = (pos as usize) & (size - 1);
+            let hdr = u32::from_le_bytes(data[at..at + 4].try_into().unwrap());
+            if hdr & (1 << 31) != 0 {
+                break; // busy: not committed yet
+            }
+            let len = (hdr & !(3 << 30)) as usize;
+            if hdr & (1 << 30) == 0 {
+                out.push(data[at + 8..at + 8 + len].to_vec());
+            }
+            pos += (len as u64 + 8).div_ceil(8) * 8;
+        }
+        // SAFETY: the consumer page is mapped writable; the position is
+        // the u64 at its start, which only this consumer writes.
+        unsafe { std::ptr::write_volatile(cons.addr as *mut u64, pos) };
+        Ok(out)
+    }
+}
+
 /// An object's maps in the kernel, filled and frozen as libbpf does.
 pub fn create_maps(obj: &Object) -> io::Result<Vec<KMap>> {
     let mut maps = Vec::new();

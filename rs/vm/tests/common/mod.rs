@@ -1,64 +1,127 @@
-//! Shared by the integration tests: fixtures compiled by clang at test time.
+//! A fake OS for the runtime's tests: 4 CPUs, a settable CPU id, a fixed
+//! task, a clock that ticks on every read, a captured console, and a fake
+//! user memory of separate blocks (any byte outside them faults), so the
+//! `bpf(2)` surface's pointers can be exercised, EFAULT included. Also the
+//! loader's BPF fixtures ([`fixtures`]) and raw kernel `bpf(2)` ([`kbpf`]).
 #![allow(dead_code)]
 
-pub mod kbpf;
+use proctap_vm::osutil::{CopyFault, Os};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::SystemTime;
+pub const CPUS: u32 = 4;
 
-/// Whether this is CI (CI=true), where a missing tool is a failure, not a skip.
-pub fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
+#[derive(Default)]
+pub struct FakeOs {
+    pub cpu: AtomicU32,
+    clock: AtomicU64,
+    /// User memory: block start -> bytes.
+    mem: Mutex<BTreeMap<u64, Vec<u8>>>,
+    next: AtomicU64,
+    pub console: Mutex<Vec<String>>,
 }
 
-/// The clang to compile fixtures with: $CLANG, clang-19 or clang.
-fn clang() -> Option<String> {
-    let candidates = std::env::var("CLANG").into_iter().chain(["clang-19".into(), "clang".into()]);
-    candidates.into_iter().find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
-}
-
-fn modified(p: &Path) -> Option<SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
-}
-
-/// The fixture `name` (tests/fixtures/NAME.bpf.c) compiled into the test
-/// target directory, rebuilt when its source or the shared header changed;
-/// `None` (after saying why) where clang is missing outside CI.
-pub fn fixture(name: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let src = dir.join(format!("{name}.bpf.c"));
-    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vm-fixtures");
-    std::fs::create_dir_all(&out_dir).expect("create the fixture directory");
-    let obj = out_dir.join(format!("{name}.bpf.o"));
-    let newest_input = [modified(&src), modified(&dir.join("vm.h"))].into_iter().flatten().max();
-    if modified(&obj).is_some_and(|o| newest_input.is_some_and(|i| o >= i)) {
-        return Some(obj);
+impl FakeOs {
+    pub fn new() -> Self {
+        FakeOs { next: AtomicU64::new(0x1000_0000), ..FakeOs::default() }
     }
-    let Some(clang) = clang() else {
-        assert!(!ci(), "CI=true: clang (clang-19) is needed to build the BPF fixtures");
-        eprintln!("skipped: no clang to build the BPF fixture {name}.bpf.c (set CLANG or install clang-19)");
-        return None;
-    };
-    // Tests of one binary run in threads: each compiles to its own file
-    // and the rename makes the object appear whole.
-    static BUILDS: AtomicUsize = AtomicUsize::new(0);
-    let n = BUILDS.fetch_add(1, Ordering::Relaxed);
-    let tmp = out_dir.join(format!("{name}.bpf.o.{}.{n}", std::process::id()));
-    let status = Command::new(&clang)
-        .args(["-O2", "-g", "-target", "bpf", "-mcpu=v3", "-c"])
-        .arg(&src)
-        .arg("-o")
-        .arg(&tmp)
-        .status()
-        .expect("run clang");
-    assert!(status.success(), "{clang} failed to compile {}", src.display());
-    std::fs::rename(&tmp, &obj).expect("move the fixture into place");
-    Some(obj)
+
+    pub fn set_cpu(&self, cpu: u32) {
+        self.cpu.store(cpu, Ordering::Relaxed);
+    }
+
+    /// A new user block holding `bytes` (blocks are 4 KiB apart, so the
+    /// byte past a block faults): its address.
+    pub fn alloc(&self, bytes: &[u8]) -> u64 {
+        let addr = self.next.fetch_add((bytes.len() as u64).div_ceil(4096) * 4096 + 4096, Ordering::Relaxed);
+        self.mem.lock().unwrap().insert(addr, bytes.to_vec());
+        addr
+    }
+
+    /// A zeroed user block of `len` bytes.
+    pub fn alloc_zeroed(&self, len: usize) -> u64 {
+        self.alloc(&vec![0; len])
+    }
+
+    /// A NUL-terminated user string.
+    pub fn alloc_str(&self, s: &str) -> u64 {
+        let mut b = s.as_bytes().to_vec();
+        b.push(0);
+        self.alloc(&b)
+    }
+
+    /// `len` bytes of user memory at `addr` (panics outside a block).
+    pub fn read(&self, addr: u64, len: usize) -> Vec<u8> {
+        let mut out = vec![0; len];
+        self.copy_from_user(&mut out, addr).expect("user memory");
+        out
+    }
+
+    fn with_block<R>(&self, addr: u64, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, CopyFault> {
+        let mut mem = self.mem.lock().unwrap();
+        let (start, block) = mem.range_mut(..=addr).next_back().ok_or(CopyFault)?;
+        let off = (addr - start) as usize;
+        let end = off.checked_add(len).ok_or(CopyFault)?;
+        if end > block.len() {
+            return Err(CopyFault);
+        }
+        Ok(f(&mut block[off..end]))
+    }
 }
 
-/// The bytes of fixture `name`, or `None` when it cannot be built here.
-pub fn fixture_bytes(name: &str) -> Option<Vec<u8>> {
-    fixture(name).map(|p| std::fs::read(p).expect("read the fixture"))
+impl Os for FakeOs {
+    fn current_pid_tgid(&self) -> u64 {
+        42 << 32 | 43
+    }
+    fn current_comm(&self) -> [u8; 16] {
+        *b"fake\0\0\0\0\0\0\0\0\0\0\0\0"
+    }
+    fn ktime_ns(&self) -> u64 {
+        self.clock.fetch_add(1000, Ordering::Relaxed)
+    }
+    fn cpu_id(&self) -> u32 {
+        self.cpu.load(Ordering::Relaxed)
+    }
+    fn cpu_count(&self) -> u32 {
+        CPUS
+    }
+    fn random_u32(&self) -> u32 {
+        4
+    }
+    fn copy_from_user(&self, dst: &mut [u8], src: u64) -> Result<(), CopyFault> {
+        if dst.is_empty() {
+            return Ok(());
+        }
+        self.with_block(src, dst.len(), |b| dst.copy_from_slice(b))
+    }
+    fn copy_to_user(&self, dst: u64, src: &[u8]) -> Result<(), CopyFault> {
+        if src.is_empty() {
+            return Ok(());
+        }
+        self.with_block(dst, src.len(), |b| b.copy_from_slice(src))
+    }
+    fn copy_from_kernel(&self, _dst: &mut [u8], _src: u64) -> Result<(), CopyFault> {
+        Err(CopyFault)
+    }
+    fn console(&self, text: &str) {
+        self.console.lock().unwrap().push(text.to_string());
+    }
 }
+
+/// Builds a `union bpf_attr` of `size` bytes from (offset, bytes) fields.
+pub fn attr(size: usize, fields: &[(usize, &[u8])]) -> Vec<u8> {
+    let mut a = vec![0u8; size];
+    for (at, bytes) in fields {
+        a[*at..*at + bytes.len()].copy_from_slice(bytes);
+    }
+    a
+}
+
+pub mod insns;
+
+// The loader's tests: clang-built fixtures and the kernel's own bpf(2).
+pub mod fixtures;
+pub mod kbpf;
+#[allow(unused_imports)]
+pub use fixtures::{ci, fixture, fixture_bytes, fixture_defined, fixture_with};
