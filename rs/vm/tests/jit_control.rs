@@ -358,3 +358,16 @@ fn the_budget_stops_loops_and_counts_exactly_on_completion() {
     let forever = prog![mov64_imm(0, 0), ja(-1), exit()];
     assert!(matches!(same(forever), Err(Fault::Budget { .. })));
 }
+
+#[test]
+fn code_that_runs_off_its_end_faults_instead_of_running_into_the_stubs() {
+    // Not admitted by the safety pass; built directly, as an embedder could.
+    let prog = Program { name: "raw".into(), prog_type: 0, insns: prog![mov64_imm(0, 1), mov64_reg(1, 0)] };
+    let jit = compile(&prog);
+    let os = HostOs::with_seed(1);
+    let mut m = MapTable::new();
+    let mut env = Env::new(&os, &mut m, &mut []);
+    let want = Fault::Other { pc: 2, reason: "execution ran past the last instruction".into() };
+    assert_eq!(jit.run(&mut env), Err(want.clone()));
+    assert_eq!(prog.run(&mut env), Err(want));
+}

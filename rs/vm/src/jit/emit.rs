@@ -69,6 +69,8 @@ pub(super) struct Shared {
     pub depth: Label,
     /// rdx = a helper's nonzero status.
     pub status: Label,
+    /// r10 = pc: execution ran past the last instruction.
+    pub ran_off: Label,
 }
 
 /// The translation state.
@@ -85,7 +87,14 @@ pub(super) struct Emitter<'p> {
 pub fn compile(insns: &[Insn], rt: Runtime) -> Result<Code, LoadError> {
     let mut a = Asm::new();
     let labels = (0..insns.len()).map(|_| a.label()).collect();
-    let shared = Shared { exit: a.label(), access: a.label(), budget: a.label(), depth: a.label(), status: a.label() };
+    let shared = Shared {
+        exit: a.label(),
+        access: a.label(),
+        budget: a.label(),
+        depth: a.label(),
+        status: a.label(),
+        ran_off: a.label(),
+    };
     let mut e = Emitter { a, insns, labels, stubs: Vec::new(), shared, rt };
     e.entry_and_exit();
     let blocks = block_lengths(insns)?;
@@ -98,6 +107,7 @@ pub fn compile(insns: &[Insn], rt: Runtime) -> Result<Code, LoadError> {
         }
         pc += e.insn(pc)?;
     }
+    e.ran_off(insns.len());
     e.stubs_and_shared();
     let pc_offsets = e.labels.iter().map(|&l| e.a.position(l).map_or(u32::MAX, |p| p as u32)).collect();
     let bytes = e.a.finish().ok_or_else(|| LoadError::new(Errno::EINVAL, "jit: a jump has no target"))?;

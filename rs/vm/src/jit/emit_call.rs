@@ -96,6 +96,14 @@ impl Emitter<'_> {
         a.jcc(Cond::Ne, self.shared.status);
     }
 
+    /// What follows the last instruction: a program that does not end in
+    /// an exit or a jump (the safety pass refuses those) faults there
+    /// instead of running into the stubs.
+    pub(super) fn ran_off(&mut self, len: usize) {
+        self.a.mov_imm32(Reg::R10, len as u32);
+        self.a.jmp(self.shared.ran_off);
+    }
+
     /// The stubs, then the shared slow paths and fault exits.
     pub(super) fn stubs_and_shared(&mut self) {
         let stubs = core::mem::take(&mut self.stubs);
@@ -127,7 +135,12 @@ impl Emitter<'_> {
     fn fault_exits(&mut self) {
         let s = &self.shared;
         let a = &mut self.a;
-        for (l, status) in [(s.budget, layout::STATUS_BUDGET), (s.depth, layout::STATUS_CALL_DEPTH)] {
+        let faults = [
+            (s.budget, layout::STATUS_BUDGET),
+            (s.depth, layout::STATUS_CALL_DEPTH),
+            (s.ran_off, layout::STATUS_RAN_OFF),
+        ];
+        for (l, status) in faults {
             a.bind(l);
             a.store(Width::Q, Mem::at(BLOCK, layout::FAULT_PC), Reg::R10);
             a.mov_imm32(Reg::RAX, status as u32);

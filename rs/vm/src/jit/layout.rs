@@ -51,6 +51,8 @@ pub const STATUS_BUDGET: u64 = 2;
 pub const STATUS_CALL_DEPTH: u64 = 3;
 /// A tail call ran its target to its exit: the frame returns its r0.
 pub const STATUS_TAIL_DONE: u64 = 4;
+/// Execution ran past the last instruction (at [`FAULT_PC`]).
+pub const STATUS_RAN_OFF: u64 = 5;
 
 /// Byte offset, within an entry, of the limit for `size` bytes and `write`.
 pub fn limit_offset(size: usize, write: bool) -> i32 {

@@ -25,6 +25,13 @@
 //!   bpf_loop's callbacks and tail calls run as nested entries of the code
 //!   on the same run, with the interpreter's semantics.
 //!
+//! - **Without the safety pass:** the JIT does not rely on it for the
+//!   host's safety. It refuses what it cannot translate safely (a write to
+//!   r10, a jump or call outside the program or into an ld_imm64, unknown
+//!   opcodes), checks every access and the call depth at run time, guards
+//!   x86 division's traps, and ends code that runs off its last
+//!   instruction with a fault.
+//!
 //! On other architectures [`JitProgram::compile`] refuses with EOPNOTSUPP.
 
 use crate::mem::{vaddr, REGION_CTX};

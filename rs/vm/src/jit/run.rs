@@ -63,6 +63,10 @@ pub fn run(prog: &JitProgram, env: &mut Env, r1: u64, r2: u64) -> Result<u64, Fa
         layout::STATUS_OK => Ok(block.get(layout::R0)),
         layout::STATUS_BUDGET => Err(Fault::Budget { pc: block.get(layout::FAULT_PC) as usize, budget }),
         layout::STATUS_CALL_DEPTH => Err(Fault::CallDepth { pc: block.get(layout::FAULT_PC) as usize }),
+        layout::STATUS_RAN_OFF => {
+            let pc = block.get(layout::FAULT_PC) as usize;
+            Err(Fault::Other { pc, reason: "execution ran past the last instruction".into() })
+        }
         _ => Err(state.fault.take().unwrap_or(Fault::Other { pc: 0, reason: format!("jit: exit status {status}") })),
     }
 }

@@ -101,3 +101,9 @@ pub fn same_ctx(insns: Vec<Insn>, ctx: &[u8]) -> (Result<u64, Fault>, Vec<u8>) {
     let o = same_with(insns, &Setup { ctx: ctx.to_vec(), ..Setup::default() });
     (o.r0, o.ctx)
 }
+
+/// Compiles `prog` (which need not have passed the safety pass); `None`
+/// when the JIT refuses it.
+pub fn compile_raw(prog: &Program) -> Option<JitProgram> {
+    JitProgram::compile(prog, &HostOs::with_seed(1)).ok()
+}
