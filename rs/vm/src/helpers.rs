@@ -87,10 +87,42 @@ fn err(e: Errno) -> u64 {
     (-(e.code() as i64)) as u64
 }
 
+/// Bytes copied out of program memory: up to [`Copied::INLINE`] bytes
+/// (every usual key and value) without an allocation.
+struct Copied {
+    inline: [u8; Copied::INLINE],
+    len: usize,
+    heap: alloc::vec::Vec<u8>,
+}
+
+impl Copied {
+    const INLINE: usize = 64;
+
+    fn new(bytes: &[u8]) -> Copied {
+        let mut c = Copied { inline: [0; Copied::INLINE], len: bytes.len(), heap: alloc::vec::Vec::new() };
+        match c.inline.get_mut(..bytes.len()) {
+            Some(inline) => inline.copy_from_slice(bytes),
+            None => c.heap = bytes.to_vec(),
+        }
+        c
+    }
+}
+
+impl core::ops::Deref for Copied {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        if self.len <= Copied::INLINE {
+            &self.inline[..self.len]
+        } else {
+            &self.heap
+        }
+    }
+}
+
 /// `len` bytes of program memory at `addr`, copied out (keys and values
 /// may live in the very map they are passed to).
-fn copy_in(env: &Env, pc: usize, addr: u64, len: u32) -> Result<alloc::vec::Vec<u8>, Fault> {
-    Ok(memory::bytes(env, pc, addr, len as usize)?.to_vec())
+fn copy_in(env: &Env, pc: usize, addr: u64, len: u32) -> Result<Copied, Fault> {
+    Ok(Copied::new(memory::bytes(env, pc, addr, len as usize)?))
 }
 
 /// bpf_get_current_comm: the task's name into `size` bytes at `buf`,
@@ -112,4 +144,19 @@ fn current_comm(env: &mut Env, pc: usize, buf: u64, size: u64) -> Result<u64, Fa
 /// A helper fault naming a bad argument.
 fn bad_arg(pc: usize, id: u32, what: &str, value: u64) -> Fault {
     Fault::Helper { pc, id, reason: format!("{what} {value:#x} is not valid") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Copied;
+
+    #[test]
+    fn copies_hold_their_bytes_inline_or_on_the_heap() {
+        for len in [0usize, 1, 4, 63, 64, 65, 300] {
+            let bytes: alloc::vec::Vec<u8> = (0..len).map(|i| (i * 7 + 1) as u8).collect();
+            let c = Copied::new(&bytes);
+            assert_eq!(&*c, &bytes[..], "{len} bytes");
+            assert_eq!(c.heap.is_empty(), len <= Copied::INLINE, "{len} bytes: on the heap only past the inline size");
+        }
+    }
 }

@@ -27,9 +27,9 @@ pub fn lookup(env: &mut Env, pc: usize, id: u32, handle: u64, key: u64) -> Resul
 /// bpf_map_update_elem: 0 or a negative errno.
 pub fn update(env: &mut Env, pc: usize, id: u32, handle: u64, key: u64, value: u64, flags: u64) -> Result<u64, Fault> {
     let m = map_id(env, pc, id, handle)?;
-    let def = env.maps.get(m).map(|x| x.def().clone()).unwrap_or_default();
-    let key = copy_in(env, pc, key, def.key_size)?;
-    let value = copy_in(env, pc, value, def.value_size)?;
+    let (key_size, value_size) = env.maps.get(m).map_or((0, 0), |x| (x.def().key_size, x.def().value_size));
+    let key = copy_in(env, pc, key, key_size)?;
+    let value = copy_in(env, pc, value, value_size)?;
     let cpu = env.cpu;
     Ok(match map_mut(env, m).update(&key, &value, flags, cpu) {
         Ok(()) => 0,
