@@ -288,6 +288,38 @@ fn a_tail_call_deep_in_frames_can_run_out_of_frames() {
 }
 
 #[test]
+fn bpf_loop_from_the_last_frame_faults_only_when_it_calls_back() {
+    // Frame 0 tail-calls program 0 from frame 1: a chain of 7 more calls
+    // reaches the last frame, which runs bpf_loop `n` times.
+    let deepest = |n: i32| {
+        let mut v = Vec::new();
+        for _ in 0..6 {
+            v.extend(prog![call_local(1), exit()]);
+        }
+        v.extend(prog![
+            mov64_imm(1, n),
+            ld_func(2, 5),
+            mov64_imm(3, 0),
+            mov64_imm(4, 0),
+            call(helper::LOOP),
+            exit(),
+            mov64_imm(0, 0),
+            exit()
+        ]);
+        v
+    };
+    let maps = prog_array(vec![Some(0)]);
+    let base = Setup { maps: &maps, ..Setup::default() };
+    let main = prog![call_local(1), exit(), ld_map_fd(2, 0), mov64_imm(3, 0), call(helper::TAIL_CALL), exit()];
+    let none = Table::new(vec![load(deepest(0), &base)]);
+    let setup = Setup { maps: &maps, progs: Some(&none), ..Setup::default() };
+    assert_eq!(same_with(main.clone(), &setup).r0, Ok(0));
+    let one = Table::new(vec![load(deepest(1), &base)]);
+    let setup = Setup { maps: &maps, progs: Some(&one), ..Setup::default() };
+    assert_eq!(same_with(main, &setup).r0, Err(Fault::CallDepth { pc: 12 + 5 }));
+}
+
+#[test]
 fn a_tail_call_target_without_jit_code_is_compiled_for_the_run() {
     let maps = prog_array(vec![Some(0)]);
     let base = Setup { maps: &maps, ..Setup::default() };
@@ -370,4 +402,85 @@ fn code_that_runs_off_its_end_faults_instead_of_running_into_the_stubs() {
     let want = Fault::Other { pc: 2, reason: "execution ran past the last instruction".into() };
     assert_eq!(jit.run(&mut env), Err(want.clone()));
     assert_eq!(prog.run(&mut env), Err(want));
+}
+
+/// `trace_printk("%d %d %d")` with r3-r5 as they are, from a format at r10-16.
+fn print_r3_to_r5() -> Vec<Insn> {
+    prog![
+        ld_imm64(1, u64::from_le_bytes(*b"%d %d %d")),
+        stx(DW, 10, 1, -16),
+        st(DW, 10, -8, 0),
+        mov64_reg(1, 10),
+        alu64_imm(ADD, 1, -16),
+        mov64_imm(2, 16),
+        call(helper::TRACE_PRINTK),
+    ]
+}
+
+/// The console lines of `insns` in each engine, which must agree.
+fn printed(insns: Vec<Insn>, setup: &Setup) -> Vec<String> {
+    let prog = load(insns, setup);
+    let jit = compile(&prog);
+    let interp = run_one(&prog, None, setup);
+    let lines = std::mem::take(&mut *setup.os.lines.lock().unwrap());
+    let jitted = run_one(&prog, Some(&jit), setup);
+    let jit_lines = std::mem::take(&mut *setup.os.lines.lock().unwrap());
+    assert_eq!(interp, jitted);
+    assert_eq!(lines, jit_lines, "interpreter (left) and JIT (right) print differently");
+    lines
+}
+
+#[test]
+fn registers_the_safety_pass_treats_as_unset_read_as_zero() {
+    let setup = Setup::default();
+    let ret0 = prog![mov64_imm(0, 0), exit()];
+    // At the entry: no host value in r3-r5.
+    let p = [print_r3_to_r5(), ret0.clone()].concat();
+    assert_eq!(printed(p, &setup), ["0 0 0"]);
+    // After a helper call.
+    let p = [
+        prog![mov64_imm(3, 3), mov64_imm(4, 4), mov64_imm(5, 5), call(helper::KTIME_GET_NS)],
+        print_r3_to_r5(),
+        ret0.clone(),
+    ]
+    .concat();
+    assert_eq!(printed(p, &setup), ["0 0 0"]);
+    // After a BPF-to-BPF call, and inside the callee (r3-r5 passed).
+    let callee = [print_r3_to_r5(), ret0.clone()].concat();
+    let p = [
+        prog![mov64_imm(3, 3), mov64_imm(4, 4), mov64_imm(5, 5), call_local((print_r3_to_r5().len() + 2) as i32)],
+        print_r3_to_r5(),
+        ret0.clone(),
+        callee,
+    ]
+    .concat();
+    assert_eq!(printed(p, &setup), ["3 4 5", "0 0 0"]);
+    // A bpf_loop callback gets r1 and r2 only.
+    let cb = [print_r3_to_r5(), prog![mov64_imm(0, 1), exit()]].concat();
+    let p = [
+        prog![
+            mov64_imm(5, 5),
+            mov64_imm(1, 1),
+            ld_func(2, 5),
+            mov64_imm(3, 3),
+            mov64_imm(4, 0),
+            call(helper::LOOP),
+            exit()
+        ],
+        cb,
+    ]
+    .concat();
+    assert_eq!(printed(p, &setup), ["0 0 0"]);
+}
+
+#[test]
+fn a_tail_called_program_starts_with_only_r1() {
+    let maps = prog_array(vec![None, Some(0)]);
+    let base = Setup { maps: &maps, ..Setup::default() };
+    let target = [print_r3_to_r5(), prog![mov64_imm(0, 9), exit()]].concat();
+    let table = Table::new(vec![load(target, &base)]);
+    let setup = Setup { maps: &maps, progs: Some(&table), ..Setup::default() };
+    let main =
+        prog![mov64_imm(4, 4), mov64_imm(5, 5), ld_map_fd(2, 0), mov64_imm(3, 1), call(helper::TAIL_CALL), exit()];
+    assert_eq!(printed(main, &setup), ["0 0 0"]);
 }

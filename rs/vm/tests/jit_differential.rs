@@ -7,8 +7,8 @@
 //! random ALU64/ALU32 operations (division, shifts, movsx and byte swaps
 //! included), loads and stores on the stack (through r10 and through
 //! another register) and the context (some out of bounds, which fault),
-//! loads through registers holding arbitrary values (which fault), stack
-//! atomics, calls to ktime_get_ns, get_prandom_u32 and
+//! map values in and across their slots, loads through registers holding
+//! arbitrary values (which fault), stack atomics, calls to ktime_get_ns, get_prandom_u32 and
 //! get_smp_processor_id (a fake OS makes them deterministic), BPF-to-BPF
 //! calls and bpf_loop over a random subprogram, forward jumps and jmp32s
 //! over whole snippets, and bounded loops. They all
@@ -20,13 +20,23 @@ mod support;
 
 use jit_support::{both, load, Setup};
 use proctap_vm::consts::{alu, atomic, class, helper, jmp, src};
+use proctap_vm::map::MapTable;
 use proctap_vm::program::Insn;
 use proptest::prelude::*;
 use support::asm::*;
+use support::fake_map::FakeArray;
 
 /// Registers random values live in (r6 = ctx, r8 = loop counter, r10 = frame).
 const DATA: [u8; 8] = [0, 1, 2, 3, 4, 5, 7, 9];
 const CTX_LEN: i16 = 24;
+/// Map 0: 4 values of 12 bytes, each its own slot.
+const MAP_LEN: i16 = 48;
+
+fn one_map() -> MapTable {
+    let mut m = MapTable::new();
+    m.insert(Box::new(FakeArray::new(12, 4, 0)));
+    m
+}
 
 #[derive(Debug, Clone)]
 enum Snippet {
@@ -59,6 +69,13 @@ enum Snippet {
         base: u8,
         off: i16,
         dst: u8,
+    },
+    /// An access to map 0's values (12-byte slots) through register `via`.
+    MapVal {
+        size: u8,
+        off: i16,
+        access: Access,
+        via: u8,
     },
     Atomic {
         wide: bool,
@@ -160,6 +177,13 @@ fn snippet() -> impl Strategy<Value = Snippet> {
     });
     let ctx_off = prop_oneof![6 => 0i16..CTX_LEN - 8, 1 => -8i16..CTX_LEN + 8];
     let ctx = (size(), ctx_off, access()).prop_map(|(size, off, access)| Snippet::Ctx { size, off, access });
+    let map_off = prop_oneof![4 => 0i16..MAP_LEN, 1 => -8i16..MAP_LEN + 8];
+    let map = (size(), map_off, access(), reg()).prop_map(|(size, off, access, via)| Snippet::MapVal {
+        size,
+        off,
+        access,
+        via,
+    });
     let wild =
         (size(), reg(), any::<i16>(), reg()).prop_map(|(size, base, off, dst)| Snippet::Wild { size, base, off, dst });
     let atomic_ops = vec![
@@ -187,6 +211,7 @@ fn snippet() -> impl Strategy<Value = Snippet> {
         4 => stack,
         4 => ctx,
         1 => wild,
+        3 => map,
         3 => atom,
         1 => call,
         1 => any::<[i32; 5]>().prop_map(|reinit| Snippet::CallSub { reinit }),
@@ -255,6 +280,12 @@ fn lower_snippet(s: &Snippet) -> Vec<Insn> {
         },
         Snippet::Ctx { size, off, ref access } => vec![mem_insn(size, 6, off, access)],
         Snippet::Wild { size, base, off, dst } => vec![ldx(size, dst, base, off)],
+        Snippet::MapVal { size, off, ref access, via } => {
+            let mut v = ld_map_value(via, 0, 0).to_vec();
+            v.push(alu64_imm(ADD, via, off as i32));
+            v.push(mem_insn(size, via, 0, access));
+            v
+        }
         Snippet::Atomic { wide, op, src: s, off, via } => {
             let sz = if wide { DW } else { W };
             match via.filter(|&p| p != s) {
@@ -411,7 +442,7 @@ proptest! {
             sub in subprogram(), ctx in prop::collection::vec(any::<u8>(), CTX_LEN as usize),
             writable in prop::bool::weighted(0.8)) {
         let insns = link_subprogram(lower(&prelude, &tops), &sub);
-        let setup = Setup { ctx, writable, ..Setup::default() };
+        let setup = Setup { ctx, writable, maps: &one_map, ..Setup::default() };
         let prog = load(insns, &setup);
         let (interp, jit) = both(&prog, &setup);
         prop_assert!(!matches!(interp.r0, Err(proctap_vm::retcode::Fault::Budget { .. })), "the generator's programs finish");
@@ -432,7 +463,7 @@ proptest! {
             sub in subprogram(), ctx in prop::collection::vec(any::<u8>(), CTX_LEN as usize), budget in 0u64..200) {
         use proctap_vm::retcode::Fault;
         let insns = link_subprogram(lower(&prelude, &tops), &sub);
-        let setup = Setup { ctx, budget, ..Setup::default() };
+        let setup = Setup { ctx, budget, maps: &one_map, ..Setup::default() };
         let prog = load(insns, &setup);
         let (interp, jit) = both(&prog, &setup);
         match (&interp.r0, &jit.r0) {

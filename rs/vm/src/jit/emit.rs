@@ -8,7 +8,8 @@
 //! in place). rbp is the host address of the current frame's top; r10's
 //! value (a virtual address) is rbp plus the run's stack delta, made when
 //! r10 is read. r12 points to the run block ([`super::layout`]), r9 holds
-//! the instructions left, r10 and r11 are scratch.
+//! the instructions left, r10 and r11 are scratch, and so are xmm0 and
+//! xmm1 (caller-saved in System V, used for nothing else).
 
 use super::layout;
 use super::x86_64::{Alu, Asm, Cond, Label, Mem, Reg, Rm, Width};
@@ -51,6 +52,9 @@ pub struct Code {
 pub(super) enum Stub {
     /// An access the inline check did not admit: the slow path decides.
     Access { at: Label, resume: Label, base: u8, off: i16, packed: u32 },
+    /// An access in bounds of a slotted region: the slot check, then
+    /// `resume` or the slow path at `at`.
+    Slotted { slotted: Label, at: Label, resume: Label, size: usize },
     /// The budget ran out at a block's start.
     Budget { at: Label, pc: usize },
     /// A call from the last frame.

@@ -8,10 +8,14 @@
 //! exit path, which restores rsp from the block, so it can be taken from
 //! any call depth. Stack alignment: a BPF function body runs with rsp ≡ 8
 //! (mod 16), so one push before a `call` aligns it for Rust.
+//!
+//! Registers the safety pass treats as unset are defined as the
+//! interpreter defines them: 0 at the entry (but r1, r2 and r10), r0 and
+//! r6-r9 0 in a callee, r1-r5 0 after every call.
 
 use super::emit::{Emitter, Stub, BLOCK, BUDGET, FRAME};
 use super::layout;
-use super::x86_64::{Alu, Cond, Mem, Reg, Rm, Width};
+use super::x86_64::{Alu, Asm, Cond, Mem, Reg, Rm, Width};
 use crate::consts::{helper, pseudo, STACK_PER_FRAME};
 use crate::program::Insn;
 use crate::retcode::{Errno, LoadError};
@@ -22,6 +26,21 @@ const SAVED: [Reg; 6] = [Reg::RBX, Reg::RBP, Reg::R12, Reg::R13, Reg::R14, Reg::
 const KEPT: [Reg; 5] = [Reg::RBP, Reg::RBX, Reg::R13, Reg::R14, Reg::R15];
 /// Registers the slow access path keeps (Rust may clobber them).
 const VOLATILE: [Reg; 7] = [Reg::RAX, Reg::RDI, Reg::RSI, Reg::RDX, Reg::RCX, Reg::R8, Reg::R9];
+
+/// r1-r5: 0 after every call, as in the interpreter.
+const ARGS: [Reg; 5] = [Reg::RDI, Reg::RSI, Reg::RDX, Reg::RCX, Reg::R8];
+/// r0 and r3-r9: 0 at the entry (r1 and r2 are given).
+const UNSET_AT_ENTRY: [Reg; 8] = [Reg::RAX, Reg::RDX, Reg::RCX, Reg::R8, Reg::RBX, Reg::R13, Reg::R14, Reg::R15];
+/// r0 and r6-r9: 0 when a callee starts.
+const UNSET_IN_CALLEE: [Reg; 5] = [Reg::RAX, Reg::RBX, Reg::R13, Reg::R14, Reg::R15];
+
+/// Sets `regs` to 0: registers the safety pass treats as unset hold no
+/// host value and read the same as in the interpreter.
+fn zero(a: &mut Asm, regs: &[Reg]) {
+    for &r in regs {
+        a.alu(Alu::Xor, Width::W, r, r);
+    }
+}
 
 impl Emitter<'_> {
     /// The entry function and the exit path.
@@ -37,7 +56,9 @@ impl Emitter<'_> {
         a.load(Width::Q, BUDGET, Mem::at(BLOCK, layout::BUDGET));
         a.mov(Width::Q, Reg::RDI, Reg::RSI);
         a.mov(Width::Q, Reg::RSI, Reg::RDX);
-        a.call_reg(Reg::RCX);
+        a.mov(Width::Q, Reg::R10, Reg::RCX);
+        zero(a, &UNSET_AT_ENTRY);
+        a.call_reg(Reg::R10);
         a.store(Width::Q, Mem::at(BLOCK, layout::R0), Reg::RAX);
         a.mov_imm32(Reg::RAX, layout::STATUS_OK as u32);
         a.bind(self.shared.exit);
@@ -64,10 +85,12 @@ impl Emitter<'_> {
                     self.a.push(r);
                 }
                 self.a.alu_imm(Alu::Add, Width::Q, Rm::R(FRAME), STACK_PER_FRAME as i32);
+                zero(&mut self.a, &UNSET_IN_CALLEE);
                 self.a.call(target);
                 for r in KEPT.iter().rev() {
                     self.a.pop(*r);
                 }
+                zero(&mut self.a, &ARGS);
                 Ok(())
             }
             0 => {
@@ -94,6 +117,7 @@ impl Emitter<'_> {
         a.load(Width::Q, BUDGET, Mem::at(BLOCK, layout::BUDGET));
         a.test(Width::Q, Reg::RDX, Reg::RDX);
         a.jcc(Cond::Ne, self.shared.status);
+        zero(a, &ARGS);
     }
 
     /// What follows the last instruction: a program that does not end in
@@ -113,6 +137,10 @@ impl Emitter<'_> {
                     self.a.bind(at);
                     self.access_stub(base, off, packed);
                     self.a.jmp(resume);
+                }
+                Stub::Slotted { slotted, at, resume, size } => {
+                    self.a.bind(slotted);
+                    self.slotted_stub(size, at, resume);
                 }
                 Stub::Budget { at, pc } => {
                     self.a.bind(at);

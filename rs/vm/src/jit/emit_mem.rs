@@ -6,14 +6,16 @@
 //! virtual address inline: region = address >> 32 below the table's size,
 //! the zero-extended offset not past the entry's limit for that size and
 //! kind (see [`super::layout`]), then host = entry base + offset in r11.
-//! What the inline check refuses goes to the slow path (a Rust function),
-//! which checks exactly as the interpreter does and either returns the
-//! host address (slotted regions, read-only cmpxchg that fails) or records
-//! the fault and leaves through the fault exit.
+//! In a region cut into slots (map values) an out-of-line check then
+//! requires `offset % slot + size <= slot`. What the inline checks refuse
+//! goes to the slow path (a Rust function), which checks exactly as the
+//! interpreter does and either returns the host address (a read-only
+//! cmpxchg that fails) or records the fault and leaves through the fault
+//! exit.
 
 use super::emit::{unsupported, Emitter, Stub, BLOCK, FRAME, REGS};
 use super::layout::{self, Access};
-use super::x86_64::{Alu, Cond, Mem, Reg, Rm, Shift, Width};
+use super::x86_64::{Alu, Cond, Label, Mem, Reg, Rm, Shift, Width};
 use crate::consts::{atomic, class, mode, FP, STACK_PER_FRAME};
 use crate::program::Insn;
 use crate::retcode::{Errno, LoadError};
@@ -48,11 +50,39 @@ impl Emitter<'_> {
         let limit = layout::HEADER + layout::limit_offset(size, kind != Access::Load);
         self.a.alu_load(Alu::Cmp, Width::Q, Reg::R11, Mem::indexed(BLOCK, Reg::R10, limit));
         self.a.jcc(Cond::G, slow);
+        let slotted = self.a.label();
+        self.a.alu_imm(Alu::Cmp, Width::Q, Rm::M(Mem::indexed(BLOCK, Reg::R10, layout::HEADER + layout::SLOT)), 0);
+        self.a.jcc(Cond::Ne, slotted);
         self.a.alu_load(Alu::Add, Width::Q, Reg::R11, Mem::indexed(BLOCK, Reg::R10, layout::HEADER));
         self.a.bind(resume);
         let packed = layout::pack(pc, kind, size);
         self.stubs.push(Stub::Access { at: slow, resume, base, off, packed });
+        self.stubs.push(Stub::Slotted { slotted, at: slow, resume, size });
         Ok(Mem::at(Reg::R11, 0))
+    }
+
+    /// The out-of-line half of an access to a slotted region: the slot
+    /// check (`offset % slot + size <= slot`, r11 = offset, r10 = the
+    /// entry's offset), then the host address as on the inline path. The
+    /// remainder is two multiplications by the slot's reciprocal
+    /// ([`layout::reciprocal`]); rax and rdx wait in xmm registers, which
+    /// the code uses for nothing else.
+    pub(super) fn slotted_stub(&mut self, size: usize, slow: Label, resume: Label) {
+        let slot = Mem::indexed(BLOCK, Reg::R10, layout::HEADER + layout::SLOT);
+        let reciprocal = Mem::indexed(BLOCK, Reg::R10, layout::HEADER + layout::SLOT_RECIPROCAL);
+        let a = &mut self.a;
+        a.movq_to_xmm(0, Reg::RAX);
+        a.movq_to_xmm(1, Reg::RDX);
+        a.mov(Width::W, Reg::RAX, Reg::R11);
+        a.imul_mem(Width::Q, Reg::RAX, reciprocal);
+        a.mul_mem(Width::Q, slot);
+        a.alu_imm(Alu::Add, Width::Q, Rm::R(Reg::RDX), size as i32);
+        a.alu_load(Alu::Cmp, Width::Q, Reg::RDX, slot);
+        a.movq_from_xmm(Reg::RDX, 1);
+        a.movq_from_xmm(Reg::RAX, 0);
+        a.jcc(Cond::A, slow);
+        a.alu_load(Alu::Add, Width::Q, Reg::R11, Mem::indexed(BLOCK, Reg::R10, layout::HEADER));
+        a.jmp(resume);
     }
 
     /// The out-of-line half of [`Emitter::address`]: recomputes the

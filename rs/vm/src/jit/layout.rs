@@ -5,10 +5,11 @@
 //! The region table has one 128-byte entry per region id: the host address
 //! of the region's first byte, then for each access size (1, 2, 4, 8) and
 //! kind (load, store) the largest offset such an access may start at, or
-//! -1 when the fast path must not take it (no such access is allowed, or
-//! the region is cut into slots, which only the slow path checks). The
-//! emitted check is: region below [`NREGIONS`], and the zero-extended
-//! offset not above the limit (a signed 64-bit compare).
+//! -1 when the fast path must not take it (no such access is allowed),
+//! then the region's slot size (0: none). The emitted check is: region
+//! below [`NREGIONS`], the zero-extended offset not above the limit (a
+//! signed 64-bit compare), and, in a slotted region, `offset % slot +
+//! size <= slot`.
 
 use crate::mem::RegionInfo;
 use alloc::vec;
@@ -36,6 +37,30 @@ pub const FRAME: i32 = 56;
 pub const FAULT_PC: i32 = 64;
 /// Bytes of header before the region table.
 pub const HEADER: i32 = 128;
+/// Byte offset, within an entry, of the slot size.
+pub const SLOT: i32 = 72;
+/// Byte offset, within an entry, of the slot size's reciprocal
+/// ([`reciprocal`]), with which the code computes `offset % slot` by two
+/// multiplications instead of a division.
+pub const SLOT_RECIPROCAL: i32 = 80;
+
+/// `2^64 / d` rounded up (0 for 0 and 1): for 32-bit `n` and `d`, `n % d`
+/// is the high half of `(reciprocal(d) * n mod 2^64) * d` (Lemire, Kaser
+/// and Kurz, "Faster remainder by direct computation", 2019).
+pub fn reciprocal(d: u32) -> u64 {
+    if d == 0 {
+        0
+    } else {
+        (u64::MAX / d as u64).wrapping_add(1)
+    }
+}
+
+/// `n % d` as the code computes it, by multiplications.
+#[cfg(test)]
+pub fn remainder(n: u32, d: u32) -> u32 {
+    let low = reciprocal(d).wrapping_mul(n as u64);
+    ((low as u128 * d as u128) >> 64) as u32
+}
 /// log2 of a region entry's size.
 pub const ENTRY_SHIFT: u8 = 7;
 /// Words per region entry.
@@ -139,21 +164,25 @@ impl Block {
         self.words[e] = host;
         for size in [1usize, 2, 4, 8] {
             for write in [false, true] {
-                let ok = info.slot == 0 && (!write || info.writable) && info.len as usize >= size;
+                let ok = (!write || info.writable) && info.len as usize >= size;
                 let limit = if ok { info.len as i64 - size as i64 } else { -1 };
                 self.words[e + limit_offset(size, write) as usize / 8] = limit as u64;
             }
         }
+        self.words[e + SLOT as usize / 8] = info.slot as u64;
+        self.words[e + SLOT_RECIPROCAL as usize / 8] = reciprocal(info.slot);
     }
 
-    /// Whether the fast path lets `size` bytes at `offset` of region `id` through.
+    /// Whether the emitted check lets `size` bytes at `offset` of region `id` through.
     #[cfg(test)]
     pub fn fast_allows(&self, id: usize, offset: u32, size: usize, write: bool) -> bool {
         if id as u64 >= self.get(NREGIONS) {
             return false;
         }
         let e = HEADER as usize / 8 + id * ENTRY_WORDS;
-        offset as i64 <= self.words[e + limit_offset(size, write) as usize / 8] as i64
+        let slot = self.words[e + SLOT as usize / 8];
+        let in_slot = slot == 0 || remainder(offset, slot as u32) as u64 + size as u64 <= slot;
+        offset as i64 <= self.words[e + limit_offset(size, write) as usize / 8] as i64 && in_slot
     }
 }
 
@@ -169,8 +198,17 @@ mod tests {
     }
 
     proptest! {
-        /// The inline check never admits what the full check refuses, and
-        /// admits everything in unslotted regions that it allows.
+        #[test]
+        fn remainders_by_multiplication_are_exact(n: u32, d in 1u32..) {
+            prop_assert_eq!(remainder(n, d), n % d);
+        }
+
+        #[test]
+        fn remainders_by_small_slots_are_exact(n: u32, d in 1u32..4096) {
+            prop_assert_eq!(remainder(n, d), n % d);
+        }
+
+        /// The emitted check admits exactly what the full check allows.
         #[test]
         fn fast_check_agrees_with_region_info(len in 0u32..64, slot in prop_oneof![Just(0u32), 1u32..16],
                 writable: bool, offset in 0u32..80, size_log in 0u32..4, write: bool) {
@@ -180,10 +218,7 @@ mod tests {
             let size = 1usize << size_log;
             let fast = b.fast_allows(2, offset, size, write);
             let full = info.allows(offset, size as u32, write);
-            prop_assert!(!fast || full);
-            if slot == 0 {
-                prop_assert_eq!(fast, full);
-            }
+            prop_assert_eq!(fast, full);
             prop_assert!(!b.fast_allows(0, offset, size, write));
             prop_assert!(!b.fast_allows(3, offset, size, write));
         }

@@ -176,7 +176,8 @@ fn bpf_loop(state: &mut RunState, block: &mut [u64], pc: usize, args: [u64; 5]) 
         return fail(state, Fault::Helper { pc, id: helper::LOOP, reason });
     };
     let frame = layout::get(block, layout::FRAME);
-    if frame >= layout::get(block, layout::LAST_FRAME) {
+    // Each callback is a call: from the last frame, the first one faults.
+    if nr_loops > 0 && frame >= layout::get(block, layout::LAST_FRAME) {
         return fail(state, Fault::CallDepth { pc });
     }
     for i in 0..nr_loops {
@@ -208,7 +209,8 @@ fn tail_call(state: &mut RunState, block: &mut [u64], pc: usize, args: [u64; 5])
     let saved = core::mem::replace(&mut state.current, current);
     let code = state.program().code_at(0);
     let status = match code {
-        Some(code) => exec::enter(code, state, block, args[0], args[1]),
+        // The target starts with r1 and r10 only, as in the interpreter.
+        Some(code) => exec::enter(code, state, block, args[0], 0),
         None => layout::STATUS_FAULT,
     };
     state.current = saved;

@@ -41,6 +41,13 @@ fn arithmetic() {
     assert_eq!(enc(|a| a.neg(Width::W, Reg::R8)), [0x41, 0xf7, 0xd8]);
     assert_eq!(enc(|a| a.div(Width::Q, Reg::R11, false)), [0x49, 0xf7, 0xf3]);
     assert_eq!(enc(|a| a.div(Width::W, Reg::R11, true)), [0x41, 0xf7, 0xfb]);
+    let entry = Mem::indexed(Reg::R12, Reg::R10, 200);
+    let m = Mem::indexed(Reg::R12, Reg::R10, 208);
+    assert_eq!(enc(|a| a.imul_mem(Width::Q, Reg::RAX, m)), [0x4b, 0x0f, 0xaf, 0x84, 0x14, 0xd0, 0, 0, 0]);
+    assert_eq!(enc(|a| a.mul_mem(Width::Q, entry)), [0x4b, 0xf7, 0xa4, 0x14, 0xc8, 0, 0, 0]);
+    assert_eq!(enc(|a| a.alu_imm(Alu::Cmp, Width::Q, Rm::M(entry), 0)), [0x4b, 0x83, 0xbc, 0x14, 0xc8, 0, 0, 0, 0]);
+    assert_eq!(enc(|a| a.movq_to_xmm(0, Reg::RAX)), [0x66, 0x48, 0x0f, 0x6e, 0xc0]);
+    assert_eq!(enc(|a| a.movq_from_xmm(Reg::RDX, 1)), [0x66, 0x48, 0x0f, 0x7e, 0xca]);
     assert_eq!(enc(|a| a.sign_extend_rax(Width::Q)), [0x48, 0x99]);
     assert_eq!(enc(|a| a.sign_extend_rax(Width::W)), [0x99]);
     assert_eq!(enc(|a| a.shift_imm(Shift::Shl, Width::Q, Reg::RBX, 3)), [0x48, 0xc1, 0xe3, 3]);
