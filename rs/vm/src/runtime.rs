@@ -11,9 +11,17 @@
 //! - When the last fd of a prog array closes, the array is emptied (as
 //!   Linux does on the map's last user reference), which breaks the cycle
 //!   of a program that tail-calls through an array holding itself.
+//! - A map put into [`Runtime::maps_mut`] directly (by a loader) has no
+//!   references until a program or an fd takes one, and goes with the last.
+//!
+//! # Concurrency
+//! Every method takes `&mut self`: an OS that fires hooks on several CPUs
+//! at once serializes them around the runtime (a lock), which also gives
+//! the maps' updates the atomicity programs expect.
 
 mod engine;
 mod fds;
+mod ids;
 
 pub use engine::ProgramTable;
 pub use fds::{Fd, FdTable, Object};
@@ -63,8 +71,10 @@ struct ProgRefs {
 pub struct Link {
     /// The program id; `None` once detached.
     pub prog: Option<u32>,
-    /// The hook points it is attached to.
+    /// The hook points it is attached to (empty once detached).
     pub hooks: Vec<String>,
+    /// The kind of hook points.
+    pub kind: crate::tracepoints::HookKind,
 }
 
 /// An eBPF runtime on OS `O`.
@@ -221,10 +231,17 @@ impl<O: Os> Runtime<O> {
         Ok(self.maps.get(id).ok_or(Errno::EBADF)?.def().key_size as usize)
     }
 
-    /// MAP_LOOKUP_ELEM: `key`'s value into `out` ([`Runtime::map_value_size`] bytes).
+    /// MAP_LOOKUP_ELEM: `key`'s value into `out` ([`Runtime::map_value_size`]
+    /// bytes). A prog array's value is the program's `bpf(2)` id (the
+    /// runtime's id plus one, as Linux's ids start at 1).
     pub fn map_lookup(&self, fd: Fd, key: &[u8], out: &mut [u8]) -> Result<(), Errno> {
         let id = self.readable_map(fd)?;
-        self.maps.get(id).ok_or(Errno::EBADF)?.lookup_copy(key, out)
+        let m = self.maps.get(id).ok_or(Errno::EBADF)?;
+        m.lookup_copy(key, out)?;
+        if let (map_type::PROG_ARRAY, Ok(v)) = (m.def().map_type, <[u8; 4]>::try_from(&out[..])) {
+            out.copy_from_slice(&(u32::from_le_bytes(v) + 1).to_le_bytes());
+        }
+        Ok(())
     }
 
     /// MAP_LOOKUP_ELEM into a new buffer.
@@ -253,6 +270,21 @@ impl<O: Os> Runtime<O> {
             return m.delete(key);
         }
         self.prog_array_set(id, key, None, 0)
+    }
+
+    /// MAP_LOOKUP_AND_DELETE_ELEM: `key`'s value into `out`, then the key
+    /// is deleted; hash maps only (ENOTSUPP for others, as Linux without
+    /// queues and stacks).
+    pub fn map_lookup_and_delete(&mut self, fd: Fd, key: &[u8], out: &mut [u8]) -> Result<(), Errno> {
+        let id = self.writable_map(fd)?;
+        self.readable_map(fd)?;
+        let m = self.maps.get_mut(id).ok_or(Errno::EBADF)?;
+        let hash = [map_type::HASH, map_type::PERCPU_HASH, map_type::LRU_HASH, map_type::LRU_PERCPU_HASH];
+        if !hash.contains(&m.def().map_type) {
+            return Err(Errno::ENOTSUPP);
+        }
+        m.lookup_copy(key, out)?;
+        m.delete(key)
     }
 
     /// MAP_GET_NEXT_KEY.
@@ -333,7 +365,7 @@ impl<O: Os> Runtime<O> {
         let id = self.links.len() as u32;
         self.hooks.attach_all(&hooks, kind, prog_type, id)?;
         self.prog_refs[prog as usize].refs += 1;
-        self.links.push(Some(Link { prog: Some(prog), hooks }));
+        self.links.push(Some(Link { prog: Some(prog), hooks, kind }));
         Ok(self.fds.open(Object::Link(id)))
     }
 
@@ -374,9 +406,9 @@ impl<O: Os> Runtime<O> {
 
     fn put_map(&mut self, id: u32, fd: bool) {
         let Some(r) = self.map_refs.get_mut(&id) else { return };
-        r.all -= 1;
+        r.all = r.all.saturating_sub(1);
         if fd {
-            r.fds -= 1;
+            r.fds = r.fds.saturating_sub(1);
         }
         let (all, fds) = (r.all, r.fds);
         if fd && fds == 0 {
@@ -399,7 +431,7 @@ impl<O: Os> Runtime<O> {
     }
 
     fn put_prog(&mut self, id: u32) {
-        let r = &mut self.prog_refs[id as usize];
+        let Some(r) = self.prog_refs.get_mut(id as usize).filter(|r| r.refs > 0) else { return };
         r.refs -= 1;
         if r.refs > 0 {
             return;

@@ -11,7 +11,8 @@
 //! Commands:
 //! - MAP_CREATE, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, MAP_DELETE_ELEM,
 //!   MAP_GET_NEXT_KEY as in Linux (BTF fields are accepted and ignored),
-//!   and MAP_FREEZE (libbpf freezes `.rodata`);
+//!   MAP_LOOKUP_AND_DELETE_ELEM (hash maps) and MAP_FREEZE (libbpf
+//!   freezes `.rodata`);
 //! - PROG_LOAD: the standard command; ld_imm64 with BPF_PSEUDO_MAP_FD or
 //!   BPF_PSEUDO_MAP_VALUE carries map fds; a refusal's reason is written
 //!   to `log_buf` when a log is asked for; BTF, func and line info are
@@ -25,6 +26,10 @@
 //!   attach to cgroups and devices in Linux, are EINVAL;
 //! - PROG_TEST_RUN: runs a program on `ctx_in`, `repeat` times, writing
 //!   `retval`, `duration` and `ctx_out`;
+//! - PROG_GET_NEXT_ID, MAP_GET_NEXT_ID, PROG_GET_FD_BY_ID,
+//!   MAP_GET_FD_BY_ID and OBJ_GET_INFO_BY_FD (maps, programs, links), for
+//!   tools that list what is loaded; ids in `bpf(2)` are the runtime's ids
+//!   plus one (Linux's start at 1);
 //! - closing an object is [`Runtime::close`] (Linux's `close(2)`).
 
 use crate::consts::{cmd, MAX_INSNS};
@@ -37,8 +42,12 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
+mod info;
+
 /// Bytes of `union bpf_attr` this runtime knows (Linux 6.18's).
 pub const ATTR_SIZE: usize = 168;
+/// Linux's BPF_MAP_LOOKUP_AND_DELETE_ELEM command.
+pub const MAP_LOOKUP_AND_DELETE_ELEM: u32 = 21;
 /// Linux's BPF_MAP_FREEZE command.
 pub const MAP_FREEZE: u32 = 22;
 /// Linux's BPF_TRACE_KPROBE_MULTI attach type.
@@ -56,7 +65,7 @@ const PROG_FLAGS_OK: u32 = 0xf;
 fn last_field_end(c: u32) -> Option<usize> {
     Some(match c {
         cmd::MAP_CREATE => 92,
-        cmd::MAP_LOOKUP_ELEM | cmd::MAP_UPDATE_ELEM => 32,
+        cmd::MAP_LOOKUP_ELEM | cmd::MAP_UPDATE_ELEM | MAP_LOOKUP_AND_DELETE_ELEM => 32,
         cmd::MAP_DELETE_ELEM => 16,
         cmd::MAP_GET_NEXT_KEY => 24,
         cmd::PROG_LOAD => 168,
@@ -65,24 +74,26 @@ fn last_field_end(c: u32) -> Option<usize> {
         cmd::RAW_TRACEPOINT_OPEN => 24,
         cmd::LINK_CREATE => 60,
         cmd::LINK_DETACH | MAP_FREEZE => 4,
+        info::PROG_GET_NEXT_ID | info::MAP_GET_NEXT_ID | info::PROG_GET_FD_BY_ID | info::MAP_GET_FD_BY_ID => 16,
+        info::OBJ_GET_INFO_BY_FD => 16,
         _ => return None,
     })
 }
 
 /// `union bpf_attr`, zero-extended to [`ATTR_SIZE`].
-struct Attr([u8; ATTR_SIZE]);
+pub(crate) struct Attr([u8; ATTR_SIZE]);
 
 impl Attr {
-    fn u32(&self, at: usize) -> u32 {
+    pub(crate) fn u32(&self, at: usize) -> u32 {
         u32::from_le_bytes(self.0[at..at + 4].try_into().unwrap_or_default())
     }
-    fn u64(&self, at: usize) -> u64 {
+    pub(crate) fn u64(&self, at: usize) -> u64 {
         u64::from_le_bytes(self.0[at..at + 8].try_into().unwrap_or_default())
     }
 }
 
 /// Writes `v` at `at` of the caller's attr, if the caller passed that far.
-fn put_u32(attr: &mut [u8], at: usize, v: u32) {
+pub(crate) fn put_u32(attr: &mut [u8], at: usize, v: u32) {
     if let Some(b) = attr.get_mut(at..at + 4) {
         b.copy_from_slice(&v.to_le_bytes());
     }
@@ -132,17 +143,21 @@ impl<O: Os> Runtime<O> {
             cmd::LINK_DETACH => self.link_detach(a.u32(0)).map(|_| 0),
             cmd::PROG_TEST_RUN => self.sys_test_run(&a, attr).map(|_| 0),
             MAP_FREEZE => self.map_freeze(a.u32(0)).map(|_| 0),
+            MAP_LOOKUP_AND_DELETE_ELEM => self.sys_map_lookup_and_delete(&a).map(|_| 0),
+            info::PROG_GET_NEXT_ID | info::MAP_GET_NEXT_ID => self.sys_next_id(cmd, &a, attr).map(|_| 0),
+            info::PROG_GET_FD_BY_ID | info::MAP_GET_FD_BY_ID => self.sys_fd_by_id(cmd, &a).map(i64::from),
+            info::OBJ_GET_INFO_BY_FD => self.sys_obj_info(&a, attr).map(|_| 0),
             _ => Err(Errno::EINVAL),
         }
     }
 
-    fn copy_in(&self, addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
+    pub(crate) fn copy_in(&self, addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
         let mut buf = vec![0u8; len];
         self.os.copy_from_user(&mut buf, addr).map_err(|_| Errno::EFAULT)?;
         Ok(buf)
     }
 
-    fn copy_out(&self, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+    pub(crate) fn copy_out(&self, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
         self.os.copy_to_user(addr, bytes).map_err(|_| Errno::EFAULT)
     }
 
@@ -191,6 +206,16 @@ impl<O: Os> Runtime<O> {
         }
         let (fd, key) = self.elem_key(a)?;
         let value = self.map_lookup_vec(fd, &key)?;
+        self.copy_out(a.u64(16), &value)
+    }
+
+    fn sys_map_lookup_and_delete(&mut self, a: &Attr) -> Result<(), Errno> {
+        let (fd, key) = self.elem_key(a)?;
+        if a.u64(24) != 0 {
+            return Err(Errno::EINVAL); // BPF_F_LOCK: no spin locks here
+        }
+        let mut value = vec![0u8; self.map_value_size(fd)?];
+        self.map_lookup_and_delete(fd, &key, &mut value)?;
         self.copy_out(a.u64(16), &value)
     }
 
@@ -245,7 +270,12 @@ impl<O: Os> Runtime<O> {
                 Ok(_) => String::new(),
                 Err(e) => alloc::format!("{e}\n"),
             };
-            self.write_log(log_buf, log_size, &text, raw)?;
+            if let Err(e) = self.write_log(log_buf, log_size, &text, raw) {
+                if let Ok(fd) = loaded {
+                    let _ = self.close(fd); // the load fails with its log, as in Linux
+                }
+                return Err(e);
+            }
         }
         loaded.map_err(|e: LoadError| e.errno)
     }

@@ -168,7 +168,7 @@ fn fixture_programs_load_and_run_in_the_runtime() {
     use proctap_vm::elf::Loaded;
     use proctap_vm::osutil::HostOs;
     let os = HostOs::with_seed(1);
-    for name in ["maps", "globals", "calls", "packet"] {
+    for name in ["maps", "globals", "calls", "packet", "isa"] {
         let Some(obj) = parse(name) else { return };
         let mut loaded = Loaded::new(&obj, 2).unwrap_or_else(|e| panic!("{name}: {e}"));
         for p in &obj.programs {
@@ -220,4 +220,73 @@ fn the_btf_for_kernels_has_datasec_offsets_and_sizes() {
     let rodata = btf.datasec(".rodata").expect(".rodata");
     let table = rodata.iter().find(|v| btf.name_of(v.0) == "table").expect("table");
     assert_eq!((table.1, table.2), (8, 32), "after the u64 scale");
+}
+
+/// The interpreter and the JIT on every fixture program, without a kernel:
+/// the same random contexts, then r0, the context and every map compared.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn the_jit_agrees_with_the_interpreter_on_every_fixture() {
+    use proctap_vm::elf::{entries, Engine, Loaded};
+    use proctap_vm::osutil::HostOs;
+    let os = HostOs::with_seed(9);
+    let mut seed = 0x243f_6a88_85a3_08d3u64;
+    for name in ["maps", "globals", "calls", "packet", "isa"] {
+        let Some(obj) = parse(name) else { return };
+        for p in obj.programs.iter().filter(|p| p.prog_type == prog_type::SYSCALL) {
+            let mut engines = [Engine::Interpreter, Engine::Jit].map(|e| (e, Loaded::new(&obj, 2).expect("loads")));
+            for run in 0..64 {
+                let ctx: Vec<u8> = (0..64)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        seed as u8
+                    })
+                    .collect();
+                let mut outcomes = Vec::new();
+                for (engine, loaded) in &mut engines {
+                    let mut c = ctx.clone();
+                    let r0 = loaded.run_on(*engine, &p.name, &os, &mut c, 1);
+                    let maps: Vec<_> =
+                        loaded.map_ids().iter().map(|(_, id)| entries(loaded.maps.get(*id).unwrap())).collect();
+                    outcomes.push((r0, c, maps));
+                }
+                assert_eq!(outcomes[0], outcomes[1], "{name}/{} run {run}", p.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn programs_cannot_write_rodata() {
+    use proctap_vm::elf::{Loaded, RunError};
+    use proctap_vm::osutil::HostOs;
+    use proctap_vm::retcode::Fault;
+    let Some(path) = common::fixture_defined("refused", "REFUSE_RODATA_WRITE") else { return };
+    let obj = Object::parse(&std::fs::read(path).unwrap()).expect("parses");
+    match Loaded::new(&obj, 2) {
+        Err(e) => assert!(e.reason.contains("read-only") || e.reason.contains("rodata"), "{e}"),
+        Ok(mut loaded) => {
+            let r = loaded.run("writes_rodata", &HostOs::with_seed(1), &mut [0u8; 8], 0);
+            assert!(matches!(r, Err(RunError::Fault(Fault::ReadOnly { .. }))), "{r:?}");
+            let rodata = proctap_vm::elf::entries(loaded.map(".rodata").unwrap());
+            assert_eq!(rodata[0].1, 10u64.to_le_bytes(), "unchanged");
+        }
+    }
+}
+
+#[test]
+fn some_programs_load_with_only_their_maps() {
+    use proctap_vm::elf::Loaded;
+    use proctap_vm::retcode::Errno;
+    let Some(obj) = parse("maps") else { return };
+    let send = obj.program("send_event").unwrap();
+    assert_eq!(send.map_indexes(), [obj.map_index("events").unwrap()]);
+    let loaded = Loaded::with_programs(&obj, &["send_event"], 2).expect("loads");
+    assert!(loaded.program("send_event").is_some() && loaded.program("update_maps").is_none());
+    assert_eq!(loaded.map_ids().iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["events"]);
+    let e = Loaded::with_programs(&obj, &["nope"], 2).err().expect("no such program");
+    assert_eq!(e.errno, Errno::ENOENT);
+    assert!(e.reason.contains("nope"), "{e}");
 }

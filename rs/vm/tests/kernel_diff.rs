@@ -26,6 +26,23 @@ fn kernel_ready() -> bool {
     }
 }
 
+/// The running kernel's (major, minor) version.
+fn kernel_version() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("read the kernel release");
+    let mut parts = release.trim().split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse().ok());
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// Whether the kernel runs cpu v4 instructions (Linux 6.6 on); says so
+/// when it does not.
+fn kernel_has_cpu_v4() -> bool {
+    let v = kernel_version();
+    if v < (6, 6) {
+        eprintln!("skipped: Linux {}.{} predates cpu v4 instructions (6.6)", v.0, v.1);
+    }
+    v >= (6, 6)
+}
+
 /// A deterministic generator of context bytes (xorshift64*).
 struct Rng(u64);
 
@@ -36,8 +53,22 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
+    /// `n` random bytes, where one 8-byte word in eight is an edge value
+    /// instead (0, -1, the most negative, 1, a sign bit of a narrower type),
+    /// so that signed division's overflow, sign extension and the like
+    /// come up.
     fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
+        const EDGES: [u64; 9] =
+            [0, u64::MAX, 1 << 63, 1, 0x80, 0x8000, 0x8000_0000, 0xffff_ffff, 0xffff_ffff_8000_0000];
+        let mut out: Vec<u8> = (0..n).map(|_| self.next() as u8).collect();
+        for word in out.chunks_mut(8) {
+            let r = self.next();
+            if r.is_multiple_of(8) {
+                let edge = EDGES[(r >> 8) as usize % EDGES.len()].to_le_bytes();
+                word.copy_from_slice(&edge[..word.len()]);
+            }
+        }
+        out
     }
 }
 
@@ -99,12 +130,17 @@ fn sorted(mut e: Entries) -> Entries {
 /// r0, the context, every keyed map and every ringbuf's samples compared
 /// after every run. The number of ringbuf samples compared (0 when skipped).
 fn differential(fixture: &str, name: &str, ctx_len: usize) -> usize {
+    differential_with(fixture, name, ctx_len, &[])
+}
+
+/// [`differential`] with some contexts run first.
+fn differential_with(fixture: &str, name: &str, ctx_len: usize, first: &[Vec<u8>]) -> usize {
     let Some(bytes) = common::fixture_bytes(fixture) else { return 0 };
     if !kernel_ready() {
         return 0;
     }
     let mut samples = 0;
-    kbpf::pin_to_cpu0();
+    let cpu = kbpf::pin_to_one_cpu();
     let obj = Object::parse(&bytes).expect("parse");
     let kmaps = kbpf::create_maps(&obj).expect("create the kernel's maps");
     let btf = obj.btf.as_ref().map(|b| kbpf::load_btf(b).unwrap_or_else(|e| panic!("{fixture}: {e}")));
@@ -119,7 +155,7 @@ fn differential(fixture: &str, name: &str, ctx_len: usize) -> usize {
     let os = HostOs::with_seed(42);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (ctx_len as u64) << 32 ^ name.len() as u64);
     for run in 0..RUNS {
-        let ctx = rng.bytes(ctx_len);
+        let ctx = first.get(run).cloned().unwrap_or_else(|| rng.bytes(ctx_len));
         let mut kctx = ctx.clone();
         let kr0 = kprog.run(&mut kctx).unwrap_or_else(|e| panic!("{name}: BPF_PROG_TEST_RUN: {e}"));
         let ksamples: Vec<Vec<Vec<u8>>> = obj
@@ -133,7 +169,7 @@ fn differential(fixture: &str, name: &str, ctx_len: usize) -> usize {
         for (engine, loaded) in &mut engines {
             let what = format!("{name} ({engine:?}), run {run}, ctx {}", hex(&ctx));
             let mut vctx = ctx.clone();
-            let r0 = loaded.run_on(*engine, name, &os, &mut vctx, 0).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let r0 = loaded.run_on(*engine, name, &os, &mut vctx, cpu).unwrap_or_else(|e| panic!("{what}: {e}"));
             // BPF_PROG_TEST_RUN reports r0's low 32 bits.
             assert_eq!(r0 as u32, kr0, "{what}: r0");
             assert_eq!(hex(&vctx), hex(&kctx), "{what}: the context after the run");
@@ -200,4 +236,36 @@ fn bpf_loop_with_a_callback_agrees() {
 #[test]
 fn packet_parsing_agrees() {
     differential("packet", "parse_packet", 64);
+}
+
+/// An `isa` fixture context from its five fields.
+fn isa_input(a: i64, b: i64, c: u64, d: u32, e: u32) -> Vec<u8> {
+    let mut v = Vec::with_capacity(32);
+    for w in [a.to_le_bytes(), b.to_le_bytes(), c.to_le_bytes()] {
+        v.extend_from_slice(&w);
+    }
+    v.extend_from_slice(&d.to_le_bytes());
+    v.extend_from_slice(&e.to_le_bytes());
+    v
+}
+
+#[test]
+fn cpu_v4_instructions_agree() {
+    // Signed division's overflow (MIN / -1) and negative operands first.
+    let first = [
+        isa_input(i64::MIN, -1, 0x80, 0x8000_0000, u32::MAX),
+        isa_input(-7, 2, 0xffff_8000, (-7i32) as u32, 2),
+        isa_input(7, -2, u64::MAX, 7, (-2i32) as u32),
+        isa_input(i64::MIN, 0, 0x7f, 0, 0),
+    ];
+    if kernel_has_cpu_v4() {
+        differential_with("isa", "v4_alu", 32, &first);
+    }
+}
+
+#[test]
+fn atomics_agree() {
+    if kernel_has_cpu_v4() {
+        differential("isa", "atomics", 32);
+    }
 }

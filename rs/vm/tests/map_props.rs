@@ -9,8 +9,6 @@ use proctap_vm::retcode::Errno;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
 
-const MAX: usize = 6;
-
 #[derive(Debug, Clone)]
 enum HashOp {
     Update { key: u8, value: u8, flags: u64, program: bool },
@@ -19,12 +17,15 @@ enum HashOp {
     Iterate,
 }
 
+/// Keys are one byte below this.
+const KEYS: u8 = 40;
+
 fn hash_op() -> impl Strategy<Value = HashOp> {
     prop_oneof![
-        4 => (0u8..10, any::<u8>(), 0u64..3, any::<bool>())
+        4 => (0u8..KEYS, any::<u8>(), 0u64..3, any::<bool>())
             .prop_map(|(key, value, flags, program)| HashOp::Update { key, value, flags, program }),
-        2 => (0u8..10).prop_map(HashOp::Delete),
-        2 => (0u8..10, any::<bool>()).prop_map(|(key, program)| HashOp::Lookup { key, program }),
+        2 => (0u8..KEYS).prop_map(HashOp::Delete),
+        2 => (0u8..KEYS, any::<bool>()).prop_map(|(key, program)| HashOp::Lookup { key, program }),
         1 => Just(HashOp::Iterate),
     ]
 }
@@ -34,6 +35,7 @@ fn hash_op() -> impl Strategy<Value = HashOp> {
 struct Model {
     items: BTreeMap<u8, u8>,
     order: Vec<u8>,
+    max: usize,
 }
 
 impl Model {
@@ -50,7 +52,7 @@ impl Model {
         if flags == update::EXIST && !exists {
             return Err(Errno::ENOENT);
         }
-        if !exists && self.items.len() == MAX {
+        if !exists && self.items.len() == self.max {
             if !lru {
                 return Err(Errno::E2BIG);
             }
@@ -63,11 +65,11 @@ impl Model {
     }
 }
 
-fn run_hash(t: u32, ops: &[HashOp]) -> Result<(), TestCaseError> {
+fn run_hash(t: u32, max: usize, ops: &[HashOp]) -> Result<(), TestCaseError> {
     let lru = t == map_type::LRU_HASH;
-    let def = MapDef { map_type: t, key_size: 1, value_size: 1, max_entries: MAX as u32, flags: 0, name: "h".into() };
+    let def = MapDef { map_type: t, key_size: 1, value_size: 1, max_entries: max as u32, flags: 0, name: "h".into() };
     let mut m = map::create(&def, 2).unwrap();
-    let mut model = Model::default();
+    let mut model = Model { max, ..Model::default() };
     for op in ops {
         match *op {
             HashOp::Update { key, value, flags, program } => {
@@ -101,7 +103,7 @@ fn run_hash(t: u32, ops: &[HashOp]) -> Result<(), TestCaseError> {
                 while m.get_next_key(prev.as_ref().map(|p| &p[..]), &mut next).is_ok() {
                     seen.push(next[0]);
                     prev = Some(next);
-                    prop_assert!(seen.len() <= MAX);
+                    prop_assert!(seen.len() <= max);
                 }
                 seen.sort();
                 prop_assert_eq!(seen, model.items.keys().copied().collect::<Vec<_>>(), "each key once");
@@ -113,13 +115,13 @@ fn run_hash(t: u32, ops: &[HashOp]) -> Result<(), TestCaseError> {
 
 proptest! {
     #[test]
-    fn hash_matches_model(ops in prop::collection::vec(hash_op(), 1..80)) {
-        run_hash(map_type::HASH, &ops)?;
+    fn hash_matches_model(max in prop_oneof![Just(6usize), Just(24)], ops in prop::collection::vec(hash_op(), 1..150)) {
+        run_hash(map_type::HASH, max, &ops)?;
     }
 
     #[test]
-    fn lru_hash_matches_model(ops in prop::collection::vec(hash_op(), 1..80)) {
-        run_hash(map_type::LRU_HASH, &ops)?;
+    fn lru_hash_matches_model(max in prop_oneof![Just(6usize), Just(24)], ops in prop::collection::vec(hash_op(), 1..150)) {
+        run_hash(map_type::LRU_HASH, max, &ops)?;
     }
 }
 

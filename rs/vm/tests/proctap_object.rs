@@ -98,7 +98,8 @@ fn the_emit_path_runs_against_a_fake_task() {
     let e = Object::parse(&bytes).expect_err("vmlinux.h types are CO-RE");
     assert!(e.reason.contains("program emit_task") && e.insn.is_some(), "{e}");
     let mut obj = Object::parse_with(&bytes, LOCAL_CORE).expect("parses");
-    let btf = Btf::parse(obj.btf.as_ref().expect("BTF")).expect("BTF parses");
+    let btf_bytes = obj.btf.clone().expect("BTF");
+    let btf = Btf::parse(&btf_bytes).expect("BTF parses");
     // As proctap's loader does: one control block and one data element per CPU.
     for name in ["pt_ctl", "pt_data"] {
         let i = obj.map_index(name).expect(name);
@@ -154,7 +155,8 @@ fn set_rodata(obj: &mut Object, btf: &Btf, name: &str, value: &[u8]) {
 #[test]
 fn pf_exit_of_the_real_object_runs_against_a_fake_task() {
     let mut obj = Object::parse_with(&proctap_object(), LOCAL_CORE).expect("parses");
-    let btf = Btf::parse(obj.btf.as_ref().expect("BTF")).expect("BTF parses");
+    let btf_bytes = obj.btf.clone().expect("BTF");
+    let btf = Btf::parse(&btf_bytes).expect("BTF parses");
     set_rodata(&mut obj, &btf, "pf_blocked_by_tid", &[1]);
     // Its blocked-state values are 10 KiB: fewer of them, as a loader may.
     let i = obj.map_index("pf_blocked_tids").expect("pf_blocked_tids");

@@ -79,7 +79,11 @@ fn prog_arrays_hold_programs_until_their_last_fd_closes() {
     let p_id = rt.prog_id(p).unwrap();
     rt.map_update(pa, &1u32.to_le_bytes(), &p.to_le_bytes(), update::ANY).unwrap();
     assert_eq!(rt.maps().get(pa_id).unwrap().prog_at(1), Some(p_id));
-    assert_eq!(rt.map_lookup_vec(pa, &1u32.to_le_bytes()), Ok(p_id.to_le_bytes().to_vec()), "ids come back");
+    assert_eq!(
+        rt.map_lookup_vec(pa, &1u32.to_le_bytes()),
+        Ok((p_id + 1).to_le_bytes().to_vec()),
+        "bpf(2) ids come back"
+    );
     rt.close(p).unwrap();
     assert!(rt.prog_alive(p_id), "the array holds it");
     rt.close(pa).unwrap();

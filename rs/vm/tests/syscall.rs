@@ -313,3 +313,81 @@ fn prog_test_run_checks_its_context() {
     assert_eq!(rt.bpf(cmd::PROG_TEST_RUN, &mut a), Ok(0), "no context at all");
     assert_eq!(u32::from_le_bytes(a[4..8].try_into().unwrap()), 1);
 }
+
+#[test]
+fn tools_can_list_objects_by_id() {
+    let mut rt = rt();
+    let m1 = map_create(&mut rt, map_type::HASH, 4, 8, 16, b"first\0").unwrap();
+    let m2 = map_create(&mut rt, map_type::ARRAY, 4, 4, 2, b"second\0").unwrap();
+    let mut a = prog_load_attr(&rt, prog_type::KPROBE, &bytes(&ret_using(m2 as u32, 5)), None, b"lister\0");
+    let p = rt.bpf(cmd::PROG_LOAD, &mut a).unwrap() as u32;
+    rt.close(m1 as u32).unwrap();
+    // MAP_GET_NEXT_ID from 0: the live maps, ids from 1.
+    let mut ids = Vec::new();
+    let mut start = 0u32;
+    loop {
+        let mut a = attr(16, &[(0, &le32(start))]);
+        match rt.bpf(12, &mut a) {
+            Ok(0) => start = u32::from_le_bytes(a[4..8].try_into().unwrap()),
+            Err(e) => {
+                assert_eq!(e, Errno::ENOENT);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+        ids.push(start);
+    }
+    assert_eq!(ids, vec![2], "map id 1 was freed with its fd");
+    let mut by_id = attr(16, &[(0, &le32(2))]);
+    let fd = rt.bpf(14, &mut by_id).unwrap() as u32;
+    let mut gone = attr(16, &[(0, &le32(1))]);
+    assert_eq!(rt.bpf(14, &mut gone), Err(Errno::ENOENT));
+    // OBJ_GET_INFO_BY_FD on the map: struct bpf_map_info.
+    let buf = rt.os().alloc_zeroed(104);
+    let mut a = attr(16, &[(0, &le32(fd)), (4, &le32(104)), (8, &le64(buf))]);
+    rt.bpf(15, &mut a).unwrap();
+    let info = rt.os().read(buf, 104);
+    let u = |at: usize| u32::from_le_bytes(info[at..at + 4].try_into().unwrap());
+    assert_eq!((u(0), u(4), u(8), u(12), u(16)), (map_type::ARRAY, 2, 4, 4, 2));
+    assert_eq!(&info[24..31], b"second\0");
+    // ... on the program: struct bpf_prog_info with its map ids.
+    let (buf, map_ids) = (rt.os().alloc_zeroed(232), rt.os().alloc_zeroed(8));
+    let mut info = vec![0u8; 232];
+    info[52..56].copy_from_slice(&le32(2));
+    info[56..64].copy_from_slice(&le64(map_ids));
+    proctap_vm::osutil::Os::copy_to_user(rt.os(), buf, &info).unwrap();
+    let mut a = attr(16, &[(0, &le32(p)), (4, &le32(232)), (8, &le64(buf))]);
+    rt.bpf(15, &mut a).unwrap();
+    let info = rt.os().read(buf, 232);
+    let u = |at: usize| u32::from_le_bytes(info[at..at + 4].try_into().unwrap());
+    assert_eq!((u(0), u(4), u(20), u(52)), (prog_type::KPROBE, 1, 4 * 8, 1));
+    assert_eq!(&info[64..71], b"lister\0");
+    assert_eq!(rt.os().read(map_ids, 4), le32(2), "the program uses map id 2");
+    // A caller's struct longer than Linux's with a non-zero tail: E2BIG.
+    let long = rt.os().alloc(&[1u8; 300]);
+    let mut a = attr(16, &[(0, &le32(p)), (4, &le32(300)), (8, &le64(long))]);
+    assert_eq!(rt.bpf(15, &mut a), Err(Errno::E2BIG));
+}
+
+#[test]
+fn lookup_and_delete_pops_a_hash_element() {
+    let mut rt = rt();
+    let fd = map_create(&mut rt, map_type::HASH, 4, 4, 4, b"\0").unwrap();
+    let (k, v, out) = (rt.os().alloc(&le32(1)), rt.os().alloc(&le32(99)), rt.os().alloc_zeroed(4));
+    elem(&mut rt, cmd::MAP_UPDATE_ELEM, fd, k, v, 0).unwrap();
+    let c = proctap_vm::syscall::MAP_LOOKUP_AND_DELETE_ELEM;
+    assert_eq!(elem(&mut rt, c, fd, k, out, 0), Ok(0));
+    assert_eq!(rt.os().read(out, 4), le32(99));
+    assert_eq!(elem(&mut rt, c, fd, k, out, 0), Err(Errno::ENOENT), "deleted");
+    let arr = map_create(&mut rt, map_type::ARRAY, 4, 4, 4, b"\0").unwrap();
+    assert_eq!(elem(&mut rt, c, arr, k, out, 0), Err(Errno::ENOTSUPP));
+}
+
+#[test]
+fn a_log_that_cannot_be_written_fails_the_load_without_leaking_an_fd() {
+    let mut rt = rt();
+    let mut a = prog_load_attr(&rt, prog_type::KPROBE, &bytes(&ret(0)), Some((BAD, 256)), b"\0");
+    assert_eq!(rt.bpf(cmd::PROG_LOAD, &mut a), Err(Errno::EFAULT));
+    assert_eq!(rt.fds().iter().count(), 0);
+    assert!(!rt.prog_alive(0));
+}

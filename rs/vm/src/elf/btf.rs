@@ -42,15 +42,15 @@ mod kind {
 
 /// One BTF type: its common header and its kind-specific records.
 #[derive(Debug, Clone, Default)]
-pub struct Type {
+pub struct Type<'a> {
     /// The type's name (empty when anonymous).
-    pub name: String,
+    pub name: &'a str,
     /// `BTF_KIND_*`.
     pub kind: u32,
     /// `size` (ints, structs, unions, enums, datasecs) or `type` (the rest).
     pub size_or_type: u32,
     /// Members (name, type, bit offset) of structs and unions.
-    pub members: Vec<(String, u32, u32)>,
+    pub members: Vec<(&'a str, u32, u32)>,
     /// Variables (type, offset, size) of a datasec.
     pub vars: Vec<(u32, u32, u32)>,
     /// Array: (element type, element count).
@@ -62,9 +62,10 @@ pub struct Type {
     pub kind_flag: bool,
 }
 
-/// The types of a `.BTF` section, by id (id 0 is void).
-pub struct Btf {
-    types: Vec<Type>,
+/// The types of a `.BTF` section, by id (id 0 is void), borrowing the
+/// section's strings.
+pub struct Btf<'a> {
+    types: Vec<Type<'a>>,
 }
 
 fn bad(reason: impl Into<String>) -> LoadError {
@@ -75,9 +76,9 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-impl Btf {
+impl<'a> Btf<'a> {
     /// Parses a `.BTF` section.
-    pub fn parse(data: &[u8]) -> Result<Self, LoadError> {
+    pub fn parse(data: &'a [u8]) -> Result<Self, LoadError> {
         let magic = data.get(..2).map(|m| u16::from_le_bytes([m[0], m[1]]));
         if magic != Some(MAGIC) {
             return Err(bad("bad magic"));
@@ -106,7 +107,7 @@ impl Btf {
     }
 
     /// Type `id`.
-    pub fn get(&self, id: u32) -> Option<&Type> {
+    pub fn get(&self, id: u32) -> Option<&Type<'a>> {
         self.types.get(id as usize)
     }
 
@@ -127,7 +128,7 @@ impl Btf {
     }
 
     /// Follows typedefs, qualifiers and type tags.
-    pub fn skip_mods(&self, mut id: u32) -> Option<&Type> {
+    pub fn skip_mods(&self, mut id: u32) -> Option<&Type<'a>> {
         for _ in 0..64 {
             let t = self.get(id)?;
             match t.kind {
@@ -168,7 +169,7 @@ impl Btf {
                 arr.map(|a| a.array.1).ok_or_else(|| err(format!("member {member} is not __uint(...)")))
             };
             let size = || self.size_of(ptr.size_or_type).ok_or_else(|| err(format!("cannot size the {member} type")));
-            match member.as_str() {
+            match *member {
                 "type" => m.map_type = number()?,
                 "key_size" => m.key_size = number()?,
                 "value_size" => m.value_size = number()?,
@@ -198,8 +199,8 @@ fn agree(explicit: u32, typed: Option<u32>, what: &str) -> Result<u32, String> {
 }
 
 /// Reads the type at `at`; the type and the offset after it.
-fn read_type(b: &[u8], at: usize, strings: &[u8]) -> Option<(Type, usize)> {
-    let name = super::file::c_str(strings, u32_at(b, at)? as usize)?;
+fn read_type<'a>(b: &[u8], at: usize, strings: &'a [u8]) -> Option<(Type<'a>, usize)> {
+    let name = super::file::c_str_ref(strings, u32_at(b, at)? as usize)?;
     let info = u32_at(b, at + 4)?;
     let (vlen, k) = ((info & 0xffff) as usize, (info >> 24) & 0x1f);
     let mut t = Type { name, kind: k, size_or_type: u32_at(b, at + 8)?, kind_flag: info >> 31 != 0, ..Type::default() };
@@ -213,7 +214,7 @@ fn read_type(b: &[u8], at: usize, strings: &[u8]) -> Option<(Type, usize)> {
         kind::STRUCT | kind::UNION => {
             for i in 0..vlen {
                 let m = body + 12 * i;
-                let mname = super::file::c_str(strings, u32_at(b, m)? as usize)?;
+                let mname = super::file::c_str_ref(strings, u32_at(b, m)? as usize)?;
                 t.members.push((mname, u32_at(b, m + 4)?, u32_at(b, m + 8)?));
             }
             body + 12 * vlen
@@ -234,7 +235,7 @@ fn read_type(b: &[u8], at: usize, strings: &[u8]) -> Option<(Type, usize)> {
     (next <= b.len()).then_some((t, next))
 }
 
-impl Btf {
+impl<'a> Btf<'a> {
     /// A copy of `data` (this BTF's section) with every DATASEC's size and
     /// variable offsets filled in, as a kernel wants them: `section_size`
     /// gives a section's size, `var_offset` a variable's offset in it.
@@ -251,11 +252,11 @@ impl Btf {
             }
         };
         for t in self.types.iter().filter(|t| t.kind == kind::DATASEC) {
-            if let Some(size) = section_size(&t.name) {
+            if let Some(size) = section_size(t.name) {
                 put(t.pos + 8, size as u32);
             }
             for (i, (var, _, _)) in t.vars.iter().enumerate() {
-                if let Some(off) = var_offset(&t.name, self.name_of(*var)) {
+                if let Some(off) = var_offset(t.name, self.name_of(*var)) {
                     put(t.pos + 12 + 12 * i + 4, off as u32);
                 }
             }
@@ -264,7 +265,7 @@ impl Btf {
     }
 
     /// The string table of a `.BTF` section (for `.BTF.ext` names).
-    pub fn strings(data: &[u8]) -> &[u8] {
+    pub fn strings(data: &'a [u8]) -> &'a [u8] {
         let hdr_len = u32_at(data, 4).unwrap_or(0) as usize;
         let off = u32_at(data, 16).unwrap_or(0) as usize;
         let len = u32_at(data, 20).unwrap_or(0) as usize;
@@ -278,13 +279,13 @@ impl Btf {
         self.find_member(t, member, 0)
     }
 
-    fn find_member(&self, t: &Type, member: &str, depth: u32) -> Option<u32> {
+    fn find_member(&self, t: &Type<'a>, member: &str, depth: u32) -> Option<u32> {
         if depth > 16 {
             return None;
         }
         for (m, ty, off) in &t.members {
             let bits = if t.kind_flag { off & 0xff_ffff } else { *off };
-            if m == member {
+            if *m == member {
                 return Some(bits / 8);
             }
             let inner =
@@ -300,7 +301,7 @@ impl Btf {
 
     /// The name of type `id` (for errors).
     pub fn name_of(&self, id: u32) -> &str {
-        self.get(id).map(|t| t.name.as_str()).unwrap_or("?")
+        self.get(id).map(|t| t.name).unwrap_or("?")
     }
 }
 
@@ -346,7 +347,8 @@ mod tests {
             (kind::PTR, 0, 0, 9, &[]),
             (kind::VAR, 29, 0, 8, &[1]),
         ];
-        let btf = Btf::parse(&blob(types, strings)).expect("parses");
+        let bytes = blob(types, strings);
+        let btf = Btf::parse(&bytes).expect("parses");
         assert_eq!(btf.len(), 12);
         assert_eq!(btf.size_of(6), Some(8));
         assert_eq!(btf.size_of(9), Some(512));

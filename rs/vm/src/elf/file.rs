@@ -107,9 +107,14 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 /// The NUL-terminated string at `offset` of a string table.
 pub fn c_str(table: &[u8], offset: usize) -> Option<String> {
+    c_str_ref(table, offset).map(String::from)
+}
+
+/// [`c_str`], borrowed from the table.
+pub fn c_str_ref(table: &[u8], offset: usize) -> Option<&str> {
     let rest = table.get(offset..)?;
     let end = rest.iter().position(|&b| b == 0)?;
-    core::str::from_utf8(&rest[..end]).ok().map(String::from)
+    core::str::from_utf8(&rest[..end]).ok()
 }
 
 impl<'a> ElfFile<'a> {

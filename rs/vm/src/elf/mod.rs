@@ -19,8 +19,20 @@
 //!   `BPF_PSEUDO_MAP_VALUE` with the map's index and the offset in the next
 //!   instruction's `imm`. BPF-to-BPF calls and `bpf_loop` callbacks
 //!   (`BPF_PSEUDO_FUNC`) get their subprograms appended, as libbpf does, and
-//!   pc-relative offsets. [`Object::load`] then swaps indexes for the ids
-//!   (or file descriptors, for a kernel) the maps got.
+//!   pc-relative offsets. Loading swaps the indexes for the ids (or file
+//!   descriptors) the maps got ([`ObjProgram::insns_with_maps`]).
+//!
+//! Three ways to load a parsed object:
+//! - [`Loaded::new`] (or [`Loaded::with_programs`] for some of its
+//!   programs): its own [`crate::map::MapTable`], programs found and run by
+//!   name in the interpreter or the JIT; what `vm_run` and the tests use.
+//! - [`Object::load_into`] a [`crate::runtime::Runtime`]: maps and
+//!   programs as fds, programs attached to hooks by section name, as a
+//!   libbpf-style loader does over `bpf(2)`.
+//! - By hand, for another `bpf(2)` (a kernel's): [`Object::maps`] to
+//!   create, [`ObjProgram::insns_with_maps`] with their fds, and
+//!   [`Object::btf`] with [`ObjProgram::func_info`] for the kernel's
+//!   verifier (the differential tests do this).
 //!
 //! What the runtime cannot run is refused with a [`LoadError`] naming the
 //! section and the instruction: CO-RE relocations (unless the caller asks
@@ -181,24 +193,7 @@ impl Object {
             _ => (Vec::new(), Vec::new()),
         };
         let linker = reloc::Linker::new(&elf, &map_offsets, &data_maps, (core, funcs), btf.as_ref())?;
-        let mut programs = Vec::new();
-        for (sec, s) in elf.sections.iter().enumerate() {
-            if s.flags & SHF_EXECINSTR == 0 || s.name == ".text" || s.size == 0 {
-                continue;
-            }
-            let ty = prog_type_of(&s.name).ok_or_else(|| {
-                LoadError::new(Errno::EINVAL, "a section name no program type is known for").in_section(&s.name)
-            })?;
-            for (name, start, len) in linker.functions(sec) {
-                let l = linker.link(sec, start, len, options).map_err(|mut e| {
-                    e.reason = format!("program {name}: {}", e.reason);
-                    e
-                })?;
-                let section = s.name.clone();
-                let (insns, core, func_info) = (l.insns, l.core, l.func_info);
-                programs.push(ObjProgram { name, section, prog_type: ty, insns, core, func_info });
-            }
-        }
+        let programs = programs(&elf, &linker, options)?;
         let license = elf.find("license").and_then(|i| file::c_str(elf.data(i), 0)).unwrap_or_default();
         let btf = match (btf, btf_data) {
             (Some(b), Some(data)) => Some(fix_datasecs(&elf, &b, data)),
@@ -216,6 +211,33 @@ impl Object {
     pub fn map_index(&self, name: &str) -> Option<usize> {
         self.maps.iter().position(|m| m.name == name)
     }
+}
+
+/// Every function of every program section, linked.
+fn programs(
+    elf: &ElfFile<'_>,
+    linker: &reloc::Linker<'_>,
+    options: ParseOptions,
+) -> Result<Vec<ObjProgram>, LoadError> {
+    let mut programs = Vec::new();
+    for (sec, s) in elf.sections.iter().enumerate() {
+        if s.flags & SHF_EXECINSTR == 0 || s.name == ".text" || s.size == 0 {
+            continue;
+        }
+        let ty = prog_type_of(&s.name).ok_or_else(|| {
+            LoadError::new(Errno::EINVAL, "a section name no program type is known for").in_section(&s.name)
+        })?;
+        for (name, start, len) in linker.functions(sec) {
+            let l = linker.link(sec, start, len, options).map_err(|mut e| {
+                e.reason = format!("program {name}: {}", e.reason);
+                e
+            })?;
+            let section = s.name.clone();
+            let (insns, core, func_info) = (l.insns, l.core, l.func_info);
+            programs.push(ObjProgram { name, section, prog_type: ty, insns, core, func_info });
+        }
+    }
+    Ok(programs)
 }
 
 /// The BTF with its DATASECs' sizes and offsets from the ELF file.

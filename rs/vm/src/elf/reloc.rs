@@ -63,7 +63,7 @@ pub struct Linked {
 /// What linking needs of an object, indexed once.
 pub struct Linker<'a> {
     elf: &'a ElfFile<'a>,
-    btf: Option<&'a Btf>,
+    btf: Option<&'a Btf<'a>>,
     code: Vec<Vec<Insn>>,
     functions: Vec<Vec<(String, usize, usize)>>,
     rels: BTreeMap<Origin, Rel>,
@@ -82,7 +82,7 @@ impl<'a> Linker<'a> {
         map_offsets: &'a [(u64, usize)],
         data_maps: &'a [(usize, usize)],
         (core_list, func_list): ExtRecords,
-        btf: Option<&'a Btf>,
+        btf: Option<&'a Btf<'a>>,
     ) -> Result<Self, LoadError> {
         let n = elf.sections.len();
         let mut code = alloc::vec![Vec::new(); n];
@@ -112,15 +112,17 @@ impl<'a> Linker<'a> {
                 rels.insert((target, (r.offset / 8) as usize), r);
             }
         }
+        let by_name: BTreeMap<&str, usize> =
+            elf.sections.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
         let mut core = BTreeMap::new();
         for (sec, relo) in core_list {
-            if let Some(i) = elf.find(&sec) {
+            if let Some(&i) = by_name.get(sec.as_str()) {
                 core.insert((i, relo.insn), relo);
             }
         }
         let mut funcs = BTreeMap::new();
         for (sec, f) in func_list {
-            if let Some(i) = elf.find(&sec) {
+            if let Some(&i) = by_name.get(sec.as_str()) {
                 funcs.insert((i, f.insn), f.type_id);
             }
         }

@@ -3,7 +3,7 @@
 //! Every map is preallocated, as Linux's default: an arena of
 //! `max_entries` value slots (each `cpus` values long for per-CPU maps),
 //! a free list of slots, and an index from key bytes to slot
-//! ([`super::index::KeyIndex`], an open-addressing table). Updates and
+//! (`KeyIndex` in `map/index.rs`, an open-addressing table). Updates and
 //! deletes never allocate. A value's arena offset does not change while
 //! its key stays; a deleted element's slot is reused by a later insert.
 //!

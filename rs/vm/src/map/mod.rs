@@ -12,7 +12,7 @@
 //! values in and out, all CPUs' values at once for per-CPU maps (each
 //! rounded up to 8 bytes, as `bpf(2)` lays them out).
 //!
-//! One file per type: [`array`] (ARRAY, PERCPU_ARRAY), [`hash`] (HASH,
+//! One file per type: [`array`](mod@array) (ARRAY, PERCPU_ARRAY), [`hash`] (HASH,
 //! PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH), [`ringbuf`] (RINGBUF),
 //! [`prog_array`] (PROG_ARRAY); [`create`] checks a definition as Linux's
 //! `map_alloc_check`s do and builds the map.

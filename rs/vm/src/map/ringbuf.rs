@@ -22,7 +22,9 @@
 //!
 //! Programs may write anywhere in the data area (it is one memory region);
 //! the ring keeps its own list of records, so a program that scribbles
-//! over headers cannot make [`RingBuf::consume`] read out of bounds.
+//! over headers cannot make [`RingBuf::consume`] read out of bounds. That
+//! list grows (amortized) to the most records ever outstanding at once;
+//! it is the one allocation a producer may make after creation.
 
 use super::{Map, MapDef};
 use crate::consts::ringbuf::{BUSY_BIT, DISCARD_BIT, HDR_SZ};

@@ -42,16 +42,21 @@ fn newest(path: &Path) -> Option<SystemTime> {
 /// [`fixture`] with include directories (relative to the repository's
 /// root), whose files count as its inputs too.
 pub fn fixture_with(name: &str, includes: &[&str]) -> Option<PathBuf> {
-    build(name, includes, None)
+    build(name, includes, None, "v3")
+}
+
+/// [`fixture`] for another `-mcpu` (v4 for its instructions).
+pub fn fixture_cpu(name: &str, mcpu: &str) -> Option<PathBuf> {
+    build(name, &[], None, mcpu)
 }
 
 /// [`fixture`] compiled with the macro `define` defined (into its own
 /// object, NAME-DEFINE.bpf.o).
 pub fn fixture_defined(name: &str, define: &str) -> Option<PathBuf> {
-    build(name, &[], Some(define))
+    build(name, &[], Some(define), "v3")
 }
 
-fn build(name: &str, includes: &[&str], define: Option<&str>) -> Option<PathBuf> {
+fn build(name: &str, includes: &[&str], define: Option<&str>, mcpu: &str) -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let includes: Vec<PathBuf> = includes.iter().map(|i| root.join(i)).collect();
@@ -78,7 +83,7 @@ fn build(name: &str, includes: &[&str], define: Option<&str>) -> Option<PathBuf>
     let n = BUILDS.fetch_add(1, Ordering::Relaxed);
     let tmp = obj.with_extension(format!("o.{}.{n}", std::process::id()));
     let status = Command::new(&clang)
-        .args(["-O2", "-g", "-target", "bpf", "-mcpu=v3"])
+        .args(["-O2", "-g", "-target", "bpf", &format!("-mcpu={mcpu}")])
         .args(includes.iter().map(|i| format!("-I{}", i.display())))
         .args(define.map(|d| format!("-D{d}")))
         .arg("-c")
@@ -92,7 +97,9 @@ fn build(name: &str, includes: &[&str], define: Option<&str>) -> Option<PathBuf>
     Some(obj)
 }
 
-/// The bytes of fixture `name`, or `None` when it cannot be built here.
+/// The bytes of fixture `name`, or `None` when it cannot be built here;
+/// `isa` is built for cpu v4.
 pub fn fixture_bytes(name: &str) -> Option<Vec<u8>> {
-    fixture(name).map(|p| std::fs::read(p).expect("read the fixture"))
+    let path = if name == "isa" { fixture_cpu(name, "v4") } else { fixture(name) };
+    path.map(|p| std::fs::read(p).expect("read the fixture"))
 }

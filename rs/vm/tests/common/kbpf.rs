@@ -265,10 +265,11 @@ pub struct KProg {
 }
 
 impl KProg {
-    /// Loads `prog` as a sleepable BPF_PROG_TYPE_SYSCALL program; the
-    /// verifier's log is in the error. The load that succeeds asks for no
-    /// log (a long loop's log overflows any buffer: ENOSPC); a refusal is
-    /// loaded again with the log on.
+    /// Loads `prog` as a BPF_PROG_TYPE_SYSCALL program, which Linux wants
+    /// sleepable (BPF_F_SLEEPABLE, as libbpf's SEC("syscall") loads it);
+    /// the verifier's log is in the error. The load that succeeds asks for
+    /// no log (a long loop's log overflows any buffer: ENOSPC); a refusal
+    /// is loaded again with the log on.
     pub fn load(prog: &ObjProgram, maps: &[KMap], btf: Option<&Fd>) -> Result<KProg, String> {
         match KProg::load_logged(prog, maps, btf, 0) {
             Ok(p) => Ok(p),
@@ -337,14 +338,19 @@ pub fn available() -> Result<(), String> {
     KMap::create(&probe).map(drop).map_err(|e| format!("this kernel refuses bpf(BPF_MAP_CREATE): {e}"))
 }
 
-/// Pins the calling thread to CPU 0, so that per-CPU values land in one
-/// known slot on both sides.
-pub fn pin_to_cpu0() {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and
-    // sched_setaffinity only touch it.
+/// Pins the calling thread to the first CPU it may run on, so that
+/// per-CPU values land in one known slot on both sides: that CPU.
+pub fn pin_to_one_cpu() -> u32 {
+    // SAFETY: zeroed cpu_set_t values are valid empty sets; the libc calls
+    // only read and write the sets we pass with their size.
     unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        assert_eq!(libc::sched_getaffinity(0, size, &mut allowed), 0, "sched_getaffinity");
+        let cpu = (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &allowed)).expect("a CPU");
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut one);
+        assert_eq!(libc::sched_setaffinity(0, size, &one), 0, "sched_setaffinity");
+        cpu as u32
     }
 }

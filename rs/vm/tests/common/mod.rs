@@ -124,4 +124,4 @@ pub mod insns;
 pub mod fixtures;
 pub mod kbpf;
 #[allow(unused_imports)]
-pub use fixtures::{ci, fixture, fixture_bytes, fixture_defined, fixture_with};
+pub use fixtures::{ci, fixture, fixture_bytes, fixture_cpu, fixture_defined, fixture_with};
