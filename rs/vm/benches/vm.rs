@@ -1,8 +1,9 @@
 //! The runtime's benchmark (issue 16, §10), every contender in one run:
 //! proctap-vm's interpreter and JIT, the rbpf crate's interpreter and JIT,
 //! and the kernel's own JIT, on the programs of tests/fixtures/bench.bpf.c
-//! (loop-heavy, map-heavy, packet parsing); and the load of a
-//! 1,000-instruction object (tests/fixtures/bench_load.bpf.c).
+//! (loop-heavy, map-heavy, packet parsing, and `empty`: each engine's fixed
+//! cost of a run); and the load of a 1,000-instruction object
+//! (tests/fixtures/bench_load.bpf.c).
 //!
 //! Before anything is timed, every contender runs each program once on the
 //! same context (maps fresh) and their r0 must agree: a mismatch aborts the
@@ -32,11 +33,13 @@ use proctap_vm::osutil::{HostOs, Os};
 use proctap_vm::program::{Env, Program};
 use std::time::{Duration, Instant};
 
-/// A program of bench.bpf.c, its context, and whether rbpf can run it.
+/// A program of bench.bpf.c, its context, whether rbpf can run it and
+/// whether the kernel is a contender (not for `empty`, its baseline).
 struct Case {
     program: &'static str,
     ctx: Vec<u8>,
     rbpf: bool,
+    kernel: bool,
 }
 
 fn cases() -> Vec<Case> {
@@ -45,9 +48,12 @@ fn cases() -> Vec<Case> {
         .flat_map(|w| w.to_le_bytes())
         .collect();
     vec![
-        Case { program: "loop_heavy", ctx: words.clone(), rbpf: true },
-        Case { program: "map_heavy", ctx: words, rbpf: false },
-        Case { program: "packet_parse", ctx: tcp_syn_ack(), rbpf: true },
+        Case { program: "loop_heavy", ctx: words.clone(), rbpf: true, kernel: true },
+        Case { program: "map_heavy", ctx: words.clone(), rbpf: false, kernel: true },
+        Case { program: "packet_parse", ctx: tcp_syn_ack(), rbpf: true, kernel: true },
+        // The fixed cost of a run in each engine (the kernel's is what
+        // its baseline takes out).
+        Case { program: "empty", ctx: words, rbpf: true, kernel: false },
     ]
 }
 
@@ -225,7 +231,7 @@ fn bench_case(c: &mut Criterion, obj: &Object, case: &Case, os: &HostOs, kernel_
     let mut interp = Ours::new(obj, name, os, false);
     let mut jit = Ours::new(obj, name, os, true);
     let rbpf = case.rbpf.then(|| Rbpf::new(obj, name));
-    let kernel = kernel_ok.then(|| Kernel::new(obj, name, &case.ctx));
+    let kernel = (kernel_ok && case.kernel).then(|| Kernel::new(obj, name, &case.ctx));
     let mut results = vec![("ours_interp", interp.first_r0(os, &case.ctx)), ("ours_jit", jit.first_r0(os, &case.ctx))];
     if let Some(r) = &rbpf {
         results.push(("rbpf_interp", r.run_interp(&mut case.ctx.clone())));
