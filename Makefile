@@ -5,7 +5,7 @@
 #   make test       the test suite (same as ./dev.sh test without the set-up)
 #   make vmlinux    regenerate vendor/$(ARCH)/vmlinux.h from the running kernel
 #   make gen        write the code generated from c/events/*.toml into build/ to read
-#   make bench-exec | bench-files | bench-net | bench-transport | bench-latency | bench-profile | bench-criterion | bench
+#   make bench-exec | bench-files | bench-net | bench-transport | bench-latency | bench-profile | bench-criterion | bench-vm | bench
 #                   benchmarks (as root); each rewrites its table in BENCHMARKS.md
 #
 # There is one libbpf: the one libbpf-sys vendors and builds statically. Its
@@ -42,7 +42,7 @@ LOADER_OBJS := $(O)/obj/bootstrap.o $(patsubst c/loader/%.c,$(O)/obj/%.o,$(wildc
 PREBUILT := prebuilt/$(ARCH)
 
 .PHONY: all lib example example-link test test-kernels test-arm64 vmlinux gen clean FORCE \
-	bench bench-exec bench-files bench-net bench-transport bench-latency bench-profile bench-criterion
+	bench bench-exec bench-files bench-net bench-transport bench-latency bench-profile bench-criterion bench-vm
 
 all: example
 
@@ -158,7 +158,7 @@ test-arm64:
 
 bench:
 	./dev.sh bench all
-bench-exec bench-files bench-net bench-transport bench-latency bench-profile bench-criterion:
+bench-exec bench-files bench-net bench-transport bench-latency bench-profile bench-criterion bench-vm:
 	./dev.sh bench $(patsubst bench-%,%,$@)
 
 vmlinux:

@@ -5,7 +5,7 @@
 #                         build everything, run the JSON-lines dumper
 #   ./dev.sh test         build everything, check formatting and lints, run
 #                         every test (what CI runs)
-#   ./dev.sh bench [exec|files|net|transport|latency|profile|criterion|all]
+#   ./dev.sh bench [exec|files|net|transport|latency|profile|criterion|vm|all]
 #                         run benchmarks, write their tables into BENCHMARKS.md
 #   ./dev.sh prebuilt     rebuild the BPF object, skeleton and bindings and copy
 #                         them into prebuilt/ (commit them with the sources)
@@ -142,11 +142,17 @@ bench() {
         cargo bench "${FEATURES[@]}" --bench buffer_churn --bench arrow 2>&1 |
           grep -E '^(decode|buffer_churn|routing|arrow)/|time:|thrpt:|allocations per event' | grep -v '%'
         echo '```'; } > "$out" ;;
+    vm)
+      # proctap-vm against rbpf and the kernel's JIT (rs/vm/benches/vm.rs);
+      # the table comes from criterion's estimates of this run.
+      mkdir -p build/bench
+      cargo bench -p proctap-vm --bench vm 2>&1 | tee build/bench/vm.log
+      python3 rs/vm/benches/vm_table.py build/bench/vm.log target/criterion "make bench-vm" > "$out" ;;
     all)
-      for w in exec files net transport latency profile criterion; do bench "$w"; done
+      for w in exec files net transport latency profile criterion vm; do bench "$w"; done
       return ;;
     *)
-      echo "dev.sh bench: unknown benchmark $which (exec, files, net, transport, latency, profile, criterion, all)" >&2; exit 2 ;;
+      echo "dev.sh bench: unknown benchmark $which (exec, files, net, transport, latency, profile, criterion, vm, all)" >&2; exit 2 ;;
   esac
   splice "$which" "$out"
   cat "$out"
@@ -166,6 +172,13 @@ case "${1:-}" in
     exec ./target/release/examples/dump "$@" ;;
   bench)
     shift
+    if [ "${1:-}" = vm ]; then
+      # Builds only proctap-vm and needs none of the tools below; without
+      # root its kernel contender is skipped (the table says so).
+      setup
+      bench vm
+      exit
+    fi
     # libbpf-tools: execsnoop and opensnoop, the peers of the exec and file
     # benchmarks; nginx, wrk and redis: the network benchmark's servers and
     # clients (it starts and stops its own servers on loopback); linux-perf:

@@ -87,10 +87,34 @@ fn err(e: Errno) -> u64 {
     (-(e.code() as i64)) as u64
 }
 
-/// `len` bytes of program memory at `addr`, copied out (keys and values
-/// may live in the very map they are passed to).
-fn copy_in(env: &Env, pc: usize, addr: u64, len: u32) -> Result<alloc::vec::Vec<u8>, Fault> {
-    Ok(memory::bytes(env, pc, addr, len as usize)?.to_vec())
+/// Bytes a helper copies to the native stack instead of the heap: every
+/// usual key and value.
+const INLINE_COPY: usize = 64;
+
+/// Calls `f` with the environment and a copy of the `len` bytes of
+/// program memory at `addr` (keys and values may live in the very map
+/// they are passed to); up to [`INLINE_COPY`] bytes without an allocation.
+fn with_copy<R>(
+    env: &mut Env,
+    pc: usize,
+    addr: u64,
+    len: u32,
+    f: impl FnOnce(&mut Env, &[u8]) -> R,
+) -> Result<R, Fault> {
+    let mut inline = [0u8; INLINE_COPY];
+    let heap;
+    let bytes = memory::bytes(env, pc, addr, len as usize)?;
+    let copy: &[u8] = match inline.get_mut(..bytes.len()) {
+        Some(inline) => {
+            inline.copy_from_slice(bytes);
+            inline
+        }
+        None => {
+            heap = bytes.to_vec();
+            &heap
+        }
+    };
+    Ok(f(env, copy))
 }
 
 /// bpf_get_current_comm: the task's name into `size` bytes at `buf`,
@@ -112,4 +136,29 @@ fn current_comm(env: &mut Env, pc: usize, buf: u64, size: u64) -> Result<u64, Fa
 /// A helper fault naming a bad argument.
 fn bad_arg(pc: usize, id: u32, what: &str, value: u64) -> Fault {
     Fault::Helper { pc, id, reason: format!("{what} {value:#x} is not valid") }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::{with_copy, INLINE_COPY};
+    use crate::map::MapTable;
+    use crate::mem::{vaddr, REGION_CTX};
+    use crate::osutil::HostOs;
+    use crate::program::Env;
+    use crate::retcode::Fault;
+
+    #[test]
+    fn copies_are_the_bytes_inline_or_on_the_heap_and_bad_ones_fault() {
+        let os = HostOs::with_seed(1);
+        let mut maps = MapTable::new();
+        let mut ctx: alloc::vec::Vec<u8> = (0..200u32).map(|i| (i * 7 + 1) as u8).collect();
+        let want = ctx.clone();
+        let mut env = Env::new(&os, &mut maps, &mut ctx);
+        for (at, len) in [(5usize, 3usize), (0, INLINE_COPY), (1, INLINE_COPY + 1), (10, 190)] {
+            let got = with_copy(&mut env, 0, vaddr(REGION_CTX, at as u32), len as u32, |_, b| b.to_vec());
+            assert_eq!(got, Ok(want[at..at + len].to_vec()), "{len} bytes at {at}");
+        }
+        let past = with_copy(&mut env, 3, vaddr(REGION_CTX, 150), 51, |_, b| b.len());
+        assert_eq!(past, Err(Fault::Memory { pc: 3, addr: vaddr(REGION_CTX, 150), size: 51, write: false }));
+    }
 }

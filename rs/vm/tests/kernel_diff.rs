@@ -9,27 +9,18 @@
 
 mod common;
 
-use common::kbpf::{self, KMap, KProg};
+use common::kbpf::{self, KProg};
 use proctap_vm::consts::map_type;
 use proctap_vm::elf::{entries, Engine, Loaded, Object};
 use proctap_vm::osutil::HostOs;
 
 /// Whether the kernel side can run here.
 fn kernel_ready() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        assert!(!common::ci(), "CI=true: the kernel differential tests need root");
-        eprintln!("skipped: the kernel differential tests need root (BPF_PROG_LOAD)");
-        return false;
-    }
-    let probe =
-        proctap_vm::map::MapDef { map_type: 2, key_size: 4, value_size: 4, max_entries: 1, ..Default::default() };
-    match KMap::create(&probe) {
-        Ok(_) => true,
-        Err(e) => {
-            assert!(!common::ci(), "CI=true: bpf(BPF_MAP_CREATE) failed: {e}");
-            eprintln!("skipped: this kernel refuses bpf(2): {e}");
+    match kbpf::available() {
+        Ok(()) => true,
+        Err(why) => {
+            assert!(!common::ci(), "CI=true: the kernel differential tests cannot run: {why}");
+            eprintln!("skipped: the kernel differential tests cannot run: {why}");
             false
         }
     }

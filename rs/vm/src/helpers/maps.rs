@@ -1,6 +1,6 @@
 //! The map helpers: lookup, update and delete, and the ringbuf helpers.
 
-use super::{bad_arg, copy_in, err};
+use super::{bad_arg, err, with_copy};
 use crate::consts::ringbuf;
 use crate::map::Map;
 use crate::mem::{handle_map, offset_of, region_of, vaddr, REGION_MAPS};
@@ -19,29 +19,33 @@ fn map_mut<'e>(env: &'e mut Env, map: u32) -> &'e mut dyn Map {
 /// bpf_map_lookup_elem: the address of the key's value, or 0.
 pub fn lookup(env: &mut Env, pc: usize, id: u32, handle: u64, key: u64) -> Result<u64, Fault> {
     let m = map_id(env, pc, id, handle)?;
-    let key = copy_in(env, pc, key, env.maps.get(m).map_or(0, |x| x.def().key_size))?;
-    let cpu = env.cpu;
-    Ok(map_mut(env, m).lookup(&key, cpu).map_or(0, |off| vaddr(REGION_MAPS + m, off)))
+    let key_size = env.maps.get(m).map_or(0, |x| x.def().key_size);
+    with_copy(env, pc, key, key_size, |env, key| {
+        let cpu = env.cpu;
+        map_mut(env, m).lookup(key, cpu).map_or(0, |off| vaddr(REGION_MAPS + m, off))
+    })
 }
 
 /// bpf_map_update_elem: 0 or a negative errno.
 pub fn update(env: &mut Env, pc: usize, id: u32, handle: u64, key: u64, value: u64, flags: u64) -> Result<u64, Fault> {
     let m = map_id(env, pc, id, handle)?;
-    let def = env.maps.get(m).map(|x| x.def().clone()).unwrap_or_default();
-    let key = copy_in(env, pc, key, def.key_size)?;
-    let value = copy_in(env, pc, value, def.value_size)?;
-    let cpu = env.cpu;
-    Ok(match map_mut(env, m).update(&key, &value, flags, cpu) {
-        Ok(()) => 0,
-        Err(e) => err(e),
-    })
+    let (key_size, value_size) = env.maps.get(m).map_or((0, 0), |x| (x.def().key_size, x.def().value_size));
+    with_copy(env, pc, key, key_size, |env, key| {
+        with_copy(env, pc, value, value_size, |env, value| {
+            let cpu = env.cpu;
+            match map_mut(env, m).update(key, value, flags, cpu) {
+                Ok(()) => 0,
+                Err(e) => err(e),
+            }
+        })
+    })?
 }
 
 /// bpf_map_delete_elem: 0 or a negative errno.
 pub fn delete(env: &mut Env, pc: usize, id: u32, handle: u64, key: u64) -> Result<u64, Fault> {
     let m = map_id(env, pc, id, handle)?;
-    let key = copy_in(env, pc, key, env.maps.get(m).map_or(0, |x| x.def().key_size))?;
-    Ok(match map_mut(env, m).delete(&key) {
+    let key_size = env.maps.get(m).map_or(0, |x| x.def().key_size);
+    with_copy(env, pc, key, key_size, |env, key| match map_mut(env, m).delete(key) {
         Ok(()) => 0,
         Err(e) => err(e),
     })
@@ -62,8 +66,7 @@ pub fn ringbuf_output(
         return Ok(err(Errno::EINVAL));
     }
     let len = u32::try_from(size).map_err(|_| bad_arg(pc, id, "size", size))?;
-    let data = copy_in(env, pc, data, len)?;
-    Ok(match map_mut(env, m).ringbuf_output(&data) {
+    with_copy(env, pc, data, len, |env, data| match map_mut(env, m).ringbuf_output(data) {
         Ok(()) => 0,
         Err(e) => err(e),
     })

@@ -2,7 +2,8 @@
 //! differential tests. An object's maps are created, global data filled
 //! (and `.rodata` frozen), its programs relocated with the real file
 //! descriptors and loaded as BPF_PROG_TYPE_SYSCALL, and run with
-//! BPF_PROG_TEST_RUN.
+//! BPF_PROG_TEST_RUN. Shared by the kernel differential tests and the
+//! benchmark (benches/vm.rs), whose kernel contender it loads.
 #![allow(dead_code, unsafe_code)]
 
 use proctap_vm::elf::{ObjProgram, Object};
@@ -266,21 +267,30 @@ pub struct KProg {
 impl KProg {
     /// Loads `prog` as a BPF_PROG_TYPE_SYSCALL program, which Linux wants
     /// sleepable (BPF_F_SLEEPABLE, as libbpf's SEC("syscall") loads it);
-    /// the verifier's log is in the error.
+    /// the verifier's log is in the error. The load that succeeds asks for
+    /// no log (a long loop's log overflows any buffer: ENOSPC); a refusal
+    /// is loaded again with the log on.
     pub fn load(prog: &ObjProgram, maps: &[KMap], btf: Option<&Fd>) -> Result<KProg, String> {
+        match KProg::load_logged(prog, maps, btf, 0) {
+            Ok(p) => Ok(p),
+            Err(_) => KProg::load_logged(prog, maps, btf, 1),
+        }
+    }
+
+    fn load_logged(prog: &ObjProgram, maps: &[KMap], btf: Option<&Fd>, log_level: u32) -> Result<KProg, String> {
         let fds: Vec<u32> = maps.iter().map(|m| m.fd.0 as u32).collect();
         let insns = prog.insns_with_maps(&fds).map_err(|e| e.to_string())?;
         let bytes: Vec<u8> = insns.iter().flat_map(|i| i.encode()).collect();
         let license = b"GPL\0";
-        let mut log = vec![0u8; 1 << 20];
+        let mut log = vec![0u8; if log_level > 0 { 1 << 20 } else { 0 }];
         let mut a = Attr::new()
             .u32(0, PROG_TYPE_SYSCALL)
             .u32(4, insns.len() as u32)
             .u64(8, ptr(bytes.as_ptr()))
             .u64(16, ptr(license.as_ptr()))
-            .u32(24, 1)
+            .u32(24, log_level)
             .u32(28, log.len() as u32)
-            .u64(32, ptr(log.as_mut_ptr()))
+            .u64(32, if log.is_empty() { 0 } else { ptr(log.as_mut_ptr()) })
             .u32(44, F_SLEEPABLE)
             .bytes(48, &kernel_name(&prog.name));
         let func_info: Vec<u8> =
@@ -294,6 +304,20 @@ impl KProg {
         }
     }
 
+    /// BPF_PROG_TEST_RUN with `repeat` runs: r0 and the kernel's mean
+    /// duration of one run in ns. Linux (6.x) refuses `repeat` for
+    /// BPF_PROG_TYPE_SYSCALL with EINVAL; the benchmark then times
+    /// [`KProg::run`] calls instead.
+    pub fn run_repeat(&self, ctx: &mut [u8], repeat: u32) -> io::Result<(u32, u32)> {
+        let mut a = Attr::new()
+            .u32(0, self.fd.0 as u32)
+            .u32(32, repeat)
+            .u32(40, ctx.len() as u32)
+            .u64(48, ptr(ctx.as_mut_ptr()));
+        a.call(PROG_TEST_RUN)?;
+        Ok((a.get_u32(4), a.get_u32(36)))
+    }
+
     /// Runs the program on `ctx` (which the kernel writes back); r0 as the
     /// kernel reports it (32 bits).
     pub fn run(&self, ctx: &mut [u8]) -> io::Result<u32> {
@@ -301,6 +325,17 @@ impl KProg {
         a.call(PROG_TEST_RUN)?;
         Ok(a.get_u32(4))
     }
+}
+
+/// Whether the kernel side can run here: `Err` says why not (not root,
+/// or the kernel refuses bpf(2)).
+pub fn available() -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("not root (BPF_PROG_LOAD needs root)".into());
+    }
+    let probe = MapDef { map_type: 2, key_size: 4, value_size: 4, max_entries: 1, ..Default::default() };
+    KMap::create(&probe).map(drop).map_err(|e| format!("this kernel refuses bpf(BPF_MAP_CREATE): {e}"))
 }
 
 /// Pins the calling thread to the first CPU it may run on, so that
