@@ -219,6 +219,9 @@ case "${1:-}" in
       # builds, with the dumper, and its own tests pass (not with cli,
       # which brings the profiler).
       cargo test --release -p proctap --no-default-features --features proctap/bpf-rebuild,proctap/tokio --lib --example dump
+      # The eBPF runtime builds as no_std + alloc (an OS kernel's build),
+      # without the host OS and its libc, and passes its lints there too.
+      cargo clippy --release -p proctap-vm --no-default-features --quiet -- -D warnings
       # The packages (proctap and its build-time generator) build from their
       # tarballs alone, with the prebuilt BPF pieces.
       cargo package --workspace --offline --allow-dirty --quiet

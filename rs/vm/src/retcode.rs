@@ -159,3 +159,5 @@ impl fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 #[cfg(feature = "std")]
 impl std::error::Error for Fault {}
+#[cfg(feature = "std")]
+impl std::error::Error for Errno {}

@@ -27,9 +27,9 @@ pub use engine::ProgramTable;
 pub use fds::{Fd, FdTable, Object};
 
 use crate::consts::{map_type, pseudo};
+use crate::jit::JitProgram;
 use crate::map::{self, flags, MapDef, MapTable};
 use crate::osutil::Os;
-use crate::jit::JitProgram;
 use crate::program::{Insn, Program};
 use crate::retcode::{Errno, LoadError};
 use crate::tracepoints::Hooks;
@@ -37,7 +37,6 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-
 
 /// The first fd handed out (0-2 are stdio in a process).
 pub const FIRST_FD: Fd = 3;

@@ -20,8 +20,13 @@ fn find_or_build() -> PathBuf {
     let bin = dir.join("examples").join("vm_run");
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // The example in the profile this test was built in (the
+        // directory above deps/ is target/debug or target/release).
+        let release = dir.file_name().is_some_and(|p| p == "release");
+        let profile: &[&str] = if release { &["--release"] } else { &[] };
         let status = Command::new(cargo)
             .args(["build", "--example", "vm_run", "--manifest-path", env!("CARGO_MANIFEST_PATH")])
+            .args(profile)
             .status()
             .expect("run cargo");
         assert!(status.success(), "cargo build --example vm_run failed");

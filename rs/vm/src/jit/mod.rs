@@ -56,6 +56,20 @@ mod run;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 
+/// The JIT's region table of one [`Env`], kept between its runs: rebuilt
+/// only when what it describes changes (the context, the stack, the map
+/// table or its generation), since building it is most of a short run's
+/// fixed cost.
+#[derive(Default)]
+pub struct RegionCache {
+    /// The table's words (header and entries), as the code reads them.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    words: Vec<u64>,
+    /// What the table was built for; `None`: nothing yet.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    built_for: Option<[u64; 6]>,
+}
+
 /// A program compiled to machine code in executable memory.
 pub struct JitProgram {
     #[cfg(target_arch = "x86_64")]

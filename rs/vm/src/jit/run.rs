@@ -49,8 +49,12 @@ impl<'a> RunState<'_, 'a> {
 /// Runs `prog` with r1 and r2: the stack zeroed, the block built, the
 /// code entered at the first instruction.
 pub fn run(prog: &JitProgram, env: &mut Env, r1: u64, r2: u64) -> Result<u64, Fault> {
-    env.stack.clear();
-    env.stack.resize(STACK_SIZE, 0);
+    if env.stack.len() == STACK_SIZE {
+        env.stack.fill(0);
+    } else {
+        env.stack.clear();
+        env.stack.resize(STACK_SIZE, 0);
+    }
     let mut block = region_table(env);
     let budget = env.budget;
     let mut state =
@@ -59,6 +63,13 @@ pub fn run(prog: &JitProgram, env: &mut Env, r1: u64, r2: u64) -> Result<u64, Fa
         Some(code) => exec::enter(code, &mut state, &mut block.words, r1, r2),
         None => return Err(Fault::Other { pc: 0, reason: "jit: the program is empty".into() }),
     };
+    let result = exit_result(status, &block, &mut state, budget);
+    state.env.jit_cache.words = block.words;
+    result
+}
+
+/// What the code's exit status means.
+fn exit_result(status: u64, block: &Block, state: &mut RunState, budget: u64) -> Result<u64, Fault> {
     match status {
         layout::STATUS_OK => Ok(block.get(layout::R0)),
         layout::STATUS_BUDGET => Err(Fault::Budget { pc: block.get(layout::FAULT_PC) as usize, budget }),
@@ -71,15 +82,39 @@ pub fn run(prog: &JitProgram, env: &mut Env, r1: u64, r2: u64) -> Result<u64, Fa
     }
 }
 
-/// The block of a run: the header and one entry per region the env has.
+/// The block of a run: the header and one entry per region the env has;
+/// the entries from the env's cache when they were built for the same
+/// context, stack and maps.
 fn region_table(env: &mut Env) -> Block {
-    let regions = REGION_MAPS as usize + env.maps.len();
-    let mut block = Block::new(regions);
     let stack = env.stack.as_mut_ptr() as u64;
+    let built_for = [
+        stack,
+        env.ctx.as_ptr() as u64,
+        env.ctx.len() as u64,
+        env.ctx_writable as u64,
+        &*env.maps as *const _ as u64,
+        env.maps.generation(),
+    ];
+    let cached = core::mem::take(&mut env.jit_cache.words);
+    let mut block = if env.jit_cache.built_for == Some(built_for) && !cached.is_empty() {
+        Block { words: cached }
+    } else {
+        env.jit_cache.built_for = Some(built_for);
+        region_entries(env, stack)
+    };
+    // The code writes header words during a run (the frame at a bpf_loop
+    // or tail call, the budget): every run sets them afresh.
     block.set(layout::STACK_DELTA, vaddr(REGION_STACK, 0).wrapping_sub(stack));
     block.set(layout::FRAME, stack + STACK_PER_FRAME as u64);
     block.set(layout::LAST_FRAME, stack + (MAX_FRAMES * STACK_PER_FRAME) as u64);
     block.set(layout::BUDGET, env.budget);
+    block
+}
+
+/// A block whose entries describe the env's regions.
+fn region_entries(env: &mut Env, stack: u64) -> Block {
+    let regions = REGION_MAPS as usize + env.maps.len();
+    let mut block = Block::new(regions);
     for region in [REGION_STACK, REGION_CTX] {
         if let Some(info) = memory::region_info(env, region) {
             let host = if region == REGION_STACK { stack } else { env.ctx.as_mut_ptr() as u64 };

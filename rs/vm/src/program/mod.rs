@@ -147,6 +147,9 @@ pub struct Env<'a> {
     /// region of [`crate::mem`]. A run zeroes it first; helpers read keys
     /// and values from it through [`memory`].
     pub stack: Vec<u8>,
+    /// The JIT's region table, kept between runs of this environment and
+    /// rebuilt only when the context, the stack or the maps change.
+    pub jit_cache: crate::jit::RegionCache,
 }
 
 impl<'a> Env<'a> {
@@ -154,6 +157,16 @@ impl<'a> Env<'a> {
     /// tail-call targets and [`DEFAULT_BUDGET`].
     pub fn new(os: &'a dyn Os, maps: &'a mut MapTable, ctx: &'a mut [u8]) -> Self {
         let cpu = os.cpu_id();
-        Env { os, maps, ctx, ctx_writable: false, cpu, budget: DEFAULT_BUDGET, progs: None, stack: vec![0; STACK_SIZE] }
+        Env {
+            os,
+            maps,
+            ctx,
+            ctx_writable: false,
+            cpu,
+            budget: DEFAULT_BUDGET,
+            progs: None,
+            stack: vec![0; STACK_SIZE],
+            jit_cache: Default::default(),
+        }
     }
 }
