@@ -206,7 +206,7 @@ fn with_the_jit_on_hooks_run_jit_code_and_agree_with_the_interpreter() {
         assert!(!interp.jitted(interp.prog_id(*fd).unwrap()));
     }
     for i in 0u64..40 {
-        let mut a = (i * 0x0101_0101_0101_0101 ^ i << 40).to_le_bytes();
+        let mut a = ((i * 0x0101_0101_0101_0101) ^ (i << 40)).to_le_bytes();
         let mut b = a;
         let (x, y) = (interp.run("tp", &mut a).unwrap(), jit.run("tp", &mut b).unwrap());
         let results = |r: &[proctap_vm::tracepoints::RunResult]| r.iter().map(|r| r.result.clone()).collect::<Vec<_>>();
