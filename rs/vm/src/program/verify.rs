@@ -7,11 +7,11 @@
 //!    numbers below 11, no write to r10, constant shifts in range, no
 //!    constant division by zero, known helper ids, r10-based accesses
 //!    inside the frame's 512 bytes (`[-512, 0)`).
-//! 3. ld_imm64 pseudo sources are resolved ([`resolve`]): map fds to map
+//! 3. ld_imm64 pseudo sources are resolved (`resolve`): map fds to map
 //!    handles, map values to value addresses, functions to code addresses.
-//! 4. The control flow ([`super::cfg`]): jump and call targets, subprogram
+//! 4. The control flow (`cfg`): jump and call targets, subprogram
 //!    ends, call depth.
-//! 5. Register initialization ([`super::dataflow`]).
+//! 5. Register initialization (`dataflow`).
 //!
 //! Memory accesses through other registers are checked at run time, and
 //! loops are allowed: the run's instruction budget bounds them.
