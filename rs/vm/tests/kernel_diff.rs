@@ -20,7 +20,7 @@ fn kernel_ready() -> bool {
         Ok(()) => true,
         Err(why) => {
             assert!(!common::ci(), "CI=true: the kernel differential tests cannot run: {why}");
-            eprintln!("skipped: the kernel differential tests cannot run: {why}");
+            eprintln!("SKIPPED: the kernel differential tests cannot run: {why}");
             false
         }
     }
@@ -38,7 +38,7 @@ fn kernel_version() -> (u32, u32) {
 fn kernel_has_cpu_v4() -> bool {
     let v = kernel_version();
     if v < (6, 6) {
-        eprintln!("skipped: Linux {}.{} predates cpu v4 instructions (6.6)", v.0, v.1);
+        eprintln!("SKIPPED: Linux {}.{} predates cpu v4 instructions (6.6)", v.0, v.1);
     }
     v >= (6, 6)
 }

@@ -74,7 +74,7 @@ fn build(name: &str, includes: &[&str], define: Option<&str>, mcpu: &str) -> Opt
     }
     let Some(clang) = clang() else {
         assert!(!ci(), "CI=true: clang (clang-19) is needed to build the BPF fixtures");
-        eprintln!("skipped: no clang to build the BPF fixture {name}.bpf.c (set CLANG or install clang-19)");
+        eprintln!("SKIPPED: no clang to build the BPF fixture {name}.bpf.c (set CLANG or install clang-19)");
         return None;
     };
     // Tests of one binary run in threads: each compiles to its own file
