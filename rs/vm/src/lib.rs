@@ -15,8 +15,13 @@
 //! per map's values), the offset in the lower 32. Every load and store is
 //! translated and bounds-checked (by the interpreter, and by code the JIT
 //! emits), so a program that passed the safety pass and still computes a bad
-//! pointer stops with a fault; it cannot touch host memory outside its
-//! regions.
+//! pointer stops with a fault: its loads and stores reach only its regions.
+//! Other memory is reached only through the OS trait, as Linux's helpers
+//! reach it: `bpf_probe_read_*` copies through [`osutil::Os`]'s
+//! `copy_from_kernel`/`copy_from_user`, which decide what is readable (the
+//! host implementation reads the process's own memory and reports unmapped
+//! addresses as faults), and `bpf(2)`'s pointers are copied in and out
+//! through `copy_from_user`/`copy_to_user`.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

@@ -268,6 +268,8 @@ impl<O: Os> Runtime<O> {
         let table = crate::runtime::ProgramTable { progs: &self.progs, jits: &self.jits };
         let jit = table.jit(id);
         let mut env = Env::new(&self.os, &mut self.maps, ctx);
+        // As in Linux, only BPF_PROG_TYPE_SYSCALL programs write their context.
+        env.ctx_writable = prog.prog_type == prog_type::SYSCALL;
         env.budget = self.budget;
         env.progs = Some(&table);
         crate::runtime::engine::run(prog, jit, &mut env)

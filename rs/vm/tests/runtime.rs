@@ -216,3 +216,22 @@ fn the_os_consumes_a_ringbuf_by_fd() {
     let arr = array(&mut rt);
     assert_eq!(rt.ringbuf(arr).err(), Some(Errno::EINVAL));
 }
+
+#[test]
+fn a_test_run_lets_syscall_programs_and_only_them_write_their_context() {
+    let mut rt = Runtime::new(FakeOs::new());
+    // ctx[0] = 7; r0 = 0.
+    let insns = vec![
+        proctap_vm::program::Insn { op: 0x72, dst: 1, src: 0, off: 0, imm: 7 },
+        proctap_vm::program::Insn { op: 0xb7, dst: 0, src: 0, off: 0, imm: 0 },
+        proctap_vm::program::Insn { op: 0x95, ..Default::default() },
+    ];
+    let syscall = rt.prog_load("w", prog_type::SYSCALL, insns.clone()).unwrap();
+    let mut ctx = [0u8; 4];
+    assert_eq!(rt.run_program(syscall, &mut ctx).unwrap(), Ok(0));
+    assert_eq!(ctx, [7, 0, 0, 0]);
+    let tracepoint = rt.prog_load("w", prog_type::RAW_TRACEPOINT, insns).unwrap();
+    let mut ctx = [0u8; 4];
+    assert!(matches!(rt.run_program(tracepoint, &mut ctx).unwrap(), Err(proctap_vm::retcode::Fault::ReadOnly { .. })));
+    assert_eq!(ctx, [0; 4]);
+}

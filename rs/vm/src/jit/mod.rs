@@ -57,17 +57,17 @@ mod run;
 pub mod x86_64;
 
 /// The JIT's region table of one [`Env`], kept between its runs: rebuilt
-/// only when what it describes changes (the context, the stack, the map
-/// table or its generation), since building it is most of a short run's
-/// fixed cost.
+/// only when a region it describes changed (its host address, length,
+/// slot or writability: the stack, the context, each map's values), since
+/// building it is most of a short run's fixed cost.
 #[derive(Default)]
 pub struct RegionCache {
     /// The table's words (header and entries), as the code reads them.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     words: Vec<u64>,
-    /// What the table was built for; `None`: nothing yet.
+    /// The regions the table was built from (empty: nothing yet).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    built_for: Option<[u64; 6]>,
+    built_for: Vec<[u64; 4]>,
 }
 
 /// A program compiled to machine code in executable memory.

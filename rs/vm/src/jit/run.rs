@@ -87,20 +87,14 @@ fn exit_result(status: u64, block: &Block, state: &mut RunState, budget: u64) ->
 /// context, stack and maps.
 fn region_table(env: &mut Env) -> Block {
     let stack = env.stack.as_mut_ptr() as u64;
-    let built_for = [
-        stack,
-        env.ctx.as_ptr() as u64,
-        env.ctx.len() as u64,
-        env.ctx_writable as u64,
-        &*env.maps as *const _ as u64,
-        env.maps.generation(),
-    ];
+    let built_for = described(env, stack);
     let cached = core::mem::take(&mut env.jit_cache.words);
-    let mut block = if env.jit_cache.built_for == Some(built_for) && !cached.is_empty() {
+    let mut block = if env.jit_cache.built_for == built_for && !cached.is_empty() {
         Block { words: cached }
     } else {
-        env.jit_cache.built_for = Some(built_for);
-        region_entries(env, stack)
+        let block = region_entries(env, stack);
+        env.jit_cache.built_for = built_for;
+        block
     };
     // The code writes header words during a run (the frame at a bpf_loop
     // or tail call, the budget): every run sets them afresh.
@@ -109,6 +103,27 @@ fn region_table(env: &mut Env) -> Block {
     block.set(layout::LAST_FRAME, stack + (MAX_FRAMES * STACK_PER_FRAME) as u64);
     block.set(layout::BUDGET, env.budget);
     block
+}
+
+/// Every region as the table describes it (host address, length, slot,
+/// writable), in table order: a cached table is used only when this is
+/// what it was built from, so it can never point at memory that moved or
+/// was freed.
+fn described(env: &mut Env, stack: u64) -> Vec<[u64; 4]> {
+    let mut out = Vec::with_capacity(2 + env.maps.len());
+    out.push([stack, env.stack.len() as u64, 0, 1]);
+    out.push([env.ctx.as_ptr() as u64, env.ctx.len() as u64, 0, env.ctx_writable as u64]);
+    for id in 0..env.maps.len() as u32 {
+        let info = memory::region_info(env, REGION_MAPS + id);
+        let entry = match (info, env.maps.get_mut(id)) {
+            (Some(i), Some(map)) => {
+                [map.values_mut().as_mut_ptr() as u64, i.len as u64, i.slot as u64, i.writable as u64]
+            }
+            _ => [0; 4],
+        };
+        out.push(entry);
+    }
+    out
 }
 
 /// A block whose entries describe the env's regions.
@@ -168,7 +183,7 @@ fn cmpxchg_access(env: &mut Env, pc: usize, addr: u64, size: usize, r0: u64) -> 
     if old == expected {
         return memory::bytes_mut(env, pc, addr, size).map(|b| b.as_mut_ptr() as u64);
     }
-    memory::bytes(env, pc, addr, size).map(|b| b.as_ptr() as u64)
+    memory::bytes_read_mut(env, pc, addr, size).map(|b| b.as_mut_ptr() as u64)
 }
 
 /// A helper call from the code; bpf_loop and tail calls run code again.

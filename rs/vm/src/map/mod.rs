@@ -252,9 +252,6 @@ fn check_prog_array(def: &MapDef) -> Result<(), Errno> {
 #[derive(Default)]
 pub struct MapTable {
     maps: Vec<Option<Box<dyn Map>>>,
-    /// Bumped by every insert and remove: a region table built for one
-    /// generation is valid until the next.
-    generation: u64,
 }
 
 impl MapTable {
@@ -264,13 +261,11 @@ impl MapTable {
     }
     /// Adds a map; its id.
     pub fn insert(&mut self, map: Box<dyn Map>) -> u32 {
-        self.generation += 1;
         self.maps.push(Some(map));
         (self.maps.len() - 1) as u32
     }
     /// Removes map `id`.
     pub fn remove(&mut self, id: u32) -> Option<Box<dyn Map>> {
-        self.generation += 1;
         self.maps.get_mut(id as usize).and_then(Option::take)
     }
     /// Map `id`.
@@ -280,11 +275,6 @@ impl MapTable {
     /// Map `id`, mutable.
     pub fn get_mut(&mut self, id: u32) -> Option<&mut (dyn Map + 'static)> {
         self.maps.get_mut(id as usize).and_then(|m| m.as_deref_mut())
-    }
-    /// Changes whenever a map is added or removed (the maps' memory regions
-    /// stay as they are between two changes: arenas never move).
-    pub fn generation(&self) -> u64 {
-        self.generation
     }
     /// The number of ids handed out.
     pub fn len(&self) -> usize {

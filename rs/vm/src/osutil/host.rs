@@ -10,14 +10,34 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The host process as the OS: its pid and comm, its clocks and CPUs.
+///
+/// Copies *to* user memory (what `bpf(2)` writes through the pointers of
+/// its attr: looked-up values, next keys, the verifier log, a test run's
+/// context out) are refused with [`CopyFault`] unless enabled with the
+/// unsafe [`HostOs::with_user_writes`]: in one process, "user memory" is
+/// this process's memory, which safe code must not let a pointer in a byte
+/// buffer overwrite.
 pub struct HostOs {
     seed: AtomicU64,
+    user_writes: bool,
 }
 
 impl HostOs {
     /// A host OS whose random numbers start from `seed`.
     pub fn with_seed(seed: u64) -> Self {
-        HostOs { seed: AtomicU64::new(seed | 1) }
+        HostOs { seed: AtomicU64::new(seed | 1), user_writes: false }
+    }
+
+    /// The same OS, copying to user memory as `bpf(2)` asks.
+    ///
+    /// # Safety
+    /// Every user pointer the runtime is then given to write through (in
+    /// `Runtime::bpf`'s attrs) must point to memory of this process that
+    /// is writable for that many bytes and not borrowed by live Rust
+    /// references: the copy writes there as the kernel would.
+    pub unsafe fn with_user_writes(mut self) -> Self {
+        self.user_writes = true;
+        self
     }
 }
 
@@ -44,7 +64,9 @@ fn vm_copy(local: *mut u8, remote: u64, len: usize, write: bool) -> Result<(), C
     let riov = libc::iovec { iov_base: remote as usize as *mut libc::c_void, iov_len: len };
     // SAFETY: `local` is valid for `len` bytes (a slice the caller holds);
     // the remote side is checked by the kernel, which returns EFAULT for an
-    // unmapped address instead of faulting this process.
+    // unmapped address instead of faulting this process. A write to the
+    // remote side happens only for `copy_to_user`, which needs the unsafe
+    // `with_user_writes`, whose caller vouches for the destination.
     let n = unsafe {
         if write {
             libc::process_vm_writev(libc::getpid(), &liov, 1, &riov, 1, 0)
@@ -110,6 +132,9 @@ impl Os for HostOs {
         vm_copy(dst.as_mut_ptr(), src, dst.len(), false)
     }
     fn copy_to_user(&self, dst: u64, src: &[u8]) -> Result<(), CopyFault> {
+        if !self.user_writes {
+            return Err(CopyFault);
+        }
         vm_copy(src.as_ptr() as *mut u8, dst, src.len(), true)
     }
     fn copy_from_kernel(&self, dst: &mut [u8], src: u64) -> Result<(), CopyFault> {
@@ -183,5 +208,24 @@ impl Drop for HostExec {
         // SAFETY: the mapping was made by `new` with this length and is no
         // longer used: the JIT drops its memory only with its program.
         unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_to_user_memory_need_the_unsafe_opt_in() {
+        let mut target = [0u8; 4];
+        let addr = target.as_mut_ptr() as u64;
+        assert_eq!(HostOs::with_seed(1).copy_to_user(addr, b"abcd"), Err(CopyFault));
+        assert_eq!(target, [0; 4]);
+        // SAFETY: `target` is this test's own writable array, not borrowed
+        // while the copy writes it.
+        let os = unsafe { HostOs::with_seed(1).with_user_writes() };
+        assert_eq!(os.copy_to_user(addr, b"abcd"), Ok(()));
+        assert_eq!(&target, b"abcd");
+        assert_eq!(os.copy_to_user(8, b"x"), Err(CopyFault), "an unmapped address is a fault");
     }
 }

@@ -75,6 +75,22 @@ pub fn bytes_mut<'e>(env: &'e mut Env, pc: usize, addr: u64, len: usize) -> Resu
     Ok(&mut whole[off..off + len])
 }
 
+/// The `len` bytes at `addr`, checked as a load but borrowed mutably: for
+/// the JIT's cmpxchg, whose locked instruction writes back the bytes it
+/// read when the comparison fails, in read-only memory too.
+pub fn bytes_read_mut<'e>(env: &'e mut Env, pc: usize, addr: u64, len: usize) -> Result<&'e mut [u8], Fault> {
+    let off = check_in(region_info(env, region_of(addr)), pc, addr, len, false)?;
+    let whole: &mut [u8] = match region_of(addr) {
+        REGION_STACK => &mut env.stack,
+        REGION_CTX => env.ctx,
+        r => match env.maps.get_mut(r - REGION_MAPS) {
+            Some(m) => m.values_mut(),
+            None => &mut [],
+        },
+    };
+    Ok(&mut whole[off..off + len])
+}
+
 /// Loads a `size`-byte (1, 2, 4 or 8) little-endian value, zero-extended.
 #[inline]
 pub fn load(env: &Env, pc: usize, addr: u64, size: usize) -> Result<u64, Fault> {
