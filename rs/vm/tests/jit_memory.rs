@@ -158,8 +158,8 @@ fn a_read_only_context_refuses_stores_and_atomics() {
     let o = same_with(prog![mov64_imm(0, 0), mov64_imm(2, 1), atomic_op(W, 1, 2, 4, atomic::ADD), exit()], &setup);
     assert_eq!(o.r0, Err(Fault::ReadOnly { pc: 2, addr: vaddr(REGION_CTX, 4) }));
     assert_eq!(o.ctx, vec![7; 8]);
-    let o = same_with(prog![mov64_imm(0, 0), mov64_imm(2, 1), atomic_op(W, 1, 2, 6, atomic::ADD), exit()], &setup);
-    assert_eq!(memory_fault(o.r0), (2, vaddr(REGION_CTX, 6), 4, false), "out of bounds first: a load fault");
+    let o = same_with(prog![mov64_imm(0, 0), mov64_imm(2, 1), atomic_op(W, 1, 2, 8, atomic::ADD), exit()], &setup);
+    assert_eq!(memory_fault(o.r0), (2, vaddr(REGION_CTX, 8), 4, false), "out of bounds first: a load fault");
     let differs = prog![mov64_imm(0, 1), mov64_imm(2, 9), cmpxchg(W, 1, 2, 0), exit()];
     assert_eq!(same_with(differs, &setup).r0, Ok(0x0707_0707), "a failing cmpxchg only reads");
     let equal = prog![mov32_imm(0, 0x0707_0707), mov64_imm(2, 9), cmpxchg(W, 1, 2, 0), exit()];
@@ -187,4 +187,31 @@ fn map_values_are_checked_per_slot_and_writability() {
     assert_eq!(same_with(ro, &setup).r0, Err(Fault::ReadOnly { pc: 3, addr: vaddr(REGION_MAPS + 1, 0) }));
     let read = prog![ld_map_value(1, 1, 0), ldx(DW, 0, 1, 8), exit()];
     assert_eq!(same_with(read, &setup).r0, Ok(0));
+}
+
+#[test]
+fn misaligned_atomics_fault_in_both_engines_and_aligned_ones_run() {
+    // Through r10 directly (the JIT's frame fast path) and through a copy.
+    for (sz, off) in [(DW, -12i16), (W, -6), (DW, -68)] {
+        let direct = prog![mov64_imm(0, 1), mov64_imm(2, 1), atomic_op(sz, 10, 2, off, atomic::ADD), exit()];
+        let copied = prog![
+            mov64_imm(0, 1),
+            mov64_imm(2, 1),
+            mov64_reg(3, 10),
+            alu64_imm(ADD, 3, off as i32),
+            cmpxchg(sz, 3, 2, 0),
+            exit(),
+        ];
+        for insns in [direct, copied] {
+            let r = same(insns);
+            assert!(
+                matches!(&r, Err(Fault::Other { reason, .. }) if reason.contains("not aligned")),
+                "{sz:#x} {off}: {r:?}"
+            );
+        }
+    }
+    let aligned = prog![mov64_imm(2, 5), atomic_op(DW, 10, 2, -16, atomic::ADD), ldx(DW, 0, 10, -16), exit()];
+    assert_eq!(same(aligned), Ok(5));
+    let ctx = prog![mov64_imm(2, 5), atomic_op(W, 1, 2, 2, atomic::ADD), mov64_imm(0, 0), exit()];
+    assert!(matches!(same_ctx(ctx, &[0; 8]).0, Err(Fault::Other { .. })), "a misaligned ctx atomic");
 }

@@ -35,15 +35,22 @@ impl Emitter<'_> {
     /// `off`; the host memory operand to use.
     fn address(&mut self, pc: usize, base: u8, off: i16, size: usize, kind: Access) -> Result<Mem, LoadError> {
         let off32 = off as i32;
-        if base == FP && off32 >= -(STACK_PER_FRAME as i32) && off32 + size as i32 <= 0 {
+        // Atomics must be aligned (the slow path faults on one that is not).
+        let atomic = matches!(kind, Access::Atomic | Access::CmpXchg);
+        let in_frame = off32 >= -(STACK_PER_FRAME as i32) && off32 + size as i32 <= 0;
+        if base == FP && in_frame && !(atomic && off32 % size as i32 != 0) {
             return Ok(Mem::at(FRAME, off32));
         }
         let b = self.read(pc, base, Reg::R11)?;
         self.a.lea(Reg::R11, Mem::at(b, off32));
+        let (slow, resume) = (self.a.label(), self.a.label());
+        if atomic {
+            self.a.test_imm(Width::Q, Reg::R11, size as i32 - 1);
+            self.a.jcc(Cond::Ne, slow);
+        }
         self.a.mov(Width::Q, Reg::R10, Reg::R11);
         self.a.shift_imm(Shift::Shr, Width::Q, Reg::R10, 32);
         self.a.alu_load(Alu::Cmp, Width::Q, Reg::R10, Mem::at(BLOCK, layout::NREGIONS));
-        let (slow, resume) = (self.a.label(), self.a.label());
         self.a.jcc(Cond::Ae, slow);
         self.a.shift_imm(Shift::Shl, Width::Q, Reg::R10, layout::ENTRY_SHIFT);
         self.a.mov(Width::W, Reg::R11, Reg::R11);

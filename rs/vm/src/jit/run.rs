@@ -156,7 +156,11 @@ pub fn fail(state: &mut RunState, fault: Fault) -> HelperResult {
 /// ([`memory`]); the host address, or 0 with the fault recorded.
 pub fn access(state: &mut RunState, pc: usize, addr: u64, kind: Access, size: usize, r0: u64) -> u64 {
     let env = &mut *state.env;
-    let checked = match kind {
+    let aligned = match kind {
+        Access::Atomic | Access::CmpXchg => memory::check_atomic_alignment(pc, addr, size),
+        Access::Load | Access::Store => Ok(()),
+    };
+    let checked = aligned.and_then(|()| match kind {
         Access::Load => memory::bytes(env, pc, addr, size).map(|b| b.as_ptr() as u64),
         Access::Store => memory::bytes_mut(env, pc, addr, size).map(|b| b.as_mut_ptr() as u64),
         Access::Atomic => match memory::bytes(env, pc, addr, size) {
@@ -164,7 +168,7 @@ pub fn access(state: &mut RunState, pc: usize, addr: u64, kind: Access, size: us
             Err(f) => Err(f),
         },
         Access::CmpXchg => cmpxchg_access(env, pc, addr, size, r0),
-    };
+    });
     match checked {
         Ok(host) => host,
         Err(f) => {

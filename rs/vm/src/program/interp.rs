@@ -222,6 +222,7 @@ impl<'a> Machine<'_, 'a> {
     }
 
     fn atomic(&mut self, pc: usize, insn: Insn, addr: u64, size: usize, regs: &mut Regs) -> Result<(), Fault> {
+        memory::check_atomic_alignment(pc, addr, size)?;
         let old = memory::load(self.env, pc, addr, size)?;
         let src = regs[r(insn.src)];
         let narrow = |v: u64| if size == 4 { v as u32 as u64 } else { v };

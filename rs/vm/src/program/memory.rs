@@ -10,6 +10,7 @@ use super::Env;
 use crate::consts::map_flags;
 use crate::mem::{offset_of, region_of, RegionInfo, REGION_CTX, REGION_MAPS, REGION_STACK};
 use crate::retcode::Fault;
+use alloc::format;
 
 /// The shape of `region` in `env`, or `None` when it is not memory (NULL,
 /// map handles, code addresses, maps that do not exist).
@@ -89,6 +90,17 @@ pub fn bytes_read_mut<'e>(env: &'e mut Env, pc: usize, addr: u64, len: usize) ->
         },
     };
     Ok(&mut whole[off..off + len])
+}
+
+/// Refuses an atomic access whose address is not a multiple of its size,
+/// as Linux does: a locked instruction across a cache line is a split
+/// lock, which a host may punish (a bus lock, or SIGBUS with
+/// `split_lock_detect=fatal`). Both engines check this before the bounds.
+pub fn check_atomic_alignment(pc: usize, addr: u64, size: usize) -> Result<(), Fault> {
+    if addr % size as u64 == 0 {
+        return Ok(());
+    }
+    Err(Fault::Other { pc, reason: format!("atomic access of {size} bytes at {addr:#x} is not aligned to its size") })
 }
 
 /// Loads a `size`-byte (1, 2, 4 or 8) little-endian value, zero-extended.
