@@ -38,6 +38,7 @@ use crate::mem::{vaddr, REGION_CTX};
 use crate::osutil::Os;
 use crate::program::{Env, Program};
 use crate::retcode::{Errno, Fault, LoadError};
+use alloc::vec::Vec;
 
 #[cfg(target_arch = "x86_64")]
 mod emit;

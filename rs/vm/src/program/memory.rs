@@ -97,7 +97,7 @@ pub fn bytes_read_mut<'e>(env: &'e mut Env, pc: usize, addr: u64, len: usize) ->
 /// lock, which a host may punish (a bus lock, or SIGBUS with
 /// `split_lock_detect=fatal`). Both engines check this before the bounds.
 pub fn check_atomic_alignment(pc: usize, addr: u64, size: usize) -> Result<(), Fault> {
-    if addr % size as u64 == 0 {
+    if addr.is_multiple_of(size as u64) {
         return Ok(());
     }
     Err(Fault::Other { pc, reason: format!("atomic access of {size} bytes at {addr:#x} is not aligned to its size") })
