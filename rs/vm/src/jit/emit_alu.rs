@@ -8,17 +8,6 @@ use crate::consts::{alu, class, src};
 use crate::program::Insn;
 use crate::retcode::LoadError;
 
-/// `v`'s low `bits` bits sign-extended (other widths: `v` unchanged), as
-/// MOV with `off` does.
-fn sign_extend(v: u64, bits: i16) -> u64 {
-    match bits {
-        8 => v as i8 as i64 as u64,
-        16 => v as i16 as i64 as u64,
-        32 => v as i32 as i64 as u64,
-        _ => v,
-    }
-}
-
 impl Emitter<'_> {
     pub(super) fn alu(&mut self, pc: usize, i: Insn) -> Result<(), LoadError> {
         let w = if i.op & 7 == class::ALU64 { Width::Q } else { Width::W };
@@ -59,7 +48,7 @@ impl Emitter<'_> {
                 }
             }
             alu::MOV if !x => {
-                let v = sign_extend(i.imm as i64 as u64, i.off);
+                let v = crate::program::ops::sign_extend(i.imm as i64 as u64, i.off as u32);
                 if w == Width::Q {
                     self.a.mov_imm(d, v);
                 } else {

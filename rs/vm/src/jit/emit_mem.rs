@@ -20,15 +20,7 @@ use crate::consts::{atomic, class, mode, FP, STACK_PER_FRAME};
 use crate::program::Insn;
 use crate::retcode::{Errno, LoadError};
 
-/// Access size in bytes of a load or store opcode.
-fn access_size(op: u8) -> usize {
-    match op & 0x18 {
-        0x00 => 4,
-        0x08 => 2,
-        0x10 => 1,
-        _ => 8,
-    }
-}
+use crate::program::interp::access_size;
 
 impl Emitter<'_> {
     /// Emits the check of a `size`-byte access at BPF register `base` +
