@@ -85,6 +85,7 @@ impl Emitter<'_> {
                     self.a.push(r);
                 }
                 self.a.alu_imm(Alu::Add, Width::Q, Rm::R(FRAME), STACK_PER_FRAME as i32);
+                self.zero_frame();
                 zero(&mut self.a, &UNSET_IN_CALLEE);
                 self.a.call(target);
                 for r in KEPT.iter().rev() {
@@ -99,6 +100,19 @@ impl Emitter<'_> {
             }
             _ => Err(LoadError::at(pc, Errno::EINVAL, "jit: a call that is neither a helper nor a BPF function")),
         }
+    }
+
+    /// Zeroes the frame below the frame pointer, `[rbp - 512, rbp)`, as the
+    /// interpreter does on a call ([`crate::program::memory::zero_frame`]):
+    /// r11 counts from -512 up to 0 in 8-byte steps.
+    fn zero_frame(&mut self) {
+        let a = &mut self.a;
+        a.mov_imm(Reg::R11, (-(STACK_PER_FRAME as i64)) as u64);
+        let top = a.label();
+        a.bind(top);
+        a.store_imm(Width::Q, Mem::indexed(FRAME, Reg::R11, 0), 0);
+        a.alu_imm(Alu::Add, Width::Q, Rm::R(Reg::R11), 8);
+        a.jcc(Cond::Ne, top);
     }
 
     /// A helper call: the trampoline gets r1-r5 in place, pc and id in

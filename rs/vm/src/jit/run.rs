@@ -9,7 +9,7 @@ use super::JitProgram;
 use crate::consts::{helper, MAX_FRAMES, MAX_TAIL_CALLS, STACK_PER_FRAME};
 use crate::helpers::{self, MAX_LOOPS};
 use crate::mem::{handle_map, offset_of, region_of, vaddr, REGION_CTX, REGION_FUNCS, REGION_MAPS, REGION_STACK};
-use crate::program::{memory, Env, STACK_SIZE};
+use crate::program::{memory, Env};
 use crate::retcode::{Errno, Fault};
 use alloc::boxed::Box;
 use alloc::format;
@@ -49,12 +49,7 @@ impl<'a> RunState<'_, 'a> {
 /// Runs `prog` with r1 and r2: the stack zeroed, the block built, the
 /// code entered at the first instruction.
 pub fn run(prog: &JitProgram, env: &mut Env, r1: u64, r2: u64) -> Result<u64, Fault> {
-    if env.stack.len() == STACK_SIZE {
-        env.stack.fill(0);
-    } else {
-        env.stack.clear();
-        env.stack.resize(STACK_SIZE, 0);
-    }
+    memory::fresh_stack(env);
     let mut block = region_table(env);
     let budget = env.budget;
     let mut state =
@@ -234,8 +229,11 @@ fn bpf_loop(state: &mut RunState, block: &mut [u64], pc: usize, args: [u64; 5]) 
     if nr_loops > 0 && frame >= layout::get(block, layout::LAST_FRAME) {
         return fail(state, Fault::CallDepth { pc });
     }
+    // The callback's frame, as a frame index of the stack region.
+    let callee = (frame.wrapping_sub(state.env.stack.as_ptr() as u64) / STACK_PER_FRAME as u64) as usize;
     for i in 0..nr_loops {
         layout::set(block, layout::FRAME, frame + STACK_PER_FRAME as u64);
+        memory::zero_frame(state.env, callee);
         let status = exec::enter(code, state, block, i, ctx);
         if status != layout::STATUS_OK {
             return HelperResult { r0: 0, status };

@@ -18,7 +18,7 @@
 //! - a tail call starts its program with the r1 it was given, r10 of the
 //!   current frame, and every other register 0.
 
-use super::{memory, ops, Env, Insn, Program, Programs, STACK_SIZE};
+use super::{memory, ops, Env, Insn, Program, Programs};
 use crate::consts::{alu, STACK_PER_FRAME};
 use crate::consts::{atomic, class, helper, jmp, mode, pseudo, size, src, FP, MAX_FRAMES, MAX_TAIL_CALLS};
 use crate::helpers;
@@ -26,10 +26,10 @@ use crate::mem::{handle_map, offset_of, region_of, vaddr, REGION_FUNCS, REGION_S
 use crate::retcode::{Errno, Fault};
 
 /// Runs `prog` from its first instruction with r1 and r2 set to `args`;
-/// r0 at its exit. The stack is zeroed first.
+/// r0 at its exit. The first frame is zeroed first, each other one when a
+/// call enters it ([`memory::fresh_stack`]).
 pub fn run(prog: &Program, env: &mut Env, args: [u64; 2]) -> Result<u64, Fault> {
-    env.stack.clear();
-    env.stack.resize(STACK_SIZE, 0);
+    memory::fresh_stack(env);
     let mut regs: Regs = [0; 16];
     regs[1] = args[0];
     regs[2] = args[1];
@@ -151,6 +151,7 @@ impl<'a> Machine<'_, 'a> {
         }
         let mut callee: Regs = [0; 16];
         callee[1..6].copy_from_slice(&regs[1..6]);
+        memory::zero_frame(self.env, frame + 1);
         self.exec(code, target, frame + 1, callee)
     }
 

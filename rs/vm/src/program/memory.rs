@@ -7,7 +7,7 @@
 //! [`Fault`] naming the instruction, never a host access.
 
 use super::Env;
-use crate::consts::map_flags;
+use crate::consts::{map_flags, STACK_PER_FRAME};
 use crate::mem::{offset_of, region_of, RegionInfo, REGION_CTX, REGION_MAPS, REGION_STACK};
 use crate::retcode::Fault;
 use alloc::format;
@@ -101,6 +101,29 @@ pub fn check_atomic_alignment(pc: usize, addr: u64, size: usize) -> Result<(), F
         return Ok(());
     }
     Err(Fault::Other { pc, reason: format!("atomic access of {size} bytes at {addr:#x} is not aligned to its size") })
+}
+
+/// Prepares the stack for a run: [`crate::program::STACK_SIZE`] bytes, the
+/// first frame zeroed. Every other frame is zeroed when a call enters it
+/// ([`zero_frame`]); a frame a run never enters keeps what an earlier run
+/// left there (only pointer arithmetic past a program's own frames reaches
+/// it, and it is the stack region still). Zeroing 4 KiB for every run was
+/// most of a short run's cost.
+pub fn fresh_stack(env: &mut Env) {
+    if env.stack.len() == super::STACK_SIZE {
+        env.stack[..STACK_PER_FRAME].fill(0);
+    } else {
+        env.stack.clear();
+        env.stack.resize(super::STACK_SIZE, 0);
+    }
+}
+
+/// Zeroes frame `k` (its r10 is `vaddr(REGION_STACK, (k + 1) * 512)`), as
+/// a call into it does.
+pub fn zero_frame(env: &mut Env, k: usize) {
+    if let Some(frame) = env.stack.get_mut(k * STACK_PER_FRAME..(k + 1) * STACK_PER_FRAME) {
+        frame.fill(0);
+    }
 }
 
 /// Loads a `size`-byte (1, 2, 4 or 8) little-endian value, zero-extended.
