@@ -16,9 +16,12 @@
 //! - **The kernel** (root only; otherwise a line says it was skipped and
 //!   why) loads the same object as BPF_PROG_TYPE_SYSCALL. Linux refuses
 //!   BPF_PROG_TEST_RUN's `repeat` for that type (EINVAL), so unless the
-//!   kernel accepts it, a run is timed as N BPF_PROG_TEST_RUN calls of the
-//!   program minus N calls of an empty program with the same context
-//!   (`empty`): the syscall's own cost taken out.
+//!   kernel accepts it, a run is timed by the kernel's own statistics
+//!   (BPF_ENABLE_STATS: run_time_ns, the time around each run, which the
+//!   syscall's cost never enters), minus the same of an empty program with
+//!   the same context (`empty`): the statistics' clock reads taken out.
+//!   Where statistics cannot be enabled, N syscalls of the program minus N
+//!   of the empty one.
 //! - **Our engines** run with an environment made once per sample (maps,
 //!   context, stack buffer); each run zeroes its stack as the engines do.
 
@@ -129,13 +132,25 @@ impl Ours {
     }
 }
 
+/// How the kernel's runs are timed.
+enum KernelClock {
+    /// BPF_PROG_TEST_RUN's `repeat` and the kernel's mean duration.
+    Repeat,
+    /// The kernel's own per-program statistics (BPF_ENABLE_STATS, open
+    /// while this fd is): the program's run time minus the empty
+    /// program's, per run, which takes out the statistics' clock reads.
+    Stats { _enabled: kbpf::Fd },
+    /// Wall time of the syscalls minus as many of the empty program's.
+    Syscalls,
+}
+
 /// The kernel's JIT: the program and the empty baseline loaded from the
 /// same object, with the object's maps.
 struct Kernel {
     _maps: Vec<KMap>,
     prog: KProg,
     empty: KProg,
-    repeat: bool,
+    clock: KernelClock,
 }
 
 impl Kernel {
@@ -147,38 +162,73 @@ impl Kernel {
             KProg::load(p, &maps, btf.as_ref()).unwrap_or_else(|e| panic!("kernel: {e}"))
         };
         let (prog, empty) = (load(name), load("empty"));
-        let repeat = empty.run_repeat(&mut ctx.to_vec(), 1).is_ok();
-        Kernel { _maps: maps, prog, empty, repeat }
+        let clock = if empty.run_repeat(&mut ctx.to_vec(), 1).is_ok() {
+            KernelClock::Repeat
+        } else {
+            match kbpf::enable_stats() {
+                Ok(fd) if stats_count(&empty, &mut ctx.to_vec()) => KernelClock::Stats { _enabled: fd },
+                _ => KernelClock::Syscalls,
+            }
+        };
+        Kernel { _maps: maps, prog, empty, clock }
     }
 
     fn r0(&self, ctx: &[u8]) -> u32 {
         self.prog.run(&mut ctx.to_vec()).expect("BPF_PROG_TEST_RUN")
     }
 
-    /// The time of `iters` runs: the kernel's own duration with `repeat`,
-    /// or `iters` syscalls of the program minus `iters` of the baseline.
+    /// The time of `iters` runs (see [`KernelClock`]).
     fn time(&self, iters: u64, ctx: &mut [u8]) -> Duration {
-        if self.repeat {
-            let (mut ns, mut left) = (0u64, iters);
-            while left > 0 {
-                let n = left.min(u32::MAX as u64) as u32;
-                let (_, each) = self.prog.run_repeat(ctx, n).expect("BPF_PROG_TEST_RUN with repeat");
-                ns += each as u64 * n as u64;
-                left -= n as u64;
+        match self.clock {
+            KernelClock::Repeat => {
+                let (mut ns, mut left) = (0u64, iters);
+                while left > 0 {
+                    let n = left.min(u32::MAX as u64) as u32;
+                    let (_, each) = self.prog.run_repeat(ctx, n).expect("BPF_PROG_TEST_RUN with repeat");
+                    ns += each as u64 * n as u64;
+                    left -= n as u64;
+                }
+                Duration::from_nanos(ns)
             }
-            return Duration::from_nanos(ns);
+            KernelClock::Stats { .. } => {
+                let full = stats_of_runs(&self.prog, iters, ctx);
+                let base = stats_of_runs(&self.empty, iters, ctx);
+                Duration::from_nanos(full.saturating_sub(base).max(1))
+            }
+            KernelClock::Syscalls => {
+                let full = wall_of_runs(&self.prog, iters, ctx);
+                let base = wall_of_runs(&self.empty, iters, ctx);
+                full.saturating_sub(base).max(Duration::from_nanos(1))
+            }
         }
-        let start = Instant::now();
-        for _ in 0..iters {
-            self.prog.run(ctx).expect("BPF_PROG_TEST_RUN");
-        }
-        let full = start.elapsed();
-        let start = Instant::now();
-        for _ in 0..iters {
-            self.empty.run(ctx).expect("BPF_PROG_TEST_RUN of the baseline");
-        }
-        full.saturating_sub(start.elapsed()).max(Duration::from_nanos(1))
     }
+}
+
+/// Whether the kernel counts runs of `prog` (statistics are enabled).
+fn stats_count(prog: &KProg, ctx: &mut [u8]) -> bool {
+    let before = prog.stats().map(|s| s.1);
+    let _ = prog.run(ctx);
+    matches!((before, prog.stats().map(|s| s.1)), (Ok(b), Ok(a)) if a > b)
+}
+
+/// The kernel's own run time, in ns, of `iters` runs of `prog`.
+fn stats_of_runs(prog: &KProg, iters: u64, ctx: &mut [u8]) -> u64 {
+    let (t0, n0) = prog.stats().expect("the program's statistics");
+    for _ in 0..iters {
+        prog.run(ctx).expect("BPF_PROG_TEST_RUN");
+    }
+    let (t1, n1) = prog.stats().expect("the program's statistics");
+    assert_eq!(n1 - n0, iters, "the kernel counted other runs of the program");
+    t1 - t0
+}
+
+/// The wall time of `iters` BPF_PROG_TEST_RUN calls of `prog`.
+fn wall_of_runs(prog: &KProg, iters: u64, ctx: &mut [u8]) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        prog.run(ctx).expect("BPF_PROG_TEST_RUN");
+    }
+    start.elapsed()
 }
 
 /// rbpf's interpreter and JIT on the program's linked instructions.
@@ -265,14 +315,17 @@ fn kernel_contender(obj: &Object) -> bool {
     }
     kbpf::pin_to_one_cpu();
     let probe = Kernel::new(obj, "empty", &[0; 8]);
-    if probe.repeat {
-        note("kernel JIT: the kernel's own duration (BPF_PROG_TEST_RUN with repeat)");
-    } else {
-        note(
+    note(match probe.clock {
+        KernelClock::Repeat => "kernel JIT: the kernel's own duration (BPF_PROG_TEST_RUN with repeat)",
+        KernelClock::Stats { .. } => {
             "kernel JIT: the kernel refuses BPF_PROG_TEST_RUN repeat for BPF_PROG_TYPE_SYSCALL (EINVAL); \
-             timed as N BPF_PROG_TEST_RUN calls minus N calls of an empty program (the syscall's own cost)",
-        );
-    }
+             timed by the kernel's own run statistics (BPF_ENABLE_STATS run_time_ns), minus an empty program's"
+        }
+        KernelClock::Syscalls => {
+            "kernel JIT: no repeat and no run statistics here; \
+             timed as N BPF_PROG_TEST_RUN calls minus N calls of an empty program (the syscall's own cost)"
+        }
+    });
     true
 }
 

@@ -215,3 +215,33 @@ fn misaligned_atomics_fault_in_both_engines_and_aligned_ones_run() {
     let ctx = prog![mov64_imm(2, 5), atomic_op(W, 1, 2, 2, atomic::ADD), mov64_imm(0, 0), exit()];
     assert!(matches!(same_ctx(ctx, &[0; 8]).0, Err(Fault::Other { .. })), "a misaligned ctx atomic");
 }
+
+/// The JIT expects r1 to be the context and r10-derived pointers the stack
+/// (its fast check for a known region); a pointer that is elsewhere at run
+/// time must get the same result or fault as in the interpreter.
+#[test]
+fn pointers_that_leave_their_expected_region() {
+    let ctx: Vec<u8> = (1..=16).collect();
+    let to_stack = vaddr(REGION_STACK, 0).wrapping_sub(vaddr(REGION_CTX, 0));
+    // r1 moved from the context to the stack's first word (zeroed).
+    let (r0, _) = same_ctx(prog![ld_imm64(2, to_stack), alu64_reg(ADD, 1, 2), ldx(DW, 0, 1, 504), exit()], &ctx);
+    assert_eq!(r0, Ok(0));
+    // r1 moved to region 3 (map handles: no memory), and past the region table.
+    for delta in [1u64 << 32, 1000 << 32] {
+        let (r0, _) = same_ctx(prog![ld_imm64(2, delta), alu64_reg(ADD, 1, 2), ldx(B, 0, 1, 0), exit()], &ctx);
+        assert!(matches!(r0, Err(Fault::Memory { .. })), "{delta:#x}: {r0:?}");
+    }
+    // Below the context's first address: the subtraction wraps, refused.
+    let (r0, _) = same_ctx(prog![ldx(B, 0, 1, -1), exit()], &ctx);
+    assert!(matches!(r0, Err(Fault::Memory { .. })), "{r0:?}");
+    // A stack pointer moved into the context: a store the context takes.
+    let to_ctx = vaddr(REGION_CTX, 0).wrapping_sub(vaddr(REGION_STACK, 512));
+    let (r0, after) = same_ctx(
+        prog![mov64_reg(3, 10), ld_imm64(2, to_ctx), alu64_reg(ADD, 3, 2), st(B, 3, 2, 99), ldx(B, 0, 3, 2), exit()],
+        &ctx,
+    );
+    assert_eq!((r0, after[2]), (Ok(99), 99));
+    // At the context's end and one byte past it.
+    assert_eq!(same_ctx(prog![ldx(DW, 0, 1, 8), exit()], &ctx).0, Ok(u64::from_le_bytes(ctx[8..].try_into().unwrap())));
+    assert!(matches!(same_ctx(prog![ldx(DW, 0, 1, 9), exit()], &ctx).0, Err(Fault::Memory { .. })));
+}

@@ -48,8 +48,20 @@ pub struct Code {
     pub pc_offsets: Vec<u32>,
 }
 
+/// What an access's check needs: where to go when it refuses (the slow
+/// path) and when it admits, and the access's size and kind.
+#[derive(Clone, Copy)]
+pub(super) struct Check {
+    pub slow: Label,
+    pub resume: Label,
+    pub size: usize,
+    pub write: bool,
+}
+
 /// Out-of-line code emitted after the program.
 pub(super) enum Stub {
+    /// An access whose region was not the expected one: the general check.
+    General { at: Label, base: u8, off: i16, check: Check },
     /// An access the inline check did not admit: the slow path decides.
     Access { at: Label, resume: Label, base: u8, off: i16, packed: u32 },
     /// An access in bounds of a slotted region: the slot check, then
@@ -85,6 +97,8 @@ pub(super) struct Emitter<'p> {
     pub stubs: Vec<Stub>,
     pub shared: Shared,
     pub rt: Runtime,
+    /// The region each access's base probably points into ([`super::guess`]).
+    pub guesses: Vec<Option<u32>>,
 }
 
 /// Translates `insns` (a program the safety pass admitted).
@@ -99,7 +113,8 @@ pub fn compile(insns: &[Insn], rt: Runtime) -> Result<Code, LoadError> {
         status: a.label(),
         ran_off: a.label(),
     };
-    let mut e = Emitter { a, insns, labels, stubs: Vec::new(), shared, rt };
+    let guesses = super::guess::access_regions(insns);
+    let mut e = Emitter { a, insns, labels, stubs: Vec::new(), shared, rt, guesses };
     e.entry_and_exit();
     let blocks = block_lengths(insns)?;
     let mut pc = 0;

@@ -144,32 +144,44 @@ impl Emitter<'_> {
 
     /// The stubs, then the shared slow paths and fault exits.
     pub(super) fn stubs_and_shared(&mut self) {
-        let stubs = core::mem::take(&mut self.stubs);
-        for stub in stubs {
-            match stub {
-                Stub::Access { at, resume, base, off, packed } => {
-                    self.a.bind(at);
-                    self.access_stub(base, off, packed);
-                    self.a.jmp(resume);
-                }
-                Stub::Slotted { slotted, at, resume, size } => {
-                    self.a.bind(slotted);
-                    self.slotted_stub(size, at, resume);
-                }
-                Stub::Budget { at, pc } => {
-                    self.a.bind(at);
-                    self.a.mov_imm32(Reg::R10, pc as u32);
-                    self.a.jmp(self.shared.budget);
-                }
-                Stub::CallDepth { at, pc } => {
-                    self.a.bind(at);
-                    self.a.mov_imm32(Reg::R10, pc as u32);
-                    self.a.jmp(self.shared.depth);
-                }
+        // A general stub adds the stubs of its own check: until none is left.
+        while !self.stubs.is_empty() {
+            let stubs = core::mem::take(&mut self.stubs);
+            for stub in stubs {
+                self.stub(stub);
             }
         }
         self.fault_exits();
         self.slow_access();
+    }
+
+    /// Emits one out-of-line stub.
+    fn stub(&mut self, stub: Stub) {
+        match stub {
+            Stub::General { at, base, off, check } => {
+                self.a.bind(at);
+                self.general_stub(base, off, &check);
+            }
+            Stub::Access { at, resume, base, off, packed } => {
+                self.a.bind(at);
+                self.access_stub(base, off, packed);
+                self.a.jmp(resume);
+            }
+            Stub::Slotted { slotted, at, resume, size } => {
+                self.a.bind(slotted);
+                self.slotted_stub(size, at, resume);
+            }
+            Stub::Budget { at, pc } => {
+                self.a.bind(at);
+                self.a.mov_imm32(Reg::R10, pc as u32);
+                self.a.jmp(self.shared.budget);
+            }
+            Stub::CallDepth { at, pc } => {
+                self.a.bind(at);
+                self.a.mov_imm32(Reg::R10, pc as u32);
+                self.a.jmp(self.shared.depth);
+            }
+        }
     }
 
     /// Exits with a status: budget and call depth (pc in r10), a helper's

@@ -3,17 +3,22 @@
 //! An access through r10 with a constant offset inside the current frame
 //! goes straight to the host frame (`[rbp + off]`): r10 cannot change, so
 //! it is in bounds by construction. Every other access translates its
-//! virtual address inline: region = address >> 32 below the table's size,
-//! the zero-extended offset not past the entry's limit for that size and
-//! kind (see [`super::layout`]), then host = entry base + offset in r11.
-//! In a region cut into slots (map values) an out-of-line check then
-//! requires `offset % slot + size <= slot`. What the inline checks refuse
+//! virtual address inline. Where the analysis of [`super::guess`] expects
+//! the stack or the context, against that region's entry only: the
+//! address minus the region's first address below the entry's count for
+//! that size and kind (one unsigned compare), then host = entry base +
+//! offset in r11; an address elsewhere goes to the general check out of
+//! line. The general check: region = address >> 32 below the table's
+//! size, the zero-extended offset below its entry's count (see
+//! [`super::layout`]), then host = entry base + offset in r11; in a region
+//! cut into slots (map values) an out-of-line check then requires
+//! `offset % slot + size <= slot`. What the inline checks refuse
 //! goes to the slow path (a Rust function), which checks exactly as the
 //! interpreter does and either returns the host address (a read-only
 //! cmpxchg that fails) or records the fault and leaves through the fault
 //! exit.
 
-use super::emit::{unsupported, Emitter, Stub, BLOCK, FRAME, REGS};
+use super::emit::{unsupported, Check, Emitter, Stub, BLOCK, FRAME, REGS};
 use super::layout::{self, Access};
 use super::x86_64::{Alu, Cond, Label, Mem, Reg, Rm, Shift, Width};
 use crate::consts::{atomic, class, mode, FP, STACK_PER_FRAME};
@@ -40,24 +45,61 @@ impl Emitter<'_> {
             self.a.test_imm(Width::Q, Reg::R11, size as i32 - 1);
             self.a.jcc(Cond::Ne, slow);
         }
-        self.a.mov(Width::Q, Reg::R10, Reg::R11);
-        self.a.shift_imm(Shift::Shr, Width::Q, Reg::R10, 32);
-        self.a.alu_load(Alu::Cmp, Width::Q, Reg::R10, Mem::at(BLOCK, layout::NREGIONS));
-        self.a.jcc(Cond::Ae, slow);
-        self.a.shift_imm(Shift::Shl, Width::Q, Reg::R10, layout::ENTRY_SHIFT);
-        self.a.mov(Width::W, Reg::R11, Reg::R11);
-        let limit = layout::HEADER + layout::limit_offset(size, kind != Access::Load);
-        self.a.alu_load(Alu::Cmp, Width::Q, Reg::R11, Mem::indexed(BLOCK, Reg::R10, limit));
-        self.a.jcc(Cond::G, slow);
-        let slotted = self.a.label();
-        self.a.alu_imm(Alu::Cmp, Width::Q, Rm::M(Mem::indexed(BLOCK, Reg::R10, layout::HEADER + layout::SLOT)), 0);
-        self.a.jcc(Cond::Ne, slotted);
-        self.a.alu_load(Alu::Add, Width::Q, Reg::R11, Mem::indexed(BLOCK, Reg::R10, layout::HEADER));
+        let check = Check { slow, resume, size, write: kind != Access::Load };
+        match self.guesses.get(pc).copied().flatten() {
+            Some(region) => {
+                let general = self.a.label();
+                self.known_region_check(region, &check, general);
+                self.stubs.push(Stub::General { at: general, base, off, check });
+            }
+            None => self.general_check(&check),
+        }
         self.a.bind(resume);
         let packed = layout::pack(pc, kind, size);
         self.stubs.push(Stub::Access { at: slow, resume, base, off, packed });
-        self.stubs.push(Stub::Slotted { slotted, at: slow, resume, size });
         Ok(Mem::at(Reg::R11, 0))
+    }
+
+    /// The check of an address (r11) in a region the analysis expects
+    /// ([`super::guess`]), which has no slots: minus the region's first
+    /// virtual address, below the entry's count; `general` otherwise.
+    fn known_region_check(&mut self, region: u32, check: &Check, general: Label) {
+        let entry = layout::HEADER + (region as i32) * (1 << layout::ENTRY_SHIFT);
+        let count = entry + layout::count_offset(check.size, check.write);
+        self.a.alu_load(Alu::Sub, Width::Q, Reg::R11, Mem::at(BLOCK, entry + layout::VBASE));
+        self.a.alu_load(Alu::Cmp, Width::Q, Reg::R11, Mem::at(BLOCK, count));
+        self.a.jcc(Cond::Ae, general);
+        self.a.alu_load(Alu::Add, Width::Q, Reg::R11, Mem::at(BLOCK, entry));
+    }
+
+    /// The check of an address (r11) in any region: its entry (r10 = the
+    /// entry's offset), the offset below the entry's count, then the slot
+    /// check out of line in a slotted region; the host address in r11, or
+    /// the slow path.
+    fn general_check(&mut self, check: &Check) {
+        let a = &mut self.a;
+        a.mov(Width::Q, Reg::R10, Reg::R11);
+        a.shift_imm(Shift::Shr, Width::Q, Reg::R10, 32);
+        a.alu_load(Alu::Cmp, Width::Q, Reg::R10, Mem::at(BLOCK, layout::NREGIONS));
+        a.jcc(Cond::Ae, check.slow);
+        a.shift_imm(Shift::Shl, Width::Q, Reg::R10, layout::ENTRY_SHIFT);
+        a.mov(Width::W, Reg::R11, Reg::R11);
+        let count = layout::HEADER + layout::count_offset(check.size, check.write);
+        a.alu_load(Alu::Cmp, Width::Q, Reg::R11, Mem::indexed(BLOCK, Reg::R10, count));
+        a.jcc(Cond::Ae, check.slow);
+        let slotted = a.label();
+        a.alu_imm(Alu::Cmp, Width::Q, Rm::M(Mem::indexed(BLOCK, Reg::R10, layout::HEADER + layout::SLOT)), 0);
+        a.jcc(Cond::Ne, slotted);
+        a.alu_load(Alu::Add, Width::Q, Reg::R11, Mem::indexed(BLOCK, Reg::R10, layout::HEADER));
+        self.stubs.push(Stub::Slotted { slotted, at: check.slow, resume: check.resume, size: check.size });
+    }
+
+    /// The out-of-line general check of an access whose region was not the
+    /// one expected: the address again, then as [`Emitter::general_check`].
+    pub(super) fn general_stub(&mut self, base: u8, off: i16, check: &Check) {
+        self.base_address(base, off);
+        self.general_check(check);
+        self.a.jmp(check.resume);
     }
 
     /// The out-of-line half of an access to a slotted region: the slot
@@ -87,6 +129,13 @@ impl Emitter<'_> {
     /// The out-of-line half of [`Emitter::address`]: recomputes the
     /// address, asks the slow path, resumes with the host address in r11.
     pub(super) fn access_stub(&mut self, base: u8, off: i16, packed: u32) {
+        self.base_address(base, off);
+        self.a.mov_imm32(Reg::R10, packed);
+        self.a.call(self.shared.access);
+    }
+
+    /// r11 = BPF register `base` + `off` again (the checks change r11).
+    fn base_address(&mut self, base: u8, off: i16) {
         let b = if base == FP {
             self.a.mov(Width::Q, Reg::R11, FRAME);
             self.a.alu_load(Alu::Add, Width::Q, Reg::R11, Mem::at(BLOCK, layout::STACK_DELTA));
@@ -95,8 +144,6 @@ impl Emitter<'_> {
             REGS[base as usize]
         };
         self.a.lea(Reg::R11, Mem::at(b, off as i32));
-        self.a.mov_imm32(Reg::R10, packed);
-        self.a.call(self.shared.access);
     }
 
     pub(super) fn load(&mut self, pc: usize, i: Insn) -> Result<(), LoadError> {

@@ -4,14 +4,17 @@
 //!
 //! The region table has one 128-byte entry per region id: the host address
 //! of the region's first byte, then for each access size (1, 2, 4, 8) and
-//! kind (load, store) the largest offset such an access may start at, or
-//! -1 when the fast path must not take it (no such access is allowed),
-//! then the region's slot size (0: none). The emitted check is: region
-//! below [`NREGIONS`], the zero-extended offset not above the limit (a
-//! signed 64-bit compare), and, in a slotted region, `offset % slot +
-//! size <= slot`.
+//! kind (load, store) the number of offsets such an access may start at
+//! (0 when the fast path must not take it: no such access is allowed),
+//! then the region's slot size (0: none), its reciprocal, and the region's
+//! first virtual address. The emitted check is: region below
+//! [`NREGIONS`], the zero-extended offset below the count (unsigned), and,
+//! in a slotted region, `offset % slot + size <= slot`; or, for a region
+//! known at compile time, the address minus the region's first virtual
+//! address below the count (one unsigned compare: an address in another
+//! region is far outside).
 
-use crate::mem::RegionInfo;
+use crate::mem::{vaddr, RegionInfo};
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -43,6 +46,8 @@ pub const SLOT: i32 = 72;
 /// ([`reciprocal`]), with which the code computes `offset % slot` by two
 /// multiplications instead of a division.
 pub const SLOT_RECIPROCAL: i32 = 80;
+/// Byte offset, within an entry, of the region's first virtual address.
+pub const VBASE: i32 = 88;
 
 /// `2^64 / d` rounded up (0 for 0 and 1): for 32-bit `n` and `d`, `n % d`
 /// is the high half of `(reciprocal(d) * n mod 2^64) * d` (Lemire, Kaser
@@ -79,8 +84,9 @@ pub const STATUS_TAIL_DONE: u64 = 4;
 /// Execution ran past the last instruction (at [`FAULT_PC`]).
 pub const STATUS_RAN_OFF: u64 = 5;
 
-/// Byte offset, within an entry, of the limit for `size` bytes and `write`.
-pub fn limit_offset(size: usize, write: bool) -> i32 {
+/// Byte offset, within an entry, of the count of offsets where `size`
+/// bytes may be accessed (a store if `write`).
+pub fn count_offset(size: usize, write: bool) -> i32 {
     let size_index = size.trailing_zeros() as i32;
     8 + (size_index * 2 + write as i32) * 8
 }
@@ -142,8 +148,7 @@ impl Block {
         let mut words = vec![0u64; words_for(regions)];
         words[NREGIONS as usize / 8] = regions as u64;
         for r in 0..regions {
-            let e = header + r * ENTRY_WORDS;
-            words[e + 1..e + 9].fill(u64::MAX);
+            words[header + r * ENTRY_WORDS + VBASE as usize / 8] = vaddr(r as u32, 0);
         }
         Block { words }
     }
@@ -165,8 +170,8 @@ impl Block {
         for size in [1usize, 2, 4, 8] {
             for write in [false, true] {
                 let ok = (!write || info.writable) && info.len as usize >= size;
-                let limit = if ok { info.len as i64 - size as i64 } else { -1 };
-                self.words[e + limit_offset(size, write) as usize / 8] = limit as u64;
+                let count = if ok { info.len as u64 - size as u64 + 1 } else { 0 };
+                self.words[e + count_offset(size, write) as usize / 8] = count;
             }
         }
         self.words[e + SLOT as usize / 8] = info.slot as u64;
@@ -182,7 +187,16 @@ impl Block {
         let e = HEADER as usize / 8 + id * ENTRY_WORDS;
         let slot = self.words[e + SLOT as usize / 8];
         let in_slot = slot == 0 || remainder(offset, slot as u32) as u64 + size as u64 <= slot;
-        offset as i64 <= self.words[e + limit_offset(size, write) as usize / 8] as i64 && in_slot
+        (offset as u64) < self.words[e + count_offset(size, write) as usize / 8] && in_slot
+    }
+
+    /// Whether the check for a region known at compile time lets `size`
+    /// bytes at virtual address `addr` through, for region `id`'s entry.
+    #[cfg(test)]
+    pub fn known_allows(&self, id: usize, addr: u64, size: usize, write: bool) -> bool {
+        let e = HEADER as usize / 8 + id * ENTRY_WORDS;
+        let offset = addr.wrapping_sub(self.words[e + VBASE as usize / 8]);
+        offset < self.words[e + count_offset(size, write) as usize / 8]
     }
 }
 
@@ -221,6 +235,19 @@ mod tests {
             prop_assert_eq!(fast, full);
             prop_assert!(!b.fast_allows(0, offset, size, write));
             prop_assert!(!b.fast_allows(3, offset, size, write));
+        }
+
+        /// The check for a known region admits exactly the accesses to that
+        /// region the full check allows, and nothing of any other region.
+        #[test]
+        fn known_region_check_agrees_with_region_info(len in 0u32..64, writable: bool,
+                region in 0u32..5, offset: u32, size_log in 0u32..4, write: bool) {
+            let info = RegionInfo { len, slot: 0, writable };
+            let mut b = Block::new(3);
+            b.set_region(2, 0x1000, info);
+            let size = 1usize << size_log;
+            let known = b.known_allows(2, vaddr(region, offset), size, write);
+            prop_assert_eq!(known, region == 2 && info.allows(offset, size as u32, write));
         }
     }
 }

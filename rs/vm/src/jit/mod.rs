@@ -51,6 +51,8 @@ mod emit_mem;
 #[cfg(target_arch = "x86_64")]
 mod exec;
 #[cfg(target_arch = "x86_64")]
+mod guess;
+#[cfg(target_arch = "x86_64")]
 mod layout;
 #[cfg(target_arch = "x86_64")]
 mod run;
@@ -58,17 +60,17 @@ mod run;
 pub mod x86_64;
 
 /// The JIT's region table of one [`Env`], kept between its runs: rebuilt
-/// only when a region it describes changed (its host address, length,
-/// slot or writability: the stack, the context, each map's values), since
-/// building it is most of a short run's fixed cost.
+/// only when a region it describes may have changed (the stack's or the
+/// context's address, length or writability, or the map table's epoch),
+/// since building it is most of a short run's fixed cost.
 #[derive(Default)]
 pub struct RegionCache {
     /// The table's words (header and entries), as the code reads them.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     words: Vec<u64>,
-    /// The regions the table was built from (empty: nothing yet).
+    /// What the table was built from (`None`: nothing yet).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    built_for: Vec<[u64; 4]>,
+    built_for: Option<[u64; 6]>,
 }
 
 /// A program compiled to machine code in executable memory.

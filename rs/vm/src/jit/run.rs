@@ -84,11 +84,11 @@ fn region_table(env: &mut Env) -> Block {
     let stack = env.stack.as_mut_ptr() as u64;
     let built_for = described(env, stack);
     let cached = core::mem::take(&mut env.jit_cache.words);
-    let mut block = if env.jit_cache.built_for == built_for && !cached.is_empty() {
+    let mut block = if env.jit_cache.built_for.is_some_and(|b| same(&b, &built_for)) && !cached.is_empty() {
         Block { words: cached }
     } else {
         let block = region_entries(env, stack);
-        env.jit_cache.built_for = built_for;
+        env.jit_cache.built_for = Some(built_for);
         block
     };
     // The code writes header words during a run (the frame at a bpf_loop
@@ -100,25 +100,20 @@ fn region_table(env: &mut Env) -> Block {
     block
 }
 
-/// Every region as the table describes it (host address, length, slot,
-/// writable), in table order: a cached table is used only when this is
-/// what it was built from, so it can never point at memory that moved or
-/// was freed.
-fn described(env: &mut Env, stack: u64) -> Vec<[u64; 4]> {
-    let mut out = Vec::with_capacity(2 + env.maps.len());
-    out.push([stack, env.stack.len() as u64, 0, 1]);
-    out.push([env.ctx.as_ptr() as u64, env.ctx.len() as u64, 0, env.ctx_writable as u64]);
-    for id in 0..env.maps.len() as u32 {
-        let info = memory::region_info(env, REGION_MAPS + id);
-        let entry = match (info, env.maps.get_mut(id)) {
-            (Some(i), Some(map)) => {
-                [map.values_mut().as_mut_ptr() as u64, i.len as u64, i.slot as u64, i.writable as u64]
-            }
-            _ => [0; 4],
-        };
-        out.push(entry);
-    }
-    out
+/// What a region table is built from: the stack and the context (host
+/// address, length, writability) and the map table's epoch, which changes
+/// whenever a map is added or removed (an arena never moves while its map
+/// lives). A cached table is used only when this is unchanged, so it can
+/// never point at memory that moved or was freed.
+fn described(env: &Env, stack: u64) -> [u64; 6] {
+    let ctx = [env.ctx.as_ptr() as u64, env.ctx.len() as u64, env.ctx_writable as u64];
+    [stack, env.stack.len() as u64, ctx[0], ctx[1], ctx[2], env.maps.epoch() as u64]
+}
+
+/// Whether two descriptions are equal, compared word by word without a
+/// branch or a call (an array `==` calls memcmp: a third of an empty run).
+fn same(a: &[u64; 6], b: &[u64; 6]) -> bool {
+    a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// A block whose entries describe the env's regions.

@@ -29,6 +29,7 @@ use crate::retcode::Errno;
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// What MAP_CREATE (or a BTF-defined map) asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -248,10 +249,25 @@ fn check_prog_array(def: &MapDef) -> Result<(), Errno> {
     Ok(())
 }
 
+/// The last epoch handed out, by any table: epochs are unique in the
+/// process, so two tables never share one.
+static LAST_EPOCH: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh epoch.
+fn next_epoch() -> usize {
+    LAST_EPOCH.fetch_add(1, Ordering::Relaxed) + 1
+}
+
 /// The runtime's maps, by id (ids are never reused while the table lives).
-#[derive(Default)]
 pub struct MapTable {
     maps: Vec<Option<Box<dyn Map>>>,
+    epoch: usize,
+}
+
+impl Default for MapTable {
+    fn default() -> Self {
+        MapTable { maps: Vec::new(), epoch: next_epoch() }
+    }
 }
 
 impl MapTable {
@@ -262,11 +278,22 @@ impl MapTable {
     /// Adds a map; its id.
     pub fn insert(&mut self, map: Box<dyn Map>) -> u32 {
         self.maps.push(Some(map));
+        self.epoch = next_epoch();
         (self.maps.len() - 1) as u32
     }
     /// Removes map `id`.
     pub fn remove(&mut self, id: u32) -> Option<Box<dyn Map>> {
-        self.maps.get_mut(id as usize).and_then(Option::take)
+        let removed = self.maps.get_mut(id as usize).and_then(Option::take);
+        if removed.is_some() {
+            self.epoch = next_epoch();
+        }
+        removed
+    }
+    /// Which set of maps this table holds: a number unique in the process,
+    /// changed by every insert and removal. Since a map's arena never moves
+    /// ([`Map::values`]), the arenas of two equal epochs are the same memory.
+    pub fn epoch(&self) -> usize {
+        self.epoch
     }
     /// Map `id`.
     pub fn get(&self, id: u32) -> Option<&dyn Map> {

@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-mod cfg;
+pub(crate) mod cfg;
 mod dataflow;
 pub mod interp;
 pub mod memory;

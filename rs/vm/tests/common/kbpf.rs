@@ -18,6 +18,14 @@ const PROG_LOAD: libc::c_long = 5;
 const PROG_TEST_RUN: libc::c_long = 10;
 const MAP_FREEZE: libc::c_long = 22;
 const BTF_LOAD: libc::c_long = 18;
+const OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const ENABLE_STATS: libc::c_long = 32;
+/// `enum bpf_stats_type`: run time and run count of every program.
+const STATS_RUN_TIME: u32 = 0;
+/// `struct bpf_prog_info`: its size and where run_time_ns and run_cnt sit.
+const PROG_INFO_LEN: usize = 232;
+const INFO_RUN_TIME_NS: usize = 192;
+const INFO_RUN_CNT: usize = 200;
 const PROG_TYPE_SYSCALL: u32 = 31;
 const F_SLEEPABLE: u32 = 1 << 4;
 
@@ -318,6 +326,16 @@ impl KProg {
         Ok((a.get_u32(4), a.get_u32(36)))
     }
 
+    /// The kernel's run statistics of the program: the total ns it ran
+    /// and how many runs (counted only while [`enable_stats`]' fd is open).
+    pub fn stats(&self) -> io::Result<(u64, u64)> {
+        let mut info = [0u8; PROG_INFO_LEN];
+        let mut a = Attr::new().u32(0, self.fd.0 as u32).u32(4, PROG_INFO_LEN as u32).u64(8, ptr(info.as_mut_ptr()));
+        a.call(OBJ_GET_INFO_BY_FD)?;
+        let word = |at: usize| u64::from_le_bytes(info[at..at + 8].try_into().unwrap());
+        Ok((word(INFO_RUN_TIME_NS), word(INFO_RUN_CNT)))
+    }
+
     /// Runs the program on `ctx` (which the kernel writes back); r0 as the
     /// kernel reports it (32 bits).
     pub fn run(&self, ctx: &mut [u8]) -> io::Result<u32> {
@@ -325,6 +343,13 @@ impl KProg {
         a.call(PROG_TEST_RUN)?;
         Ok(a.get_u32(4))
     }
+}
+
+/// BPF_ENABLE_STATS: the kernel times every program run (run_time_ns,
+/// run_cnt) while the returned descriptor is open.
+pub fn enable_stats() -> io::Result<Fd> {
+    let fd = Attr::new().u32(0, STATS_RUN_TIME).call(ENABLE_STATS)?;
+    Ok(Fd(fd as i32))
 }
 
 /// Whether the kernel side can run here: `Err` says why not (not root,
